@@ -1,0 +1,177 @@
+/*
+ * objmem.h - the one public header of objmem, a memory manager for object
+ * runtimes: CPython's memory stack rebuilt as a C library.
+ *
+ * Sections: 1 version, 2 the allocator domains and the malloc family,
+ * 3 collection, 4 stats and checks, 5 debugging.  See README.md for a tour
+ * and docs/design.md for the layers and their invariants.
+ *
+ * Contracts common to every function returning memory: NULL with errno set
+ * (ENOMEM, EINVAL) on failure; errno is left untouched on success.  Action
+ * functions return 0 or a negative errno-style code.
+ */
+#ifndef OBJMEM_H
+#define OBJMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define OM_API __declspec(dllexport)
+#else
+#define OM_API __attribute__((visibility("default")))
+#endif
+
+/* ---- 1. Version ---- */
+
+#define OM_VERSION_MAJOR 0
+#define OM_VERSION_MINOR 1
+#define OM_VERSION_PATCH 0
+#define OM_VERSION_STRING "0.1.0"
+
+OM_API const char *om_version(void);
+
+/* ---- 2. Allocator domains and the malloc family ----
+ *
+ * Three domains, as CPython's PyMem_SetAllocator: RAW (thread-safe, the
+ * system allocator by default), MEM and OBJ (the small-object allocator by
+ * default: blocks of up to 512 bytes come from objmem's pools, other sizes
+ * and 0-byte requests go to the RAW domain).  Each domain's allocator table
+ * can be read and replaced so that hooks can wrap it.  Replace a table only
+ * while no other thread uses that domain, and free each block with the
+ * domain it came from.
+ */
+enum om_domain { OM_DOMAIN_RAW, OM_DOMAIN_MEM, OM_DOMAIN_OBJ };
+
+struct om_allocator {
+    void *ctx;                                     /* first argument */
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr);
+};
+
+OM_API void om_get_allocator(enum om_domain d, struct om_allocator *out);
+OM_API void om_set_allocator(enum om_domain d, const struct om_allocator *a);
+
+/* RAW domain. */
+OM_API void *om_raw_malloc(size_t size);
+OM_API void *om_raw_calloc(size_t nelem, size_t elsize);
+OM_API void *om_raw_realloc(void *p, size_t size);
+OM_API void om_raw_free(void *p);
+
+/* MEM domain. */
+OM_API void *om_malloc(size_t size);
+OM_API void *om_calloc(size_t nelem, size_t elsize);
+OM_API void *om_realloc(void *p, size_t size);
+OM_API void om_free(void *p);
+
+/* OBJ domain. */
+OM_API void *om_obj_malloc(size_t size);
+OM_API void *om_obj_calloc(size_t nelem, size_t elsize);
+OM_API void *om_obj_realloc(void *p, size_t size);
+OM_API void om_obj_free(void *p);
+
+/*
+ * Bytes usable at p, a block of the MEM or OBJ domain (or of the RAW
+ * domain while it is the system allocator); 0 for NULL.
+ */
+OM_API size_t om_usable_size(const void *p);
+
+/*
+ * A MEM-domain block of size bytes aligned to alignment (a power of two);
+ * free it with om_free.  Alignments up to the small threshold are served
+ * from the pools; larger ones, or large sizes, by the system allocator
+ * while the RAW domain is the default (ENOTSUP otherwise).
+ */
+OM_API void *om_aligned_alloc(size_t alignment, size_t size);
+
+/*
+ * Install CPython's debug hooks on all three domains (as
+ * PYTHONMALLOC=debug): guard bytes, fill patterns, the domain id in each
+ * block, checks on free and realloc.  Also done at start-up when the
+ * environment has OBJMEM_ALLOCATOR=debug.  Call it before any block is
+ * allocated through the domains, or free only blocks allocated after it.
+ * Returns 0, or -EALREADY when the hooks are already installed.
+ */
+OM_API int om_setup_debug_hooks(void);
+
+/* ---- 3. Giving memory back ----
+ *
+ * objmem returns free pages to the OS by itself.  om_collect gives back
+ * what is free now: blocks freed by other threads are put back, free pages
+ * are purged, empty arenas are unmapped.  force=false purges only what is
+ * above the reuse reserve; force=true purges everything free.  It acts on
+ * the calling thread's heap and on the heaps of threads that have exited,
+ * and asks every other live thread to do the same at its next slow path.
+ */
+OM_API void om_collect(bool force);
+
+/* ---- 4. Stats and checks ---- */
+
+struct om_stats {
+    size_t bytes_mapped;        /* mapped from the OS by objmem, now */
+    size_t bytes_resident;      /* mapped and not given back (upper bound) */
+    size_t bytes_in_use;        /* block bytes handed out from the pools */
+    size_t blocks_in_use;       /* blocks handed out from the pools */
+    size_t raw_blocks;          /* MEM/OBJ requests served by RAW, live */
+    size_t pools_in_use;        /* pools holding a size class */
+    size_t pools_free_dirty;    /* empty pools kept resident for reuse */
+    size_t pools_free_clean;    /* empty pools given back or never used */
+    size_t arenas_current;      /* arenas mapped now */
+    size_t arenas_highwater;    /* most arenas mapped at once */
+    size_t arenas_total;        /* arenas ever mapped */
+    size_t heaps_active;        /* heaps owned by a live thread */
+    size_t heaps_abandoned;     /* heaps of exited threads, not adopted */
+    uint64_t bytes_purged_total; /* bytes given back with madvise, ever */
+    uint64_t bytes_unmapped_total; /* arena bytes unmapped, ever */
+};
+
+/*
+ * Fill *out.  Figures are exact while other threads are not allocating.
+ * Returns 0, or -EINVAL when out is NULL.
+ */
+OM_API int om_stats_get(struct om_stats *out);
+
+/*
+ * Write the report of CPython's sys._debugmallocstats() to out: the
+ * per-class table, the arena figures, totals that balance to the byte,
+ * plus what was given back to the OS.
+ */
+OM_API void om_debug_malloc_stats(FILE *out);
+
+/*
+ * Walk every arena, pool and free list and verify every invariant listed
+ * in docs/design.md.  Returns 0 when sound, or -EFAULT after printing the
+ * first broken invariant to stderr.  Call it while other threads are not
+ * allocating.
+ */
+OM_API int om_check(void);
+
+/* ---- 5. Debugging ---- */
+
+/*
+ * Called by the fatal path, after the report is printed and before abort:
+ * check names the failed check, addr the address it concerns.
+ */
+typedef void (*om_error_fn)(const char *check, const void *addr, void *arg);
+OM_API void om_set_error_handler(om_error_fn fn, void *arg);
+
+/*
+ * Fault injection for tests: make the nth OS mapping from now fail
+ * (nth >= 1), or every mapping (every = true); om_debug_fail_maps(0, false)
+ * turns it off.  Returns 0, or -EINVAL for a negative nth.
+ */
+OM_API int om_debug_fail_maps(long nth, bool every);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OBJMEM_H */

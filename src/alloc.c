@@ -1,0 +1,268 @@
+/*
+ * alloc.c - L2: the small-object allocator's entry points: the malloc
+ * family of the MEM and OBJ domains and their fast paths.
+ *
+ * malloc fast path: TLS heap -> first pool of the class -> pop its free
+ * list.  free fast path: radix map -> pool descriptor -> owner check ->
+ * push.  Anything else (an empty list, a FULL pool, another thread's pool,
+ * an emptied pool) leaves for heap.c.  Requests of 0 bytes or above
+ * SMALL_THRESHOLD go to the RAW domain, as CPython's; pointers that are not
+ * objmem's go back to the RAW domain on free and realloc.
+ *
+ * When a domain's table is still the default one, its entry point calls
+ * the fast path directly instead of through the table: the table is read
+ * (one load and compare) but the indirect call is saved.
+ *
+ * Invariants:
+ *   1. A block handed out lies in a USED or FULL pool of the size class of
+ *      its request, at a block boundary, and is 16-byte aligned.
+ *   2. errno is untouched unless NULL is returned.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "heap.h"
+
+static _Atomic long raw_blocks;         /* live requests served by RAW */
+
+/* ---- Large requests: the RAW domain ---- */
+
+static OM_NOINLINE void *large_alloc(size_t size)
+{
+    void *p;
+
+    if (unlikely(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    p = om_raw_malloc(size);
+    if (p)
+        atomic_fetch_add_explicit(&raw_blocks, 1, memory_order_relaxed);
+    return p;
+}
+
+static OM_NOINLINE void large_free(void *p)
+{
+    if (!p)
+        return;
+    atomic_fetch_sub_explicit(&raw_blocks, 1, memory_order_relaxed);
+    om_raw_free(p);
+}
+
+long omi_alloc_raw_blocks(void)
+{
+    return atomic_load(&raw_blocks);
+}
+
+/* ---- Fast paths ---- */
+
+OM_INLINE void *small_alloc(size_t size)
+{
+    struct heap *h;
+    struct pool *pool;
+    void **b;
+    unsigned sc;
+
+    if (unlikely(size - 1 >= SMALL_THRESHOLD))
+        return large_alloc(size);
+    sc = omi_pool_class(size);
+    h = omi_heap_tls;
+    pool = h->heads[sc].next;
+    b = pool->free;
+    if (unlikely(!b))
+        return omi_heap_malloc_slow(h, sc);
+    pool->free = *b;
+    pool->used++;
+    return b;
+}
+
+OM_INLINE void small_free(void *p)
+{
+    struct arena *a = omi_arena_of(p);
+    struct heap *h = omi_heap_tls;
+    struct pool *pool;
+
+    if (unlikely(!a)) {
+        large_free(p);
+        return;
+    }
+    pool = omi_arena_pool_of(a, p);
+    if (unlikely(atomic_load_explicit(&pool->owner, memory_order_relaxed) !=
+                 (uintptr_t)h) ||
+        unlikely(p == pool->free)) {
+        omi_heap_free_slow(h, pool, p);
+        return;
+    }
+    OM_ASSERT(omi_pool_is_block(pool, p));
+    *(void **)p = pool->free;
+    pool->free = p;
+    if (unlikely(--pool->used == 0))
+        omi_heap_pool_emptied(h, pool);
+}
+
+/* Block bytes at p when p is one of our blocks, else 0. */
+static size_t small_size(const void *p)
+{
+    struct arena *a = omi_arena_of(p);
+
+    return a ? omi_arena_pool_of(a, p)->block_size : 0;
+}
+
+static void *small_calloc(size_t nelem, size_t elsize)
+{
+    size_t size;
+    void *p;
+
+    if (unlikely(__builtin_mul_overflow(nelem, elsize, &size))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size - 1 >= SMALL_THRESHOLD) {
+        p = om_raw_calloc(nelem, elsize);
+        if (p)
+            atomic_fetch_add_explicit(&raw_blocks, 1, memory_order_relaxed);
+        return p;
+    }
+    p = small_alloc(size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+/*
+ * CPython's rules: a block shrinking by less than a quarter stays; a
+ * foreign block stays with RAW; otherwise allocate, copy, free.
+ */
+static void *small_realloc(void *p, size_t size)
+{
+    size_t old;
+    void *q;
+
+    if (!p)
+        return small_alloc(size);
+    old = small_size(p);
+    if (old == 0)
+        return om_raw_realloc(p, size);
+    if (size <= old && 4 * size > 3 * old)
+        return p;
+    q = small_alloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, size < old ? size : old);
+    small_free(p);
+    return q;
+}
+
+/* ---- The default MEM/OBJ table ---- */
+
+void *omi_small_malloc(void *ctx, size_t size)
+{
+    return small_alloc(size);
+}
+
+void *omi_small_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return small_calloc(nelem, elsize);
+}
+
+void *omi_small_realloc(void *ctx, void *p, size_t size)
+{
+    return small_realloc(p, size);
+}
+
+void omi_small_free(void *ctx, void *p)
+{
+    small_free(p);
+}
+
+
+/* ---- Entry points of the MEM and OBJ domains ---- */
+
+#define DOMAIN_ENTRY_POINTS(d, prefix)                                      \
+    void *prefix##malloc(size_t size)                                       \
+    {                                                                       \
+        if (likely(omi_domains[d].malloc == omi_small_malloc))                  \
+            return small_alloc(size);                                       \
+        return omi_domains[d].malloc(omi_domains[d].ctx, size);             \
+    }                                                                       \
+    void *prefix##calloc(size_t nelem, size_t elsize)                       \
+    {                                                                       \
+        return omi_domains[d].calloc(omi_domains[d].ctx, nelem, elsize);    \
+    }                                                                       \
+    void *prefix##realloc(void *p, size_t size)                             \
+    {                                                                       \
+        return omi_domains[d].realloc(omi_domains[d].ctx, p, size);         \
+    }                                                                       \
+    void prefix##free(void *p)                                              \
+    {                                                                       \
+        if (likely(omi_domains[d].free == omi_small_free))                      \
+            small_free(p);                                                  \
+        else                                                                \
+            omi_domains[d].free(omi_domains[d].ctx, p);                     \
+    }
+
+DOMAIN_ENTRY_POINTS(OM_DOMAIN_MEM, om_)
+DOMAIN_ENTRY_POINTS(OM_DOMAIN_OBJ, om_obj_)
+
+/* ---- Sizes and alignment ---- */
+
+size_t om_usable_size(const void *p)
+{
+    size_t size;
+
+    if (!p)
+        return 0;
+    if (omi_debug_hooks_on(OM_DOMAIN_MEM) || omi_debug_hooks_on(OM_DOMAIN_OBJ))
+        return omi_debug_block_size(p);
+    size = small_size(p);
+    if (size)
+        return size;
+    return omi_domain_raw_is_system() ? malloc_usable_size((void *)(uintptr_t)p) : 0;
+}
+
+/* Over-aligned large blocks come from the system allocator directly. */
+static void *large_aligned(size_t alignment, size_t size)
+{
+    void *p = NULL;
+    int rc;
+
+    if (!omi_domain_raw_is_system()) {
+        errno = ENOTSUP;
+        return NULL;
+    }
+    if (alignment < sizeof(void *))
+        alignment = sizeof(void *);
+    rc = posix_memalign(&p, alignment, size ? size : 1);
+    if (rc != 0) {
+        errno = rc;
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&raw_blocks, 1, memory_order_relaxed);
+    return p;
+}
+
+void *om_aligned_alloc(size_t alignment, size_t size)
+{
+    size_t rounded;
+
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= ALIGNMENT)
+        return om_malloc(size);
+    if (omi_domains[OM_DOMAIN_MEM].malloc != omi_small_malloc) {
+        errno = ENOTSUP;
+        return NULL;
+    }
+    /* A class whose size is a multiple of the alignment has every block
+     * aligned: pools are page-aligned and hold no header. */
+    rounded = ((size ? size : 1) + alignment - 1) & ~(alignment - 1);
+    if (alignment <= SMALL_THRESHOLD && rounded <= SMALL_THRESHOLD &&
+        rounded >= size)
+        return small_alloc(rounded);
+    return large_aligned(alignment, size);
+}

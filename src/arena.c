@@ -1,0 +1,282 @@
+/*
+ * arena.c - L2: arenas, the 1 MiB units objmem maps from the OS, and the
+ * radix map that recognises objmem's addresses.
+ *
+ * An arena belongs to one heap (heap.c), so handing out and taking back its
+ * pools takes no lock.  Only the global list of all arenas (for stats and
+ * om_check) and the totals are shared; they sit under one mutex, which is
+ * never held across a system call: arenas are mapped before the lock is
+ * taken and unmapped after it is dropped.
+ *
+ * The radix map answers "is p ours?" for free() and realloc() without
+ * reading memory that may not be mapped (CPython's address_in_range): a
+ * static root of 2^14 leaf pointers, each leaf 2^14 bytes, one per arena
+ * slot of 1 MiB; a leaf covers 16 GiB and is mapped on first use and kept.
+ * Layout of an arena and of its free-pool bitmaps: arena.h.
+ *
+ * Invariants (checked by omi_arena_check, numbered as in arena.h):
+ *   1. Every arena is ARENA_SIZE-aligned, marked in the radix map, and on
+ *      the global list; the map marks no other address.
+ *   2. Header pools are never handed out.
+ *   3. dirty bit <=> DIRTY, clean bit <=> CLEAN.
+ *   4. nfree == |dirty| + |clean|, ndirty == |dirty|.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "arena.h"
+#include "os.h"
+
+_Atomic(_Atomic uint8_t *) omi_arena_map[MAP_ROOT_SIZE];
+
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arena *all_arenas;         /* global list, under arena_lock */
+static struct omi_arena_totals totals;   /* under arena_lock */
+static _Atomic size_t map_leaves;
+static atomic_uint_least64_t purged_bytes;
+
+_Static_assert(META_POOLS < POOLS_PER_ARENA / 8,
+               "the header takes a small part of the arena");
+
+/* ---- The radix map ---- */
+
+/* The leaf for address a, mapped on demand; NULL if the OS refuses. */
+static _Atomic uint8_t *map_leaf(uintptr_t a)
+{
+    size_t i = a >> (ARENA_BITS + MAP_LEAF_BITS);
+    _Atomic uint8_t *leaf = atomic_load(&omi_arena_map[i]);
+    _Atomic uint8_t *expected = NULL;
+
+    if (leaf)
+        return leaf;
+    leaf = omi_os_map(MAP_LEAF_SIZE, 0);
+    if (!leaf)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&omi_arena_map[i], &expected, leaf)) {
+        omi_os_unmap((void *)(uintptr_t)leaf, MAP_LEAF_SIZE);
+        return expected;
+    }
+    atomic_fetch_add(&map_leaves, 1);
+    return leaf;
+}
+
+static void map_mark(uintptr_t a, uint8_t value, _Atomic uint8_t *leaf)
+{
+    atomic_store(&leaf[(a >> ARENA_BITS) & (MAP_LEAF_SIZE - 1)], value);
+}
+
+/* ---- Arena lifetime ---- */
+
+static void list_insert(struct arena *a)
+{
+    omi_arena_lock();
+    a->all_next = all_arenas;
+    a->all_prev = NULL;
+    if (all_arenas)
+        all_arenas->all_prev = a;
+    all_arenas = a;
+    totals.current++;
+    totals.total++;
+    if (totals.current > totals.highwater)
+        totals.highwater = totals.current;
+    omi_arena_unlock();
+}
+
+static void list_remove(struct arena *a)
+{
+    omi_arena_lock();
+    if (a->all_prev)
+        a->all_prev->all_next = a->all_next;
+    else
+        all_arenas = a->all_next;
+    if (a->all_next)
+        a->all_next->all_prev = a->all_prev;
+    totals.current--;
+    totals.unmapped_bytes += ARENA_SIZE;
+    omi_arena_unlock();
+}
+
+struct arena *omi_arena_new(struct heap *h)
+{
+    struct arena *a = omi_os_map(ARENA_SIZE, ARENA_SIZE);
+    _Atomic uint8_t *leaf;
+
+    if (!a)
+        return NULL;
+    leaf = map_leaf((uintptr_t)a);
+    if (!leaf) {
+        omi_os_unmap(a, ARENA_SIZE);
+        return NULL;
+    }
+    /* The mapping is zeroed: every pool is CLEAN with owner 0. */
+    a->heap = h;
+    a->nfree = USABLE_POOLS;
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+        a->clean[i / 64] |= (uint64_t)1 << (i % 64);
+        a->pools[i].index = (uint16_t)i;
+    }
+    map_mark((uintptr_t)a, 1, leaf);
+    list_insert(a);
+    return a;
+}
+
+void omi_arena_release(struct arena *a)
+{
+    OM_ASSERT(a->nfree == USABLE_POOLS);
+    list_remove(a);
+    map_mark((uintptr_t)a, 0, atomic_load(&omi_arena_map[(uintptr_t)a >>
+                                         (ARENA_BITS + MAP_LEAF_BITS)]));
+    omi_os_unmap(a, ARENA_SIZE);
+}
+
+/* ---- Free pools ---- */
+
+/* Index of the lowest set bit of a 256-bit map, or -1. */
+static int lowest_bit(const uint64_t *map)
+{
+    for (int w = 0; w < (int)(POOLS_PER_ARENA / 64); w++)
+        if (map[w])
+            return w * 64 + __builtin_ctzll(map[w]);
+    return -1;
+}
+
+static void bit_clear(uint64_t *map, size_t i)
+{
+    map[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+static bool bit_test(const uint64_t *map, size_t i)
+{
+    return (map[i / 64] >> (i % 64)) & 1;
+}
+
+struct pool *omi_arena_take_pool(struct arena *a)
+{
+    int i = a->ndirty ? lowest_bit(a->dirty) : lowest_bit(a->clean);
+
+    OM_ASSERT(a->nfree > 0 && i >= (int)META_POOLS);
+    if (a->ndirty) {
+        bit_clear(a->dirty, (size_t)i);
+        a->ndirty--;
+    } else {
+        bit_clear(a->clean, (size_t)i);
+    }
+    a->nfree--;
+    return &a->pools[i];
+}
+
+void omi_arena_put_pool(struct arena *a, struct pool *pool)
+{
+    size_t i = pool->index;
+
+    OM_ASSERT(i >= META_POOLS && !bit_test(a->dirty, i));
+    a->dirty[i / 64] |= (uint64_t)1 << (i % 64);
+    a->ndirty++;
+    a->nfree++;
+    pool->state = POOL_DIRTY;
+}
+
+size_t omi_arena_purge(struct arena *a)
+{
+    size_t purged = 0, i = META_POOLS;
+
+    while (a->ndirty > 0 && i < POOLS_PER_ARENA) {
+        size_t start;
+
+        if (!bit_test(a->dirty, i)) {
+            i++;
+            continue;
+        }
+        for (start = i; i < POOLS_PER_ARENA && bit_test(a->dirty, i); i++) {
+            bit_clear(a->dirty, i);
+            a->clean[i / 64] |= (uint64_t)1 << (i % 64);
+            a->pools[i].state = POOL_CLEAN;
+            a->ndirty--;
+        }
+        omi_os_purge(omi_pool_page(&a->pools[start]), (i - start) * POOL_SIZE);
+        purged += i - start;
+    }
+    atomic_fetch_add_explicit(&purged_bytes, purged * POOL_SIZE,
+                              memory_order_relaxed);
+    return purged;
+}
+
+/* ---- The global list ---- */
+
+void omi_arena_lock(void)
+{
+    pthread_mutex_lock(&arena_lock);
+}
+
+void omi_arena_unlock(void)
+{
+    pthread_mutex_unlock(&arena_lock);
+}
+
+struct arena *omi_arena_first(void)
+{
+    return all_arenas;
+}
+
+void omi_arena_totals(struct omi_arena_totals *out)
+{
+    *out = totals;
+    out->map_leaves = atomic_load(&map_leaves);
+    out->purged_bytes = atomic_load(&purged_bytes);
+}
+
+void omi_arena_fork_prepare(void)
+{
+    pthread_mutex_lock(&arena_lock);
+}
+
+void omi_arena_fork_parent(void)
+{
+    pthread_mutex_unlock(&arena_lock);
+}
+
+void omi_arena_fork_child(void)
+{
+    pthread_mutex_init(&arena_lock, NULL);
+}
+
+/* ---- Checks ---- */
+
+static int check_bits(const struct arena *a)
+{
+    size_t nd = 0, nc = 0;
+
+    for (size_t i = 0; i < POOLS_PER_ARENA; i++) {
+        const struct pool *pool = &a->pools[i];
+        bool d = bit_test(a->dirty, i), c = bit_test(a->clean, i);
+
+        if (i < META_POOLS && (d || c || pool->owner || pool->state))
+            return omi_check_fail("arena.2", pool, "header pool %zu in use",
+                                  i);
+        if (d != (pool->state == POOL_DIRTY) ||
+            (i >= META_POOLS && c != (pool->state == POOL_CLEAN)))
+            return omi_check_fail("arena.3", pool,
+                                  "pool %zu state %u, dirty %d clean %d", i,
+                                  pool->state, d, c);
+        nd += d;
+        nc += c;
+    }
+    if (a->nfree != nd + nc || a->ndirty != nd)
+        return omi_check_fail("arena.4", a, "nfree %u ndirty %u, bits %zu+%zu",
+                              a->nfree, a->ndirty, nd, nc);
+    return 0;
+}
+
+int omi_arena_check(const struct arena *a)
+{
+    const struct arena *b;
+
+    if (((uintptr_t)a & ARENA_MASK) != 0 || omi_arena_of(a) != a)
+        return omi_check_fail("arena.1", a, "not aligned or not in the map");
+    for (b = all_arenas; b && b != a; b = b->all_next)
+        ;
+    if (b != a)
+        return omi_check_fail("arena.1", a, "not on the global list");
+    return check_bits(a);
+}

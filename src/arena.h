@@ -1,0 +1,120 @@
+/*
+ * arena.h - L2: arenas, 1 MiB aligned chunks of 256 pools, and the radix
+ * map that says which addresses are objmem's.
+ */
+#ifndef OM_ARENA_H
+#define OM_ARENA_H
+
+#include "pool.h"
+
+struct heap;
+
+/*
+ * An arena's header sits in its first pools (META_POOLS of them); the
+ * descriptors of all 256 pools follow, those of the header pools unused.
+ *
+ *   arena (1 MiB, aligned to 1 MiB)
+ *   +--------------------------+-------+-------+-----+---------+
+ *   | struct arena + pools[256]| pool  | pool  | ... | pool 255|
+ *   | (META_POOLS pages)       |  M    |  M+1  |     |         |
+ *   +--------------------------+-------+-------+-----+---------+
+ *
+ * Free pools are kept in two bitmaps: dirty (resident) and clean (not).
+ * Invariants (checked by omi_arena_check):
+ *   1. The arena is ARENA_SIZE-aligned, the radix map marks it, and it is
+ *      on the global arena list.
+ *   2. Header pools are never handed out: state CLEAN, owner 0, no bit.
+ *   3. For every other pool: dirty bit <=> DIRTY, clean bit <=> CLEAN.
+ *   4. nfree == |dirty| + |clean|, ndirty == |dirty|.
+ */
+struct arena {
+    struct heap *heap;          /* owner */
+    struct arena *next;         /* heap's bin list (nfree > 0) */
+    struct arena *prev;
+    struct arena *all_next;     /* global list of arenas, under the lock */
+    struct arena *all_prev;
+    uint32_t nfree;             /* free pools: dirty + clean */
+    uint32_t ndirty;            /* free pools still resident */
+    uint64_t dirty[POOLS_PER_ARENA / 64];   /* DIRTY pools */
+    uint64_t clean[POOLS_PER_ARENA / 64];   /* CLEAN pools */
+    struct pool pools[POOLS_PER_ARENA];     /* descriptors */
+};
+
+#define META_POOLS ((sizeof(struct arena) + POOL_SIZE - 1) / POOL_SIZE)
+#define USABLE_POOLS (POOLS_PER_ARENA - META_POOLS)
+
+/* The radix map: root entries point to leaves of one byte per arena. */
+extern _Atomic(_Atomic uint8_t *) omi_arena_map[MAP_ROOT_SIZE];
+
+/* The arena holding p, or NULL when p is not in an objmem arena. */
+OM_INLINE struct arena *omi_arena_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    _Atomic uint8_t *leaf;
+
+    if (unlikely(a >> ADDRESS_BITS))
+        return NULL;
+    leaf = atomic_load_explicit(&omi_arena_map[a >> (ARENA_BITS +
+                                                     MAP_LEAF_BITS)],
+                                memory_order_relaxed);
+    if (unlikely(!leaf))
+        return NULL;
+    if (!atomic_load_explicit(&leaf[(a >> ARENA_BITS) & (MAP_LEAF_SIZE - 1)],
+                              memory_order_relaxed))
+        return NULL;
+    return (struct arena *)(a & ~(uintptr_t)ARENA_MASK);
+}
+
+/* The descriptor of the pool holding p, an address in arena a. */
+OM_INLINE struct pool *omi_arena_pool_of(struct arena *a, const void *p)
+{
+    return &a->pools[((uintptr_t)p >> POOL_BITS) & (POOLS_PER_ARENA - 1)];
+}
+
+/* The arena of a pool descriptor. */
+OM_INLINE struct arena *omi_arena_of_pool(const struct pool *pool)
+{
+    return (struct arena *)((uintptr_t)pool & ~(uintptr_t)ARENA_MASK);
+}
+
+/* Map a new arena for heap h; NULL (errno kept) when the OS refuses. */
+struct arena *omi_arena_new(struct heap *h);
+
+/* Unmap an arena that holds no used pool. */
+void omi_arena_release(struct arena *a);
+
+/* Take a free pool, dirty ones first.  Precondition: a->nfree > 0. */
+struct pool *omi_arena_take_pool(struct arena *a);
+
+/* Put back a pool that has just become free (it is resident). */
+void omi_arena_put_pool(struct arena *a, struct pool *pool);
+
+/* Give back every dirty pool with as few madvise calls as it takes.
+ * Returns the pools purged. */
+size_t omi_arena_purge(struct arena *a);
+
+/* Global figures, under the arena lock. */
+struct omi_arena_totals {
+    size_t current;             /* arenas mapped now */
+    size_t highwater;           /* most at once */
+    size_t total;               /* ever mapped */
+    size_t map_leaves;          /* radix leaves mapped */
+    uint64_t purged_bytes;      /* bytes given back with madvise, ever */
+    uint64_t unmapped_bytes;    /* arena bytes unmapped, ever */
+};
+
+/* Lock the global arena list, and walk it. */
+void omi_arena_lock(void);
+void omi_arena_unlock(void);
+struct arena *omi_arena_first(void);
+void omi_arena_totals(struct omi_arena_totals *out);
+
+/* fork(): take the lock before, release or reset it after. */
+void omi_arena_fork_prepare(void);
+void omi_arena_fork_parent(void);
+void omi_arena_fork_child(void);
+
+/* Verify an arena's invariants (lock held). */
+int omi_arena_check(const struct arena *a);
+
+#endif /* OM_ARENA_H */

@@ -1,0 +1,83 @@
+/*
+ * check.c - X (cross-cutting): om_check(), the auditor.  It walks every
+ * heap, arena, pool, free list and remote list and verifies each numbered
+ * invariant of arena.h, pool.h and heap.h, plus the radix map's own:
+ *
+ *   map.1  the radix map marks exactly the arenas on the global list.
+ *
+ * It holds the arena lock while it walks; other threads must not allocate
+ * meanwhile (their heaps are theirs alone).  Heaps orphaned by fork() are
+ * skipped: they may have been mid-update when their thread vanished.
+ */
+#include <errno.h>
+
+#include "heap.h"
+
+static bool heap_is_checked(const struct heap *h)
+{
+    return atomic_load(&h->state) != HEAP_ORPHANED;
+}
+
+static bool heap_is_known(const struct heap *h)
+{
+    for (struct heap *k = omi_heap_first(); k; k = omi_heap_next(k))
+        if (k == h)
+            return true;
+    return false;
+}
+
+static int check_map(void)
+{
+    size_t marked = 0, arenas = 0;
+
+    for (size_t i = 0; i < MAP_ROOT_SIZE; i++) {
+        _Atomic uint8_t *leaf = atomic_load(&omi_arena_map[i]);
+        for (size_t j = 0; leaf && j < MAP_LEAF_SIZE; j++)
+            marked += atomic_load_explicit(&leaf[j], memory_order_relaxed);
+    }
+    for (struct arena *a = omi_arena_first(); a; a = a->all_next)
+        arenas++;
+    if (marked != arenas)
+        return omi_check_fail("map.1", NULL, "%zu marks for %zu arenas",
+                              marked, arenas);
+    return 0;
+}
+
+static int check_arenas(void)
+{
+    int rc;
+
+    for (struct arena *a = omi_arena_first(); a; a = a->all_next) {
+        if (!heap_is_known(a->heap))
+            return omi_check_fail("arena.5", a, "owner heap %p unknown",
+                                  (void *)a->heap);
+        if (!heap_is_checked(a->heap))
+            continue;
+        if ((rc = omi_arena_check(a)))
+            return rc;
+        for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++)
+            if ((rc = omi_pool_check(&a->pools[i], a->pools[i].scratch)))
+                return rc;
+    }
+    return 0;
+}
+
+int om_check(void)
+{
+    int rc = 0;
+
+    omi_arena_lock();
+    for (struct arena *a = omi_arena_first(); a; a = a->all_next)
+        for (size_t i = 0; i < POOLS_PER_ARENA; i++)
+            a->pools[i].scratch = 0;
+    for (struct heap *h = omi_heap_first(); h && rc == 0;
+         h = omi_heap_next(h))
+        if (heap_is_checked(h))
+            rc = omi_heap_check(h);
+    if (rc == 0)
+        rc = check_arenas();
+    if (rc == 0)
+        rc = check_map();
+    omi_arena_unlock();
+    return rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * config.h - every tunable of objmem, each with its reason and a
+ * compile-time check.  Everything is derived from three shifts.
+ *
+ *   ALIGNMENT_SHIFT 4  -> 16-byte blocks and size classes, as CPython 3.8+
+ *                         (the x86-64 ABI's max_align_t).
+ *   POOL_BITS      12  -> 4 KiB pools: one pool is one OS page, so an empty
+ *                         pool is exactly a page that madvise can give back.
+ *                         pymalloc's 16 KiB pools cap what it could give
+ *                         back after a random 99% free at ~18% of the freed
+ *                         bytes; 4 KiB pages allow ~63% (docs/design.md §4).
+ *   ARENA_BITS     20  -> 1 MiB arenas, as pymalloc on 64-bit: 256 pools,
+ *                         few mmap calls, and a small unit to unmap whole.
+ *
+ * Request -> class table (OM_SMALL_THRESHOLD = 512):
+ *
+ *   request   class  block   blocks/pool
+ *     1-16      0      16        256
+ *    17-32      1      32        128
+ *    33-48      2      48         85   (16 bytes lost per pool)
+ *     ...
+ *   497-512    31     512          8
+ */
+#ifndef OM_CONFIG_H
+#define OM_CONFIG_H
+
+#include <limits.h>
+
+#define ALIGNMENT_SHIFT 4
+#define ALIGNMENT (1u << ALIGNMENT_SHIFT)
+
+#ifndef OM_SMALL_THRESHOLD
+#define OM_SMALL_THRESHOLD 512
+#endif
+#define SMALL_THRESHOLD ((size_t)OM_SMALL_THRESHOLD)
+#define NCLASSES (OM_SMALL_THRESHOLD >> ALIGNMENT_SHIFT)
+
+#define POOL_BITS 12
+#define POOL_SIZE ((size_t)1 << POOL_BITS)
+#define POOL_MASK (POOL_SIZE - 1)
+
+#define ARENA_BITS 20
+#define ARENA_SIZE ((size_t)1 << ARENA_BITS)
+#define ARENA_MASK (ARENA_SIZE - 1)
+#define POOLS_PER_ARENA (ARENA_SIZE / POOL_SIZE)
+
+/*
+ * The radix map covers 48-bit user addresses: 14 bits pick a leaf from the
+ * static root, 14 bits pick the arena's byte in the leaf (16 KiB each,
+ * mapped on demand; one leaf covers 16 GiB of address space).
+ */
+#define ADDRESS_BITS 48
+#define MAP_LEAF_BITS 14
+#define MAP_ROOT_BITS (ADDRESS_BITS - ARENA_BITS - MAP_LEAF_BITS)
+#define MAP_LEAF_SIZE ((size_t)1 << MAP_LEAF_BITS)
+#define MAP_ROOT_SIZE ((size_t)1 << MAP_ROOT_BITS)
+
+/*
+ * Purge policy.  Empty pools stay resident ("dirty") for reuse until a
+ * heap holds more than PURGE_TRIGGER_POOLS of them; it then gives back the
+ * dirty pools of its emptiest arenas until PURGE_KEEP_POOLS remain.  The
+ * reserve spares a free/allocate loop page faults (~1.3 us per 4 KiB page
+ * here), the trigger bounds what a heap keeps to 1 MiB.
+ */
+#define PURGE_TRIGGER_POOLS 256
+#define PURGE_KEEP_POOLS 64
+
+_Static_assert(ALIGNMENT == 16, "blocks are 16-byte aligned");
+_Static_assert(OM_SMALL_THRESHOLD % ALIGNMENT == 0,
+               "the threshold is a multiple of the alignment");
+_Static_assert(OM_SMALL_THRESHOLD >= 64 && OM_SMALL_THRESHOLD <= 1024,
+               "a pool holds at least 4 blocks of the largest class");
+_Static_assert(NCLASSES <= 255, "a size class fits in a byte");
+_Static_assert(POOL_SIZE >= 4096, "a pool is at least one 4 KiB page");
+_Static_assert(POOLS_PER_ARENA == 256, "bitmaps below hold 256 pools");
+_Static_assert(PURGE_KEEP_POOLS < PURGE_TRIGGER_POOLS,
+               "the reserve is below the trigger");
+_Static_assert(MAP_ROOT_BITS > 0, "the radix root has at least one bit");
+
+#endif /* OM_CONFIG_H */

@@ -1,0 +1,37 @@
+/*
+ * domain.h - L1: the three allocator domains (raw, mem, obj) and their
+ * replaceable tables, as CPython's PyMem_SetAllocator.
+ */
+#ifndef OM_DOMAIN_H
+#define OM_DOMAIN_H
+
+#include "base.h"
+
+/* The live tables, indexed by enum om_domain.  Written only by
+ * om_set_allocator (and the debug hooks through it). */
+extern struct om_allocator omi_domains[3];
+
+/* The default tables: the system allocator (raw) and the small-object
+ * allocator (mem, obj). */
+extern const struct om_allocator omi_domain_default_raw;
+extern const struct om_allocator omi_domain_default_small;
+
+/* alloc.c: the small-object allocator's table functions. */
+void *omi_small_malloc(void *ctx, size_t size);
+void *omi_small_calloc(void *ctx, size_t nelem, size_t elsize);
+void *omi_small_realloc(void *ctx, void *p, size_t size);
+void omi_small_free(void *ctx, void *p);
+
+/* alloc.c: live MEM/OBJ requests served by the RAW domain. */
+long omi_alloc_raw_blocks(void);
+
+/* True while the raw domain is the unwrapped system allocator. */
+bool omi_domain_raw_is_system(void);
+
+/* debug.c: true while the debug hooks wrap domain d. */
+bool omi_debug_hooks_on(enum om_domain d);
+
+/* debug.c: the size requested for a debug-hooked block p of domain d. */
+size_t omi_debug_block_size(const void *p);
+
+#endif /* OM_DOMAIN_H */

@@ -1,0 +1,554 @@
+/*
+ * heap.c - L2: heaps.  Each thread allocates from its own heap, which owns
+ * whole arenas, so neither the fast paths nor taking a new pool need a
+ * lock.  This file holds every slow path and every policy:
+ *
+ *   - which pool serves a class: the first on the class list (pymalloc's
+ *     usedpools), a pool that receives a free while FULL goes to the front;
+ *   - which arena gives a new pool: the fullest one with a free pool
+ *     (bins by free-pool count, the lowest non-empty bin first), so the
+ *     others drain and can be given back;
+ *   - frees from other threads: pushed on the owner heap's remote list
+ *     (one CAS), taken back by the owner on its next allocation slow path;
+ *   - memory return: an empty pool stays resident ("dirty") while the heap
+ *     holds at most PURGE_TRIGGER_POOLS of them; past that the dirty pools
+ *     of the emptiest arenas are purged with madvise until
+ *     PURGE_KEEP_POOLS remain.  An arena with no used pool is unmapped when
+ *     the heap already keeps one such arena.  The last pool of a class is
+ *     kept when it empties, so a malloc/free loop on one block stays on the
+ *     fast path;
+ *   - thread exit: the heap gives back all it can and is abandoned; a
+ *     thread that starts later adopts it whole.  A thread that frees into
+ *     an abandoned heap claims it, puts its remote list back, and releases
+ *     it again, so memory freed after its thread exits still returns;
+ *   - fork: the child marks every other thread's heap ORPHANED and never
+ *     touches it again (it may have been mid-update).
+ *
+ * Invariants: heap.h lists them (1-5); omi_heap_check verifies them.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "heap.h"
+#include "os.h"
+
+static struct pool empty_pool;          /* free == NULL: always slow */
+
+struct heap omi_heap_empty = {
+    .heads = { [0 ... NCLASSES - 1] = { .next = &empty_pool } },
+};
+
+OM_TLS struct heap *omi_heap_tls = &omi_heap_empty;
+
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct heap *_Atomic all_heaps;
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+
+static void heap_collect(struct heap *h, bool force);
+static void work_abandoned(struct heap *h);
+
+/* ---- Class lists ---- */
+
+static bool is_sentinel(const struct heap *h, const struct pool *pool)
+{
+    return pool >= h->heads && pool < h->heads + NCLASSES;
+}
+
+static void class_push(struct heap *h, struct pool *pool)
+{
+    struct pool *head = &h->heads[pool->sc];
+
+    pool->prev = head;
+    pool->next = head->next;
+    head->next->prev = pool;
+    head->next = pool;
+}
+
+static void class_unlink(struct pool *pool)
+{
+    pool->prev->next = pool->next;
+    pool->next->prev = pool->prev;
+    pool->next = pool->prev = NULL;
+}
+
+static void *pop_block(struct pool *pool)
+{
+    void **b = pool->free;
+
+    pool->free = *b;
+    pool->used++;
+    return b;
+}
+
+/* The first pool of its class ran out of blocks: it leaves the list. */
+static void mark_full(struct heap *h, struct pool *pool)
+{
+    class_unlink(pool);
+    pool->state = POOL_FULL;
+    atomic_store_explicit(&pool->owner, (uintptr_t)h | OWNER_FULL,
+                          memory_order_relaxed);
+}
+
+/* ---- Arena bins: usable arenas by free-pool count ---- */
+
+static void bin_insert(struct heap *h, struct arena *a)
+{
+    struct arena **bin = &h->bins[a->nfree];
+
+    a->prev = NULL;
+    a->next = *bin;
+    if (*bin)
+        (*bin)->prev = a;
+    *bin = a;
+    h->binmap[a->nfree / 64] |= (uint64_t)1 << (a->nfree % 64);
+}
+
+static void bin_remove(struct heap *h, struct arena *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        h->bins[a->nfree] = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    if (!h->bins[a->nfree])
+        h->binmap[a->nfree / 64] &= ~((uint64_t)1 << (a->nfree % 64));
+    a->next = a->prev = NULL;
+}
+
+/* The fullest arena that has a free pool, or NULL. */
+static struct arena *bin_fullest(const struct heap *h)
+{
+    for (size_t w = 0; w < BIN_WORDS; w++)
+        if (h->binmap[w])
+            return h->bins[w * 64 + (size_t)__builtin_ctzll(h->binmap[w])];
+    return NULL;
+}
+
+/* ---- Pools and arenas: taking, giving back, purging ---- */
+
+static struct arena *add_arena(struct heap *h)
+{
+    struct arena *a = omi_arena_new(h);
+
+    if (!a)
+        return NULL;
+    h->narenas++;
+    h->nempty++;
+    bin_insert(h, a);
+    return a;
+}
+
+/* A free pool for class sc, linked first on its list; NULL if no memory. */
+static struct pool *take_pool(struct heap *h, unsigned sc)
+{
+    struct arena *a = bin_fullest(h);
+    struct pool *pool;
+
+    if (!a && !(a = add_arena(h)))
+        return NULL;
+    bin_remove(h, a);
+    if (a->nfree == USABLE_POOLS)
+        h->nempty--;
+    if (a->ndirty)
+        h->ndirty--;
+    pool = omi_arena_take_pool(a);
+    if (a->nfree)
+        bin_insert(h, a);
+    omi_pool_init(pool, sc);
+    pool->state = POOL_USED;
+    atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
+    class_push(h, pool);
+    return pool;
+}
+
+static void release_arena(struct heap *h, struct arena *a)
+{
+    bin_remove(h, a);
+    h->ndirty -= a->ndirty;
+    h->nempty--;
+    h->narenas--;
+    omi_arena_release(a);
+}
+
+/* Purge the dirty pools of the emptiest arenas until keep remain. */
+static void purge(struct heap *h, size_t keep)
+{
+    for (size_t n = USABLE_POOLS; n > 0 && h->ndirty > keep; n--)
+        for (struct arena *a = h->bins[n]; a && h->ndirty > keep;
+             a = a->next)
+            h->ndirty -= omi_arena_purge(a);
+}
+
+/* A pool with no used block goes back to its arena. */
+static void release_pool(struct heap *h, struct pool *pool)
+{
+    struct arena *a = omi_arena_of_pool(pool);
+
+    atomic_store_explicit(&pool->owner, 0, memory_order_relaxed);
+    if (a->nfree)
+        bin_remove(h, a);
+    omi_arena_put_pool(a, pool);
+    h->ndirty++;
+    bin_insert(h, a);
+    if (a->nfree == USABLE_POOLS) {
+        h->nempty++;
+        if (h->nempty > 1)
+            release_arena(h, a);
+    }
+    if (h->ndirty > PURGE_TRIGGER_POOLS)
+        purge(h, PURGE_KEEP_POOLS);
+}
+
+void omi_heap_pool_emptied(struct heap *h, struct pool *pool)
+{
+    if (pool->next == pool->prev)
+        return;                 /* the last pool of its class: keep it */
+    class_unlink(pool);
+    release_pool(h, pool);
+}
+
+/* ---- Frees ---- */
+
+/*
+ * A FULL pool got a free block: back to the front of its list.  The pool
+ * that was first may be exhausted (it is marked FULL only when malloc next
+ * finds it so) or kept empty; either way it cannot stay second
+ * (invariants 1 and 2).
+ */
+static void unfull(struct heap *h, struct pool *pool)
+{
+    struct pool *second;
+
+    pool->state = POOL_USED;
+    atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
+    class_push(h, pool);
+    second = pool->next;
+    if (is_sentinel(h, second))
+        return;
+    if (!second->free) {
+        mark_full(h, second);
+    } else if (second->used == 0) {
+        class_unlink(second);
+        release_pool(h, second);
+    }
+}
+
+/* Free p into pool, a pool of h (the caller owns h). */
+static void free_local(struct heap *h, struct pool *pool, void *p)
+{
+    if (unlikely(p == pool->free))
+        omi_fatal("double free", p, "block of %u bytes freed twice in a row",
+                  pool->block_size);
+    *(void **)p = pool->free;
+    pool->free = p;
+    if (pool->state == POOL_FULL)
+        unfull(h, pool);
+    if (--pool->used == 0)
+        omi_heap_pool_emptied(h, pool);
+}
+
+/* Take back the blocks other threads freed into h's pools. */
+static void drain_remote(struct heap *h)
+{
+    void *b = atomic_exchange(&h->remote, NULL);
+
+    while (b) {
+        void *next = *(void **)b;
+        free_local(h, omi_arena_pool_of(omi_arena_of(b), b), b);
+        b = next;
+    }
+}
+
+static void free_remote(struct heap *owner, void *p)
+{
+    void *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
+
+    do {
+        *(void **)p = head;
+    } while (!atomic_compare_exchange_weak(&owner->remote, &head, p));
+    if (atomic_load(&owner->state) == HEAP_ABANDONED)
+        work_abandoned(owner);
+}
+
+void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
+{
+    uintptr_t owner = atomic_load_explicit(&pool->owner,
+                                           memory_order_relaxed);
+    struct heap *oh = (struct heap *)(owner & ~OWNER_FULL);
+
+    if (unlikely(!oh || !omi_pool_is_block(pool, p)))
+        omi_fatal("free of an address that is not an allocated block", p,
+                  "pool %p state %u, block size %u", (void *)pool,
+                  pool->state, pool->block_size);
+    if (oh == h)
+        free_local(h, pool, p);
+    else
+        free_remote(oh, p);
+}
+
+/* ---- Heaps: creation, adoption, abandonment ---- */
+
+static void heap_init(struct heap *h)
+{
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        h->heads[sc].next = h->heads[sc].prev = &h->heads[sc];
+        h->heads[sc].sc = (uint8_t)sc;
+        h->heads[sc].state = POOL_USED;
+    }
+    atomic_store(&h->state, HEAP_ACTIVE);
+}
+
+static struct heap *heap_create(void)
+{
+    size_t size = (sizeof(struct heap) + POOL_MASK) & ~POOL_MASK;
+    struct heap *h = omi_os_map(size, 0);
+
+    if (!h)
+        return NULL;
+    heap_init(h);
+    pthread_mutex_lock(&heaps_lock);
+    atomic_store(&h->all_next, atomic_load(&all_heaps));
+    atomic_store(&all_heaps, h);
+    pthread_mutex_unlock(&heaps_lock);
+    return h;
+}
+
+/* Take an abandoned heap whole, or NULL. */
+static struct heap *heap_adopt(void)
+{
+    for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
+        int expected = HEAP_ABANDONED;
+        if (atomic_compare_exchange_strong(&h->state, &expected,
+                                           HEAP_ACTIVE))
+            return h;
+    }
+    return NULL;
+}
+
+/* Thread exit: give back what we can and leave the heap to others. */
+static void heap_detach(void *arg)
+{
+    struct heap *h = arg;
+
+    if (omi_heap_tls != h)
+        return;
+    heap_collect(h, true);
+    omi_heap_tls = &omi_heap_empty;
+    atomic_store(&h->state, HEAP_ABANDONED);
+    if (atomic_load(&h->remote))
+        work_abandoned(h);
+}
+
+/* Claim an abandoned heap, put its remote frees back, give back memory. */
+static void work_abandoned(struct heap *h)
+{
+    int expected = HEAP_ABANDONED;
+
+    while (atomic_compare_exchange_strong(&h->state, &expected,
+                                          HEAP_CLAIMED)) {
+        heap_collect(h, true);
+        atomic_store(&h->state, HEAP_ABANDONED);
+        if (!atomic_load(&h->remote))
+            break;
+        expected = HEAP_ABANDONED;
+    }
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&heaps_lock);
+    omi_arena_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    omi_arena_fork_parent();
+    pthread_mutex_unlock(&heaps_lock);
+}
+
+static void fork_child(void)
+{
+    omi_arena_fork_child();
+    pthread_mutex_init(&heaps_lock, NULL);
+    for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
+        int state = atomic_load(&h->state);
+        if (h != omi_heap_tls &&
+            (state == HEAP_ACTIVE || state == HEAP_CLAIMED))
+            atomic_store(&h->state, HEAP_ORPHANED);
+    }
+}
+
+static void setup(void)
+{
+    pthread_key_create(&exit_key, heap_detach);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* The calling thread's first slow path: give it a heap. */
+static struct heap *heap_attach(void)
+{
+    struct heap *h;
+
+    pthread_once(&setup_once, setup);
+    h = heap_adopt();
+    if (!h)
+        h = heap_create();
+    if (!h)
+        return NULL;
+    omi_heap_tls = h;
+    pthread_setspecific(exit_key, h);
+    return h;
+}
+
+struct heap *omi_heap_first(void)
+{
+    return atomic_load(&all_heaps);
+}
+
+struct heap *omi_heap_next(const struct heap *h)
+{
+    return atomic_load(&h->all_next);
+}
+
+/* ---- Allocation slow path ---- */
+
+void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
+{
+    struct pool *pool;
+
+    if (unlikely(h == &omi_heap_empty) && !(h = heap_attach())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (atomic_load_explicit(&h->remote, memory_order_relaxed))
+        drain_remote(h);
+    if (unlikely(atomic_load_explicit(&h->collect_request,
+                                      memory_order_relaxed)))
+        heap_collect(h, atomic_load(&h->collect_request) == 2);
+    while (!is_sentinel(h, pool = h->heads[sc].next)) {
+        if (pool->free)
+            return pop_block(pool);
+        mark_full(h, pool);
+    }
+    pool = take_pool(h, sc);
+    if (!pool) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return pop_block(pool);
+}
+
+/* ---- Collection ---- */
+
+/* Release the kept last pools of their classes that hold no block. */
+static void release_kept_pools(struct heap *h)
+{
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        struct pool *pool = h->heads[sc].next;
+        if (!is_sentinel(h, pool) && pool->used == 0) {
+            class_unlink(pool);
+            release_pool(h, pool);
+        }
+    }
+}
+
+static void heap_collect(struct heap *h, bool force)
+{
+    atomic_store_explicit(&h->collect_request, 0, memory_order_relaxed);
+    drain_remote(h);
+    if (force) {
+        release_kept_pools(h);
+        while (h->bins[USABLE_POOLS])
+            release_arena(h, h->bins[USABLE_POOLS]);
+    }
+    purge(h, force ? 0 : PURGE_KEEP_POOLS);
+}
+
+void om_collect(bool force)
+{
+    struct heap *self = omi_heap_tls;
+
+    if (self != &omi_heap_empty)
+        heap_collect(self, force);
+    for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
+        int state = atomic_load(&h->state);
+        if (h == self)
+            continue;
+        if (state == HEAP_ABANDONED)
+            work_abandoned(h);
+        else if (state == HEAP_ACTIVE)
+            atomic_store(&h->collect_request, force ? 2 : 1);
+    }
+}
+
+/* ---- Checks ---- */
+
+static int check_classes(const struct heap *h)
+{
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        const struct pool *head = &h->heads[sc], *pool;
+        size_t n = 0;
+
+        for (pool = head->next; pool != head; pool = pool->next, n++) {
+            if (pool->next->prev != pool || pool->state != POOL_USED ||
+                pool->sc != sc ||
+                atomic_load(&pool->owner) != (uintptr_t)h)
+                return omi_check_fail("heap.1", pool, "class %u list "
+                                      "broken", sc);
+            if (n > 0 && !pool->free)
+                return omi_check_fail("heap.1", pool, "pool without free "
+                                      "block behind the first");
+            if (pool->used == 0 && (n > 0 || pool->next != head))
+                return omi_check_fail("heap.2", pool, "empty pool on a "
+                                      "list of several");
+        }
+    }
+    return 0;
+}
+
+static int check_bins(const struct heap *h, size_t *ndirty)
+{
+    *ndirty = 0;
+    for (size_t n = 0; n <= POOLS_PER_ARENA; n++) {
+        bool bit = (h->binmap[n / 64] >> (n % 64)) & 1;
+        if (bit != (h->bins[n] != NULL) || (n == 0 && bit))
+            return omi_check_fail("heap.3", h, "bin %zu and its bit", n);
+        for (const struct arena *a = h->bins[n]; a; a = a->next) {
+            if (a->nfree != n || a->heap != h)
+                return omi_check_fail("heap.3", a, "arena in bin %zu has "
+                                      "%u free pools", n, a->nfree);
+            *ndirty += a->ndirty;
+        }
+    }
+    return 0;
+}
+
+static int check_remote(const struct heap *h)
+{
+    for (void *b = atomic_load(&h->remote); b; b = *(void **)b) {
+        struct arena *a = omi_arena_of(b);
+        struct pool *pool = a ? omi_arena_pool_of(a, b) : NULL;
+        if (!pool || a->heap != h || !omi_pool_is_block(pool, b))
+            return omi_check_fail("heap.5", b, "remote block not in a "
+                                  "pool of its heap");
+        pool->scratch++;
+    }
+    return 0;
+}
+
+int omi_heap_check(const struct heap *h)
+{
+    size_t ndirty;
+    int rc;
+
+    if ((rc = check_classes(h)) || (rc = check_bins(h, &ndirty)))
+        return rc;
+    if (ndirty != h->ndirty || h->ndirty > PURGE_TRIGGER_POOLS ||
+        h->nempty > 1)
+        return omi_check_fail("heap.4", h, "ndirty %zu (arenas %zu), "
+                              "nempty %zu", h->ndirty, ndirty, h->nempty);
+    return check_remote(h);
+}

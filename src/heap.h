@@ -1,0 +1,68 @@
+/*
+ * heap.h - L2: heaps, the per-thread owners of arenas and pools.
+ */
+#ifndef OM_HEAP_H
+#define OM_HEAP_H
+
+#include "arena.h"
+
+enum heap_state {
+    HEAP_ACTIVE = 1,            /* owned by a live thread */
+    HEAP_ABANDONED,             /* its thread exited; nobody works on it */
+    HEAP_CLAIMED,               /* a thread works on it on its behalf */
+    HEAP_ORPHANED               /* fork() child: its thread is gone and it
+                                   may be mid-update; never touched again */
+};
+
+#define BIN_WORDS ((POOLS_PER_ARENA + 1 + 63) / 64)
+
+/*
+ * A heap.  Only its owner (the thread whose omi_heap_tls it is, or the
+ * thread that claimed it) reads or writes it, except `remote`, `state`
+ * and `collect_request`, which are atomics any thread may touch.
+ * Invariants (checked by omi_heap_check):
+ *   1. heads[sc] is a circular doubly linked list of USED pools of class
+ *      sc owned by this heap; all but the first have a free block.
+ *   2. A USED pool with used == 0 is the only pool on its list.
+ *   3. An arena of this heap is in bins[n] <=> its nfree == n > 0; binmap
+ *      bit n <=> bins[n] is not empty.
+ *   4. ndirty == sum of the arenas' ndirty <= PURGE_TRIGGER_POOLS, and
+ *      nempty == arenas with no used pool <= 1.
+ *   5. Every block on the remote list lies in a USED or FULL pool of this
+ *      heap, at a block boundary.
+ */
+struct heap {
+    struct pool heads[NCLASSES];        /* class list sentinels */
+    _Atomic(void *) remote;             /* blocks freed by other threads */
+    _Atomic int state;                  /* enum heap_state */
+    _Atomic int collect_request;        /* 0, 1 (collect) or 2 (force) */
+    size_t ndirty;                      /* dirty pools in our arenas */
+    size_t nempty;                      /* arenas with no used pool */
+    size_t narenas;                     /* arenas we own */
+    struct arena *bins[POOLS_PER_ARENA + 1];   /* usable arenas by nfree */
+    uint64_t binmap[BIN_WORDS];         /* non-empty bins */
+    struct heap *_Atomic all_next;      /* list of every heap ever made */
+};
+
+/* The calling thread's heap; &omi_heap_empty until its first slow path. */
+extern OM_TLS struct heap *omi_heap_tls;
+extern struct heap omi_heap_empty;
+
+/* Allocation slow path: refill from the class lists, a new pool or a new
+ * arena.  NULL with errno = ENOMEM when the OS refuses. */
+void *omi_heap_malloc_slow(struct heap *h, unsigned sc);
+
+/* Free slow path: the pool is FULL, another heap's, or not in use. */
+void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p);
+
+/* The last block of a pool of h was freed. */
+void omi_heap_pool_emptied(struct heap *h, struct pool *pool);
+
+/* Walk every heap (append-only list; read with acquire). */
+struct heap *omi_heap_first(void);
+struct heap *omi_heap_next(const struct heap *h);
+
+/* Verify a heap's invariants (other threads quiescent). */
+int omi_heap_check(const struct heap *h);
+
+#endif /* OM_HEAP_H */

@@ -1,0 +1,117 @@
+/*
+ * os.c - L1: memory from the OS.  mmap, munmap and madvise live here and
+ * nowhere else, so the rest of objmem builds on any system that can give
+ * it aligned, zeroed, purgeable memory.
+ *
+ * Fault injection (om_debug_fail_maps): fail the nth map from now, or every
+ * map.  The sweep in tests/test_oom.c uses it to prove that each failure
+ * gives NULL + ENOMEM, leaks nothing and leaves a working allocator.
+ *
+ * Invariants:
+ *   1. Every mapping returned is aligned as asked and zero-filled.
+ *   2. errno is the same after each function as before it.
+ *   3. No lock is held here: callers make these calls outside their locks.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "os.h"
+
+static size_t page_size;
+static atomic_long fail_countdown;   /* > 0: the map that brings it to 0 fails */
+static atomic_bool fail_every;
+static atomic_uint_least64_t maps_done;
+
+size_t omi_os_page_size(void)
+{
+    if (unlikely(page_size == 0)) {
+        long n = sysconf(_SC_PAGESIZE);
+        page_size = n > 0 ? (size_t)n : 4096;
+    }
+    return page_size;
+}
+
+int om_debug_fail_maps(long nth, bool every)
+{
+    if (nth < 0)
+        return -EINVAL;
+    atomic_store(&fail_countdown, nth);
+    atomic_store(&fail_every, every);
+    return 0;
+}
+
+/* True when fault injection says this map must fail. */
+static bool injected_failure(void)
+{
+    long n;
+
+    if (atomic_load_explicit(&fail_every, memory_order_relaxed))
+        return true;
+    n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(&fail_countdown, &n, n - 1))
+            return n == 1;
+    }
+    return false;
+}
+
+static void *map_raw(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *omi_os_map(size_t size, size_t align)
+{
+    int saved = errno;
+    uintptr_t base, start;
+    void *p;
+
+    if (injected_failure())
+        return NULL;
+    if (align < omi_os_page_size())
+        align = omi_os_page_size();
+    p = map_raw(size);
+    if (p && ((uintptr_t)p & (align - 1)) != 0) {
+        /* Over-map by align and trim both ends to the aligned range. */
+        munmap(p, size);
+        p = map_raw(size + align);
+        if (p) {
+            base = (uintptr_t)p;
+            start = (base + align - 1) & ~(uintptr_t)(align - 1);
+            if (start > base)
+                munmap(p, start - base);
+            if (start + size < base + size + align)
+                munmap((void *)(start + size), base + align - start);
+            p = (void *)start;
+        }
+    }
+    if (p)
+        atomic_fetch_add_explicit(&maps_done, 1, memory_order_relaxed);
+    errno = saved;
+    return p;
+}
+
+void omi_os_unmap(void *p, size_t size)
+{
+    int saved = errno;
+
+    munmap(p, size);
+    errno = saved;
+}
+
+void omi_os_purge(void *p, size_t size)
+{
+    int saved = errno;
+
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+uint64_t omi_os_maps_done(void)
+{
+    return atomic_load(&maps_done);
+}

@@ -1,0 +1,31 @@
+/*
+ * os.h - L1: pages from the kernel.  The only module with platform code.
+ */
+#ifndef OM_OS_H
+#define OM_OS_H
+
+#include "base.h"
+
+/* The OS page size, read once. */
+size_t omi_os_page_size(void);
+
+/*
+ * Map size bytes of zeroed read-write memory aligned to align (a power of
+ * two, at least the page size).  NULL when the kernel refuses or fault
+ * injection says so.  errno is kept.
+ */
+void *omi_os_map(size_t size, size_t align);
+
+/* Unmap [p, p+size).  errno is kept. */
+void omi_os_unmap(void *p, size_t size);
+
+/*
+ * Give [p, p+size) back to the OS: RSS drops at once, the range stays
+ * mapped and reads as zeroes when touched again.  errno is kept.
+ */
+void omi_os_purge(void *p, size_t size);
+
+/* Count of successful mappings and unmappings, for the tests. */
+uint64_t omi_os_maps_done(void);
+
+#endif /* OM_OS_H */

@@ -1,0 +1,100 @@
+/*
+ * pool.c - L2: pools and blocks.  A pool is one page holding blocks of
+ * one size class; its descriptor (pool.h) sits in the arena header.
+ *
+ * Blocks are threaded on the free list when a pool takes a class, all at
+ * once: the pool is one page, which the first block handed out faults in
+ * anyway, so lazy carving (pymalloc's nextoffset) would save no RSS here.
+ * A DIRTY pool that comes back to the class it last held keeps its list:
+ * when it emptied, every block was on it.
+ *
+ * Invariants: pool.h lists them (1-4); omi_pool_check verifies them.
+ */
+#include "arena.h"
+
+char *omi_pool_page(const struct pool *pool)
+{
+    return (char *)omi_arena_of_pool(pool) + (size_t)pool->index * POOL_SIZE;
+}
+
+void omi_pool_init(struct pool *pool, unsigned sc)
+{
+    size_t size = omi_pool_class_size(sc);
+    char *page = omi_pool_page(pool);
+    size_t n = POOL_SIZE / size;
+
+    OM_ASSERT(pool->state == POOL_CLEAN || pool->state == POOL_DIRTY);
+    OM_ASSERT(pool->used == 0);
+    if (pool->state == POOL_DIRTY && pool->sc == sc && pool->free) {
+        OM_ASSERT_INTERNAL(pool->capacity == n);
+        return;
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        *(void **)(page + i * size) = page + (i + 1) * size;
+    *(void **)(page + (n - 1) * size) = NULL;
+    pool->free = page;
+    pool->sc = (uint8_t)sc;
+    pool->block_size = (uint32_t)size;
+    pool->capacity = (uint16_t)n;
+}
+
+bool omi_pool_is_block(const struct pool *pool, const void *p)
+{
+    size_t offset = (size_t)((const char *)p - omi_pool_page(pool));
+
+    if (pool->state != POOL_USED && pool->state != POOL_FULL)
+        return false;
+    return offset < (size_t)pool->capacity * pool->block_size &&
+           offset % pool->block_size == 0;
+}
+
+/* Count the free list, checking each block; -1 if it is broken. */
+static long count_free(const struct pool *pool)
+{
+    long n = 0;
+
+    for (void *b = pool->free; b; b = *(void **)b) {
+        if (omi_arena_of(b) != omi_arena_of_pool(pool) ||
+            !omi_pool_is_block(pool, b) || n > pool->capacity) {
+            return omi_check_fail("pool.3", pool, "free block %p after %ld",
+                                  b, n);
+        }
+        n++;
+    }
+    return n;
+}
+
+static int check_free_state(const struct pool *pool)
+{
+    if (atomic_load(&pool->owner) != 0 || pool->used != 0)
+        return omi_check_fail("pool.2", pool, "free pool with owner %p, "
+                              "%u used", (void *)atomic_load(&pool->owner),
+                              pool->used);
+    return 0;
+}
+
+int omi_pool_check(const struct pool *pool, size_t remote)
+{
+    uintptr_t owner = atomic_load(&pool->owner);
+    long nfree;
+
+    if (pool->state == POOL_CLEAN || pool->state == POOL_DIRTY)
+        return check_free_state(pool);
+    if (pool->block_size != omi_pool_class_size(pool->sc) ||
+        pool->capacity != POOL_SIZE / pool->block_size)
+        return omi_check_fail("pool.1", pool, "class %u, size %u, cap %u",
+                              pool->sc, pool->block_size, pool->capacity);
+    if ((pool->state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
+        (owner & ~OWNER_FULL) == 0 ||
+        (pool->state == POOL_FULL && pool->free != NULL))
+        return omi_check_fail("pool.2", pool, "state %u, owner %p, free %p",
+                              pool->state, (void *)owner, pool->free);
+    nfree = count_free(pool);
+    if (nfree < 0)
+        return (int)nfree;
+    if (pool->used + (size_t)nfree + remote != pool->capacity)
+        return omi_check_fail("pool.4", pool, "used %u + free %ld + remote "
+                              "%zu != capacity %u", pool->used, nfree, remote,
+                              pool->capacity);
+    return 0;
+}

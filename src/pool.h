@@ -1,0 +1,84 @@
+/*
+ * pool.h - L2: pools (one 4 KiB page each) and their blocks.
+ *
+ * A pool holds blocks of one size class.  Its descriptor lives out of band
+ * in its arena's header (arena.h), so every byte of the page is block
+ * space: no per-block header, no pool header in the page, and a free pool
+ * is exactly one page that can be given back to the OS.
+ *
+ *   page:  | block 0 | block 1 | ... | block cap-1 | (4096 % size unused)
+ *   free:  a singly linked list threaded through the first word of each
+ *          free block; NULL-terminated.
+ *
+ * Pool states (docs/design.md §3 draws the machine):
+ *   CLEAN  free, not resident: never used, or given back with madvise
+ *   DIRTY  free, resident: kept for reuse until the heap purges it
+ *   USED   holds a class, linked on its heap's list for that class
+ *   FULL   holds a class, no local free block, on no list
+ */
+#ifndef OM_POOL_H
+#define OM_POOL_H
+
+#include <stdatomic.h>
+
+#include "base.h"
+#include "config.h"
+
+enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL };
+
+/* Low bit of the owner word: the pool is FULL (so not on a list). */
+#define OWNER_FULL ((uintptr_t)1)
+
+/*
+ * A pool descriptor.  Invariants (checked by omi_pool_check):
+ *   1. block_size == (sc + 1) * ALIGNMENT, capacity == POOL_SIZE / size.
+ *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL and
+ *      free == NULL; CLEAN/DIRTY: owner == 0, used == 0.
+ *   3. Every free-list block lies in the pool at a block boundary; the
+ *      list has no cycle.
+ *   4. used + |free| + |blocks of this pool on the heap's remote list|
+ *      == capacity.
+ */
+struct pool {
+    void *free;                 /* first free block, NULL when none */
+    _Atomic uintptr_t owner;    /* heap address | OWNER_FULL; 0 when free */
+    struct pool *next;          /* class list links while USED */
+    struct pool *prev;
+    uint16_t used;              /* blocks handed out (incl. remote-freed) */
+    uint16_t capacity;          /* blocks in the pool */
+    uint8_t sc;                 /* size class, kept while DIRTY */
+    uint8_t state;              /* enum pool_state */
+    uint16_t index;             /* position in the arena */
+    uint32_t block_size;        /* bytes per block */
+    uint32_t scratch;           /* om_check's tally of remote blocks */
+};
+
+/* The size class of a request of 1..SMALL_THRESHOLD bytes. */
+OM_INLINE unsigned omi_pool_class(size_t size)
+{
+    return (unsigned)((size - 1) >> ALIGNMENT_SHIFT);
+}
+
+/* Block bytes of class sc. */
+OM_INLINE size_t omi_pool_class_size(unsigned sc)
+{
+    return ((size_t)sc + 1) << ALIGNMENT_SHIFT;
+}
+
+/* The first byte of the page a pool describes. */
+char *omi_pool_page(const struct pool *pool);
+
+/*
+ * Give a free pool size class sc: thread all its blocks on the free list
+ * (a DIRTY pool that last held sc keeps its list as it is).
+ */
+void omi_pool_init(struct pool *pool, unsigned sc);
+
+/* True when p is the start of a block of a pool holding a class. */
+bool omi_pool_is_block(const struct pool *pool, const void *p);
+
+/* Verify the descriptor's invariants; remote is the count of this pool's
+ * blocks on its heap's remote list. */
+int omi_pool_check(const struct pool *pool, size_t remote);
+
+#endif /* OM_POOL_H */

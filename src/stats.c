@@ -1,0 +1,232 @@
+/*
+ * stats.c - X (cross-cutting): om_stats_get and om_debug_malloc_stats, the
+ * report of CPython's sys._debugmallocstats() for objmem's pools.
+ *
+ * Both walk every arena under the arena lock into a snapshot on the stack
+ * (nothing allocated through objmem), drop the lock, then report.  The
+ * report's arena figures balance to the byte:
+ *
+ *   allocated blocks + available blocks + unused pools + pool headers
+ *     + quantization + arena alignment == arenas * ARENA_SIZE
+ *
+ * where "pool headers" are the arena header pages that hold the pool
+ * descriptors (objmem keeps no header inside a pool) and arena alignment
+ * is 0 (arenas are mapped aligned).
+ *
+ * Invariants:
+ *   1. The balance above holds for every snapshot.
+ *   2. Nothing here allocates while holding the lock.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "domain.h"
+#include "heap.h"
+
+struct class_row {
+    size_t pools;               /* pools holding the class */
+    size_t used;                /* blocks handed out */
+    size_t avail;               /* blocks free in those pools */
+};
+
+struct snapshot {
+    struct class_row rows[NCLASSES];
+    struct omi_arena_totals arenas;
+    size_t dirty;               /* free pools, resident */
+    size_t clean;               /* free pools, not resident */
+    size_t quantization;        /* bytes at the end of in-use pools */
+    size_t heaps[HEAP_ORPHANED + 1];    /* heaps by state */
+};
+
+static void count_arena(const struct arena *a, struct snapshot *s)
+{
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+        const struct pool *pool = &a->pools[i];
+        struct class_row *row = &s->rows[pool->sc];
+
+        if (pool->state == POOL_CLEAN) {
+            s->clean++;
+        } else if (pool->state == POOL_DIRTY) {
+            s->dirty++;
+        } else {
+            row->pools++;
+            row->used += pool->used;
+            row->avail += pool->capacity - pool->used;
+            s->quantization += POOL_SIZE % pool->block_size;
+        }
+    }
+}
+
+static void take_snapshot(struct snapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+    omi_arena_lock();
+    for (const struct arena *a = omi_arena_first(); a; a = a->all_next)
+        count_arena(a, s);
+    omi_arena_totals(&s->arenas);
+    omi_arena_unlock();
+    for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h))
+        s->heaps[atomic_load(&h->state)]++;
+}
+
+static size_t heap_struct_bytes(void)
+{
+    return (sizeof(struct heap) + POOL_MASK) & ~POOL_MASK;
+}
+
+int om_stats_get(struct om_stats *out)
+{
+    struct snapshot s;
+    size_t nheaps;
+
+    if (!out)
+        return -EINVAL;
+    take_snapshot(&s);
+    memset(out, 0, sizeof(*out));
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        out->blocks_in_use += s.rows[sc].used;
+        out->bytes_in_use += s.rows[sc].used * omi_pool_class_size(sc);
+        out->pools_in_use += s.rows[sc].pools;
+    }
+    nheaps = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_ABANDONED] +
+             s.heaps[HEAP_CLAIMED] + s.heaps[HEAP_ORPHANED];
+    out->bytes_mapped = s.arenas.current * ARENA_SIZE +
+                        s.arenas.map_leaves * MAP_LEAF_SIZE +
+                        nheaps * heap_struct_bytes();
+    out->bytes_resident = out->bytes_mapped - s.clean * POOL_SIZE;
+    out->raw_blocks = omi_alloc_raw_blocks() > 0 ?
+                      (size_t)omi_alloc_raw_blocks() : 0;
+    out->pools_free_dirty = s.dirty;
+    out->pools_free_clean = s.clean;
+    out->arenas_current = s.arenas.current;
+    out->arenas_highwater = s.arenas.highwater;
+    out->arenas_total = s.arenas.total;
+    out->heaps_active = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_CLAIMED];
+    out->heaps_abandoned = s.heaps[HEAP_ABANDONED];
+    out->bytes_purged_total = s.arenas.purged_bytes;
+    out->bytes_unmapped_total = s.arenas.unmapped_bytes;
+    return 0;
+}
+
+/* ---- The report ---- */
+
+/* v with thousands separators, right-aligned in 21 columns. */
+static void print_value(FILE *out, uint64_t v)
+{
+    char digits[32], text[40];
+    int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)v);
+    int j = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            text[j++] = ',';
+        text[j++] = digits[i];
+    }
+    text[j] = '\0';
+    fprintf(out, "%21s\n", text);
+}
+
+/* CPython's printone: the label padded to 35 columns, '=', the value. */
+static void print_one(FILE *out, const char *label, uint64_t v)
+{
+    fprintf(out, "%-35s=", label);
+    print_value(out, v);
+}
+
+static void print_classes(FILE *out, const struct snapshot *s)
+{
+    fprintf(out, "Small block threshold = %zu, in %d size classes.\n\n",
+            SMALL_THRESHOLD, NCLASSES);
+    fprintf(out, "class   size   num pools   blocks in use  avail blocks\n"
+                 "-----   ----   ---------   -------------  ------------\n");
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        const struct class_row *r = &s->rows[sc];
+        if (r->pools == 0)
+            continue;
+        fprintf(out, "%5u %6zu %11zu %15zu %13zu\n", sc,
+                omi_pool_class_size(sc), r->pools, r->used, r->avail);
+    }
+    fputc('\n', out);
+}
+
+static void print_arenas(FILE *out, const struct snapshot *s)
+{
+    size_t used = 0, avail = 0, unused = s->dirty + s->clean;
+    size_t n = s->arenas.current, headers, total;
+    char label[64];
+
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        used += s->rows[sc].used * omi_pool_class_size(sc);
+        avail += s->rows[sc].avail * omi_pool_class_size(sc);
+    }
+    headers = n * META_POOLS * POOL_SIZE;
+    print_one(out, "# arenas allocated total", s->arenas.total);
+    print_one(out, "# arenas reclaimed", s->arenas.total - n);
+    print_one(out, "# arenas highwater mark", s->arenas.highwater);
+    print_one(out, "# arenas allocated current", n);
+    snprintf(label, sizeof(label), "%zu arenas * %zu bytes/arena", n,
+             ARENA_SIZE);
+    print_one(out, label, n * ARENA_SIZE);
+    fputc('\n', out);
+    print_one(out, "# bytes in allocated blocks", used);
+    print_one(out, "# bytes in available blocks", avail);
+    snprintf(label, sizeof(label), "%zu unused pools * %zu bytes", unused,
+             POOL_SIZE);
+    print_one(out, label, unused * POOL_SIZE);
+    print_one(out, "# bytes lost to pool headers", headers);
+    print_one(out, "# bytes lost to quantization", s->quantization);
+    print_one(out, "# bytes lost to arena alignment", 0);
+    total = used + avail + unused * POOL_SIZE + headers + s->quantization;
+    print_one(out, "Total", total);
+    if (total != n * ARENA_SIZE)
+        fprintf(out, "*** totals do not balance: %zu != %zu\n", total,
+                n * ARENA_SIZE);
+    fputc('\n', out);
+}
+
+static void print_returned(FILE *out, const struct snapshot *s)
+{
+    fprintf(out, "memory given back to the OS\n");
+    print_one(out, "# unused pools resident", s->dirty * POOL_SIZE);
+    print_one(out, "# unused pools given back", s->clean * POOL_SIZE);
+    print_one(out, "# bytes purged total", s->arenas.purged_bytes);
+    print_one(out, "# bytes unmapped total", s->arenas.unmapped_bytes);
+    fputc('\n', out);
+    fprintf(out, "arena map counts\n");
+    print_one(out, "# arena map leaves", s->arenas.map_leaves);
+    fputc('\n', out);
+    print_one(out, "# bytes lost to arena map root",
+              MAP_ROOT_SIZE * sizeof(void *));
+    print_one(out, "# bytes lost to arena map leaves",
+              s->arenas.map_leaves * MAP_LEAF_SIZE);
+    print_one(out, "Total", MAP_ROOT_SIZE * sizeof(void *) +
+                                s->arenas.map_leaves * MAP_LEAF_SIZE);
+    fputc('\n', out);
+}
+
+static void print_heaps(FILE *out, const struct snapshot *s)
+{
+    long raw = omi_alloc_raw_blocks();
+
+    fprintf(out, "heaps\n");
+    print_one(out, "# heaps active", s->heaps[HEAP_ACTIVE] +
+                                         s->heaps[HEAP_CLAIMED]);
+    print_one(out, "# heaps abandoned", s->heaps[HEAP_ABANDONED]);
+    print_one(out, "# heaps orphaned by fork", s->heaps[HEAP_ORPHANED]);
+    print_one(out, "# blocks served by the raw domain",
+              raw > 0 ? (uint64_t)raw : 0);
+}
+
+void om_debug_malloc_stats(FILE *out)
+{
+    struct snapshot s;
+
+    if (!out)
+        return;
+    take_snapshot(&s);
+    print_classes(out, &s);
+    print_arenas(out, &s);
+    print_returned(out, &s);
+    print_heaps(out, &s);
+    fflush(out);
+}

@@ -1,0 +1,325 @@
+/*
+ * test_alloc.c - the small-object allocator, single-threaded: size
+ * classes, alignment, realloc, calloc, foreign pointers, arena release,
+ * aligned allocation, errno, the stats report, and a random sequence of a
+ * million operations checked against a shadow model.
+ */
+#include <malloc.h>
+
+#include "testutil.h"
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* Every size 0..4096: 16-byte aligned, usable size as the class says. */
+static void test_size_classes(void **state)
+{
+    size_t before = blocks_in_use();
+
+    for (size_t size = 0; size <= 4096; size++) {
+        void *p = om_malloc(size), *q = om_obj_malloc(size);
+        size_t usable = om_usable_size(p);
+
+        assert_non_null(p);
+        assert_non_null(q);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        assert_int_equal((uintptr_t)q % 16, 0);
+        if (size >= 1 && size <= 512) {
+            assert_int_equal(usable, round16(size));
+            assert_int_equal(blocks_in_use(), before + 2);
+        } else {
+            assert_true(usable >= size);
+            assert_int_equal(blocks_in_use(), before);
+        }
+        memset(p, 0xab, size);
+        memset(q, 0xcd, size);
+        om_free(p);
+        om_obj_free(q);
+    }
+    assert_heap_clean(before);
+}
+
+static void fill(unsigned char *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i);
+}
+
+static void assert_filled(const unsigned char *p, size_t n,
+                          unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i], (unsigned char)(seed + i));
+}
+
+/* realloc within a class, across classes, to and from large blocks. */
+static void test_realloc_rules(void **state)
+{
+    size_t before = blocks_in_use();
+    unsigned char *p = om_malloc(100), *q;
+
+    fill(p, 100, 7);
+    q = om_realloc(p, 110);             /* same class of 112: in place */
+    assert_ptr_equal(q, p);
+    q = om_realloc(p, 90);              /* 96 > 3/4 of 112: in place */
+    assert_ptr_equal(q, p);
+    q = om_realloc(p, 300);             /* grows: moves, keeps the bytes */
+    assert_ptr_not_equal(q, p);
+    assert_filled(q, 90, 7);
+    assert_int_equal(om_usable_size(q), 304);
+    p = om_realloc(q, 40);              /* shrinks by more than 1/4: moves */
+    assert_filled(p, 40, 7);
+    assert_int_equal(om_usable_size(p), 48);
+    q = om_realloc(p, 5000);            /* to a large block */
+    assert_filled(q, 40, 7);
+    assert_int_equal(blocks_in_use(), before);
+    fill(q, 5000, 3);
+    p = om_realloc(q, 200);             /* a large block stays with RAW */
+    assert_filled(p, 200, 3);
+    assert_int_equal(blocks_in_use(), before);
+    om_free(p);
+    p = om_realloc(NULL, 64);           /* realloc(NULL) is malloc */
+    assert_int_equal(om_usable_size(p), 64);
+    q = om_realloc(p, 0);               /* realloc(p, 0) keeps a block */
+    assert_non_null(q);
+    om_free(q);
+    assert_heap_clean(before);
+}
+
+/* nelem * elsize overflowing gives NULL and ENOMEM in every domain. */
+static void test_calloc_rules(void **state)
+{
+    size_t before = blocks_in_use();
+    unsigned char *p;
+
+    errno = 0;
+    assert_null(om_calloc(SIZE_MAX / 2, 3));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(om_obj_calloc((size_t)1 << 33, (size_t)1 << 33));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(om_raw_calloc(SIZE_MAX / 2, 3));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(om_malloc(SIZE_MAX - 8));
+    assert_int_equal(errno, ENOMEM);
+    for (int round = 0; round < 3; round++) {
+        p = om_malloc(200);
+        memset(p, 0xff, 200);
+        om_free(p);
+        p = om_calloc(20, 10);          /* likely the same block again */
+        for (int i = 0; i < 200; i++)
+            assert_int_equal(p[i], 0);
+        om_free(p);
+    }
+    p = om_calloc(0, 0);
+    assert_non_null(p);
+    om_free(p);
+    assert_heap_clean(before);
+}
+
+/* Blocks objmem did not allocate go to the RAW domain. */
+static void test_foreign_pointers(void **state)
+{
+    size_t before = blocks_in_use();
+    char *p = malloc(100), *q;
+
+    assert_true(om_usable_size(p) >= 100);
+    strcpy(p, "foreign");
+    q = om_realloc(p, 50);              /* stays with RAW, bytes kept */
+    assert_string_equal(q, "foreign");
+    assert_int_equal(blocks_in_use(), before);
+    om_free(q);
+    om_obj_free(malloc(10));
+    om_free(NULL);
+    om_obj_free(NULL);
+    assert_heap_clean(before);
+}
+
+/* Arenas that empty are unmapped; om_collect gives back the last one. */
+static void test_arena_release(void **state)
+{
+    enum { N = 100000 };
+    size_t before = blocks_in_use();
+    void **v = calloc(N, sizeof(*v));
+    struct om_stats s0, s1, s2;
+
+    om_collect(true);
+    assert_int_equal(om_stats_get(&s0), 0);
+    for (int i = 0; i < N; i++)
+        v[i] = om_malloc(64);           /* 6.4 MB: at least 6 arenas */
+    assert_int_equal(om_stats_get(&s1), 0);
+    assert_true(s1.arenas_current >= s0.arenas_current + 6);
+    for (int i = 0; i < N; i++)
+        om_free(v[i]);
+    assert_int_equal(om_stats_get(&s2), 0);
+    /* kept: the arena holding the last pool of the class, one empty */
+    assert_true(s2.arenas_current <= s0.arenas_current + 2);
+    assert_true(s2.bytes_unmapped_total >= s0.bytes_unmapped_total +
+                                               5 * 1048576);
+    om_collect(true);
+    assert_int_equal(om_stats_get(&s2), 0);
+    assert_int_equal(s2.arenas_current, s0.arenas_current);
+    assert_int_equal(s2.pools_free_dirty, 0);
+    free(v);
+    assert_heap_clean(before);
+}
+
+/* Alignments up to the threshold come from the pools, larger from RAW. */
+static void test_aligned_alloc(void **state)
+{
+    size_t before = blocks_in_use();
+
+    for (size_t align = 1; align <= 8192; align *= 2) {
+        for (size_t size = 0; size <= 1100; size += 37) {
+            void *p = om_aligned_alloc(align, size);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % align, 0);
+            assert_true(om_usable_size(p) >= size);
+            memset(p, 1, size);
+            om_free(p);
+        }
+    }
+    errno = 0;
+    assert_null(om_aligned_alloc(24, 10));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(om_aligned_alloc(0, 10));
+    assert_int_equal(errno, EINVAL);
+    assert_heap_clean(before);
+}
+
+/* errno is left alone by calls that succeed, also those that map. */
+static void test_errno_kept(void **state)
+{
+    size_t before = blocks_in_use();
+    void *v[20000];
+
+    errno = 4321;
+    for (int i = 0; i < 20000; i++)
+        v[i] = om_malloc(16 + (size_t)(i % 400));
+    for (int i = 0; i < 20000; i++)
+        om_free(v[i]);
+    om_collect(true);
+    assert_int_equal(errno, 4321);
+    assert_heap_clean(before);
+}
+
+/* The sys._debugmallocstats report: sections present, totals balance. */
+static void test_stats_report(void **state)
+{
+    size_t before = blocks_in_use(), len = 0, total, arenas;
+    char *text = NULL, *line;
+    FILE *f = open_memstream(&text, &len);
+    void *v[1000];
+
+    for (int i = 0; i < 1000; i++)
+        v[i] = om_malloc((size_t)(i % 512) + 1);
+    om_debug_malloc_stats(f);
+    fclose(f);
+    assert_non_null(strstr(text, "Small block threshold = 512, in 32 size "
+                                 "classes."));
+    assert_non_null(strstr(text, "class   size   num pools   blocks in use"));
+    assert_null(strstr(text, "do not balance"));
+    line = strstr(text, "# arenas allocated current");
+    assert_non_null(line);
+    arenas = strtoul(strchr(line, '=') + 1, NULL, 10);
+    line = strstr(text, "\nTotal");
+    assert_non_null(line);
+    {
+        char digits[32];
+        size_t j = 0;
+        for (char *c = strchr(line, '=') + 1; *c && *c != '\n'; c++)
+            if (*c >= '0' && *c <= '9')
+                digits[j++] = *c;
+        digits[j] = '\0';
+        total = strtoul(digits, NULL, 10);
+    }
+    assert_int_equal(total, arenas * 1048576);
+    free(text);
+    for (int i = 0; i < 1000; i++)
+        om_free(v[i]);
+    assert_heap_clean(before);
+}
+
+struct shadow {
+    unsigned char *p;
+    size_t size;
+    unsigned char seed;
+};
+
+static size_t random_size(uint64_t *r)
+{
+    uint64_t x = rnd_next(r);
+    if (x % 16 == 0)
+        return (size_t)(x >> 20) % 5000;    /* sometimes large or 0 */
+    return 1 + (size_t)(x >> 20) % 512;
+}
+
+/* One random step: allocate, free or realloc, checking contents. */
+static void random_step(struct shadow *live, size_t *n, uint64_t *r)
+{
+    uint64_t x = rnd_next(r);
+    size_t i = *n ? (size_t)(x >> 32) % *n : 0;
+    unsigned op = (unsigned)(x % 3);
+
+    if (*n == 0 || (op == 0 && *n < 20000)) {
+        struct shadow *s = &live[(*n)++];
+        s->size = random_size(r);
+        s->seed = (unsigned char)x;
+        s->p = (x & 64) ? om_malloc(s->size) : om_calloc(1, s->size);
+        assert_non_null(s->p);
+        fill(s->p, s->size, s->seed);
+    } else if (op == 1) {
+        assert_filled(live[i].p, live[i].size, live[i].seed);
+        om_free(live[i].p);
+        live[i] = live[--(*n)];
+    } else {
+        size_t size = random_size(r);
+        size_t keep = size < live[i].size ? size : live[i].size;
+        live[i].p = om_realloc(live[i].p, size);
+        assert_non_null(live[i].p);
+        assert_filled(live[i].p, keep, live[i].seed);
+        live[i].size = size;
+        fill(live[i].p, size, live[i].seed);
+    }
+}
+
+/* 1M random operations against a shadow model, om_check every 10k. */
+static void test_random_shadow(void **state)
+{
+    size_t before = blocks_in_use(), n = 0;
+    struct shadow *live = calloc(20001, sizeof(*live));
+    uint64_t r = 42;
+
+    for (long step = 1; step <= 1000000; step++) {
+        random_step(live, &n, &r);
+        if (step % 10000 == 0)
+            assert_int_equal(om_check(), 0);
+    }
+    while (n > 0) {
+        assert_filled(live[n - 1].p, live[n - 1].size, live[n - 1].seed);
+        om_free(live[--n].p);
+    }
+    free(live);
+    assert_heap_clean(before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_size_classes),
+        cmocka_unit_test(test_realloc_rules),
+        cmocka_unit_test(test_calloc_rules),
+        cmocka_unit_test(test_foreign_pointers),
+        cmocka_unit_test(test_arena_release),
+        cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_errno_kept),
+        cmocka_unit_test(test_stats_report),
+        cmocka_unit_test(test_random_shadow),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
