@@ -68,9 +68,12 @@ static void map_mark(uintptr_t a, uint8_t value, _Atomic uint8_t *leaf)
 
 /* ---- Arena lifetime ---- */
 
-static void list_insert(struct arena *a)
+/* The radix mark and the list entry change together, under the lock, so
+ * that a fork() child never sees one without the other. */
+static void list_insert(struct arena *a, _Atomic uint8_t *leaf)
 {
     omi_arena_lock();
+    map_mark((uintptr_t)a, 1, leaf);
     a->all_next = all_arenas;
     a->all_prev = NULL;
     if (all_arenas)
@@ -86,6 +89,8 @@ static void list_insert(struct arena *a)
 static void list_remove(struct arena *a)
 {
     omi_arena_lock();
+    map_mark((uintptr_t)a, 0, atomic_load(&omi_arena_map[(uintptr_t)a >>
+                                         (ARENA_BITS + MAP_LEAF_BITS)]));
     if (a->all_prev)
         a->all_prev->all_next = a->all_next;
     else
@@ -116,8 +121,7 @@ struct arena *omi_arena_new(struct heap *h)
         a->clean[i / 64] |= (uint64_t)1 << (i % 64);
         a->pools[i].index = (uint16_t)i;
     }
-    map_mark((uintptr_t)a, 1, leaf);
-    list_insert(a);
+    list_insert(a, leaf);
     return a;
 }
 
@@ -125,8 +129,6 @@ void omi_arena_release(struct arena *a)
 {
     OM_ASSERT(a->nfree == USABLE_POOLS);
     list_remove(a);
-    map_mark((uintptr_t)a, 0, atomic_load(&omi_arena_map[(uintptr_t)a >>
-                                         (ARENA_BITS + MAP_LEAF_BITS)]));
     omi_os_unmap(a, ARENA_SIZE);
 }
 

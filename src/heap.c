@@ -281,8 +281,9 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
 
     if (unlikely(!oh || !omi_pool_is_block(pool, p)))
         omi_fatal("free of an address that is not an allocated block", p,
-                  "pool %p state %u, block size %u", (void *)pool,
-                  pool->state, pool->block_size);
+                  "pool %p state %u, block size %u, capacity %u, owner %p, "
+                  "page %p", (void *)pool, pool->state, pool->block_size,
+                  pool->capacity, (void *)owner, (void *)omi_pool_page(pool));
     if (oh == h)
         free_local(h, pool, p);
     else
@@ -531,7 +532,8 @@ static int check_remote(const struct heap *h)
     for (void *b = atomic_load(&h->remote); b; b = *(void **)b) {
         struct arena *a = omi_arena_of(b);
         struct pool *pool = a ? omi_arena_pool_of(a, b) : NULL;
-        if (!pool || a->heap != h || !omi_pool_is_block(pool, b))
+        if (!pool || a->heap != h || pool->state < POOL_USED ||
+            !omi_pool_is_block(pool, b))
             return omi_check_fail("heap.5", b, "remote block not in a "
                                   "pool of its heap");
         pool->scratch++;

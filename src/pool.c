@@ -42,9 +42,8 @@ bool omi_pool_is_block(const struct pool *pool, const void *p)
 {
     size_t offset = (size_t)((const char *)p - omi_pool_page(pool));
 
-    if (pool->state != POOL_USED && pool->state != POOL_FULL)
-        return false;
-    return offset < (size_t)pool->capacity * pool->block_size &&
+    return pool->block_size != 0 &&
+           offset < (size_t)pool->capacity * pool->block_size &&
            offset % pool->block_size == 0;
 }
 

@@ -74,7 +74,11 @@ char *omi_pool_page(const struct pool *pool);
  */
 void omi_pool_init(struct pool *pool, unsigned sc);
 
-/* True when p is the start of a block of a pool holding a class. */
+/*
+ * True when p is at a block boundary inside pool, a pool holding a class.
+ * Reads only the fields that stay fixed while a block of the pool is live,
+ * so any thread may call it for a block it holds.
+ */
 bool omi_pool_is_block(const struct pool *pool, const void *p);
 
 /* Verify the descriptor's invariants; remote is the count of this pool's
