@@ -88,7 +88,9 @@ OM_API size_t om_usable_size(const void *p);
  * A MEM-domain block of size bytes aligned to alignment (a power of two);
  * free it with om_free.  Alignments up to the small threshold are served
  * from the pools; larger ones, or large sizes, by the system allocator
- * while the RAW domain is the default (ENOTSUP otherwise).
+ * while the RAW domain is the default.  Alignments above 16 need the MEM
+ * domain's default table (not replaced, no debug hooks): ENOTSUP
+ * otherwise, as when RAW is replaced.  EINVAL for a bad alignment.
  */
 OM_API void *om_aligned_alloc(size_t alignment, size_t size);
 

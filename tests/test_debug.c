@@ -1,0 +1,714 @@
+/*
+ * test_debug.c - the debug hooks (src/debug.c): the block frame, the fill
+ * bytes, realloc, the overflow paths, and the checks on free and realloc.
+ *
+ * Each bad action runs in a fork()ed child whose stderr goes to a pipe;
+ * the parent waits for it and asserts that it died of SIGABRT after a
+ * report naming the check, the block's address, size and domain.  The
+ * parent keeps its own intact copy of the block and frees it properly.
+ *
+ * main() installs the hooks before anything is allocated.  Run with
+ * --env-child, the program instead checks that OBJMEM_ALLOCATOR=debug
+ * installed them on its own, then overflows a block (test_environment
+ * runs it that way).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "objmem.h"
+#include "domain.h"         /* omi_debug_hooks_on, omi_debug_block_size */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#if UNDER_ASAN
+/*
+ * ASan reports reading a freed libc block (a double free of a block the
+ * RAW domain serves) before the hooks can: make its report end in abort()
+ * like ours, and let huge requests fail with NULL instead of dying.
+ */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "abort_on_error=1:allocator_may_return_null=1";
+}
+#endif
+
+#if UNDER_TSAN
+/* test_realloc_failure_keeps_block asks for 1 PiB: NULL, not death. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+#endif
+
+#define SST sizeof(size_t)
+#define CLEANBYTE 0xCD
+#define FORBIDDENBYTE 0xFD
+
+/* One domain's entry points, to run the same test on the three. */
+struct api {
+    char id;
+    const char *name;
+    void *(*malloc)(size_t size);
+    void *(*calloc)(size_t nelem, size_t elsize);
+    void *(*realloc)(void *p, size_t size);
+    void (*free)(void *p);
+};
+
+static const struct api apis[] = {
+    { 'r', "raw", om_raw_malloc, om_raw_calloc, om_raw_realloc, om_raw_free },
+    { 'm', "mem", om_malloc, om_calloc, om_realloc, om_free },
+    { 'o', "obj", om_obj_malloc, om_obj_calloc, om_obj_realloc, om_obj_free },
+};
+
+#define RAW (&apis[0])
+#define MEM (&apis[1])
+#define OBJ (&apis[2])
+
+/* Pool-sized and RAW-served requests, and the edges between them. */
+static const size_t sizes[] = { 0, 1, 7, 8, 24, 100, 488, 512, 513, 1000,
+                                5000, 200000 };
+
+/* ---- Checking a block ---- */
+
+static size_t header_size(const unsigned char *p)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < SST; i++)
+        n = (n << 8) | p[-(ptrdiff_t)(2 * SST) + (ptrdiff_t)i];
+    return n;
+}
+
+/* The frame around p: big-endian size, id, pads; 16-byte alignment. */
+static void assert_frame(const void *ptr, size_t size, char id)
+{
+    const unsigned char *p = ptr;
+
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 16, 0);
+    assert_int_equal(header_size(p), size);
+    assert_int_equal(omi_debug_block_size(p), size);
+    assert_int_equal(p[-(ptrdiff_t)SST], (unsigned char)id);
+    for (size_t i = 1; i < SST; i++)
+        assert_int_equal(p[-(ptrdiff_t)i], FORBIDDENBYTE);
+    for (size_t i = 0; i < SST; i++)
+        assert_int_equal(p[size + i], FORBIDDENBYTE);
+}
+
+static void assert_bytes(const void *ptr, size_t from, size_t to, int v)
+{
+    const unsigned char *p = ptr;
+
+    for (size_t i = from; i < to; i++)
+        if (p[i] != (unsigned char)v)
+            fail_msg("byte %zu of %p is 0x%02x, not 0x%02x", i, ptr, p[i],
+                     v);
+}
+
+/* A recognisable content: byte i is (i * 7 + seed) & 0xff. */
+static void fill_pattern(void *ptr, size_t n, unsigned seed)
+{
+    unsigned char *p = ptr;
+
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 7 + seed);
+}
+
+static void assert_pattern(const void *ptr, size_t n, unsigned seed)
+{
+    const unsigned char *p = ptr;
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(i * 7 + seed))
+            fail_msg("byte %zu of %p lost by realloc", i, ptr);
+}
+
+/* ---- Death tests ---- */
+
+struct death {
+    int status;                 /* from waitpid() */
+    char err[32768];            /* the child's stderr, terminated */
+};
+
+/* In a child: stderr to the pipe, no core file, SIGABRT kills. */
+static void become_quiet_child(int fd)
+{
+    struct rlimit no_core = { 0, 0 };
+
+    dup2(fd, 2);
+    close(fd);
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(SIGABRT, SIG_DFL);
+}
+
+static void read_all(int fd, struct death *d)
+{
+    size_t len = 0;
+    ssize_t n;
+
+    while (len + 1 < sizeof(d->err)) {
+        n = read(fd, d->err + len, sizeof(d->err) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    d->err[len] = '\0';
+}
+
+/* Run act(p) in a child: it should not come back. */
+static void die_in_child(void (*act)(void *p), void *p, struct death *d)
+{
+    int fds[2];
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        become_quiet_child(fds[1]);
+        act(p);
+        _exit(0);
+    }
+    close(fds[1]);
+    read_all(fds[0], d);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &d->status, 0), pid);
+}
+
+static void assert_said(const struct death *d, const char *text)
+{
+    if (strstr(d->err, text) == NULL)
+        fail_msg("child stderr lacks \"%s\":\n%s", text, d->err);
+}
+
+static void assert_aborted(const struct death *d)
+{
+    if (!WIFSIGNALED(d->status) || WTERMSIG(d->status) != SIGABRT)
+        fail_msg("child status 0x%x, not SIGABRT; stderr:\n%s", d->status,
+                 d->err);
+}
+
+/* The child aborted after reporting check at p; size -1: not known. */
+static void assert_report(const struct death *d, const char *check,
+                          const void *p, size_t size, char api)
+{
+    char text[128];
+
+    assert_aborted(d);
+    snprintf(text, sizeof(text), "fatal error: %s at %p", check, p);
+    assert_said(d, text);
+    snprintf(text, sizeof(text), "Debug memory block at address p=%p", p);
+    assert_said(d, text);
+    snprintf(text, sizeof(text), "API '%c'", api);
+    assert_said(d, text);
+    if (size == (size_t)-1)
+        return;
+    snprintf(text, sizeof(text), "block of %zu bytes", size);
+    assert_said(d, text);
+    snprintf(text, sizeof(text), "    %zu bytes originally requested", size);
+    assert_said(d, text);
+}
+
+/* The block and the domain a bad action works on. */
+struct victim {
+    const struct api *api;      /* allocated with */
+    const struct api *other;    /* wrongly freed with */
+    size_t size;                /* bytes asked for */
+    unsigned char *p;
+};
+
+static void overflow_then_free(void *arg)
+{
+    struct victim *v = arg;
+
+    v->p[v->size] = 'X';
+    v->api->free(v->p);
+}
+
+static void overflow_then_realloc(void *arg)
+{
+    struct victim *v = arg;
+
+    v->p[v->size + SST - 1] = 0;
+    v->api->realloc(v->p, v->size + 100);
+}
+
+static void underflow_then_free(void *arg)
+{
+    struct victim *v = arg;
+
+    v->p[-1] = 'X';
+    v->api->free(v->p);
+}
+
+static void free_twice(void *arg)
+{
+    struct victim *v = arg;
+
+    v->api->free(v->p);
+    v->api->free(v->p);
+}
+
+static void free_elsewhere(void *arg)
+{
+    struct victim *v = arg;
+
+    v->other->free(v->p);
+}
+
+static void realloc_elsewhere(void *arg)
+{
+    struct victim *v = arg;
+
+    v->other->realloc(v->p, 64);
+}
+
+/* Allocate v's block here, break it in a child, free it here. */
+static void run_victim(struct victim *v, void (*act)(void *), struct death *d)
+{
+    v->p = v->api->malloc(v->size);
+    assert_non_null(v->p);
+    die_in_child(act, v, d);
+    assert_frame(v->p, v->size, v->api->id);
+    v->api->free(v->p);
+}
+
+static void test_overflow(void **state)
+{
+    static struct death d;
+
+    for (size_t a = 0; a < 3; a++) {
+        struct victim v = { &apis[a], NULL, a == 1 ? 24 : 1000, NULL };
+
+        run_victim(&v, overflow_then_free, &d);
+        assert_report(&d, "bad trailing pad byte", v.p, v.size, v.api->id);
+        assert_said(&d, "at tail+0: 0x58 *** OUCH");
+        assert_said(&d, "buffer overflow");
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_overflow_zero_bytes(void **state)
+{
+    static struct death d;
+    struct victim v = { MEM, NULL, 0, NULL };
+
+    run_victim(&v, overflow_then_free, &d);
+    assert_report(&d, "bad trailing pad byte", v.p, 0, 'm');
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_overflow_on_realloc(void **state)
+{
+    static struct death d;
+    struct victim v = { OBJ, NULL, 40, NULL };
+
+    run_victim(&v, overflow_then_realloc, &d);
+    assert_report(&d, "bad trailing pad byte", v.p, 40, 'o');
+    assert_said(&d, "om_obj_realloc");
+    assert_said(&d, "at tail+7: 0x00 *** OUCH");
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_underflow(void **state)
+{
+    static struct death d;
+
+    for (size_t a = 0; a < 3; a++) {
+        struct victim v = { &apis[a], NULL, a == 2 ? 16 : 700, NULL };
+
+        run_victim(&v, underflow_then_free, &d);
+        assert_report(&d, "bad leading pad byte", v.p, v.size, v.api->id);
+        assert_said(&d, "at p-1: 0x58 *** OUCH");
+        assert_said(&d, "buffer underflow");
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+/*
+ * A block freed twice.  Under ASan the second free may first read a block
+ * ASan knows to be freed (where libc serves it): its own report counts.
+ */
+static void check_double_free(size_t size)
+{
+    static struct death d;
+    struct victim v = { MEM, NULL, size, NULL };
+
+    run_victim(&v, free_twice, &d);
+    if (UNDER_ASAN && strstr(d.err, "AddressSanitizer") != NULL) {
+        assert_aborted(&d);
+        return;
+    }
+    assert_report(&d, "double free", v.p, (size_t)-1, 'm');
+    assert_said(&d, "om_free: block of API 'm' freed twice");
+}
+
+static void test_double_free_large(void **state)
+{
+    check_double_free(1000);
+    check_double_free(100000);
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_double_free_small(void **state)
+{
+    check_double_free(32);
+    check_double_free(0);
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_wrong_domain_free(void **state)
+{
+    static struct death d;
+    struct victim obj_by_mem = { OBJ, MEM, 48, NULL };
+    struct victim mem_by_raw = { MEM, RAW, 48, NULL };
+    struct victim big_by_raw = { MEM, RAW, 3000, NULL };
+
+    run_victim(&obj_by_mem, free_elsewhere, &d);
+    assert_report(&d, "bad ID", obj_by_mem.p, 48, 'o');
+    assert_said(&d, "allocated with API 'o', freed with API 'm'");
+    run_victim(&mem_by_raw, free_elsewhere, &d);
+    assert_report(&d, "bad ID", mem_by_raw.p, 48, 'm');
+    assert_said(&d, "allocated with API 'm', freed with API 'r'");
+    run_victim(&big_by_raw, free_elsewhere, &d);
+    assert_report(&d, "bad ID", big_by_raw.p, 3000, 'm');
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_wrong_domain_realloc(void **state)
+{
+    static struct death d;
+    struct victim v = { MEM, OBJ, 20, NULL };
+
+    run_victim(&v, realloc_elsewhere, &d);
+    assert_report(&d, "bad ID", v.p, 20, 'm');
+    assert_said(&d, "allocated with API 'm', reallocated with API 'o'");
+    assert_int_equal(om_check(), 0);
+}
+
+/* ---- What the hooks must do right ---- */
+
+static void test_installed(void **state)
+{
+    assert_true(omi_debug_hooks_on(OM_DOMAIN_RAW));
+    assert_true(omi_debug_hooks_on(OM_DOMAIN_MEM));
+    assert_true(omi_debug_hooks_on(OM_DOMAIN_OBJ));
+    assert_int_equal(om_setup_debug_hooks(), -EALREADY);
+    assert_int_equal(om_setup_debug_hooks(), -EALREADY);
+    assert_true(omi_debug_hooks_on(OM_DOMAIN_MEM));
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_malloc_fills_clean(void **state)
+{
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            unsigned char *p = apis[a].malloc(sizes[i]);
+
+            assert_frame(p, sizes[i], apis[a].id);
+            assert_bytes(p, 0, sizes[i], CLEANBYTE);
+            apis[a].free(p);
+        }
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_calloc_zeroes(void **state)
+{
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            unsigned char *p = apis[a].calloc(sizes[i], 1);
+
+            assert_frame(p, sizes[i], apis[a].id);
+            assert_bytes(p, 0, sizes[i], 0);
+            apis[a].free(p);
+        }
+    }
+    for (size_t a = 0; a < 3; a++) {
+        void *p = apis[a].calloc(13, 17);
+
+        assert_frame(p, 13 * 17, apis[a].id);
+        assert_bytes(p, 0, 13 * 17, 0);
+        apis[a].free(p);
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+/* Walk one block through growing and shrinking sizes. */
+static void realloc_walk(const struct api *api)
+{
+    static const size_t steps[] = { 10, 300, 1000, 5000, 129, 128, 200, 0,
+                                    40, 100000, 600, 16 };
+    size_t old = 0;
+    unsigned char *p = NULL;
+
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        size_t kept = old < steps[i] ? old : steps[i];
+
+        p = api->realloc(p, steps[i]);
+        assert_frame(p, steps[i], api->id);
+        assert_pattern(p, kept, 3);
+        assert_bytes(p, kept, steps[i], CLEANBYTE);
+        fill_pattern(p, steps[i], 3);
+        old = steps[i];
+    }
+    api->free(p);
+}
+
+static void test_realloc_keeps_and_grows(void **state)
+{
+    for (size_t a = 0; a < 3; a++)
+        realloc_walk(&apis[a]);
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_free_null(void **state)
+{
+    for (size_t a = 0; a < 3; a++)
+        apis[a].free(NULL);
+    assert_int_equal(om_check(), 0);
+}
+
+static void test_errno_kept(void **state)
+{
+    for (size_t a = 0; a < 3; a++) {
+        void *p, *q;
+
+        errno = 4321;
+        p = apis[a].malloc(100);
+        q = apis[a].calloc(3, 1000);
+        p = apis[a].realloc(p, 2000);
+        p = apis[a].realloc(p, 8);
+        apis[a].free(q);
+        apis[a].free(p);
+        apis[a].free(NULL);
+        assert_int_equal(errno, 4321);
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+static void assert_enomem(void *p)
+{
+    assert_null(p);
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+}
+
+static void test_size_overflow(void **state)
+{
+    for (size_t a = 0; a < 3; a++) {
+        const struct api *api = &apis[a];
+
+        errno = 0;
+        assert_enomem(api->calloc(SIZE_MAX / 2 + 1, 4));
+        assert_enomem(api->calloc(4, SIZE_MAX / 2 + 1));
+        assert_enomem(api->calloc(SIZE_MAX, SIZE_MAX));
+        assert_enomem(api->calloc(1, SIZE_MAX - 8));
+        assert_enomem(api->malloc(SIZE_MAX));
+        assert_enomem(api->malloc(SIZE_MAX - 3 * SST + 1));
+        assert_enomem(api->malloc(PTRDIFF_MAX));
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+/* A failed realloc leaves the old block valid: framed, content kept. */
+static void test_realloc_failure_keeps_block(void **state)
+{
+    static const size_t old_sizes[] = { 24, 300, 5000 };
+    static const size_t huge[] = { SIZE_MAX, SIZE_MAX - 8, (size_t)1 << 50 };
+
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t i = 0; i < 3; i++) {
+            unsigned char *p = apis[a].malloc(old_sizes[i]);
+
+            fill_pattern(p, old_sizes[i], 11);
+            for (size_t h = 0; h < 3; h++) {
+                errno = 0;
+                assert_enomem(apis[a].realloc(p, huge[h]));
+                assert_frame(p, old_sizes[i], apis[a].id);
+                assert_pattern(p, old_sizes[i], 11);
+            }
+            p = apis[a].realloc(p, old_sizes[i] * 2);
+            assert_pattern(p, old_sizes[i], 11);
+            apis[a].free(p);
+        }
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+/* Hooked blocks from several threads at once: frames stay intact. */
+static void *churn(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    unsigned char *live[16] = { NULL };
+    size_t size[16] = { 0 };
+
+    for (unsigned i = 0; i < 6000; i++) {
+        unsigned slot = (i * 7 + seed) % 16;
+        const struct api *api = &apis[slot % 3];
+        size_t n = (i * 37 + seed * 11) % 1200;
+
+        if (live[slot] != NULL &&
+            (header_size(live[slot]) != size[slot] ||
+             live[slot][size[slot]] != FORBIDDENBYTE))
+            return (void *)"frame broken";
+        if (i % 5 == 0)
+            live[slot] = api->realloc(live[slot], n);
+        else {
+            api->free(live[slot]);
+            live[slot] = i % 2 ? api->malloc(n) : api->calloc(n, 1);
+        }
+        if (live[slot] == NULL)
+            return (void *)"out of memory";
+        size[slot] = n;
+    }
+    for (unsigned slot = 0; slot < 16; slot++)
+        apis[slot % 3].free(live[slot]);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    pthread_t t[4];
+    void *result;
+
+    for (uintptr_t i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn, (void *)i), 0);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], &result), 0);
+        assert_null(result);
+    }
+    assert_int_equal(om_check(), 0);
+}
+
+/* ---- OBJMEM_ALLOCATOR=debug ---- */
+
+/* --env-child: the constructor must have hooked; then overflow. */
+static int env_child(void)
+{
+    unsigned char *p;
+
+    if (!omi_debug_hooks_on(OM_DOMAIN_RAW) ||
+        !omi_debug_hooks_on(OM_DOMAIN_MEM) ||
+        !omi_debug_hooks_on(OM_DOMAIN_OBJ)) {
+        fprintf(stderr, "env child: hooks not installed\n");
+        return 3;
+    }
+    p = om_malloc(24);
+    fprintf(stderr, "env child: block %p\n", (void *)p);
+    fflush(stderr);
+    p[24] = 'X';
+    om_free(p);
+    fprintf(stderr, "env child: overflow not caught\n");
+    return 4;
+}
+
+static void exec_env_child(int fd)
+{
+    become_quiet_child(fd);
+    setenv("OBJMEM_ALLOCATOR", "debug", 1);
+    execl("/proc/self/exe", "test_debug", "--env-child", (char *)NULL);
+    _exit(127);
+}
+
+static void test_environment(void **state)
+{
+    static struct death d;
+    void *p = NULL;
+    char text[128];
+    const char *at;
+    int fds[2];
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        exec_env_child(fds[1]);
+    }
+    close(fds[1]);
+    read_all(fds[0], &d);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &d.status, 0), pid);
+    at = strstr(d.err, "env child: block ");
+    if (at == NULL || sscanf(at, "env child: block %p", &p) != 1)
+        fail_msg("env child said:\n%s", d.err);
+    assert_report(&d, "bad trailing pad byte", p, 24, 'm');
+    snprintf(text, sizeof(text), "om_free: block of 24 bytes");
+    assert_said(&d, text);
+    assert_int_equal(om_check(), 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_installed),
+        cmocka_unit_test(test_malloc_fills_clean),
+        cmocka_unit_test(test_calloc_zeroes),
+        cmocka_unit_test(test_realloc_keeps_and_grows),
+        cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_errno_kept),
+        cmocka_unit_test(test_size_overflow),
+        cmocka_unit_test(test_realloc_failure_keeps_block),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_overflow_zero_bytes),
+        cmocka_unit_test(test_overflow_on_realloc),
+        cmocka_unit_test(test_underflow),
+        cmocka_unit_test(test_double_free_large),
+        cmocka_unit_test(test_double_free_small),
+        cmocka_unit_test(test_wrong_domain_free),
+        cmocka_unit_test(test_wrong_domain_realloc),
+        cmocka_unit_test(test_environment),
+    };
+
+    if (argc > 1 && strcmp(argv[1], "--env-child") == 0)
+        return env_child();
+    /* -EALREADY: OBJMEM_ALLOCATOR=debug is set and hooked already. */
+    if (om_setup_debug_hooks() != 0 && !omi_debug_hooks_on(OM_DOMAIN_MEM)) {
+        fprintf(stderr, "test_debug: the debug hooks are not on\n");
+        return 1;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
