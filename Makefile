@@ -35,7 +35,7 @@ bench: deps-bench
 	build/release/bench/bench_alloc
 
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf build
