@@ -115,6 +115,16 @@ OM_API int om_setup_debug_hooks(void);
  */
 OM_API void om_collect(bool force);
 
+/*
+ * When free pages go back by themselves.  ms > 0: a page that stays free
+ * for ms milliseconds is given back by a background thread (default 250,
+ * or OBJMEM_PURGE_DELAY from the environment), so a loop that frees and
+ * allocates again keeps its pages; 0: at once, as soon as a thread holds
+ * more than 1 MiB of free pages (no thread); < 0: never (om_collect only).
+ */
+OM_API int om_set_purge_delay(long ms);
+OM_API long om_get_purge_delay(void);
+
 /* ---- 4. Stats and checks ---- */
 
 struct om_stats {

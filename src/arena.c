@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "arena.h"
@@ -35,6 +36,8 @@ static struct arena *all_arenas;         /* global list, under arena_lock */
 static struct omi_arena_totals totals;   /* under arena_lock */
 static _Atomic size_t map_leaves;
 static atomic_uint_least64_t purged_bytes;
+static _Atomic size_t dirty_total;      /* pools in state DIRTY, all arenas */
+static _Atomic uint16_t epoch;          /* advanced by the purger's ticks */
 
 _Static_assert(META_POOLS < POOLS_PER_ARENA / 8,
                "the header takes a small part of the arena");
@@ -129,6 +132,11 @@ void omi_arena_release(struct arena *a)
 {
     OM_ASSERT(a->nfree == USABLE_POOLS);
     list_remove(a);
+    /* Off the list, nobody can pin it any more; wait out a purger that
+     * pinned it before. */
+    while (atomic_load(&a->pins) != 0)
+        sched_yield();
+    atomic_fetch_sub(&dirty_total, atomic_load(&a->dirty_count));
     omi_os_unmap(a, ARENA_SIZE);
 }
 
@@ -153,18 +161,46 @@ static bool bit_test(const uint64_t *map, size_t i)
     return (map[i / 64] >> (i % 64)) & 1;
 }
 
-struct pool *omi_arena_take_pool(struct arena *a)
+/*
+ * Make a pool that was free USED.  A DIRTY pool is taken back by CAS (the
+ * purger may be about to purge it); one that the purger is purging is
+ * waited for.  True when the page kept its contents.
+ */
+static bool claim(struct arena *a, struct pool *pool)
 {
-    int i = a->ndirty ? lowest_bit(a->dirty) : lowest_bit(a->clean);
+    uint8_t state = POOL_DIRTY;
+
+    if (atomic_compare_exchange_strong_explicit(&pool->state, &state,
+                                                POOL_USED,
+                                                memory_order_acquire,
+                                                memory_order_acquire)) {
+        atomic_fetch_sub_explicit(&a->dirty_count, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&dirty_total, 1, memory_order_relaxed);
+        return true;
+    }
+    while (state == POOL_PURGING) {
+        sched_yield();
+        state = atomic_load_explicit(&pool->state, memory_order_acquire);
+    }
+    OM_ASSERT(state == POOL_CLEAN);
+    omi_pool_set_state(pool, POOL_USED);
+    return false;
+}
+
+struct pool *omi_arena_take_pool(struct arena *a, bool *resident)
+{
+    bool dirty = a->ndirty > 0;
+    int i = dirty ? lowest_bit(a->dirty) : lowest_bit(a->clean);
 
     OM_ASSERT(a->nfree > 0 && i >= (int)META_POOLS);
-    if (a->ndirty) {
+    if (dirty) {
         bit_clear(a->dirty, (size_t)i);
         a->ndirty--;
     } else {
         bit_clear(a->clean, (size_t)i);
     }
     a->nfree--;
+    *resident = claim(a, &a->pools[i]);
     return &a->pools[i];
 }
 
@@ -176,32 +212,115 @@ void omi_arena_put_pool(struct arena *a, struct pool *pool)
     a->dirty[i / 64] |= (uint64_t)1 << (i % 64);
     a->ndirty++;
     a->nfree++;
-    pool->state = POOL_DIRTY;
+    atomic_store_explicit(&pool->dirty_since, atomic_load(&epoch),
+                          memory_order_relaxed);
+    atomic_store_explicit(&pool->state, POOL_DIRTY, memory_order_release);
+    atomic_fetch_add_explicit(&a->dirty_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dirty_total, 1, memory_order_relaxed);
 }
 
-size_t omi_arena_purge(struct arena *a)
+/* DIRTY for at least min_age epochs?  Then mark it PURGING (by CAS). */
+static bool mark_purging(struct pool *pool, uint16_t now, unsigned min_age)
 {
+    uint8_t state = POOL_DIRTY;
+
+    if (atomic_load_explicit(&pool->state, memory_order_relaxed) !=
+        POOL_DIRTY)
+        return false;
+    if ((uint16_t)(now - atomic_load_explicit(&pool->dirty_since,
+                                              memory_order_relaxed)) <
+        min_age)
+        return false;
+    return atomic_compare_exchange_strong(&pool->state, &state,
+                                          POOL_PURGING);
+}
+
+/* Give back pools [start, start+n), all PURGING, and make them CLEAN. */
+static void purge_run(struct arena *a, size_t start, size_t n)
+{
+    omi_os_purge(omi_pool_page(&a->pools[start]), n * POOL_SIZE);
+    for (size_t i = start; i < start + n; i++)
+        atomic_store_explicit(&a->pools[i].state, POOL_CLEAN,
+                              memory_order_release);
+}
+
+size_t omi_arena_purge(struct arena *a, unsigned min_age)
+{
+    uint16_t now = atomic_load(&epoch);
     size_t purged = 0, i = META_POOLS;
 
-    while (a->ndirty > 0 && i < POOLS_PER_ARENA) {
-        size_t start;
-
-        if (!bit_test(a->dirty, i)) {
+    if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed) == 0)
+        return 0;
+    while (i < POOLS_PER_ARENA) {
+        size_t start = i;
+        while (i < POOLS_PER_ARENA && mark_purging(&a->pools[i], now,
+                                                   min_age))
             i++;
-            continue;
+        if (i > start) {
+            atomic_fetch_sub(&a->dirty_count, (uint32_t)(i - start));
+            atomic_fetch_sub(&dirty_total, i - start);
+            purge_run(a, start, i - start);
+            purged += i - start;
+        } else {
+            i++;
         }
-        for (start = i; i < POOLS_PER_ARENA && bit_test(a->dirty, i); i++) {
-            bit_clear(a->dirty, i);
-            a->clean[i / 64] |= (uint64_t)1 << (i % 64);
-            a->pools[i].state = POOL_CLEAN;
-            a->ndirty--;
-        }
-        omi_os_purge(omi_pool_page(&a->pools[start]), (i - start) * POOL_SIZE);
-        purged += i - start;
     }
     atomic_fetch_add_explicit(&purged_bytes, purged * POOL_SIZE,
                               memory_order_relaxed);
     return purged;
+}
+
+size_t omi_arena_sync_hints(struct arena *a)
+{
+    size_t moved = 0;
+
+    for (size_t i = META_POOLS; a->ndirty > 0 && i < POOLS_PER_ARENA; i++) {
+        if (!bit_test(a->dirty, i) ||
+            omi_pool_state(&a->pools[i]) == POOL_DIRTY)
+            continue;
+        bit_clear(a->dirty, i);
+        a->clean[i / 64] |= (uint64_t)1 << (i % 64);
+        a->ndirty--;
+        moved++;
+    }
+    return moved;
+}
+
+/* ---- Epoch, totals and pins for the purger ---- */
+
+uint16_t omi_arena_epoch(void)
+{
+    return atomic_load(&epoch);
+}
+
+void omi_arena_epoch_advance(void)
+{
+    atomic_fetch_add(&epoch, 1);
+}
+
+size_t omi_arena_dirty_total(void)
+{
+    return atomic_load(&dirty_total);
+}
+
+size_t omi_arena_pin_dirty(struct arena **out, size_t max)
+{
+    size_t n = 0;
+
+    omi_arena_lock();
+    for (struct arena *a = all_arenas; a && n < max; a = a->all_next) {
+        if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed)) {
+            atomic_fetch_add(&a->pins, 1);
+            out[n++] = a;
+        }
+    }
+    omi_arena_unlock();
+    return n;
+}
+
+void omi_arena_unpin(struct arena *a)
+{
+    atomic_fetch_sub(&a->pins, 1);
 }
 
 /* ---- The global list ---- */
@@ -245,28 +364,47 @@ void omi_arena_fork_child(void)
 
 /* ---- Checks ---- */
 
+/* Invariant 3 for pool i. */
+static bool pool_bits_agree(const struct pool *pool, bool d, bool c)
+{
+    unsigned state = omi_pool_state(pool);
+
+    if (state == POOL_DIRTY)
+        return d && !c;
+    if (state == POOL_CLEAN)
+        return !(d && c);
+    return !d && !c;            /* USED, FULL; never PURGING here */
+}
+
 static int check_bits(const struct arena *a)
 {
-    size_t nd = 0, nc = 0;
+    size_t nd = 0, nc = 0, ndirty_state = 0;
 
     for (size_t i = 0; i < POOLS_PER_ARENA; i++) {
         const struct pool *pool = &a->pools[i];
         bool d = bit_test(a->dirty, i), c = bit_test(a->clean, i);
 
-        if (i < META_POOLS && (d || c || pool->owner || pool->state))
+        if (i < META_POOLS && (d || c || atomic_load(&pool->owner) ||
+                               omi_pool_state(pool) != POOL_CLEAN))
             return omi_check_fail("arena.2", pool, "header pool %zu in use",
                                   i);
-        if (d != (pool->state == POOL_DIRTY) ||
-            (i >= META_POOLS && c != (pool->state == POOL_CLEAN)))
+        if (i >= META_POOLS && (!pool_bits_agree(pool, d, c) ||
+                                (omi_pool_state(pool) == POOL_CLEAN &&
+                                 !d && !c)))
             return omi_check_fail("arena.3", pool,
                                   "pool %zu state %u, dirty %d clean %d", i,
-                                  pool->state, d, c);
+                                  omi_pool_state(pool), d, c);
         nd += d;
         nc += c;
+        ndirty_state += i >= META_POOLS &&
+                        omi_pool_state(pool) == POOL_DIRTY;
     }
-    if (a->nfree != nd + nc || a->ndirty != nd)
-        return omi_check_fail("arena.4", a, "nfree %u ndirty %u, bits %zu+%zu",
-                              a->nfree, a->ndirty, nd, nc);
+    if (a->nfree != nd + nc || a->ndirty != nd ||
+        atomic_load(&a->dirty_count) != ndirty_state)
+        return omi_check_fail("arena.4", a, "nfree %u ndirty %u dirty_count "
+                              "%u, bits %zu+%zu, %zu DIRTY", a->nfree,
+                              a->ndirty, atomic_load(&a->dirty_count), nd,
+                              nc, ndirty_state);
     return 0;
 }
 

@@ -19,13 +19,18 @@ struct heap;
  *   | (META_POOLS pages)       |  M    |  M+1  |     |         |
  *   +--------------------------+-------+-------+-----+---------+
  *
- * Free pools are kept in two bitmaps: dirty (resident) and clean (not).
- * Invariants (checked by omi_arena_check):
+ * Free pools are kept in two bitmaps, owned by the owner heap's thread:
+ * dirty (resident when it was put there) and clean (not resident).  The
+ * purger may purge a dirty pool behind the owner's back, so a dirty bit is
+ * a hint: the pool's state says what it is.
+ * Invariants (checked by omi_arena_check, with no purge under way):
  *   1. The arena is ARENA_SIZE-aligned, the radix map marks it, and it is
  *      on the global arena list.
  *   2. Header pools are never handed out: state CLEAN, owner 0, no bit.
- *   3. For every other pool: dirty bit <=> DIRTY, clean bit <=> CLEAN.
- *   4. nfree == |dirty| + |clean|, ndirty == |dirty|.
+ *   3. For every other pool: state DIRTY => dirty bit; dirty bit => state
+ *      DIRTY or CLEAN; clean bit => CLEAN; USED/FULL => no bit.
+ *   4. nfree == |dirty| + |clean|, ndirty == |dirty|, dirty_count ==
+ *      pools in state DIRTY.
  */
 struct arena {
     struct heap *heap;          /* owner */
@@ -34,7 +39,9 @@ struct arena {
     struct arena *all_next;     /* global list of arenas, under the lock */
     struct arena *all_prev;
     uint32_t nfree;             /* free pools: dirty + clean */
-    uint32_t ndirty;            /* free pools still resident */
+    uint32_t ndirty;            /* dirty bits (hints) */
+    _Atomic uint32_t dirty_count;   /* pools in state DIRTY */
+    _Atomic uint32_t pins;      /* purger threads working in the arena */
     uint64_t dirty[POOLS_PER_ARENA / 64];   /* DIRTY pools */
     uint64_t clean[POOLS_PER_ARENA / 64];   /* CLEAN pools */
     struct pool pools[POOLS_PER_ARENA];     /* descriptors */
@@ -83,15 +90,26 @@ struct arena *omi_arena_new(struct heap *h);
 /* Unmap an arena that holds no used pool. */
 void omi_arena_release(struct arena *a);
 
-/* Take a free pool, dirty ones first.  Precondition: a->nfree > 0. */
-struct pool *omi_arena_take_pool(struct arena *a);
+/*
+ * Take a free pool, dirty ones first, and make it USED.  *resident says
+ * whether its page still holds what it held (a DIRTY pool) or reads as
+ * zeroes (CLEAN).  Precondition: a->nfree > 0; the caller owns a.
+ */
+struct pool *omi_arena_take_pool(struct arena *a, bool *resident);
 
 /* Put back a pool that has just become free (it is resident). */
 void omi_arena_put_pool(struct arena *a, struct pool *pool);
 
-/* Give back every dirty pool with as few madvise calls as it takes.
- * Returns the pools purged. */
-size_t omi_arena_purge(struct arena *a);
+/*
+ * Give back the DIRTY pools that became dirty at least min_age purge
+ * epochs ago, with one madvise per run of neighbours.  Any thread may call
+ * it on an arena it owns or has pinned.  Returns the pools purged.
+ */
+size_t omi_arena_purge(struct arena *a, unsigned min_age);
+
+/* The owner brings its hint bitmaps up to date after purges; returns the
+ * dirty bits it turned into clean ones. */
+size_t omi_arena_sync_hints(struct arena *a);
 
 /* Global figures, under the arena lock. */
 struct omi_arena_totals {
@@ -102,6 +120,16 @@ struct omi_arena_totals {
     uint64_t purged_bytes;      /* bytes given back with madvise, ever */
     uint64_t unmapped_bytes;    /* arena bytes unmapped, ever */
 };
+
+/* The purge epoch (advanced by the purger each tick), and the count of
+ * pools in state DIRTY in all arenas. */
+uint16_t omi_arena_epoch(void);
+void omi_arena_epoch_advance(void);
+size_t omi_arena_dirty_total(void);
+
+/* Pin up to max arenas that hold DIRTY pools (purger); unpin each. */
+size_t omi_arena_pin_dirty(struct arena **out, size_t max);
+void omi_arena_unpin(struct arena *a);
 
 /* Lock the global arena list, and walk it. */
 void omi_arena_lock(void);

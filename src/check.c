@@ -5,13 +5,14 @@
  *
  *   map.1  the radix map marks exactly the arenas on the global list.
  *
- * It holds the arena lock while it walks; other threads must not allocate
- * meanwhile (their heaps are theirs alone).  Heaps orphaned by fork() are
+ * It pauses the purger and holds the arena lock while it walks; other
+ * threads must not allocate meanwhile (their heaps are theirs alone).  Heaps orphaned by fork() are
  * skipped: they may have been mid-update when their thread vanished.
  */
 #include <errno.h>
 
 #include "heap.h"
+#include "purge.h"
 
 static bool heap_is_checked(const struct heap *h)
 {
@@ -66,6 +67,7 @@ int om_check(void)
 {
     int rc = 0;
 
+    omi_purge_pause();
     omi_arena_lock();
     for (struct arena *a = omi_arena_first(); a; a = a->all_next)
         for (size_t i = 0; i < POOLS_PER_ARENA; i++)
@@ -79,5 +81,6 @@ int om_check(void)
     if (rc == 0)
         rc = check_map();
     omi_arena_unlock();
+    omi_purge_resume();
     return rc;
 }

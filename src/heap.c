@@ -32,6 +32,7 @@
 
 #include "heap.h"
 #include "os.h"
+#include "purge.h"
 
 static struct pool empty_pool;          /* free == NULL: always slow */
 
@@ -86,7 +87,7 @@ static void *pop_block(struct pool *pool)
 static void mark_full(struct heap *h, struct pool *pool)
 {
     class_unlink(pool);
-    pool->state = POOL_FULL;
+    omi_pool_set_state(pool, POOL_FULL);
     atomic_store_explicit(&pool->owner, (uintptr_t)h | OWNER_FULL,
                           memory_order_relaxed);
 }
@@ -146,19 +147,20 @@ static struct pool *take_pool(struct heap *h, unsigned sc)
 {
     struct arena *a = bin_fullest(h);
     struct pool *pool;
+    size_t hints;
+    bool resident;
 
     if (!a && !(a = add_arena(h)))
         return NULL;
     bin_remove(h, a);
     if (a->nfree == USABLE_POOLS)
         h->nempty--;
-    if (a->ndirty)
-        h->ndirty--;
-    pool = omi_arena_take_pool(a);
+    hints = a->ndirty;
+    pool = omi_arena_take_pool(a, &resident);
+    h->ndirty -= hints - a->ndirty;
     if (a->nfree)
         bin_insert(h, a);
-    omi_pool_init(pool, sc);
-    pool->state = POOL_USED;
+    omi_pool_init(pool, sc, resident);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
     class_push(h, pool);
     return pool;
@@ -173,13 +175,51 @@ static void release_arena(struct heap *h, struct arena *a)
     omi_arena_release(a);
 }
 
-/* Purge the dirty pools of the emptiest arenas until keep remain. */
+/*
+ * Purge the dirty pools of the emptiest arenas until keep dirty hints
+ * remain; hints of pools the purger gave back meanwhile are cleared too.
+ */
 static void purge(struct heap *h, size_t keep)
 {
     for (size_t n = USABLE_POOLS; n > 0 && h->ndirty > keep; n--)
         for (struct arena *a = h->bins[n]; a && h->ndirty > keep;
-             a = a->next)
-            h->ndirty -= omi_arena_purge(a);
+             a = a->next) {
+            omi_arena_purge(a, 0);
+            h->ndirty -= omi_arena_sync_hints(a);
+        }
+}
+
+/* The purge policy, after pools became dirty (purge.c explains it). */
+static void after_dirty(struct heap *h)
+{
+    switch (omi_purge_mode()) {
+    case PURGE_DEFERRED:
+        omi_purge_notify();
+        break;
+    case PURGE_IMMEDIATE:
+        if (h->ndirty > PURGE_TRIGGER_POOLS)
+            purge(h, PURGE_KEEP_POOLS);
+        break;
+    case PURGE_NEVER:
+        break;
+    }
+}
+
+/*
+ * Unmap the heap's empty arenas that hold no resident page, keeping one
+ * empty arena.  Under the deferred policy an empty arena waits for the
+ * purger (its pages may be wanted again soon); once they are all given
+ * back, unmapping it costs nothing more.
+ */
+static void trim_empty_arenas(struct heap *h)
+{
+    struct arena *a = h->bins[USABLE_POOLS], *next;
+
+    for (; a && h->nempty > 1; a = next) {
+        next = a->next;
+        if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed) == 0)
+            release_arena(h, a);
+    }
 }
 
 /* A pool with no used block goes back to its arena. */
@@ -195,11 +235,12 @@ static void release_pool(struct heap *h, struct pool *pool)
     bin_insert(h, a);
     if (a->nfree == USABLE_POOLS) {
         h->nempty++;
-        if (h->nempty > 1)
+        if (omi_purge_mode() != PURGE_DEFERRED && h->nempty > 1)
             release_arena(h, a);
+        else
+            trim_empty_arenas(h);
     }
-    if (h->ndirty > PURGE_TRIGGER_POOLS)
-        purge(h, PURGE_KEEP_POOLS);
+    after_dirty(h);
 }
 
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool)
@@ -222,7 +263,7 @@ static void unfull(struct heap *h, struct pool *pool)
 {
     struct pool *second;
 
-    pool->state = POOL_USED;
+    omi_pool_set_state(pool, POOL_USED);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
     class_push(h, pool);
     second = pool->next;
@@ -244,7 +285,7 @@ static void free_local(struct heap *h, struct pool *pool, void *p)
                   pool->block_size);
     *(void **)p = pool->free;
     pool->free = p;
-    if (pool->state == POOL_FULL)
+    if (omi_pool_state(pool) == POOL_FULL)
         unfull(h, pool);
     if (--pool->used == 0)
         omi_heap_pool_emptied(h, pool);
@@ -279,13 +320,18 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
                                            memory_order_relaxed);
     struct heap *oh = (struct heap *)(owner & ~OWNER_FULL);
 
+    if (owner == ((uintptr_t)h | OWNER_FULL)) {
+        free_local(h, pool, p);         /* our FULL pool: the common case */
+        return;
+    }
     if (unlikely(!oh || !omi_pool_is_block(pool, p)))
         omi_fatal("free of an address that is not an allocated block", p,
                   "pool %p state %u, block size %u, capacity %u, owner %p, "
-                  "page %p", (void *)pool, pool->state, pool->block_size,
-                  pool->capacity, (void *)owner, (void *)omi_pool_page(pool));
+                  "page %p", (void *)pool, omi_pool_state(pool),
+                  pool->block_size, pool->capacity, (void *)owner,
+                  (void *)omi_pool_page(pool));
     if (oh == h)
-        free_local(h, pool, p);
+        free_local(h, pool, p);         /* p == pool->free: a double free */
     else
         free_remote(oh, p);
 }
@@ -297,7 +343,7 @@ static void heap_init(struct heap *h)
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         h->heads[sc].next = h->heads[sc].prev = &h->heads[sc];
         h->heads[sc].sc = (uint8_t)sc;
-        h->heads[sc].state = POOL_USED;
+        omi_pool_set_state(&h->heads[sc], POOL_USED);
     }
     atomic_store(&h->state, HEAP_ACTIVE);
 }
@@ -358,8 +404,11 @@ static void work_abandoned(struct heap *h)
     }
 }
 
+/* fork(): no purge under way (no PURGING pool in the child), and the two
+ * global locks held, so the child gets consistent lists. */
 static void fork_prepare(void)
 {
+    omi_purge_pause();
     pthread_mutex_lock(&heaps_lock);
     omi_arena_fork_prepare();
 }
@@ -368,10 +417,12 @@ static void fork_parent(void)
 {
     omi_arena_fork_parent();
     pthread_mutex_unlock(&heaps_lock);
+    omi_purge_resume();
 }
 
 static void fork_child(void)
 {
+    omi_purge_fork_child();
     omi_arena_fork_child();
     pthread_mutex_init(&heaps_lock, NULL);
     for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
@@ -494,7 +545,8 @@ static int check_classes(const struct heap *h)
         size_t n = 0;
 
         for (pool = head->next; pool != head; pool = pool->next, n++) {
-            if (pool->next->prev != pool || pool->state != POOL_USED ||
+            if (pool->next->prev != pool ||
+                omi_pool_state(pool) != POOL_USED ||
                 pool->sc != sc ||
                 atomic_load(&pool->owner) != (uintptr_t)h)
                 return omi_check_fail("heap.1", pool, "class %u list "
@@ -532,7 +584,9 @@ static int check_remote(const struct heap *h)
     for (void *b = atomic_load(&h->remote); b; b = *(void **)b) {
         struct arena *a = omi_arena_of(b);
         struct pool *pool = a ? omi_arena_pool_of(a, b) : NULL;
-        if (!pool || a->heap != h || pool->state < POOL_USED ||
+        if (!pool || a->heap != h ||
+            (omi_pool_state(pool) != POOL_USED &&
+             omi_pool_state(pool) != POOL_FULL) ||
             !omi_pool_is_block(pool, b))
             return omi_check_fail("heap.5", b, "remote block not in a "
                                   "pool of its heap");
@@ -548,8 +602,10 @@ int omi_heap_check(const struct heap *h)
 
     if ((rc = check_classes(h)) || (rc = check_bins(h, &ndirty)))
         return rc;
-    if (ndirty != h->ndirty || h->ndirty > PURGE_TRIGGER_POOLS ||
-        h->nempty > 1)
+    if (ndirty != h->ndirty ||
+        (omi_purge_mode() != PURGE_DEFERRED && h->nempty > 1) ||
+        (omi_purge_mode() == PURGE_IMMEDIATE &&
+         h->ndirty > PURGE_TRIGGER_POOLS))
         return omi_check_fail("heap.4", h, "ndirty %zu (arenas %zu), "
                               "nempty %zu", h->ndirty, ndirty, h->nempty);
     return check_remote(h);

@@ -26,8 +26,10 @@ enum heap_state {
  *   2. A USED pool with used == 0 is the only pool on its list.
  *   3. An arena of this heap is in bins[n] <=> its nfree == n > 0; binmap
  *      bit n <=> bins[n] is not empty.
- *   4. ndirty == sum of the arenas' ndirty <= PURGE_TRIGGER_POOLS, and
- *      nempty == arenas with no used pool <= 1.
+ *   4. ndirty == the sum of its arenas' dirty hints; under the immediate
+ *      policy ndirty <= PURGE_TRIGGER_POOLS; unless the policy is
+ *      deferred (empty arenas then wait for the purger), at most one arena
+ *      with no used pool is kept.
  *   5. Every block on the remote list lies in a USED or FULL pool of this
  *      heap, at a block boundary.
  */
@@ -36,7 +38,7 @@ struct heap {
     _Atomic(void *) remote;             /* blocks freed by other threads */
     _Atomic int state;                  /* enum heap_state */
     _Atomic int collect_request;        /* 0, 1 (collect) or 2 (force) */
-    size_t ndirty;                      /* dirty pools in our arenas */
+    size_t ndirty;                      /* dirty hints in our arenas */
     size_t nempty;                      /* arenas with no used pool */
     size_t narenas;                     /* arenas we own */
     struct arena *bins[POOLS_PER_ARENA + 1];   /* usable arenas by nfree */

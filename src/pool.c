@@ -5,8 +5,8 @@
  * Blocks are threaded on the free list when a pool takes a class, all at
  * once: the pool is one page, which the first block handed out faults in
  * anyway, so lazy carving (pymalloc's nextoffset) would save no RSS here.
- * A DIRTY pool that comes back to the class it last held keeps its list:
- * when it emptied, every block was on it.
+ * A pool that comes back to the class it last held, its page still
+ * resident, keeps its list: when it emptied, every block was on it.
  *
  * Invariants: pool.h lists them (1-4); omi_pool_check verifies them.
  */
@@ -17,15 +17,14 @@ char *omi_pool_page(const struct pool *pool)
     return (char *)omi_arena_of_pool(pool) + (size_t)pool->index * POOL_SIZE;
 }
 
-void omi_pool_init(struct pool *pool, unsigned sc)
+void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
 {
     size_t size = omi_pool_class_size(sc);
     char *page = omi_pool_page(pool);
     size_t n = POOL_SIZE / size;
 
-    OM_ASSERT(pool->state == POOL_CLEAN || pool->state == POOL_DIRTY);
     OM_ASSERT(pool->used == 0);
-    if (pool->state == POOL_DIRTY && pool->sc == sc && pool->free) {
+    if (resident && pool->sc == sc && pool->free) {
         OM_ASSERT_INTERNAL(pool->capacity == n);
         return;
     }
@@ -34,7 +33,7 @@ void omi_pool_init(struct pool *pool, unsigned sc)
     *(void **)(page + (n - 1) * size) = NULL;
     pool->free = page;
     pool->sc = (uint8_t)sc;
-    pool->block_size = (uint32_t)size;
+    pool->block_size = (uint16_t)size;
     pool->capacity = (uint16_t)n;
 }
 
@@ -77,17 +76,19 @@ int omi_pool_check(const struct pool *pool, size_t remote)
     uintptr_t owner = atomic_load(&pool->owner);
     long nfree;
 
-    if (pool->state == POOL_CLEAN || pool->state == POOL_DIRTY)
+    unsigned state = omi_pool_state(pool);
+
+    if (state == POOL_CLEAN || state == POOL_DIRTY)
         return check_free_state(pool);
     if (pool->block_size != omi_pool_class_size(pool->sc) ||
         pool->capacity != POOL_SIZE / pool->block_size)
         return omi_check_fail("pool.1", pool, "class %u, size %u, cap %u",
                               pool->sc, pool->block_size, pool->capacity);
-    if ((pool->state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
-        (owner & ~OWNER_FULL) == 0 ||
-        (pool->state == POOL_FULL && pool->free != NULL))
+    if ((state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
+        (owner & ~OWNER_FULL) == 0 || state == POOL_PURGING ||
+        (state == POOL_FULL && pool->free != NULL))
         return omi_check_fail("pool.2", pool, "state %u, owner %p, free %p",
-                              pool->state, (void *)owner, pool->free);
+                              state, (void *)owner, pool->free);
     nfree = count_free(pool);
     if (nfree < 0)
         return (int)nfree;

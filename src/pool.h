@@ -11,10 +11,15 @@
  *          free block; NULL-terminated.
  *
  * Pool states (docs/design.md §3 draws the machine):
- *   CLEAN  free, not resident: never used, or given back with madvise
- *   DIRTY  free, resident: kept for reuse until the heap purges it
- *   USED   holds a class, linked on its heap's list for that class
- *   FULL   holds a class, no local free block, on no list
+ *   CLEAN    free, not resident: never used, or given back with madvise
+ *   DIRTY    free, resident: kept for reuse until it is purged
+ *   USED     holds a class, linked on its heap's list for that class
+ *   FULL     holds a class, no local free block, on no list
+ *   PURGING  free, being given back by a thread other than its owner
+ *
+ * The state is written by the owner heap's thread, except that the purger
+ * (purge.c) may move DIRTY -> PURGING (by CAS) -> CLEAN.  So the owner
+ * takes a DIRTY pool back by CAS too, and reads the state atomically.
  */
 #ifndef OM_POOL_H
 #define OM_POOL_H
@@ -24,7 +29,8 @@
 #include "base.h"
 #include "config.h"
 
-enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL };
+enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
+                  POOL_PURGING };
 
 /* Low bit of the owner word: the pool is FULL (so not on a list). */
 #define OWNER_FULL ((uintptr_t)1)
@@ -33,7 +39,7 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL };
  * A pool descriptor.  Invariants (checked by omi_pool_check):
  *   1. block_size == (sc + 1) * ALIGNMENT, capacity == POOL_SIZE / size.
  *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL and
- *      free == NULL; CLEAN/DIRTY: owner == 0, used == 0.
+ *      free == NULL; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
  *      list has no cycle.
  *   4. used + |free| + |blocks of this pool on the heap's remote list|
@@ -47,11 +53,26 @@ struct pool {
     uint16_t used;              /* blocks handed out (incl. remote-freed) */
     uint16_t capacity;          /* blocks in the pool */
     uint8_t sc;                 /* size class, kept while DIRTY */
-    uint8_t state;              /* enum pool_state */
+    _Atomic uint8_t state;      /* enum pool_state */
     uint16_t index;             /* position in the arena */
-    uint32_t block_size;        /* bytes per block */
+    uint16_t block_size;        /* bytes per block */
+    _Atomic uint16_t dirty_since; /* purge epoch when it became DIRTY */
     uint32_t scratch;           /* om_check's tally of remote blocks */
 };
+
+_Static_assert(sizeof(struct pool) == 48, "a descriptor is 48 bytes");
+
+/* The state, read or written by the owner (relaxed: it alone writes any
+ * state but DIRTY's successors). */
+OM_INLINE unsigned omi_pool_state(const struct pool *pool)
+{
+    return atomic_load_explicit(&pool->state, memory_order_relaxed);
+}
+
+OM_INLINE void omi_pool_set_state(struct pool *pool, unsigned state)
+{
+    atomic_store_explicit(&pool->state, (uint8_t)state, memory_order_relaxed);
+}
 
 /* The size class of a request of 1..SMALL_THRESHOLD bytes. */
 OM_INLINE unsigned omi_pool_class(size_t size)
@@ -69,10 +90,11 @@ OM_INLINE size_t omi_pool_class_size(unsigned sc)
 char *omi_pool_page(const struct pool *pool);
 
 /*
- * Give a free pool size class sc: thread all its blocks on the free list
- * (a DIRTY pool that last held sc keeps its list as it is).
+ * Give a pool just taken from its arena size class sc: thread all its
+ * blocks on the free list (a resident pool that last held sc keeps its
+ * list as it is).
  */
-void omi_pool_init(struct pool *pool, unsigned sc);
+void omi_pool_init(struct pool *pool, unsigned sc, bool resident);
 
 /*
  * True when p is at a block boundary inside pool, a pool holding a class.

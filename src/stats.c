@@ -44,9 +44,11 @@ static void count_arena(const struct arena *a, struct snapshot *s)
         const struct pool *pool = &a->pools[i];
         struct class_row *row = &s->rows[pool->sc];
 
-        if (pool->state == POOL_CLEAN) {
+        unsigned state = omi_pool_state(pool);
+
+        if (state == POOL_CLEAN || state == POOL_PURGING) {
             s->clean++;
-        } else if (pool->state == POOL_DIRTY) {
+        } else if (state == POOL_DIRTY) {
             s->dirty++;
         } else {
             row->pools++;

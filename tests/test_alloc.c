@@ -139,7 +139,8 @@ static void test_foreign_pointers(void **state)
     assert_heap_clean(before);
 }
 
-/* Arenas that empty are unmapped; om_collect gives back the last one. */
+/* Immediate policy: arenas that empty are unmapped at once; om_collect
+ * gives back the last one. */
 static void test_arena_release(void **state)
 {
     enum { N = 100000 };
@@ -147,6 +148,7 @@ static void test_arena_release(void **state)
     void **v = calloc(N, sizeof(*v));
     struct om_stats s0, s1, s2;
 
+    assert_int_equal(om_set_purge_delay(0), 0);
     om_collect(true);
     assert_int_equal(om_stats_get(&s0), 0);
     for (int i = 0; i < N; i++)
@@ -165,6 +167,43 @@ static void test_arena_release(void **state)
     assert_int_equal(s2.arenas_current, s0.arenas_current);
     assert_int_equal(s2.pools_free_dirty, 0);
     free(v);
+    assert_int_equal(om_set_purge_delay(250), 0);
+    assert_heap_clean(before);
+}
+
+/* Deferred policy: emptied arenas keep their pages for the delay, then the
+ * purger gives the pages back with no call; om_collect unmaps them. */
+static void test_arena_release_deferred(void **state)
+{
+    enum { N = 100000 };
+    size_t before = blocks_in_use();
+    void **v = calloc(N, sizeof(*v));
+    struct om_stats s0, s1, s2;
+
+    assert_int_equal(om_set_purge_delay(100), 0);
+    om_collect(true);
+    assert_int_equal(om_stats_get(&s0), 0);
+    for (int i = 0; i < N; i++)
+        v[i] = om_malloc(64);
+    for (int i = 0; i < N; i++)
+        om_free(v[i]);
+    assert_int_equal(om_stats_get(&s1), 0);
+    assert_true(s1.pools_free_dirty >= 1500);   /* kept for reuse */
+    for (int waited = 0; waited < 3000; waited += 20) {
+        usleep(20000);
+        assert_int_equal(om_stats_get(&s2), 0);
+        if (s2.pools_free_dirty == 0)
+            break;
+    }
+    assert_int_equal(s2.pools_free_dirty, 0);
+    assert_true(s2.bytes_purged_total >= s1.bytes_purged_total +
+                                             1500 * 4096);
+    assert_true(s2.bytes_resident <= s0.bytes_resident + 2 * 1048576);
+    om_collect(true);
+    assert_int_equal(om_stats_get(&s2), 0);
+    assert_int_equal(s2.arenas_current, s0.arenas_current);
+    free(v);
+    assert_int_equal(om_set_purge_delay(250), 0);
     assert_heap_clean(before);
 }
 
@@ -316,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_calloc_rules),
         cmocka_unit_test(test_foreign_pointers),
         cmocka_unit_test(test_arena_release),
+        cmocka_unit_test(test_arena_release_deferred),
         cmocka_unit_test(test_aligned_alloc),
         cmocka_unit_test(test_errno_kept),
         cmocka_unit_test(test_stats_report),

@@ -1,68 +1,185 @@
 /*
  * test_rss.c - freed memory really goes back to the OS: RSS read from
  * /proc/self/statm drops after 99% of a million blocks are freed, with no
- * call, and further after om_collect(true).
+ * call, under each purge policy; and a batch loop that frees and allocates
+ * again keeps its pages under the default (deferred) policy.
  *
  * With 64-byte blocks a 4 KiB page holds 64 of them; when 1% survive at
  * random a page is empty with probability 0.99^64 = 52.6%, which bounds
  * what any page-granular allocator can give back.
  */
+#include <time.h>
+
 #include "testutil.h"
 
 enum { N = 1000000 };
 
-static void shuffle(uint32_t *order, size_t n)
+static void **v;
+static uint32_t *order;
+static size_t rss0, rss1;
+
+static void shuffle(uint32_t *a, size_t n)
 {
     uint64_t r = 99;
 
     for (size_t i = 0; i < n; i++)
-        order[i] = (uint32_t)i;
+        a[i] = (uint32_t)i;
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = (size_t)(rnd_next(&r) % (i + 1));
-        uint32_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
+        uint32_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
     }
 }
 
-static void test_rss_drops(void **state)
+/* TSan's shadow memory grows with every page touched: RSS figures mean
+ * nothing there (release, debug and ASan builds run these tests). */
+static void skip_under_tsan(void)
 {
-    size_t before = blocks_in_use(), rss0, rss1, rss2, rss3;
-    void **v = malloc(N * sizeof(*v));
-    uint32_t *order = malloc(N * sizeof(*order));
-    double back_nocall, back_collect;
+#if defined(__SANITIZE_THREAD__)
+    skip();
+#endif
+}
 
+static int setup(void **state)
+{
+    v = malloc(N * sizeof(*v));
+    order = malloc(N * sizeof(*order));
+    memset(v, 0xff, N * sizeof(*v));    /* fault it in (not calloc) */
     shuffle(order, N);
-    memset(v, 0, N * sizeof(*v));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    free(v);
+    free(order);
+    return 0;
+}
+
+/* Allocate N 64-byte blocks, then free a random 99% of them. */
+static void allocate_then_free_99(void)
+{
     om_collect(true);
     rss0 = rss_bytes();
     for (size_t i = 0; i < N; i++)
         memset(v[i] = om_malloc(64), 1, 64);
     rss1 = rss_bytes();
+    assert_true(rss1 - rss0 >= (size_t)N * 64);
     for (size_t i = 0; i < N / 100 * 99; i++)
         om_free(v[order[i]]);
-    rss2 = rss_bytes();
-    om_collect(true);
-    rss3 = rss_bytes();
-    back_nocall = (double)(rss1 - rss2) / (double)(rss1 - rss0);
-    back_collect = (double)(rss1 - rss3) / (double)(rss1 - rss0);
-    print_message("RSS +%zu KiB for 1M x 64 B; freed 99%%: %.1f%% back "
-                  "with no call, %.1f%% after om_collect(true)\n",
-                  (rss1 - rss0) >> 10, 100 * back_nocall, 100 * back_collect);
-    assert_true(rss1 - rss0 >= (size_t)N * 64);
-    assert_true(back_nocall >= 0.45);
-    assert_true(back_collect >= 0.48);
+}
+
+static double fraction_back(size_t rss)
+{
+    return (double)(rss1 - rss) / (double)(rss1 - rss0);
+}
+
+static void free_survivors(void)
+{
     for (size_t i = N / 100 * 99; i < N; i++)
         om_free(v[order[i]]);
-    free(v);
-    free(order);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Default policy: back within a second, with no call into objmem. */
+static void test_rss_drops_deferred(void **state)
+{
+    size_t before = blocks_in_use();
+    double back = 0;
+
+    skip_under_tsan();
+    assert_int_equal(om_set_purge_delay(250), 0);
+    allocate_then_free_99();
+    for (int waited = 0; waited < 1000 && back < 0.45; waited += 50) {
+        sleep_ms(50);
+        back = fraction_back(rss_bytes());
+    }
+    print_message("deferred: %.1f%% of %zu KiB back within 1 s, no call\n",
+                  100 * back, (rss1 - rss0) >> 10);
+    assert_true(back >= 0.45);
+    om_collect(true);
+    assert_true(fraction_back(rss_bytes()) >= 0.48);
+    free_survivors();
+    assert_heap_clean(before);
+}
+
+/* Immediate policy: back during the frees themselves. */
+static void test_rss_drops_immediate(void **state)
+{
+    size_t before = blocks_in_use();
+    double back;
+
+    skip_under_tsan();
+    assert_int_equal(om_set_purge_delay(0), 0);
+    allocate_then_free_99();
+    back = fraction_back(rss_bytes());
+    print_message("immediate: %.1f%% back right after the frees\n",
+                  100 * back);
+    assert_true(back >= 0.45);
+    free_survivors();
+    assert_int_equal(om_set_purge_delay(250), 0);
+    assert_heap_clean(before);
+}
+
+/* Never: nothing goes back until om_collect. */
+static void test_rss_never(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0, s1;
+
+    skip_under_tsan();
+    assert_int_equal(om_set_purge_delay(-1), 0);
+    assert_int_equal(om_get_purge_delay(), -1);
+    allocate_then_free_99();
+    assert_int_equal(om_stats_get(&s0), 0);
+    sleep_ms(300);
+    assert_int_equal(om_stats_get(&s1), 0);
+    assert_int_equal(s1.bytes_purged_total, s0.bytes_purged_total);
+    om_collect(true);
+    assert_true(fraction_back(rss_bytes()) >= 0.48);
+    free_survivors();
+    assert_int_equal(om_set_purge_delay(250), 0);
+    assert_heap_clean(before);
+}
+
+/* A batch loop that frees everything and allocates again within the delay
+ * reuses its pages: nothing is purged between rounds. */
+static void test_batch_keeps_pages(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0, s1;
+
+    skip_under_tsan();
+    assert_int_equal(om_set_purge_delay(10000), 0);
+    om_collect(true);
+    for (int round = 0; round < 4; round++) {
+        if (round == 1)
+            assert_int_equal(om_stats_get(&s0), 0);
+        for (size_t i = 0; i < N / 4; i++)
+            v[i] = om_malloc(16 + i % 497);
+        for (size_t i = 0; i < N / 4; i++)
+            om_free(v[i]);
+    }
+    assert_int_equal(om_stats_get(&s1), 0);
+    assert_int_equal(s1.bytes_purged_total, s0.bytes_purged_total);
+    assert_int_equal(s1.arenas_total, s0.arenas_total);
+    assert_int_equal(om_set_purge_delay(250), 0);
     assert_heap_clean(before);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rss_drops),
+        cmocka_unit_test(test_rss_drops_deferred),
+        cmocka_unit_test(test_rss_drops_immediate),
+        cmocka_unit_test(test_rss_never),
+        cmocka_unit_test(test_batch_keeps_pages),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -171,8 +171,8 @@ static void tour_million(void)
     heading("3. One million small blocks, 99% freed: does RSS go down?");
     printf("The articles' complaint: free the objects and RSS stays "
            "high.\n\n");
-    memset(v, 0, TOUR_BLOCKS * sizeof(*v));     /* fault in the tour's own */
-    memset(kept, 0, TOUR_BLOCKS / 100 * sizeof(*kept));        /* arrays */
+    memset(v, 0xff, TOUR_BLOCKS * sizeof(*v));  /* fault in the tour's own */
+    memset(kept, 0xff, TOUR_BLOCKS / 100 * sizeof(*kept));     /* arrays */
     base = rss_bytes();
     print_rss("before:", base, base, 0);
     for (size_t i = 0; i < TOUR_BLOCKS; i++) {

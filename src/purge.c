@@ -1,0 +1,215 @@
+/*
+ * purge.c - L2: the deferred purge.  When do free pages go back to the OS?
+ *
+ * At free time, a run of frees that empties most of the heap looks the
+ * same whether the program is about to allocate it all again (a batch
+ * loop) or is done with it (the articles' "RSS stays high").  Purging at
+ * once costs the first a page fault per page on its next round (about
+ * 1.3 us per 4 KiB here); keeping the pages costs the second its RSS.  Only
+ * time tells them apart, so by default a pool that empties stays resident
+ * (DIRTY) and is given back when it has stayed empty for the purge delay
+ * (250 ms), whether or not its thread calls objmem again.
+ *
+ * That is the purger's job: a thread started on the first need, which
+ * every tick (a quarter of the delay) advances the purge epoch and purges,
+ * in every arena that holds DIRTY pools, those dirty for the delay.  It
+ * sleeps on a condition variable while no pool is DIRTY.  It touches only
+ * DIRTY pools, by the protocol of pool.h (DIRTY -> PURGING -> CLEAN, by
+ * CAS), and pins each arena it works in so that the owner cannot unmap it
+ * meanwhile (arena.c).  It holds no lock across madvise.
+ *
+ * OBJMEM_PURGE_DELAY (milliseconds) or om_set_purge_delay() choose the
+ * policy: > 0 deferred as above; 0 immediate (no thread: a heap purges as
+ * soon as it holds more than PURGE_TRIGGER_POOLS dirty pools, down to
+ * PURGE_KEEP_POOLS); < 0 never (only om_collect gives memory back).  If
+ * the thread cannot be started the policy falls back to immediate.
+ *
+ * Invariants:
+ *   1. The purger changes no state but DIRTY -> PURGING -> CLEAN, and only
+ *      in arenas it has pinned.
+ *   2. While paused > 0, the purger starts no work; pause returns only
+ *      when no work is under way (no pool is PURGING).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "arena.h"
+#include "purge.h"
+
+#define DEFAULT_DELAY_MS 250
+#define DELAY_UNSET LONG_MIN
+#define PIN_BATCH 64
+
+static _Atomic long delay_ms = DELAY_UNSET;
+static atomic_bool thread_failed;       /* fall back to immediate */
+static atomic_int started;              /* 0 no, 1 starting/started */
+static atomic_bool sleeping;
+static atomic_int paused;
+static atomic_bool busy;
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
+
+static long delay(void)
+{
+    long ms = atomic_load(&delay_ms);
+
+    if (unlikely(ms == DELAY_UNSET)) {
+        const char *env = getenv("OBJMEM_PURGE_DELAY");
+        char *end;
+        ms = env ? strtol(env, &end, 10) : DEFAULT_DELAY_MS;
+        if (env && (*env == '\0' || *end != '\0'))
+            ms = DEFAULT_DELAY_MS;
+        atomic_store(&delay_ms, ms);
+    }
+    return ms;
+}
+
+enum purge_mode omi_purge_mode(void)
+{
+    long ms = delay();
+
+    if (ms < 0)
+        return PURGE_NEVER;
+    if (ms == 0 || atomic_load_explicit(&thread_failed, memory_order_relaxed))
+        return PURGE_IMMEDIATE;
+    return PURGE_DEFERRED;
+}
+
+int om_set_purge_delay(long ms)
+{
+    atomic_store(&delay_ms, ms);
+    omi_purge_notify();
+    return 0;
+}
+
+long om_get_purge_delay(void)
+{
+    return delay();
+}
+
+/* ---- The purger thread ---- */
+
+static long tick_ms(void)
+{
+    long t = delay() / 4;
+    return t < 10 ? 10 : t > 250 ? 250 : t;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Block while no pool is DIRTY. */
+static void wait_for_dirt(void)
+{
+    pthread_mutex_lock(&wake_lock);
+    atomic_store(&sleeping, true);
+    while (omi_arena_dirty_total() == 0)
+        pthread_cond_wait(&wake_cond, &wake_lock);
+    atomic_store(&sleeping, false);
+    pthread_mutex_unlock(&wake_lock);
+}
+
+/* One tick's work: purge what has been dirty long enough. */
+static void purge_old(void)
+{
+    struct arena *pinned[PIN_BATCH];
+    enum purge_mode mode = omi_purge_mode();
+    unsigned age;
+    size_t n;
+
+    if (mode == PURGE_NEVER)
+        return;
+    age = mode == PURGE_DEFERRED ?
+          (unsigned)((delay() + tick_ms() - 1) / tick_ms()) : 0;
+    atomic_store(&busy, true);
+    if (atomic_load(&paused) == 0) {
+        n = omi_arena_pin_dirty(pinned, PIN_BATCH);
+        for (size_t i = 0; i < n; i++) {
+            omi_arena_purge(pinned[i], age);
+            omi_arena_unpin(pinned[i]);
+        }
+    }
+    atomic_store(&busy, false);
+}
+
+static void *purger_main(void *arg)
+{
+    for (;;) {
+        if (omi_arena_dirty_total() == 0)
+            wait_for_dirt();
+        sleep_ms(tick_ms());
+        omi_arena_epoch_advance();
+        purge_old();
+    }
+    return NULL;
+}
+
+static void start_thread(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the purger takes none */
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    rc = pthread_create(&t, &attr, purger_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        atomic_store(&thread_failed, true);
+}
+
+void omi_purge_notify(void)
+{
+    int expected = 0;
+
+    if (omi_purge_mode() != PURGE_DEFERRED)
+        return;
+    if (atomic_load_explicit(&started, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong(&started, &expected, 1)) {
+        start_thread();
+        return;
+    }
+    if (atomic_load(&sleeping)) {
+        pthread_mutex_lock(&wake_lock);
+        pthread_cond_signal(&wake_cond);
+        pthread_mutex_unlock(&wake_lock);
+    }
+}
+
+void omi_purge_pause(void)
+{
+    atomic_fetch_add(&paused, 1);
+    while (atomic_load(&busy))
+        sched_yield();
+}
+
+void omi_purge_resume(void)
+{
+    atomic_fetch_sub(&paused, 1);
+}
+
+void omi_purge_fork_child(void)
+{
+    pthread_mutex_init(&wake_lock, NULL);
+    pthread_cond_init(&wake_cond, NULL);
+    atomic_store(&started, 0);
+    atomic_store(&sleeping, false);
+    atomic_store(&busy, false);
+    atomic_store(&paused, 0);
+}
