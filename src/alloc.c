@@ -2,10 +2,11 @@
  * alloc.c - L2: the small-object allocator's entry points: the malloc
  * family of the MEM and OBJ domains and their fast paths.
  *
- * malloc fast path: TLS heap -> first pool of the class -> pop its free
- * list.  free fast path: radix map -> pool descriptor -> owner check ->
- * push.  Anything else (an empty list, a FULL pool, another thread's pool,
- * an emptied pool) leaves for heap.c.  Requests of 0 bytes or above
+ * malloc fast path: TLS heap -> its block cache for the class -> pop.
+ * free fast path: radix map -> pool descriptor (owner, class) -> owner
+ * check -> push on the heap's cache for the class.  Anything else (an
+ * empty cache, a cache past its limit, another thread's pool, a double
+ * free) leaves for heap.c.  Requests of 0 bytes or above
  * SMALL_THRESHOLD go to the RAW domain, as CPython's; pointers that are not
  * objmem's go back to the RAW domain on free and realloc.
  *
@@ -61,21 +62,19 @@ long omi_alloc_raw_blocks(void)
 
 OM_INLINE void *small_alloc(size_t size)
 {
-    struct heap *h;
-    struct pool *pool;
+    struct cache *c;
     void **b;
     unsigned sc;
 
     if (unlikely(size - 1 >= SMALL_THRESHOLD))
         return large_alloc(size);
     sc = omi_pool_class(size);
-    h = omi_heap_tls;
-    pool = h->heads[sc].next;
-    b = pool->free;
+    c = &omi_heap_tls->cache[sc];
+    b = c->head;
     if (unlikely(!b))
-        return omi_heap_malloc_slow(h, sc);
-    pool->free = *b;
-    pool->used++;
+        return omi_heap_malloc_slow(omi_heap_tls, sc);
+    c->head = *b;
+    c->count--;
     return b;
 }
 
@@ -84,23 +83,26 @@ OM_INLINE void small_free(void *p)
     struct arena *a = omi_arena_of(p);
     struct heap *h = omi_heap_tls;
     struct pool *pool;
+    struct cache *c;
 
     if (unlikely(!a)) {
         large_free(p);
         return;
     }
     pool = omi_arena_pool_of(a, p);
-    if (unlikely(atomic_load_explicit(&pool->owner, memory_order_relaxed) !=
-                 (uintptr_t)h) ||
-        unlikely(p == pool->free)) {
+    c = &h->cache[pool->sc];
+    /* Ours, FULL or not (one compare), and not the block just freed. */
+    if (unlikely((atomic_load_explicit(&pool->owner, memory_order_relaxed) |
+                  OWNER_FULL) != ((uintptr_t)h | OWNER_FULL)) ||
+        unlikely(p == c->head)) {
         omi_heap_free_slow(h, pool, p);
         return;
     }
     OM_ASSERT(omi_pool_is_block(pool, p));
-    *(void **)p = pool->free;
-    pool->free = p;
-    if (unlikely(--pool->used == 0))
-        omi_heap_pool_emptied(h, pool);
+    *(void **)p = c->head;
+    c->head = p;
+    if (unlikely(++c->count > CACHE_LIMIT))
+        omi_heap_cache_flush(h, c);
 }
 
 /* Block bytes at p when p is one of our blocks, else 0. */

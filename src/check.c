@@ -57,7 +57,7 @@ static int check_arenas(void)
         if ((rc = omi_arena_check(a)))
             return rc;
         for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++)
-            if ((rc = omi_pool_check(&a->pools[i], a->pools[i].scratch)))
+            if ((rc = omi_pool_check(&a->pools[i])))
                 return rc;
     }
     return 0;

@@ -65,6 +65,15 @@
 #define PURGE_TRIGGER_POOLS 256
 #define PURGE_KEEP_POOLS 64
 
+/*
+ * Blocks a heap keeps per class in its block cache before giving the
+ * oldest back to their pools.  The cache lets a free and a malloc meet
+ * without touching pool state (churn); each cached block may pin a page,
+ * so the limit also bounds what a heap holds back from the purge
+ * (64 blocks per class in use: at most 256 KiB of pages per class).
+ */
+#define CACHE_LIMIT 64
+
 _Static_assert(ALIGNMENT == 16, "blocks are 16-byte aligned");
 _Static_assert(OM_SMALL_THRESHOLD % ALIGNMENT == 0,
                "the threshold is a multiple of the alignment");

@@ -74,15 +74,6 @@ static void class_unlink(struct pool *pool)
     pool->next = pool->prev = NULL;
 }
 
-static void *pop_block(struct pool *pool)
-{
-    void **b = pool->free;
-
-    pool->free = *b;
-    pool->used++;
-    return b;
-}
-
 /* The first pool of its class ran out of blocks: it leaves the list. */
 static void mark_full(struct heap *h, struct pool *pool)
 {
@@ -214,7 +205,13 @@ static void after_dirty(struct heap *h)
 static void trim_empty_arenas(struct heap *h)
 {
     struct arena *a = h->bins[USABLE_POOLS], *next;
+    uint16_t epoch = omi_arena_epoch();
 
+    /* Only the purger makes an empty arena clean, once per epoch: look
+     * once per epoch, not at every arena that empties. */
+    if (epoch == h->trim_epoch)
+        return;
+    h->trim_epoch = epoch;
     for (; a && h->nempty > 1; a = next) {
         next = a->next;
         if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed) == 0)
@@ -285,6 +282,7 @@ static void free_local(struct heap *h, struct pool *pool, void *p)
                   pool->block_size);
     *(void **)p = pool->free;
     pool->free = p;
+    pool->nfree++;
     if (omi_pool_state(pool) == POOL_FULL)
         unfull(h, pool);
     if (--pool->used == 0)
@@ -320,10 +318,6 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
                                            memory_order_relaxed);
     struct heap *oh = (struct heap *)(owner & ~OWNER_FULL);
 
-    if (owner == ((uintptr_t)h | OWNER_FULL)) {
-        free_local(h, pool, p);         /* our FULL pool: the common case */
-        return;
-    }
     if (unlikely(!oh || !omi_pool_is_block(pool, p)))
         omi_fatal("free of an address that is not an allocated block", p,
                   "pool %p state %u, block size %u, capacity %u, owner %p, "
@@ -331,9 +325,49 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
                   pool->block_size, pool->capacity, (void *)owner,
                   (void *)omi_pool_page(pool));
     if (oh == h)
-        free_local(h, pool, p);         /* p == pool->free: a double free */
-    else
-        free_remote(oh, p);
+        omi_fatal("double free", p, "block of %u bytes freed twice in a row",
+                  pool->block_size);
+    free_remote(oh, p);
+}
+
+/* ---- The block cache ---- */
+
+void omi_heap_cache_flush(struct heap *h, struct cache *c)
+{
+    while (c->count > CACHE_LIMIT / 2) {
+        void *b = c->head;
+        c->head = *(void **)b;
+        c->count--;
+        free_local(h, omi_arena_pool_of(omi_arena_of(b), b), b);
+    }
+}
+
+/* Give every cached block back to its pool (collect, thread exit). */
+static void cache_flush_all(struct heap *h)
+{
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        struct cache *c = &h->cache[sc];
+        while (c->count > 0) {
+            void *b = c->head;
+            c->head = *(void **)b;
+            c->count--;
+            free_local(h, omi_arena_pool_of(omi_arena_of(b), b), b);
+        }
+    }
+}
+
+/* Move a pool's whole free list into the cache; the pool is then FULL. */
+static void *refill_from(struct heap *h, struct cache *c, struct pool *pool)
+{
+    void **b = pool->free;
+
+    c->head = *b;
+    c->count = pool->nfree - 1u;
+    pool->used = (uint16_t)(pool->used + pool->nfree);
+    pool->nfree = 0;
+    pool->free = NULL;
+    mark_full(h, pool);
+    return b;
 }
 
 /* ---- Heaps: creation, adoption, abandonment ---- */
@@ -482,7 +516,7 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
         heap_collect(h, atomic_load(&h->collect_request) == 2);
     while (!is_sentinel(h, pool = h->heads[sc].next)) {
         if (pool->free)
-            return pop_block(pool);
+            return refill_from(h, &h->cache[sc], pool);
         mark_full(h, pool);
     }
     pool = take_pool(h, sc);
@@ -490,7 +524,7 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
         errno = ENOMEM;
         return NULL;
     }
-    return pop_block(pool);
+    return refill_from(h, &h->cache[sc], pool);
 }
 
 /* ---- Collection ---- */
@@ -510,6 +544,7 @@ static void release_kept_pools(struct heap *h)
 static void heap_collect(struct heap *h, bool force)
 {
     atomic_store_explicit(&h->collect_request, 0, memory_order_relaxed);
+    cache_flush_all(h);
     drain_remote(h);
     if (force) {
         release_kept_pools(h);
@@ -595,6 +630,29 @@ static int check_remote(const struct heap *h)
     return 0;
 }
 
+static int check_caches(const struct heap *h)
+{
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        size_t n = 0;
+        for (void *b = h->cache[sc].head; b; b = *(void **)b, n++) {
+            struct arena *a = omi_arena_of(b);
+            struct pool *pool = a ? omi_arena_pool_of(a, b) : NULL;
+            if (!pool || a->heap != h || pool->sc != sc ||
+                (omi_pool_state(pool) != POOL_USED &&
+                 omi_pool_state(pool) != POOL_FULL) ||
+                !omi_pool_is_block(pool, b) || n > h->cache[sc].count)
+                return omi_check_fail("heap.6", b, "cached block of class "
+                                      "%u not in a pool of its heap", sc);
+            pool->scratch++;
+        }
+        if (n != h->cache[sc].count)
+            return omi_check_fail("heap.6", h, "class %u cache holds %zu "
+                                  "blocks, count %u", sc, n,
+                                  h->cache[sc].count);
+    }
+    return 0;
+}
+
 int omi_heap_check(const struct heap *h)
 {
     size_t ndirty;
@@ -608,5 +666,7 @@ int omi_heap_check(const struct heap *h)
          h->ndirty > PURGE_TRIGGER_POOLS))
         return omi_check_fail("heap.4", h, "ndirty %zu (arenas %zu), "
                               "nempty %zu", h->ndirty, ndirty, h->nempty);
+    if ((rc = check_caches(h)))
+        return rc;
     return check_remote(h);
 }

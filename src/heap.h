@@ -17,6 +17,19 @@ enum heap_state {
 #define BIN_WORDS ((POOLS_PER_ARENA + 1 + 63) / 64)
 
 /*
+ * A heap's block cache for one class: free blocks of its own pools, from
+ * any of them, threaded through their first word.  malloc pops, free of a
+ * local block pushes; past CACHE_LIMIT blocks the oldest ones go back to
+ * their pools (CACHE_LIMIT / 2 stay).  A refill moves a pool's whole free
+ * list in, so count may exceed the limit until the next flush.
+ */
+struct cache {
+    void *head;                         /* last block freed or refilled */
+    uint32_t count;                     /* blocks on the list */
+    uint32_t unused;
+};
+
+/*
  * A heap.  Only its owner (the thread whose omi_heap_tls it is, or the
  * thread that claimed it) reads or writes it, except `remote`, `state`
  * and `collect_request`, which are atomics any thread may touch.
@@ -32,8 +45,11 @@ enum heap_state {
  *      with no used pool is kept.
  *   5. Every block on the remote list lies in a USED or FULL pool of this
  *      heap, at a block boundary.
+ *   6. Every block in cache[sc] lies in a USED or FULL pool of class sc of
+ *      this heap, at a block boundary; count is the list's length.
  */
 struct heap {
+    struct cache cache[NCLASSES];       /* block caches: the fast paths */
     struct pool heads[NCLASSES];        /* class list sentinels */
     _Atomic(void *) remote;             /* blocks freed by other threads */
     _Atomic int state;                  /* enum heap_state */
@@ -41,6 +57,7 @@ struct heap {
     size_t ndirty;                      /* dirty hints in our arenas */
     size_t nempty;                      /* arenas with no used pool */
     size_t narenas;                     /* arenas we own */
+    uint16_t trim_epoch;                /* purge epoch of the last trim */
     struct arena *bins[POOLS_PER_ARENA + 1];   /* usable arenas by nfree */
     uint64_t binmap[BIN_WORDS];         /* non-empty bins */
     struct heap *_Atomic all_next;      /* list of every heap ever made */
@@ -54,8 +71,12 @@ extern struct heap omi_heap_empty;
  * arena.  NULL with errno = ENOMEM when the OS refuses. */
 void *omi_heap_malloc_slow(struct heap *h, unsigned sc);
 
-/* Free slow path: the pool is FULL, another heap's, or not in use. */
+/* Free slow path: the pool is another heap's, not in use, or p is the
+ * block at the head of the cache (a double free). */
 void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p);
+
+/* The cache of a class outgrew CACHE_LIMIT: give its oldest blocks back. */
+void omi_heap_cache_flush(struct heap *h, struct cache *c);
 
 /* The last block of a pool of h was freed. */
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool);

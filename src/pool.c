@@ -25,13 +25,14 @@ void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
 
     OM_ASSERT(pool->used == 0);
     if (resident && pool->sc == sc && pool->free) {
-        OM_ASSERT_INTERNAL(pool->capacity == n);
+        OM_ASSERT_INTERNAL(pool->capacity == n && pool->nfree == n);
         return;
     }
     for (size_t i = 0; i + 1 < n; i++)
         *(void **)(page + i * size) = page + (i + 1) * size;
     *(void **)(page + (n - 1) * size) = NULL;
     pool->free = page;
+    pool->nfree = (uint16_t)n;
     pool->sc = (uint8_t)sc;
     pool->block_size = (uint16_t)size;
     pool->capacity = (uint16_t)n;
@@ -71,7 +72,7 @@ static int check_free_state(const struct pool *pool)
     return 0;
 }
 
-int omi_pool_check(const struct pool *pool, size_t remote)
+int omi_pool_check(const struct pool *pool)
 {
     uintptr_t owner = atomic_load(&pool->owner);
     long nfree;
@@ -92,9 +93,11 @@ int omi_pool_check(const struct pool *pool, size_t remote)
     nfree = count_free(pool);
     if (nfree < 0)
         return (int)nfree;
-    if (pool->used + (size_t)nfree + remote != pool->capacity)
-        return omi_check_fail("pool.4", pool, "used %u + free %ld + remote "
-                              "%zu != capacity %u", pool->used, nfree, remote,
-                              pool->capacity);
+    if (pool->used + (size_t)nfree != pool->capacity ||
+        pool->nfree != nfree || pool->scratch > pool->used)
+        return omi_check_fail("pool.4", pool, "used %u + free %ld != "
+                              "capacity %u, nfree %u, %u cached or remote",
+                              pool->used, nfree, pool->capacity, pool->nfree,
+                              pool->scratch);
     return 0;
 }

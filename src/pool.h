@@ -42,22 +42,25 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      free == NULL; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
  *      list has no cycle.
- *   4. used + |free| + |blocks of this pool on the heap's remote list|
- *      == capacity.
+ *   4. used + |free| == capacity, nfree == |free|; used counts blocks
+ *      handed out, those in the heap's block cache and those on its
+ *      remote list.
  */
 struct pool {
-    void *free;                 /* first free block, NULL when none */
     _Atomic uintptr_t owner;    /* heap address | OWNER_FULL; 0 when free */
-    struct pool *next;          /* class list links while USED */
-    struct pool *prev;
-    uint16_t used;              /* blocks handed out (incl. remote-freed) */
-    uint16_t capacity;          /* blocks in the pool */
     uint8_t sc;                 /* size class, kept while DIRTY */
     _Atomic uint8_t state;      /* enum pool_state */
     uint16_t index;             /* position in the arena */
+    uint16_t used;              /* blocks not on the free list: handed
+                                   out, in the heap's cache, or remote */
+    uint16_t capacity;          /* blocks in the pool */
+    void *free;                 /* first free block, NULL when none */
+    struct pool *next;          /* class list links while USED */
+    struct pool *prev;
     uint16_t block_size;        /* bytes per block */
     _Atomic uint16_t dirty_since; /* purge epoch when it became DIRTY */
-    uint32_t scratch;           /* om_check's tally of remote blocks */
+    uint16_t nfree;             /* blocks on the free list */
+    uint16_t scratch;           /* om_check's tally of remote blocks */
 };
 
 _Static_assert(sizeof(struct pool) == 48, "a descriptor is 48 bytes");
@@ -103,8 +106,8 @@ void omi_pool_init(struct pool *pool, unsigned sc, bool resident);
  */
 bool omi_pool_is_block(const struct pool *pool, const void *p);
 
-/* Verify the descriptor's invariants; remote is the count of this pool's
- * blocks on its heap's remote list. */
-int omi_pool_check(const struct pool *pool, size_t remote);
+/* Verify the descriptor's invariants; scratch holds the count of its
+ * blocks found in its heap's cache and remote list. */
+int omi_pool_check(const struct pool *pool);
 
 #endif /* OM_POOL_H */

@@ -26,7 +26,8 @@
 struct class_row {
     size_t pools;               /* pools holding the class */
     size_t used;                /* blocks handed out */
-    size_t avail;               /* blocks free in those pools */
+    size_t avail;               /* blocks free in those pools, including
+                                   those in the heaps' block caches */
 };
 
 struct snapshot {
@@ -67,8 +68,15 @@ static void take_snapshot(struct snapshot *s)
         count_arena(a, s);
     omi_arena_totals(&s->arenas);
     omi_arena_unlock();
-    for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h))
+    for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
         s->heaps[atomic_load(&h->state)]++;
+        if (atomic_load(&h->state) == HEAP_ORPHANED)
+            continue;
+        for (unsigned sc = 0; sc < NCLASSES; sc++) {
+            s->rows[sc].used -= h->cache[sc].count;
+            s->rows[sc].avail += h->cache[sc].count;
+        }
+    }
 }
 
 static size_t heap_struct_bytes(void)

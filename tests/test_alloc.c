@@ -196,7 +196,8 @@ static void test_arena_release_deferred(void **state)
             break;
     }
     assert_int_equal(s2.pools_free_dirty, 0);
-    assert_true(s2.bytes_purged_total >= s1.bytes_purged_total +
+    /* (the purge may start before the frees end on a loaded machine) */
+    assert_true(s2.bytes_purged_total >= s0.bytes_purged_total +
                                              1500 * 4096);
     assert_true(s2.bytes_resident <= s0.bytes_resident + 2 * 1048576);
     om_collect(true);
