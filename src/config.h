@@ -56,11 +56,12 @@
 #define MAP_ROOT_SIZE ((size_t)1 << MAP_ROOT_BITS)
 
 /*
- * Purge policy.  Empty pools stay resident ("dirty") for reuse until a
- * heap holds more than PURGE_TRIGGER_POOLS of them; it then gives back the
- * dirty pools of its emptiest arenas until PURGE_KEEP_POOLS remain.  The
- * reserve spares a free/allocate loop page faults (~1.3 us per 4 KiB page
- * here), the trigger bounds what a heap keeps to 1 MiB.
+ * The immediate purge policy (purge.c; the default is deferred, by time).
+ * Empty pools stay resident ("dirty") for reuse until a heap holds more
+ * than PURGE_TRIGGER_POOLS of them; it then gives back the dirty pools of
+ * its emptiest arenas until PURGE_KEEP_POOLS remain.  The reserve spares a
+ * free/allocate loop page faults (~1.3 us per 4 KiB page here), the
+ * trigger bounds what a heap keeps to 1 MiB.
  */
 #define PURGE_TRIGGER_POOLS 256
 #define PURGE_KEEP_POOLS 64

@@ -3,20 +3,24 @@
  * whole arenas, so neither the fast paths nor taking a new pool need a
  * lock.  This file holds every slow path and every policy:
  *
- *   - which pool serves a class: the first on the class list (pymalloc's
- *     usedpools), a pool that receives a free while FULL goes to the front;
+ *   - the block cache: per class, free blocks of the heap's own pools;
+ *     malloc pops, a local free pushes, past CACHE_LIMIT the oldest go
+ *     back to their pools, an empty cache takes a pool's whole free list;
+ *   - which pool refills a class: the first on the class list (pymalloc's
+ *     usedpools), a pool that gets a block back while FULL goes first;
  *   - which arena gives a new pool: the fullest one with a free pool
  *     (bins by free-pool count, the lowest non-empty bin first), so the
  *     others drain and can be given back;
  *   - frees from other threads: pushed on the owner heap's remote list
  *     (one CAS), taken back by the owner on its next allocation slow path;
- *   - memory return: an empty pool stays resident ("dirty") while the heap
- *     holds at most PURGE_TRIGGER_POOLS of them; past that the dirty pools
- *     of the emptiest arenas are purged with madvise until
- *     PURGE_KEEP_POOLS remain.  An arena with no used pool is unmapped when
- *     the heap already keeps one such arena.  The last pool of a class is
- *     kept when it empties, so a malloc/free loop on one block stays on the
- *     fast path;
+ *   - memory return (purge.c says when): an empty pool stays resident
+ *     ("dirty"); under the deferred policy the purger gives it back after
+ *     the delay and the heap unmaps arenas whose pages are all given back
+ *     (keeping one); under the immediate policy the heap purges the dirty
+ *     pools of its emptiest arenas as soon as it holds more than
+ *     PURGE_TRIGGER_POOLS, down to PURGE_KEEP_POOLS, and unmaps an empty
+ *     arena when it keeps one already.  The last pool of a class is kept
+ *     when it empties, so a malloc/free loop on one block stays fast;
  *   - thread exit: the heap gives back all it can and is abandoned; a
  *     thread that starts later adopts it whole.  A thread that frees into
  *     an abandoned heap claims it, puts its remote list back, and releases
