@@ -193,6 +193,9 @@ static void tour_million(void)
     }
     after = rss_bytes();
     print_rss("after freeing 99%, no call:", after, base, peak);
+    printf("  (free pages are kept for %ld ms in case the program allocates "
+           "again,\n   then objmem's purger thread gives them back: no "
+           "call needed)\n", om_get_purge_delay());
     sleep(1);
     print_rss("one second later, still no call:", rss_bytes(), base, peak);
     om_collect(true);
