@@ -2,11 +2,13 @@
  * alloc.c - L2: the small-object allocator's entry points: the malloc
  * family of the MEM and OBJ domains and their fast paths.
  *
- * malloc fast path: TLS heap -> its block cache for the class -> pop.
- * free fast path: radix map -> pool descriptor (owner, class) -> owner
- * check -> push on the heap's cache for the class.  Anything else (an
- * empty cache, a cache past its limit, another thread's pool, a double
- * free) leaves for heap.c.  Requests of 0 bytes or above
+ * malloc fast path: TLS heap -> the first pool of the class -> pop, or
+ * when it has no free block, the heap's block cache for the class -> pop.
+ * free fast path: radix map -> pool descriptor -> owner check -> push on
+ * the pool's list (a USED pool of ours) or on the heap's cache for the
+ * class (a FULL pool of ours).  Anything else (an empty cache, a cache
+ * past its limit, an emptied pool, another thread's pool, a double free)
+ * leaves for heap.c.  Requests of 0 bytes or above
  * SMALL_THRESHOLD go to the RAW domain, as CPython's; pointers that are not
  * objmem's go back to the RAW domain on free and realloc.
  *
@@ -62,47 +64,72 @@ long omi_alloc_raw_blocks(void)
 
 OM_INLINE void *small_alloc(size_t size)
 {
+    struct heap *h;
     struct cache *c;
+    struct pool *pool;
     void **b;
     unsigned sc;
 
     if (unlikely(size - 1 >= SMALL_THRESHOLD))
         return large_alloc(size);
     sc = omi_pool_class(size);
-    c = &omi_heap_tls->cache[sc];
+    h = omi_heap_tls;
+    pool = h->heads[sc].next;
+    b = pool->free;
+    if (likely(b)) {
+        pool->free = *b;
+        pool->used++;
+        return b;
+    }
+    c = &h->cache[sc];
     b = c->head;
     if (unlikely(!b))
-        return omi_heap_malloc_slow(omi_heap_tls, sc);
+        return omi_heap_malloc_slow(h, sc);
     c->head = *b;
     c->count--;
     return b;
 }
 
+/*
+ * Into one of our USED pools, a block goes straight back on the pool's
+ * list; into one of our FULL pools, on the heap's cache, which spares the
+ * pool a FULL -> USED move (and the list it joins) per free.
+ */
 OM_INLINE void small_free(void *p)
 {
     struct arena *a = omi_arena_of(p);
     struct heap *h = omi_heap_tls;
     struct pool *pool;
     struct cache *c;
+    uintptr_t owner;
 
     if (unlikely(!a)) {
         large_free(p);
         return;
     }
     pool = omi_arena_pool_of(a, p);
-    c = &h->cache[pool->sc];
-    /* Ours, FULL or not (one compare), and not the block just freed. */
-    if (unlikely((atomic_load_explicit(&pool->owner, memory_order_relaxed) |
-                  OWNER_FULL) != ((uintptr_t)h | OWNER_FULL)) ||
-        unlikely(p == c->head)) {
-        omi_heap_free_slow(h, pool, p);
+    owner = atomic_load_explicit(&pool->owner, memory_order_relaxed);
+    if (likely(owner == (uintptr_t)h) && likely(p != pool->free)) {
+        OM_ASSERT(omi_pool_is_block(pool, p));
+        *(void **)p = pool->free;
+        pool->free = p;
+        if (unlikely(--pool->used == 0))
+            omi_heap_pool_emptied(h, pool);
         return;
     }
-    OM_ASSERT(omi_pool_is_block(pool, p));
-    *(void **)p = c->head;
-    c->head = p;
-    if (unlikely(++c->count > CACHE_LIMIT))
-        omi_heap_cache_flush(h, c);
+    if (likely(owner == ((uintptr_t)h | OWNER_FULL))) {
+        c = &h->cache[pool->sc];
+        if (unlikely(p == c->head))
+            goto slow;
+        OM_ASSERT(omi_pool_is_block(pool, p));
+        *(void **)p = c->head;
+        c->head = p;
+        if (unlikely(++c->count > CACHE_LIMIT))
+            omi_heap_cache_flush(h, c);
+        return;
+    }
+slow:
+    omi_heap_free_slow(h, pool, p);
 }
 
 /* Block bytes at p when p is one of our blocks, else 0. */

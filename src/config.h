@@ -73,7 +73,9 @@
  * so the limit also bounds what a heap holds back from the purge
  * (64 blocks per class in use: at most 256 KiB of pages per class).
  */
+#ifndef CACHE_LIMIT
 #define CACHE_LIMIT 64
+#endif
 
 _Static_assert(ALIGNMENT == 16, "blocks are 16-byte aligned");
 _Static_assert(OM_SMALL_THRESHOLD % ALIGNMENT == 0,

@@ -3,10 +3,10 @@
  * whole arenas, so neither the fast paths nor taking a new pool need a
  * lock.  This file holds every slow path and every policy:
  *
- *   - the block cache: per class, free blocks of the heap's own pools;
- *     malloc pops, a local free pushes, past CACHE_LIMIT the oldest go
- *     back to their pools, an empty cache takes a pool's whole free list;
- *   - which pool refills a class: the first on the class list (pymalloc's
+ *   - the block cache: per class, blocks freed into the heap's own FULL
+ *     pools; malloc pops from it when the first pool is exhausted, past
+ *     CACHE_LIMIT the newest go back to their pools;
+ *   - which pool serves a class: the first on the class list (pymalloc's
  *     usedpools), a pool that gets a block back while FULL goes first;
  *   - which arena gives a new pool: the fullest one with a free pool
  *     (bins by free-pool count, the lowest non-empty bin first), so the
@@ -89,38 +89,59 @@ static void mark_full(struct heap *h, struct pool *pool)
 
 /* ---- Arena bins: usable arenas by free-pool count ---- */
 
-static void bin_insert(struct heap *h, struct arena *a)
-{
-    struct arena **bin = &h->bins[a->nfree];
+_Static_assert(NBINS <= 64, "the bin map is one word");
 
-    a->prev = NULL;
-    a->next = *bin;
-    if (*bin)
-        (*bin)->prev = a;
-    *bin = a;
-    h->binmap[a->nfree / 64] |= (uint64_t)1 << (a->nfree % 64);
+static unsigned bin_of(unsigned nfree)
+{
+    return nfree == USABLE_POOLS ? EMPTY_BIN : 1 + (nfree - 1) / BIN_WIDTH;
 }
 
-static void bin_remove(struct heap *h, struct arena *a)
+static void bin_insert(struct heap *h, struct arena *a)
+{
+    unsigned b = bin_of(a->nfree);
+
+    a->prev = NULL;
+    a->next = h->bins[b];
+    if (h->bins[b])
+        h->bins[b]->prev = a;
+    h->bins[b] = a;
+    h->binmap |= (uint64_t)1 << b;
+}
+
+static void bin_unlink(struct heap *h, struct arena *a, unsigned b)
 {
     if (a->prev)
         a->prev->next = a->next;
     else
-        h->bins[a->nfree] = a->next;
+        h->bins[b] = a->next;
     if (a->next)
         a->next->prev = a->prev;
-    if (!h->bins[a->nfree])
-        h->binmap[a->nfree / 64] &= ~((uint64_t)1 << (a->nfree % 64));
+    if (!h->bins[b])
+        h->binmap &= ~((uint64_t)1 << b);
     a->next = a->prev = NULL;
 }
 
-/* The fullest arena that has a free pool, or NULL. */
+static void bin_remove(struct heap *h, struct arena *a)
+{
+    bin_unlink(h, a, bin_of(a->nfree));
+}
+
+/* a's free-pool count went from old to a->nfree: move it if its bin
+ * changed (an arena with no free pool is in no bin). */
+static void bin_update(struct heap *h, struct arena *a, unsigned old)
+{
+    if (old && a->nfree && bin_of(old) == bin_of(a->nfree))
+        return;
+    if (old)
+        bin_unlink(h, a, bin_of(old));
+    if (a->nfree)
+        bin_insert(h, a);
+}
+
+/* One of the fullest arenas that has a free pool, or NULL. */
 static struct arena *bin_fullest(const struct heap *h)
 {
-    for (size_t w = 0; w < BIN_WORDS; w++)
-        if (h->binmap[w])
-            return h->bins[w * 64 + (size_t)__builtin_ctzll(h->binmap[w])];
-    return NULL;
+    return h->binmap ? h->bins[__builtin_ctzll(h->binmap)] : NULL;
 }
 
 /* ---- Pools and arenas: taking, giving back, purging ---- */
@@ -142,19 +163,19 @@ static struct pool *take_pool(struct heap *h, unsigned sc)
 {
     struct arena *a = bin_fullest(h);
     struct pool *pool;
+    unsigned old;
     size_t hints;
     bool resident;
 
     if (!a && !(a = add_arena(h)))
         return NULL;
-    bin_remove(h, a);
-    if (a->nfree == USABLE_POOLS)
+    old = a->nfree;
+    if (old == USABLE_POOLS)
         h->nempty--;
     hints = a->ndirty;
     pool = omi_arena_take_pool(a, &resident);
     h->ndirty -= hints - a->ndirty;
-    if (a->nfree)
-        bin_insert(h, a);
+    bin_update(h, a, old);
     omi_pool_init(pool, sc, resident);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
     class_push(h, pool);
@@ -176,8 +197,8 @@ static void release_arena(struct heap *h, struct arena *a)
  */
 static void purge(struct heap *h, size_t keep)
 {
-    for (size_t n = USABLE_POOLS; n > 0 && h->ndirty > keep; n--)
-        for (struct arena *a = h->bins[n]; a && h->ndirty > keep;
+    for (unsigned b = EMPTY_BIN; b > 0 && h->ndirty > keep; b--)
+        for (struct arena *a = h->bins[b]; a && h->ndirty > keep;
              a = a->next) {
             omi_arena_purge(a, 0);
             h->ndirty -= omi_arena_sync_hints(a);
@@ -208,7 +229,7 @@ static void after_dirty(struct heap *h)
  */
 static void trim_empty_arenas(struct heap *h)
 {
-    struct arena *a = h->bins[USABLE_POOLS], *next;
+    struct arena *a = h->bins[EMPTY_BIN], *next;
     uint16_t epoch = omi_arena_epoch();
 
     /* Only the purger makes an empty arena clean, once per epoch: look
@@ -227,13 +248,12 @@ static void trim_empty_arenas(struct heap *h)
 static void release_pool(struct heap *h, struct pool *pool)
 {
     struct arena *a = omi_arena_of_pool(pool);
+    unsigned old = a->nfree;
 
     atomic_store_explicit(&pool->owner, 0, memory_order_relaxed);
-    if (a->nfree)
-        bin_remove(h, a);
     omi_arena_put_pool(a, pool);
     h->ndirty++;
-    bin_insert(h, a);
+    bin_update(h, a, old);
     if (a->nfree == USABLE_POOLS) {
         h->nempty++;
         if (omi_purge_mode() != PURGE_DEFERRED && h->nempty > 1)
@@ -286,7 +306,6 @@ static void free_local(struct heap *h, struct pool *pool, void *p)
                   pool->block_size);
     *(void **)p = pool->free;
     pool->free = p;
-    pool->nfree++;
     if (omi_pool_state(pool) == POOL_FULL)
         unfull(h, pool);
     if (--pool->used == 0)
@@ -328,7 +347,7 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
                   "page %p", (void *)pool, omi_pool_state(pool),
                   pool->block_size, pool->capacity, (void *)owner,
                   (void *)omi_pool_page(pool));
-    if (oh == h)
+    if (oh == h)                        /* p was the head of a free list */
         omi_fatal("double free", p, "block of %u bytes freed twice in a row",
                   pool->block_size);
     free_remote(oh, p);
@@ -360,17 +379,12 @@ static void cache_flush_all(struct heap *h)
     }
 }
 
-/* Move a pool's whole free list into the cache; the pool is then FULL. */
-static void *refill_from(struct heap *h, struct cache *c, struct pool *pool)
+static void *pop_block(struct pool *pool)
 {
     void **b = pool->free;
 
-    c->head = *b;
-    c->count = pool->nfree - 1u;
-    pool->used = (uint16_t)(pool->used + pool->nfree);
-    pool->nfree = 0;
-    pool->free = NULL;
-    mark_full(h, pool);
+    pool->free = *b;
+    pool->used++;
     return b;
 }
 
@@ -520,7 +534,7 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
         heap_collect(h, atomic_load(&h->collect_request) == 2);
     while (!is_sentinel(h, pool = h->heads[sc].next)) {
         if (pool->free)
-            return refill_from(h, &h->cache[sc], pool);
+            return pop_block(pool);
         mark_full(h, pool);
     }
     pool = take_pool(h, sc);
@@ -528,7 +542,7 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
         errno = ENOMEM;
         return NULL;
     }
-    return refill_from(h, &h->cache[sc], pool);
+    return pop_block(pool);
 }
 
 /* ---- Collection ---- */
@@ -552,8 +566,8 @@ static void heap_collect(struct heap *h, bool force)
     drain_remote(h);
     if (force) {
         release_kept_pools(h);
-        while (h->bins[USABLE_POOLS])
-            release_arena(h, h->bins[USABLE_POOLS]);
+        while (h->bins[EMPTY_BIN])
+            release_arena(h, h->bins[EMPTY_BIN]);
     }
     purge(h, force ? 0 : PURGE_KEEP_POOLS);
 }
@@ -604,14 +618,14 @@ static int check_classes(const struct heap *h)
 static int check_bins(const struct heap *h, size_t *ndirty)
 {
     *ndirty = 0;
-    for (size_t n = 0; n <= POOLS_PER_ARENA; n++) {
-        bool bit = (h->binmap[n / 64] >> (n % 64)) & 1;
-        if (bit != (h->bins[n] != NULL) || (n == 0 && bit))
-            return omi_check_fail("heap.3", h, "bin %zu and its bit", n);
-        for (const struct arena *a = h->bins[n]; a; a = a->next) {
-            if (a->nfree != n || a->heap != h)
-                return omi_check_fail("heap.3", a, "arena in bin %zu has "
-                                      "%u free pools", n, a->nfree);
+    for (unsigned b = 0; b < NBINS; b++) {
+        bool bit = (h->binmap >> b) & 1;
+        if (bit != (h->bins[b] != NULL) || (b == 0 && bit))
+            return omi_check_fail("heap.3", h, "bin %u and its bit", b);
+        for (const struct arena *a = h->bins[b]; a; a = a->next) {
+            if (a->nfree == 0 || bin_of(a->nfree) != b || a->heap != h)
+                return omi_check_fail("heap.3", a, "arena in bin %u has "
+                                      "%u free pools", b, a->nfree);
             *ndirty += a->ndirty;
         }
     }

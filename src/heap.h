@@ -14,17 +14,28 @@ enum heap_state {
                                    may be mid-update; never touched again */
 };
 
-#define BIN_WORDS ((POOLS_PER_ARENA + 1 + 63) / 64)
+/*
+ * Usable arenas sit in bins by free-pool count: bin 1 + (nfree - 1) / 8
+ * for a partly used arena, EMPTY_BIN for an arena with no used pool.  A new
+ * pool comes from the lowest non-empty bin: the fullest arenas, to within
+ * BIN_WIDTH pools (pymalloc keeps its list exactly sorted, which costs a
+ * list move, and cache misses on neighbouring arenas, at every change).
+ */
+#define BIN_WIDTH 8
+#define EMPTY_BIN ((USABLE_POOLS - 1 + BIN_WIDTH - 1) / BIN_WIDTH + 1)
+#define NBINS (EMPTY_BIN + 1)
 
 /*
- * A heap's block cache for one class: free blocks of its own pools, from
- * any of them, threaded through their first word.  malloc pops, free of a
- * local block pushes; past CACHE_LIMIT blocks the oldest ones go back to
- * their pools (CACHE_LIMIT / 2 stay).  A refill moves a pool's whole free
- * list in, so count may exceed the limit until the next flush.
+ * A heap's block cache for one class: blocks freed into its own FULL pools,
+ * threaded through their first word.  Such a free would otherwise move the
+ * pool back onto its class list, and the next malloc exhaust it again: in
+ * a steady state where most pools are full, every operation.  malloc pops
+ * from the cache when the first pool of the class has no free block; past
+ * CACHE_LIMIT blocks the newest go back to their pools, CACHE_LIMIT / 2
+ * stay.
  */
 struct cache {
-    void *head;                         /* last block freed or refilled */
+    void *head;                         /* last block freed into it */
     uint32_t count;                     /* blocks on the list */
     uint32_t unused;
 };
@@ -37,8 +48,8 @@ struct cache {
  *   1. heads[sc] is a circular doubly linked list of USED pools of class
  *      sc owned by this heap; all but the first have a free block.
  *   2. A USED pool with used == 0 is the only pool on its list.
- *   3. An arena of this heap is in bins[n] <=> its nfree == n > 0; binmap
- *      bit n <=> bins[n] is not empty.
+ *   3. An arena of this heap is in bins[bin_of(nfree)] <=> its nfree > 0;
+ *      binmap bit b <=> bins[b] is not empty.
  *   4. ndirty == the sum of its arenas' dirty hints; under the immediate
  *      policy ndirty <= PURGE_TRIGGER_POOLS; unless the policy is
  *      deferred (empty arenas then wait for the purger), at most one arena
@@ -58,8 +69,8 @@ struct heap {
     size_t nempty;                      /* arenas with no used pool */
     size_t narenas;                     /* arenas we own */
     uint16_t trim_epoch;                /* purge epoch of the last trim */
-    struct arena *bins[POOLS_PER_ARENA + 1];   /* usable arenas by nfree */
-    uint64_t binmap[BIN_WORDS];         /* non-empty bins */
+    struct arena *bins[NBINS];          /* usable arenas by free pools */
+    uint64_t binmap;                    /* non-empty bins */
     struct heap *_Atomic all_next;      /* list of every heap ever made */
 };
 
@@ -67,12 +78,13 @@ struct heap {
 extern OM_TLS struct heap *omi_heap_tls;
 extern struct heap omi_heap_empty;
 
-/* Allocation slow path: refill from the class lists, a new pool or a new
- * arena.  NULL with errno = ENOMEM when the OS refuses. */
+/* Allocation slow path: the first pool and the cache of class sc are
+ * empty; take the next pool with a free block, a new pool or a new arena.
+ * NULL with errno = ENOMEM when the OS refuses. */
 void *omi_heap_malloc_slow(struct heap *h, unsigned sc);
 
-/* Free slow path: the pool is another heap's, not in use, or p is the
- * block at the head of the cache (a double free). */
+/* Free slow path: the pool is another heap's or not in use, or p is the
+ * head of the cache or of the pool's list (a double free). */
 void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p);
 
 /* The cache of a class outgrew CACHE_LIMIT: give its oldest blocks back. */

@@ -25,14 +25,13 @@ void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
 
     OM_ASSERT(pool->used == 0);
     if (resident && pool->sc == sc && pool->free) {
-        OM_ASSERT_INTERNAL(pool->capacity == n && pool->nfree == n);
+        OM_ASSERT_INTERNAL(pool->capacity == n);
         return;
     }
     for (size_t i = 0; i + 1 < n; i++)
         *(void **)(page + i * size) = page + (i + 1) * size;
     *(void **)(page + (n - 1) * size) = NULL;
     pool->free = page;
-    pool->nfree = (uint16_t)n;
     pool->sc = (uint8_t)sc;
     pool->block_size = (uint16_t)size;
     pool->capacity = (uint16_t)n;
@@ -94,10 +93,10 @@ int omi_pool_check(const struct pool *pool)
     if (nfree < 0)
         return (int)nfree;
     if (pool->used + (size_t)nfree != pool->capacity ||
-        pool->nfree != nfree || pool->scratch > pool->used)
+        pool->scratch > pool->used)
         return omi_check_fail("pool.4", pool, "used %u + free %ld != "
-                              "capacity %u, nfree %u, %u cached or remote",
-                              pool->used, nfree, pool->capacity, pool->nfree,
+                              "capacity %u, or %u cached or remote",
+                              pool->used, nfree, pool->capacity,
                               pool->scratch);
     return 0;
 }

@@ -42,9 +42,8 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      free == NULL; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
  *      list has no cycle.
- *   4. used + |free| == capacity, nfree == |free|; used counts blocks
- *      handed out, those in the heap's block cache and those on its
- *      remote list.
+ *   4. used + |free| == capacity; used counts the blocks handed out, those
+ *      in the heap's block cache and those on its remote list.
  */
 struct pool {
     _Atomic uintptr_t owner;    /* heap address | OWNER_FULL; 0 when free */
@@ -59,8 +58,9 @@ struct pool {
     struct pool *prev;
     uint16_t block_size;        /* bytes per block */
     _Atomic uint16_t dirty_since; /* purge epoch when it became DIRTY */
-    uint16_t nfree;             /* blocks on the free list */
-    uint16_t scratch;           /* om_check's tally of remote blocks */
+    uint16_t scratch;           /* om_check's tally of cached and remote
+                                   blocks */
+    uint16_t unused;            /* padding, zero */
 };
 
 _Static_assert(sizeof(struct pool) == 48, "a descriptor is 48 bytes");
