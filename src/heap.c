@@ -28,7 +28,7 @@
  *   - fork: the child marks every other thread's heap ORPHANED and never
  *     touches it again (it may have been mid-update).
  *
- * Invariants: heap.h lists them (1-5); omi_heap_check verifies them.
+ * Invariants: heap.h lists them (1-6); omi_heap_check verifies them.
  */
 #include <errno.h>
 #include <pthread.h>
