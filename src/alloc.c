@@ -4,7 +4,7 @@
  *
  * malloc fast path: TLS heap -> the first pool of the class -> pop, or
  * when it has no free block, the heap's block cache for the class -> pop.
- * free fast path: radix map -> pool descriptor -> owner check -> push on
+ * free fast path: arena map -> pool descriptor -> owner check -> push on
  * the pool's list (a USED pool of ours) or on the heap's cache for the
  * class (a FULL pool of ours).  Anything else (an empty cache, a cache
  * past its limit, an emptied pool, another thread's pool, a double free)

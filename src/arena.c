@@ -1,6 +1,6 @@
 /*
  * arena.c - L2: arenas, the 1 MiB units objmem maps from the OS, and the
- * radix map that recognises objmem's addresses.
+ * arena map that recognises objmem's addresses.
  *
  * An arena belongs to one heap (heap.c), so handing out and taking back its
  * pools takes no lock.  Only the global list of all arenas (for stats and
@@ -8,14 +8,15 @@
  * never held across a system call: arenas are mapped before the lock is
  * taken and unmapped after it is dropped.
  *
- * The radix map answers "is p ours?" for free() and realloc() without
- * reading memory that may not be mapped (CPython's address_in_range): a
- * static root of 2^14 leaf pointers, each leaf 2^14 bytes, one per arena
- * slot of 1 MiB; a leaf covers 16 GiB and is mapped on first use and kept.
+ * The arena map answers "is p ours?" for free() and realloc() without
+ * reading memory that may not be mapped (CPython's address_in_range, with
+ * a flat bitmap instead of a radix tree): one bit per 1 MiB slot of the
+ * 48-bit address space, 32 MiB of BSS of which only the words covering
+ * arenas are ever written.  One load instead of the two a tree costs.
  * Layout of an arena and of its free-pool bitmaps: arena.h.
  *
  * Invariants (checked by omi_arena_check, numbered as in arena.h):
- *   1. Every arena is ARENA_SIZE-aligned, marked in the radix map, and on
+ *   1. Every arena is ARENA_SIZE-aligned, marked in the arena map, and on
  *      the global list; the map marks no other address.
  *   2. Header pools are never handed out.
  *   3. dirty bit <=> DIRTY, clean bit <=> CLEAN.
@@ -29,12 +30,12 @@
 #include "arena.h"
 #include "os.h"
 
-_Atomic(_Atomic uint8_t *) omi_arena_map[MAP_ROOT_SIZE];
+_Atomic uint64_t omi_arena_map[MAP_WORDS];
+static size_t map_bits;                 /* bits set, under arena_lock */
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct arena *all_arenas;         /* global list, under arena_lock */
 static struct omi_arena_totals totals;   /* under arena_lock */
-static _Atomic size_t map_leaves;
 static atomic_uint_least64_t purged_bytes;
 static _Atomic size_t dirty_total;      /* pools in state DIRTY, all arenas */
 static _Atomic uint16_t epoch;          /* advanced by the purger's ticks */
@@ -42,41 +43,36 @@ static _Atomic uint16_t epoch;          /* advanced by the purger's ticks */
 _Static_assert(META_POOLS < POOLS_PER_ARENA / 8,
                "the header takes a small part of the arena");
 
-/* ---- The radix map ---- */
+/* ---- The arena map ---- */
 
-/* The leaf for address a, mapped on demand; NULL if the OS refuses. */
-static _Atomic uint8_t *map_leaf(uintptr_t a)
+/* Set or clear a's bit (arena lock held); map_bits counts the set bits. */
+static void map_mark(uintptr_t a, bool on)
 {
-    size_t i = a >> (ARENA_BITS + MAP_LEAF_BITS);
-    _Atomic uint8_t *leaf = atomic_load(&omi_arena_map[i]);
-    _Atomic uint8_t *expected = NULL;
+    uint64_t bit = (uint64_t)1 << ((a >> ARENA_BITS) & 63);
+    _Atomic uint64_t *word = &omi_arena_map[a >> (ARENA_BITS + 6)];
+    uint64_t old;
 
-    if (leaf)
-        return leaf;
-    leaf = omi_os_map(MAP_LEAF_SIZE, 0);
-    if (!leaf)
-        return NULL;
-    if (!atomic_compare_exchange_strong(&omi_arena_map[i], &expected, leaf)) {
-        omi_os_unmap((void *)(uintptr_t)leaf, MAP_LEAF_SIZE);
-        return expected;
-    }
-    atomic_fetch_add(&map_leaves, 1);
-    return leaf;
+    if (on)
+        old = atomic_fetch_or(word, bit);
+    else
+        old = atomic_fetch_and(word, ~bit);
+    if (((old & bit) != 0) != on)
+        map_bits += on ? 1 : (size_t)-1;
 }
 
-static void map_mark(uintptr_t a, uint8_t value, _Atomic uint8_t *leaf)
+size_t omi_arena_map_bits(void)
 {
-    atomic_store(&leaf[(a >> ARENA_BITS) & (MAP_LEAF_SIZE - 1)], value);
+    return map_bits;
 }
 
 /* ---- Arena lifetime ---- */
 
-/* The radix mark and the list entry change together, under the lock, so
+/* The map bit and the list entry change together, under the lock, so
  * that a fork() child never sees one without the other. */
-static void list_insert(struct arena *a, _Atomic uint8_t *leaf)
+static void list_insert(struct arena *a)
 {
     omi_arena_lock();
-    map_mark((uintptr_t)a, 1, leaf);
+    map_mark((uintptr_t)a, true);
     a->all_next = all_arenas;
     a->all_prev = NULL;
     if (all_arenas)
@@ -92,8 +88,7 @@ static void list_insert(struct arena *a, _Atomic uint8_t *leaf)
 static void list_remove(struct arena *a)
 {
     omi_arena_lock();
-    map_mark((uintptr_t)a, 0, atomic_load(&omi_arena_map[(uintptr_t)a >>
-                                         (ARENA_BITS + MAP_LEAF_BITS)]));
+    map_mark((uintptr_t)a, false);
     if (a->all_prev)
         a->all_prev->all_next = a->all_next;
     else
@@ -108,12 +103,10 @@ static void list_remove(struct arena *a)
 struct arena *omi_arena_new(struct heap *h)
 {
     struct arena *a = omi_os_map(ARENA_SIZE, ARENA_SIZE);
-    _Atomic uint8_t *leaf;
 
     if (!a)
         return NULL;
-    leaf = map_leaf((uintptr_t)a);
-    if (!leaf) {
+    if ((uintptr_t)a >> ADDRESS_BITS) {         /* beyond the map's reach */
         omi_os_unmap(a, ARENA_SIZE);
         return NULL;
     }
@@ -124,7 +117,7 @@ struct arena *omi_arena_new(struct heap *h)
         a->clean[i / 64] |= (uint64_t)1 << (i % 64);
         a->pools[i].index = (uint16_t)i;
     }
-    list_insert(a, leaf);
+    list_insert(a);
     return a;
 }
 
@@ -343,7 +336,6 @@ struct arena *omi_arena_first(void)
 void omi_arena_totals(struct omi_arena_totals *out)
 {
     *out = totals;
-    out->map_leaves = atomic_load(&map_leaves);
     out->purged_bytes = atomic_load(&purged_bytes);
 }
 

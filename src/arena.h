@@ -1,5 +1,5 @@
 /*
- * arena.h - L2: arenas, 1 MiB aligned chunks of 256 pools, and the radix
+ * arena.h - L2: arenas, 1 MiB aligned chunks of 256 pools, and the arena
  * map that says which addresses are objmem's.
  */
 #ifndef OM_ARENA_H
@@ -24,7 +24,7 @@ struct heap;
  * purger may purge a dirty pool behind the owner's back, so a dirty bit is
  * a hint: the pool's state says what it is.
  * Invariants (checked by omi_arena_check, with no purge under way):
- *   1. The arena is ARENA_SIZE-aligned, the radix map marks it, and it is
+ *   1. The arena is ARENA_SIZE-aligned, the arena map marks it, and it is
  *      on the global arena list.
  *   2. Header pools are never handed out: state CLEAN, owner 0, no bit.
  *   3. For every other pool: state DIRTY => dirty bit; dirty bit => state
@@ -50,24 +50,20 @@ struct arena {
 #define META_POOLS ((sizeof(struct arena) + POOL_SIZE - 1) / POOL_SIZE)
 #define USABLE_POOLS (POOLS_PER_ARENA - META_POOLS)
 
-/* The radix map: root entries point to leaves of one byte per arena. */
-extern _Atomic(_Atomic uint8_t *) omi_arena_map[MAP_ROOT_SIZE];
+/* The arena map: bit i of word w <=> an arena at (w * 64 + i) MiB. */
+extern _Atomic uint64_t omi_arena_map[MAP_WORDS];
 
 /* The arena holding p, or NULL when p is not in an objmem arena. */
 OM_INLINE struct arena *omi_arena_of(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    _Atomic uint8_t *leaf;
+    uint64_t word;
 
     if (unlikely(a >> ADDRESS_BITS))
         return NULL;
-    leaf = atomic_load_explicit(&omi_arena_map[a >> (ARENA_BITS +
-                                                     MAP_LEAF_BITS)],
+    word = atomic_load_explicit(&omi_arena_map[a >> (ARENA_BITS + 6)],
                                 memory_order_relaxed);
-    if (unlikely(!leaf))
-        return NULL;
-    if (!atomic_load_explicit(&leaf[(a >> ARENA_BITS) & (MAP_LEAF_SIZE - 1)],
-                              memory_order_relaxed))
+    if (!((word >> ((a >> ARENA_BITS) & 63)) & 1))
         return NULL;
     return (struct arena *)(a & ~(uintptr_t)ARENA_MASK);
 }
@@ -116,7 +112,6 @@ struct omi_arena_totals {
     size_t current;             /* arenas mapped now */
     size_t highwater;           /* most at once */
     size_t total;               /* ever mapped */
-    size_t map_leaves;          /* radix leaves mapped */
     uint64_t purged_bytes;      /* bytes given back with madvise, ever */
     uint64_t unmapped_bytes;    /* arena bytes unmapped, ever */
 };
@@ -141,6 +136,9 @@ void omi_arena_totals(struct omi_arena_totals *out);
 void omi_arena_fork_prepare(void);
 void omi_arena_fork_parent(void);
 void omi_arena_fork_child(void);
+
+/* Bits set in the arena map (arena lock held). */
+size_t omi_arena_map_bits(void);
 
 /* Verify an arena's invariants (lock held). */
 int omi_arena_check(const struct arena *a);

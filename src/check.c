@@ -1,9 +1,9 @@
 /*
  * check.c - X (cross-cutting): om_check(), the auditor.  It walks every
  * heap, arena, pool, free list and remote list and verifies each numbered
- * invariant of arena.h, pool.h and heap.h, plus the radix map's own:
+ * invariant of arena.h, pool.h and heap.h, plus the arena map's own:
  *
- *   map.1  the radix map marks exactly the arenas on the global list.
+ *   map.1  the arena map marks exactly the arenas on the global list.
  *
  * It pauses the purger and holds the arena lock while it walks; other
  * threads must not allocate meanwhile (their heaps are theirs alone).  Heaps orphaned by fork() are
@@ -27,20 +27,20 @@ static bool heap_is_known(const struct heap *h)
     return false;
 }
 
+/* Every listed arena is marked, and there are as many marks as arenas:
+ * so nothing else is marked. */
 static int check_map(void)
 {
-    size_t marked = 0, arenas = 0;
+    size_t arenas = 0;
 
-    for (size_t i = 0; i < MAP_ROOT_SIZE; i++) {
-        _Atomic uint8_t *leaf = atomic_load(&omi_arena_map[i]);
-        for (size_t j = 0; leaf && j < MAP_LEAF_SIZE; j++)
-            marked += atomic_load_explicit(&leaf[j], memory_order_relaxed);
-    }
-    for (struct arena *a = omi_arena_first(); a; a = a->all_next)
+    for (struct arena *a = omi_arena_first(); a; a = a->all_next) {
+        if (omi_arena_of(a) != a)
+            return omi_check_fail("map.1", a, "arena not marked");
         arenas++;
-    if (marked != arenas)
+    }
+    if (omi_arena_map_bits() != arenas)
         return omi_check_fail("map.1", NULL, "%zu marks for %zu arenas",
-                              marked, arenas);
+                              omi_arena_map_bits(), arenas);
     return 0;
 }
 

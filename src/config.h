@@ -45,15 +45,13 @@
 #define POOLS_PER_ARENA (ARENA_SIZE / POOL_SIZE)
 
 /*
- * The radix map covers 48-bit user addresses: 14 bits pick a leaf from the
- * static root, 14 bits pick the arena's byte in the leaf (16 KiB each,
- * mapped on demand; one leaf covers 16 GiB of address space).
+ * The arena map: one bit per possible arena of a 48-bit user address
+ * space, 2^28 bits in 2^22 words = 32 MiB of BSS.  Only the words of
+ * address ranges that hold arenas are ever written, so only their pages
+ * become resident; free() pays one load to ask "is p ours?".
  */
 #define ADDRESS_BITS 48
-#define MAP_LEAF_BITS 14
-#define MAP_ROOT_BITS (ADDRESS_BITS - ARENA_BITS - MAP_LEAF_BITS)
-#define MAP_LEAF_SIZE ((size_t)1 << MAP_LEAF_BITS)
-#define MAP_ROOT_SIZE ((size_t)1 << MAP_ROOT_BITS)
+#define MAP_WORDS ((size_t)1 << (ADDRESS_BITS - ARENA_BITS - 6))
 
 /*
  * The immediate purge policy (purge.c; the default is deferred, by time).
@@ -87,6 +85,6 @@ _Static_assert(POOL_SIZE >= 4096, "a pool is at least one 4 KiB page");
 _Static_assert(POOLS_PER_ARENA == 256, "bitmaps below hold 256 pools");
 _Static_assert(PURGE_KEEP_POOLS < PURGE_TRIGGER_POOLS,
                "the reserve is below the trigger");
-_Static_assert(MAP_ROOT_BITS > 0, "the radix root has at least one bit");
+_Static_assert(ADDRESS_BITS - ARENA_BITS > 6, "the map has whole words");
 
 #endif /* OM_CONFIG_H */

@@ -101,7 +101,6 @@ int om_stats_get(struct om_stats *out)
     nheaps = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_ABANDONED] +
              s.heaps[HEAP_CLAIMED] + s.heaps[HEAP_ORPHANED];
     out->bytes_mapped = s.arenas.current * ARENA_SIZE +
-                        s.arenas.map_leaves * MAP_LEAF_SIZE +
                         nheaps * heap_struct_bytes();
     out->bytes_resident = out->bytes_mapped - s.clean * POOL_SIZE;
     out->raw_blocks = omi_alloc_raw_blocks() > 0 ?
@@ -203,14 +202,9 @@ static void print_returned(FILE *out, const struct snapshot *s)
     print_one(out, "# bytes unmapped total", s->arenas.unmapped_bytes);
     fputc('\n', out);
     fprintf(out, "arena map counts\n");
-    print_one(out, "# arena map leaves", s->arenas.map_leaves);
-    fputc('\n', out);
-    print_one(out, "# bytes lost to arena map root",
-              MAP_ROOT_SIZE * sizeof(void *));
-    print_one(out, "# bytes lost to arena map leaves",
-              s->arenas.map_leaves * MAP_LEAF_SIZE);
-    print_one(out, "Total", MAP_ROOT_SIZE * sizeof(void *) +
-                                s->arenas.map_leaves * MAP_LEAF_SIZE);
+    print_one(out, "# arena map bits set", s->arenas.current);
+    print_one(out, "# bytes reserved for the arena map",
+              MAP_WORDS * sizeof(uint64_t));
     fputc('\n', out);
 }
 
