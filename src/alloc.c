@@ -93,7 +93,10 @@ OM_INLINE void *small_alloc(size_t size)
 /*
  * Into one of our USED pools, a block goes straight back on the pool's
  * list; into one of our FULL pools, on the heap's cache, which spares the
- * pool a FULL -> USED move (and the list it joins) per free.
+ * pool a FULL -> USED move (and the list it joins) per free.  Frees that
+ * run through one pool (a batch freed in order) would all land in the
+ * cache and be flushed back one by one, so the second in a row into the
+ * same FULL pool goes to the pool instead.
  */
 OM_INLINE void small_free(void *p)
 {
@@ -119,7 +122,9 @@ OM_INLINE void small_free(void *p)
     }
     if (likely(owner == ((uintptr_t)h | OWNER_FULL))) {
         c = &h->cache[pool->sc];
-        if (unlikely(p == c->head))
+        /* A second free in a row into the same FULL pool (or a double
+         * free): the pool itself takes it, and is FULL no more. */
+        if (unlikely((((uintptr_t)c->head ^ (uintptr_t)p) >> POOL_BITS) == 0))
             goto slow;
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = c->head;

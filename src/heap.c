@@ -5,7 +5,7 @@
  *
  *   - the block cache: per class, blocks freed into the heap's own FULL
  *     pools; malloc pops from it when the first pool is exhausted, past
- *     CACHE_LIMIT the newest go back to their pools;
+ *     CACHE_LIMIT the oldest go back to their pools;
  *   - which pool serves a class: the first on the class list (pymalloc's
  *     usedpools), a pool that gets a block back while FULL goes first;
  *   - which arena gives a new pool: the fullest one with a free pool
@@ -341,13 +341,18 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
                                            memory_order_relaxed);
     struct heap *oh = (struct heap *)(owner & ~OWNER_FULL);
 
+    if (owner == ((uintptr_t)h | OWNER_FULL) &&
+        p != h->cache[pool->sc].head && omi_pool_is_block(pool, p)) {
+        free_local(h, pool, p);         /* FULL no more */
+        return;
+    }
     if (unlikely(!oh || !omi_pool_is_block(pool, p)))
         omi_fatal("free of an address that is not an allocated block", p,
                   "pool %p state %u, block size %u, capacity %u, owner %p, "
                   "page %p", (void *)pool, omi_pool_state(pool),
                   pool->block_size, pool->capacity, (void *)owner,
                   (void *)omi_pool_page(pool));
-    if (oh == h)                        /* p was the head of a free list */
+    if (oh == h)                /* p heads the pool's list or the cache */
         omi_fatal("double free", p, "block of %u bytes freed twice in a row",
                   pool->block_size);
     free_remote(oh, p);
@@ -355,13 +360,24 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
 
 /* ---- The block cache ---- */
 
+/*
+ * Keep the CACHE_LIMIT / 2 newest blocks (the likeliest to be asked for
+ * again), give the older ones back to their pools: a block that stays
+ * cached pins its page, so none may stay forever.
+ */
 void omi_heap_cache_flush(struct heap *h, struct cache *c)
 {
-    while (c->count > CACHE_LIMIT / 2) {
-        void *b = c->head;
-        c->head = *(void **)b;
-        c->count--;
+    void *last = c->head, *b;
+
+    for (uint32_t i = 1; i < CACHE_LIMIT / 2; i++)
+        last = *(void **)last;
+    b = *(void **)last;
+    *(void **)last = NULL;
+    c->count = CACHE_LIMIT / 2;
+    while (b) {
+        void *next = *(void **)b;
         free_local(h, omi_arena_pool_of(omi_arena_of(b), b), b);
+        b = next;
     }
 }
 

@@ -31,8 +31,8 @@ enum heap_state {
  * pool back onto its class list, and the next malloc exhaust it again: in
  * a steady state where most pools are full, every operation.  malloc pops
  * from the cache when the first pool of the class has no free block; past
- * CACHE_LIMIT blocks the newest go back to their pools, CACHE_LIMIT / 2
- * stay.
+ * CACHE_LIMIT blocks the oldest go back to their pools, the CACHE_LIMIT / 2
+ * newest stay.
  */
 struct cache {
     void *head;                         /* last block freed into it */
@@ -83,8 +83,9 @@ extern struct heap omi_heap_empty;
  * NULL with errno = ENOMEM when the OS refuses. */
 void *omi_heap_malloc_slow(struct heap *h, unsigned sc);
 
-/* Free slow path: the pool is another heap's or not in use, or p is the
- * head of the cache or of the pool's list (a double free). */
+/* Free slow path: the pool is another heap's or not in use, p is the head
+ * of the cache or of the pool's list (a double free), or p is the second
+ * free in a row into one of our FULL pools. */
 void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p);
 
 /* The cache of a class outgrew CACHE_LIMIT: give its oldest blocks back. */

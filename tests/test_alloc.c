@@ -158,8 +158,9 @@ static void test_arena_release(void **state)
     for (int i = 0; i < N; i++)
         om_free(v[i]);
     assert_int_equal(om_stats_get(&s2), 0);
-    /* kept: the arena holding the last pool of the class, one empty */
-    assert_true(s2.arenas_current <= s0.arenas_current + 2);
+    /* Kept: one empty arena, and the arenas of the pools that the block
+     * cache pins (at most 64 blocks of the class: 64 pools, 2 arenas). */
+    assert_true(s2.arenas_current <= s0.arenas_current + 3);
     assert_true(s2.bytes_unmapped_total >= s0.bytes_unmapped_total +
                                                5 * 1048576);
     om_collect(true);
