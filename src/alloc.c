@@ -100,19 +100,20 @@ OM_INLINE void *small_alloc(size_t size)
  */
 OM_INLINE void small_free(void *p)
 {
-    struct arena *a = omi_arena_of(p);
     struct heap *h = omi_heap_tls;
     struct pool *pool;
     struct cache *c;
-    uintptr_t owner;
+    uintptr_t kind;
 
-    if (unlikely(!a)) {
+    if (unlikely(!omi_arena_owns(p))) {
         large_free(p);
         return;
     }
-    pool = omi_arena_pool_of(a, p);
-    owner = atomic_load_explicit(&pool->owner, memory_order_relaxed);
-    if (likely(owner == (uintptr_t)h) && likely(p != pool->free)) {
+    pool = omi_arena_pool_of(omi_arena_base(p), p);
+    /* 0: our USED pool; OWNER_FULL: our FULL pool; else: not ours. */
+    kind = atomic_load_explicit(&pool->owner, memory_order_relaxed) ^
+           (uintptr_t)h;
+    if (likely(kind == 0) && likely(p != pool->free)) {
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = pool->free;
         pool->free = p;
@@ -120,7 +121,7 @@ OM_INLINE void small_free(void *p)
             omi_heap_pool_emptied(h, pool);
         return;
     }
-    if (likely(owner == ((uintptr_t)h | OWNER_FULL))) {
+    if (likely(kind == OWNER_FULL)) {
         c = &h->cache[pool->sc];
         /* A second free in a row into the same FULL pool (or a double
          * free): the pool itself takes it, and is FULL no more. */

@@ -53,19 +53,29 @@ struct arena {
 /* The arena map: bit i of word w <=> an arena at (w * 64 + i) MiB. */
 extern _Atomic uint64_t omi_arena_map[MAP_WORDS];
 
-/* The arena holding p, or NULL when p is not in an objmem arena. */
-OM_INLINE struct arena *omi_arena_of(const void *p)
+/* True when p is in an objmem arena. */
+OM_INLINE bool omi_arena_owns(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     uint64_t word;
 
     if (unlikely(a >> ADDRESS_BITS))
-        return NULL;
+        return false;
     word = atomic_load_explicit(&omi_arena_map[a >> (ARENA_BITS + 6)],
                                 memory_order_relaxed);
-    if (!((word >> ((a >> ARENA_BITS) & 63)) & 1))
-        return NULL;
-    return (struct arena *)(a & ~(uintptr_t)ARENA_MASK);
+    return (word >> ((a >> ARENA_BITS) & 63)) & 1;
+}
+
+/* The arena an address would belong to (whether or not it is ours). */
+OM_INLINE struct arena *omi_arena_base(const void *p)
+{
+    return (struct arena *)((uintptr_t)p & ~(uintptr_t)ARENA_MASK);
+}
+
+/* The arena holding p, or NULL when p is not in an objmem arena. */
+OM_INLINE struct arena *omi_arena_of(const void *p)
+{
+    return omi_arena_owns(p) ? omi_arena_base(p) : NULL;
 }
 
 /* The descriptor of the pool holding p, an address in arena a. */
