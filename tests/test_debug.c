@@ -59,7 +59,9 @@
  * RAW domain serves) before the hooks can: make its report end in abort()
  * like ours, and let huge requests fail with NULL instead of dying.
  */
-const char *__asan_default_options(void);
+/* (default visibility: the internal headers hide what follows them) */
+__attribute__((visibility("default"))) const char *
+__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "abort_on_error=1:allocator_may_return_null=1";
@@ -68,7 +70,8 @@ const char *__asan_default_options(void)
 
 #if UNDER_TSAN
 /* test_realloc_failure_keeps_block asks for 1 PiB: NULL, not death. */
-const char *__tsan_default_options(void);
+__attribute__((visibility("default"))) const char *
+__tsan_default_options(void);
 const char *__tsan_default_options(void)
 {
     return "allocator_may_return_null=1";
