@@ -154,7 +154,8 @@ OM_API int om_stats_get(struct om_stats *out);
 /*
  * Write the report of CPython's sys._debugmallocstats() to out: the
  * per-class table, the arena figures, totals that balance to the byte,
- * plus what was given back to the OS.
+ * plus what was given back to the OS.  OBJMEM_MALLOC_STATS=1 in the
+ * environment prints it on stderr at exit (as PYTHONMALLOCSTATS).
  */
 OM_API void om_debug_malloc_stats(FILE *out);
 

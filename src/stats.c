@@ -13,11 +13,15 @@
  * descriptors (objmem keeps no header inside a pool) and arena alignment
  * is 0 (arenas are mapped aligned).
  *
+ * OBJMEM_MALLOC_STATS=1 in the environment prints the report on stderr
+ * at exit, as CPython's PYTHONMALLOCSTATS does.
+ *
  * Invariants:
  *   1. The balance above holds for every snapshot.
  *   2. Nothing here allocates while holding the lock.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "domain.h"
@@ -233,4 +237,15 @@ void om_debug_malloc_stats(FILE *out)
     print_returned(out, &s);
     print_heaps(out, &s);
     fflush(out);
+}
+
+/* OBJMEM_MALLOC_STATS=1 (CPython's PYTHONMALLOCSTATS): the report on
+ * stderr when the program exits.  A destructor, so it runs after main and
+ * the atexit handlers, never on an allocator path. */
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+    const char *env = getenv("OBJMEM_MALLOC_STATS");
+
+    if (env && env[0] && strcmp(env, "0") != 0)
+        om_debug_malloc_stats(stderr);
 }

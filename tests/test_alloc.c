@@ -289,6 +289,28 @@ static void test_stats_report(void **state)
     assert_heap_clean(before);
 }
 
+/* OBJMEM_MALLOC_STATS=1: the report on stderr at exit (a re-executed
+ * child of this test, which allocates and exits). */
+static void test_stats_at_exit(void **state)
+{
+    char cmd[512], line[256];
+    bool seen_header = false, seen_total = false;
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "OBJMEM_MALLOC_STATS=1 /proc/%d/exe "
+             "--alloc-and-exit 2>&1 >/dev/null", (int)getpid());
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        seen_header |= strstr(line, "Small block threshold = 512") != NULL;
+        seen_total |= strncmp(line, "Total", 5) == 0;
+    }
+    assert_int_equal(pclose(f), 0);
+    assert_true(seen_header);
+    assert_true(seen_total);
+    assert_int_equal(om_check(), 0);
+}
+
 struct shadow {
     unsigned char *p;
     size_t size;
@@ -352,8 +374,12 @@ static void test_random_shadow(void **state)
     assert_heap_clean(before);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--alloc-and-exit") == 0) {
+        void *p = om_malloc(100);       /* left for the report to show */
+        return p ? 0 : 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_size_classes),
         cmocka_unit_test(test_realloc_rules),
@@ -364,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_aligned_alloc),
         cmocka_unit_test(test_errno_kept),
         cmocka_unit_test(test_stats_report),
+        cmocka_unit_test(test_stats_at_exit),
         cmocka_unit_test(test_random_shadow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
