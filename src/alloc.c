@@ -110,6 +110,10 @@ OM_INLINE void small_free(void *p)
         return;
     }
     pool = omi_arena_pool_of(omi_arena_base(p), p);
+    /* Every block is 16-byte aligned: anything else is an interior
+     * pointer, which the slow path reports. */
+    if (unlikely((uintptr_t)p & (ALIGNMENT - 1)))
+        goto slow;
     /* 0: our USED pool; OWNER_FULL: our FULL pool; else: not ours. */
     kind = atomic_load_explicit(&pool->owner, memory_order_relaxed) ^
            (uintptr_t)h;

@@ -5,6 +5,8 @@
  * million operations checked against a shadow model.
  */
 #include <malloc.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "testutil.h"
 
@@ -311,6 +313,88 @@ static void test_stats_at_exit(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* Run act in a child with stderr in a pipe; the child must abort and say
+ * what; returns nothing, asserts all. */
+static void assert_dies_saying(void (*act)(void), const char *what)
+{
+    char out[4096] = "";
+    int fds[2], status;
+    ssize_t n, len = 0;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        act();
+        _exit(0);
+    }
+    close(fds[1]);
+    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+        len += n;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(out, what));
+}
+
+static void free_interior(void)
+{
+    char *p = om_malloc(64);
+    om_free(p + 8);
+}
+
+static void free_misaligned_interior(void)
+{
+    char *p = om_malloc(64);
+    om_free(p + 3);
+}
+
+static void free_twice(void)
+{
+    void *p = om_malloc(32), *q = om_malloc(32);
+    om_free(q);
+    om_free(p);
+    om_free(p);
+}
+
+static void free_twice_full_pool(void)
+{
+    void *v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = om_malloc(16);           /* fills a pool of 256: FULL */
+    om_free(v[10]);
+    om_free(v[10]);
+}
+
+static void free_in_free_pool(void)
+{
+    char *p = om_malloc(48), *q;
+    om_free(p);
+    q = om_malloc(48);
+    om_free(q);
+    om_collect(true);                   /* the pool goes back */
+    p = om_malloc(64);                  /* an arena exists */
+    om_free((char *)p + 4096);          /* a page no pool holds */
+}
+
+/* Release builds too: interior pointers and double frees that the fast
+ * path can see are reported, not pushed on a free list. */
+static void test_bad_frees_are_fatal(void **state)
+{
+    const char *bad = "not an allocated block";
+
+    assert_dies_saying(free_interior, bad);
+    assert_dies_saying(free_misaligned_interior, bad);
+    assert_dies_saying(free_twice, "double free");
+    assert_dies_saying(free_twice_full_pool, "double free");
+    assert_dies_saying(free_in_free_pool, bad);
+    assert_int_equal(om_check(), 0);
+}
+
 struct shadow {
     unsigned char *p;
     size_t size;
@@ -391,6 +475,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_errno_kept),
         cmocka_unit_test(test_stats_report),
         cmocka_unit_test(test_stats_at_exit),
+        cmocka_unit_test(test_bad_frees_are_fatal),
         cmocka_unit_test(test_random_shadow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
