@@ -152,7 +152,6 @@ static struct arena *add_arena(struct heap *h)
 
     if (!a)
         return NULL;
-    h->narenas++;
     h->nempty++;
     bin_insert(h, a);
     return a;
@@ -187,7 +186,6 @@ static void release_arena(struct heap *h, struct arena *a)
     bin_remove(h, a);
     h->ndirty -= a->ndirty;
     h->nempty--;
-    h->narenas--;
     omi_arena_release(a);
 }
 
@@ -416,10 +414,14 @@ static void heap_init(struct heap *h)
     atomic_store(&h->state, HEAP_ACTIVE);
 }
 
+size_t omi_heap_struct_bytes(void)
+{
+    return (sizeof(struct heap) + POOL_MASK) & ~POOL_MASK;
+}
+
 static struct heap *heap_create(void)
 {
-    size_t size = (sizeof(struct heap) + POOL_MASK) & ~POOL_MASK;
-    struct heap *h = omi_os_map(size, 0);
+    struct heap *h = omi_os_map(omi_heap_struct_bytes(), 0);
 
     if (!h)
         return NULL;

@@ -67,7 +67,6 @@ struct heap {
     _Atomic int collect_request;        /* 0, 1 (collect) or 2 (force) */
     size_t ndirty;                      /* dirty hints in our arenas */
     size_t nempty;                      /* arenas with no used pool */
-    size_t narenas;                     /* arenas we own */
     uint16_t trim_epoch;                /* purge epoch of the last trim */
     struct arena *bins[NBINS];          /* usable arenas by free pools */
     uint64_t binmap;                    /* non-empty bins */
@@ -93,6 +92,9 @@ void omi_heap_cache_flush(struct heap *h, struct cache *c);
 
 /* The last block of a pool of h was freed. */
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool);
+
+/* Bytes mapped for one heap structure. */
+size_t omi_heap_struct_bytes(void);
 
 /* Walk every heap (append-only list; read with acquire). */
 struct heap *omi_heap_first(void);

@@ -83,11 +83,6 @@ static void take_snapshot(struct snapshot *s)
     }
 }
 
-static size_t heap_struct_bytes(void)
-{
-    return (sizeof(struct heap) + POOL_MASK) & ~POOL_MASK;
-}
-
 int om_stats_get(struct om_stats *out)
 {
     struct snapshot s;
@@ -105,7 +100,7 @@ int om_stats_get(struct om_stats *out)
     nheaps = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_ABANDONED] +
              s.heaps[HEAP_CLAIMED] + s.heaps[HEAP_ORPHANED];
     out->bytes_mapped = s.arenas.current * ARENA_SIZE +
-                        nheaps * heap_struct_bytes();
+                        nheaps * omi_heap_struct_bytes();
     out->bytes_resident = out->bytes_mapped - s.clean * POOL_SIZE;
     out->raw_blocks = omi_alloc_raw_blocks() > 0 ?
                       (size_t)omi_alloc_raw_blocks() : 0;
