@@ -215,6 +215,11 @@ static void tour_million(void)
            mib(after > base ? after - base : 0));
     for (size_t i = 0; i < nkept; i++)
         om_free((void *)kept[i]);
+    printf("\nThe survivors freed too: their pages are kept for reuse (RSS "
+           "%.1f MiB);\nom_collect(true) gives them back now instead of "
+           "after the delay:\n", mib(rss_bytes()));
+    om_collect(true);
+    print_rss("after om_collect(true):", rss_bytes(), base, peak);
     free(kept);
     free(v);
 }
