@@ -37,7 +37,6 @@ static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct arena *all_arenas;         /* global list, under arena_lock */
 static struct omi_arena_totals totals;   /* under arena_lock */
 static atomic_uint_least64_t purged_bytes;
-static _Atomic size_t dirty_total;      /* pools in state DIRTY, all arenas */
 static _Atomic uint16_t epoch;          /* advanced by the purger's ticks */
 
 _Static_assert(META_POOLS < POOLS_PER_ARENA / 8,
@@ -129,11 +128,19 @@ void omi_arena_release(struct arena *a)
      * pinned it before. */
     while (atomic_load(&a->pins) != 0)
         sched_yield();
-    atomic_fetch_sub(&dirty_total, atomic_load(&a->dirty_count));
     omi_os_unmap(a, ARENA_SIZE);
 }
 
 /* ---- Free pools ---- */
+
+/* Add n to a counter that only the calling thread writes: a plain load
+ * and store, no locked instruction (arena.h says who writes which). */
+static void bump(_Atomic uint32_t *counter, uint32_t n)
+{
+    atomic_store_explicit(counter,
+                          atomic_load_explicit(counter, memory_order_relaxed)
+                          + n, memory_order_relaxed);
+}
 
 /* Index of the lowest set bit of a 256-bit map, or -1. */
 static int lowest_bit(const uint64_t *map)
@@ -167,8 +174,7 @@ static bool claim(struct arena *a, struct pool *pool)
                                                 POOL_USED,
                                                 memory_order_acquire,
                                                 memory_order_acquire)) {
-        atomic_fetch_sub_explicit(&a->dirty_count, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&dirty_total, 1, memory_order_relaxed);
+        bump(&a->dirty_taken, 1);
         return true;
     }
     while (state == POOL_PURGING) {
@@ -208,8 +214,7 @@ void omi_arena_put_pool(struct arena *a, struct pool *pool)
     atomic_store_explicit(&pool->dirty_since, atomic_load(&epoch),
                           memory_order_relaxed);
     atomic_store_explicit(&pool->state, POOL_DIRTY, memory_order_release);
-    atomic_fetch_add_explicit(&a->dirty_count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&dirty_total, 1, memory_order_relaxed);
+    bump(&a->dirty_in, 1);
 }
 
 /* DIRTY for at least min_age epochs?  Then mark it PURGING (by CAS). */
@@ -237,12 +242,12 @@ static void purge_run(struct arena *a, size_t start, size_t n)
                               memory_order_release);
 }
 
-size_t omi_arena_purge(struct arena *a, unsigned min_age)
+size_t omi_arena_purge(struct arena *a, unsigned min_age, bool by_purger)
 {
     uint16_t now = atomic_load(&epoch);
     size_t purged = 0, i = META_POOLS;
 
-    if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed) == 0)
+    if (omi_arena_dirty_count(a) == 0)
         return 0;
     while (i < POOLS_PER_ARENA) {
         size_t start = i;
@@ -250,8 +255,8 @@ size_t omi_arena_purge(struct arena *a, unsigned min_age)
                                                    min_age))
             i++;
         if (i > start) {
-            atomic_fetch_sub(&a->dirty_count, (uint32_t)(i - start));
-            atomic_fetch_sub(&dirty_total, i - start);
+            bump(by_purger ? &a->purged_bg : &a->purged_owner,
+                 (uint32_t)(i - start));
             purge_run(a, start, i - start);
             purged += i - start;
         } else {
@@ -291,9 +296,23 @@ void omi_arena_epoch_advance(void)
     atomic_fetch_add(&epoch, 1);
 }
 
+uint32_t omi_arena_dirty_count(const struct arena *a)
+{
+    return atomic_load_explicit(&a->dirty_in, memory_order_relaxed) -
+           atomic_load_explicit(&a->dirty_taken, memory_order_relaxed) -
+           atomic_load_explicit(&a->purged_owner, memory_order_relaxed) -
+           atomic_load_explicit(&a->purged_bg, memory_order_relaxed);
+}
+
 size_t omi_arena_dirty_total(void)
 {
-    return atomic_load(&dirty_total);
+    size_t total = 0;
+
+    omi_arena_lock();
+    for (struct arena *a = all_arenas; a; a = a->all_next)
+        total += omi_arena_dirty_count(a);
+    omi_arena_unlock();
+    return total;
 }
 
 size_t omi_arena_pin_dirty(struct arena **out, size_t max)
@@ -302,7 +321,7 @@ size_t omi_arena_pin_dirty(struct arena **out, size_t max)
 
     omi_arena_lock();
     for (struct arena *a = all_arenas; a && n < max; a = a->all_next) {
-        if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed)) {
+        if (omi_arena_dirty_count(a)) {
             atomic_fetch_add(&a->pins, 1);
             out[n++] = a;
         }
@@ -392,10 +411,10 @@ static int check_bits(const struct arena *a)
                         omi_pool_state(pool) == POOL_DIRTY;
     }
     if (a->nfree != nd + nc || a->ndirty != nd ||
-        atomic_load(&a->dirty_count) != ndirty_state)
+        omi_arena_dirty_count(a) != ndirty_state)
         return omi_check_fail("arena.4", a, "nfree %u ndirty %u dirty_count "
                               "%u, bits %zu+%zu, %zu DIRTY", a->nfree,
-                              a->ndirty, atomic_load(&a->dirty_count), nd,
+                              a->ndirty, omi_arena_dirty_count(a), nd,
                               nc, ndirty_state);
     return 0;
 }

@@ -29,8 +29,8 @@ struct heap;
  *   2. Header pools are never handed out: state CLEAN, owner 0, no bit.
  *   3. For every other pool: state DIRTY => dirty bit; dirty bit => state
  *      DIRTY or CLEAN; clean bit => CLEAN; USED/FULL => no bit.
- *   4. nfree == |dirty| + |clean|, ndirty == |dirty|, dirty_count ==
- *      pools in state DIRTY.
+ *   4. nfree == |dirty| + |clean|, ndirty == |dirty|,
+ *      omi_arena_dirty_count() == pools in state DIRTY.
  */
 struct arena {
     struct heap *heap;          /* owner */
@@ -40,7 +40,13 @@ struct arena {
     struct arena *all_prev;
     uint32_t nfree;             /* free pools: dirty + clean */
     uint32_t ndirty;            /* dirty bits (hints) */
-    _Atomic uint32_t dirty_count;   /* pools in state DIRTY */
+    /* Pools in state DIRTY = in - taken - purged_owner - purged_bg: four
+     * counters with one writer each (so no locked instruction), readable
+     * by any thread. */
+    _Atomic uint32_t dirty_in;      /* made DIRTY (owner) */
+    _Atomic uint32_t dirty_taken;   /* taken back while DIRTY (owner) */
+    _Atomic uint32_t purged_owner;  /* purged by the owner */
+    _Atomic uint32_t purged_bg;     /* purged by the purger thread */
     _Atomic uint32_t pins;      /* purger threads working in the arena */
     uint64_t dirty[POOLS_PER_ARENA / 64];   /* DIRTY pools */
     uint64_t clean[POOLS_PER_ARENA / 64];   /* CLEAN pools */
@@ -108,10 +114,15 @@ void omi_arena_put_pool(struct arena *a, struct pool *pool);
 
 /*
  * Give back the DIRTY pools that became dirty at least min_age purge
- * epochs ago, with one madvise per run of neighbours.  Any thread may call
- * it on an arena it owns or has pinned.  Returns the pools purged.
+ * epochs ago, with one madvise per run of neighbours.  Called by the
+ * arena's owner (by_purger false) or by the purger thread on an arena it
+ * has pinned (by_purger true).  Returns the pools purged.
  */
-size_t omi_arena_purge(struct arena *a, unsigned min_age);
+size_t omi_arena_purge(struct arena *a, unsigned min_age, bool by_purger);
+
+/* Pools in state DIRTY in a (any thread; exact when no purge is under
+ * way). */
+uint32_t omi_arena_dirty_count(const struct arena *a);
 
 /* The owner brings its hint bitmaps up to date after purges; returns the
  * dirty bits it turned into clean ones. */
@@ -127,7 +138,7 @@ struct omi_arena_totals {
 };
 
 /* The purge epoch (advanced by the purger each tick), and the count of
- * pools in state DIRTY in all arenas. */
+ * pools in state DIRTY in all arenas (walks them under the lock). */
 uint16_t omi_arena_epoch(void);
 void omi_arena_epoch_advance(void);
 size_t omi_arena_dirty_total(void);

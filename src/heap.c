@@ -198,7 +198,7 @@ static void purge(struct heap *h, size_t keep)
     for (unsigned b = EMPTY_BIN; b > 0 && h->ndirty > keep; b--)
         for (struct arena *a = h->bins[b]; a && h->ndirty > keep;
              a = a->next) {
-            omi_arena_purge(a, 0);
+            omi_arena_purge(a, 0, false);
             h->ndirty -= omi_arena_sync_hints(a);
         }
 }
@@ -237,7 +237,7 @@ static void trim_empty_arenas(struct heap *h)
     h->trim_epoch = epoch;
     for (; a && h->nempty > 1; a = next) {
         next = a->next;
-        if (atomic_load_explicit(&a->dirty_count, memory_order_relaxed) == 0)
+        if (omi_arena_dirty_count(a) == 0)
             release_arena(h, a);
     }
 }

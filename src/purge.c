@@ -109,13 +109,24 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Block while no pool is DIRTY. */
+/*
+ * Sleep while no pool is DIRTY.  A heap signals when it makes pools dirty
+ * and sees the purger asleep; a signal that slips between the purger's
+ * count and its wait is caught by the timeout (a second), so the purger
+ * needs no count that every heap updates (the counts are per arena, with
+ * one writer each: arena.h).
+ */
 static void wait_for_dirt(void)
 {
+    struct timespec until;
+
     pthread_mutex_lock(&wake_lock);
     atomic_store(&sleeping, true);
-    while (omi_arena_dirty_total() == 0)
-        pthread_cond_wait(&wake_cond, &wake_lock);
+    while (omi_arena_dirty_total() == 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
+    }
     atomic_store(&sleeping, false);
     pthread_mutex_unlock(&wake_lock);
 }
@@ -136,7 +147,7 @@ static void purge_old(void)
     if (atomic_load(&paused) == 0) {
         n = omi_arena_pin_dirty(pinned, PIN_BATCH);
         for (size_t i = 0; i < n; i++) {
-            omi_arena_purge(pinned[i], age);
+            omi_arena_purge(pinned[i], age, true);
             omi_arena_unpin(pinned[i]);
         }
     }
