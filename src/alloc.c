@@ -74,7 +74,7 @@ OM_INLINE void *small_alloc(size_t size)
         return large_alloc(size);
     sc = omi_pool_class(size);
     h = omi_heap_tls;
-    pool = h->heads[sc].next;
+    pool = h->first[sc];
     b = pool->free;
     if (likely(b)) {
         pool->free = *b;
@@ -223,7 +223,7 @@ void omi_small_free(void *ctx, void *p)
 #define DOMAIN_ENTRY_POINTS(d, prefix)                                      \
     void *prefix##malloc(size_t size)                                       \
     {                                                                       \
-        if (likely(omi_domains[d].malloc == omi_small_malloc))                  \
+        if (likely(omi_domain_small[d]))                                    \
             return small_alloc(size);                                       \
         return omi_domains[d].malloc(omi_domains[d].ctx, size);             \
     }                                                                       \
@@ -237,7 +237,7 @@ void omi_small_free(void *ctx, void *p)
     }                                                                       \
     void prefix##free(void *p)                                              \
     {                                                                       \
-        if (likely(omi_domains[d].free == omi_small_free))                      \
+        if (likely(omi_domain_small[d]))                                    \
             small_free(p);                                                  \
         else                                                                \
             omi_domains[d].free(omi_domains[d].ctx, p);                     \
@@ -293,7 +293,7 @@ void *om_aligned_alloc(size_t alignment, size_t size)
     }
     if (alignment <= ALIGNMENT)
         return om_malloc(size);
-    if (omi_domains[OM_DOMAIN_MEM].malloc != omi_small_malloc) {
+    if (!omi_domain_small[OM_DOMAIN_MEM]) {
         errno = ENOTSUP;
         return NULL;
     }

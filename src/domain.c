@@ -64,6 +64,8 @@ struct om_allocator omi_domains[3] = {
                         omi_small_realloc, omi_small_free },
 };
 
+bool omi_domain_small[3] = { false, true, true };
+
 const struct om_allocator omi_domain_default_small = {
     NULL, omi_small_malloc, omi_small_calloc, omi_small_realloc,
     omi_small_free
@@ -86,6 +88,10 @@ void om_set_allocator(enum om_domain d, const struct om_allocator *a)
         !a->realloc || !a->free)
         return;
     omi_domains[d] = *a;
+    omi_domain_small[d] = a->malloc == omi_small_malloc &&
+                          a->calloc == omi_small_calloc &&
+                          a->realloc == omi_small_realloc &&
+                          a->free == omi_small_free;
 }
 
 bool omi_domain_raw_is_system(void)

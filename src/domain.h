@@ -25,6 +25,10 @@ void omi_small_free(void *ctx, void *p);
 /* alloc.c: live MEM/OBJ requests served by the RAW domain. */
 long omi_alloc_raw_blocks(void);
 
+/* omi_domain_small[d]: domain d's table is the small-object allocator's
+ * own, so its entry points may call the fast paths directly. */
+extern bool omi_domain_small[3];
+
 /* True while the raw domain is the unwrapped system allocator. */
 bool omi_domain_raw_is_system(void);
 

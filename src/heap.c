@@ -41,6 +41,7 @@
 static struct pool empty_pool;          /* free == NULL: always slow */
 
 struct heap omi_heap_empty = {
+    .first = { [0 ... NCLASSES - 1] = &empty_pool },
     .heads = { [0 ... NCLASSES - 1] = { .next = &empty_pool } },
 };
 
@@ -69,19 +70,21 @@ static void class_push(struct heap *h, struct pool *pool)
     pool->next = head->next;
     head->next->prev = pool;
     head->next = pool;
+    h->first[pool->sc] = pool;
 }
 
-static void class_unlink(struct pool *pool)
+static void class_unlink(struct heap *h, struct pool *pool)
 {
     pool->prev->next = pool->next;
     pool->next->prev = pool->prev;
     pool->next = pool->prev = NULL;
+    h->first[pool->sc] = h->heads[pool->sc].next;
 }
 
 /* The first pool of its class ran out of blocks: it leaves the list. */
 static void mark_full(struct heap *h, struct pool *pool)
 {
-    class_unlink(pool);
+    class_unlink(h, pool);
     omi_pool_set_state(pool, POOL_FULL);
     atomic_store_explicit(&pool->owner, (uintptr_t)h | OWNER_FULL,
                           memory_order_relaxed);
@@ -266,7 +269,7 @@ void omi_heap_pool_emptied(struct heap *h, struct pool *pool)
 {
     if (pool->next == pool->prev)
         return;                 /* the last pool of its class: keep it */
-    class_unlink(pool);
+    class_unlink(h, pool);
     release_pool(h, pool);
 }
 
@@ -291,7 +294,7 @@ static void unfull(struct heap *h, struct pool *pool)
     if (!second->free) {
         mark_full(h, second);
     } else if (second->used == 0) {
-        class_unlink(second);
+        class_unlink(h, second);
         release_pool(h, second);
     }
 }
@@ -408,6 +411,7 @@ static void heap_init(struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         h->heads[sc].next = h->heads[sc].prev = &h->heads[sc];
+        h->first[sc] = &h->heads[sc];
         h->heads[sc].sc = (uint8_t)sc;
         omi_pool_set_state(&h->heads[sc], POOL_USED);
     }
@@ -571,7 +575,7 @@ static void release_kept_pools(struct heap *h)
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         struct pool *pool = h->heads[sc].next;
         if (!is_sentinel(h, pool) && pool->used == 0) {
-            class_unlink(pool);
+            class_unlink(h, pool);
             release_pool(h, pool);
         }
     }
@@ -614,6 +618,10 @@ static int check_classes(const struct heap *h)
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         const struct pool *head = &h->heads[sc], *pool;
         size_t n = 0;
+
+        if (h->first[sc] != head->next)
+            return omi_check_fail("heap.1", h, "first[%u] is not the head "
+                                  "of its list", sc);
 
         for (pool = head->next; pool != head; pool = pool->next, n++) {
             if (pool->next->prev != pool ||

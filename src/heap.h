@@ -46,7 +46,8 @@ struct cache {
  * and `collect_request`, which are atomics any thread may touch.
  * Invariants (checked by omi_heap_check):
  *   1. heads[sc] is a circular doubly linked list of USED pools of class
- *      sc owned by this heap; all but the first have a free block.
+ *      sc owned by this heap; all but the first have a free block;
+ *      first[sc] == heads[sc].next.
  *   2. A USED pool with used == 0 is the only pool on its list.
  *   3. An arena of this heap is in bins[bin_of(nfree)] <=> its nfree > 0;
  *      binmap bit b <=> bins[b] is not empty.
@@ -60,6 +61,7 @@ struct cache {
  *      this heap, at a block boundary; count is the list's length.
  */
 struct heap {
+    struct pool *first[NCLASSES];       /* heads[sc].next: the fast path */
     struct cache cache[NCLASSES];       /* block caches: the fast paths */
     struct pool heads[NCLASSES];        /* class list sentinels */
     _Atomic(void *) remote;             /* blocks freed by other threads */
