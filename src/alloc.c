@@ -28,6 +28,7 @@
 
 #include "domain.h"
 #include "heap.h"
+#include "tool.h"
 
 static _Atomic long raw_blocks;         /* live requests served by RAW */
 
@@ -62,7 +63,7 @@ long omi_alloc_raw_blocks(void)
 
 /* ---- Fast paths ---- */
 
-OM_INLINE void *small_alloc(size_t size)
+OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
 {
     struct heap *h;
     struct cache *c;
@@ -79,6 +80,7 @@ OM_INLINE void *small_alloc(size_t size)
     if (likely(b)) {
         pool->free = *b;
         pool->used++;
+        omi_tool_handed_out(b, omi_pool_class_size(sc));
         return b;
     }
     c = &h->cache[sc];
@@ -87,6 +89,7 @@ OM_INLINE void *small_alloc(size_t size)
         return omi_heap_malloc_slow(h, sc);
     c->head = *b;
     c->count--;
+    omi_tool_handed_out(b, omi_pool_class_size(sc));
     return b;
 }
 
@@ -98,7 +101,7 @@ OM_INLINE void *small_alloc(size_t size)
  * cache and be flushed back one by one, so the second in a row into the
  * same FULL pool goes to the pool instead.
  */
-OM_INLINE void small_free(void *p)
+OM_INLINE OM_NO_ASAN void small_free(void *p)
 {
     struct heap *h = omi_heap_tls;
     struct pool *pool;
@@ -121,6 +124,7 @@ OM_INLINE void small_free(void *p)
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = pool->free;
         pool->free = p;
+        omi_tool_freed(p, pool->block_size);
         if (unlikely(--pool->used == 0))
             omi_heap_pool_emptied(h, pool);
         return;
@@ -134,6 +138,7 @@ OM_INLINE void small_free(void *p)
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = c->head;
         c->head = p;
+        omi_tool_freed(p, pool->block_size);
         if (unlikely(++c->count > CACHE_LIMIT))
             omi_heap_cache_flush(h, c);
         return;
@@ -150,7 +155,7 @@ static size_t small_size(const void *p)
     return a ? omi_arena_pool_of(a, p)->block_size : 0;
 }
 
-static void *small_calloc(size_t nelem, size_t elsize)
+static OM_NO_ASAN void *small_calloc(size_t nelem, size_t elsize)
 {
     size_t size;
     void *p;
@@ -175,7 +180,7 @@ static void *small_calloc(size_t nelem, size_t elsize)
  * CPython's rules: a block shrinking by less than a quarter stays; a
  * foreign block stays with RAW; otherwise allocate, copy, free.
  */
-static void *small_realloc(void *p, size_t size)
+static OM_NO_ASAN void *small_realloc(void *p, size_t size)
 {
     size_t old;
     void *q;
@@ -197,22 +202,22 @@ static void *small_realloc(void *p, size_t size)
 
 /* ---- The default MEM/OBJ table ---- */
 
-void *omi_small_malloc(void *ctx, size_t size)
+OM_NO_ASAN void *omi_small_malloc(void *ctx, size_t size)
 {
     return small_alloc(size);
 }
 
-void *omi_small_calloc(void *ctx, size_t nelem, size_t elsize)
+OM_NO_ASAN void *omi_small_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     return small_calloc(nelem, elsize);
 }
 
-void *omi_small_realloc(void *ctx, void *p, size_t size)
+OM_NO_ASAN void *omi_small_realloc(void *ctx, void *p, size_t size)
 {
     return small_realloc(p, size);
 }
 
-void omi_small_free(void *ctx, void *p)
+OM_NO_ASAN void omi_small_free(void *ctx, void *p)
 {
     small_free(p);
 }
@@ -221,21 +226,21 @@ void omi_small_free(void *ctx, void *p)
 /* ---- Entry points of the MEM and OBJ domains ---- */
 
 #define DOMAIN_ENTRY_POINTS(d, prefix)                                      \
-    void *prefix##malloc(size_t size)                                       \
+    OM_NO_ASAN void *prefix##malloc(size_t size)                            \
     {                                                                       \
         if (likely(omi_domain_small[d]))                                    \
             return small_alloc(size);                                       \
         return omi_domains[d].malloc(omi_domains[d].ctx, size);             \
     }                                                                       \
-    void *prefix##calloc(size_t nelem, size_t elsize)                       \
+    OM_NO_ASAN void *prefix##calloc(size_t nelem, size_t elsize)            \
     {                                                                       \
         return omi_domains[d].calloc(omi_domains[d].ctx, nelem, elsize);    \
     }                                                                       \
-    void *prefix##realloc(void *p, size_t size)                             \
+    OM_NO_ASAN void *prefix##realloc(void *p, size_t size)                  \
     {                                                                       \
         return omi_domains[d].realloc(omi_domains[d].ctx, p, size);         \
     }                                                                       \
-    void prefix##free(void *p)                                              \
+    OM_NO_ASAN void prefix##free(void *p)                                   \
     {                                                                       \
         if (likely(omi_domain_small[d]))                                    \
             small_free(p);                                                  \
@@ -283,7 +288,7 @@ static void *large_aligned(size_t alignment, size_t size)
     return p;
 }
 
-void *om_aligned_alloc(size_t alignment, size_t size)
+OM_NO_ASAN void *om_aligned_alloc(size_t alignment, size_t size)
 {
     size_t rounded;
 

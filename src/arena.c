@@ -29,6 +29,7 @@
 
 #include "arena.h"
 #include "os.h"
+#include "tool.h"
 
 _Atomic uint64_t omi_arena_map[MAP_WORDS];
 static size_t map_bits;                 /* bits set, under arena_lock */
@@ -128,6 +129,9 @@ void omi_arena_release(struct arena *a)
      * pinned it before. */
     while (atomic_load(&a->pins) != 0)
         sched_yield();
+    /* ASan's poison outlives the mapping: whatever is mapped here next
+     * (a thread's stack, say) must not inherit it. */
+    omi_tool_handed_out(a, ARENA_SIZE);
     omi_os_unmap(a, ARENA_SIZE);
 }
 

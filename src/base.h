@@ -23,6 +23,8 @@
  * the public functions carry OM_API (default visibility) in objmem.h.
  * Hidden declarations also let the compiler reach internal globals
  * directly instead of through the GOT (one load fewer on the fast paths).
+ * So system headers go before the internal ones in every file (tool.h
+ * shows the exception).
  */
 #pragma GCC visibility push(hidden)
 

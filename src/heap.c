@@ -37,6 +37,7 @@
 #include "heap.h"
 #include "os.h"
 #include "purge.h"
+#include "tool.h"
 
 static struct pool empty_pool;          /* free == NULL: always slow */
 
@@ -300,13 +301,14 @@ static void unfull(struct heap *h, struct pool *pool)
 }
 
 /* Free p into pool, a pool of h (the caller owns h). */
-static void free_local(struct heap *h, struct pool *pool, void *p)
+static OM_NO_ASAN void free_local(struct heap *h, struct pool *pool, void *p)
 {
     if (unlikely(p == pool->free))
         omi_fatal("double free", p, "block of %u bytes freed twice in a row",
                   pool->block_size);
     *(void **)p = pool->free;
     pool->free = p;
+    omi_tool_freed(p, pool->block_size);
     if (omi_pool_state(pool) == POOL_FULL)
         unfull(h, pool);
     if (--pool->used == 0)
@@ -314,7 +316,7 @@ static void free_local(struct heap *h, struct pool *pool, void *p)
 }
 
 /* Take back the blocks other threads freed into h's pools. */
-static void drain_remote(struct heap *h)
+static OM_NO_ASAN void drain_remote(struct heap *h)
 {
     void *b = atomic_exchange(&h->remote, NULL);
 
@@ -325,10 +327,13 @@ static void drain_remote(struct heap *h)
     }
 }
 
-static void free_remote(struct heap *owner, void *p)
+/* Push p (size bytes) on another heap's remote list.  p is poisoned
+ * before it is published: after the CAS its owner may hand it out again. */
+static OM_NO_ASAN void free_remote(struct heap *owner, void *p, size_t size)
 {
     void *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
 
+    omi_tool_freed(p, size);
     do {
         *(void **)p = head;
     } while (!atomic_compare_exchange_weak(&owner->remote, &head, p));
@@ -356,7 +361,7 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
     if (oh == h)                /* p heads the pool's list or the cache */
         omi_fatal("double free", p, "block of %u bytes freed twice in a row",
                   pool->block_size);
-    free_remote(oh, p);
+    free_remote(oh, p, pool->block_size);
 }
 
 /* ---- The block cache ---- */
@@ -366,7 +371,7 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
  * again), give the older ones back to their pools: a block that stays
  * cached pins its page, so none may stay forever.
  */
-void omi_heap_cache_flush(struct heap *h, struct cache *c)
+OM_NO_ASAN void omi_heap_cache_flush(struct heap *h, struct cache *c)
 {
     void *last = c->head, *b;
 
@@ -383,7 +388,7 @@ void omi_heap_cache_flush(struct heap *h, struct cache *c)
 }
 
 /* Give every cached block back to its pool (collect, thread exit). */
-static void cache_flush_all(struct heap *h)
+static OM_NO_ASAN void cache_flush_all(struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         struct cache *c = &h->cache[sc];
@@ -396,12 +401,13 @@ static void cache_flush_all(struct heap *h)
     }
 }
 
-static void *pop_block(struct pool *pool)
+static OM_NO_ASAN void *pop_block(struct pool *pool)
 {
     void **b = pool->free;
 
     pool->free = *b;
     pool->used++;
+    omi_tool_handed_out(b, pool->block_size);
     return b;
 }
 
@@ -658,7 +664,7 @@ static int check_bins(const struct heap *h, size_t *ndirty)
     return 0;
 }
 
-static int check_remote(const struct heap *h)
+static OM_NO_ASAN int check_remote(const struct heap *h)
 {
     for (void *b = atomic_load(&h->remote); b; b = *(void **)b) {
         struct arena *a = omi_arena_of(b);
@@ -674,7 +680,7 @@ static int check_remote(const struct heap *h)
     return 0;
 }
 
-static int check_caches(const struct heap *h)
+static OM_NO_ASAN int check_caches(const struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         size_t n = 0;

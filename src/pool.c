@@ -11,13 +11,14 @@
  * Invariants: pool.h lists them (1-4); omi_pool_check verifies them.
  */
 #include "arena.h"
+#include "tool.h"
 
 char *omi_pool_page(const struct pool *pool)
 {
     return (char *)omi_arena_of_pool(pool) + (size_t)pool->index * POOL_SIZE;
 }
 
-void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
+OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
 {
     size_t size = omi_pool_class_size(sc);
     char *page = omi_pool_page(pool);
@@ -31,6 +32,7 @@ void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
     for (size_t i = 0; i + 1 < n; i++)
         *(void **)(page + i * size) = page + (i + 1) * size;
     *(void **)(page + (n - 1) * size) = NULL;
+    omi_tool_freed(page, POOL_SIZE);
     pool->free = page;
     pool->sc = (uint8_t)sc;
     pool->block_size = (uint16_t)size;
@@ -47,7 +49,7 @@ bool omi_pool_is_block(const struct pool *pool, const void *p)
 }
 
 /* Count the free list, checking each block; -1 if it is broken. */
-static long count_free(const struct pool *pool)
+static OM_NO_ASAN long count_free(const struct pool *pool)
 {
     long n = 0;
 

@@ -395,6 +395,63 @@ static void test_bad_frees_are_fatal(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+/* A block freed into a USED pool, then read. */
+static void use_after_free(void)
+{
+    char *keep = om_malloc(64), *p = om_malloc(64);
+    p[0] = 1;
+    om_free(p);
+    ((volatile char *)p)[8];
+    om_free(keep);
+}
+
+/* A block freed into a FULL pool (it goes to the heap's cache), then
+ * written. */
+static void use_after_free_cached(void)
+{
+    void *v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = om_malloc(16);           /* fills a pool of 256: FULL */
+    om_free(v[3]);
+    ((volatile char *)v[3])[4] = 1;
+}
+
+/* Run act in a child; ASan must report "use-after-poison" (tool.h). */
+static void assert_asan_reports(void (*act)(void))
+{
+    char out[8192] = "";
+    int fds[2], status;
+    ssize_t n, len = 0;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        act();
+        _exit(0);
+    }
+    close(fds[1]);
+    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+        len += n;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(out, "use-after-poison"));
+}
+
+/* ASan builds: a use after free inside a pool is seen (tool.h). */
+static void test_asan_sees_pool_use_after_free(void **state)
+{
+    assert_asan_reports(use_after_free);
+    assert_asan_reports(use_after_free_cached);
+    assert_int_equal(om_check(), 0);
+}
+#endif
+
 struct shadow {
     unsigned char *p;
     size_t size;
@@ -476,6 +533,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stats_report),
         cmocka_unit_test(test_stats_at_exit),
         cmocka_unit_test(test_bad_frees_are_fatal),
+#if defined(__SANITIZE_ADDRESS__)
+        cmocka_unit_test(test_asan_sees_pool_use_after_free),
+#endif
         cmocka_unit_test(test_random_shadow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
