@@ -50,6 +50,12 @@ struct arena {
     _Atomic uint32_t pins;      /* purger threads working in the arena */
     uint64_t dirty[POOLS_PER_ARENA / 64];   /* DIRTY pools */
     uint64_t clean[POOLS_PER_ARENA / 64];   /* CLEAN pools */
+    /* Owner heap only: the partial pools of each class (USED, not the
+     * heap's first pool of the class), and this arena's links in the
+     * heap's list of arenas that have any (heap.c). */
+    uint64_t partial[NCLASSES][POOLS_PER_ARENA / 64];
+    struct arena *cls_next[NCLASSES];
+    struct arena *cls_prev[NCLASSES];
     struct pool pools[POOLS_PER_ARENA];     /* descriptors */
 };
 

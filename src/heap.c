@@ -6,8 +6,9 @@
  *   - the block cache: per class, blocks freed into the heap's own FULL
  *     pools; malloc pops from it when the first pool is exhausted, past
  *     CACHE_LIMIT the oldest go back to their pools;
- *   - which pool serves a class: the first on the class list (pymalloc's
- *     usedpools), a pool that gets a block back while FULL goes first;
+ *   - which pool serves a class: first[sc]; when it runs out it is marked
+ *     FULL and a partial pool (marked in its arena's partial bitmap, a
+ *     FULL pool that got a block back) or a new pool takes its place;
  *   - which arena gives a new pool: the fullest one with a free pool
  *     (bins by free-pool count, the lowest non-empty bin first), so the
  *     others drain and can be given back;
@@ -19,7 +20,7 @@
  *     (keeping one); under the immediate policy the heap purges the dirty
  *     pools of its emptiest arenas as soon as it holds more than
  *     PURGE_TRIGGER_POOLS, down to PURGE_KEEP_POOLS, and unmaps an empty
- *     arena when it keeps one already.  The last pool of a class is kept
+ *     arena when it keeps one already.  The first pool of a class is kept
  *     when it empties, so a malloc/free loop on one block stays fast;
  *   - thread exit: the heap gives back all it can and is abandoned; a
  *     thread that starts later adopts it whole.  A thread that frees into
@@ -43,7 +44,6 @@ static struct pool empty_pool;          /* free == NULL: always slow */
 
 struct heap omi_heap_empty = {
     .first = { [0 ... NCLASSES - 1] = &empty_pool },
-    .heads = { [0 ... NCLASSES - 1] = { .next = &empty_pool } },
 };
 
 OM_TLS struct heap *omi_heap_tls = &omi_heap_empty;
@@ -56,36 +56,87 @@ static pthread_key_t exit_key;
 static void heap_collect(struct heap *h, bool force);
 static void work_abandoned(struct heap *h);
 
-/* ---- Class lists ---- */
+/* ---- Partial pools: per-arena bitmaps, arenas listed per class ----
+ *
+ * A USED pool that is not its class's first pool is "partial": marked by
+ * a bit in its arena's partial[sc].  Marking and unmarking touch only
+ * that arena's header, which the pool's other transitions touch anyway;
+ * linked lists of pools wrote into two neighbouring descriptors, at
+ * random places in memory, at each change.  Arenas that mark any partial
+ * pool of class sc are on the heap's list partial_arenas[sc]; an arena
+ * joins or leaves it when its bitmap turns non-empty or empty, far less
+ * often than a pool changes.
+ */
 
-static bool is_sentinel(const struct heap *h, const struct pool *pool)
+static bool partial_any(const struct arena *a, unsigned sc)
 {
-    return pool >= h->heads && pool < h->heads + NCLASSES;
+    const uint64_t *w = a->partial[sc];
+
+    return (w[0] | w[1] | w[2] | w[3]) != 0;
 }
 
-static void class_push(struct heap *h, struct pool *pool)
+static void class_link(struct heap *h, struct arena *a, unsigned sc)
 {
-    struct pool *head = &h->heads[pool->sc];
-
-    pool->prev = head;
-    pool->next = head->next;
-    head->next->prev = pool;
-    head->next = pool;
-    h->first[pool->sc] = pool;
+    a->cls_prev[sc] = NULL;
+    a->cls_next[sc] = h->partial_arenas[sc];
+    if (h->partial_arenas[sc])
+        h->partial_arenas[sc]->cls_prev[sc] = a;
+    h->partial_arenas[sc] = a;
 }
 
-static void class_unlink(struct heap *h, struct pool *pool)
+static void class_unlink(struct heap *h, struct arena *a, unsigned sc)
 {
-    pool->prev->next = pool->next;
-    pool->next->prev = pool->prev;
-    pool->next = pool->prev = NULL;
-    h->first[pool->sc] = h->heads[pool->sc].next;
+    if (a->cls_prev[sc])
+        a->cls_prev[sc]->cls_next[sc] = a->cls_next[sc];
+    else
+        h->partial_arenas[sc] = a->cls_next[sc];
+    if (a->cls_next[sc])
+        a->cls_next[sc]->cls_prev[sc] = a->cls_prev[sc];
+    a->cls_next[sc] = a->cls_prev[sc] = NULL;
 }
 
-/* The first pool of its class ran out of blocks: it leaves the list. */
+static void partial_add(struct heap *h, struct pool *pool)
+{
+    struct arena *a = omi_arena_of_pool(pool);
+    unsigned sc = pool->sc;
+    bool was = partial_any(a, sc);
+
+    a->partial[sc][pool->index / 64] |= (uint64_t)1 << (pool->index % 64);
+    if (!was)
+        class_link(h, a, sc);
+}
+
+static void partial_remove(struct heap *h, struct pool *pool)
+{
+    struct arena *a = omi_arena_of_pool(pool);
+    unsigned sc = pool->sc;
+
+    a->partial[sc][pool->index / 64] &= ~((uint64_t)1 << (pool->index % 64));
+    if (!partial_any(a, sc))
+        class_unlink(h, a, sc);
+}
+
+/* A partial pool of class sc, unmarked; NULL when there is none. */
+static struct pool *partial_take(struct heap *h, unsigned sc)
+{
+    struct arena *a = h->partial_arenas[sc];
+    struct pool *pool;
+
+    if (!a)
+        return NULL;
+    for (unsigned w = 0;; w++) {
+        if (a->partial[sc][w]) {
+            pool = &a->pools[w * 64 + (unsigned)__builtin_ctzll(
+                                          a->partial[sc][w])];
+            partial_remove(h, pool);
+            return pool;
+        }
+    }
+}
+
+/* The first pool of its class ran out of blocks: FULL, in no bitmap. */
 static void mark_full(struct heap *h, struct pool *pool)
 {
-    class_unlink(h, pool);
     omi_pool_set_state(pool, POOL_FULL);
     atomic_store_explicit(&pool->owner, (uintptr_t)h | OWNER_FULL,
                           memory_order_relaxed);
@@ -161,7 +212,7 @@ static struct arena *add_arena(struct heap *h)
     return a;
 }
 
-/* A free pool for class sc, linked first on its list; NULL if no memory. */
+/* A free pool for class sc, made USED; NULL if no memory. */
 static struct pool *take_pool(struct heap *h, unsigned sc)
 {
     struct arena *a = bin_fullest(h);
@@ -181,7 +232,6 @@ static struct pool *take_pool(struct heap *h, unsigned sc)
     bin_update(h, a, old);
     omi_pool_init(pool, sc, resident);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
-    class_push(h, pool);
     return pool;
 }
 
@@ -268,36 +318,20 @@ static void release_pool(struct heap *h, struct pool *pool)
 
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool)
 {
-    if (pool->next == pool->prev)
-        return;                 /* the last pool of its class: keep it */
-    class_unlink(h, pool);
+    if (pool == h->first[pool->sc])
+        return;                 /* the allocation pool of its class: kept */
+    partial_remove(h, pool);
     release_pool(h, pool);
 }
 
 /* ---- Frees ---- */
 
-/*
- * A FULL pool got a free block: back to the front of its list.  The pool
- * that was first may be exhausted (it is marked FULL only when malloc next
- * finds it so) or kept empty; either way it cannot stay second
- * (invariants 1 and 2).
- */
+/* A FULL pool got a free block: it is partial now. */
 static void unfull(struct heap *h, struct pool *pool)
 {
-    struct pool *second;
-
     omi_pool_set_state(pool, POOL_USED);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
-    class_push(h, pool);
-    second = pool->next;
-    if (is_sentinel(h, second))
-        return;
-    if (!second->free) {
-        mark_full(h, second);
-    } else if (second->used == 0) {
-        class_unlink(h, second);
-        release_pool(h, second);
-    }
+    partial_add(h, pool);
 }
 
 /* Free p into pool, a pool of h (the caller owns h). */
@@ -416,10 +450,7 @@ static OM_NO_ASAN void *pop_block(struct pool *pool)
 static void heap_init(struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
-        h->heads[sc].next = h->heads[sc].prev = &h->heads[sc];
-        h->first[sc] = &h->heads[sc];
-        h->heads[sc].sc = (uint8_t)sc;
-        omi_pool_set_state(&h->heads[sc], POOL_USED);
+        h->first[sc] = &empty_pool;
     }
     atomic_store(&h->state, HEAP_ACTIVE);
 }
@@ -560,28 +591,30 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
     if (unlikely(atomic_load_explicit(&h->collect_request,
                                       memory_order_relaxed)))
         heap_collect(h, atomic_load(&h->collect_request) == 2);
-    while (!is_sentinel(h, pool = h->heads[sc].next)) {
-        if (pool->free)
-            return pop_block(pool);
+    pool = h->first[sc];
+    if (pool->free)                     /* a drain put blocks back */
+        return pop_block(pool);
+    if (pool != &empty_pool)
         mark_full(h, pool);
-    }
-    pool = take_pool(h, sc);
-    if (!pool) {
+    h->first[sc] = &empty_pool;
+    pool = partial_take(h, sc);
+    if (!pool && !(pool = take_pool(h, sc))) {
         errno = ENOMEM;
         return NULL;
     }
+    h->first[sc] = pool;
     return pop_block(pool);
 }
 
 /* ---- Collection ---- */
 
-/* Release the kept last pools of their classes that hold no block. */
+/* Release the first pools of their classes that hold no block. */
 static void release_kept_pools(struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
-        struct pool *pool = h->heads[sc].next;
-        if (!is_sentinel(h, pool) && pool->used == 0) {
-            class_unlink(h, pool);
+        struct pool *pool = h->first[sc];
+        if (pool != &empty_pool && pool->used == 0) {
+            h->first[sc] = &empty_pool;
             release_pool(h, pool);
         }
     }
@@ -619,29 +652,61 @@ void om_collect(bool force)
 
 /* ---- Checks ---- */
 
-static int check_classes(const struct heap *h)
+/* Invariant 1: the first pools. */
+static int check_first(const struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
-        const struct pool *head = &h->heads[sc], *pool;
-        size_t n = 0;
+        const struct pool *pool = h->first[sc];
+        const struct arena *a;
 
-        if (h->first[sc] != head->next)
-            return omi_check_fail("heap.1", h, "first[%u] is not the head "
-                                  "of its list", sc);
+        if (pool == &empty_pool)
+            continue;
+        a = omi_arena_of_pool(pool);
+        if (omi_pool_state(pool) != POOL_USED || pool->sc != sc ||
+            atomic_load(&pool->owner) != (uintptr_t)h || a->heap != h ||
+            ((a->partial[sc][pool->index / 64] >> (pool->index % 64)) & 1))
+            return omi_check_fail("heap.1", pool, "first pool of class %u "
+                                  "is not a USED pool of its heap", sc);
+    }
+    return 0;
+}
 
-        for (pool = head->next; pool != head; pool = pool->next, n++) {
-            if (pool->next->prev != pool ||
-                omi_pool_state(pool) != POOL_USED ||
-                pool->sc != sc ||
-                atomic_load(&pool->owner) != (uintptr_t)h)
-                return omi_check_fail("heap.1", pool, "class %u list "
-                                      "broken", sc);
-            if (n > 0 && !pool->free)
-                return omi_check_fail("heap.1", pool, "pool without free "
-                                      "block behind the first");
-            if (pool->used == 0 && (n > 0 || pool->next != head))
-                return omi_check_fail("heap.2", pool, "empty pool on a "
-                                      "list of several");
+/* Invariant 2 for one arena of h: its partial bitmaps. */
+static int check_partial_bits(const struct heap *h, const struct arena *a)
+{
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+        const struct pool *pool = &a->pools[i];
+        for (unsigned sc = 0; sc < NCLASSES; sc++) {
+            bool bit = (a->partial[sc][i / 64] >> (i % 64)) & 1;
+            bool want = omi_pool_state(pool) == POOL_USED &&
+                        pool->sc == sc && pool != h->first[sc];
+            if (bit != want || (bit && pool->used >= pool->capacity))
+                return omi_check_fail("heap.2", pool, "partial bit %d for "
+                                      "class %u, state %u", bit, sc,
+                                      omi_pool_state(pool));
+        }
+    }
+    return 0;
+}
+
+/* Invariant 2: every arena of h, and the per-class lists of arenas. */
+static int check_partials(const struct heap *h)
+{
+    int rc;
+
+    for (const struct arena *a = omi_arena_first(); a; a = a->all_next) {
+        if (a->heap != h)
+            continue;
+        if ((rc = check_partial_bits(h, a)))
+            return rc;
+        for (unsigned sc = 0; sc < NCLASSES; sc++) {
+            const struct arena *b = h->partial_arenas[sc];
+            while (b && b != a)
+                b = b->cls_next[sc];
+            if ((b == a) != partial_any(a, sc))
+                return omi_check_fail("heap.2", a, "arena on the class %u "
+                                      "list: %d, marks a partial: %d", sc,
+                                      b == a, partial_any(a, sc));
         }
     }
     return 0;
@@ -708,7 +773,8 @@ int omi_heap_check(const struct heap *h)
     size_t ndirty;
     int rc;
 
-    if ((rc = check_classes(h)) || (rc = check_bins(h, &ndirty)))
+    if ((rc = check_first(h)) || (rc = check_partials(h)) ||
+        (rc = check_bins(h, &ndirty)))
         return rc;
     if (ndirty != h->ndirty ||
         (omi_purge_mode() != PURGE_DEFERRED && h->nempty > 1) ||

@@ -28,7 +28,7 @@ enum heap_state {
 /*
  * A heap's block cache for one class: blocks freed into its own FULL pools,
  * threaded through their first word.  Such a free would otherwise move the
- * pool back onto its class list, and the next malloc exhaust it again: in
+ * pool back among the partial pools, and the next malloc exhaust it: in
  * a steady state where most pools are full, every operation.  malloc pops
  * from the cache when the first pool of the class has no free block; past
  * CACHE_LIMIT blocks the oldest go back to their pools, the CACHE_LIMIT / 2
@@ -45,10 +45,12 @@ struct cache {
  * thread that claimed it) reads or writes it, except `remote`, `state`
  * and `collect_request`, which are atomics any thread may touch.
  * Invariants (checked by omi_heap_check):
- *   1. heads[sc] is a circular doubly linked list of USED pools of class
- *      sc owned by this heap; all but the first have a free block;
- *      first[sc] == heads[sc].next.
- *   2. A USED pool with used == 0 is the only pool on its list.
+ *   1. first[sc] is the empty pool or a USED pool of class sc owned by this
+ *      heap, not marked partial.
+ *   2. A pool of this heap is marked in its arena's partial[sc] <=> it is
+ *      USED, of class sc, and not first[sc]; a partial pool has a free
+ *      block.  An arena is on the list partial_arenas[sc] <=> it marks a
+ *      pool in partial[sc].
  *   3. An arena of this heap is in bins[bin_of(nfree)] <=> its nfree > 0;
  *      binmap bit b <=> bins[b] is not empty.
  *   4. ndirty == the sum of its arenas' dirty hints; under the immediate
@@ -61,9 +63,9 @@ struct cache {
  *      this heap, at a block boundary; count is the list's length.
  */
 struct heap {
-    struct pool *first[NCLASSES];       /* heads[sc].next: the fast path */
+    struct pool *first[NCLASSES];       /* allocation pool of each class */
     struct cache cache[NCLASSES];       /* block caches: the fast paths */
-    struct pool heads[NCLASSES];        /* class list sentinels */
+    struct arena *partial_arenas[NCLASSES];    /* arenas with partials */
     _Atomic(void *) remote;             /* blocks freed by other threads */
     _Atomic int state;                  /* enum heap_state */
     _Atomic int collect_request;        /* 0, 1 (collect) or 2 (force) */

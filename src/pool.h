@@ -13,8 +13,9 @@
  * Pool states (docs/design.md §3 draws the machine):
  *   CLEAN    free, not resident: never used, or given back with madvise
  *   DIRTY    free, resident: kept for reuse until it is purged
- *   USED     holds a class, linked on its heap's list for that class
- *   FULL     holds a class, no local free block, on no list
+ *   USED     holds a class: its heap's first pool of the class, or a
+ *            partial pool (marked in its arena's partial bitmap)
+ *   FULL     holds a class, no free block it knows of, in no bitmap
  *   PURGING  free, being given back by a thread other than its owner
  *
  * The state is written by the owner heap's thread, except that the purger
@@ -54,8 +55,6 @@ struct pool {
                                    out, in the heap's cache, or remote */
     uint16_t capacity;          /* blocks in the pool */
     void *free;                 /* first free block, NULL when none */
-    struct pool *next;          /* class list links while USED */
-    struct pool *prev;
     uint16_t block_size;        /* bytes per block */
     _Atomic uint16_t dirty_since; /* purge epoch when it became DIRTY */
     uint16_t scratch;           /* om_check's tally of cached and remote
@@ -63,7 +62,7 @@ struct pool {
     uint16_t unused;            /* padding, zero */
 };
 
-_Static_assert(sizeof(struct pool) == 48, "a descriptor is 48 bytes");
+_Static_assert(sizeof(struct pool) == 32, "a descriptor is 32 bytes");
 
 /* The state, read or written by the owner (relaxed: it alone writes any
  * state but DIRTY's successors). */
