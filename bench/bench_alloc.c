@@ -25,6 +25,9 @@
  *
  * Timing.  CLOCK_THREAD_CPUTIME_ID: user and system time of the measuring
  * thread, so page faults count but time spent waiting for a CPU does not.
+ * The two thread patterns are the exception: they run T threads and time
+ * the whole process by the wall clock (see "Thread patterns" below), and
+ * the machine's CPU count bounds how far they can scale.
  * Every call goes through a function pointer, objmem's too, so every
  * backend pays the same call cost; "loop alone" is the same loop calling
  * dummies.  Each timed block gets its first byte written, as a caller
@@ -45,6 +48,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -57,10 +63,16 @@
 /* ---- Settings ---- */
 
 #define NBACKENDS 6
-#define NPATTERNS 5
+#define NPATTERNS 7
 #define MAX_REPS 99
+#define MAX_THREADS 512         /* most threads one child may start */
+#define MAX_TLIST 16            /* most thread counts in --threads */
 #define LIFO_TABLE 4096         /* sizes the lifo loop cycles through */
 #define LIFO_LIVE 512           /* blocks of 1..512 bytes kept live */
+#define TLOCAL_LIVE 1000        /* blocks each threads-local thread keeps */
+#define RING_SLOTS 4096         /* pointers a threads-xfer ring holds */
+#define RING_BATCH 32           /* blocks per publication of a ring count */
+#define SPIN_TRIES 64           /* CPU pauses before a waiting thread yields */
 #define CHILD_TIMEOUT_S 300     /* a child still running then is killed */
 #define OUT_MAX 65536           /* bytes kept from one child's output */
 #define INFO_MAX 2048           /* bytes kept of a backend's info lines */
@@ -68,7 +80,9 @@
 
 /*
  * How much work each child does.  --quick shrinks the counts; the block
- * sizes never change.  A default run takes about 2 minutes on 2 cores.
+ * sizes never change.  The thread patterns split one total among their T
+ * threads, so a cell takes about as long as T=1 or less, however large T
+ * is.  A default run takes about 3 minutes on 2 cores.
  */
 struct settings {
     long lifo_ops;              /* malloc+free pairs timed in lifo */
@@ -77,9 +91,59 @@ struct settings {
     long churn_live;            /* live blocks during churn */
     long churn_steps;           /* free+malloc steps timed in churn */
     long hold_blocks;           /* blocks allocated in retention */
+    long tlocal_steps;          /* threads-local steps, all threads */
+    long txfer_blocks;          /* threads-xfer blocks, all pairs */
+    int nthreads;               /* T of a thread child; 0 elsewhere */
+    int tlist[MAX_TLIST];       /* thread counts, ascending, no repeats */
+    int ntlist;                 /* entries in tlist */
     int reps;                   /* children per (backend, pattern) */
     bool quick;                 /* smoke-run counts */
 };
+
+/* CPUs this process may run on (its affinity mask, as nproc counts). */
+static int cpus_usable(void)
+{
+    cpu_set_t set;
+    long n;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        return CPU_COUNT(&set);
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Sort t[0..n-1] ascending and drop repeats; returns the new count. */
+static int sort_unique(int *t, int n)
+{
+    int kept = 0;
+
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            int x = t[j];
+
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    for (int i = 0; i < n; i++)
+        if (kept == 0 || t[i] != t[kept - 1])
+            t[kept++] = t[i];
+    return kept;
+}
+
+/* 1, 2 and 4 threads, and the CPU count and twice it when above 4. */
+static void default_tlist(struct settings *s)
+{
+    int cpus = cpus_usable(), n = 0;
+
+    s->tlist[n++] = 1;
+    s->tlist[n++] = 2;
+    s->tlist[n++] = 4;
+    if (cpus > 4)
+        s->tlist[n++] = cpus < MAX_THREADS ? cpus : MAX_THREADS;
+    if (2 * cpus > 4)
+        s->tlist[n++] = 2 * cpus < MAX_THREADS ? 2 * cpus : MAX_THREADS;
+    s->ntlist = sort_unique(s->tlist, n);
+}
 
 static void settings_init(struct settings *s, bool quick, int reps)
 {
@@ -91,6 +155,10 @@ static void settings_init(struct settings *s, bool quick, int reps)
     s->churn_live = 100000;
     s->churn_steps = quick ? 1000000 : 10000000;
     s->hold_blocks = quick ? 200000 : 2000000;
+    s->tlocal_steps = quick ? 10000000 : 60000000;
+    s->txfer_blocks = quick ? 1000000 : 5000000;
+    s->nthreads = 0;
+    default_tlist(s);
 }
 
 /* ---- Small helpers ---- */
@@ -228,7 +296,7 @@ static void *map_array(size_t n, size_t elem)
  * same sizes and the same orders. */
 enum seed {
     SEED_LIFO = 1, SEED_BATCH, SEED_ORDER, SEED_CHURN, SEED_STEPS,
-    SEED_HOLD, SEED_DROP
+    SEED_HOLD, SEED_DROP, SEED_TLOCAL, SEED_TXFER
 };
 
 static uint64_t rng_next(uint64_t *state)
@@ -598,16 +666,17 @@ struct backend {
     const char *name;
     const char *release;        /* its release call, NULL for none */
     int (*open)(struct heap_api *api);
+    bool needs_gil;             /* not thread-safe: no thread patterns */
 };
 
 /* In the order of the summary's columns. */
 static const struct backend backends[NBACKENDS] = {
-    {"objmem", "om_collect(true)", open_objmem},
-    {"pymalloc", NULL, open_pymalloc},
-    {"mimalloc", "mi_collect(true)", open_mimalloc},
-    {"glibc", "malloc_trim(0)", open_glibc},
-    {"jemalloc", "tcache.flush, arena.4096.purge", open_jemalloc},
-    {"tcmalloc", "ReleaseFreeMemory()", open_tcmalloc},
+    {"objmem", "om_collect(true)", open_objmem, false},
+    {"pymalloc", NULL, open_pymalloc, true},
+    {"mimalloc", "mi_collect(true)", open_mimalloc, false},
+    {"glibc", "malloc_trim(0)", open_glibc, false},
+    {"jemalloc", "tcache.flush, arena.4096.purge", open_jemalloc, false},
+    {"tcmalloc", "ReleaseFreeMemory()", open_tcmalloc, false},
 };
 
 /* ---- Patterns (child side) ---- */
@@ -617,6 +686,7 @@ static char dummy_block[64];
 /* The dummies of "loop alone": a call that does nothing, kept a call. */
 static NOIPA void *dummy_malloc(size_t size)
 {
+    (void)size;
     return dummy_block;
 }
 
@@ -817,11 +887,294 @@ static void run_retention(const struct heap_api *api,
     emit_val("lazy", lazyfree_bytes() / MB);
 }
 
+/* ---- Thread patterns (child side) ----
+ *
+ * threads-local and threads-xfer time the process, not a thread.  Their T
+ * threads meet at a barrier; each notes CLOCK_MONOTONIC when it leaves it
+ * and when its work is done, and the figure is the work of all of them
+ * divided by (last end - first start).  Thread CPU time would hide what
+ * these patterns are for: threads waiting on a lock, on each other, or for
+ * a CPU.  Each thread's seed depends only on its index, so every backend
+ * sees the same sizes.
+ */
+
+/*
+ * One thread of a thread pattern.  Aligned to 128 bytes (two cache lines,
+ * for the adjacent-line prefetcher) so that no two threads' figures share
+ * a line.  The array of them is mmapped by the main thread.
+ */
+struct worker {
+    _Alignas(128) const struct heap_api *api;
+    void *(*fn)(void *arg);     /* what the thread runs, with itself */
+    pthread_barrier_t *start;   /* all T threads leave it together */
+    struct ring *ring;          /* threads-xfer: shared with its partner */
+    long n;                     /* its steps, or its pair's blocks */
+    uint64_t seed;              /* splitmix64 seed (xfer: the pair's) */
+    double t0;                  /* wall clock when it left the barrier */
+    double t1;                  /* wall clock when its work was done */
+};
+
+/*
+ * A single-producer single-consumer ring of block pointers.  The producer
+ * counts the slots it has filled, the consumer those it has emptied; each
+ * publishes its count (tail, head) every RING_BATCH blocks with a release
+ * store, and always before it waits, so the other side, which reads it
+ * with an acquire load, sees whole batches and never waits on a count that
+ * is not out yet.  Each side also keeps the other's count as last read,
+ * and reads it again only when the ring looks full (or empty).  So the
+ * index cache lines move between the CPUs about once per batch, not once
+ * per block: the harness's own cost stays small next to the cross-thread
+ * frees it is there to measure.  Invariant:
+ * 0 <= head <= taken <= tail <= filled <= head + RING_SLOTS.
+ */
+struct ring {
+    _Alignas(128) atomic_size_t tail;   /* slots filled, as published */
+    _Alignas(128) atomic_size_t head;   /* slots emptied, as published */
+    _Alignas(128) size_t filled;        /* producer: slots filled, ever */
+    size_t head_seen;                   /* producer: head as last read */
+    _Alignas(128) size_t taken;         /* consumer: slots emptied, ever */
+    size_t tail_seen;                   /* consumer: tail as last read */
+    _Alignas(128) void *slot[RING_SLOTS];
+};
+
+_Static_assert((RING_SLOTS & (RING_SLOTS - 1)) == 0,
+               "RING_SLOTS must be a power of 2: slots are count & mask");
+_Static_assert(RING_SLOTS % RING_BATCH == 0,
+               "a full ring must end on a whole batch");
+
+/* Wait on the other thread: pause the CPU a few times, then yield it. */
+static void backoff(unsigned *tries)
+{
+    if (++*tries < SPIN_TRIES) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ volatile("yield" ::: "memory");
+#endif
+        return;
+    }
+    sched_yield();
+}
+
+/* Producer: publish every filled slot, then wait until one is free. */
+static void ring_wait_room(struct ring *r)
+{
+    unsigned tries = 0;
+
+    atomic_store_explicit(&r->tail, r->filled, memory_order_release);
+    for (;;) {
+        r->head_seen = atomic_load_explicit(&r->head,
+                                            memory_order_acquire);
+        if (r->filled - r->head_seen < RING_SLOTS)
+            return;
+        backoff(&tries);
+    }
+}
+
+/* Producer side: append p, waiting while the ring is full. */
+static void ring_push(struct ring *r, void *p)
+{
+    if (r->filled - r->head_seen == RING_SLOTS)
+        ring_wait_room(r);
+    r->slot[r->filled++ & (RING_SLOTS - 1)] = p;
+    if (r->filled % RING_BATCH == 0)
+        atomic_store_explicit(&r->tail, r->filled, memory_order_release);
+}
+
+/* Producer side, at the end: publish the last, partial batch. */
+static void ring_flush(struct ring *r)
+{
+    atomic_store_explicit(&r->tail, r->filled, memory_order_release);
+}
+
+/* Consumer: hand back every emptied slot, then wait for a filled one. */
+static void ring_wait_block(struct ring *r)
+{
+    unsigned tries = 0;
+
+    atomic_store_explicit(&r->head, r->taken, memory_order_release);
+    for (;;) {
+        r->tail_seen = atomic_load_explicit(&r->tail,
+                                            memory_order_acquire);
+        if (r->tail_seen != r->taken)
+            return;
+        backoff(&tries);
+    }
+}
+
+/* Consumer side: take the oldest pointer, waiting while there is none. */
+static void *ring_pop(struct ring *r)
+{
+    void *p;
+
+    if (r->taken == r->tail_seen)
+        ring_wait_block(r);
+    p = r->slot[r->taken++ & (RING_SLOTS - 1)];
+    if (r->taken % RING_BATCH == 0)
+        atomic_store_explicit(&r->head, r->taken, memory_order_release);
+    return p;
+}
+
+/* Wait for the other threads, then note the start time. */
+static void worker_start(struct worker *w)
+{
+    pthread_barrier_wait(w->start);
+    w->t0 = wall_s();
+}
+
+/*
+ * One threads-local thread: TLOCAL_LIVE blocks of 16..512 B (untimed),
+ * then from the barrier on, n steps { free a random one of them; malloc
+ * 16..512 in its place }, then free them (untimed).  Its slot array is on
+ * its own stack, not in the backend.
+ */
+static void *tlocal_thread(void *arg)
+{
+    struct worker *w = arg;
+    void *(*do_malloc)(size_t) = w->api->malloc;
+    void (*do_free)(void *) = w->api->free;
+    void *slot[TLOCAL_LIVE];
+    uint64_t state = w->seed;
+
+    for (int i = 0; i < TLOCAL_LIVE; i++)
+        if (!(slot[i] = do_malloc(16 + rng_below(&state, 497))))
+            oom();
+    worker_start(w);
+    for (long k = 0; k < w->n; k++) {
+        uint64_t r = rng_next(&state);
+        size_t i = (size_t)(((r >> 32) * TLOCAL_LIVE) >> 32);
+
+        do_free(slot[i]);
+        if (!(slot[i] = do_malloc(16 + (uint32_t)r % 497)))
+            oom();
+        *(char *)slot[i] = (char)k;
+    }
+    w->t1 = wall_s();
+    for (int i = 0; i < TLOCAL_LIVE; i++)
+        do_free(slot[i]);
+    return NULL;
+}
+
+/* The word that block i of a threads-xfer pair carries. */
+static uint64_t xfer_word(const struct worker *w, long i)
+{
+    return w->seed ^ (uint64_t)i;
+}
+
+/* A threads-xfer producer: n blocks of 16..512 B, each tagged, sent on. */
+static void *xfer_producer(void *arg)
+{
+    struct worker *w = arg;
+    void *(*do_malloc)(size_t) = w->api->malloc;
+    uint64_t state = w->seed;
+
+    worker_start(w);
+    for (long i = 0; i < w->n; i++) {
+        uint64_t word = xfer_word(w, i);
+        void *p = do_malloc(16 + rng_below(&state, 497));
+
+        if (!p)
+            oom();
+        memcpy(p, &word, sizeof(word));
+        ring_push(w->ring, p);
+    }
+    ring_flush(w->ring);
+    w->t1 = wall_s();
+    return NULL;
+}
+
+/*
+ * Its consumer: check each block's word (the ring keeps the order, so
+ * block i carries word i) and free it; every free is a cross-thread one.
+ */
+static void *xfer_consumer(void *arg)
+{
+    struct worker *w = arg;
+    void (*do_free)(void *) = w->api->free;
+
+    worker_start(w);
+    for (long i = 0; i < w->n; i++) {
+        void *p = ring_pop(w->ring);
+        uint64_t word;
+
+        memcpy(&word, p, sizeof(word));
+        if (word != xfer_word(w, i))
+            die("threads-xfer: block %ld arrived with a wrong word", i);
+        do_free(p);
+    }
+    w->t1 = wall_s();
+    return NULL;
+}
+
+/*
+ * Run w[0..t-1] on t threads of their own, which all start at one barrier,
+ * and join them.  Returns the seconds from the first thread's start to
+ * the last one's end.
+ */
+static double run_workers(struct worker *w, int t)
+{
+    pthread_t tid[MAX_THREADS];
+    pthread_barrier_t start;
+    double t0 = INFINITY, t1 = -INFINITY;
+    int err;
+
+    pthread_barrier_init(&start, NULL, (unsigned)t);
+    for (int i = 0; i < t; i++) {
+        w[i].start = &start;
+        if ((err = pthread_create(&tid[i], NULL, w[i].fn, &w[i])) != 0)
+            die("pthread_create: %s", strerror(err));
+    }
+    for (int i = 0; i < t; i++) {
+        pthread_join(tid[i], NULL);
+        t0 = fmin(t0, w[i].t0);
+        t1 = fmax(t1, w[i].t1);
+    }
+    pthread_barrier_destroy(&start);
+    return t1 - t0;
+}
+
+/* threads-local: T threads, each churning blocks of its own. */
+static void run_threads_local(const struct heap_api *api,
+                              const struct settings *s)
+{
+    int t = s->nthreads;
+    struct worker *w = map_array((size_t)t, sizeof(*w));
+    long steps = s->tlocal_steps / t;
+
+    for (int i = 0; i < t; i++) {
+        w[i].api = api;
+        w[i].fn = tlocal_thread;
+        w[i].n = steps;
+        w[i].seed = ((uint64_t)SEED_TLOCAL << 32) + (uint64_t)i;
+    }
+    emit_val("rate", (double)steps * t / run_workers(w, t) / 1e6);
+}
+
+/* threads-xfer: T/2 pairs; thread 2k produces, thread 2k+1 consumes. */
+static void run_threads_xfer(const struct heap_api *api,
+                             const struct settings *s)
+{
+    int t = s->nthreads, pairs = t / 2;
+    struct worker *w = map_array((size_t)t, sizeof(*w));
+    struct ring *rings = map_array((size_t)pairs, sizeof(*rings));
+    long blocks = s->txfer_blocks / pairs;
+
+    for (int i = 0; i < t; i++) {
+        w[i].api = api;
+        w[i].fn = i % 2 ? xfer_consumer : xfer_producer;
+        w[i].ring = &rings[i / 2];
+        w[i].n = blocks;
+        w[i].seed = ((uint64_t)SEED_TXFER << 32) + (uint64_t)(i / 2);
+    }
+    emit_val("rate", (double)blocks * pairs / run_workers(w, t) / 1e6);
+}
+
 struct pattern {
     const char *name;
     void (*run)(const struct heap_api *api, const struct settings *s);
     void (*describe)(const struct settings *s); /* its table's heading */
     const char *unit;           /* the unit of its figures */
+    bool threaded;              /* runs T threads: one cell per T */
 };
 
 static void describe_lifo(const struct settings *s)
@@ -857,16 +1210,41 @@ static void describe_retention(const struct settings *s)
            "99%%; RSS read from /proc/self/statm\n", s->hold_blocks);
 }
 
+static void describe_threads_local(const struct settings *s)
+{
+    printf("T threads, each with %d blocks of 16..512 B live, then\n   "
+           "N/T steps each { free a random one of its blocks; malloc "
+           "16..512 in its place },\n   N = %ld steps in all, "
+           "nothing shared between the threads\n", TLOCAL_LIVE,
+           s->tlocal_steps);
+}
+
+static void describe_threads_xfer(const struct settings *s)
+{
+    printf("T/2 producer threads malloc 16..512 B, write a word in the "
+           "block\n   and pass it through a %d-slot lock-free ring to its "
+           "consumer thread, which checks\n   the word and frees the block"
+           " (every free is cross-thread); N = %ld blocks in all\n",
+           RING_SLOTS, s->txfer_blocks);
+}
+
 static const struct pattern patterns[NPATTERNS] = {
-    {"lifo", run_lifo, describe_lifo, "ns/op"},
-    {"batch-fifo", run_batch_fifo, describe_batch_fifo, "ns/op"},
-    {"batch-random", run_batch_random, describe_batch_random, "ns/op"},
-    {"churn", run_churn, describe_churn, "ns/step"},
-    {"retention", run_retention, describe_retention, NULL},
+    {"lifo", run_lifo, describe_lifo, "ns/op", false},
+    {"batch-fifo", run_batch_fifo, describe_batch_fifo, "ns/op", false},
+    {"batch-random", run_batch_random, describe_batch_random, "ns/op",
+     false},
+    {"churn", run_churn, describe_churn, "ns/step", false},
+    {"retention", run_retention, describe_retention, NULL, false},
+    {"threads-local", run_threads_local, describe_threads_local, "Mops/s",
+     true},
+    {"threads-xfer", run_threads_xfer, describe_threads_xfer, "Mblocks/s",
+     true},
 };
 
 #define PAT_LIFO 0
 #define PAT_RETENTION 4
+#define PAT_TLOCAL 5
+#define PAT_TXFER 6
 
 static int find_backend(const char *name)
 {
@@ -887,8 +1265,24 @@ static int find_pattern(const char *name)
 /* ---- The child ---- */
 
 /*
- * argv: exe --child BACKEND PATTERN [--quick] [--preloaded].  Prints its
- * figures on stdout (the parent's pipe) and ends with "done".
+ * A thread child's T: a thread pattern needs one (threads-xfer an even
+ * one), and a backend that needs the GIL cannot run them.  Dies if wrong.
+ */
+static void check_threads(int b, int pat, int t)
+{
+    if (!patterns[pat].threaded)
+        return;
+    if (backends[b].needs_gil)
+        die("child: %s needs the GIL, so no thread patterns",
+            backends[b].name);
+    if (t < 1 || t > MAX_THREADS || (pat == PAT_TXFER && t % 2))
+        die("child: %s cannot run with --threads %d", patterns[pat].name,
+            t);
+}
+
+/*
+ * argv: exe --child BACKEND PATTERN [--quick] [--threads T] [--preloaded].
+ * Prints its figures on stdout (the parent's pipe) and ends with "done".
  */
 static int child_main(int argc, char **argv)
 {
@@ -897,6 +1291,7 @@ static int child_main(int argc, char **argv)
     struct settings s;
     struct heap_api api;
     bool quick = false;
+    int threads = 0;
 
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     child.argc = argc;
@@ -904,12 +1299,16 @@ static int child_main(int argc, char **argv)
     for (int i = 4; i < argc; i++) {
         quick |= strcmp(argv[i], "--quick") == 0;
         child.preloaded |= strcmp(argv[i], "--preloaded") == 0;
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
     }
     if (b < 0 || pat < 0)
         die("child: unknown backend or pattern");
+    check_threads(b, pat, threads);
     if (child.preloaded)
         unsetenv("LD_PRELOAD");
     settings_init(&s, quick, 0);
+    s.nthreads = threads;
     alarm(CHILD_TIMEOUT_S);
     if (backends[b].open(&api) != 0) {
         emit("skip", "backend not usable (see the lines above)");
@@ -926,15 +1325,15 @@ static int child_main(int argc, char **argv)
 
 enum key {
     K_NS, K_LOOP, K_FIRST, K_FAULTS, K_NOCALL, K_AFTER1S, K_RELEASE,
-    K_GROWTH, K_PAYLOAD, K_LAZY, NKEYS
+    K_GROWTH, K_PAYLOAD, K_LAZY, K_RATE, NKEYS
 };
 
 static const char *const key_names[NKEYS] = {
     "ns", "loop", "first", "faults", "nocall", "after1s", "release",
-    "growth", "payload", "lazy"
+    "growth", "payload", "lazy", "rate"
 };
 
-/* One (pattern, backend): every child's figure for each key. */
+/* One (pattern, T, backend): every child's figure for each key. */
 struct cell {
     int n[NKEYS];               /* figures kept per key */
     double v[NKEYS][MAX_REPS];  /* the figures, in run order */
@@ -948,8 +1347,15 @@ struct child_report {
     bool skip;                  /* printed "skip" */
 };
 
+/*
+ * The parent's state.  cells[pat][ti][b] is backend b on pattern pat with
+ * counts[pat][ti] threads; a single-thread pattern has one count, 0.
+ */
 static struct {
-    struct cell cells[NPATTERNS][NBACKENDS];
+    struct cell cells[NPATTERNS][MAX_TLIST][NBACKENDS];
+    int counts[NPATTERNS][MAX_TLIST];   /* thread counts of each pattern */
+    int ncounts[NPATTERNS];             /* entries in counts[pat] */
+    int cpus;                           /* CPUs usable, as nproc says */
     bool backend_on[NBACKENDS];         /* chosen by --only */
     bool pattern_on[NPATTERNS];         /* chosen by --pattern */
     char skip[NBACKENDS][512];          /* why a backend is unusable */
@@ -1071,10 +1477,15 @@ static void argv_add(struct argv_buf *a, const char *s)
     a->used += len;
 }
 
-/* Fork and exec "--child BACKEND PATTERN"; *fd gets its stdout's pipe. */
-static pid_t spawn_child(int b, int pat, const struct settings *s, int *fd)
+/*
+ * Fork and exec "--child BACKEND PATTERN", with "--threads T" when t > 0;
+ * *fd gets its stdout's pipe.
+ */
+static pid_t spawn_child(int b, int pat, int t, const struct settings *s,
+                         int *fd)
 {
     struct argv_buf a = {.argc = 0, .used = 0};
+    char count[16];
     int pfd[2];
     pid_t pid;
 
@@ -1084,6 +1495,11 @@ static pid_t spawn_child(int b, int pat, const struct settings *s, int *fd)
     argv_add(&a, patterns[pat].name);
     if (s->quick)
         argv_add(&a, "--quick");
+    if (t > 0) {
+        snprintf(count, sizeof(count), "%d", t);
+        argv_add(&a, "--threads");
+        argv_add(&a, count);
+    }
     if (pipe(pfd) != 0)
         die("pipe: %s", strerror(errno));
     fflush(stdout);
@@ -1141,46 +1557,73 @@ static const char *failure(int status, const struct child_report *rep,
     return buf;
 }
 
-/* Run one child of (backend b, pattern pat) and keep what it measured. */
-static void run_child(int b, int pat, int rep_no, const struct settings *s)
+/*
+ * Run one child of backend b on pattern pat, with its ti-th thread count,
+ * and keep what it measured.
+ */
+static void run_child(int b, int pat, int ti, int rep_no,
+                      const struct settings *s)
 {
     static char out[OUT_MAX];
     struct child_report rep;
-    char why[128], where[128];
-    int fd, status;
-    pid_t pid = spawn_child(b, pat, s, &fd);
+    char why[128], where[128], threads[32] = "";
+    int fd, status, t = run.counts[pat][ti];
+    pid_t pid = spawn_child(b, pat, t, s, &fd);
 
     memset(&rep, 0, sizeof(rep));
     read_all(fd, out, sizeof(out));
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         continue;
     parse_output(out, b, &rep);
-    snprintf(where, sizeof(where), "%s %s (rep %d)", backends[b].name,
-             patterns[pat].name, rep_no + 1);
+    if (t > 0)
+        snprintf(threads, sizeof(threads), " T=%d", t);
+    snprintf(where, sizeof(where), "%s %s%s (rep %d)", backends[b].name,
+             patterns[pat].name, threads, rep_no + 1);
     if (failure(status, &rep, why, sizeof(why)))
         crash(where, "%s", why);
     else if (rep.done)
-        commit(&rep, &run.cells[pat][b]);
+        commit(&rep, &run.cells[pat][ti][b]);
 }
 
-/* One repetition: every chosen pattern, every chosen backend, once. */
+/* Can backend b run pattern pat?  Not a thread one if it needs the GIL. */
+static bool can_run(int b, int pat)
+{
+    return run.backend_on[b] && !run.skip[b][0] &&
+           !(patterns[pat].threaded && backends[b].needs_gil);
+}
+
+/*
+ * Every chosen backend once on pattern pat with its ti-th thread count,
+ * in an order that turns by one each repetition.
+ */
+static void run_cell_row(int pat, int ti, int rep_no,
+                         const struct settings *s)
+{
+    int t = run.counts[pat][ti];
+
+    fprintf(stderr, "[rep %d/%d] %-12s", rep_no + 1, s->reps,
+            patterns[pat].name);
+    if (t > 0)
+        fprintf(stderr, " T=%d", t);
+    fputc(':', stderr);
+    for (int i = 0; i < NBACKENDS; i++) {
+        int b = (i + rep_no) % NBACKENDS;
+
+        if (!can_run(b, pat))
+            continue;
+        fprintf(stderr, " %s", backends[b].name);
+        run_child(b, pat, ti, rep_no, s);
+    }
+    fputc('\n', stderr);
+}
+
+/* One repetition: every chosen pattern and thread count, once. */
 static void run_rep(int rep_no, const struct settings *s)
 {
-    for (int pat = 0; pat < NPATTERNS; pat++) {
-        if (!run.pattern_on[pat])
-            continue;
-        fprintf(stderr, "[rep %d/%d] %-12s:", rep_no + 1, s->reps,
-                patterns[pat].name);
-        for (int i = 0; i < NBACKENDS; i++) {
-            int b = (i + rep_no) % NBACKENDS;
-
-            if (!run.backend_on[b] || run.skip[b][0])
-                continue;
-            fprintf(stderr, " %s", backends[b].name);
-            run_child(b, pat, rep_no, s);
-        }
-        fputc('\n', stderr);
-    }
+    for (int pat = 0; pat < NPATTERNS; pat++)
+        for (int ti = 0; run.pattern_on[pat] && ti < run.ncounts[pat];
+             ti++)
+            run_cell_row(pat, ti, rep_no, s);
 }
 
 /* ---- Report (parent side) ---- */
@@ -1209,7 +1652,7 @@ static double median(const double *v, int n, double *lo, double *hi)
 /* Median of (pat, b, k), or NAN when no child gave one. */
 static double cell_median(int pat, int b, enum key k, double *lo, double *hi)
 {
-    const struct cell *c = &run.cells[pat][b];
+    const struct cell *c = &run.cells[pat][0][b];
 
     if (c->n[k] == 0)
         return NAN;
@@ -1245,7 +1688,7 @@ static const char *fmt_median(int pat, int b, enum key k, char *buf,
 static bool has_key(int pat, enum key k)
 {
     for (int b = 0; b < NBACKENDS; b++)
-        if (run.cells[pat][b].n[k])
+        if (run.cells[pat][0][b].n[k])
             return true;
     return false;
 }
@@ -1270,7 +1713,7 @@ static void print_time_row(int pat, int b, double base)
     printf(" %10s", fmt_median(pat, b, K_FAULTS, f, sizeof(f)));
     if (has_key(pat, K_FIRST))
         printf(" %10s", fmt_median(pat, b, K_FIRST, f, sizeof(f)));
-    printf("  (n=%d)\n", run.cells[pat][b].n[K_NS]);
+    printf("  (n=%d)\n", run.cells[pat][0][b].n[K_NS]);
 }
 
 /* "loop alone": every lifo child's dummy loop, pooled. */
@@ -1281,8 +1724,8 @@ static void print_loop_row(void)
     int n = 0;
 
     for (int b = 0; b < NBACKENDS; b++)
-        for (int i = 0; i < run.cells[PAT_LIFO][b].n[K_LOOP]; i++)
-            all[n++] = run.cells[PAT_LIFO][b].v[K_LOOP][i];
+        for (int i = 0; i < run.cells[PAT_LIFO][0][b].n[K_LOOP]; i++)
+            all[n++] = run.cells[PAT_LIFO][0][b].v[K_LOOP][i];
     if (n == 0)
         return;
     m = median(all, n, &lo, &hi);
@@ -1383,6 +1826,120 @@ static void print_retention_table(const struct settings *s)
     print_lazy_notes();
 }
 
+/* ---- Thread tables (parent side) ---- */
+
+/* Median rate of (pat, ti, b), or NAN when no child gave one. */
+static double rate_median(int pat, int ti, int b, double *lo, double *hi)
+{
+    const struct cell *c = &run.cells[pat][ti][b];
+
+    if (c->n[K_RATE] == 0)
+        return NAN;
+    return median(c->v[K_RATE], c->n[K_RATE], lo, hi);
+}
+
+/*
+ * Scaling efficiency of (pat, ti, b) in %: rate(T) / (min(T, CPUs) x
+ * rate(T=1)), so that threads beyond the CPUs are not expected to add
+ * anything.  NAN without a T=1 figure (the counts ascend: T=1 is first).
+ */
+static double efficiency(int pat, int ti, int b)
+{
+    int t = run.counts[pat][ti];
+    double lo, hi, r1 = rate_median(pat, 0, b, &lo, &hi);
+
+    if (run.counts[pat][0] != 1 || !(r1 > 0))
+        return NAN;
+    return 100 * rate_median(pat, ti, b, &lo, &hi) /
+           ((t < run.cpus ? t : run.cpus) * r1);
+}
+
+/* Backend b's line for pattern pat with its ti-th thread count. */
+static void print_rate_row(int pat, int ti, int b)
+{
+    double lo, hi, base = rate_median(pat, ti, 0, &lo, &hi);
+    double m = rate_median(pat, ti, b, &lo, &hi), e = efficiency(pat, ti, b);
+    char range[64], eff[16] = "-", vs[16] = "-";
+
+    printf("  %-10s %4d", ti ? "" : backends[b].name, run.counts[pat][ti]);
+    if (isnan(m)) {
+        printf("  %s\n", missing(b));
+        return;
+    }
+    snprintf(range, sizeof(range), "%.2f..%.2f", lo, hi);
+    if (!isnan(e))
+        snprintf(eff, sizeof(eff), "%.0f%%", e);
+    if (b != 0 && base > 0 && m > 0)
+        snprintf(vs, sizeof(vs), "%.2f", base / m);
+    printf(" %9.2f  %-17s", m, range);
+    if (pat == PAT_TLOCAL)
+        printf(" %5s", eff);
+    printf(" %10s  (n=%d)\n", vs, run.cells[pat][ti][b].n[K_RATE]);
+}
+
+/* The heading of a thread table: what is timed, and how to read it. */
+static void print_rate_heading(int pat, const struct settings *s)
+{
+    const char *unit = patterns[pat].unit;
+
+    printf("\n== %s: ", patterns[pat].name);
+    patterns[pat].describe(s);
+    printf("   WALL-CLOCK time (CLOCK_MONOTONIC), from the first thread "
+           "leaving the start barrier\n   to the last thread's end, not "
+           "CPU time.  %d CPUs usable here (nproc): above T=%d\n   the "
+           "threads share CPUs, so no backend can scale further.\n",
+           run.cpus, run.cpus);
+    printf("   %s = million %s per second, whole process, higher is "
+           "better;\n   median of the children [min..max]\n", unit,
+           pat == PAT_TLOCAL ? "steps (free + malloc)" : "blocks passed");
+    if (pat == PAT_TLOCAL)
+        printf("   eff = %s(T) / (min(T, %d CPUs) x %s(T=1)): 100%% = "
+               "perfect scaling up to the CPUs%s\n", unit, run.cpus, unit,
+               run.counts[pat][0] == 1 ? "" : " (needs T=1 in --threads)");
+    printf("   vs objmem = objmem median / anchor median (> 1: objmem is "
+           "faster)\n");
+    printf("  %-10s %4s %9s  %-17s%s %10s\n", "backend", "T", unit,
+           "min..max", pat == PAT_TLOCAL ? "   eff" : "", "vs objmem");
+}
+
+static void print_rate_table(int pat, const struct settings *s)
+{
+    print_rate_heading(pat, s);
+    for (int b = 0; b < NBACKENDS; b++) {
+        if (!run.backend_on[b])
+            continue;
+        if (backends[b].needs_gil) {
+            printf("  %-10s n/a (needs the GIL)\n", backends[b].name);
+            continue;
+        }
+        for (int ti = 0; ti < run.ncounts[pat]; ti++)
+            print_rate_row(pat, ti, b);
+    }
+}
+
+/* One summary row of a thread pattern: rates, (x) = objmem / anchor. */
+static void print_rate_summary_row(int pat, int ti)
+{
+    double lo, hi, m, base = rate_median(pat, ti, 0, &lo, &hi);
+
+    printf("| %s %s T=%d |", patterns[pat].name, patterns[pat].unit,
+           run.counts[pat][ti]);
+    for (int b = 0; b < NBACKENDS; b++) {
+        if (!run.backend_on[b])
+            continue;
+        m = rate_median(pat, ti, b, &lo, &hi);
+        if (backends[b].needs_gil)
+            printf(" n/a (needs the GIL) |");
+        else if (isnan(m))
+            printf(" - |");
+        else if (b == 0 || !(base > 0) || !(m > 0))
+            printf(" %.2f |", m);
+        else
+            printf(" %.2f (%.2fx) |", m, base / m);
+    }
+    putchar('\n');
+}
+
 /* One summary cell: the median, with the ratio to objmem for times. */
 static void print_summary_cell(int pat, int b, enum key k)
 {
@@ -1412,12 +1969,24 @@ static void print_summary_row(const char *label, int pat, enum key k)
     putchar('\n');
 }
 
+/* Is any thread pattern chosen? */
+static bool threads_on(void)
+{
+    return run.pattern_on[PAT_TLOCAL] || run.pattern_on[PAT_TXFER];
+}
+
 static void print_summary(void)
 {
     char label[64];
 
     printf("\n== Summary: medians; (x) = anchor / objmem, > 1: objmem is "
-           "faster\n\n| pattern |");
+           "faster\n");
+    if (threads_on())
+        printf("   thread rows: wall-clock rates, higher is better, so "
+               "there (x) = objmem / anchor,\n   and > 1 still means "
+               "objmem is faster; %d CPUs bound their scaling\n",
+               run.cpus);
+    printf("\n| pattern |");
     for (int b = 0; b < NBACKENDS; b++)
         if (run.backend_on[b])
             printf(" %s |", backends[b].name);
@@ -1439,6 +2008,19 @@ static void print_summary(void)
                       K_AFTER1S);
     print_summary_row("retention % returned, after release", PAT_RETENTION,
                       K_RELEASE);
+    for (int pat = PAT_TLOCAL; pat <= PAT_TXFER; pat++)
+        for (int ti = 0; run.pattern_on[pat] && ti < run.ncounts[pat];
+             ti++)
+            print_rate_summary_row(pat, ti);
+}
+
+/* Does backend b run any of the chosen patterns? */
+static bool ran_any(int b)
+{
+    for (int pat = 0; pat < NPATTERNS; pat++)
+        if (run.pattern_on[pat] && can_run(b, pat))
+            return true;
+    return run.skip[b][0] != '\0';
 }
 
 /* What each backend's first child found: versions, files, warnings. */
@@ -1451,6 +2033,9 @@ static void print_backends(void)
         if (!run.backend_on[b])
             continue;
         printf("  %s:\n", backends[b].name);
+        if (!ran_any(b))
+            printf("    not run: it needs the GIL, and every chosen "
+                   "pattern runs threads\n");
         if (run.skip[b][0])
             printf("    UNAVAILABLE: %s\n", run.skip[b]);
         for (char *l = strtok_r(run.info[b], "\n", &save); l;
@@ -1478,8 +2063,22 @@ static void print_environment(void)
                        "it; figures may not be the defaults)\n", *e);
 }
 
+/* The thread counts of pattern pat, "1,2,4". */
+static const char *fmt_counts(int pat, char *buf, size_t size)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (int ti = 0; ti < run.ncounts[pat] && used < size; ti++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%d",
+                                 ti ? "," : "", run.counts[pat][ti]);
+    return buf;
+}
+
 static void print_header(const struct settings *s)
 {
+    char local[128], xfer[128];
+
     printf("objmem bench_alloc %s: %d reps%s; each (backend, pattern) runs"
            " in a fresh child,\ninterleaved; time = "
            "CLOCK_THREAD_CPUTIME_ID (user + system CPU of the thread);\n"
@@ -1487,6 +2086,12 @@ static void print_header(const struct settings *s)
            "same for every backend.\n", om_version(), s->reps,
            s->quick ? " (--quick: smaller N)" : "",
            sysconf(_SC_NPROCESSORS_ONLN));
+    if (threads_on())
+        printf("threads-local (T=%s) and threads-xfer (T=%s) use WALL-CLOCK"
+               " time (CLOCK_MONOTONIC)\nof the whole process instead; "
+               "nproc = %d CPUs bound how far they can scale.\n",
+               fmt_counts(PAT_TLOCAL, local, sizeof(local)),
+               fmt_counts(PAT_TXFER, xfer, sizeof(xfer)), run.cpus);
     print_environment();
 }
 
@@ -1498,6 +2103,9 @@ static void print_report(const struct settings *s, double seconds)
             print_time_table(pat, s);
     if (run.pattern_on[PAT_RETENTION])
         print_retention_table(s);
+    for (int pat = PAT_TLOCAL; pat <= PAT_TXFER; pat++)
+        if (run.pattern_on[pat])
+            print_rate_table(pat, s);
     print_summary();
     printf("\nwall time %.0f s\n", seconds);
     if (run.ncrashes)
@@ -1511,8 +2119,39 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_alloc [--reps N] [--quick] "
             "[--only BACKEND[,BACKEND...]] [--pattern P[,P...]]\n"
+            "                   [--threads T[,T...]]\n"
             "backends: objmem pymalloc mimalloc glibc jemalloc tcmalloc\n"
-            "patterns: lifo batch-fifo batch-random churn retention\n");
+            "patterns: lifo batch-fifo batch-random churn retention\n"
+            "          threads-local threads-xfer\n"
+            "threads: thread counts for the thread patterns (1..%d); the "
+            "default is\n         1,2,4, plus nproc and 2*nproc when above"
+            " 4\n", MAX_THREADS);
+}
+
+/* Parse --threads "1,2,8" into s->tlist; -1 after printing why. */
+static int parse_tlist(char *list, struct settings *s)
+{
+    char *save = NULL, *end;
+    int n = 0;
+
+    for (char *w = strtok_r(list, ",", &save); w;
+         w = strtok_r(NULL, ",", &save)) {
+        long t = strtol(w, &end, 10);
+
+        if (*end || t < 1 || t > MAX_THREADS || n == MAX_TLIST) {
+            fprintf(stderr, "bench_alloc: --threads wants at most %d "
+                    "counts of 1..%d, not '%s'\n", MAX_TLIST, MAX_THREADS,
+                    w);
+            return -1;
+        }
+        s->tlist[n++] = (int)t;
+    }
+    if (n == 0) {
+        fprintf(stderr, "bench_alloc: --threads wants a count\n");
+        return -1;
+    }
+    s->ntlist = sort_unique(s->tlist, n);
+    return 0;
 }
 
 /* Turn on the items named in a comma list; -1 on an unknown name. */
@@ -1533,9 +2172,12 @@ static int parse_list(char *list, bool *on, int count,
     return 0;
 }
 
-/* One option at argv[*i]; 0, or -1 after printing why. */
+/*
+ * One option at argv[*i]; 0, or -1 after printing why.  --threads is only
+ * noted in *threads: it is parsed once the settings exist.
+ */
 static int parse_option(int argc, char **argv, int *i, bool *quick,
-                        int *reps)
+                        int *reps, char **threads)
 {
     const char *opt = argv[*i];
     char *arg = *i + 1 < argc ? argv[*i + 1] : NULL;
@@ -1545,11 +2187,15 @@ static int parse_option(int argc, char **argv, int *i, bool *quick,
         return 0;
     }
     if (!arg || (strcmp(opt, "--reps") && strcmp(opt, "--only") &&
-                 strcmp(opt, "--pattern"))) {
+                 strcmp(opt, "--pattern") && strcmp(opt, "--threads"))) {
         usage(stderr);
         return -1;
     }
     (*i)++;
+    if (strcmp(opt, "--threads") == 0) {
+        *threads = arg;
+        return 0;
+    }
     if (strcmp(opt, "--only") == 0)
         return parse_list(arg, run.backend_on, NBACKENDS, find_backend);
     if (strcmp(opt, "--pattern") == 0)
@@ -1565,6 +2211,7 @@ static int parse_options(int argc, char **argv, struct settings *s)
 {
     bool quick = false;
     int reps = 0;
+    char *threads = NULL;
 
     for (int b = 0; b < NBACKENDS; b++)
         run.backend_on[b] = true;
@@ -1575,11 +2222,31 @@ static int parse_options(int argc, char **argv, struct settings *s)
             usage(stdout);
             exit(0);
         }
-        if (parse_option(argc, argv, &i, &quick, &reps) != 0)
+        if (parse_option(argc, argv, &i, &quick, &reps, &threads) != 0)
             return -1;
     }
     settings_init(s, quick, reps);
-    return 0;
+    return threads ? parse_tlist(threads, s) : 0;
+}
+
+/*
+ * The thread counts of pattern pat: a single 0 (no threads) for the
+ * single-thread patterns, the --threads list for threads-local, and for
+ * threads-xfer that list with odd counts rounded up (its threads pair).
+ */
+static void set_counts(int pat, const struct settings *s)
+{
+    int *t = run.counts[pat], n = 0;
+
+    if (!patterns[pat].threaded) {
+        t[0] = 0;
+        run.ncounts[pat] = 1;
+        return;
+    }
+    for (int i = 0; i < s->ntlist; i++)
+        t[n++] = pat == PAT_TXFER ? (s->tlist[i] + 1) / 2 * 2 :
+                 s->tlist[i];
+    run.ncounts[pat] = sort_unique(t, n);
 }
 
 static int parent_main(const struct settings *s)
@@ -1590,6 +2257,9 @@ static int parent_main(const struct settings *s)
     if (n <= 0)
         die("cannot read /proc/self/exe: %s", strerror(errno));
     run.self[n] = '\0';
+    run.cpus = cpus_usable();
+    for (int pat = 0; pat < NPATTERNS; pat++)
+        set_counts(pat, s);
     print_header(s);
     fflush(stdout);
     for (int rep_no = 0; rep_no < s->reps; rep_no++)
