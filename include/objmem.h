@@ -3,7 +3,7 @@
  * runtimes: CPython's memory stack rebuilt as a C library.
  *
  * Sections: 1 version, 2 the allocator domains and the malloc family,
- * 3 collection, 4 stats and checks, 5 debugging.  See README.md for a tour
+ * 3 giving memory back, 4 stats and checks, 5 debugging, 6 objects.  See README.md for a tour
  * and docs/design.md for the layers and their invariants.
  *
  * Contracts common to every function returning memory: NULL with errno set
@@ -182,6 +182,138 @@ OM_API void om_set_error_handler(om_error_fn fn, void *arg);
  * turns it off.  Returns 0, or -EINVAL for a negative nth.
  */
 OM_API int om_debug_fail_maps(long nth, bool every);
+
+/* ---- 6. Objects ----
+ *
+ * The object layer, as CPython's: every object starts with a reference
+ * count and a type; a type describes its size and its slots (dealloc,
+ * traverse and clear for the cycle collector, PEP 442 finalize).  Objects
+ * live in the OBJ domain.  Like CPython's default build, the object layer
+ * is not thread-safe: one thread at a time (a GIL) works on objects.
+ */
+typedef struct om_object om_object;
+
+struct om_object {
+    ptrdiff_t refcnt;                   /* references; see om_is_immortal */
+    const struct om_type *type;
+};
+
+/* The header of objects with a variable number of items (tuple, int). */
+typedef struct om_varobject {
+    om_object base;
+    ptrdiff_t size;                     /* items */
+} om_varobject;
+
+typedef int (*om_visitproc)(om_object *child, void *arg);
+
+#define OM_TPFLAGS_GC (1ul << 0)        /* a container: GC pre-header */
+
+struct om_freelist;
+
+struct om_type {
+    const char *name;
+    size_t basic_size;                  /* as tp_basicsize */
+    size_t item_size;                   /* as tp_itemsize */
+    unsigned long flags;                /* OM_TPFLAGS_* */
+    void (*dealloc)(om_object *);       /* releases references, frees */
+    int (*traverse)(om_object *, om_visitproc, void *);
+    int (*clear)(om_object *);
+    void (*finalize)(om_object *);      /* PEP 442 tp_finalize */
+    void (*legacy_del)(om_object *);    /* pre-PEP-442 tp_del */
+    size_t weaklist_offset;             /* 0: not weakly referenceable */
+    struct om_freelist *freelist;       /* NULL: none (om_freelist_new) */
+};
+
+/*
+ * A new object of type t with refcnt 1 (its other bytes zero), or NULL
+ * with errno = ENOMEM.  A GC type gets CPython's two-word pre-header in
+ * front of the object.  om_new_var makes room for nitems items and sets
+ * the varobject's size.
+ */
+OM_API om_object *om_new(const struct om_type *t);
+OM_API om_object *om_new_var(const struct om_type *t, size_t nitems);
+
+/* Give the memory of an object whose refcnt reached 0 back (through its
+ * type's free list when it has one): the last step of a dealloc slot. */
+OM_API void om_object_free(om_object *o);
+
+/* Called when a refcnt reaches 0: finalize (once, PEP 442), then the
+ * type's dealloc, with deep chains deferred so the C stack stays flat. */
+OM_API void om_dealloc(om_object *o);
+
+/* PEP 683: an immortal object's refcnt never changes; om_refcnt reports
+ * CPython 3.12's immortal value. */
+#define OM_IMMORTAL_REFCNT ((ptrdiff_t)0xFFFFFFFF)
+OM_API void om_set_immortal(om_object *o);
+
+/* Debug builds check every incref and decref through this (a NULL
+ * function in release builds). */
+OM_API void om_refcnt_check(const om_object *o, int delta);
+
+static inline bool om_is_immortal(const om_object *o)
+{
+    return (int32_t)o->refcnt < 0;
+}
+
+static inline ptrdiff_t om_refcnt(const om_object *o)
+{
+    return om_is_immortal(o) ? OM_IMMORTAL_REFCNT : o->refcnt;
+}
+
+static inline void om_incref(om_object *o)
+{
+#if defined(OM_DEBUG_REFCNT)
+    om_refcnt_check(o, 1);
+#endif
+    if (!om_is_immortal(o))
+        o->refcnt++;
+}
+
+static inline void om_decref(om_object *o)
+{
+#if defined(OM_DEBUG_REFCNT)
+    om_refcnt_check(o, -1);
+#endif
+    if (!om_is_immortal(o) && --o->refcnt == 0)
+        om_dealloc(o);
+}
+
+static inline void om_xincref(om_object *o)
+{
+    if (o)
+        om_incref(o);
+}
+
+static inline void om_xdecref(om_object *o)
+{
+    if (o)
+        om_decref(o);
+}
+
+/* sys.getsizeof: basic size, items, and the GC pre-header of GC types. */
+OM_API size_t om_sizeof(const om_object *o);
+
+/* Objects alive now (every build; the tests end on "no leaked object"). */
+OM_API size_t om_live_objects(void);
+
+/*
+ * Free lists: a type's cache of freed objects, up to cap of them, as
+ * CPython keeps for floats, tuples, lists and dicts.  om_freelist_new
+ * makes one (kept for the program's life) for objects of size bytes.
+ * om_clear_freelists empties all of them (as a full collection does).
+ */
+OM_API struct om_freelist *om_freelist_new(const char *name, size_t size,
+                                           size_t cap);
+OM_API void om_clear_freelists(void);
+
+/* Singletons (borrowed references, immortal). */
+OM_API om_object *om_none(void);
+OM_API om_object *om_bool(bool value);
+
+/* float: a new reference, or NULL with errno = ENOMEM. */
+OM_API extern const struct om_type om_float_type;
+OM_API om_object *om_float_from_double(double value);
+OM_API double om_float_as_double(const om_object *o);
 
 #ifdef __cplusplus
 }

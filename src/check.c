@@ -12,6 +12,7 @@
 #include <errno.h>
 
 #include "heap.h"
+#include "object.h"
 #include "purge.h"
 
 static bool heap_is_checked(const struct heap *h)
@@ -81,6 +82,8 @@ int om_check(void)
     if (rc == 0)
         rc = check_map();
     omi_arena_unlock();
+    if (rc == 0)
+        rc = omi_freelist_check();
     omi_purge_resume();
     return rc;
 }

@@ -26,6 +26,7 @@
 
 #include "domain.h"
 #include "heap.h"
+#include "stats.h"
 
 struct class_row {
     size_t pools;               /* pools holding the class */
@@ -118,8 +119,15 @@ int om_stats_get(struct om_stats *out)
 
 /* ---- The report ---- */
 
+static void (*print_extra)(FILE *out);
+
+void omi_stats_set_extra(void (*print)(FILE *out))
+{
+    print_extra = print;
+}
+
 /* v with thousands separators, right-aligned in 21 columns. */
-static void print_value(FILE *out, uint64_t v)
+void omi_stats_print_value(FILE *out, uint64_t v)
 {
     char digits[32], text[40];
     int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)v);
@@ -138,7 +146,7 @@ static void print_value(FILE *out, uint64_t v)
 static void print_one(FILE *out, const char *label, uint64_t v)
 {
     fprintf(out, "%-35s=", label);
-    print_value(out, v);
+    omi_stats_print_value(out, v);
 }
 
 static void print_classes(FILE *out, const struct snapshot *s)
@@ -231,6 +239,8 @@ void om_debug_malloc_stats(FILE *out)
     print_arenas(out, &s);
     print_returned(out, &s);
     print_heaps(out, &s);
+    if (print_extra)
+        print_extra(out);
     fflush(out);
 }
 

@@ -1,0 +1,191 @@
+/*
+ * object.c - L3: objects: allocation with CPython's GC pre-header,
+ * reference counting with immortal objects (PEP 683), deallocation with
+ * PEP 442 finalizers and CPython's trashcan, the live-object count.
+ *
+ * Layout (a GC type; other types have no pre-header):
+ *
+ *   mem                     o = mem + 16
+ *   | gc next | gc prev     | refcnt | type | (size) | the type's fields
+ *   +------ 16 bytes -------+-- om_object --+
+ *
+ * Objects live in the OBJ domain, or on their type's free list.
+ *
+ * Deallocation (om_dealloc, when a refcnt reaches 0): the finalizer runs
+ * first, once for a GC object (the FINALIZED bit), with the object alive
+ * (refcnt 1) so that it may resurrect it; then the legacy tp_del the same
+ * way; then the type's dealloc.  A dealloc drops the references the
+ * object holds, which may deallocate more objects recursively: past
+ * TRASH_DEPTH nested deallocs, a GC object waits on a deferred list
+ * (linked through its pre-header) instead, and the outermost dealloc
+ * empties that list, so a chain of a million nested containers takes a
+ * bounded stack (CPython's trashcan).
+ *
+ * Invariants:
+ *   1. live == objects made by om_new/om_new_var and not yet given to
+ *      om_object_free.
+ *   2. A freed object's type reads omi_freed_type until its memory is
+ *      reused, so that debug builds catch a refcount change on it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "object.h"
+
+#define TRASH_DEPTH 50
+
+static size_t live;                     /* invariant 1 */
+static unsigned depth;                  /* nested deallocs now */
+static om_object *deferred;             /* the trashcan */
+
+/* What a freed object's type field reads (invariant 2). */
+static const struct om_type omi_freed_type = { .name = "<freed object>" };
+
+size_t om_live_objects(void)
+{
+    return live;
+}
+
+/* ---- Allocation ---- */
+
+static om_object *new_object(const struct om_type *t, size_t nitems)
+{
+    size_t pre = omi_object_presize(t), size;
+    char *mem = NULL;
+    om_object *o;
+
+    if (__builtin_mul_overflow(nitems, t->item_size, &size) ||
+        __builtin_add_overflow(size, t->basic_size + pre, &size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (t->freelist && size == t->freelist->size)
+        mem = omi_freelist_pop(t->freelist);
+    if (mem)
+        memset(mem, 0, size);
+    else if (!(mem = om_obj_calloc(1, size)))
+        return NULL;
+    o = (om_object *)(mem + pre);
+    o->refcnt = 1;
+    o->type = t;
+    if (t->item_size)
+        ((om_varobject *)o)->size = (ptrdiff_t)nitems;
+    live++;
+    return o;
+}
+
+om_object *om_new(const struct om_type *t)
+{
+    return new_object(t, 0);
+}
+
+om_object *om_new_var(const struct om_type *t, size_t nitems)
+{
+    return new_object(t, nitems);
+}
+
+size_t om_sizeof(const om_object *o)
+{
+    const struct om_type *t = o->type;
+    size_t items = t->item_size ?
+                   (size_t)((const om_varobject *)o)->size * t->item_size : 0;
+
+    return omi_object_presize(t) + t->basic_size + items;
+}
+
+void om_object_free(om_object *o)
+{
+    const struct om_type *t = o->type;
+    char *mem = (char *)o - omi_object_presize(t);
+    size_t size = om_sizeof(o);
+
+    OM_ASSERT(live > 0);
+    live--;
+    o->type = &omi_freed_type;
+    if (t->freelist && size == t->freelist->size &&
+        omi_freelist_push(t->freelist, mem))
+        return;
+    om_obj_free(mem);
+}
+
+/* ---- Deallocation ---- */
+
+static bool is_gc(const om_object *o)
+{
+    return (o->type->flags & OM_TPFLAGS_GC) != 0;
+}
+
+/*
+ * Run slot (finalize or legacy_del) on o, whose refcnt reached 0, with o
+ * alive meanwhile.  True when o came back to life (the slot kept a
+ * reference to it).
+ */
+static bool run_finalizer(om_object *o, void (*slot)(om_object *))
+{
+    o->refcnt = 1;
+    slot(o);
+    return --o->refcnt != 0;
+}
+
+/* PEP 442: the finalizer of a GC object runs once in its life. */
+static bool finalize(om_object *o)
+{
+    const struct om_type *t = o->type;
+
+    if (t->finalize && !(is_gc(o) &&
+                         (omi_object_gc_head(o)->prev & GC_PREV_FINALIZED))) {
+        if (is_gc(o))
+            omi_object_gc_head(o)->prev |= GC_PREV_FINALIZED;
+        if (run_finalizer(o, t->finalize))
+            return true;
+    }
+    return t->legacy_del && run_finalizer(o, t->legacy_del);
+}
+
+/* Deallocate the objects that waited in the trashcan. */
+static void empty_trashcan(void)
+{
+    while (deferred) {
+        om_object *o = deferred;
+        deferred = (om_object *)omi_object_gc_head(o)->next;
+        omi_object_gc_head(o)->next = 0;
+        depth++;
+        o->type->dealloc(o);
+        depth--;
+    }
+}
+
+void om_dealloc(om_object *o)
+{
+    OM_ASSERT(o->refcnt == 0);
+    if (finalize(o))
+        return;                         /* resurrected */
+    if (depth >= TRASH_DEPTH && is_gc(o)) {
+        omi_object_gc_head(o)->next = (uintptr_t)deferred;
+        deferred = o;
+        return;
+    }
+    depth++;
+    o->type->dealloc(o);
+    depth--;
+    if (depth == 0)
+        empty_trashcan();
+}
+
+/* ---- Immortality and checks ---- */
+
+void om_set_immortal(om_object *o)
+{
+    o->refcnt = OM_IMMORTAL_REFCNT;
+}
+
+void om_refcnt_check(const om_object *o, int delta)
+{
+    if (unlikely(o->type == &omi_freed_type))
+        omi_fatal(delta > 0 ? "incref of a freed object" :
+                              "decref of a freed object", o,
+                  "the object was deallocated before");
+    if (unlikely(!om_is_immortal(o) && o->refcnt + delta < 0))
+        omi_fatal("decref below zero", o, "object of type %s, refcnt %ld",
+                  o->type->name, (long)o->refcnt);
+}

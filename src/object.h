@@ -1,0 +1,66 @@
+/*
+ * object.h - L3: the object layer's internals: the GC pre-header and the
+ * free lists.
+ */
+#ifndef OM_OBJECT_H
+#define OM_OBJECT_H
+
+#include <stdio.h>
+
+#include "base.h"
+
+/*
+ * CPython's PyGC_Head: two words in front of every object of a GC type.
+ * The collector (a later layer) links tracked objects through them and
+ * keeps its flags in the low bits of prev; this layer uses the FINALIZED
+ * bit (PEP 442: a finalizer runs once) and, while an object waits in the
+ * trashcan, next as the link of the deferred list.
+ */
+struct omi_gc_head {
+    uintptr_t next;
+    uintptr_t prev;
+};
+
+#define GC_PREV_FINALIZED ((uintptr_t)1)
+
+/* The pre-header of o, an object of a GC type. */
+OM_INLINE struct omi_gc_head *omi_object_gc_head(const om_object *o)
+{
+    return (struct omi_gc_head *)(uintptr_t)o - 1;
+}
+
+/* Bytes in front of an object of type t. */
+OM_INLINE size_t omi_object_presize(const struct om_type *t)
+{
+    return (t->flags & OM_TPFLAGS_GC) ? sizeof(struct omi_gc_head) : 0;
+}
+
+/*
+ * A free list: freed objects of one size, linked through their first
+ * word, up to cap of them.  Invariants (checked by omi_freelist_check):
+ *   1. len == the length of the list, len <= cap.
+ *   2. Every registered list is on the registry once.
+ */
+struct om_freelist {
+    const char *name;           /* "float", as in the stats report */
+    size_t size;                /* bytes per object, pre-header included */
+    size_t cap;                 /* most objects kept */
+    size_t len;                 /* objects kept now */
+    void *head;                 /* first kept object's memory */
+    bool registered;            /* on the registry */
+    struct om_freelist *next;   /* registry link */
+};
+
+#define OMI_FREELIST_INIT(name, size, cap) \
+    { name, size, cap, 0, NULL, false, NULL }
+
+/* Take memory for one object from fl; NULL when it is empty. */
+void *omi_freelist_pop(struct om_freelist *fl);
+
+/* Keep mem (an object's memory, size bytes) in fl; false when fl is full. */
+bool omi_freelist_push(struct om_freelist *fl, void *mem);
+
+/* Verify every registered free list. */
+int omi_freelist_check(void);
+
+#endif /* OM_OBJECT_H */

@@ -1,0 +1,333 @@
+/*
+ * test_object.c - the object layer: allocation and the GC pre-header,
+ * reference counting, immortal objects, PEP 442 finalizers (once, with
+ * resurrection), the trashcan (a million nested containers), free lists,
+ * singletons, float, and refcount errors in debug builds.  Every test ends
+ * with no leaked object and om_check() passing.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+/* ---- Test types ---- */
+
+static int deallocs, finalizes;
+static om_object *resurrected;
+
+static void plain_dealloc(om_object *o)
+{
+    deallocs++;
+    om_object_free(o);
+}
+
+static const struct om_type plain_type = {
+    .name = "plain", .basic_size = 32, .dealloc = plain_dealloc,
+};
+
+/* box: a GC container holding one reference. */
+struct box {
+    om_object base;
+    om_object *child;
+};
+
+static void box_dealloc(om_object *o)
+{
+    om_xdecref(((struct box *)o)->child);
+    deallocs++;
+    om_object_free(o);
+}
+
+static int box_traverse(om_object *o, om_visitproc visit, void *arg)
+{
+    om_object *child = ((struct box *)o)->child;
+    return child ? visit(child, arg) : 0;
+}
+
+static const struct om_type box_type = {
+    .name = "box", .basic_size = sizeof(struct box), .flags = OM_TPFLAGS_GC,
+    .dealloc = box_dealloc, .traverse = box_traverse,
+};
+
+/* A finalizer that may keep its object alive (resurrection). */
+static bool resurrect;
+
+static void note_finalize(om_object *o)
+{
+    finalizes++;
+    if (resurrect) {
+        om_incref(o);
+        resurrected = o;
+    }
+}
+
+static const struct om_type fin_type = {
+    .name = "fin", .basic_size = sizeof(struct box), .flags = OM_TPFLAGS_GC,
+    .dealloc = box_dealloc, .finalize = note_finalize,
+};
+
+static const struct om_type var_type = {
+    .name = "var", .basic_size = sizeof(om_varobject), .item_size = 8,
+    .flags = OM_TPFLAGS_GC, .dealloc = plain_dealloc,
+};
+
+static size_t live0, blocks0;
+
+static int setup(void **state)
+{
+    om_clear_freelists();
+    live0 = om_live_objects();
+    blocks0 = blocks_in_use();
+    deallocs = finalizes = 0;
+    resurrect = false;
+    resurrected = NULL;
+    return 0;
+}
+
+/* No object leaked, no block leaked (free lists emptied), heap sound. */
+static void assert_objects_clean(void)
+{
+    assert_int_equal(om_live_objects(), live0);
+    om_clear_freelists();
+    assert_heap_clean(blocks0);
+}
+
+/* ---- Tests ---- */
+
+static void test_new_and_dealloc(void **state)
+{
+    om_object *o = om_new(&plain_type);
+    const unsigned char *bytes = (const unsigned char *)o;
+
+    assert_non_null(o);
+    assert_int_equal(om_refcnt(o), 1);
+    assert_ptr_equal(o->type, &plain_type);
+    for (size_t i = sizeof(om_object); i < 32; i++)
+        assert_int_equal(bytes[i], 0);
+    assert_int_equal(om_live_objects(), live0 + 1);
+    assert_int_equal(om_sizeof(o), 32);
+    om_incref(o);
+    assert_int_equal(om_refcnt(o), 2);
+    om_decref(o);
+    assert_int_equal(deallocs, 0);
+    om_decref(o);
+    assert_int_equal(deallocs, 1);
+    om_xdecref(NULL);
+    om_xincref(NULL);
+    assert_objects_clean();
+}
+
+/* A GC type has CPython's 16-byte pre-header; sizeof counts it. */
+static void test_gc_preheader_and_var(void **state)
+{
+    om_object *b = om_new(&box_type), *v = om_new_var(&var_type, 5);
+    const uintptr_t *head = (const uintptr_t *)b - 2;
+
+    assert_int_equal(head[0], 0);
+    assert_int_equal(head[1], 0);
+    assert_int_equal(om_sizeof(b), 16 + sizeof(struct box));
+    assert_int_equal(((om_varobject *)v)->size, 5);
+    assert_int_equal(om_sizeof(v), 16 + sizeof(om_varobject) + 5 * 8);
+    assert_int_equal((uintptr_t)b % 16, 0);
+    om_decref(b);
+    om_decref(v);
+    errno = 0;
+    assert_null(om_new_var(&var_type, SIZE_MAX / 4));
+    assert_int_equal(errno, ENOMEM);
+    assert_objects_clean();
+}
+
+/* PEP 683: immortal refcnts never move; singletons are immortal. */
+static void test_immortal(void **state)
+{
+    om_object *o = om_new(&plain_type), *n = om_none();
+
+    om_set_immortal(o);
+    assert_true(om_is_immortal(o));
+    assert_int_equal(om_refcnt(o), 4294967295);
+    for (int i = 0; i < 1000; i++) {
+        om_incref(o);
+        om_decref(o);
+        om_decref(o);
+        om_decref(n);
+        om_incref(om_bool(true));
+    }
+    assert_int_equal(om_refcnt(o), 4294967295);
+    assert_int_equal(om_refcnt(n), 4294967295);
+    assert_int_equal(om_refcnt(om_bool(false)), 4294967295);
+    assert_ptr_equal(om_none(), n);
+    assert_ptr_equal(om_bool(true), om_bool(1));
+    assert_ptr_not_equal(om_bool(true), om_bool(false));
+    assert_int_equal(om_sizeof(om_bool(false)), 24);   /* CPython 3.11 */
+    assert_int_equal(om_sizeof(om_bool(true)), 28);
+    assert_int_equal(om_sizeof(n), 16);
+    assert_int_equal(deallocs, 0);
+    /* o stays alive for good (its object and its block): count it. */
+    live0++;
+    blocks0++;
+    assert_objects_clean();
+}
+
+/* PEP 442: a GC object's finalizer runs once, even if it resurrects. */
+static void test_finalize_once(void **state)
+{
+    om_object *o = om_new(&fin_type);
+
+    om_decref(o);
+    assert_int_equal(finalizes, 1);
+    assert_int_equal(deallocs, 1);
+    o = om_new(&fin_type);
+    resurrect = true;
+    om_decref(o);                       /* finalizer keeps it */
+    assert_int_equal(finalizes, 2);
+    assert_int_equal(deallocs, 1);
+    assert_ptr_equal(resurrected, o);
+    assert_int_equal(om_refcnt(o), 1);
+    om_decref(o);                       /* no second finalizer call */
+    assert_int_equal(finalizes, 2);
+    assert_int_equal(deallocs, 2);
+    assert_objects_clean();
+}
+
+/* A chain of a million nested boxes: dropping it takes no deep stack. */
+static void test_deep_chain(void **state)
+{
+    enum { N = 1000000 };
+    om_object *outer = NULL;
+
+    for (int i = 0; i < N; i++) {
+        om_object *b = om_new(&box_type);
+        assert_non_null(b);
+        ((struct box *)b)->child = outer;
+        outer = b;
+    }
+    assert_int_equal(om_live_objects(), live0 + N);
+    om_decref(outer);
+    assert_int_equal(deallocs, N);
+    assert_objects_clean();
+}
+
+/* Free lists: a freed float's memory comes back; the cap holds. */
+static void test_float_freelist(void **state)
+{
+    om_object *f = om_float_from_double(1.5), *g, *v[200];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out;
+
+    assert_true(om_float_as_double(f) == 1.5);
+    assert_int_equal(om_sizeof(f), 24);
+    om_decref(f);
+    g = om_float_from_double(2.5);
+    assert_ptr_equal(g, f);             /* the same memory, reused */
+    assert_true(om_float_as_double(g) == 2.5);
+    om_decref(g);
+    for (int i = 0; i < 200; i++)
+        v[i] = om_float_from_double(i);
+    for (int i = 0; i < 200; i++)
+        om_decref(v[i]);
+    out = open_memstream(&text, &len);
+    om_debug_malloc_stats(out);
+    fclose(out);
+    assert_non_null(strstr(text, "100 free floats * 24 bytes each ="));
+    free(text);
+    errno = 0;
+    assert_true(om_float_as_double(om_none()) == -1.0);
+    assert_int_equal(errno, EINVAL);
+    assert_objects_clean();
+}
+
+/* A user type with its own free list. */
+static void test_user_freelist(void **state)
+{
+    static struct om_type t = {
+        .name = "cell", .basic_size = 48, .dealloc = plain_dealloc,
+    };
+    om_object *a, *b;
+
+    t.freelist = om_freelist_new("cell", 48, 2);
+    assert_non_null(t.freelist);
+    a = om_new(&t);
+    om_decref(a);
+    b = om_new(&t);
+    assert_ptr_equal(a, b);
+    om_decref(b);
+    errno = 0;
+    assert_null(om_freelist_new("tiny", 4, 1));
+    assert_int_equal(errno, EINVAL);
+    assert_objects_clean();
+}
+
+#if defined(OM_DEBUG_REFCNT)
+static void decref_below_zero(void)
+{
+    om_object *o = om_new(&plain_type);
+    o->refcnt = 0;                      /* a bug elsewhere */
+    om_decref(o);
+}
+
+static void incref_freed(void)
+{
+    om_object *o = om_new(&plain_type);
+    om_decref(o);
+    om_incref(o);
+}
+
+/* Run act in a child; it must die (abort, or an ASan report) saying
+ * check. */
+static void assert_dies_saying(void (*act)(void), const char *check)
+{
+    char out[4096] = "";
+    int fds[2], status;
+    ssize_t n, len = 0;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        act();
+        _exit(0);
+    }
+    close(fds[1]);
+    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+        len += n;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(out, check));
+}
+
+/* Debug builds: refcount errors are fatal and name the object's type. */
+static void test_refcount_errors(void **state)
+{
+    assert_dies_saying(decref_below_zero, "decref below zero");
+    assert_dies_saying(decref_below_zero, "object of type plain");
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan sees the read of the freed object first (tool.h). */
+    assert_dies_saying(incref_freed, "use-after-poison");
+#else
+    assert_dies_saying(incref_freed, "incref of a freed object");
+#endif
+    assert_objects_clean();
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_new_and_dealloc, setup),
+        cmocka_unit_test_setup(test_gc_preheader_and_var, setup),
+        cmocka_unit_test_setup(test_immortal, setup),
+        cmocka_unit_test_setup(test_finalize_once, setup),
+        cmocka_unit_test_setup(test_deep_chain, setup),
+        cmocka_unit_test_setup(test_float_freelist, setup),
+        cmocka_unit_test_setup(test_user_freelist, setup),
+#if defined(OM_DEBUG_REFCNT)
+        cmocka_unit_test_setup(test_refcount_errors, setup),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
