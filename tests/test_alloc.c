@@ -5,8 +5,6 @@
  * million operations checked against a shadow model.
  */
 #include <malloc.h>
-#include <signal.h>
-#include <sys/wait.h>
 
 #include "testutil.h"
 
@@ -313,34 +311,6 @@ static void test_stats_at_exit(void **state)
     assert_int_equal(om_check(), 0);
 }
 
-/* Run act in a child with stderr in a pipe; the child must abort and say
- * what; returns nothing, asserts all. */
-static void assert_dies_saying(void (*act)(void), const char *what)
-{
-    char out[4096] = "";
-    int fds[2], status;
-    ssize_t n, len = 0;
-    pid_t pid;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        act();
-        _exit(0);
-    }
-    close(fds[1]);
-    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
-        len += n;
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
-    assert_non_null(strstr(out, what));
-}
-
 static void free_interior(void)
 {
     char *p = om_malloc(64);
@@ -417,37 +387,11 @@ static void use_after_free_cached(void)
     ((volatile char *)v[3])[4] = 1;
 }
 
-/* Run act in a child; ASan must report "use-after-poison" (tool.h). */
-static void assert_asan_reports(void (*act)(void))
-{
-    char out[8192] = "";
-    int fds[2], status;
-    ssize_t n, len = 0;
-    pid_t pid;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        act();
-        _exit(0);
-    }
-    close(fds[1]);
-    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
-        len += n;
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_non_null(strstr(out, "use-after-poison"));
-}
-
 /* ASan builds: a use after free inside a pool is seen (tool.h). */
 static void test_asan_sees_pool_use_after_free(void **state)
 {
-    assert_asan_reports(use_after_free);
-    assert_asan_reports(use_after_free_cached);
+    assert_dies_saying(use_after_free, "use-after-poison");
+    assert_dies_saying(use_after_free_cached, "use-after-poison");
     assert_int_equal(om_check(), 0);
 }
 #endif

@@ -5,9 +5,6 @@
  * singletons, float, and refcount errors in debug builds.  Every test ends
  * with no leaked object and om_check() passing.
  */
-#include <signal.h>
-#include <sys/wait.h>
-
 #include "testutil.h"
 
 /* ---- Test types ---- */
@@ -271,33 +268,6 @@ static void incref_freed(void)
     om_object *o = om_new(&plain_type);
     om_decref(o);
     om_incref(o);
-}
-
-/* Run act in a child; it must die (abort, or an ASan report) saying
- * check. */
-static void assert_dies_saying(void (*act)(void), const char *check)
-{
-    char out[4096] = "";
-    int fds[2], status;
-    ssize_t n, len = 0;
-    pid_t pid;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        act();
-        _exit(0);
-    }
-    close(fds[1]);
-    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
-        len += n;
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_non_null(strstr(out, check));
 }
 
 /* Debug builds: refcount errors are fatal and name the object's type. */

@@ -12,9 +12,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "objmem.h"
@@ -53,6 +55,36 @@ static inline uint64_t rnd_next(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+/*
+ * Run act in a forked child with its stderr in a pipe.  The child must die
+ * (objmem's fatal path aborts; an ASan report exits non-zero) and say
+ * what.
+ */
+static inline void assert_dies_saying(void (*act)(void), const char *what)
+{
+    char out[8192] = "";
+    int fds[2], status;
+    ssize_t n, len = 0;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        act();
+        _exit(0);
+    }
+    close(fds[1]);
+    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+        len += n;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(out, what));
 }
 
 #endif /* OM_TESTUTIL_H */
