@@ -222,6 +222,8 @@ struct om_type {
     void (*legacy_del)(om_object *);    /* pre-PEP-442 tp_del */
     size_t weaklist_offset;             /* 0: not weakly referenceable */
     struct om_freelist *freelist;       /* NULL: none (om_freelist_new) */
+    size_t (*size_of)(const om_object *); /* __sizeof__; NULL: basic_size
+                                             + items * item_size */
 };
 
 /*
@@ -309,6 +311,23 @@ OM_API void om_clear_freelists(void);
 /* Singletons (borrowed references, immortal). */
 OM_API om_object *om_none(void);
 OM_API om_object *om_bool(bool value);
+
+/*
+ * int: arbitrary precision, CPython 3.11's layout (30-bit digits, the
+ * sign in the size).  Values -5..256 are cached immortal objects, the same
+ * object every time.  The constructors return a new reference, or NULL
+ * with errno (ENOMEM, or EINVAL for a malformed string).
+ * om_int_from_string takes an optional sign, base 2..36, or 0 to read a
+ * 0x/0o/0b prefix, and '_' between digits, as Python's int(s, base).
+ * om_int_as_i64 returns 0, -ERANGE when the value does not fit (*out
+ * untouched), or -EINVAL for another type.  om_int_to_string returns the
+ * decimal text in memory from om_malloc (free it with om_free).
+ */
+OM_API extern const struct om_type om_int_type;
+OM_API om_object *om_int_from_i64(int64_t value);
+OM_API om_object *om_int_from_string(const char *s, int base);
+OM_API int om_int_as_i64(const om_object *o, int64_t *out);
+OM_API char *om_int_to_string(const om_object *o);
 
 /* float: a new reference, or NULL with errno = ENOMEM. */
 OM_API extern const struct om_type om_float_type;

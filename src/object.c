@@ -84,12 +84,21 @@ om_object *om_new_var(const struct om_type *t, size_t nitems)
     return new_object(t, nitems);
 }
 
+/* The item count of o (an int keeps its sign in the size). */
+static size_t item_count(const om_object *o)
+{
+    ptrdiff_t n = ((const om_varobject *)o)->size;
+
+    return (size_t)(n < 0 ? -n : n);
+}
+
 size_t om_sizeof(const om_object *o)
 {
     const struct om_type *t = o->type;
-    size_t items = t->item_size ?
-                   (size_t)((const om_varobject *)o)->size * t->item_size : 0;
+    size_t items = t->item_size ? item_count(o) * t->item_size : 0;
 
+    if (t->size_of)
+        return omi_object_presize(t) + t->size_of(o);
     return omi_object_presize(t) + t->basic_size + items;
 }
 

@@ -60,6 +60,9 @@ void *omi_freelist_pop(struct om_freelist *fl);
 /* Keep mem (an object's memory, size bytes) in fl; false when fl is full. */
 bool omi_freelist_push(struct om_freelist *fl, void *mem);
 
+/* int.c: CPython 3.11's int.__sizeof__ (bool uses it too). */
+size_t omi_int_sizeof(const om_object *o);
+
 /* Verify every registered free list. */
 int omi_freelist_check(void);
 

@@ -2,8 +2,8 @@
  * singleton.c - L3: None, True and False: statically allocated, immortal
  * objects (PEP 683), so that handing them out costs no refcount traffic.
  *
- * bool keeps CPython's layout, an int of 0 or 1 digit: sys.getsizeof
- * gives 24 for False and 28 for True, as CPython 3.11 on 64-bit.
+ * bool keeps CPython's layout, an int of 0 or 1 digit, and its size rule:
+ * sys.getsizeof gives 28 for both, as CPython 3.11 on 64-bit.
  *
  * Invariants:
  *   1. The singletons are immortal and never deallocated.
@@ -28,6 +28,7 @@ static const struct om_type bool_type = {
     .basic_size = sizeof(om_varobject),
     .item_size = 4,                     /* one 30-bit digit, as int */
     .dealloc = never_dealloc,
+    .size_of = omi_int_sizeof,
 };
 
 struct bool_object {

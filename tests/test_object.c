@@ -155,7 +155,7 @@ static void test_immortal(void **state)
     assert_ptr_equal(om_none(), n);
     assert_ptr_equal(om_bool(true), om_bool(1));
     assert_ptr_not_equal(om_bool(true), om_bool(false));
-    assert_int_equal(om_sizeof(om_bool(false)), 24);   /* CPython 3.11 */
+    assert_int_equal(om_sizeof(om_bool(false)), 28);   /* CPython 3.11 */
     assert_int_equal(om_sizeof(om_bool(true)), 28);
     assert_int_equal(om_sizeof(n), 16);
     assert_int_equal(deallocs, 0);
@@ -255,6 +255,147 @@ static void test_user_freelist(void **state)
     assert_objects_clean();
 }
 
+/* ---- int ---- */
+
+/* CPython's small-int cache: -5..256 are one object each, immortal. */
+static void test_int_small_cache(void **state)
+{
+    om_object *a = om_int_from_i64(256), *b = om_int_from_i64(256);
+    om_object *c = om_int_from_i64(257), *d = om_int_from_i64(257);
+
+    assert_ptr_equal(a, b);
+    assert_ptr_not_equal(c, d);
+    assert_ptr_equal(om_int_from_i64(-5), om_int_from_i64(-5));
+    assert_ptr_not_equal(om_int_from_i64(-6), NULL);
+    assert_true(om_is_immortal(a));
+    assert_int_equal(om_refcnt(c), 1);
+    assert_ptr_equal(om_int_from_string("0x100", 0), a);   /* parsed too */
+    om_decref(a);
+    om_decref(b);
+    om_decref(c);
+    om_decref(d);
+    live0 += 1;                         /* the -6 above, never released */
+    assert_int_equal(om_live_objects(), live0);
+}
+
+static void assert_decimal(om_object *o, const char *text)
+{
+    char *s = om_int_to_string(o);
+
+    assert_non_null(s);
+    assert_string_equal(s, text);
+    om_free(s);
+}
+
+/* int64 values go in and come out unchanged, as text too. */
+static void test_int_round_trip(void **state)
+{
+    const int64_t values[] = { 0, 1, -1, 42, -5, 256, 257, -6, 1 << 30,
+                               (1ll << 30) - 1, 1ll << 60, INT32_MAX,
+                               INT32_MIN, INT64_MAX, INT64_MIN,
+                               INT64_MIN + 1, 1000000000, 999999999 };
+    uint64_t r = 5;
+
+    for (size_t i = 0; i < 1000 + (sizeof(values) / sizeof(values[0])); i++) {
+        int64_t v = i < (sizeof(values) / sizeof(values[0])) ? values[i]
+                                              : (int64_t)rnd_next(&r), out;
+        char text[32];
+        om_object *o = om_int_from_i64(v);
+
+        assert_non_null(o);
+        assert_int_equal(om_int_as_i64(o, &out), 0);
+        assert_true(out == v);
+        snprintf(text, sizeof(text), "%lld", (long long)v);
+        assert_decimal(o, text);
+        om_decref(o);
+    }
+    assert_objects_clean();
+}
+
+/* Python's int(s, base): bases, prefixes, underscores, errors. */
+static void test_int_from_string(void **state)
+{
+    const char *big = "1000000000000000000000000000000000000000000000000000"
+                      "0000000000000000000000000000000000000000000000000";
+    om_object *o = om_int_from_string(big, 10);
+    int64_t out = 7;
+
+    assert_non_null(o);
+    assert_decimal(o, big);             /* 10**100 */
+    assert_int_equal(om_int_as_i64(o, &out), -ERANGE);
+    assert_true(out == 7);
+    om_decref(o);
+    o = om_int_from_string("-0b101", 0);
+    assert_int_equal(om_int_as_i64(o, &out), 0);
+    assert_true(out == -5);
+    o = om_int_from_string(" 1_000_000\n", 10);
+    assert_int_equal(om_int_as_i64(o, &out), 0);
+    assert_true(out == 1000000);
+    om_decref(o);
+    o = om_int_from_string("zz", 36);
+    assert_int_equal(om_int_as_i64(o, &out), 0);
+    assert_true(out == 35 * 36 + 35);
+    om_decref(o);
+    o = om_int_from_string("-9223372036854775808", 10);
+    assert_int_equal(om_int_as_i64(o, &out), 0);
+    assert_true(out == INT64_MIN);
+    om_decref(o);
+    o = om_int_from_string("9223372036854775808", 10);
+    assert_int_equal(om_int_as_i64(o, &out), -ERANGE);
+    om_decref(o);
+    for (int i = 0; i < 4; i++) {
+        const char *bad[] = { "", "12a", "1__0", "0x" };
+        errno = 0;
+        assert_null(om_int_from_string(bad[i], 10));
+        assert_int_equal(errno, EINVAL);
+    }
+    assert_int_equal(om_int_as_i64(om_none(), &out), -EINVAL);
+    assert_objects_clean();
+}
+
+/* om_sizeof against the python3 of this machine, run now. */
+static void test_sizes_match_python(void **state)
+{
+    const char *py = "import sys; print(*[sys.getsizeof(v) for v in "
+                     "(0, 42, -5, 2**30, 10**100, -2**63, 2**64, 1.5, "
+                     "None, False, True)])";
+    om_object *v[11];
+    size_t want[11];
+    char cmd[512];
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "python3 -c '%s' 2>/dev/null", py);
+    f = popen(cmd, "r");
+    if (!f || fscanf(f, "%zu %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu",
+                     &want[0], &want[1], &want[2], &want[3], &want[4],
+                     &want[5], &want[6], &want[7], &want[8], &want[9],
+                     &want[10]) != 11) {
+        if (f)
+            pclose(f);
+        print_message("python3 not found: sizes not compared\n");
+        skip();
+    }
+    pclose(f);
+    v[0] = om_int_from_i64(0);
+    v[1] = om_int_from_i64(42);
+    v[2] = om_int_from_i64(-5);
+    v[3] = om_int_from_i64(1 << 30);
+    v[4] = om_int_from_string("1" "0000000000000000000000000000000000000000"
+                              "0000000000000000000000000000000000000000"
+                              "00000000000000000000", 10);
+    v[5] = om_int_from_i64(INT64_MIN);
+    v[6] = om_int_from_string("18446744073709551616", 10);
+    v[7] = om_float_from_double(1.5);
+    v[8] = om_none();
+    v[9] = om_bool(false);
+    v[10] = om_bool(true);
+    for (int i = 0; i < 11; i++) {
+        assert_int_equal(om_sizeof(v[i]), want[i]);
+        om_decref(v[i]);
+    }
+    assert_objects_clean();
+}
+
 #if defined(OM_DEBUG_REFCNT)
 static void decref_below_zero(void)
 {
@@ -295,6 +436,10 @@ int main(void)
         cmocka_unit_test_setup(test_deep_chain, setup),
         cmocka_unit_test_setup(test_float_freelist, setup),
         cmocka_unit_test_setup(test_user_freelist, setup),
+        cmocka_unit_test_setup(test_int_small_cache, setup),
+        cmocka_unit_test_setup(test_int_round_trip, setup),
+        cmocka_unit_test_setup(test_int_from_string, setup),
+        cmocka_unit_test_setup(test_sizes_match_python, setup),
 #if defined(OM_DEBUG_REFCNT)
         cmocka_unit_test_setup(test_refcount_errors, setup),
 #endif
