@@ -13,6 +13,7 @@
 #ifndef OBJMEM_H
 #define OBJMEM_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -328,6 +329,35 @@ OM_API om_object *om_int_from_i64(int64_t value);
 OM_API om_object *om_int_from_string(const char *s, int base);
 OM_API int om_int_as_i64(const om_object *o, int64_t *out);
 OM_API char *om_int_to_string(const om_object *o);
+
+/*
+ * tuple: om_tuple_new(n) makes n empty slots (fill them with
+ * om_tuple_set, which steals the reference, as PyTuple_SetItem);
+ * om_tuple_pack(n, ...) takes n objects and increfs them.  The empty
+ * tuple is an immortal singleton.  om_tuple_get returns a borrowed
+ * reference (NULL with errno = EINVAL out of range).
+ */
+OM_API extern const struct om_type om_tuple_type;
+OM_API om_object *om_tuple_new(size_t n);
+OM_API om_object *om_tuple_pack(size_t n, ...);
+OM_API om_object *om_tuple_get(const om_object *t, size_t i);
+OM_API int om_tuple_set(om_object *t, size_t i, om_object *item);
+OM_API size_t om_tuple_len(const om_object *t);
+
+/*
+ * list: CPython's growth formula (appends give the same capacities, and
+ * so the same om_sizeof, as python3).  om_list_new(n) makes n slots set
+ * to None; om_list_append and om_list_extend (from a tuple or a list)
+ * incref what they add; om_list_set steals; om_list_get is borrowed.
+ * Actions return 0 or -ENOMEM / -EINVAL.
+ */
+OM_API extern const struct om_type om_list_type;
+OM_API om_object *om_list_new(size_t n);
+OM_API int om_list_append(om_object *l, om_object *item);
+OM_API int om_list_extend(om_object *l, const om_object *items);
+OM_API om_object *om_list_get(const om_object *l, size_t i);
+OM_API int om_list_set(om_object *l, size_t i, om_object *item);
+OM_API size_t om_list_len(const om_object *l);
 
 /* float: a new reference, or NULL with errno = ENOMEM. */
 OM_API extern const struct om_type om_float_type;

@@ -48,7 +48,8 @@ size_t om_live_objects(void)
 
 /* ---- Allocation ---- */
 
-static om_object *new_object(const struct om_type *t, size_t nitems)
+om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
+                               struct om_freelist *fl)
 {
     size_t pre = omi_object_presize(t), size;
     char *mem = NULL;
@@ -59,8 +60,8 @@ static om_object *new_object(const struct om_type *t, size_t nitems)
         errno = ENOMEM;
         return NULL;
     }
-    if (t->freelist && size == t->freelist->size)
-        mem = omi_freelist_pop(t->freelist);
+    if (fl && size == fl->size)
+        mem = omi_freelist_pop(fl);
     if (mem)
         memset(mem, 0, size);
     else if (!(mem = om_obj_calloc(1, size)))
@@ -76,12 +77,12 @@ static om_object *new_object(const struct om_type *t, size_t nitems)
 
 om_object *om_new(const struct om_type *t)
 {
-    return new_object(t, 0);
+    return omi_object_new_from(t, 0, t->freelist);
 }
 
 om_object *om_new_var(const struct om_type *t, size_t nitems)
 {
-    return new_object(t, nitems);
+    return omi_object_new_from(t, nitems, t->freelist);
 }
 
 /* The item count of o (an int keeps its sign in the size). */
@@ -102,19 +103,24 @@ size_t om_sizeof(const om_object *o)
     return omi_object_presize(t) + t->basic_size + items;
 }
 
-void om_object_free(om_object *o)
+void omi_object_free_into(om_object *o, struct om_freelist *fl)
 {
     const struct om_type *t = o->type;
     char *mem = (char *)o - omi_object_presize(t);
-    size_t size = om_sizeof(o);
+    size_t size = omi_object_presize(t) + t->basic_size +
+                  (t->item_size ? item_count(o) * t->item_size : 0);
 
     OM_ASSERT(live > 0);
     live--;
     o->type = &omi_freed_type;
-    if (t->freelist && size == t->freelist->size &&
-        omi_freelist_push(t->freelist, mem))
+    if (fl && size == fl->size && omi_freelist_push(fl, mem))
         return;
     om_obj_free(mem);
+}
+
+void om_object_free(om_object *o)
+{
+    omi_object_free_into(o, o->type->freelist);
 }
 
 /* ---- Deallocation ---- */

@@ -60,6 +60,12 @@ void *omi_freelist_pop(struct om_freelist *fl);
 /* Keep mem (an object's memory, size bytes) in fl; false when fl is full. */
 bool omi_freelist_push(struct om_freelist *fl, void *mem);
 
+/* om_new_var / om_object_free with a free list of the caller's choice
+ * (tuples keep one per length). */
+om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
+                               struct om_freelist *fl);
+void omi_object_free_into(om_object *o, struct om_freelist *fl);
+
 /* int.c: CPython 3.11's int.__sizeof__ (bool uses it too). */
 size_t omi_int_sizeof(const om_object *o);
 

@@ -396,6 +396,140 @@ static void test_sizes_match_python(void **state)
     assert_objects_clean();
 }
 
+/* ---- tuple and list ---- */
+
+static void test_tuple(void **state)
+{
+    om_object *a = om_float_from_double(1), *b = om_int_from_i64(1000);
+    om_object *t = om_tuple_pack(2, a, b), *u;
+
+    assert_ptr_equal(om_tuple_new(0), om_tuple_new(0));
+    assert_true(om_is_immortal(om_tuple_new(0)));
+    assert_int_equal(om_refcnt(a), 2);
+    assert_int_equal(om_tuple_len(t), 2);
+    assert_ptr_equal(om_tuple_get(t, 1), b);
+    errno = 0;
+    assert_null(om_tuple_get(t, 2));
+    assert_int_equal(errno, EINVAL);
+    om_incref(a);
+    assert_int_equal(om_tuple_set(t, 1, a), 0);     /* steals */
+    assert_int_equal(om_refcnt(b), 1);
+    om_incref(b);
+    assert_int_equal(om_tuple_set(t, 5, b), -EINVAL);   /* still steals */
+    assert_int_equal(om_refcnt(b), 1);
+    om_decref(t);
+    assert_int_equal(om_refcnt(a), 1);
+    u = om_tuple_pack(2, b, b);
+    assert_ptr_equal(u, t);             /* the 2-tuple free list */
+    om_decref(u);
+    om_decref(a);
+    om_decref(b);
+    assert_objects_clean();
+}
+
+static void test_list(void **state)
+{
+    om_object *l = om_list_new(0), *t, *x = om_int_from_i64(12345);
+    om_object *n = om_list_new(3);
+
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(om_list_append(l, x), 0);
+    assert_int_equal(om_list_len(l), 10);
+    assert_int_equal(om_refcnt(x), 11);
+    assert_ptr_equal(om_list_get(n, 2), om_none());
+    t = om_tuple_pack(3, x, x, x);
+    assert_int_equal(om_list_extend(n, t), 0);
+    assert_int_equal(om_list_extend(n, n), 0);      /* l.extend(l) */
+    assert_int_equal(om_list_len(n), 12);
+    assert_ptr_equal(om_list_get(n, 11), x);
+    assert_int_equal(om_list_set(n, 0, om_float_from_double(3)), 0);
+    assert_int_equal(om_list_extend(n, x), -EINVAL);
+    assert_int_equal(om_list_append(x, x), -EINVAL);
+    errno = 0;
+    assert_null(om_list_get(l, 10));
+    assert_int_equal(errno, EINVAL);
+    om_decref(t);
+    om_decref(n);
+    om_decref(l);
+    assert_int_equal(om_refcnt(x), 1);
+    om_decref(x);
+    assert_objects_clean();
+}
+
+/* A million nested lists and tuples go with a flat stack. */
+static void test_deep_lists_and_tuples(void **state)
+{
+    om_object *l = om_list_new(0), *t = om_tuple_new(0);
+
+    for (int i = 0; i < 1000000; i++) {
+        om_object *outer = om_list_new(0), *tt = om_tuple_pack(1, t);
+        assert_int_equal(om_list_append(outer, l), 0);
+        om_decref(l);
+        l = outer;
+        om_decref(t);
+        t = tt;
+    }
+    om_decref(l);
+    om_decref(t);
+    assert_objects_clean();
+}
+
+/* Run python3 -c code and read n sizes; false when python3 is absent. */
+static bool python_sizes(const char *code, size_t *want, size_t n)
+{
+    char cmd[1024];
+    FILE *f;
+    size_t i = 0;
+
+    snprintf(cmd, sizeof(cmd), "python3 -c '%s' 2>/dev/null", code);
+    f = popen(cmd, "r");
+    if (!f)
+        return false;
+    while (i < n && fscanf(f, "%zu", &want[i]) == 1)
+        i++;
+    pclose(f);
+    return i == n;
+}
+
+/* The size after each of 1000 appends, and literals, as python3 says. */
+static void test_list_sizes_match_python(void **state)
+{
+    static size_t want[1005];
+    om_object *l = om_list_new(0), *one = om_int_from_i64(1), *lit[5];
+
+    if (!python_sizes("import sys\nl = []\nfor i in range(1000):\n"
+                      "    l.append(i); print(sys.getsizeof(l))\n"
+                      "print(sys.getsizeof(()), sys.getsizeof((1, 2)), "
+                      "sys.getsizeof([]), sys.getsizeof([1, 2, 3]), "
+                      "sys.getsizeof([1, 2, 3, 4, 5]))", want, 1005)) {
+        print_message("python3 not found: sizes not compared\n");
+        skip();
+    }
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(om_list_append(l, one), 0);
+        assert_int_equal(om_sizeof(l), want[i]);
+    }
+    lit[0] = om_tuple_new(0);
+    lit[1] = om_tuple_pack(2, one, one);
+    lit[2] = om_list_new(0);
+    lit[3] = om_list_new(0);
+    lit[4] = om_list_new(0);
+    {   /* list literals: [] then LIST_EXTEND of a constant tuple */
+        om_object *t3 = om_tuple_pack(3, one, one, one);
+        om_object *t5 = om_tuple_pack(5, one, one, one, one, one);
+        assert_int_equal(om_list_extend(lit[3], t3), 0);
+        assert_int_equal(om_list_extend(lit[4], t5), 0);
+        om_decref(t3);
+        om_decref(t5);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(om_sizeof(lit[i]), want[1000 + i]);
+        om_decref(lit[i]);
+    }
+    om_decref(l);
+    assert_objects_clean();
+}
+
 #if defined(OM_DEBUG_REFCNT)
 static void decref_below_zero(void)
 {
@@ -440,6 +574,10 @@ int main(void)
         cmocka_unit_test_setup(test_int_round_trip, setup),
         cmocka_unit_test_setup(test_int_from_string, setup),
         cmocka_unit_test_setup(test_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_tuple, setup),
+        cmocka_unit_test_setup(test_list, setup),
+        cmocka_unit_test_setup(test_deep_lists_and_tuples, setup),
+        cmocka_unit_test_setup(test_list_sizes_match_python, setup),
 #if defined(OM_DEBUG_REFCNT)
         cmocka_unit_test_setup(test_refcount_errors, setup),
 #endif

@@ -1,0 +1,144 @@
+/*
+ * tuple.c - L3: the tuple type: a GC varobject of n references.
+ *
+ *   | gc pre-header | refcnt | type | size | item 0 | ... | item n-1 |
+ *
+ * The empty tuple is an immortal singleton.  Freed tuples of 1..20 items
+ * go on a free list per length, up to 2000 each (CPython's
+ * PyTuple_MAXSAVESIZE and PyTuple_MAXFREELIST).
+ *
+ * Invariants:
+ *   1. A tuple's items are NULL only while it is being filled.
+ *   2. There is one empty tuple.
+ */
+#include <errno.h>
+
+#include "object.h"
+
+#define MAX_SAVE 20
+#define MAX_FREE 2000
+#define TUPLE_BYTES(n) (16 + sizeof(om_varobject) + (n) * sizeof(void *))
+
+struct tuple_object {
+    om_varobject head;
+    om_object *items[];
+};
+
+static void tuple_dealloc(om_object *o);
+static int tuple_traverse(om_object *o, om_visitproc visit, void *arg);
+static int tuple_clear(om_object *o);
+
+const struct om_type om_tuple_type = {
+    .name = "tuple",
+    .basic_size = sizeof(om_varobject),
+    .item_size = sizeof(om_object *),
+    .flags = OM_TPFLAGS_GC,
+    .dealloc = tuple_dealloc,
+    .traverse = tuple_traverse,
+    .clear = tuple_clear,
+};
+
+#define FL(n) OMI_FREELIST_INIT(#n "-sized tuple", TUPLE_BYTES(n), MAX_FREE)
+static struct om_freelist freelists[MAX_SAVE + 1] = {
+    FL(0), FL(1), FL(2), FL(3), FL(4), FL(5), FL(6), FL(7), FL(8), FL(9),
+    FL(10), FL(11), FL(12), FL(13), FL(14), FL(15), FL(16), FL(17), FL(18),
+    FL(19), FL(20),
+};
+
+static struct {
+    uintptr_t gc[2];
+    om_varobject head;
+} empty = { { 0, 0 }, { { OM_IMMORTAL_REFCNT, &om_tuple_type }, 0 } };
+
+static struct om_freelist *freelist_for(size_t n)
+{
+    return n >= 1 && n <= MAX_SAVE ? &freelists[n] : NULL;
+}
+
+static void tuple_dealloc(om_object *o)
+{
+    size_t n = om_tuple_len(o);
+
+    tuple_clear(o);
+    omi_object_free_into(o, freelist_for(n));
+}
+
+static int tuple_traverse(om_object *o, om_visitproc visit, void *arg)
+{
+    struct tuple_object *t = (struct tuple_object *)o;
+    int rc;
+
+    for (size_t i = 0; i < om_tuple_len(o); i++)
+        if (t->items[i] && (rc = visit(t->items[i], arg)) != 0)
+            return rc;
+    return 0;
+}
+
+static int tuple_clear(om_object *o)
+{
+    struct tuple_object *t = (struct tuple_object *)o;
+
+    for (size_t i = 0; i < om_tuple_len(o); i++) {
+        om_object *item = t->items[i];
+        t->items[i] = NULL;
+        om_xdecref(item);
+    }
+    return 0;
+}
+
+om_object *om_tuple_new(size_t n)
+{
+    if (n == 0)
+        return &empty.head.base;
+    return omi_object_new_from(&om_tuple_type, n, freelist_for(n));
+}
+
+om_object *om_tuple_pack(size_t n, ...)
+{
+    om_object *t = om_tuple_new(n);
+    va_list ap;
+
+    if (!t || n == 0)
+        return t;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) {
+        om_object *item = va_arg(ap, om_object *);
+        om_incref(item);
+        ((struct tuple_object *)t)->items[i] = item;
+    }
+    va_end(ap);
+    return t;
+}
+
+size_t om_tuple_len(const om_object *t)
+{
+    return (size_t)((const om_varobject *)t)->size;
+}
+
+static bool in_range(const om_object *t, size_t i)
+{
+    return t && t->type == &om_tuple_type && i < om_tuple_len(t);
+}
+
+om_object *om_tuple_get(const om_object *t, size_t i)
+{
+    if (!in_range(t, i)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return ((const struct tuple_object *)t)->items[i];
+}
+
+int om_tuple_set(om_object *t, size_t i, om_object *item)
+{
+    om_object *old;
+
+    if (!in_range(t, i)) {
+        om_xdecref(item);
+        return -EINVAL;
+    }
+    old = ((struct tuple_object *)t)->items[i];
+    ((struct tuple_object *)t)->items[i] = item;
+    om_xdecref(old);
+    return 0;
+}
