@@ -359,6 +359,31 @@ OM_API om_object *om_list_get(const om_object *l, size_t i);
 OM_API int om_list_set(om_object *l, size_t i, om_object *item);
 OM_API size_t om_list_len(const om_object *l);
 
+/*
+ * str: immutable text, CPython 3.11's compact layout for ASCII (a 48-byte
+ * header, then the bytes and a NUL: sys.getsizeof("hello") is 54); other
+ * text is kept as UTF-8 in the same layout (its size then differs from
+ * CPython's).  Length (in code points) and hash are cached.
+ *   om_str_from_utf8(s, len)  a new string, never interned;
+ *   om_str_literal(s)         as a source-code constant: identifier-like
+ *                             text ([A-Za-z0-9_]*) is interned and
+ *                             immortal, other text is a new string;
+ *   om_intern(s)              sys.intern: the one interned string equal
+ *                             to s (mortal: it leaves the table when it
+ *                             dies);
+ *   om_str_intern(&p)         interns *p in place.
+ * Constructors return a new reference, or NULL with errno (ENOMEM, or
+ * EINVAL for invalid UTF-8).
+ */
+OM_API extern const struct om_type om_str_type;
+OM_API om_object *om_str_from_utf8(const char *s, size_t len);
+OM_API om_object *om_str_literal(const char *s);
+OM_API om_object *om_intern(const char *s);
+OM_API void om_str_intern(om_object **p);
+OM_API const char *om_str_utf8(const om_object *o);
+OM_API size_t om_str_len(const om_object *o);
+OM_API bool om_str_is_interned(const om_object *o);
+
 /* float: a new reference, or NULL with errno = ENOMEM. */
 OM_API extern const struct om_type om_float_type;
 OM_API om_object *om_float_from_double(double value);

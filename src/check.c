@@ -84,6 +84,8 @@ int om_check(void)
     omi_arena_unlock();
     if (rc == 0)
         rc = omi_freelist_check();
+    if (rc == 0)
+        rc = omi_str_check();
     omi_purge_resume();
     return rc;
 }

@@ -48,15 +48,16 @@ size_t om_live_objects(void)
 
 /* ---- Allocation ---- */
 
-om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
+/* An object of type t with extra bytes after basic_size, zeroed, from fl
+ * when fl holds objects of that size. */
+static om_object *alloc_object(const struct om_type *t, size_t extra,
                                struct om_freelist *fl)
 {
     size_t pre = omi_object_presize(t), size;
     char *mem = NULL;
     om_object *o;
 
-    if (__builtin_mul_overflow(nitems, t->item_size, &size) ||
-        __builtin_add_overflow(size, t->basic_size + pre, &size)) {
+    if (__builtin_add_overflow(extra, t->basic_size + pre, &size)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -69,10 +70,29 @@ om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
     o = (om_object *)(mem + pre);
     o->refcnt = 1;
     o->type = t;
-    if (t->item_size)
-        ((om_varobject *)o)->size = (ptrdiff_t)nitems;
     live++;
     return o;
+}
+
+om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
+                               struct om_freelist *fl)
+{
+    size_t extra;
+    om_object *o;
+
+    if (__builtin_mul_overflow(nitems, t->item_size, &extra)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    o = alloc_object(t, extra, fl);
+    if (o && t->item_size)
+        ((om_varobject *)o)->size = (ptrdiff_t)nitems;
+    return o;
+}
+
+om_object *omi_object_new_extra(const struct om_type *t, size_t extra)
+{
+    return alloc_object(t, extra, NULL);
 }
 
 om_object *om_new(const struct om_type *t)

@@ -66,8 +66,14 @@ om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
                                struct om_freelist *fl);
 void omi_object_free_into(om_object *o, struct om_freelist *fl);
 
+/* An object of type t with extra bytes after basic_size (str). */
+om_object *omi_object_new_extra(const struct om_type *t, size_t extra);
+
 /* int.c: CPython 3.11's int.__sizeof__ (bool uses it too). */
 size_t omi_int_sizeof(const om_object *o);
+
+/* str.c: verify the intern table. */
+int omi_str_check(void);
 
 /* Verify every registered free list. */
 int omi_freelist_check(void);

@@ -530,6 +530,123 @@ static void test_list_sizes_match_python(void **state)
     assert_objects_clean();
 }
 
+/* ---- str ---- */
+
+/* The identity semantics: literals, sys.intern, from_utf8. */
+static void test_str_identity(void **state)
+{
+    om_object *a = om_str_literal("hello"), *b = om_str_literal("hello");
+    om_object *c = om_str_literal("hello world");
+    om_object *d = om_str_literal("hello world");
+    om_object *e = om_intern("hello world"), *f = om_intern("hello world");
+    om_object *g = om_str_from_utf8("hello", 5);
+
+    assert_ptr_equal(a, b);
+    assert_true(om_is_immortal(a));
+    assert_true(om_str_is_interned(a));
+    assert_ptr_not_equal(c, d);
+    assert_false(om_str_is_interned(c));
+    assert_ptr_equal(e, f);
+    assert_ptr_not_equal(e, c);
+    assert_ptr_not_equal(g, a);
+    assert_false(om_str_is_interned(g));
+    assert_string_equal(om_str_utf8(g), "hello");
+    om_str_intern(&g);                  /* in place: now the literal */
+    assert_ptr_equal(g, a);
+    assert_ptr_equal(om_str_literal("hello_world"),
+                     om_str_literal("hello_world"));
+    om_decref(c);
+    om_decref(d);
+    om_decref(e);
+    om_decref(f);
+    om_decref(g);
+    live0 += 2;                         /* "hello", "hello_world": immortal */
+    assert_int_equal(om_check(), 0);
+    assert_int_equal(om_live_objects(), live0);
+}
+
+/* Mortal interned strings leave the table when they die; the table
+ * survives growth and many deletions (om_check walks it). */
+static void test_intern_table(void **state)
+{
+    static om_object *held[10000];
+    uint64_t r = 77;
+    char text[32];
+
+    for (int i = 0; i < 10000; i++) {
+        snprintf(text, sizeof(text), "key %d!", i);
+        held[i] = om_intern(text);
+        assert_non_null(held[i]);
+    }
+    for (int i = 0; i < 200000; i++) {
+        int k = (int)(rnd_next(&r) % 10000);
+        om_object *o;
+        snprintf(text, sizeof(text), "key %d!", k);
+        o = om_intern(text);
+        assert_ptr_equal(o, held[k]);
+        om_decref(o);
+    }
+    assert_int_equal(om_check(), 0);
+    for (int i = 0; i < 10000; i += 2) {
+        om_decref(held[i]);             /* half of them die */
+        held[i] = NULL;
+    }
+    assert_int_equal(om_check(), 0);
+    for (int i = 1; i < 10000; i += 2) {
+        snprintf(text, sizeof(text), "key %d!", i);
+        om_object *o = om_intern(text);
+        assert_ptr_equal(o, held[i]);   /* still found after the shifts */
+        om_decref(o);
+        om_decref(held[i]);
+    }
+    assert_objects_clean();
+}
+
+static void test_str_utf8(void **state)
+{
+    om_object *s = om_str_from_utf8("h\xc3\xa9llo \xe2\x82\xac", 10);
+
+    assert_non_null(s);
+    assert_int_equal(om_str_len(s), 7);
+    om_decref(s);
+    errno = 0;
+    assert_null(om_str_from_utf8("\xc3", 1));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(om_str_from_utf8("a\xff", 2));
+    assert_int_equal(errno, EINVAL);
+    s = om_str_from_utf8("with\0nul", 8);
+    assert_int_equal(om_str_len(s), 8);
+    om_decref(s);
+    assert_objects_clean();
+}
+
+/* ASCII strings of length 0..100: the same sizes as python3's. */
+static void test_str_sizes_match_python(void **state)
+{
+    static size_t want[103];
+    char text[128];
+
+    if (!python_sizes("import sys\nfor n in range(101): "
+                      "print(sys.getsizeof(\"x\" * n))\n"
+                      "print(sys.getsizeof(\"hello\"), "
+                      "sys.getsizeof(\"hello_world\"))", want, 103)) {
+        print_message("python3 not found: sizes not compared\n");
+        skip();
+    }
+    for (size_t n = 0; n <= 100; n++) {
+        om_object *o;
+        memset(text, 'x', n);
+        o = om_str_from_utf8(text, n);
+        assert_int_equal(om_sizeof(o), want[n]);
+        om_decref(o);
+    }
+    assert_int_equal(om_sizeof(om_str_literal("hello")), want[101]);
+    assert_int_equal(om_sizeof(om_str_literal("hello_world")), want[102]);
+    assert_int_equal(om_live_objects(), live0 + 0);
+    assert_int_equal(om_check(), 0);
+}
+
 #if defined(OM_DEBUG_REFCNT)
 static void decref_below_zero(void)
 {
@@ -578,6 +695,10 @@ int main(void)
         cmocka_unit_test_setup(test_list, setup),
         cmocka_unit_test_setup(test_deep_lists_and_tuples, setup),
         cmocka_unit_test_setup(test_list_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_str_identity, setup),
+        cmocka_unit_test_setup(test_intern_table, setup),
+        cmocka_unit_test_setup(test_str_utf8, setup),
+        cmocka_unit_test_setup(test_str_sizes_match_python, setup),
 #if defined(OM_DEBUG_REFCNT)
         cmocka_unit_test_setup(test_refcount_errors, setup),
 #endif
