@@ -384,6 +384,22 @@ OM_API const char *om_str_utf8(const om_object *o);
 OM_API size_t om_str_len(const om_object *o);
 OM_API bool om_str_is_interned(const om_object *o);
 
+/*
+ * dict: CPython 3.11's compact combined table (an index array, then the
+ * entries in insertion order; 16-byte entries while every key is a str,
+ * 24-byte ones otherwise), so sizes follow python3's.  str and int keys
+ * compare by value, other objects by identity.  om_dict_set increfs key
+ * and value (replacing the old value); om_dict_get returns a borrowed
+ * reference, or NULL with errno = ENOENT; om_dict_del returns 0 or
+ * -ENOENT.  Actions return -ENOMEM or -EINVAL on failure.
+ */
+OM_API extern const struct om_type om_dict_type;
+OM_API om_object *om_dict_new(void);
+OM_API int om_dict_set(om_object *d, om_object *key, om_object *value);
+OM_API om_object *om_dict_get(const om_object *d, om_object *key);
+OM_API int om_dict_del(om_object *d, om_object *key);
+OM_API size_t om_dict_len(const om_object *d);
+
 /* float: a new reference, or NULL with errno = ENOMEM. */
 OM_API extern const struct om_type om_float_type;
 OM_API om_object *om_float_from_double(double value);

@@ -321,3 +321,33 @@ char *om_int_to_string(const om_object *o)
     om_free(tmp);
     return buf;
 }
+
+/* ---- Hash and equality, for dict keys ---- */
+
+/* CPython's int hash: the value modulo 2**61 - 1, sign kept, never -1. */
+size_t omi_int_hash(const om_object *o)
+{
+    const struct int_object *x = (const struct int_object *)o;
+    const uint64_t modulus = ((uint64_t)1 << 61) - 1;
+    uint64_t h = 0;
+    int64_t signed_h;
+
+    for (size_t n = ndigits_of(x); n-- > 0;) {
+        h = ((h << SHIFT) & modulus) | (h >> (61 - SHIFT));
+        h += x->digits[n];
+        if (h >= modulus)
+            h -= modulus;
+    }
+    signed_h = x->head.size < 0 ? -(int64_t)h : (int64_t)h;
+    return (size_t)(signed_h == -1 ? -2 : signed_h);
+}
+
+bool omi_int_equal(const om_object *a, const om_object *b)
+{
+    const struct int_object *x = (const struct int_object *)a;
+    const struct int_object *y = (const struct int_object *)b;
+
+    return x->head.size == y->head.size &&
+           memcmp(x->digits, y->digits,
+                  ndigits_of(x) * sizeof(uint32_t)) == 0;
+}

@@ -72,6 +72,15 @@ om_object *omi_object_new_extra(const struct om_type *t, size_t extra);
 /* int.c: CPython 3.11's int.__sizeof__ (bool uses it too). */
 size_t omi_int_sizeof(const om_object *o);
 
+/* int.c and str.c: hash and equality for dict keys. */
+size_t omi_int_hash(const om_object *o);
+bool omi_int_equal(const om_object *a, const om_object *b);
+size_t omi_str_hash(om_object *o);
+bool omi_str_equal(const om_object *a, const om_object *b);
+
+/* dict.c: verify one dict's table (its invariants 1 and 2). */
+int omi_dict_check(const om_object *d);
+
 /* str.c: verify the intern table. */
 int omi_str_check(void);
 

@@ -175,6 +175,16 @@ static bool str_equal(const struct str_object *a, const char *s, size_t n)
     return a->nbytes == n && memcmp(a->data, s, n) == 0;
 }
 
+size_t omi_str_hash(om_object *o)
+{
+    return str_hash(as_str(o));
+}
+
+bool omi_str_equal(const om_object *a, const om_object *b)
+{
+    return str_equal(as_str(a), as_str(b)->data, as_str(b)->nbytes);
+}
+
 /* ---- The intern table ---- */
 
 /* The slot holding the string equal to s, or the empty slot where it

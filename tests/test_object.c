@@ -6,6 +6,7 @@
  * with no leaked object and om_check() passing.
  */
 #include "testutil.h"
+#include "object.h"
 
 /* ---- Test types ---- */
 
@@ -647,6 +648,132 @@ static void test_str_sizes_match_python(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* ---- dict ---- */
+
+static void test_dict_basics(void **state)
+{
+    om_object *d = om_dict_new(), *k1 = om_str_from_utf8("alpha", 5);
+    om_object *k1b = om_str_from_utf8("alpha", 5);   /* equal, not same */
+    om_object *big1 = om_int_from_string("123456789012345678901234", 10);
+    om_object *big2 = om_int_from_string("123456789012345678901234", 10);
+    om_object *v = om_float_from_double(1), *w = om_float_from_double(2);
+
+    assert_int_equal(om_dict_len(d), 0);
+    errno = 0;
+    assert_null(om_dict_get(d, k1));
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(om_dict_set(d, k1, v), 0);
+    assert_ptr_equal(om_dict_get(d, k1b), v);
+    assert_int_equal(om_dict_set(d, k1b, w), 0);    /* replaces */
+    assert_int_equal(om_dict_len(d), 1);
+    assert_int_equal(om_refcnt(v), 1);
+    assert_int_equal(om_dict_set(d, big1, v), 0);   /* now general */
+    assert_ptr_equal(om_dict_get(d, big2), v);
+    assert_ptr_equal(om_dict_get(d, k1), w);
+    assert_int_equal(omi_dict_check(d), 0);
+    assert_int_equal(om_dict_del(d, k1b), 0);
+    assert_int_equal(om_dict_del(d, k1), -ENOENT);
+    assert_int_equal(om_dict_len(d), 1);
+    assert_int_equal(om_dict_set(om_none(), k1, v), -EINVAL);
+    om_decref(d);
+    assert_int_equal(om_refcnt(k1), 1);
+    om_decref(k1);
+    om_decref(k1b);
+    om_decref(big1);
+    om_decref(big2);
+    om_decref(v);
+    om_decref(w);
+    assert_objects_clean();
+}
+
+/* 100k random sets and deletes against a shadow array. */
+static void test_dict_random(void **state)
+{
+    enum { KEYS = 2000 };
+    static om_object *keys[KEYS];
+    static int64_t shadow[KEYS];        /* -1: absent */
+    om_object *d = om_dict_new();
+    uint64_t r = 11;
+    char text[32];
+
+    for (int i = 0; i < KEYS; i++) {
+        if (i % 2) {
+            snprintf(text, sizeof(text), "key-%d", i);
+            keys[i] = om_str_from_utf8(text, strlen(text));
+        } else {
+            keys[i] = om_int_from_i64((int64_t)i * 1000003);
+        }
+        shadow[i] = -1;
+    }
+    for (int step = 0; step < 100000; step++) {
+        int i = (int)(rnd_next(&r) % KEYS);
+        if (rnd_next(&r) % 3) {
+            om_object *v = om_int_from_i64(step);
+            assert_int_equal(om_dict_set(d, keys[i], v), 0);
+            om_decref(v);
+            shadow[i] = step;
+        } else {
+            assert_int_equal(om_dict_del(d, keys[i]),
+                             shadow[i] < 0 ? -ENOENT : 0);
+            shadow[i] = -1;
+        }
+        if (step % 5000 == 0) {
+            size_t n = 0;
+            for (int k = 0; k < KEYS; k++) {
+                om_object *got = om_dict_get(d, keys[k]);
+                int64_t value;
+                n += shadow[k] >= 0;
+                if (shadow[k] < 0) {
+                    assert_null(got);
+                    continue;
+                }
+                assert_int_equal(om_int_as_i64(got, &value), 0);
+                assert_true(value == shadow[k]);
+            }
+            assert_int_equal(om_dict_len(d), n);
+            assert_int_equal(omi_dict_check(d), 0);
+        }
+    }
+    om_decref(d);
+    for (int i = 0; i < KEYS; i++)
+        om_decref(keys[i]);
+    assert_objects_clean();
+}
+
+/* Dicts of 1..100 str keys, and of int keys, as python3 sizes them. */
+static void test_dict_sizes_match_python(void **state)
+{
+    static size_t want[201];
+    om_object *d = om_dict_new(), *e = om_dict_new(), *one;
+    char text[16];
+
+    if (!python_sizes("import sys\nd = {}\nprint(sys.getsizeof(d))\n"
+                      "for i in range(1, 101):\n"
+                      "    d[\"k%d\" % i] = i; print(sys.getsizeof(d))\n"
+                      "d = {}\nfor i in range(1, 101):\n"
+                      "    d[i] = i; print(sys.getsizeof(d))",
+                      want, 201)) {
+        print_message("python3 not found: sizes not compared\n");
+        skip();
+    }
+    one = om_int_from_i64(1);
+    assert_int_equal(om_sizeof(d), want[0]);
+    for (int i = 1; i <= 100; i++) {
+        om_object *k, *ik = om_int_from_i64(i);
+        snprintf(text, sizeof(text), "k%d", i);
+        k = om_str_from_utf8(text, strlen(text));
+        assert_int_equal(om_dict_set(d, k, one), 0);
+        assert_int_equal(om_sizeof(d), want[i]);
+        assert_int_equal(om_dict_set(e, ik, one), 0);
+        assert_int_equal(om_sizeof(e), want[100 + i]);
+        om_decref(k);
+        om_decref(ik);
+    }
+    om_decref(d);
+    om_decref(e);
+    assert_objects_clean();
+}
+
 #if defined(OM_DEBUG_REFCNT)
 static void decref_below_zero(void)
 {
@@ -699,6 +826,9 @@ int main(void)
         cmocka_unit_test_setup(test_intern_table, setup),
         cmocka_unit_test_setup(test_str_utf8, setup),
         cmocka_unit_test_setup(test_str_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_dict_basics, setup),
+        cmocka_unit_test_setup(test_dict_random, setup),
+        cmocka_unit_test_setup(test_dict_sizes_match_python, setup),
 #if defined(OM_DEBUG_REFCNT)
         cmocka_unit_test_setup(test_refcount_errors, setup),
 #endif
