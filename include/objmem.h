@@ -208,6 +208,8 @@ typedef struct om_varobject {
 typedef int (*om_visitproc)(om_object *child, void *arg);
 
 #define OM_TPFLAGS_GC (1ul << 0)        /* a container: GC pre-header */
+#define OM_TPFLAGS_MANAGED_DICT (1ul << 1) /* attribute dict pointer in a
+                                              pre-header, as CPython 3.11 */
 
 struct om_freelist;
 
@@ -399,6 +401,30 @@ OM_API int om_dict_set(om_object *d, om_object *key, om_object *value);
 OM_API om_object *om_dict_get(const om_object *d, om_object *key);
 OM_API int om_dict_del(om_object *d, om_object *key);
 OM_API size_t om_dict_len(const om_object *d);
+
+/*
+ * Classes.  om_class_new makes a class whose instances keep their
+ * attributes in a dict (nslots == 0: CPython's default, 56 bytes an
+ * instance as python3 3.11) or in slots (nslots > 0, slot_names given:
+ * CPython's __slots__, 16 + 8 per slot and the GC pre-header).  Instances
+ * keep a reference to their class.  om_getattr returns a new reference,
+ * or NULL with errno = ENOENT (no such attribute) or EINVAL;
+ * om_setattr returns 0, -ENOENT (not a slot of the class), -ENOMEM or
+ * -EINVAL.  Attribute names are interned.
+ */
+OM_API om_object *om_class_new(const char *name,
+                               const char *const *slot_names, size_t nslots,
+                               unsigned long flags);
+OM_API om_object *om_instance_new(om_object *cls);
+OM_API om_object *om_getattr(om_object *o, const char *name);
+OM_API int om_setattr(om_object *o, const char *name, om_object *value);
+
+/*
+ * The articles' deep_getsizeof: om_sizeof of o and of everything it
+ * reaches through traverse, each object once.  (size_t)-1 with errno =
+ * ENOMEM when the walk runs out of memory.
+ */
+OM_API size_t om_deep_sizeof(om_object *o);
 
 /* float: a new reference, or NULL with errno = ENOMEM. */
 OM_API extern const struct om_type om_float_type;

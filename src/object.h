@@ -29,10 +29,18 @@ OM_INLINE struct omi_gc_head *omi_object_gc_head(const om_object *o)
     return (struct omi_gc_head *)(uintptr_t)o - 1;
 }
 
-/* Bytes in front of an object of type t. */
+/* Bytes in front of an object of type t: the GC pre-header, and in
+ * front of it the managed-dict pre-header (dict pointer, values). */
 OM_INLINE size_t omi_object_presize(const struct om_type *t)
 {
-    return (t->flags & OM_TPFLAGS_GC) ? sizeof(struct omi_gc_head) : 0;
+    return ((t->flags & OM_TPFLAGS_GC) ? sizeof(struct omi_gc_head) : 0) +
+           ((t->flags & OM_TPFLAGS_MANAGED_DICT) ? 2 * sizeof(void *) : 0);
+}
+
+/* The attribute dict pointer of an object with a managed dict. */
+OM_INLINE om_object **omi_object_dict_ptr(const om_object *o)
+{
+    return (om_object **)(uintptr_t)o - 4;
 }
 
 /*

@@ -774,6 +774,121 @@ static void test_dict_sizes_match_python(void **state)
     assert_objects_clean();
 }
 
+/* ---- classes and deep sizes ---- */
+
+/* Interned names used below, made first: they are immortal. */
+static void make_names(void)
+{
+    const char *names[] = { "x", "y", "z", "Point", "Thing" };
+
+    for (int i = 0; i < 5; i++)
+        om_str_literal(names[i]);
+    live0 = om_live_objects();
+    blocks0 = blocks_in_use();
+}
+
+static void test_class_slots(void **state)
+{
+    const char *slots[] = { "x", "y" };
+    om_object *cls, *p, *one = om_int_from_i64(1), *v;
+
+    make_names();
+    cls = om_class_new("Point", slots, 2, 0);
+    p = om_instance_new(cls);
+    assert_non_null(p);
+    assert_int_equal(om_sizeof(p), 16 + 16 + 2 * 8);
+    errno = 0;
+    assert_null(om_getattr(p, "x"));            /* not set yet */
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(om_setattr(p, "x", one), 0);
+    assert_int_equal(om_setattr(p, "y", om_none()), 0);
+    assert_int_equal(om_setattr(p, "z", one), -ENOENT);
+    v = om_getattr(p, "x");
+    assert_ptr_equal(v, one);
+    om_decref(v);
+    om_decref(cls);                             /* p keeps it alive */
+    assert_int_equal(om_refcnt(cls), 1);
+    assert_int_equal(om_setattr(one, "x", one), -EINVAL);
+    om_decref(p);
+    assert_objects_clean();
+}
+
+static void test_class_dict_and_deep_size(void **state)
+{
+    om_object *cls, *a, *x, *l, *v;
+
+    make_names();
+    x = om_float_from_double(1.5);
+    cls = om_class_new("Thing", NULL, 0, 0);
+    a = om_instance_new(cls);
+    assert_int_equal(om_sizeof(a), 56);         /* CPython 3.11 */
+    assert_int_equal(om_setattr(a, "x", x), 0);
+    assert_int_equal(om_setattr(a, "y", x), 0);
+    v = om_getattr(a, "y");
+    assert_ptr_equal(v, x);
+    om_decref(v);
+    /* a, its dict, the two keys, and x once */
+    assert_int_equal(om_deep_sizeof(a),
+                     56 + om_sizeof(*(om_object **)((char *)a - 32)) +
+                     om_sizeof(om_str_literal("x")) +
+                     om_sizeof(om_str_literal("y")) + om_sizeof(x));
+    l = om_list_new(0);
+    om_list_append(l, x);
+    om_list_append(l, x);
+    assert_int_equal(om_deep_sizeof(l), om_sizeof(l) + om_sizeof(x));
+    om_decref(l);
+    om_decref(a);
+    om_decref(cls);
+    om_decref(x);
+    assert_objects_clean();
+}
+
+/* The deep size of a million nested lists: no deep C stack either. */
+static void test_deep_sizeof_chain(void **state)
+{
+    om_object *l = om_list_new(0);
+    size_t want = om_sizeof(l);
+
+    for (int i = 0; i < 1000000; i++) {
+        om_object *outer = om_list_new(0);
+        om_list_append(outer, l);
+        om_decref(l);
+        l = outer;
+        want += om_sizeof(l);
+    }
+    assert_int_equal(om_deep_sizeof(l), want);
+    om_decref(l);
+    assert_objects_clean();
+}
+
+/* Instance sizes, shallow, as python3 gives them. */
+static void test_instance_sizes_match_python(void **state)
+{
+    const char *slots[] = { "x", "y" };
+    size_t want[2];
+    om_object *cls, *c2, *a, *b;
+
+    if (!python_sizes("import sys\nclass A: pass\nclass B:\n"
+                      "    __slots__ = (\"x\", \"y\")\n"
+                      "print(sys.getsizeof(A()), sys.getsizeof(B()))",
+                      want, 2)) {
+        print_message("python3 not found: sizes not compared\n");
+        skip();
+    }
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    c2 = om_class_new("Point", slots, 2, 0);
+    a = om_instance_new(cls);
+    b = om_instance_new(c2);
+    assert_int_equal(om_sizeof(a), want[0]);
+    assert_int_equal(om_sizeof(b), want[1]);
+    om_decref(a);
+    om_decref(b);
+    om_decref(cls);
+    om_decref(c2);
+    assert_objects_clean();
+}
+
 #if defined(OM_DEBUG_REFCNT)
 static void decref_below_zero(void)
 {
@@ -829,6 +944,10 @@ int main(void)
         cmocka_unit_test_setup(test_dict_basics, setup),
         cmocka_unit_test_setup(test_dict_random, setup),
         cmocka_unit_test_setup(test_dict_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_class_slots, setup),
+        cmocka_unit_test_setup(test_class_dict_and_deep_size, setup),
+        cmocka_unit_test_setup(test_deep_sizeof_chain, setup),
+        cmocka_unit_test_setup(test_instance_sizes_match_python, setup),
 #if defined(OM_DEBUG_REFCNT)
         cmocka_unit_test_setup(test_refcount_errors, setup),
 #endif
