@@ -426,6 +426,14 @@ OM_API int om_setattr(om_object *o, const char *name, om_object *value);
  */
 OM_API size_t om_deep_sizeof(om_object *o);
 
+/*
+ * Python's repr(o) as a new str: None, True, 42, 1.5, 'text', (1,),
+ * [1, 2], {'a': 1}, <class 'Point'>, <Point object at 0x...>; a container
+ * that contains itself shows as [...].  NULL with errno = ENOMEM, or
+ * ELOOP past 500 nested containers (Python's RecursionError).
+ */
+OM_API om_object *om_repr(om_object *o);
+
 /* float: a new reference, or NULL with errno = ENOMEM. */
 OM_API extern const struct om_type om_float_type;
 OM_API om_object *om_float_from_double(double value);

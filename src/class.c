@@ -248,3 +248,10 @@ int om_setattr(om_object *o, const char *name, om_object *value)
     om_xdecref(old);
     return 0;
 }
+
+/* The name of class object o, or NULL when o is not a class. */
+const char *omi_class_name(const om_object *o)
+{
+    return o && o->type == &class_type ?
+           ((const struct class_object *)o)->name : NULL;
+}

@@ -464,3 +464,21 @@ int omi_dict_check(const om_object *o)
                               as_dict(o)->used, live);
     return 0;
 }
+
+/* Step through d's entries in insertion order: *pos starts at 0; false
+ * after the last.  Borrowed references. */
+bool omi_dict_next(const om_object *o, size_t *pos, om_object **key,
+                   om_object **value)
+{
+    struct keys *k = as_dict(o)->keys;
+
+    while (k && *pos < (size_t)k->nentries) {
+        size_t i = (*pos)++;
+        if (*entry_key(k, i)) {
+            *key = *entry_key(k, i);
+            *value = *entry_value(k, i);
+            return true;
+        }
+    }
+    return false;
+}

@@ -89,6 +89,13 @@ bool omi_str_equal(const om_object *a, const om_object *b);
 /* dict.c: verify one dict's table (its invariants 1 and 2). */
 int omi_dict_check(const om_object *d);
 
+/* dict.c: entries in insertion order (borrowed); *pos starts at 0. */
+bool omi_dict_next(const om_object *d, size_t *pos, om_object **key,
+                   om_object **value);
+
+/* class.c: the name of a class object, or NULL for another object. */
+const char *omi_class_name(const om_object *o);
+
 /* str.c: verify the intern table. */
 int omi_str_check(void);
 

@@ -889,6 +889,114 @@ static void test_instance_sizes_match_python(void **state)
     assert_objects_clean();
 }
 
+/* ---- repr ---- */
+
+static void assert_repr(om_object *o, const char *want)
+{
+    om_object *r = om_repr(o);
+
+    assert_non_null(r);
+    assert_string_equal(om_str_utf8(r), want);
+    om_decref(r);
+}
+
+static void test_repr(void **state)
+{
+    om_object *a = om_str_literal("a"), *b = om_str_literal("b");
+    om_object *l, *d, *t, *big, *x;
+
+    live0 = om_live_objects();          /* after the immortal literals */
+    blocks0 = blocks_in_use();
+    l = om_list_new(0);
+    d = om_dict_new();
+    assert_repr(om_none(), "None");
+    assert_repr(om_bool(true), "True");
+    x = om_int_from_i64(-7);            /* not cached: a new object */
+    assert_repr(x, "-7");
+    om_decref(x);
+    big = om_int_from_string("-123456789012345678901234567890", 10);
+    assert_repr(big, "-123456789012345678901234567890");
+    x = om_str_from_utf8("it's\n", 5);
+    assert_repr(x, "\"it's\\n\"");
+    om_decref(x);
+    assert_repr(om_tuple_new(0), "()");
+    t = om_tuple_pack(1, big);
+    assert_repr(t, "(-123456789012345678901234567890,)");
+    om_list_append(l, a);
+    om_list_append(l, om_none());
+    om_list_append(l, t);
+    assert_repr(l, "['a', None, (-123456789012345678901234567890,)]");
+    om_dict_set(d, a, l);
+    om_dict_set(d, b, om_bool(false));
+    om_list_append(l, l);               /* l contains itself */
+    assert_repr(d, "{'a': ['a', None, (-123456789012345678901234567890,),"
+                   " [...]], 'b': False}");
+    om_list_set(l, 3, om_none());       /* break the cycle */
+    om_decref(d);
+    om_decref(l);
+    om_decref(t);
+    om_decref(big);
+    assert_objects_clean();
+}
+
+/* Floats: the shortest text that reads back, as python3 prints it. */
+static void test_repr_float_matches_python(void **state)
+{
+    const double v[] = { 0.1, 1.5, 100.0, 1e16, 1e22, 123456789.123,
+                         2.5e-10, -0.0, 1.0 / 3, 2.0 / 3, 1e-5, 5e-324 };
+    char cmd[512], want[64];
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "python3 -c 'for v in (0.1, 1.5, 100.0, "
+             "1e16, 1e22, 123456789.123, 2.5e-10, -0.0, 1/3, 2/3, 1e-5, "
+             "5e-324): print(repr(v))' 2>/dev/null");
+    f = popen(cmd, "r");
+    if (!f || !fgets(want, sizeof(want), f)) {
+        if (f)
+            pclose(f);
+        print_message("python3 not found: reprs not compared\n");
+        skip();
+    }
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        om_object *o = om_float_from_double(v[i]);
+        if (i > 0)
+            assert_non_null(fgets(want, sizeof(want), f));
+        want[strcspn(want, "\n")] = '\0';
+        assert_repr(o, want);
+        om_decref(o);
+    }
+    pclose(f);
+    assert_objects_clean();
+}
+
+static void test_repr_classes_and_depth(void **state)
+{
+    om_object *cls, *inst, *l, *r;
+    char want[64];
+
+    make_names();
+    cls = om_class_new("Point", NULL, 0, 0);
+    inst = om_instance_new(cls);
+    assert_repr(cls, "<class 'Point'>");
+    snprintf(want, sizeof(want), "<Point object at %p>", (void *)inst);
+    assert_repr(inst, want);
+    om_decref(inst);
+    om_decref(cls);
+    l = om_list_new(0);
+    for (int i = 0; i < 600; i++) {     /* deeper than repr goes */
+        om_object *outer = om_list_new(0);
+        om_list_append(outer, l);
+        om_decref(l);
+        l = outer;
+    }
+    errno = 0;
+    r = om_repr(l);
+    assert_null(r);
+    assert_int_equal(errno, ELOOP);
+    om_decref(l);
+    assert_objects_clean();
+}
+
 #if defined(OM_DEBUG_REFCNT)
 static void decref_below_zero(void)
 {
@@ -948,6 +1056,9 @@ int main(void)
         cmocka_unit_test_setup(test_class_dict_and_deep_size, setup),
         cmocka_unit_test_setup(test_deep_sizeof_chain, setup),
         cmocka_unit_test_setup(test_instance_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_repr, setup),
+        cmocka_unit_test_setup(test_repr_float_matches_python, setup),
+        cmocka_unit_test_setup(test_repr_classes_and_depth, setup),
 #if defined(OM_DEBUG_REFCNT)
         cmocka_unit_test_setup(test_refcount_errors, setup),
 #endif
