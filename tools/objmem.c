@@ -2,7 +2,8 @@
  * objmem.c - the objmem command.  Verbs:
  *
  *   objmem tour      the guided tour of the articles' experiments, run on
- *                    objmem with this machine's figures
+ *                    objmem with this machine's figures (and python3's,
+ *                    when it is installed)
  *   objmem stats     the sys._debugmallocstats() report of a fresh heap
  *   objmem version
  *
@@ -225,13 +226,216 @@ static void tour_million(void)
     free(v);
 }
 
-/* ---- Step 4: the report ---- */
+/* ---- Step 4: objects (layer 3), beside python3 ---- */
+
+/* The same figures from python3, one per line, in step 4's order; false
+ * when python3 cannot be run. */
+static const char *PY_FIGURES =
+    "import sys\n"
+    "def one(src): return eval(compile(src, \"<tour>\", \"eval\"))\n"
+    "print(int(one(\"256\") is one(\"256\")), "
+    "int(one(\"257\") is one(\"257\")))\n"
+    "print(int(one(\"\\\"hello\\\"\") is one(\"\\\"hello\\\"\")), "
+    "int(one(\"\\\"hello world\\\"\") is "
+    "one(\"\\\"hello world\\\"\")), "
+    "int(sys.intern(\"hello world\") is sys.intern(\"hello world\")))\n"
+    "print(sys.getrefcount(None))\n"
+    "class A: pass\n"
+    "class B:\n    __slots__ = (\"x\", \"y\")\n"
+    "print(*[sys.getsizeof(v) for v in (0, 0.0, \"\", (), [], {}, A())])\n"
+    "l = []\nout = []\n"
+    "for i in range(20):\n    l.append(i); out.append(sys.getsizeof(l))\n"
+    "print(*out)\n"
+    "def deep(o, seen):\n"
+    "    if id(o) in seen: return 0\n"
+    "    seen.add(id(o)); s = sys.getsizeof(o)\n"
+    "    if isinstance(o, dict): s += sum(deep(k, seen) + deep(v, seen) "
+    "for k, v in o.items())\n"
+    "    elif isinstance(o, (list, tuple)): s += sum(deep(i, seen) "
+    "for i in o)\n"
+    "    elif hasattr(o, \"__dict__\"): s += deep(o.__dict__, seen)\n"
+    "    elif hasattr(o, \"__slots__\"): s += sum(deep(getattr(o, n), seen)"
+    " for n in o.__slots__)\n"
+    "    return s\n"
+    "d = {\"key\": [1, 2, 3], \"other\": \"hello\"}\n"
+    "print(sys.getsizeof(d), deep(d, set()))\n"
+    "a = A(); a.x = 1.5; a.y = 2.5; b = B(); b.x = 1.5; b.y = 2.5\n"
+    "print(sys.getsizeof(a), deep(a, set()), sys.getsizeof(b), "
+    "deep(b, set()))\n";
+
+static bool python_figures(long *v, int n)
+{
+    char path[] = "/tmp/objmem-tour-XXXXXX";
+    char cmd[128];
+    int fd = mkstemp(path), got = 0;
+    FILE *f;
+
+    if (fd < 0)
+        return false;
+    if (write(fd, PY_FIGURES, strlen(PY_FIGURES)) < 0)
+        got = -1;
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "python3 %s 2>/dev/null", path);
+    f = got == 0 ? popen(cmd, "r") : NULL;
+    while (f && got < n && fscanf(f, "%ld", &v[got]) == 1)
+        got++;
+    if (f)
+        pclose(f);
+    unlink(path);
+    return got == n;
+}
+
+static const char *yes(long v)
+{
+    return v ? "True" : "False";
+}
+
+/* A list built as the compiler builds [1, 2, 3]: [] extended. */
+static om_object *list_literal(void)
+{
+    om_object *l = om_list_new(0), *t;
+
+    t = om_tuple_pack(3, om_int_from_i64(1), om_int_from_i64(2),
+                      om_int_from_i64(3));
+    om_list_extend(l, t);
+    om_decref(t);
+    return l;
+}
+
+static void row(const char *label, const char *ours, bool have,
+                const char *theirs)
+{
+    printf("  %-33s%-11s%s\n", label, ours, have ? theirs : "-");
+}
+
+static void tour_identity(const long *py, bool have)
+{
+    char ours[24], theirs[24];
+    om_object *a = om_int_from_i64(256), *b = om_int_from_i64(256);
+    om_object *c = om_int_from_i64(257), *d = om_int_from_i64(257);
+    om_object *h1 = om_str_literal("hello"), *h2 = om_str_literal("hello");
+    om_object *w1 = om_str_literal("hello world");
+    om_object *w2 = om_str_literal("hello world");
+    om_object *i1 = om_intern("hello world"), *i2 = om_intern("hello world");
+
+    printf("  %-33s%-11s%s\n", "", "objmem", "python3");
+    row("256 is 256 (small-int cache):", yes(a == b), have, yes(py[0]));
+    row("257 is 257:", yes(c == d), have, yes(py[1]));
+    row("\"hello\" is \"hello\" (literals):", yes(h1 == h2), have,
+        yes(py[2]));
+    row("\"hello world\" literals:", yes(w1 == w2), have, yes(py[3]));
+    row("after sys.intern / om_intern:", yes(i1 == i2), have, yes(py[4]));
+    snprintf(ours, sizeof(ours), "%ld", (long)om_refcnt(om_none()));
+    snprintf(theirs, sizeof(theirs), "%ld", py[5]);
+    row("refcount of None:", ours, have, theirs);
+    printf("  (None is immortal, as in CPython 3.12+; python3 3.11 still "
+           "counts it)\n");
+    om_decref(c);
+    om_decref(d);
+    om_decref(w1);
+    om_decref(w2);
+    om_decref(i1);
+    om_decref(i2);
+}
+
+static void tour_sizes(const long *py, bool have)
+{
+    const char *names[] = { "0", "0.0", "\"\"", "()", "[]", "{}",
+                            "instance" };
+    om_object *cls = om_class_new("A", NULL, 0, 0), *v[7];
+
+    v[0] = om_int_from_i64(0);
+    v[1] = om_float_from_double(0.0);
+    v[2] = om_str_from_utf8("", 0);
+    v[3] = om_tuple_new(0);
+    v[4] = om_list_new(0);
+    v[5] = om_dict_new();
+    v[6] = om_instance_new(cls);
+    printf("\nsizes of empty objects (sys.getsizeof / om_sizeof), bytes:\n");
+    for (int i = 0; i < 7; i++) {
+        printf("  %-10s objmem %4zu   python3 ", names[i], om_sizeof(v[i]));
+        have ? printf("%4ld\n", py[6 + i]) : printf("   -\n");
+        om_decref(v[i]);
+    }
+    om_decref(cls);
+}
+
+static void tour_growth(const long *py, bool have)
+{
+    om_object *l = om_list_new(0), *one = om_int_from_i64(1);
+
+    printf("\nlist over-allocation: size after each of 20 appends\n"
+           "  objmem  ");
+    for (int i = 0; i < 20; i++) {
+        om_list_append(l, one);
+        printf(" %zu", om_sizeof(l));
+    }
+    printf("\n  python3 ");
+    for (int i = 0; i < 20 && have; i++)
+        printf(" %ld", py[13 + i]);
+    printf("%s\n", have ? "" : " -");
+    om_decref(l);
+}
+
+static void tour_deep(const long *py, bool have)
+{
+    om_object *d = om_dict_new(), *l = list_literal(), *hello;
+    const char *slots[] = { "x", "y" };
+    om_object *a_cls = om_class_new("A", NULL, 0, 0);
+    om_object *b_cls = om_class_new("B", slots, 2, 0);
+    om_object *a = om_instance_new(a_cls), *b = om_instance_new(b_cls);
+    om_object *x = om_float_from_double(1.5), *y = om_float_from_double(2.5);
+
+    hello = om_str_literal("hello");
+    om_dict_set(d, om_str_literal("key"), l);
+    om_dict_set(d, om_str_literal("other"), hello);
+    printf("\n{\"key\": [1, 2, 3], \"other\": \"hello\"}: shallow %zu, deep "
+           "%zu bytes (python3: ", om_sizeof(d), om_deep_sizeof(d));
+    have ? printf("%ld, %ld)\n", py[33], py[34]) : printf("-)\n");
+    om_setattr(a, "x", x);
+    om_setattr(a, "y", y);
+    om_setattr(b, "x", x);
+    om_setattr(b, "y", y);
+    printf("\ninstances with x = 1.5, y = 2.5 (shallow / deep bytes):\n");
+    printf("  with a dict:     objmem %3zu / %3zu   python3 ", om_sizeof(a),
+           om_deep_sizeof(a));
+    have ? printf("%3ld / %3ld\n", py[35], py[36]) : printf("-\n");
+    printf("  with two slots:  objmem %3zu / %3zu   python3 ", om_sizeof(b),
+           om_deep_sizeof(b));
+    have ? printf("%3ld / %3ld\n", py[37], py[38]) : printf("-\n");
+    om_decref(d);
+    om_decref(l);
+    om_decref(a);
+    om_decref(b);
+    om_decref(a_cls);
+    om_decref(b_cls);
+    om_decref(x);
+    om_decref(y);
+}
+
+static void tour_objects(void)
+{
+    long py[39];
+    bool have = python_figures(py, 39);
+
+    heading("4. Objects (layer 3): caches, interning, sizes, beside python3");
+    if (!have)
+        printf("(python3 not found: its column is left empty)\n\n");
+    tour_identity(py, have);
+    tour_sizes(py, have);
+    tour_growth(py, have);
+    tour_deep(py, have);
+    printf("\n(python3's dict-instance figures count a key-sharing dict, "
+           "which objmem does not\nimplement yet.)\n");
+}
+
+/* ---- Step 5: the report ---- */
 
 static void tour_report(void)
 {
     struct om_stats s = stats();
 
-    heading("4. The heap at the end: om_debug_malloc_stats()");
+    heading("5. The heap at the end: om_debug_malloc_stats()");
     printf("bytes mapped %zu, resident %zu, in use %zu; purged so far "
            "%llu\n\n", s.bytes_mapped, s.bytes_resident, s.bytes_in_use,
            (unsigned long long)s.bytes_purged_total);
@@ -245,6 +449,7 @@ static int cmd_tour(void)
     tour_classes();
     tour_fill();
     tour_million();
+    tour_objects();
     tour_report();
     return om_check() == 0 ? 0 : 1;
 }
