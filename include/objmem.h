@@ -366,7 +366,8 @@ OM_API size_t om_list_len(const om_object *l);
  * header, then the bytes and a NUL: sys.getsizeof("hello") is 54); other
  * text is kept as UTF-8 in the same layout (its size then differs from
  * CPython's).  Length (in code points) and hash are cached.
- *   om_str_from_utf8(s, len)  a new string, never interned;
+ *   om_str_from_utf8(s, len)  a new string, never interned (but the
+ *                             empty string is one immortal object);
  *   om_str_literal(s)         as a source-code constant: identifier-like
  *                             text ([A-Za-z0-9_]*) is interned and
  *                             immortal, other text is a new string;

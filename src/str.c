@@ -126,6 +126,8 @@ static struct str_object *new_str(const char *s, size_t n)
     return str;
 }
 
+static om_object *intern(const char *s, size_t n, unsigned state);
+
 om_object *om_str_from_utf8(const char *s, size_t len)
 {
     struct str_object *str;
@@ -134,6 +136,8 @@ om_object *om_str_from_utf8(const char *s, size_t len)
         errno = EINVAL;
         return NULL;
     }
+    if (len == 0)                       /* the empty string: one, immortal */
+        return intern("", 0, INTERNED_IMMORTAL);
     str = new_str(s, len);
     return str ? &str->base : NULL;
 }

@@ -556,12 +556,14 @@ static void test_str_identity(void **state)
     assert_ptr_equal(g, a);
     assert_ptr_equal(om_str_literal("hello_world"),
                      om_str_literal("hello_world"));
+    assert_ptr_equal(om_str_from_utf8("", 0), om_str_from_utf8("", 0));
+    assert_true(om_is_immortal(om_str_from_utf8("", 0)));
     om_decref(c);
     om_decref(d);
     om_decref(e);
     om_decref(f);
     om_decref(g);
-    live0 += 2;                         /* "hello", "hello_world": immortal */
+    live0 += 3;                 /* "hello", "hello_world", "": immortal */
     assert_int_equal(om_check(), 0);
     assert_int_equal(om_live_objects(), live0);
 }
