@@ -125,11 +125,13 @@ om_object *om_int_from_i64(int64_t value)
 {
     uint64_t mag = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
     struct int_object *x;
-    size_t n = 0;
+    size_t n = 0, digits = 1;
 
     if (is_small(value))
         return small_int(value);
-    x = new_int(3);                     /* 64 bits fit in 3 digits */
+    for (uint64_t m = mag >> SHIFT; m; m >>= SHIFT)
+        digits++;                       /* exactly: 28 bytes for 30 bits */
+    x = new_int(digits);
     if (!x)
         return NULL;
     for (; mag; mag >>= SHIFT)

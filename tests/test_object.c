@@ -288,6 +288,23 @@ static void assert_decimal(om_object *o, const char *text)
     om_free(s);
 }
 
+/* An int takes the block its size needs: 1000 ints below 2**30 take
+ * 1000 blocks of 32 bytes (28 rounded up), as CPython's. */
+static void test_int_exact_blocks(void **state)
+{
+    static om_object *v[1000];
+    struct om_stats s0, s1;
+
+    assert_int_equal(om_stats_get(&s0), 0);
+    for (int i = 0; i < 1000; i++)
+        v[i] = om_int_from_i64(1000 + i);
+    assert_int_equal(om_stats_get(&s1), 0);
+    assert_int_equal(s1.bytes_in_use - s0.bytes_in_use, 1000 * 32);
+    for (int i = 0; i < 1000; i++)
+        om_decref(v[i]);
+    assert_objects_clean();
+}
+
 /* int64 values go in and come out unchanged, as text too. */
 static void test_int_round_trip(void **state)
 {
@@ -1040,6 +1057,7 @@ int main(void)
         cmocka_unit_test_setup(test_float_freelist, setup),
         cmocka_unit_test_setup(test_user_freelist, setup),
         cmocka_unit_test_setup(test_int_small_cache, setup),
+        cmocka_unit_test_setup(test_int_exact_blocks, setup),
         cmocka_unit_test_setup(test_int_round_trip, setup),
         cmocka_unit_test_setup(test_int_from_string, setup),
         cmocka_unit_test_setup(test_sizes_match_python, setup),
