@@ -20,7 +20,8 @@ static struct om_freelist float_freelist =
 
 static void float_dealloc(om_object *o)
 {
-    om_object_free(o);
+    if (!omi_object_release(o, &om_float_type, &float_freelist))
+        om_object_free(o);
 }
 
 const struct om_type om_float_type = {
@@ -32,7 +33,10 @@ const struct om_type om_float_type = {
 
 om_object *om_float_from_double(double value)
 {
-    om_object *o = om_new(&om_float_type);
+    om_object *o = omi_object_reuse(&om_float_type, &float_freelist);
+
+    if (!o)
+        o = om_new(&om_float_type);
 
     if (o)
         ((struct float_object *)o)->value = value;

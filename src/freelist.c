@@ -22,7 +22,7 @@ static struct om_freelist *registry;
 
 static void print_freelists(FILE *out);
 
-static void register_list(struct om_freelist *fl)
+void omi_freelist_register(struct om_freelist *fl)
 {
     if (fl->registered)
         return;
@@ -30,28 +30,6 @@ static void register_list(struct om_freelist *fl)
     fl->next = registry;
     registry = fl;
     omi_stats_set_extra(print_freelists);
-}
-
-void *omi_freelist_pop(struct om_freelist *fl)
-{
-    void *mem = fl->head;
-
-    if (!mem)
-        return NULL;
-    fl->head = *(void **)mem;
-    fl->len--;
-    return mem;
-}
-
-bool omi_freelist_push(struct om_freelist *fl, void *mem)
-{
-    if (fl->len >= fl->cap)
-        return false;
-    register_list(fl);
-    *(void **)mem = fl->head;
-    fl->head = mem;
-    fl->len++;
-    return true;
 }
 
 struct om_freelist *om_freelist_new(const char *name, size_t size,
@@ -69,7 +47,7 @@ struct om_freelist *om_freelist_new(const char *name, size_t size,
     fl->name = name;
     fl->size = size;
     fl->cap = cap;
-    register_list(fl);
+    omi_freelist_register(fl);
     return fl;
 }
 

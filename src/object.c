@@ -16,14 +16,15 @@
  * (refcnt 1) so that it may resurrect it; then the legacy tp_del the same
  * way; then the type's dealloc.  A dealloc drops the references the
  * object holds, which may deallocate more objects recursively: past
- * TRASH_DEPTH nested deallocs, a GC object waits on a deferred list
+ * TRASH_DEPTH nested deallocs of GC objects (only containers nest; a
+ * non-GC object's dealloc is a plain call), a GC object waits on a deferred list
  * (linked through its pre-header) instead, and the outermost dealloc
  * empties that list, so a chain of a million nested containers takes a
  * bounded stack (CPython's trashcan).
  *
  * Invariants:
- *   1. live == objects made by om_new/om_new_var and not yet given to
- *      om_object_free.
+ *   1. omi_object_live == objects made by om_new/om_new_var (or taken
+ *      from a free list by omi_object_reuse) and not yet freed.
  *   2. A freed object's type reads omi_freed_type until its memory is
  *      reused, so that debug builds catch a refcount change on it.
  */
@@ -34,16 +35,16 @@
 
 #define TRASH_DEPTH 50
 
-static size_t live;                     /* invariant 1 */
+size_t omi_object_live;                 /* invariant 1 */
 static unsigned depth;                  /* nested deallocs now */
 static om_object *deferred;             /* the trashcan */
 
 /* What a freed object's type field reads (invariant 2). */
-static const struct om_type omi_freed_type = { .name = "<freed object>" };
+const struct om_type omi_freed_type = { .name = "<freed object>" };
 
 size_t om_live_objects(void)
 {
-    return live;
+    return omi_object_live;
 }
 
 /* ---- Allocation ---- */
@@ -70,7 +71,7 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
     o = (om_object *)(mem + pre);
     o->refcnt = 1;
     o->type = t;
-    live++;
+    omi_object_live++;
     return o;
 }
 
@@ -130,11 +131,11 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
     size_t size = omi_object_presize(t) + t->basic_size +
                   (t->item_size ? item_count(o) * t->item_size : 0);
 
-    OM_ASSERT(live > 0);
-    live--;
-    o->type = &omi_freed_type;
-    if (fl && size == fl->size && omi_freelist_push(fl, mem))
+    if (fl && size == fl->size && omi_object_release(o, t, fl))
         return;
+    OM_ASSERT(omi_object_live > 0);
+    omi_object_live--;
+    o->type = &omi_freed_type;
     om_obj_free(mem);
 }
 
@@ -192,9 +193,15 @@ static void empty_trashcan(void)
 
 void om_dealloc(om_object *o)
 {
+    const struct om_type *t = o->type;
+
     OM_ASSERT(o->refcnt == 0);
-    if (finalize(o))
+    if ((t->finalize || t->legacy_del) && finalize(o))
         return;                         /* resurrected */
+    if (!(t->flags & OM_TPFLAGS_GC)) {
+        t->dealloc(o);                  /* only GC objects count in depth */
+        return;
+    }
     if (depth >= TRASH_DEPTH && is_gc(o)) {
         omi_object_gc_head(o)->next = (uintptr_t)deferred;
         deferred = o;

@@ -6,6 +6,7 @@
 #define OM_OBJECT_H
 
 #include <stdio.h>
+#include <string.h>
 
 #include "base.h"
 
@@ -62,11 +63,74 @@ struct om_freelist {
 #define OMI_FREELIST_INIT(name, size, cap) \
     { name, size, cap, 0, NULL, false, NULL }
 
+/* Put fl on the registry (the stats report, om_clear_freelists). */
+void omi_freelist_register(struct om_freelist *fl);
+
 /* Take memory for one object from fl; NULL when it is empty. */
-void *omi_freelist_pop(struct om_freelist *fl);
+OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
+{
+    void *mem = fl->head;
+
+    if (!mem)
+        return NULL;
+    fl->head = *(void **)mem;
+    fl->len--;
+    return mem;
+}
 
 /* Keep mem (an object's memory, size bytes) in fl; false when fl is full. */
-bool omi_freelist_push(struct om_freelist *fl, void *mem);
+OM_INLINE bool omi_freelist_push(struct om_freelist *fl, void *mem)
+{
+    if (fl->len >= fl->cap)
+        return false;
+    if (unlikely(!fl->registered))
+        omi_freelist_register(fl);
+    *(void **)mem = fl->head;
+    fl->head = mem;
+    fl->len++;
+    return true;
+}
+
+/* object.c's count of live objects (om_live_objects). */
+extern size_t omi_object_live;
+
+/* The fast path of om_new for type t, whose objects are fl->size bytes:
+ * an object from fl, refcnt 1, its pre-header zeroed and nothing else
+ * (the caller sets every field); NULL when fl is empty. */
+OM_INLINE om_object *omi_object_reuse(const struct om_type *t,
+                                      struct om_freelist *fl)
+{
+    char *mem = (char *)omi_freelist_pop(fl);
+    size_t pre = omi_object_presize(t);
+    om_object *o;
+
+    if (!mem)
+        return NULL;
+    memset(mem, 0, pre);
+    o = (om_object *)(mem + pre);
+    o->refcnt = 1;
+    o->type = t;
+    omi_object_live++;
+    return o;
+}
+
+/* What a freed object's type field reads until its memory is reused. */
+extern const struct om_type omi_freed_type;
+
+/* The fast path of om_object_free for o, of type t, fl->size bytes: onto
+ * fl; false (and nothing done) when fl is full. */
+OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
+                                  struct om_freelist *fl)
+{
+    char *mem = (char *)o - omi_object_presize(t);
+
+    if (fl->len >= fl->cap)
+        return false;
+    OM_ASSERT(omi_object_live > 0);
+    omi_object_live--;
+    o->type = &omi_freed_type;
+    return omi_freelist_push(fl, mem);
+}
 
 /* om_new_var / om_object_free with a free list of the caller's choice
  * (tuples keep one per length). */

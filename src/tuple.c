@@ -57,10 +57,11 @@ static struct om_freelist *freelist_for(size_t n)
 
 static void tuple_dealloc(om_object *o)
 {
-    size_t n = om_tuple_len(o);
+    struct om_freelist *fl = freelist_for(om_tuple_len(o));
 
     tuple_clear(o);
-    omi_object_free_into(o, freelist_for(n));
+    if (!fl || !omi_object_release(o, &om_tuple_type, fl))
+        omi_object_free_into(o, fl);
 }
 
 static int tuple_traverse(om_object *o, om_visitproc visit, void *arg)
@@ -86,20 +87,39 @@ static int tuple_clear(om_object *o)
     return 0;
 }
 
+/* A tuple of n >= 1 items, its items not set yet. */
+static om_object *tuple_alloc(size_t n)
+{
+    struct om_freelist *fl = freelist_for(n);
+    om_object *t;
+
+    if (!fl || !(t = omi_object_reuse(&om_tuple_type, fl)))
+        return omi_object_new_from(&om_tuple_type, n, fl);
+    ((om_varobject *)t)->size = (ptrdiff_t)n;
+    return t;
+}
+
 om_object *om_tuple_new(size_t n)
 {
+    om_object *t;
+
     if (n == 0)
         return &empty.head.base;
-    return omi_object_new_from(&om_tuple_type, n, freelist_for(n));
+    if ((t = tuple_alloc(n)) != NULL)
+        for (size_t i = 0; i < n; i++)
+            ((struct tuple_object *)t)->items[i] = NULL;   /* invariant 1 */
+    return t;
 }
 
 om_object *om_tuple_pack(size_t n, ...)
 {
-    om_object *t = om_tuple_new(n);
+    om_object *t;
     va_list ap;
 
-    if (!t || n == 0)
-        return t;
+    if (n == 0)
+        return &empty.head.base;
+    if (!(t = tuple_alloc(n)))
+        return NULL;
     va_start(ap, n);
     for (size_t i = 0; i < n; i++) {
         om_object *item = va_arg(ap, om_object *);
