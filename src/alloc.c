@@ -234,6 +234,8 @@ OM_NO_ASAN void omi_small_free(void *ctx, void *p)
     }                                                                       \
     OM_NO_ASAN void *prefix##calloc(size_t nelem, size_t elsize)            \
     {                                                                       \
+        if (likely(omi_domain_small[d]))                                    \
+            return small_calloc(nelem, elsize);                             \
         return omi_domains[d].calloc(omi_domains[d].ctx, nelem, elsize);    \
     }                                                                       \
     OM_NO_ASAN void *prefix##realloc(void *p, size_t size)                  \

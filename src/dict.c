@@ -234,14 +234,30 @@ static ptrdiff_t lookup(struct keys *k, om_object *key, size_t hash,
             if (!have_free)
                 *slot = i;
             have_free = true;
-        } else if (stored_hash(k, (size_t)ix) == hash &&
-                   keys_equal(*entry_key(k, (size_t)ix), key)) {
-            *slot = i;
-            return ix;
+        } else {
+            om_object *other = *entry_key(k, (size_t)ix);
+            if (other == key || (stored_hash(k, (size_t)ix) == hash &&
+                                 keys_equal(other, key))) {
+                *slot = i;
+                return ix;
+            }
         }
         perturb >>= 5;
         i = (i * 5 + perturb + 1) & mask;
     }
+}
+
+/* The first EMPTY slot on hash's probe path in k, a table with no DUMMY
+ * slots and none of the keys going in: no key is looked at. */
+static size_t find_empty(const struct keys *k, size_t hash)
+{
+    size_t mask = table_size(k) - 1, i = hash & mask, perturb = hash;
+
+    while (get_index(k, i) != EMPTY) {
+        perturb >>= 5;
+        i = (i * 5 + perturb + 1) & mask;
+    }
+    return i;
 }
 
 /* Append an entry (key and value already referenced) at a free slot. */
@@ -275,7 +291,6 @@ static int rebuild(struct dict_object *d, enum kind kind)
 {
     struct keys *old = d->keys, *k = new_keys(log2_for((size_t)d->used),
                                               kind);
-    size_t slot;
 
     if (!k)
         return -ENOMEM;
@@ -284,8 +299,8 @@ static int rebuild(struct dict_object *d, enum kind kind)
         if (!key)
             continue;
         size_t hash = stored_hash(old, i);
-        (void)lookup(k, key, hash, &slot);
-        append_entry(k, slot, hash, key, *entry_value(old, i));
+        append_entry(k, find_empty(k, hash), hash, key,
+                     *entry_value(old, i));
     }
     om_free(old);
     d->keys = k;
