@@ -144,6 +144,7 @@ struct om_stats {
     size_t heaps_abandoned;     /* heaps of exited threads, not adopted */
     uint64_t bytes_purged_total; /* bytes given back with madvise, ever */
     uint64_t bytes_unmapped_total; /* arena bytes unmapped, ever */
+    size_t pools_per_arena;     /* pools of an arena that hold blocks */
 };
 
 /*

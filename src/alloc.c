@@ -124,7 +124,7 @@ OM_INLINE OM_NO_ASAN void small_free(void *p)
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = pool->free;
         pool->free = p;
-        omi_tool_freed(p, pool->block_size);
+        omi_tool_freed(p, omi_pool_block_size(pool));
         if (unlikely(--pool->used == 0))
             omi_heap_pool_emptied(h, pool);
         return;
@@ -138,7 +138,7 @@ OM_INLINE OM_NO_ASAN void small_free(void *p)
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = c->head;
         c->head = p;
-        omi_tool_freed(p, pool->block_size);
+        omi_tool_freed(p, omi_pool_block_size(pool));
         if (unlikely(++c->count > CACHE_LIMIT))
             omi_heap_cache_flush(h, c);
         return;
@@ -152,7 +152,7 @@ static size_t small_size(const void *p)
 {
     struct arena *a = omi_arena_of(p);
 
-    return a ? omi_arena_pool_of(a, p)->block_size : 0;
+    return a ? omi_pool_block_size(omi_arena_pool_of(a, p)) : 0;
 }
 
 static OM_NO_ASAN void *small_calloc(size_t nelem, size_t elsize)

@@ -113,10 +113,8 @@ struct arena *omi_arena_new(struct heap *h)
     /* The mapping is zeroed: every pool is CLEAN with owner 0. */
     a->heap = h;
     a->nfree = USABLE_POOLS;
-    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++)
         a->clean[i / 64] |= (uint64_t)1 << (i % 64);
-        a->pools[i].index = (uint16_t)i;
-    }
     list_insert(a);
     return a;
 }
@@ -209,7 +207,7 @@ struct pool *omi_arena_take_pool(struct arena *a, bool *resident)
 
 void omi_arena_put_pool(struct arena *a, struct pool *pool)
 {
-    size_t i = pool->index;
+    size_t i = omi_pool_index(pool);
 
     OM_ASSERT(i >= META_POOLS && !bit_test(a->dirty, i));
     a->dirty[i / 64] |= (uint64_t)1 << (i % 64);

@@ -102,6 +102,12 @@ OM_INLINE struct arena *omi_arena_of_pool(const struct pool *pool)
     return (struct arena *)((uintptr_t)pool & ~(uintptr_t)ARENA_MASK);
 }
 
+/* The position of a pool in its arena. */
+OM_INLINE size_t omi_pool_index(const struct pool *pool)
+{
+    return (size_t)(pool - omi_arena_of_pool(pool)->pools);
+}
+
 /* Map a new arena for heap h; NULL (errno kept) when the OS refuses. */
 struct arena *omi_arena_new(struct heap *h);
 

@@ -100,8 +100,9 @@ static void partial_add(struct heap *h, struct pool *pool)
     struct arena *a = omi_arena_of_pool(pool);
     unsigned sc = pool->sc;
     bool was = partial_any(a, sc);
+    size_t i = omi_pool_index(pool);
 
-    a->partial[sc][pool->index / 64] |= (uint64_t)1 << (pool->index % 64);
+    a->partial[sc][i / 64] |= (uint64_t)1 << (i % 64);
     if (!was)
         class_link(h, a, sc);
 }
@@ -110,8 +111,9 @@ static void partial_remove(struct heap *h, struct pool *pool)
 {
     struct arena *a = omi_arena_of_pool(pool);
     unsigned sc = pool->sc;
+    size_t i = omi_pool_index(pool);
 
-    a->partial[sc][pool->index / 64] &= ~((uint64_t)1 << (pool->index % 64));
+    a->partial[sc][i / 64] &= ~((uint64_t)1 << (i % 64));
     if (!partial_any(a, sc))
         class_unlink(h, a, sc);
 }
@@ -338,11 +340,11 @@ static void unfull(struct heap *h, struct pool *pool)
 static OM_NO_ASAN void free_local(struct heap *h, struct pool *pool, void *p)
 {
     if (unlikely(p == pool->free))
-        omi_fatal("double free", p, "block of %u bytes freed twice in a row",
-                  pool->block_size);
+        omi_fatal("double free", p, "block of %zu bytes freed twice in a row",
+                  omi_pool_block_size(pool));
     *(void **)p = pool->free;
     pool->free = p;
-    omi_tool_freed(p, pool->block_size);
+    omi_tool_freed(p, omi_pool_block_size(pool));
     if (omi_pool_state(pool) == POOL_FULL)
         unfull(h, pool);
     if (--pool->used == 0)
@@ -388,14 +390,15 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
     }
     if (unlikely(!oh || !omi_pool_is_block(pool, p)))
         omi_fatal("free of an address that is not an allocated block", p,
-                  "pool %p state %u, block size %u, capacity %u, owner %p, "
+                  "pool %p state %u, block size %zu, capacity %zu, owner %p, "
                   "page %p", (void *)pool, omi_pool_state(pool),
-                  pool->block_size, pool->capacity, (void *)owner,
+                  omi_pool_block_size(pool), omi_pool_capacity(pool),
+                  (void *)owner,
                   (void *)omi_pool_page(pool));
     if (oh == h)                /* p heads the pool's list or the cache */
-        omi_fatal("double free", p, "block of %u bytes freed twice in a row",
-                  pool->block_size);
-    free_remote(oh, p, pool->block_size);
+        omi_fatal("double free", p, "block of %zu bytes freed twice in a row",
+                  omi_pool_block_size(pool));
+    free_remote(oh, p, omi_pool_block_size(pool));
 }
 
 /* ---- The block cache ---- */
@@ -441,7 +444,7 @@ static OM_NO_ASAN void *pop_block(struct pool *pool)
 
     pool->free = *b;
     pool->used++;
-    omi_tool_handed_out(b, pool->block_size);
+    omi_tool_handed_out(b, omi_pool_block_size(pool));
     return b;
 }
 
@@ -664,7 +667,8 @@ static int check_first(const struct heap *h)
         a = omi_arena_of_pool(pool);
         if (omi_pool_state(pool) != POOL_USED || pool->sc != sc ||
             atomic_load(&pool->owner) != (uintptr_t)h || a->heap != h ||
-            ((a->partial[sc][pool->index / 64] >> (pool->index % 64)) & 1))
+            ((a->partial[sc][omi_pool_index(pool) / 64] >>
+              (omi_pool_index(pool) % 64)) & 1))
             return omi_check_fail("heap.1", pool, "first pool of class %u "
                                   "is not a USED pool of its heap", sc);
     }
@@ -680,7 +684,7 @@ static int check_partial_bits(const struct heap *h, const struct arena *a)
             bool bit = (a->partial[sc][i / 64] >> (i % 64)) & 1;
             bool want = omi_pool_state(pool) == POOL_USED &&
                         pool->sc == sc && pool != h->first[sc];
-            if (bit != want || (bit && pool->used >= pool->capacity))
+            if (bit != want || (bit && pool->used >= omi_pool_capacity(pool)))
                 return omi_check_fail("heap.2", pool, "partial bit %d for "
                                       "class %u, state %u", bit, sc,
                                       omi_pool_state(pool));

@@ -15,7 +15,7 @@
 
 char *omi_pool_page(const struct pool *pool)
 {
-    return (char *)omi_arena_of_pool(pool) + (size_t)pool->index * POOL_SIZE;
+    return (char *)omi_arena_of_pool(pool) + omi_pool_index(pool) * POOL_SIZE;
 }
 
 OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
@@ -26,7 +26,6 @@ OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
 
     OM_ASSERT(pool->used == 0);
     if (resident && pool->sc == sc && pool->free) {
-        OM_ASSERT_INTERNAL(pool->capacity == n);
         return;
     }
     for (size_t i = 0; i + 1 < n; i++)
@@ -35,17 +34,15 @@ OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc, bool resident)
     omi_tool_freed(page, POOL_SIZE);
     pool->free = page;
     pool->sc = (uint8_t)sc;
-    pool->block_size = (uint16_t)size;
-    pool->capacity = (uint16_t)n;
 }
 
 bool omi_pool_is_block(const struct pool *pool, const void *p)
 {
     size_t offset = (size_t)((const char *)p - omi_pool_page(pool));
+    size_t size = omi_pool_block_size(pool);
 
-    return pool->block_size != 0 &&
-           offset < (size_t)pool->capacity * pool->block_size &&
-           offset % pool->block_size == 0;
+    return atomic_load_explicit(&pool->owner, memory_order_relaxed) != 0 &&
+           offset < omi_pool_capacity(pool) * size && offset % size == 0;
 }
 
 /* Count the free list, checking each block; -1 if it is broken. */
@@ -55,7 +52,7 @@ static OM_NO_ASAN long count_free(const struct pool *pool)
 
     for (void *b = pool->free; b; b = *(void **)b) {
         if (omi_arena_of(b) != omi_arena_of_pool(pool) ||
-            !omi_pool_is_block(pool, b) || n > pool->capacity) {
+            !omi_pool_is_block(pool, b) || n > (long)omi_pool_capacity(pool)) {
             return omi_check_fail("pool.3", pool, "free block %p after %ld",
                                   b, n);
         }
@@ -82,10 +79,8 @@ int omi_pool_check(const struct pool *pool)
 
     if (state == POOL_CLEAN || state == POOL_DIRTY)
         return check_free_state(pool);
-    if (pool->block_size != omi_pool_class_size(pool->sc) ||
-        pool->capacity != POOL_SIZE / pool->block_size)
-        return omi_check_fail("pool.1", pool, "class %u, size %u, cap %u",
-                              pool->sc, pool->block_size, pool->capacity);
+    if (pool->sc >= NCLASSES)
+        return omi_check_fail("pool.1", pool, "class %u", pool->sc);
     if ((state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
         (owner & ~OWNER_FULL) == 0 || state == POOL_PURGING ||
         (state == POOL_FULL && pool->free != NULL))
@@ -94,11 +89,11 @@ int omi_pool_check(const struct pool *pool)
     nfree = count_free(pool);
     if (nfree < 0)
         return (int)nfree;
-    if (pool->used + (size_t)nfree != pool->capacity ||
+    if (pool->used + (size_t)nfree != omi_pool_capacity(pool) ||
         pool->scratch > pool->used)
         return omi_check_fail("pool.4", pool, "used %u + free %ld != "
-                              "capacity %u, or %u cached or remote",
-                              pool->used, nfree, pool->capacity,
+                              "capacity %zu, or %u cached or remote",
+                              pool->used, nfree, omi_pool_capacity(pool),
                               pool->scratch);
     return 0;
 }

@@ -38,7 +38,8 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
 
 /*
  * A pool descriptor.  Invariants (checked by omi_pool_check):
- *   1. block_size == (sc + 1) * ALIGNMENT, capacity == POOL_SIZE / size.
+ *   1. USED/FULL: sc < NCLASSES (the block size is (sc + 1) * ALIGNMENT,
+ *      the capacity POOL_SIZE / block size).
  *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL and
  *      free == NULL; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
@@ -48,21 +49,20 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  */
 struct pool {
     _Atomic uintptr_t owner;    /* heap address | OWNER_FULL; 0 when free */
+    void *free;                 /* first free block, NULL when none */
     uint8_t sc;                 /* size class, kept while DIRTY */
     _Atomic uint8_t state;      /* enum pool_state */
-    uint16_t index;             /* position in the arena */
     uint16_t used;              /* blocks not on the free list: handed
                                    out, in the heap's cache, or remote */
-    uint16_t capacity;          /* blocks in the pool */
-    void *free;                 /* first free block, NULL when none */
-    uint16_t block_size;        /* bytes per block */
     _Atomic uint16_t dirty_since; /* purge epoch when it became DIRTY */
     uint16_t scratch;           /* om_check's tally of cached and remote
                                    blocks */
-    uint16_t unused;            /* padding, zero */
 };
 
-_Static_assert(sizeof(struct pool) == 32, "a descriptor is 32 bytes");
+/* 24 bytes: 256 descriptors and the arena's header fit in two pages, so
+ * an arena gives 254 of its 256 pools to blocks.  The block size and the
+ * capacity follow from sc, the position from the descriptor's address. */
+_Static_assert(sizeof(struct pool) == 24, "a descriptor is 24 bytes");
 
 /* The state, read or written by the owner (relaxed: it alone writes any
  * state but DIRTY's successors). */
@@ -86,6 +86,17 @@ OM_INLINE unsigned omi_pool_class(size_t size)
 OM_INLINE size_t omi_pool_class_size(unsigned sc)
 {
     return ((size_t)sc + 1) << ALIGNMENT_SHIFT;
+}
+
+/* Block bytes and blocks per pool of the class a pool holds. */
+OM_INLINE size_t omi_pool_block_size(const struct pool *pool)
+{
+    return omi_pool_class_size(pool->sc);
+}
+
+OM_INLINE size_t omi_pool_capacity(const struct pool *pool)
+{
+    return POOL_SIZE / omi_pool_block_size(pool);
 }
 
 /* The first byte of the page a pool describes. */

@@ -59,8 +59,8 @@ static void count_arena(const struct arena *a, struct snapshot *s)
         } else {
             row->pools++;
             row->used += pool->used;
-            row->avail += pool->capacity - pool->used;
-            s->quantization += POOL_SIZE % pool->block_size;
+            row->avail += omi_pool_capacity(pool) - pool->used;
+            s->quantization += POOL_SIZE % omi_pool_block_size(pool);
         }
     }
 }
@@ -114,6 +114,7 @@ int om_stats_get(struct om_stats *out)
     out->heaps_abandoned = s.heaps[HEAP_ABANDONED];
     out->bytes_purged_total = s.arenas.purged_bytes;
     out->bytes_unmapped_total = s.arenas.unmapped_bytes;
+    out->pools_per_arena = USABLE_POOLS;
     return 0;
 }
 

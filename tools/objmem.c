@@ -19,7 +19,6 @@
 
 #define POOL_BYTES 4096
 #define ARENA_BYTES (1u << 20)
-#define ARENA_POOLS 253         /* pools per arena: 256 pages less 3 */
 #define TOUR_BLOCKS 1000000
 
 /* ---- Helpers ---- */
@@ -96,15 +95,17 @@ static void tour_fill(void)
 {
     enum { N = 30000 };
     static void *v[N];
-    size_t base = stats().pools_in_use, per_pool = POOL_BYTES / 48;
-    size_t marks[] = { 1, per_pool, per_pool + 1, ARENA_POOLS * per_pool,
-                       ARENA_POOLS * per_pool + 1 };
+    struct om_stats s0 = stats();
+    size_t base = s0.pools_in_use, per_pool = POOL_BYTES / 48;
+    size_t arena_pools = s0.pools_per_arena;
+    size_t marks[] = { 1, per_pool, per_pool + 1, arena_pools * per_pool,
+                       arena_pools * per_pool + 1 };
     size_t m = 0;
 
     heading("2. A pool and an arena filling up (48-byte blocks)");
     printf("A pool of the 48-byte class holds %zu blocks; an arena holds "
-           "%d pools\n(256 pages, %d of them the arena header).\n\n",
-           per_pool, ARENA_POOLS, 256 - ARENA_POOLS);
+           "%zu pools\n(256 pages, %zu of them the arena header).\n\n",
+           per_pool, arena_pools, 256 - arena_pools);
     for (size_t i = 0; i < N && m < 5; i++) {
         v[i] = om_malloc(48);
         if (i + 1 == marks[m]) {
@@ -115,7 +116,7 @@ static void tour_fill(void)
             show_fill(what[m++], i + 1, base);
         }
     }
-    for (size_t i = 0; i < ARENA_POOLS * per_pool + 1; i++)
+    for (size_t i = 0; i < arena_pools * per_pool + 1; i++)
         om_free(v[i]);
     om_collect(true);
 }
