@@ -361,6 +361,8 @@ OM_API int om_list_extend(om_object *l, const om_object *items);
 OM_API om_object *om_list_get(const om_object *l, size_t i);
 OM_API int om_list_set(om_object *l, size_t i, om_object *item);
 OM_API size_t om_list_len(const om_object *l);
+/* list.clear(): drop every item and the item array; 0 or -EINVAL. */
+OM_API int om_list_clear(om_object *l);
 
 /*
  * str: immutable text, CPython 3.11's compact layout for ASCII (a 48-byte
@@ -440,6 +442,78 @@ OM_API om_object *om_repr(om_object *o);
 OM_API extern const struct om_type om_float_type;
 OM_API om_object *om_float_from_double(double value);
 OM_API double om_float_as_double(const om_object *o);
+
+/* ---- 7. The cycle collector ----
+ *
+ * Python's gc module: three generations (thresholds 700, 10, 10), the
+ * 25% rule for the oldest, PEP 442 finalizers run once, objects with a
+ * legacy_del in a cycle kept as uncollectable on the garbage list.  The
+ * core containers (tuple, list, dict, instances) track themselves as
+ * CPython's do; a type of the caller's calls om_gc_track once its object
+ * is filled in.  A GC object is untracked when it is freed.
+ */
+
+/* Collect generation 0..2 (and the younger ones); the unreachable objects
+ * found (collected + uncollectable); -1 with errno = EINVAL for a bad
+ * generation; 0 when called during a collection. */
+OM_API ptrdiff_t om_gc_collect(int generation);
+
+OM_API void om_gc_enable(void);
+OM_API void om_gc_disable(void);
+OM_API bool om_gc_is_enabled(void);
+
+/* Thresholds; t0 == 0 stops automatic collection.  Negative reads 0. */
+OM_API void om_gc_set_threshold(int t0, int t1, int t2);
+OM_API void om_gc_get_threshold(int out[3]);
+OM_API void om_gc_get_count(int out[3]);
+
+/* gc.freeze: every tracked object moves to the permanent generation,
+ * which no collection looks at; unfreeze moves them to the oldest. */
+OM_API void om_gc_freeze(void);
+OM_API void om_gc_unfreeze(void);
+OM_API size_t om_gc_get_freeze_count(void);
+
+OM_API void om_gc_track(om_object *o);
+OM_API void om_gc_untrack(om_object *o);
+OM_API bool om_gc_is_tracked(const om_object *o);
+OM_API bool om_gc_is_finalized(const om_object *o);
+
+struct om_gc_stats {
+    size_t collections, collected, uncollectable;
+};
+OM_API void om_gc_get_stats(struct om_gc_stats out[3]);
+
+/* Called with phase "start" and "stop" around every collection, in the
+ * order added; add returns 0, -EINVAL or -ENOSPC (32 at most), remove 0
+ * or -ENOENT. */
+struct om_gc_info {
+    int generation;
+    size_t collected, uncollectable;
+};
+typedef void (*om_gc_callback)(const char *phase,
+                               const struct om_gc_info *info, void *ctx);
+OM_API int om_gc_callback_add(om_gc_callback cb, void *ctx);
+OM_API int om_gc_callback_remove(om_gc_callback cb, void *ctx);
+
+/* gc.set_debug; the messages go to stderr, as CPython's. */
+#define OM_GC_DEBUG_STATS (1u << 0)
+#define OM_GC_DEBUG_COLLECTABLE (1u << 1)
+#define OM_GC_DEBUG_UNCOLLECTABLE (1u << 2)
+#define OM_GC_DEBUG_SAVEALL (1u << 5)
+#define OM_GC_DEBUG_LEAK (OM_GC_DEBUG_COLLECTABLE | \
+                          OM_GC_DEBUG_UNCOLLECTABLE | OM_GC_DEBUG_SAVEALL)
+OM_API void om_gc_set_debug(unsigned flags);
+OM_API unsigned om_gc_get_debug(void);
+
+/* gc.garbage: a borrowed list (NULL only when it cannot be made). */
+OM_API om_object *om_gc_garbage(void);
+
+/* New lists: the tracked objects of a generation (-1: all, not the
+ * frozen); the objects o refers to (through traverse); the tracked
+ * objects that refer to o.  NULL with errno on failure. */
+OM_API om_object *om_gc_get_objects(int generation);
+OM_API om_object *om_gc_get_referents(om_object *o);
+OM_API om_object *om_gc_get_referrers(om_object *o);
 
 #ifdef __cplusplus
 }

@@ -86,6 +86,8 @@ int om_check(void)
         rc = omi_freelist_check();
     if (rc == 0)
         rc = omi_str_check();
+    if (rc == 0)
+        rc = omi_gc_check();
     omi_purge_resume();
     return rc;
 }

@@ -108,8 +108,10 @@ om_object *om_instance_new(om_object *c)
         return NULL;
     }
     o = om_new(&((struct class_object *)c)->type);
-    if (o)
+    if (o) {
         om_incref(c);
+        omi_gc_link(o);
+    }
     return o;
 }
 

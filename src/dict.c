@@ -348,6 +348,22 @@ static int make_room(struct dict_object *d, om_object *key)
     return 0;
 }
 
+/* CPython's rule: a dict is tracked from the first key or value that
+ * may be part of a cycle (a container; a tuple only if tracked). */
+static bool may_be_tracked(const om_object *o)
+{
+    if (!(o->type->flags & OM_TPFLAGS_GC))
+        return false;
+    return o->type != &om_tuple_type || om_gc_is_tracked(o);
+}
+
+static void maintain_tracking(om_object *d, om_object *key, om_object *value)
+{
+    if (!om_gc_is_tracked(d) &&
+        (may_be_tracked(key) || may_be_tracked(value)))
+        omi_gc_link(d);
+}
+
 int om_dict_set(om_object *o, om_object *key, om_object *value)
 {
     struct dict_object *d = as_dict(o);
@@ -356,6 +372,7 @@ int om_dict_set(om_object *o, om_object *key, om_object *value)
 
     if (!is_dict(o) || !key || !value)
         return -EINVAL;
+    maintain_tracking(o, key, value);
     hash = key_hash(key);
     if (d->keys) {
         ix = lookup(d->keys, key, hash, &slot);

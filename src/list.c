@@ -125,6 +125,8 @@ om_object *om_list_new(size_t n)
     om_object *o = om_new(&om_list_type);
     struct list_object *l;
 
+    if (o)
+        omi_gc_link(o);
     if (!o || n == 0)
         return o;
     l = as_list(o);
@@ -144,6 +146,15 @@ om_object *om_list_new(size_t n)
 size_t om_list_len(const om_object *l)
 {
     return len(as_list(l));
+}
+
+static bool is_list(const om_object *o);
+
+int om_list_clear(om_object *l)
+{
+    if (!is_list(l))
+        return -EINVAL;
+    return list_clear(l);
 }
 
 static bool is_list(const om_object *o)

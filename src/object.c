@@ -62,6 +62,8 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
         errno = ENOMEM;
         return NULL;
     }
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_on_alloc();              /* may collect */
     if (fl && size == fl->size)
         mem = omi_freelist_pop(fl);
     if (mem)
@@ -133,6 +135,8 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
 
     if (fl && size == fl->size && omi_object_release(o, t, fl))
         return;
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_on_dealloc(o);
     OM_ASSERT(omi_object_live > 0);
     omi_object_live--;
     o->type = &omi_freed_type;
@@ -202,7 +206,8 @@ void om_dealloc(om_object *o)
         t->dealloc(o);                  /* only GC objects count in depth */
         return;
     }
-    if (depth >= TRASH_DEPTH && is_gc(o)) {
+    omi_gc_unlink(o);                   /* before next links the trashcan */
+    if (depth >= TRASH_DEPTH) {
         omi_object_gc_head(o)->next = (uintptr_t)deferred;
         deferred = o;
         return;

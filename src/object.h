@@ -91,6 +91,65 @@ OM_INLINE bool omi_freelist_push(struct om_freelist *fl, void *mem)
     return true;
 }
 
+/*
+ * gc.c's state that the object layer's fast paths touch (gc.c explains
+ * the lists): generation 0's list, its count, and threshold 0 as it
+ * applies now (LONG_MAX while automatic collection is off: disabled,
+ * threshold 0, or a collection under way).
+ */
+struct omi_gc_young {
+    struct omi_gc_head head;
+    long count;
+    long threshold;
+};
+extern struct omi_gc_young omi_gc_young;
+
+/* gc.c: the automatic collection, when count passed threshold. */
+void omi_gc_collect_auto(void);
+int omi_gc_check(void);
+
+/* Called by the object layer as CPython's allocator calls its collector:
+ * before a GC object is allocated (count it, maybe collect) ... */
+OM_INLINE void omi_gc_on_alloc(void)
+{
+    if (unlikely(++omi_gc_young.count > omi_gc_young.threshold))
+        omi_gc_collect_auto();
+}
+
+/* Track o (a GC object) in generation 0 (om_gc_track). */
+OM_INLINE void omi_gc_link(om_object *o)
+{
+    struct omi_gc_head *g = omi_object_gc_head(o), *list = &omi_gc_young.head;
+    struct omi_gc_head *last = (struct omi_gc_head *)(list->prev & ~(uintptr_t)3);
+
+    g->prev = (g->prev & 3) | (uintptr_t)last;
+    last->next = (uintptr_t)g;
+    g->next = (uintptr_t)list;
+    list->prev = (uintptr_t)g;
+}
+
+/* Untrack o (a GC object) when it is tracked (om_gc_untrack). */
+OM_INLINE void omi_gc_unlink(om_object *o)
+{
+    struct omi_gc_head *g = omi_object_gc_head(o), *prev, *next;
+
+    if (!g->next)
+        return;
+    prev = (struct omi_gc_head *)(g->prev & ~(uintptr_t)3);
+    next = (struct omi_gc_head *)g->next;
+    prev->next = (uintptr_t)next;
+    next->prev = (next->prev & 3) | (uintptr_t)prev;
+    g->next = 0;
+}
+
+/* ... and when one is freed (untrack it, uncount it). */
+OM_INLINE void omi_gc_on_dealloc(om_object *o)
+{
+    omi_gc_unlink(o);
+    if (omi_gc_young.count > 0)
+        omi_gc_young.count--;
+}
+
 /* object.c's count of live objects (om_live_objects). */
 extern size_t omi_object_live;
 
@@ -100,11 +159,15 @@ extern size_t omi_object_live;
 OM_INLINE om_object *omi_object_reuse(const struct om_type *t,
                                       struct om_freelist *fl)
 {
-    char *mem = (char *)omi_freelist_pop(fl);
     size_t pre = omi_object_presize(t);
     om_object *o;
+    char *mem;
 
-    if (!mem)
+    if (!fl->head)
+        return NULL;
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_on_alloc();              /* may collect, fill fl */
+    if (!(mem = (char *)omi_freelist_pop(fl)))
         return NULL;
     memset(mem, 0, pre);
     o = (om_object *)(mem + pre);
@@ -126,6 +189,8 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
 
     if (fl->len >= fl->cap)
         return false;
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_on_dealloc(o);
     OM_ASSERT(omi_object_live > 0);
     omi_object_live--;
     o->type = &omi_freed_type;

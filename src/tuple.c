@@ -94,8 +94,11 @@ static om_object *tuple_alloc(size_t n)
     om_object *t;
 
     if (!fl || !(t = omi_object_reuse(&om_tuple_type, fl)))
-        return omi_object_new_from(&om_tuple_type, n, fl);
-    ((om_varobject *)t)->size = (ptrdiff_t)n;
+        t = omi_object_new_from(&om_tuple_type, n, fl);
+    else
+        ((om_varobject *)t)->size = (ptrdiff_t)n;
+    if (t)
+        omi_gc_link(t);                 /* items NULL or set: traversable */
     return t;
 }
 

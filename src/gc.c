@@ -1,0 +1,889 @@
+/*
+ * gc.c - the cycle collector: CPython's generational collector (3.11 to
+ * 3.13, and 3.14.5 again) over the objects of GC types.
+ *
+ * Data layout: a tracked object is on one of four circular doubly linked
+ * lists through its GC pre-header (object.h): generations 0, 1, 2 and the
+ * permanent generation (om_gc_freeze).  Each list has a sentinel head.
+ *
+ *   head.next -> obj.next -> ... -> head      (next: a plain address)
+ *   head.prev <- obj.prev <- ...              (prev: address | flags)
+ *
+ * prev's two low bits are flags: FINALIZED (PEP 442, object.h) and
+ * COLLECTING (in the generation being collected).  While a collection
+ * computes reachability, prev holds the object's gc_refs shifted left by
+ * two instead of an address, and next's low bit marks the tentatively
+ * UNREACHABLE; both are plain again before any user code runs (a
+ * finalizer, a clear, a callback).  An object is tracked <=> next != 0.
+ *
+ * A collection of generation g (CPython's steps): merge the younger
+ * generations into g; gc_refs = refcnt; subtract the references from
+ * inside g; what keeps gc_refs > 0 is reachable from outside, and so is
+ * what it reaches; the rest is unreachable.  Reachable tuples of atomic
+ * items are untracked; the survivors move to g + 1.  Of the unreachable,
+ * those with a legacy_del and what they reach are uncollectable (the
+ * garbage list); the others get their finalizers, once each; the ones a
+ * finalizer resurrected survive (with what they reach); the rest are
+ * cleared, which breaks the cycles so reference counting frees them.
+ *
+ * Counting: generation 0's count is GC allocations minus deallocations
+ * since its last collection; a generation's count is collections of the
+ * one below since its own.  A GC allocation collects when count 0 passes
+ * threshold 0: the oldest generation whose count passed its threshold,
+ * the oldest only when its pending survivors are 25% of its size.
+ *
+ * The object layer calls in at two points, as CPython's object allocator
+ * does: omi_gc_on_alloc (count, maybe collect) and omi_gc_on_dealloc
+ * (untrack, uncount).
+ *
+ * Invariants (checked by omi_gc_check):
+ *   1. Outside a collection, every list is a well-formed circular list:
+ *      x.next.prev == x, every member is tracked, no member has
+ *      COLLECTING or UNREACHABLE set.
+ *   2. Every member of a list is an object of a GC type with refcnt > 0.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <time.h>
+
+#include "object.h"
+
+#define NGENS 3
+#define PREV_COLLECTING ((uintptr_t)2)
+#define PREV_FLAGS (GC_PREV_FINALIZED | PREV_COLLECTING)
+#define NEXT_UNREACHABLE ((uintptr_t)1)
+#define REFS_SHIFT 2
+#define MAX_CALLBACKS 32
+
+typedef struct omi_gc_head gc_head;
+
+struct generation {
+    gc_head head;               /* generation 0's: omi_gc_young's */
+    int threshold;
+    long count;                 /* generation 0's: omi_gc_young's */
+};
+
+static struct {
+    bool ready;
+    bool enabled;
+    bool collecting;
+    unsigned debug;
+    struct generation gens[NGENS];
+    gc_head permanent;
+    size_t long_lived_total;        /* survivors of the last full collection */
+    size_t long_lived_pending;      /* moved into generation 2 since */
+    struct om_gc_stats stats[NGENS];
+    struct { om_gc_callback cb; void *ctx; } callbacks[MAX_CALLBACKS];
+    int ncallbacks;
+    om_object *garbage;             /* gc.garbage, made on first use */
+} gc = { .enabled = true };
+
+struct omi_gc_young omi_gc_young = {
+    { (uintptr_t)&omi_gc_young.head, (uintptr_t)&omi_gc_young.head }, 0, 700
+};
+
+static gc_head *gen_head(int i)
+{
+    return i == 0 ? &omi_gc_young.head : &gc.gens[i].head;
+}
+
+static long *gen_count(int i)
+{
+    return i == 0 ? &omi_gc_young.count : &gc.gens[i].count;
+}
+
+/* Automatic collection is on when enabled, threshold 0 > 0, and no
+ * collection is under way: omi_gc_on_alloc compares with this. */
+static void update_auto(void)
+{
+    omi_gc_young.threshold = gc.enabled && gc.gens[0].threshold > 0 &&
+                             !gc.collecting ? gc.gens[0].threshold
+                                            : LONG_MAX;
+}
+
+/* ---- Lists ---- */
+
+static gc_head *gc_next(const gc_head *g)
+{
+    return (gc_head *)(g->next & ~NEXT_UNREACHABLE);
+}
+
+static gc_head *gc_prev(const gc_head *g)
+{
+    return (gc_head *)(g->prev & ~PREV_FLAGS);
+}
+
+static void set_prev(gc_head *g, gc_head *prev)
+{
+    g->prev = (g->prev & PREV_FLAGS) | (uintptr_t)prev;
+}
+
+static void list_init(gc_head *list)
+{
+    list->next = (uintptr_t)list;
+    list->prev = (uintptr_t)list;
+}
+
+static bool list_is_empty(const gc_head *list)
+{
+    return list->next == (uintptr_t)list;
+}
+
+static void list_append(gc_head *node, gc_head *list)
+{
+    gc_head *last = gc_prev(list);
+
+    set_prev(node, last);
+    last->next = (uintptr_t)node;
+    node->next = (uintptr_t)list;
+    list->prev = (uintptr_t)node;
+}
+
+static void list_remove(gc_head *node)
+{
+    gc_head *prev = gc_prev(node), *next = gc_next(node);
+
+    prev->next = (uintptr_t)next;
+    set_prev(next, prev);
+    node->next = 0;
+}
+
+static void list_move(gc_head *node, gc_head *list)
+{
+    list_remove(node);
+    list_append(node, list);
+}
+
+/* Move all of from to the end of to; from ends empty. */
+static void list_merge(gc_head *from, gc_head *to)
+{
+    if (!list_is_empty(from)) {
+        gc_head *to_last = gc_prev(to), *first = gc_next(from),
+                *last = gc_prev(from);
+        to_last->next = (uintptr_t)first;
+        set_prev(first, to_last);
+        last->next = (uintptr_t)to;
+        to->prev = (uintptr_t)last;
+    }
+    list_init(from);
+}
+
+static size_t list_size(const gc_head *list)
+{
+    size_t n = 0;
+
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g))
+        n++;
+    return n;
+}
+
+static om_object *object_of(gc_head *g)
+{
+    return (om_object *)(g + 1);
+}
+
+static void init(void)
+{
+    static const int thresholds[NGENS] = { 700, 10, 10 };
+
+    for (int i = 1; i < NGENS; i++)
+        list_init(gen_head(i));
+    for (int i = 0; i < NGENS; i++)
+        gc.gens[i].threshold = thresholds[i];
+    list_init(&gc.permanent);
+    gc.ready = true;
+}
+
+static inline void ready(void)
+{
+    if (unlikely(!gc.ready))
+        init();
+}
+
+/* ---- Tracking ---- */
+
+static bool is_gc(const om_object *o)
+{
+    return (o->type->flags & OM_TPFLAGS_GC) != 0;
+}
+
+void om_gc_track(om_object *o)
+{
+    if (o && is_gc(o) && omi_object_gc_head(o)->next == 0)
+        omi_gc_link(o);
+}
+
+void om_gc_untrack(om_object *o)
+{
+    if (o && is_gc(o))
+        omi_gc_unlink(o);
+}
+
+bool om_gc_is_tracked(const om_object *o)
+{
+    return o && is_gc(o) && omi_object_gc_head(o)->next != 0;
+}
+
+bool om_gc_is_finalized(const om_object *o)
+{
+    return o && is_gc(o) &&
+           (omi_object_gc_head(o)->prev & GC_PREV_FINALIZED) != 0;
+}
+
+/* ---- Reachability (no user code runs in here) ---- */
+
+static size_t get_refs(const gc_head *g)
+{
+    return (size_t)(g->prev >> REFS_SHIFT);
+}
+
+static void set_refs(gc_head *g, size_t refs)
+{
+    g->prev = (g->prev & PREV_FLAGS) | ((uintptr_t)refs << REFS_SHIFT);
+}
+
+/* Is o in the set being collected (a GC object, COLLECTING)? */
+static gc_head *collecting_head(om_object *o)
+{
+    gc_head *g;
+
+    if (!o || !is_gc(o))
+        return NULL;
+    g = omi_object_gc_head(o);
+    return (g->next != 0 && (g->prev & PREV_COLLECTING)) ? g : NULL;
+}
+
+/* gc_refs = refcnt, COLLECTING set, for every object of list. */
+static void update_refs(gc_head *list)
+{
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g)) {
+        om_object *o = object_of(g);
+        /* an immortal object is always reachable */
+        size_t refs = om_is_immortal(o) ? ((size_t)1 << 40)
+                                         : (size_t)o->refcnt;
+        OM_ASSERT(o->refcnt > 0);
+        g->prev |= PREV_COLLECTING;
+        set_refs(g, refs);
+    }
+}
+
+static int visit_decref(om_object *child, void *arg)
+{
+    gc_head *g = collecting_head(child);
+
+    if (g && get_refs(g) > 0)
+        set_refs(g, get_refs(g) - 1);
+    return 0;
+}
+
+/* Subtract the references from inside list: what is left comes from
+ * outside. */
+static void subtract_refs(gc_head *list)
+{
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g)) {
+        om_object *o = object_of(g);
+        if (o->type->traverse)
+            o->type->traverse(o, visit_decref, NULL);
+    }
+}
+
+static int visit_reachable(om_object *child, void *arg)
+{
+    gc_head *reachable = arg, *g = collecting_head(child);
+
+    if (!g)
+        return 0;
+    if (g->next & NEXT_UNREACHABLE) {
+        /* Tentatively unreachable: unlink it from that list (whose prev
+         * links are addresses) and put it back at the end of reachable,
+         * to be scanned in turn. */
+        gc_head *prev = gc_prev(g), *next = gc_next(g);
+        prev->next = g->next;           /* keeps the UNREACHABLE bit */
+        set_prev(next, prev);
+        list_append(g, reachable);
+        set_refs(g, 1);
+    } else if (get_refs(g) == 0) {
+        set_refs(g, 1);                 /* ahead in reachable: scanned */
+    }
+    return 0;
+}
+
+/*
+ * Split young after update_refs and subtract_refs: objects with gc_refs
+ * > 0, and all they reach, stay (COLLECTING cleared, prev links
+ * restored); the rest move to unreachable (COLLECTING still set).  young
+ * is walked forward only, since its prev fields hold gc_refs.
+ */
+static void move_unreachable(gc_head *young, gc_head *unreachable)
+{
+    gc_head *prev = young, *g = gc_next(young);
+
+    while (g != young) {
+        if (get_refs(g) > 0) {
+            om_object *o = object_of(g);
+            if (o->type->traverse)
+                o->type->traverse(o, visit_reachable, young);
+            set_prev(g, prev);
+            g->prev &= ~PREV_COLLECTING;
+            prev = g;
+        } else {
+            gc_head *last = gc_prev(unreachable);
+            prev->next = g->next;
+            last->next = (uintptr_t)g | NEXT_UNREACHABLE;
+            set_prev(g, last);
+            g->next = (uintptr_t)unreachable | NEXT_UNREACHABLE;
+            unreachable->prev = (uintptr_t)g;
+        }
+        g = gc_next(prev);
+    }
+    young->prev = (uintptr_t)prev;
+    unreachable->next &= ~NEXT_UNREACHABLE;
+}
+
+static void deduce_unreachable(gc_head *young, gc_head *unreachable)
+{
+    list_init(unreachable);
+    update_refs(young);
+    subtract_refs(young);
+    move_unreachable(young, unreachable);
+}
+
+/* Clear the UNREACHABLE marks of a list move_unreachable made. */
+static void clear_unreachable_marks(gc_head *list)
+{
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g))
+        g->next &= ~NEXT_UNREACHABLE;
+}
+
+static void clear_collecting(gc_head *list)
+{
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g))
+        g->prev &= ~PREV_COLLECTING;
+}
+
+/* ---- Untracking what cannot be in a cycle ---- */
+
+static int visit_may_be_tracked(om_object *child, void *arg)
+{
+    return om_gc_is_tracked(child) ? 1 : 0;
+}
+
+/* CPython's rule: a tuple holding no tracked object cannot be in a cycle
+ * (until it is refilled, which only its creator does). */
+static void untrack_tuples(gc_head *list)
+{
+    gc_head *next;
+
+    for (gc_head *g = gc_next(list); g != list; g = next) {
+        om_object *o = object_of(g);
+        next = gc_next(g);
+        if (o->type == &om_tuple_type &&
+            o->type->traverse(o, visit_may_be_tracked, NULL) == 0)
+            list_remove(g);
+    }
+}
+
+/* ---- Finalizers and garbage ---- */
+
+static bool has_legacy_del(const om_object *o)
+{
+    return o->type->legacy_del != NULL;
+}
+
+/* Move the objects with a legacy_del from unreachable to finalizers;
+ * clear every UNREACHABLE mark on the way. */
+static void move_legacy_finalizers(gc_head *unreachable, gc_head *finalizers)
+{
+    gc_head *next;
+
+    for (gc_head *g = gc_next(unreachable); g != unreachable; g = next) {
+        g->next &= ~NEXT_UNREACHABLE;
+        next = gc_next(g);
+        if (has_legacy_del(object_of(g))) {
+            g->prev &= ~PREV_COLLECTING;
+            list_move(g, finalizers);
+        }
+    }
+}
+
+static int visit_move(om_object *child, void *arg)
+{
+    gc_head *g = collecting_head(child);
+
+    if (g) {
+        g->prev &= ~PREV_COLLECTING;
+        list_move(g, arg);
+    }
+    return 0;
+}
+
+/* What the legacy-finalizer objects reach is uncollectable too. */
+static void move_legacy_finalizer_reachable(gc_head *finalizers)
+{
+    for (gc_head *g = gc_next(finalizers); g != finalizers; g = gc_next(g)) {
+        om_object *o = object_of(g);
+        if (o->type->traverse)
+            o->type->traverse(o, visit_move, finalizers);
+    }
+}
+
+/* PEP 442: each object's finalizer once, the object alive meanwhile. */
+static void finalize_garbage(gc_head *collectable)
+{
+    gc_head seen;
+
+    list_init(&seen);
+    while (!list_is_empty(collectable)) {
+        gc_head *g = gc_next(collectable);
+        om_object *o = object_of(g);
+        list_move(g, &seen);
+        if (o->type->finalize && !(g->prev & GC_PREV_FINALIZED)) {
+            g->prev |= GC_PREV_FINALIZED;
+            om_incref(o);
+            o->type->finalize(o);
+            om_decref(o);
+        }
+    }
+    list_merge(&seen, collectable);
+}
+
+/* The objects a finalizer made reachable again go to old, with what they
+ * reach; the still unreachable go to still. */
+static void handle_resurrected(gc_head *unreachable, gc_head *still,
+                               gc_head *old)
+{
+    clear_collecting(unreachable);
+    deduce_unreachable(unreachable, still);
+    clear_unreachable_marks(still);
+    list_merge(unreachable, old);
+}
+
+static om_object *garbage_list(void)
+{
+    if (!gc.garbage) {
+        gc.garbage = om_list_new(0);
+        if (gc.garbage)
+            om_gc_untrack(gc.garbage);  /* a root, never collected */
+    }
+    return gc.garbage;
+}
+
+static void print_object(const char *what, om_object *o)
+{
+    omi_print_fd(2, "gc: %s <%s %p>\n", what, o->type->name, (void *)o);
+}
+
+/* Clear each object (which breaks its cycle); what survives its clear
+ * moves to old. */
+static void delete_garbage(gc_head *collectable, gc_head *old)
+{
+    while (!list_is_empty(collectable)) {
+        gc_head *g = gc_next(collectable);
+        om_object *o = object_of(g);
+
+        if (gc.debug & OM_GC_DEBUG_SAVEALL) {
+            om_object *list = garbage_list();
+            if (list)
+                om_list_append(list, o);
+        } else if (o->type->clear) {
+            om_incref(o);
+            o->type->clear(o);
+            om_decref(o);
+        }
+        if (gc_next(collectable) == g) {  /* still alive */
+            g->prev &= ~PREV_COLLECTING;
+            list_move(g, old);
+        }
+    }
+}
+
+/* Uncollectable objects: those with a legacy_del (all with SAVEALL) go to
+ * the garbage list; all of them to old. */
+static void handle_legacy_finalizers(gc_head *finalizers, gc_head *old)
+{
+    for (gc_head *g = gc_next(finalizers); g != finalizers; g = gc_next(g)) {
+        om_object *o = object_of(g);
+        if ((gc.debug & OM_GC_DEBUG_SAVEALL) || has_legacy_del(o)) {
+            om_object *list = garbage_list();
+            if (list)
+                om_list_append(list, o);
+        }
+    }
+    list_merge(finalizers, old);
+}
+
+/* ---- A collection ---- */
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void print_start(int generation)
+{
+    omi_print_fd(2, "gc: collecting generation %d...\n", generation);
+    omi_print_fd(2, "gc: objects in each generation: %zu %zu %zu\n",
+                 list_size(gen_head(0)), list_size(gen_head(1)),
+                 list_size(gen_head(2)));
+    omi_print_fd(2, "gc: objects in permanent generation: %zu\n",
+                 list_size(&gc.permanent));
+}
+
+static size_t collect(int generation, size_t *uncollectable)
+{
+    gc_head *young = gen_head(generation), *old;
+    gc_head unreachable, finalizers, final;
+    size_t collected = 0, n = 0;
+    uint64_t t0 = 0, us;
+
+    if (gc.debug & OM_GC_DEBUG_STATS) {
+        t0 = now_us();
+        print_start(generation);
+    }
+    if (generation + 1 < NGENS)
+        (*gen_count(generation + 1))++;
+    for (int i = 0; i <= generation; i++)
+        *gen_count(i) = 0;
+    for (int i = 0; i < generation; i++)
+        list_merge(gen_head(i), young);
+    old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
+
+    deduce_unreachable(young, &unreachable);
+    untrack_tuples(young);
+    if (young != old) {
+        if (generation == NGENS - 2)
+            gc.long_lived_pending += list_size(young);
+        list_merge(young, old);
+    } else {
+        gc.long_lived_pending = 0;
+        gc.long_lived_total = list_size(young);
+    }
+
+    list_init(&finalizers);
+    move_legacy_finalizers(&unreachable, &finalizers);
+    move_legacy_finalizer_reachable(&finalizers);
+    if (gc.debug & OM_GC_DEBUG_COLLECTABLE)
+        for (gc_head *g = gc_next(&unreachable); g != &unreachable;
+             g = gc_next(g))
+            print_object("collectable", object_of(g));
+
+    finalize_garbage(&unreachable);
+    handle_resurrected(&unreachable, &final, old);
+    collected = list_size(&final);
+    delete_garbage(&final, old);
+
+    for (gc_head *g = gc_next(&finalizers); g != &finalizers;
+         g = gc_next(g)) {
+        n++;
+        if (gc.debug & OM_GC_DEBUG_UNCOLLECTABLE)
+            print_object("uncollectable", object_of(g));
+    }
+    handle_legacy_finalizers(&finalizers, old);
+    if (generation == NGENS - 1)
+        om_clear_freelists();
+
+    if (gc.debug & OM_GC_DEBUG_STATS) {
+        us = now_us() - t0;
+        omi_print_fd(2, "gc: done, %zu unreachable, %zu uncollectable, "
+                     "%lu.%04lus elapsed\n", collected + n, n,
+                     (unsigned long)(us / 1000000),
+                     (unsigned long)(us % 1000000 / 100));
+    }
+    gc.stats[generation].collections++;
+    gc.stats[generation].collected += collected;
+    gc.stats[generation].uncollectable += n;
+    *uncollectable = n;
+    return collected;
+}
+
+static void invoke_callbacks(const char *phase, int generation,
+                             size_t collected, size_t uncollectable)
+{
+    struct om_gc_info info = { generation, collected, uncollectable };
+
+    for (int i = 0; i < gc.ncallbacks; i++)
+        gc.callbacks[i].cb(phase, &info, gc.callbacks[i].ctx);
+}
+
+static size_t collect_with_callbacks(int generation)
+{
+    size_t collected, uncollectable;
+
+    gc.collecting = true;
+    update_auto();
+    invoke_callbacks("start", generation, 0, 0);
+    collected = collect(generation, &uncollectable);
+    invoke_callbacks("stop", generation, collected, uncollectable);
+    gc.collecting = false;
+    update_auto();
+    return collected + uncollectable;
+}
+
+ptrdiff_t om_gc_collect(int generation)
+{
+    ready();
+    if (generation < 0 || generation >= NGENS) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gc.collecting)
+        return 0;
+    return (ptrdiff_t)collect_with_callbacks(generation);
+}
+
+/* The automatic collection: the oldest generation past its threshold
+ * (the oldest only when 25% of it is new since its last collection). */
+static void collect_generations(void)
+{
+    for (int i = NGENS - 1; i >= 0; i--) {
+        if (*gen_count(i) <= gc.gens[i].threshold)
+            continue;
+        if (i == NGENS - 1 &&
+            gc.long_lived_pending < gc.long_lived_total / 4)
+            continue;
+        collect_with_callbacks(i);
+        break;
+    }
+}
+
+void omi_gc_collect_auto(void)
+{
+    ready();
+    collect_generations();
+}
+
+/* ---- Settings, freeze, stats, callbacks ---- */
+
+void om_gc_enable(void)
+{
+    ready();
+    gc.enabled = true;
+    update_auto();
+}
+
+void om_gc_disable(void)
+{
+    ready();
+    gc.enabled = false;
+    update_auto();
+}
+
+bool om_gc_is_enabled(void) { return gc.enabled; }
+
+void om_gc_set_threshold(int t0, int t1, int t2)
+{
+    int t[NGENS] = { t0, t1, t2 };
+
+    ready();
+    for (int i = 0; i < NGENS; i++)
+        gc.gens[i].threshold = t[i] < 0 ? 0 : t[i];
+    update_auto();
+}
+
+void om_gc_get_threshold(int out[3])
+{
+    ready();
+    for (int i = 0; i < NGENS; i++)
+        out[i] = gc.gens[i].threshold;
+}
+
+void om_gc_get_count(int out[3])
+{
+    for (int i = 0; i < NGENS; i++)
+        out[i] = *gen_count(i) > INT_MAX ? INT_MAX : (int)*gen_count(i);
+}
+
+void om_gc_freeze(void)
+{
+    ready();
+    for (int i = 0; i < NGENS; i++) {
+        list_merge(gen_head(i), &gc.permanent);
+        *gen_count(i) = 0;
+    }
+}
+
+void om_gc_unfreeze(void)
+{
+    ready();
+    list_merge(&gc.permanent, gen_head(NGENS - 1));
+}
+
+size_t om_gc_get_freeze_count(void)
+{
+    ready();
+    return list_size(&gc.permanent);
+}
+
+void om_gc_get_stats(struct om_gc_stats out[3])
+{
+    for (int i = 0; i < NGENS; i++)
+        out[i] = gc.stats[i];
+}
+
+int om_gc_callback_add(om_gc_callback cb, void *ctx)
+{
+    if (!cb)
+        return -EINVAL;
+    if (gc.ncallbacks == MAX_CALLBACKS)
+        return -ENOSPC;
+    gc.callbacks[gc.ncallbacks].cb = cb;
+    gc.callbacks[gc.ncallbacks].ctx = ctx;
+    gc.ncallbacks++;
+    return 0;
+}
+
+int om_gc_callback_remove(om_gc_callback cb, void *ctx)
+{
+    for (int i = 0; i < gc.ncallbacks; i++) {
+        if (gc.callbacks[i].cb == cb && gc.callbacks[i].ctx == ctx) {
+            for (int j = i + 1; j < gc.ncallbacks; j++)
+                gc.callbacks[j - 1] = gc.callbacks[j];
+            gc.ncallbacks--;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+void om_gc_set_debug(unsigned flags) { gc.debug = flags; }
+unsigned om_gc_get_debug(void) { return gc.debug; }
+
+om_object *om_gc_garbage(void)
+{
+    return garbage_list();
+}
+
+/* ---- Introspection ---- */
+
+/* Append the objects of list to result (not result itself). */
+static int append_objects(om_object *result, gc_head *list)
+{
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g))
+        if (object_of(g) != result &&
+            om_list_append(result, object_of(g)) != 0)
+            return -ENOMEM;
+    return 0;
+}
+
+om_object *om_gc_get_objects(int generation)
+{
+    om_object *result;
+    int rc = 0;
+
+    ready();
+    if (generation < -1 || generation >= NGENS) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(result = om_list_new(0)))
+        return NULL;
+    for (int i = 0; i < NGENS && rc == 0; i++)
+        if (generation == -1 || generation == i)
+            rc = append_objects(result, gen_head(i));
+    if (rc != 0) {
+        om_decref(result);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return result;
+}
+
+static int visit_append(om_object *child, void *arg)
+{
+    return om_list_append(arg, child) != 0 ? -ENOMEM : 0;
+}
+
+om_object *om_gc_get_referents(om_object *o)
+{
+    om_object *result;
+
+    if (!o) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(result = om_list_new(0)))
+        return NULL;
+    if (is_gc(o) && o->type->traverse &&
+        o->type->traverse(o, visit_append, result) != 0) {
+        om_decref(result);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return result;
+}
+
+static int visit_is(om_object *child, void *arg)
+{
+    return child == arg;
+}
+
+om_object *om_gc_get_referrers(om_object *o)
+{
+    gc_head *lists[NGENS + 1] = { gen_head(0), gen_head(1),
+                                  gen_head(2), &gc.permanent };
+    om_object *result;
+
+    ready();
+    if (!o) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(result = om_list_new(0)))
+        return NULL;
+    for (int i = 0; i <= NGENS; i++) {
+        for (gc_head *g = gc_next(lists[i]); g != lists[i];
+             g = gc_next(g)) {
+            om_object *r = object_of(g);
+            if (r == result || !r->type->traverse ||
+                r->type->traverse(r, visit_is, o) == 0)
+                continue;
+            if (om_list_append(result, r) != 0) {
+                om_decref(result);
+                errno = ENOMEM;
+                return NULL;
+            }
+        }
+    }
+    return result;
+}
+
+/* ---- Checks ---- */
+
+static int check_list(gc_head *list, const char *name)
+{
+    gc_head *prev = list;
+    size_t n = 0;
+
+    for (gc_head *g = gc_next(list); g != list; prev = g, g = gc_next(g)) {
+        om_object *o = object_of(g);
+        if (g->next == 0 || (g->next & NEXT_UNREACHABLE) ||
+            (g->prev & PREV_COLLECTING) || gc_prev(g) != prev)
+            return omi_check_fail("gc.1", o, "%s list broken", name);
+        if (!is_gc(o) || o->refcnt <= 0)
+            return omi_check_fail("gc.2", o, "%s holds a dead or non-GC "
+                                  "object", name);
+        if (++n > ((size_t)1 << 40))
+            return omi_check_fail("gc.1", list, "%s loops", name);
+    }
+    if (gc_prev(list) != prev)
+        return omi_check_fail("gc.1", list, "%s tail broken", name);
+    return 0;
+}
+
+int omi_gc_check(void)
+{
+    static const char *const names[NGENS] = { "generation 0",
+                                              "generation 1",
+                                              "generation 2" };
+    int rc;
+
+    if (!gc.ready || gc.collecting)
+        return 0;
+    for (int i = 0; i < NGENS; i++)
+        if ((rc = check_list(gen_head(i), names[i])) != 0)
+            return rc;
+    return check_list(&gc.permanent, "permanent generation");
+}

@@ -1,0 +1,564 @@
+/*
+ * test_gc.c - the cycle collector: cycles through each core container,
+ * finalizers (once, resurrection), legacy finalizers and the garbage
+ * list, SAVEALL, callbacks, stats, generations and thresholds, automatic
+ * collection, freeze, tracking rules, introspection, a deep cycle.  Each
+ * test ends with no live test objects and om_check() passing.
+ */
+#include <errno.h>
+
+#include "testutil.h"
+
+static size_t live0, blocks0;
+
+/* ---- A GC type of our own: a node with one reference ---- */
+
+struct node {
+    om_object base;
+    om_object *ref;
+};
+
+static int finalized;                   /* finalizer calls */
+static int legacy_calls;
+static om_object *saved;                /* a finalizer's resurrection */
+static bool resurrect;
+
+static int node_traverse(om_object *o, om_visitproc visit, void *arg)
+{
+    struct node *n = (struct node *)o;
+    return n->ref ? visit(n->ref, arg) : 0;
+}
+
+static int node_clear(om_object *o)
+{
+    struct node *n = (struct node *)o;
+    om_object *old = n->ref;
+
+    n->ref = NULL;
+    om_xdecref(old);
+    return 0;
+}
+
+static void node_dealloc(om_object *o)
+{
+    node_clear(o);
+    om_object_free(o);
+}
+
+static void node_finalize(om_object *o)
+{
+    finalized++;
+    if (resurrect && !saved) {
+        om_incref(o);
+        saved = o;
+    }
+}
+
+static void node_legacy_del(om_object *o)
+{
+    legacy_calls++;
+}
+
+static const struct om_type node_type = {
+    .name = "node",
+    .basic_size = sizeof(struct node),
+    .flags = OM_TPFLAGS_GC,
+    .dealloc = node_dealloc,
+    .traverse = node_traverse,
+    .clear = node_clear,
+};
+
+static const struct om_type fin_node_type = {
+    .name = "fin_node",
+    .basic_size = sizeof(struct node),
+    .flags = OM_TPFLAGS_GC,
+    .dealloc = node_dealloc,
+    .traverse = node_traverse,
+    .clear = node_clear,
+    .finalize = node_finalize,
+};
+
+static const struct om_type legacy_node_type = {
+    .name = "legacy_node",
+    .basic_size = sizeof(struct node),
+    .flags = OM_TPFLAGS_GC,
+    .dealloc = node_dealloc,
+    .traverse = node_traverse,
+    .clear = node_clear,
+    .legacy_del = node_legacy_del,
+};
+
+/* A tracked node of type t pointing at ref (a new reference to it). */
+static om_object *node_new(const struct om_type *t, om_object *ref)
+{
+    struct node *n = (struct node *)om_new(t);
+
+    assert_non_null(n);
+    n->ref = ref;
+    om_xincref(ref);
+    om_gc_track(&n->base);
+    return &n->base;
+}
+
+static void node_set(om_object *o, om_object *ref)
+{
+    struct node *n = (struct node *)o;
+    om_object *old = n->ref;
+
+    om_incref(ref);
+    n->ref = ref;
+    om_xdecref(old);
+}
+
+static int setup(void **state)
+{
+    om_gc_set_threshold(700, 10, 10);
+    om_gc_enable();
+    om_gc_set_debug(0);
+    (void)om_gc_garbage();              /* made once, before live0 */
+    (void)om_str_literal("other");      /* immortal, as attribute names */
+    om_gc_collect(2);                   /* nothing pending from before */
+    om_clear_freelists();
+    live0 = om_live_objects();
+    blocks0 = blocks_in_use();
+    finalized = legacy_calls = 0;
+    saved = NULL;
+    resurrect = false;
+    return 0;
+}
+
+static void assert_clean(void)
+{
+    assert_int_equal(om_list_len(om_gc_garbage()), 0);
+    assert_int_equal(om_live_objects(), live0);
+    om_clear_freelists();
+    assert_heap_clean(blocks0);
+}
+
+/* ---- Cycles through each container ---- */
+
+/* A list that holds itself: refcounting cannot free it; the collector
+ * finds exactly one unreachable object. */
+static void test_self_cycle_list(void **state)
+{
+    om_object *l = om_list_new(0);
+
+    assert_int_equal(om_list_append(l, l), 0);
+    om_decref(l);
+    assert_int_equal(om_live_objects(), live0 + 1);
+    assert_int_equal(om_gc_collect(2), 1);
+    assert_int_equal(om_live_objects(), live0);
+    assert_clean();
+}
+
+static void test_self_cycle_dict(void **state)
+{
+    om_object *d = om_dict_new(), *k = om_str_from_utf8("me", 2);
+
+    assert_false(om_gc_is_tracked(d));
+    assert_int_equal(om_dict_set(d, k, d), 0);
+    assert_true(om_gc_is_tracked(d));  /* a container went in */
+    om_decref(k);
+    om_decref(d);
+    assert_int_equal(om_gc_collect(2), 1);
+    assert_clean();
+}
+
+/* A tuple in a cycle through a list: (l,) and l = [t]. */
+static void test_tuple_list_cycle(void **state)
+{
+    om_object *l = om_list_new(0), *t = om_tuple_pack(1, l);
+
+    assert_int_equal(om_list_append(l, t), 0);
+    om_decref(t);
+    om_decref(l);
+    assert_int_equal(om_gc_collect(0), 2);
+    assert_clean();
+}
+
+/* Two instances whose dicts point at each other: a.other = b, b.other = a:
+ * two instances and their two dicts. */
+static void test_instance_two_cycle(void **state)
+{
+    om_object *cls = om_class_new("C", NULL, 0, 0);
+    om_object *a = om_instance_new(cls), *b = om_instance_new(cls);
+
+    assert_int_equal(om_setattr(a, "other", b), 0);
+    assert_int_equal(om_setattr(b, "other", a), 0);
+    om_decref(a);
+    om_decref(b);
+    om_decref(cls);
+    assert_int_equal(om_gc_collect(2), 4);
+    assert_clean();
+}
+
+/* Reachable objects survive and move to the next generation. */
+static void test_reachable_survives(void **state)
+{
+    om_object *l = om_list_new(0), *objs;
+    int count[3];
+
+    assert_int_equal(om_list_append(l, l), 0);  /* a cycle, still held */
+    assert_int_equal(om_gc_collect(0), 0);
+    objs = om_gc_get_objects(1);
+    assert_non_null(objs);
+    bool found = false;
+    for (size_t i = 0; i < om_list_len(objs); i++)
+        found |= om_list_get(objs, i) == l;
+    assert_true(found);
+    om_decref(objs);
+    om_gc_get_count(count);
+    assert_int_equal(count[1], 1);      /* one collection of generation 0 */
+    assert_int_equal(om_gc_collect(1), 0);
+    om_gc_get_count(count);
+    assert_int_equal(count[1], 0);
+    assert_int_equal(count[2], 1);
+    om_list_clear(l);
+    om_decref(l);
+    assert_clean();
+}
+
+/* ---- Finalizers ---- */
+
+/* A 2-cycle of finalizable nodes: each finalizer runs exactly once, then
+ * both are freed. */
+static void test_finalizers_run_once(void **state)
+{
+    om_object *a = node_new(&fin_node_type, NULL);
+    om_object *b = node_new(&fin_node_type, a);
+
+    node_set(a, b);
+    om_decref(a);
+    om_decref(b);
+    assert_int_equal(om_gc_collect(2), 2);
+    assert_int_equal(finalized, 2);
+    assert_clean();
+}
+
+/* A finalizer that saves its object: it survives the collection,
+ * finalized; when it dies later, its finalizer does not run again. */
+static void test_resurrection(void **state)
+{
+    om_object *a = node_new(&fin_node_type, NULL);
+
+    node_set(a, a);
+    om_decref(a);
+    resurrect = true;
+    assert_int_equal(om_gc_collect(2), 0);  /* resurrected: not collected */
+    assert_int_equal(finalized, 1);
+    assert_ptr_equal(saved, a);
+    assert_true(om_gc_is_finalized(a));
+    assert_true(om_gc_is_tracked(a));
+    saved = NULL;
+    om_decref(a);                       /* the cycle again, unreachable */
+    assert_int_equal(om_gc_collect(2), 1);
+    assert_int_equal(finalized, 1);     /* once per object */
+    assert_clean();
+}
+
+/* A legacy_del in a cycle: uncollectable; it and what it reaches go to
+ * the garbage list, and the stats count it. */
+static void test_legacy_uncollectable(void **state)
+{
+    struct om_gc_stats s0[3], s1[3];
+    om_object *a = node_new(&legacy_node_type, NULL);
+    om_object *b = node_new(&node_type, a);
+
+    node_set(a, b);
+    om_decref(a);
+    om_decref(b);
+    om_gc_get_stats(s0);
+    assert_int_equal(om_gc_collect(2), 2);    /* 2 found, 0 collected */
+    om_gc_get_stats(s1);
+    assert_int_equal(s1[2].collections, s0[2].collections + 1);
+    assert_int_equal(s1[2].collected, s0[2].collected);
+    assert_int_equal(s1[2].uncollectable, s0[2].uncollectable + 2);
+    assert_int_equal(om_list_len(om_gc_garbage()), 1);
+    assert_ptr_equal(om_list_get(om_gc_garbage(), 0), a);
+    assert_int_equal(legacy_calls, 0);
+    /* What a program does: break the cycle by hand, drop the garbage. */
+    node_set(a, om_none());
+    om_list_clear(om_gc_garbage());
+    assert_int_equal(legacy_calls, 1);  /* the refcount freed it */
+    assert_clean();
+}
+
+/* SAVEALL: every unreachable object goes to the garbage list instead. */
+static void test_saveall(void **state)
+{
+    om_object *l = om_list_new(0);
+
+    assert_int_equal(om_list_append(l, l), 0);
+    om_decref(l);
+    om_gc_set_debug(OM_GC_DEBUG_SAVEALL);
+    assert_int_equal(om_gc_collect(2), 1);
+    om_gc_set_debug(0);
+    assert_int_equal(om_list_len(om_gc_garbage()), 1);
+    assert_ptr_equal(om_list_get(om_gc_garbage(), 0), l);
+    om_list_clear(om_gc_garbage());     /* the cycle is unreachable again */
+    assert_int_equal(om_gc_collect(2), 1);
+    assert_clean();
+}
+
+/* ---- Callbacks, nesting, bad input ---- */
+
+static char phases[8][8];
+static struct om_gc_info infos[8];
+static int ncalls;
+static ptrdiff_t nested;
+
+static void callback(const char *phase, const struct om_gc_info *info,
+                     void *ctx)
+{
+    if (ncalls < 8) {
+        snprintf(phases[ncalls], sizeof(phases[0]), "%s", phase);
+        infos[ncalls] = *info;
+    }
+    ncalls++;
+    *(int *)ctx += 1;
+    nested = om_gc_collect(0);          /* no nested collection: 0 */
+}
+
+static void test_callbacks(void **state)
+{
+    om_object *l = om_list_new(0);
+    int calls = 0;
+
+    ncalls = 0;
+    assert_int_equal(om_gc_callback_add(callback, &calls), 0);
+    assert_int_equal(om_list_append(l, l), 0);
+    om_decref(l);
+    assert_int_equal(om_gc_collect(1), 1);
+    assert_int_equal(ncalls, 2);
+    assert_int_equal(calls, 2);
+    assert_string_equal(phases[0], "start");
+    assert_int_equal(infos[0].generation, 1);
+    assert_int_equal(infos[0].collected, 0);
+    assert_string_equal(phases[1], "stop");
+    assert_int_equal(infos[1].generation, 1);
+    assert_int_equal(infos[1].collected, 1);
+    assert_int_equal(infos[1].uncollectable, 0);
+    assert_int_equal(nested, 0);
+    assert_int_equal(om_gc_callback_remove(callback, &calls), 0);
+    assert_int_equal(om_gc_callback_remove(callback, &calls), -ENOENT);
+    assert_int_equal(om_gc_callback_add(NULL, NULL), -EINVAL);
+    om_gc_collect(0);
+    assert_int_equal(ncalls, 2);        /* removed: not called */
+    errno = 0;
+    assert_int_equal(om_gc_collect(3), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(om_gc_collect(-1), -1);
+    assert_clean();
+}
+
+/* ---- Automatic collection, thresholds ---- */
+
+/* With threshold 0 = 50, making 1000 garbage cycles collects them on the
+ * way; with threshold 0 = 0 (or disabled) nothing is collected. */
+static void test_automatic(void **state)
+{
+    struct om_gc_stats s0[3], s1[3];
+
+    om_gc_set_threshold(50, 10, 10);
+    om_gc_get_stats(s0);
+    for (int i = 0; i < 1000; i++) {
+        om_object *l = om_list_new(0);
+        assert_int_equal(om_list_append(l, l), 0);
+        om_decref(l);
+    }
+    om_gc_get_stats(s1);
+    assert_true(s1[0].collections > s0[0].collections);
+    assert_true(om_live_objects() < live0 + 1000);
+
+    om_gc_collect(2);
+    om_gc_set_threshold(0, 10, 10);
+    om_gc_get_stats(s0);
+    for (int i = 0; i < 1000; i++) {
+        om_object *l = om_list_new(0);
+        assert_int_equal(om_list_append(l, l), 0);
+        om_decref(l);
+    }
+    om_gc_get_stats(s1);
+    assert_int_equal(s1[0].collections, s0[0].collections);
+    assert_int_equal(om_live_objects(), live0 + 1000);
+    assert_int_equal(om_gc_collect(2), 1000);
+    int t[3];
+    om_gc_get_threshold(t);
+    assert_int_equal(t[0], 0);
+    assert_int_equal(t[1], 10);
+    assert_clean();
+}
+
+/* An automatic collection started from inside a finalizer (which
+ * allocates containers) runs, and every finalizer still runs once. */
+static void finalize_allocating(om_object *o)
+{
+    finalized++;
+    for (int i = 0; i < 30; i++) {      /* garbage cycles: counts grow */
+        om_object *l = om_list_new(0);
+        assert_int_equal(om_list_append(l, l), 0);
+        om_decref(l);
+    }
+}
+
+static const struct om_type alloc_fin_type = {
+    .name = "alloc_fin",
+    .basic_size = sizeof(struct node),
+    .flags = OM_TPFLAGS_GC,
+    .dealloc = node_dealloc,
+    .traverse = node_traverse,
+    .clear = node_clear,
+    .finalize = finalize_allocating,
+};
+
+static void test_collect_from_finalizer(void **state)
+{
+    struct om_gc_stats s0[3], s1[3];
+
+    om_gc_set_threshold(10, 10, 10);
+    om_gc_get_stats(s0);
+    for (int i = 0; i < 20; i++)
+        om_decref(node_new(&alloc_fin_type, NULL));  /* finalizer on free */
+    om_gc_get_stats(s1);
+    assert_int_equal(finalized, 20);
+    assert_true(s1[0].collections > s0[0].collections);
+    om_gc_collect(2);
+    assert_clean();
+}
+
+/* ---- Freeze ---- */
+
+static void test_freeze(void **state)
+{
+    om_object *l = om_list_new(0);
+
+    assert_int_equal(om_list_append(l, l), 0);
+    om_decref(l);
+    om_gc_freeze();
+    assert_true(om_gc_get_freeze_count() >= 1);
+    assert_int_equal(om_gc_collect(2), 0);     /* frozen: not looked at */
+    assert_int_equal(om_live_objects(), live0 + 1);
+    om_gc_unfreeze();
+    assert_int_equal(om_gc_get_freeze_count(), 0);
+    assert_int_equal(om_gc_collect(2), 1);
+    assert_clean();
+}
+
+/* ---- Tracking rules and introspection ---- */
+
+static void test_tracking_rules(void **state)
+{
+    om_object *i = om_int_from_i64(1000), *f = om_float_from_double(1.5);
+    om_object *s = om_str_from_utf8("x", 1), *l = om_list_new(0);
+    om_object *d = om_dict_new(), *t = om_tuple_pack(2, i, s);
+    om_object *t2 = om_tuple_pack(1, l);
+
+    assert_false(om_gc_is_tracked(i));
+    assert_false(om_gc_is_tracked(f));
+    assert_false(om_gc_is_tracked(s));
+    assert_true(om_gc_is_tracked(l));
+    assert_false(om_gc_is_tracked(d));   /* empty dict */
+    assert_int_equal(om_dict_set(d, s, i), 0);
+    assert_false(om_gc_is_tracked(d));   /* atomic key and value */
+    assert_true(om_gc_is_tracked(t));    /* until a collection sees it */
+    assert_int_equal(om_gc_collect(0), 0);
+    assert_false(om_gc_is_tracked(t));   /* atomic items: untracked */
+    assert_true(om_gc_is_tracked(t2));   /* holds a list */
+    assert_int_equal(om_dict_set(d, s, t), 0);
+    assert_false(om_gc_is_tracked(d));   /* an untracked tuple */
+    assert_int_equal(om_dict_set(d, s, t2), 0);
+    assert_true(om_gc_is_tracked(d));
+    om_object *fresh = om_tuple_new(1);
+    assert_true(om_gc_is_tracked(fresh));  /* tracked when made */
+    om_decref(fresh);
+    om_decref(t2);
+    om_decref(t);
+    om_decref(d);
+    om_decref(l);
+    om_decref(s);
+    om_decref(f);
+    om_decref(i);
+    assert_clean();
+}
+
+static bool list_has(om_object *list, om_object *o)
+{
+    for (size_t i = 0; i < om_list_len(list); i++)
+        if (om_list_get(list, i) == o)
+            return true;
+    return false;
+}
+
+static void test_referents_referrers(void **state)
+{
+    om_object *a = om_list_new(0), *b = om_list_new(0);
+    om_object *x = om_int_from_i64(7);
+    om_object *refs;
+
+    assert_int_equal(om_list_append(a, b), 0);
+    assert_int_equal(om_list_append(a, x), 0);
+    refs = om_gc_get_referents(a);
+    assert_int_equal(om_list_len(refs), 2);
+    assert_ptr_equal(om_list_get(refs, 0), b);
+    assert_ptr_equal(om_list_get(refs, 1), x);
+    om_decref(refs);
+    refs = om_gc_get_referrers(b);
+    assert_int_equal(om_list_len(refs), 1);
+    assert_ptr_equal(om_list_get(refs, 0), a);
+    om_decref(refs);
+    refs = om_gc_get_objects(-1);
+    assert_true(list_has(refs, a) && list_has(refs, b));
+    assert_false(list_has(refs, refs));
+    assert_false(list_has(refs, x));
+    om_decref(refs);
+    errno = 0;
+    assert_null(om_gc_get_objects(3));
+    assert_int_equal(errno, EINVAL);
+    om_decref(a);
+    om_decref(b);
+    om_decref(x);
+    assert_clean();
+}
+
+/* A cycle 100,000 lists long: the collector walks it without recursion,
+ * and freeing it takes a flat stack (the trashcan). */
+static void test_deep_cycle(void **state)
+{
+    enum { N = 100000 };
+    om_object *first = om_list_new(0), *cur = first;
+
+    for (int i = 1; i < N; i++) {
+        om_object *next = om_list_new(0);
+        assert_int_equal(om_list_append(cur, next), 0);
+        om_decref(next);
+        cur = next;
+    }
+    assert_int_equal(om_list_append(cur, first), 0);
+    om_decref(first);
+    assert_int_equal(om_gc_collect(2), N);
+    assert_clean();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_self_cycle_list, setup),
+        cmocka_unit_test_setup(test_self_cycle_dict, setup),
+        cmocka_unit_test_setup(test_tuple_list_cycle, setup),
+        cmocka_unit_test_setup(test_instance_two_cycle, setup),
+        cmocka_unit_test_setup(test_reachable_survives, setup),
+        cmocka_unit_test_setup(test_finalizers_run_once, setup),
+        cmocka_unit_test_setup(test_resurrection, setup),
+        cmocka_unit_test_setup(test_legacy_uncollectable, setup),
+        cmocka_unit_test_setup(test_saveall, setup),
+        cmocka_unit_test_setup(test_callbacks, setup),
+        cmocka_unit_test_setup(test_automatic, setup),
+        cmocka_unit_test_setup(test_collect_from_finalizer, setup),
+        cmocka_unit_test_setup(test_freeze, setup),
+        cmocka_unit_test_setup(test_tracking_rules, setup),
+        cmocka_unit_test_setup(test_referents_referrers, setup),
+        cmocka_unit_test_setup(test_deep_cycle, setup),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
