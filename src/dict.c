@@ -349,18 +349,11 @@ static int make_room(struct dict_object *d, om_object *key)
 }
 
 /* CPython's rule: a dict is tracked from the first key or value that
- * may be part of a cycle (a container; a tuple only if tracked). */
-static bool may_be_tracked(const om_object *o)
-{
-    if (!(o->type->flags & OM_TPFLAGS_GC))
-        return false;
-    return o->type != &om_tuple_type || om_gc_is_tracked(o);
-}
-
+ * may be part of a cycle. */
 static void maintain_tracking(om_object *d, om_object *key, om_object *value)
 {
     if (!om_gc_is_tracked(d) &&
-        (may_be_tracked(key) || may_be_tracked(value)))
+        (omi_gc_may_be_tracked(key) || omi_gc_may_be_tracked(value)))
         omi_gc_link(d);
 }
 

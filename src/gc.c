@@ -44,6 +44,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "object.h"
@@ -67,6 +68,7 @@ static struct {
     bool ready;
     bool enabled;
     bool collecting;
+    bool torture;                   /* OBJMEM_GC_TORTURE=1 */
     unsigned debug;
     struct generation gens[NGENS];
     gc_head permanent;
@@ -96,9 +98,21 @@ static long *gen_count(int i)
  * collection is under way: omi_gc_on_alloc compares with this. */
 static void update_auto(void)
 {
-    omi_gc_young.threshold = gc.enabled && gc.gens[0].threshold > 0 &&
-                             !gc.collecting ? gc.gens[0].threshold
-                                            : LONG_MAX;
+    bool on = gc.enabled && !gc.collecting &&
+              (gc.gens[0].threshold > 0 || gc.torture);
+
+    omi_gc_young.threshold = !on ? LONG_MAX :
+                             gc.torture ? 0 : gc.gens[0].threshold;
+}
+
+/* OBJMEM_GC_TORTURE=1: collect at every GC allocation, so that a test
+ * suite run this way meets the collector at every point it can. */
+__attribute__((constructor)) static void gc_torture_from_env(void)
+{
+    const char *v = getenv("OBJMEM_GC_TORTURE");
+
+    gc.torture = v && v[0] == '1' && v[1] == '\0';
+    update_auto();
 }
 
 /* ---- Lists ---- */
@@ -365,20 +379,35 @@ static void clear_collecting(gc_head *list)
 
 static int visit_may_be_tracked(om_object *child, void *arg)
 {
-    return om_gc_is_tracked(child) ? 1 : 0;
+    return omi_gc_may_be_tracked(child) ? 1 : 0;
 }
 
-/* CPython's rule: a tuple holding no tracked object cannot be in a cycle
- * (until it is refilled, which only its creator does). */
-static void untrack_tuples(gc_head *list)
+/* CPython's rule: a tuple whose items are all set and none may be
+ * tracked cannot be in a cycle (only its creator fills it, NULL items
+ * first). */
+static bool tuple_is_atomic(const om_object *t)
+{
+    for (size_t i = 0; i < om_tuple_len(t); i++) {
+        om_object *item = om_tuple_get(t, i);
+        if (!item || omi_gc_may_be_tracked(item))
+            return false;
+    }
+    return true;
+}
+
+/* Untrack the tuples of list that cannot be in a cycle, and in a full
+ * collection the dicts too (only then, as CPython: a dict being built
+ * would otherwise be checked again and again). */
+static void untrack_atomic(gc_head *list, bool dicts)
 {
     gc_head *next;
 
     for (gc_head *g = gc_next(list); g != list; g = next) {
         om_object *o = object_of(g);
         next = gc_next(g);
-        if (o->type == &om_tuple_type &&
-            o->type->traverse(o, visit_may_be_tracked, NULL) == 0)
+        if ((o->type == &om_tuple_type && tuple_is_atomic(o)) ||
+            (dicts && o->type == &om_dict_type &&
+             o->type->traverse(o, visit_may_be_tracked, NULL) == 0))
             list_remove(g);
     }
 }
@@ -552,7 +581,7 @@ static size_t collect(int generation, size_t *uncollectable)
     old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
 
     deduce_unreachable(young, &unreachable);
-    untrack_tuples(young);
+    untrack_atomic(young, young == old);
     if (young != old) {
         if (generation == NGENS - 2)
             gc.long_lived_pending += list_size(young);
@@ -639,7 +668,8 @@ ptrdiff_t om_gc_collect(int generation)
 static void collect_generations(void)
 {
     for (int i = NGENS - 1; i >= 0; i--) {
-        if (*gen_count(i) <= gc.gens[i].threshold)
+        long threshold = i == 0 && gc.torture ? 0 : gc.gens[i].threshold;
+        if (*gen_count(i) <= threshold)
             continue;
         if (i == NGENS - 1 &&
             gc.long_lived_pending < gc.long_lived_total / 4)
@@ -754,6 +784,27 @@ unsigned om_gc_get_debug(void) { return gc.debug; }
 om_object *om_gc_garbage(void)
 {
     return garbage_list();
+}
+
+/* CPython's shutdown message: uncollectable objects left on the garbage
+ * list (unless SAVEALL put them there), listed with UNCOLLECTABLE.  A
+ * destructor, after main and the atexit handlers. */
+__attribute__((destructor)) static void gc_at_exit(void)
+{
+    size_t n = gc.garbage ? om_list_len(gc.garbage) : 0;
+
+    if (n == 0 || (gc.debug & OM_GC_DEBUG_SAVEALL))
+        return;
+    if (gc.debug & OM_GC_DEBUG_UNCOLLECTABLE) {
+        omi_print_fd(2, "objmem: gc: %zu uncollectable objects at "
+                     "shutdown\n", n);
+        for (size_t i = 0; i < n; i++)
+            print_object("uncollectable", om_list_get(gc.garbage, i));
+    } else {
+        omi_print_fd(2, "objmem: gc: %zu uncollectable objects at "
+                     "shutdown; use om_gc_set_debug("
+                     "OM_GC_DEBUG_UNCOLLECTABLE) to list them\n", n);
+    }
 }
 
 /* ---- Introspection ---- */

@@ -142,6 +142,14 @@ OM_INLINE void omi_gc_unlink(om_object *o)
     g->next = 0;
 }
 
+/* CPython's _PyObject_GC_MAY_BE_TRACKED: o may be part of a cycle (a
+ * container; a tuple only while tracked). */
+OM_INLINE bool omi_gc_may_be_tracked(const om_object *o)
+{
+    return (o->type->flags & OM_TPFLAGS_GC) &&
+           (o->type != &om_tuple_type || omi_object_gc_head(o)->next != 0);
+}
+
 /* ... and when one is freed (untrack it, uncount it). */
 OM_INLINE void omi_gc_on_dealloc(om_object *o)
 {

@@ -62,9 +62,11 @@ static inline uint64_t rnd_next(uint64_t *state)
  * (objmem's fatal path aborts; an ASan report exits non-zero) and say
  * what.
  */
-static inline void assert_dies_saying(void (*act)(void), const char *what)
+/* Run act() in a child with stderr into out; exit(3) after it when
+ * exits (destructors run), _exit(0) otherwise.  Returns the wait status. */
+static inline int run_child(void (*act)(void), bool exits, char *out,
+                            size_t size)
 {
-    char out[8192] = "";
     int fds[2], status;
     ssize_t n, len = 0;
     pid_t pid;
@@ -76,14 +78,36 @@ static inline void assert_dies_saying(void (*act)(void), const char *what)
         dup2(fds[1], 2);
         close(fds[0]);
         act();
+        if (exits)
+            exit(3);
         _exit(0);
     }
     close(fds[1]);
-    while ((n = read(fds[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+    while ((n = read(fds[0], out + len, size - 1 - (size_t)len)) > 0)
         len += n;
+    out[len] = '\0';
     close(fds[0]);
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* act() dies (a signal or a failing exit) and says what on stderr. */
+static inline void assert_dies_saying(void (*act)(void), const char *what)
+{
+    char out[8192];
+    int status = run_child(act, false, out, sizeof(out));
+
     assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(out, what));
+}
+
+/* act() returns, and the process, exiting normally, says what. */
+static inline void assert_exits_saying(void (*act)(void), const char *what)
+{
+    char out[8192];
+    int status = run_child(act, true, out, sizeof(out));
+
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 3);
     assert_non_null(strstr(out, what));
 }
 
