@@ -515,6 +515,35 @@ OM_API om_object *om_gc_get_objects(int generation);
 OM_API om_object *om_gc_get_referents(om_object *o);
 OM_API om_object *om_gc_get_referrers(om_object *o);
 
+/* ---- 8. Weak references ----
+ *
+ * Python's weakref.ref: a reference that does not keep its target alive.
+ * A type takes weak references when its weaklist_offset names a pointer
+ * field (zeroed at birth); instances of classes without slots do.
+ * om_weakref_new returns a new reference to a ref, or NULL with errno =
+ * EINVAL for a target that takes none; refs without callback are shared.
+ * When the target dies (or the collector finds it unreachable), all its
+ * refs are cleared, then the callbacks run, newest first, each given its
+ * ref; the callback of a ref that is itself garbage does not run.
+ */
+typedef void (*om_weakref_callback)(om_object *ref, void *ctx);
+OM_API om_object *om_weakref_new(om_object *target, om_weakref_callback cb,
+                                 void *ctx);
+/* A new reference to the target, or NULL once it is dead. */
+OM_API om_object *om_weakref_get(om_object *ref);
+OM_API size_t om_weakref_count(om_object *target);
+
+/* weakref.WeakValueDictionary: an entry goes when its value dies.  get
+ * returns a new reference, or NULL with errno = ENOENT; set and del
+ * return 0, -EINVAL (a value that takes no weak reference), -ENOMEM or
+ * -ENOENT. */
+OM_API om_object *om_weakvaluedict_new(void);
+OM_API int om_weakvaluedict_set(om_object *d, om_object *key,
+                                om_object *value);
+OM_API om_object *om_weakvaluedict_get(om_object *d, om_object *key);
+OM_API int om_weakvaluedict_del(om_object *d, om_object *key);
+OM_API size_t om_weakvaluedict_len(om_object *d);
+
 #ifdef __cplusplus
 }
 #endif

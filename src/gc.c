@@ -456,6 +456,42 @@ static void move_legacy_finalizer_reachable(gc_head *finalizers)
     }
 }
 
+/*
+ * CPython's handle_weakrefs, before any finalizer or clear: clear every
+ * weak reference to an unreachable object, and every unreachable ref (its
+ * callback could otherwise see cleared objects); then call the callbacks
+ * of the cleared refs that are not garbage themselves (newest first for
+ * each target), each ref moved to old.
+ */
+static void handle_weakrefs(gc_head *unreachable, gc_head *old)
+{
+    gc_head calls;
+
+    list_init(&calls);
+    for (gc_head *g = gc_next(unreachable); g != unreachable;
+         g = gc_next(g)) {
+        om_object *o = object_of(g), *r;
+        if (o->type == &omi_weakref_type)
+            omi_weakref_clear(o);
+        if (!o->type->weaklist_offset)
+            continue;
+        while ((r = omi_weakref_first(o)) != NULL) {
+            gc_head *rg = omi_object_gc_head(r);
+            omi_weakref_clear(r);
+            if (!omi_weakref_has_callback(r) || rg->next == 0 ||
+                (rg->prev & PREV_COLLECTING))
+                continue;               /* no callback, or garbage too */
+            om_incref(r);
+            list_move(rg, &calls);
+        }
+    }
+    while (!list_is_empty(&calls)) {
+        gc_head *g = gc_next(&calls);
+        list_move(g, old);
+        omi_weakref_call(object_of(g));    /* drops our reference */
+    }
+}
+
 /* PEP 442: each object's finalizer once, the object alive meanwhile. */
 static void finalize_garbage(gc_head *collectable)
 {
@@ -599,6 +635,7 @@ static size_t collect(int generation, size_t *uncollectable)
              g = gc_next(g))
             print_object("collectable", object_of(g));
 
+    handle_weakrefs(&unreachable, old);
     finalize_garbage(&unreachable);
     handle_resurrected(&unreachable, &final, old);
     collected = list_size(&final);

@@ -167,7 +167,9 @@ static bool run_finalizer(om_object *o, void (*slot)(om_object *))
     return --o->refcnt != 0;
 }
 
-/* PEP 442: the finalizer of a GC object runs once in its life. */
+/* PEP 442: the finalizer of a GC object runs once in its life.  Then the
+ * weak references to o are cleared and their callbacks run (weakref.c),
+ * then the legacy tp_del, as CPython's subtype_dealloc orders them. */
 static bool finalize(om_object *o)
 {
     const struct om_type *t = o->type;
@@ -177,6 +179,13 @@ static bool finalize(om_object *o)
         if (is_gc(o))
             omi_object_gc_head(o)->prev |= GC_PREV_FINALIZED;
         if (run_finalizer(o, t->finalize))
+            return true;
+    }
+    if (t->weaklist_offset &&
+        *(void **)((char *)o + t->weaklist_offset)) {
+        o->refcnt = 1;                  /* alive for the callbacks */
+        omi_weakref_clear_all(o);
+        if (--o->refcnt != 0)
             return true;
     }
     return t->legacy_del && run_finalizer(o, t->legacy_del);
@@ -200,7 +209,7 @@ void om_dealloc(om_object *o)
     const struct om_type *t = o->type;
 
     OM_ASSERT(o->refcnt == 0);
-    if ((t->finalize || t->legacy_del) && finalize(o))
+    if ((t->finalize || t->legacy_del || t->weaklist_offset) && finalize(o))
         return;                         /* resurrected */
     if (!(t->flags & OM_TPFLAGS_GC)) {
         t->dealloc(o);                  /* only GC objects count in depth */

@@ -104,6 +104,15 @@ struct omi_gc_young {
 };
 extern struct omi_gc_young omi_gc_young;
 
+/* weakref.c, for om_dealloc and the collector. */
+extern const struct om_type omi_weakref_type;
+void omi_weakref_clear_all(om_object *o);
+void omi_weakref_clear(om_object *ref);
+om_object *omi_weakref_first(om_object *o);
+bool omi_weakref_has_callback(const om_object *ref);
+void omi_weakref_call(om_object *ref);
+int omi_weakref_check(om_object *ref);
+
 /* gc.c: the automatic collection, when count passed threshold. */
 void omi_gc_collect_auto(void);
 int omi_gc_check(void);

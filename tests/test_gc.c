@@ -7,7 +7,7 @@
  */
 #include <errno.h>
 
-#include "testutil.h"
+#include "testnode.h"
 
 static size_t live0, blocks0;
 
@@ -19,39 +19,12 @@ static bool torture(void)
     return v && strcmp(v, "1") == 0;
 }
 
-/* ---- A GC type of our own: a node with one reference ---- */
-
-struct node {
-    om_object base;
-    om_object *ref;
-};
+/* ---- Node types (testnode.h) ---- */
 
 static int finalized;                   /* finalizer calls */
 static int legacy_calls;
 static om_object *saved;                /* a finalizer's resurrection */
 static bool resurrect;
-
-static int node_traverse(om_object *o, om_visitproc visit, void *arg)
-{
-    struct node *n = (struct node *)o;
-    return n->ref ? visit(n->ref, arg) : 0;
-}
-
-static int node_clear(om_object *o)
-{
-    struct node *n = (struct node *)o;
-    om_object *old = n->ref;
-
-    n->ref = NULL;
-    om_xdecref(old);
-    return 0;
-}
-
-static void node_dealloc(om_object *o)
-{
-    node_clear(o);
-    om_object_free(o);
-}
 
 static void node_finalize(om_object *o)
 {
@@ -95,28 +68,6 @@ static const struct om_type legacy_node_type = {
     .clear = node_clear,
     .legacy_del = node_legacy_del,
 };
-
-/* A tracked node of type t pointing at ref (a new reference to it). */
-static om_object *node_new(const struct om_type *t, om_object *ref)
-{
-    struct node *n = (struct node *)om_new(t);
-
-    assert_non_null(n);
-    n->ref = ref;
-    om_xincref(ref);
-    om_gc_track(&n->base);
-    return &n->base;
-}
-
-static void node_set(om_object *o, om_object *ref)
-{
-    struct node *n = (struct node *)o;
-    om_object *old = n->ref;
-
-    om_incref(ref);
-    n->ref = ref;
-    om_xdecref(old);
-}
 
 static int setup(void **state)
 {
