@@ -473,6 +473,16 @@ OM_API void om_gc_freeze(void);
 OM_API void om_gc_unfreeze(void);
 OM_API size_t om_gc_get_freeze_count(void);
 
+/*
+ * Beyond CPython, for pre-fork servers (Instagram's story): freeze, then
+ * make every tracked object and everything it refers to immortal (an
+ * untracked container met on the way is tracked in the permanent
+ * generation and walked too).  A forked child that increfs, decrefs and
+ * collects then writes to none of those objects' pages.  Objects only C
+ * code refers to are not reached.  There is no way back.
+ */
+OM_API void om_immortalize_heap(void);
+
 OM_API void om_gc_track(om_object *o);
 OM_API void om_gc_untrack(om_object *o);
 OM_API bool om_gc_is_tracked(const om_object *o);

@@ -778,6 +778,30 @@ void om_gc_unfreeze(void)
     list_merge(&gc.permanent, gen_head(NGENS - 1));
 }
 
+/* Immortalize child; an untracked container joins the walk (at the end
+ * of the permanent list, so the walk needs no stack of its own). */
+static int visit_immortalize(om_object *child, void *arg)
+{
+    if (om_is_immortal(child))
+        return 0;
+    om_set_immortal(child);
+    if (is_gc(child) && omi_object_gc_head(child)->next == 0)
+        list_append(omi_object_gc_head(child), &gc.permanent);
+    return 0;
+}
+
+void om_immortalize_heap(void)
+{
+    om_gc_freeze();
+    for (gc_head *g = gc_next(&gc.permanent); g != &gc.permanent;
+         g = gc_next(g)) {
+        om_object *o = object_of(g);
+        om_set_immortal(o);
+        if (o->type->traverse)
+            o->type->traverse(o, visit_immortalize, NULL);
+    }
+}
+
 size_t om_gc_get_freeze_count(void)
 {
     ready();
