@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "cow.h"
 
 enum { N = 1000000 };
 
@@ -176,92 +177,22 @@ static void test_batch_keeps_pages(void **state)
 
 /* ---- Copy-on-write after fork: om_immortalize_heap ---- */
 
-static long private_dirty_kb(void)
-{
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    char line[256];
-    long kb = -1;
-
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "Private_Dirty: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
-/* A list of n lists [int, str]: 3n + 1 objects. */
-static om_object *build_heap(size_t n)
-{
-    om_object *root = om_list_new(0);
-    char text[32];
-
-    for (size_t i = 0; i < n; i++) {
-        om_object *item = om_list_new(0), *x = om_int_from_i64(1000 + i);
-        snprintf(text, sizeof(text), "value %zu", i);
-        om_object *str = om_str_from_utf8(text, strlen(text));
-        om_list_append(item, x);
-        om_list_append(item, str);
-        om_list_append(root, item);
-        om_decref(x);
-        om_decref(str);
-        om_decref(item);
-    }
-    return root;
-}
-
-/* What a forked worker dirties (kB) by reading every object the way
- * CPython code does (incref, decref) and running a full collection. */
-static long child_dirties(om_object *root)
-{
-    int fds[2];
-    long kb = -1;
-    pid_t pid;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        long d0 = private_dirty_kb(), d;
-        for (size_t i = 0; i < om_list_len(root); i++) {
-            om_object *item = om_list_get(root, i);
-            om_incref(item);
-            for (size_t j = 0; j < om_list_len(item); j++) {
-                om_incref(om_list_get(item, j));
-                om_decref(om_list_get(item, j));
-            }
-            om_decref(item);
-        }
-        om_gc_collect(2);
-        d = private_dirty_kb() - d0;
-        if (write(fds[1], &d, sizeof(d)) != sizeof(d))
-            _exit(2);
-        _exit(0);
-    }
-    close(fds[1]);
-    assert_int_equal(read(fds[0], &kb, sizeof(kb)), sizeof(kb));
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, NULL, 0), pid);
-    return kb;
-}
-
 /* Instagram's story: a worker that only reads the parent's objects still
  * copies their pages (refcounts, GC links).  After om_immortalize_heap it
  * copies less than 1% of the heap. */
 static void immortal_scenario(void)
 {
-    om_object *root = build_heap(100000);
+    om_object *root = cow_build_heap(100000);
     struct om_stats s;
     long plain, frozen, immortal, heap_kb;
 
     om_stats_get(&s);
     heap_kb = (long)(s.bytes_in_use / 1024);
-    plain = child_dirties(root);
+    plain = cow_child_dirties(root);
     om_gc_freeze();
-    frozen = child_dirties(root);
+    frozen = cow_child_dirties(root);
     om_immortalize_heap();
-    immortal = child_dirties(root);
+    immortal = cow_child_dirties(root);
     fprintf(stderr, "heap %ld kB; child dirtied %ld kB plain, %ld kB "
             "frozen, %ld kB immortalized\n", heap_kb, plain, frozen,
             immortal);

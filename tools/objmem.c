@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "objmem.h"
+#include "cow.h"
 
 #define POOL_BYTES 4096
 #define ARENA_BYTES (1u << 20)
@@ -264,7 +265,7 @@ static const char *PY_FIGURES =
     "print(sys.getsizeof(a), deep(a, set()), sys.getsizeof(b), "
     "deep(b, set()))\n";
 
-static bool python_figures(long *v, int n)
+static bool python_figures(const char *script, long *v, int n)
 {
     char path[] = "/tmp/objmem-tour-XXXXXX";
     char cmd[128];
@@ -273,7 +274,7 @@ static bool python_figures(long *v, int n)
 
     if (fd < 0)
         return false;
-    if (write(fd, PY_FIGURES, strlen(PY_FIGURES)) < 0)
+    if (write(fd, script, strlen(script)) < 0)
         got = -1;
     close(fd);
     snprintf(cmd, sizeof(cmd), "python3 %s 2>/dev/null", path);
@@ -417,7 +418,7 @@ static void tour_deep(const long *py, bool have)
 static void tour_objects(void)
 {
     long py[39];
-    bool have = python_figures(py, 39);
+    bool have = python_figures(PY_FIGURES, py, 39);
 
     heading("4. Objects (layer 3): caches, interning, sizes, beside python3");
     if (!have)
@@ -430,13 +431,261 @@ static void tour_objects(void)
            "which objmem does not\nimplement yet.)\n");
 }
 
-/* ---- Step 5: the report ---- */
+/* ---- Step 5: the cycle collector, beside python3 ---- */
+
+/* python3's figures for step 5: the article's two-node cycle, the
+ * thresholds, and the copy-on-write experiment (heap kB, then what a
+ * forked reader dirties, plain and after gc.freeze()). */
+static const char *PY_GC =
+    "import gc, os\n"
+    "class Node:\n    def __init__(self): self.ref = None\n"
+    "a = Node(); b = Node(); a.ref = b; b.ref = a\n"
+    "del a, b\n"
+    "print(gc.collect())\n"
+    "print(*gc.get_threshold())\n"
+    "def kb(key, path):\n"
+    "    for l in open(path):\n"
+    "        if l.startswith(key): return int(l.split()[1])\n"
+    "r0 = kb('VmRSS:', '/proc/self/status')\n"
+    "root = [[1000 + i, 'value %d' % i] for i in range(100000)]\n"
+    "print(kb('VmRSS:', '/proc/self/status') - r0)\n"
+    "def child():\n"
+    "    r, w = os.pipe(); pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        d0 = kb('Private_Dirty:', '/proc/self/smaps_rollup')\n"
+    "        for item in root:\n"
+    "            for x in item: pass\n"
+    "        gc.collect()\n"
+    "        d = kb('Private_Dirty:', '/proc/self/smaps_rollup') - d0\n"
+    "        os.write(w, str(d).encode()); os._exit(0)\n"
+    "    os.close(w); v = int(os.read(r, 64)); os.waitpid(pid, 0)\n"
+    "    return v\n"
+    "print(child()); gc.freeze(); print(child())\n";
+
+static long finalizer_runs;
+static om_object *lazarus;              /* what the finalizer saved */
+
+static void save_self(om_object *o)
+{
+    finalizer_runs++;
+    if (!lazarus) {
+        om_incref(o);
+        lazarus = o;
+    }
+}
+
+struct gc_node {
+    om_object base;
+    om_object *ref;
+};
+
+static int gc_node_traverse(om_object *o, om_visitproc visit, void *arg)
+{
+    om_object *ref = ((struct gc_node *)o)->ref;
+    return ref ? visit(ref, arg) : 0;
+}
+
+static int gc_node_clear(om_object *o)
+{
+    om_object *ref = ((struct gc_node *)o)->ref;
+
+    ((struct gc_node *)o)->ref = NULL;
+    om_xdecref(ref);
+    return 0;
+}
+
+static void gc_node_dealloc(om_object *o)
+{
+    gc_node_clear(o);
+    om_object_free(o);
+}
+
+static const struct om_type phoenix_type = {
+    .name = "Phoenix",
+    .basic_size = sizeof(struct gc_node),
+    .flags = OM_TPFLAGS_GC,
+    .dealloc = gc_node_dealloc,
+    .traverse = gc_node_traverse,
+    .clear = gc_node_clear,
+    .finalize = save_self,
+};
+
+static void tour_cycle(const long *py, bool have)
+{
+    om_object *cls = om_class_new("Node", NULL, 0, 0), *a, *b;
+    size_t live0;
+
+    (void)om_str_literal("ref");        /* the attribute name, immortal */
+    live0 = om_live_objects();
+    a = om_instance_new(cls);
+    b = om_instance_new(cls);
+
+    printf("The article's Node cycle: a.ref = b; b.ref = a; del a, b\n");
+    om_setattr(a, "ref", b);
+    om_setattr(b, "ref", a);
+    om_decref(a);
+    om_decref(b);
+    printf("  after del: %zu objects still alive (refcounts never reach "
+           "0)\n", om_live_objects() - live0);
+    printf("  Collected: %zd objects   (python3: ", om_gc_collect(2));
+    if (have)
+        printf("%ld", py[0]);
+    else
+        printf("-");
+    printf(")\n  (objmem counts the two nodes and their two attribute "
+           "dicts; python3 3.11\n  keeps the attributes inline, not in "
+           "dict objects)\n");
+    om_decref(cls);
+}
+
+static void tour_generations(const long *py, bool have)
+{
+    int t[3], c[3];
+    om_object *keep = om_list_new(0), *objs;
+
+    om_gc_get_threshold(t);
+    printf("\nGenerations and thresholds: (%d, %d, %d)   (python3: ", t[0],
+           t[1], t[2]);
+    if (have)
+        printf("(%ld, %ld, %ld))\n", py[1], py[2], py[3]);
+    else
+        printf("-)\n");
+    om_gc_collect(2);
+    for (int i = 0; i < 500; i++) {
+        om_object *l = om_list_new(0);
+        om_list_append(keep, l);
+        om_decref(l);
+    }
+    om_gc_get_count(c);
+    printf("  500 lists made and kept: counts (%d, %d, %d)\n", c[0], c[1],
+           c[2]);
+    om_gc_collect(0);
+    objs = om_gc_get_objects(1);
+    printf("  after om_gc_collect(0): they moved up, generation 1 holds "
+           "%zu objects\n", om_list_len(objs));
+    om_decref(objs);
+    om_decref(keep);
+}
+
+static void tour_resurrection(void)
+{
+    struct gc_node *n = (struct gc_node *)om_new(&phoenix_type);
+    om_object *o = &n->base;
+
+    om_gc_track(o);
+    n->ref = o;                         /* a cycle of one */
+    om_incref(o);
+    om_decref(o);
+    printf("\nA finalizer that resurrects (PEP 442): a Phoenix in a cycle "
+           "saves itself\n");
+    ptrdiff_t found = om_gc_collect(2);
+    printf("  om_gc_collect(2) = %zd: the finalizer ran %ld time(s), the "
+           "object lives on,\n  om_gc_is_finalized = %s\n", found,
+           finalizer_runs, om_gc_is_finalized(o) ? "True" : "False");
+    lazarus = NULL;
+    om_decref(o);                       /* the cycle is garbage again */
+    found = om_gc_collect(2);
+    printf("  dropped again: om_gc_collect(2) = %zd, the finalizer ran %ld "
+           "time(s) in all\n", found, finalizer_runs);
+}
+
+/* The article's cache: get_resource() through a WeakValueDictionary. */
+static om_object *get_resource(om_object *cache, om_object *cls,
+                               const char *name)
+{
+    om_object *key = om_str_from_utf8(name, strlen(name));
+    om_object *r = om_weakvaluedict_get(cache, key);
+
+    if (r) {
+        printf("  Cache hit: %s\n", name);
+    } else {
+        printf("  Cache miss: %s, creating new\n", name);
+        r = om_instance_new(cls);
+        om_weakvaluedict_set(cache, key, r);
+    }
+    om_decref(key);
+    return r;
+}
+
+static void tour_weakrefs(void)
+{
+    om_object *cache = om_weakvaluedict_new();
+    om_object *cls = om_class_new("ExpensiveResource", NULL, 0, 0);
+    om_object *r1, *r2, *r3;
+
+    printf("\nThe article's cache with a WeakValueDictionary:\n");
+    r1 = get_resource(cache, cls, "dataset_a");
+    r2 = get_resource(cache, cls, "dataset_a");
+    om_decref(r1);
+    om_decref(r2);
+    printf("  del r1, r2: the cache holds %zu entries\n",
+           om_weakvaluedict_len(cache));
+    r3 = get_resource(cache, cls, "dataset_a");
+    om_decref(r3);
+    om_decref(cache);
+    om_decref(cls);
+}
+
+/* Freeze before fork: in a child process of its own, so that the
+ * immortal heap does not stay in this one. */
+static void tour_fork(const long *py, bool have)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        om_object *root = cow_build_heap(100000);
+        struct om_stats s;
+        long plain, frozen, immortal;
+
+        om_stats_get(&s);
+        plain = cow_child_dirties(root);
+        om_gc_freeze();
+        frozen = cow_child_dirties(root);
+        om_immortalize_heap();
+        immortal = cow_child_dirties(root);
+        printf("\nFreeze before fork: a parent builds 100,000 [int, str] "
+               "lists (%zu kB of\nobjects); a forked worker reads every "
+               "object and collects. Its private\ndirty memory grows by "
+               "(kB):\n", s.bytes_in_use / 1024);
+        printf("  %-34s %8s %8s\n", "", "objmem", "python3");
+        printf("  %-34s %8ld %8ld\n", "no freeze", plain, have ? py[5] : -1);
+        printf("  %-34s %8ld %8ld\n", "om_gc_freeze / gc.freeze()", frozen,
+               have ? py[6] : -1);
+        printf("  %-34s %8ld %8s\n", "freeze + om_immortalize_heap()",
+               immortal, "(none)");
+        if (have)
+            printf("  (python3's heap: %ld kB of RSS growth)\n", py[4]);
+        fflush(stdout);
+        _exit(0);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    printf("  (freezing keeps the collector's hands off the shared pages, "
+           "but every incref\n  still writes; immortal objects take no "
+           "writes at all)\n");
+}
+
+static void tour_gc(void)
+{
+    long py[7];
+    bool have = python_figures(PY_GC, py, 7);
+
+    heading("5. The cycle collector, beside python3");
+    tour_cycle(py, have);
+    tour_generations(py, have);
+    tour_resurrection();
+    tour_weakrefs();
+    tour_fork(py, have);
+}
+
+/* ---- Step 6: the report ---- */
 
 static void tour_report(void)
 {
     struct om_stats s = stats();
 
-    heading("5. The heap at the end: om_debug_malloc_stats()");
+    heading("6. The heap at the end: om_debug_malloc_stats()");
     printf("bytes mapped %zu, resident %zu, in use %zu; purged so far "
            "%llu\n\n", s.bytes_mapped, s.bytes_resident, s.bytes_in_use,
            (unsigned long long)s.bytes_purged_total);
@@ -451,6 +700,7 @@ static int cmd_tour(void)
     tour_fill();
     tour_million();
     tour_objects();
+    tour_gc();
     tour_report();
     return om_check() == 0 ? 0 : 1;
 }
