@@ -33,6 +33,8 @@ demo: build
 bench: deps-bench
 	@$(MAKE) --no-print-directory build MODE=release
 	build/release/bench/bench_alloc
+	build/release/bench/bench_objects
+	build/release/bench/bench_gc
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

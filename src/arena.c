@@ -188,7 +188,7 @@ static bool claim(struct arena *a, struct pool *pool)
     return false;
 }
 
-struct pool *omi_arena_take_pool(struct arena *a, bool *resident)
+struct pool *omi_arena_take_pool(struct arena *a)
 {
     bool dirty = a->ndirty > 0;
     int i = dirty ? lowest_bit(a->dirty) : lowest_bit(a->clean);
@@ -201,7 +201,7 @@ struct pool *omi_arena_take_pool(struct arena *a, bool *resident)
         bit_clear(a->clean, (size_t)i);
     }
     a->nfree--;
-    *resident = claim(a, &a->pools[i]);
+    (void)claim(a, &a->pools[i]);
     return &a->pools[i];
 }
 

@@ -115,11 +115,10 @@ struct arena *omi_arena_new(struct heap *h);
 void omi_arena_release(struct arena *a);
 
 /*
- * Take a free pool, dirty ones first, and make it USED.  *resident says
- * whether its page still holds what it held (a DIRTY pool) or reads as
- * zeroes (CLEAN).  Precondition: a->nfree > 0; the caller owns a.
+ * Take a free pool, dirty ones first (lowest address first), and make it
+ * USED.  Precondition: a->nfree > 0; the caller owns a.
  */
-struct pool *omi_arena_take_pool(struct arena *a, bool *resident);
+struct pool *omi_arena_take_pool(struct arena *a);
 
 /* Put back a pool that has just become free (it is resident). */
 void omi_arena_put_pool(struct arena *a, struct pool *pool);

@@ -221,7 +221,6 @@ static struct pool *take_pool(struct heap *h, unsigned sc)
     struct pool *pool;
     unsigned old;
     size_t hints;
-    bool resident;
 
     if (!a && !(a = add_arena(h)))
         return NULL;
@@ -229,10 +228,10 @@ static struct pool *take_pool(struct heap *h, unsigned sc)
     if (old == USABLE_POOLS)
         h->nempty--;
     hints = a->ndirty;
-    pool = omi_arena_take_pool(a, &resident);
+    pool = omi_arena_take_pool(a);
     h->ndirty -= hints - a->ndirty;
     bin_update(h, a, old);
-    omi_pool_init(pool, sc, resident);
+    omi_pool_init(pool, sc);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
     return pool;
 }

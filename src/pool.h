@@ -104,10 +104,9 @@ char *omi_pool_page(const struct pool *pool);
 
 /*
  * Give a pool just taken from its arena size class sc: thread all its
- * blocks on the free list (a resident pool that last held sc keeps its
- * list as it is).
+ * blocks on the free list in address order.
  */
-void omi_pool_init(struct pool *pool, unsigned sc, bool resident);
+void omi_pool_init(struct pool *pool, unsigned sc);
 
 /*
  * True when p is at a block boundary inside pool, a pool holding a class.
