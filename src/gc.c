@@ -78,7 +78,10 @@ static struct {
     struct { om_gc_callback cb; void *ctx; } callbacks[MAX_CALLBACKS];
     int ncallbacks;
     om_object *garbage;             /* gc.garbage, made on first use */
-} gc = { .enabled = true };
+} gc = {
+    .enabled = true,
+    .gens = { { .threshold = 700 }, { .threshold = 10 }, { .threshold = 10 } },
+};
 
 struct omi_gc_young omi_gc_young = {
     { (uintptr_t)&omi_gc_young.head, (uintptr_t)&omi_gc_young.head }, 0, 700
@@ -198,12 +201,8 @@ static om_object *object_of(gc_head *g)
 
 static void init(void)
 {
-    static const int thresholds[NGENS] = { 700, 10, 10 };
-
     for (int i = 1; i < NGENS; i++)
         list_init(gen_head(i));
-    for (int i = 0; i < NGENS; i++)
-        gc.gens[i].threshold = thresholds[i];
     list_init(&gc.permanent);
     gc.ready = true;
 }
@@ -421,39 +420,64 @@ static bool has_legacy_del(const om_object *o)
 
 /* Move the objects with a legacy_del from unreachable to finalizers;
  * clear every UNREACHABLE mark on the way. */
-static void move_legacy_finalizers(gc_head *unreachable, gc_head *finalizers)
+/* What one pass over the unreachable learns, so that the passes that
+ * would have nothing to do are skipped. */
+struct scan {
+    size_t left;                /* objects left in unreachable */
+    bool finalizers;            /* some have a finalizer not run yet */
+};
+
+static void move_legacy_finalizers(gc_head *unreachable, gc_head *finalizers,
+                                   struct scan *scan)
 {
     gc_head *next;
 
     for (gc_head *g = gc_next(unreachable); g != unreachable; g = next) {
+        om_object *o = object_of(g);
         g->next &= ~NEXT_UNREACHABLE;
         next = gc_next(g);
-        if (has_legacy_del(object_of(g))) {
+        if (has_legacy_del(o)) {
             g->prev &= ~PREV_COLLECTING;
             list_move(g, finalizers);
+            continue;
         }
+        scan->left++;
+        if (o->type->finalize && !(g->prev & GC_PREV_FINALIZED))
+            scan->finalizers = true;
     }
 }
 
+struct move_to {
+    gc_head *list;
+    size_t moved;
+};
+
 static int visit_move(om_object *child, void *arg)
 {
+    struct move_to *to = arg;
     gc_head *g = collecting_head(child);
 
     if (g) {
         g->prev &= ~PREV_COLLECTING;
-        list_move(g, arg);
+        list_move(g, to->list);
+        to->moved++;
     }
     return 0;
 }
 
-/* What the legacy-finalizer objects reach is uncollectable too. */
-static void move_legacy_finalizer_reachable(gc_head *finalizers)
+/* What the legacy-finalizer objects reach is uncollectable too: those
+ * objects leave unreachable (scan->left counts them out). */
+static void move_legacy_finalizer_reachable(gc_head *finalizers,
+                                            struct scan *scan)
 {
+    struct move_to to = { finalizers, 0 };
+
     for (gc_head *g = gc_next(finalizers); g != finalizers; g = gc_next(g)) {
         om_object *o = object_of(g);
         if (o->type->traverse)
-            o->type->traverse(o, visit_move, finalizers);
+            o->type->traverse(o, visit_move, &to);
     }
+    scan->left -= to.moved;
 }
 
 /*
@@ -463,10 +487,13 @@ static void move_legacy_finalizer_reachable(gc_head *finalizers)
  * of the cleared refs that are not garbage themselves (newest first for
  * each target), each ref moved to old.
  */
-static void handle_weakrefs(gc_head *unreachable, gc_head *old)
+static size_t handle_weakrefs(gc_head *unreachable, gc_head *old)
 {
     gc_head calls;
+    size_t ncalls = 0;
 
+    if (omi_weakref_live == 0)
+        return 0;                       /* no ref anywhere: nothing to do */
     list_init(&calls);
     for (gc_head *g = gc_next(unreachable); g != unreachable;
          g = gc_next(g)) {
@@ -489,7 +516,9 @@ static void handle_weakrefs(gc_head *unreachable, gc_head *old)
         gc_head *g = gc_next(&calls);
         list_move(g, old);
         omi_weakref_call(object_of(g));    /* drops our reference */
+        ncalls++;
     }
+    return ncalls;
 }
 
 /* PEP 442: each object's finalizer once, the object alive meanwhile. */
@@ -601,6 +630,7 @@ static size_t collect(int generation, size_t *uncollectable)
 {
     gc_head *young = gen_head(generation), *old;
     gc_head unreachable, finalizers, final;
+    struct scan scan = { 0, false };
     size_t collected = 0, n = 0;
     uint64_t t0 = 0, us;
 
@@ -628,17 +658,25 @@ static size_t collect(int generation, size_t *uncollectable)
     }
 
     list_init(&finalizers);
-    move_legacy_finalizers(&unreachable, &finalizers);
-    move_legacy_finalizer_reachable(&finalizers);
+    move_legacy_finalizers(&unreachable, &finalizers, &scan);
+    move_legacy_finalizer_reachable(&finalizers, &scan);
     if (gc.debug & OM_GC_DEBUG_COLLECTABLE)
         for (gc_head *g = gc_next(&unreachable); g != &unreachable;
              g = gc_next(g))
             print_object("collectable", object_of(g));
 
-    handle_weakrefs(&unreachable, old);
-    finalize_garbage(&unreachable);
-    handle_resurrected(&unreachable, &final, old);
-    collected = list_size(&final);
+    /* Only user code (a callback, a finalizer) can resurrect: without any,
+     * the unreachable are still unreachable and need no second look. */
+    if (handle_weakrefs(&unreachable, old) > 0 || scan.finalizers) {
+        if (scan.finalizers)
+            finalize_garbage(&unreachable);
+        handle_resurrected(&unreachable, &final, old);
+        collected = list_size(&final);
+    } else {
+        list_init(&final);
+        list_merge(&unreachable, &final);
+        collected = scan.left;
+    }
     delete_garbage(&final, old);
 
     for (gc_head *g = gc_next(&finalizers); g != &finalizers;

@@ -106,6 +106,7 @@ extern struct omi_gc_young omi_gc_young;
 
 /* weakref.c, for om_dealloc and the collector. */
 extern const struct om_type omi_weakref_type;
+extern size_t omi_weakref_live;
 void omi_weakref_clear_all(om_object *o);
 void omi_weakref_clear(om_object *ref);
 om_object *omi_weakref_first(om_object *o);

@@ -114,11 +114,15 @@ static int weakref_traverse(om_object *o, om_visitproc visit, void *arg)
     return r->key ? visit(r->key, arg) : 0;
 }
 
+/* Refs alive now: the collector skips its weakref pass when none. */
+size_t omi_weakref_live;
+
 static void weakref_dealloc(om_object *o)
 {
     struct weakref *r = as_ref(o);
     om_object *key = r->key;
 
+    omi_weakref_live--;
     omi_weakref_clear(o);
     r->key = NULL;
     om_xdecref(key);
@@ -133,6 +137,7 @@ static om_object *new_ref(om_object *target, om_weakref_callback cb,
     r = as_ref(om_new(&omi_weakref_type));
     if (!r)
         return NULL;
+    omi_weakref_live++;
     r->target = target;
     r->cb = cb;
     r->ctx = ctx;

@@ -92,6 +92,26 @@ static void assert_objects_clean(void)
 
 /* ---- Tests ---- */
 
+/* A program that never calls om_gc_* still has the collector on, with
+ * CPython's thresholds: garbage cycles go on the way (this file makes no
+ * other gc call, so the collector's state is as a fresh program's). */
+static void test_collector_on_by_default(void **state)
+{
+    struct om_gc_stats s[3];
+    size_t made = 10000;
+
+    for (size_t i = 0; i < made; i++) {
+        om_object *l = om_list_new(0);
+        assert_int_equal(om_list_append(l, l), 0);
+        om_decref(l);
+    }
+    om_gc_get_stats(s);
+    assert_true(s[0].collections >= made / 700 - 1);
+    assert_true(om_live_objects() < live0 + 700 + 1);
+    om_gc_collect(2);
+    assert_objects_clean();
+}
+
 static void test_new_and_dealloc(void **state)
 {
     om_object *o = om_new(&plain_type);
@@ -1049,6 +1069,7 @@ static void test_refcount_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_collector_on_by_default, setup),
         cmocka_unit_test_setup(test_new_and_dealloc, setup),
         cmocka_unit_test_setup(test_gc_preheader_and_var, setup),
         cmocka_unit_test_setup(test_immortal, setup),
