@@ -26,9 +26,17 @@ static int legacy_calls;
 static om_object *saved;                /* a finalizer's resurrection */
 static bool resurrect;
 
+static int cleared_seen;                /* finalizers that met a cleared node */
+
 static void node_finalize(om_object *o)
 {
+    struct node *n = (struct node *)o;
+
     finalized++;
+    if (!n->ref || (n->ref->type->flags & OM_TPFLAGS_GC &&
+                    n->ref->type->traverse == node_traverse &&
+                    !((struct node *)n->ref)->ref))
+        cleared_seen++;                 /* a neighbour cleared too soon */
     if (resurrect && !saved) {
         om_incref(o);
         saved = o;
@@ -191,6 +199,51 @@ static void test_finalizers_run_once(void **state)
     node_set(a, b);
     om_decref(a);
     om_decref(b);
+    assert_int_equal(om_gc_collect(2), 2);
+    assert_int_equal(finalized, 2);
+    assert_clean();
+}
+
+/* A ring of three finalizable nodes: every finalizer runs exactly once,
+ * before any node is cleared, so each sees its neighbour intact. */
+static void test_finalizer_chain(void **state)
+{
+    om_object *a = node_new(&fin_node_type, NULL);
+    om_object *b = node_new(&fin_node_type, a);
+    om_object *c = node_new(&fin_node_type, b);
+
+    node_set(a, c);                     /* a -> c -> b -> a */
+    om_decref(a);
+    om_decref(b);
+    om_decref(c);
+    cleared_seen = 0;
+    assert_int_equal(om_gc_collect(2), 3);
+    assert_int_equal(finalized, 3);
+    assert_int_equal(cleared_seen, 0);
+    assert_clean();
+}
+
+/* Transitive resurrection: a saves itself, and b, which a refers to,
+ * lives on with it; both finalizers ran once and never run again. */
+static void test_transitive_resurrection(void **state)
+{
+    om_object *a = node_new(&fin_node_type, NULL);
+    om_object *b = node_new(&fin_node_type, a);
+
+    node_set(a, b);
+    om_decref(b);
+    resurrect = true;
+    saved = NULL;
+    om_decref(a);                       /* a <-> b, garbage */
+    assert_int_equal(om_gc_collect(2), 0);
+    assert_int_equal(finalized, 2);     /* both ran; one saved itself */
+    assert_non_null(saved);
+    assert_true(om_gc_is_tracked(a) && om_gc_is_tracked(b));
+    assert_true(om_gc_is_finalized(a) && om_gc_is_finalized(b));
+    om_object *s = saved;
+    saved = NULL;
+    resurrect = false;
+    om_decref(s);
     assert_int_equal(om_gc_collect(2), 2);
     assert_int_equal(finalized, 2);
     assert_clean();
@@ -457,6 +510,12 @@ static void test_tracking_rules(void **state)
     assert_false(om_gc_is_tracked(d));   /* an untracked tuple */
     assert_int_equal(om_dict_set(d, s, t2), 0);
     assert_true(om_gc_is_tracked(d));
+    om_object *cls = om_class_new("T", NULL, 0, 0), *inst;
+    inst = om_instance_new(cls);
+    assert_true(om_gc_is_tracked(inst));
+    assert_false(om_gc_is_tracked(cls));    /* classes are not containers */
+    om_decref(inst);
+    om_decref(cls);
     om_object *fresh = om_tuple_new(1);
     assert_true(om_gc_is_tracked(fresh));  /* tracked when made */
     om_decref(fresh);
@@ -533,11 +592,11 @@ static void test_referents_referrers(void **state)
     assert_clean();
 }
 
-/* A cycle 100,000 lists long: the collector walks it without recursion,
- * and freeing it takes a flat stack (the trashcan). */
+/* A cycle 1,000,000 lists long: the collector walks it without
+ * recursion, and freeing it takes a flat stack (the trashcan). */
 static void test_deep_cycle(void **state)
 {
-    enum { N = 100000 };
+    enum { N = 1000000 };
     om_object *first = om_list_new(0), *cur = first;
 
     for (int i = 1; i < N; i++) {
@@ -562,6 +621,8 @@ int main(void)
         cmocka_unit_test_setup(test_reachable_survives, setup),
         cmocka_unit_test_setup(test_finalizers_run_once, setup),
         cmocka_unit_test_setup(test_resurrection, setup),
+        cmocka_unit_test_setup(test_finalizer_chain, setup),
+        cmocka_unit_test_setup(test_transitive_resurrection, setup),
         cmocka_unit_test_setup(test_legacy_uncollectable, setup),
         cmocka_unit_test_setup(test_saveall, setup),
         cmocka_unit_test_setup(test_shutdown_message, setup),
