@@ -300,9 +300,24 @@ static void subtract_refs(gc_head *list)
     }
 }
 
+/* What move_unreachable learns on its way, so that the passes that would
+ * have nothing to do are skipped. */
+struct scan {
+    size_t left;                /* objects in unreachable */
+    bool special;               /* some may have a finalizer to run or a
+                                   legacy_del (conservative) */
+    bool finalizers;            /* some may have a finalizer to run */
+};
+
+struct reach {
+    gc_head *reachable;
+    struct scan *scan;
+};
+
 static int visit_reachable(om_object *child, void *arg)
 {
-    gc_head *reachable = arg, *g = collecting_head(child);
+    struct reach *r = arg;
+    gc_head *reachable = r->reachable, *g = collecting_head(child);
 
     if (!g)
         return 0;
@@ -315,6 +330,7 @@ static int visit_reachable(om_object *child, void *arg)
         set_prev(next, prev);
         list_append(g, reachable);
         set_refs(g, 1);
+        r->scan->left--;
     } else if (get_refs(g) == 0) {
         set_refs(g, 1);                 /* ahead in reachable: scanned */
     }
@@ -327,15 +343,17 @@ static int visit_reachable(om_object *child, void *arg)
  * restored); the rest move to unreachable (COLLECTING still set).  young
  * is walked forward only, since its prev fields hold gc_refs.
  */
-static void move_unreachable(gc_head *young, gc_head *unreachable)
+static void move_unreachable(gc_head *young, gc_head *unreachable,
+                             struct scan *scan)
 {
     gc_head *prev = young, *g = gc_next(young);
+    struct reach reach = { young, scan };
 
     while (g != young) {
+        om_object *o = object_of(g);
         if (get_refs(g) > 0) {
-            om_object *o = object_of(g);
             if (o->type->traverse)
-                o->type->traverse(o, visit_reachable, young);
+                o->type->traverse(o, visit_reachable, &reach);
             set_prev(g, prev);
             g->prev &= ~PREV_COLLECTING;
             prev = g;
@@ -346,6 +364,11 @@ static void move_unreachable(gc_head *young, gc_head *unreachable)
             set_prev(g, last);
             g->next = (uintptr_t)unreachable | NEXT_UNREACHABLE;
             unreachable->prev = (uintptr_t)g;
+            scan->left++;
+            if (o->type->finalize && !(g->prev & GC_PREV_FINALIZED))
+                scan->special = scan->finalizers = true;
+            if (o->type->legacy_del)
+                scan->special = true;
         }
         g = gc_next(prev);
     }
@@ -353,12 +376,13 @@ static void move_unreachable(gc_head *young, gc_head *unreachable)
     unreachable->next &= ~NEXT_UNREACHABLE;
 }
 
-static void deduce_unreachable(gc_head *young, gc_head *unreachable)
+static void deduce_unreachable(gc_head *young, gc_head *unreachable,
+                               struct scan *scan)
 {
     list_init(unreachable);
     update_refs(young);
     subtract_refs(young);
-    move_unreachable(young, unreachable);
+    move_unreachable(young, unreachable, scan);
 }
 
 /* Clear the UNREACHABLE marks of a list move_unreachable made. */
@@ -368,10 +392,13 @@ static void clear_unreachable_marks(gc_head *list)
         g->next &= ~NEXT_UNREACHABLE;
 }
 
+/* Clear COLLECTING, and the UNREACHABLE marks a skipped pass left. */
 static void clear_collecting(gc_head *list)
 {
-    for (gc_head *g = gc_next(list); g != list; g = gc_next(g))
+    for (gc_head *g = gc_next(list); g != list; g = gc_next(g)) {
         g->prev &= ~PREV_COLLECTING;
+        g->next &= ~NEXT_UNREACHABLE;
+    }
 }
 
 /* ---- Untracking what cannot be in a cycle ---- */
@@ -420,30 +447,19 @@ static bool has_legacy_del(const om_object *o)
 
 /* Move the objects with a legacy_del from unreachable to finalizers;
  * clear every UNREACHABLE mark on the way. */
-/* What one pass over the unreachable learns, so that the passes that
- * would have nothing to do are skipped. */
-struct scan {
-    size_t left;                /* objects left in unreachable */
-    bool finalizers;            /* some have a finalizer not run yet */
-};
-
 static void move_legacy_finalizers(gc_head *unreachable, gc_head *finalizers,
                                    struct scan *scan)
 {
     gc_head *next;
 
     for (gc_head *g = gc_next(unreachable); g != unreachable; g = next) {
-        om_object *o = object_of(g);
         g->next &= ~NEXT_UNREACHABLE;
         next = gc_next(g);
-        if (has_legacy_del(o)) {
+        if (has_legacy_del(object_of(g))) {
             g->prev &= ~PREV_COLLECTING;
             list_move(g, finalizers);
-            continue;
+            scan->left--;
         }
-        scan->left++;
-        if (o->type->finalize && !(g->prev & GC_PREV_FINALIZED))
-            scan->finalizers = true;
     }
 }
 
@@ -546,8 +562,10 @@ static void finalize_garbage(gc_head *collectable)
 static void handle_resurrected(gc_head *unreachable, gc_head *still,
                                gc_head *old)
 {
+    struct scan again = { 0, false, false };
+
     clear_collecting(unreachable);
-    deduce_unreachable(unreachable, still);
+    deduce_unreachable(unreachable, still, &again);
     clear_unreachable_marks(still);
     list_merge(unreachable, old);
 }
@@ -630,7 +648,7 @@ static size_t collect(int generation, size_t *uncollectable)
 {
     gc_head *young = gen_head(generation), *old;
     gc_head unreachable, finalizers, final;
-    struct scan scan = { 0, false };
+    struct scan scan = { 0, false, false };
     size_t collected = 0, n = 0;
     uint64_t t0 = 0, us;
 
@@ -646,7 +664,7 @@ static size_t collect(int generation, size_t *uncollectable)
         list_merge(gen_head(i), young);
     old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
 
-    deduce_unreachable(young, &unreachable);
+    deduce_unreachable(young, &unreachable, &scan);
     untrack_atomic(young, young == old);
     if (young != old) {
         if (generation == NGENS - 2)
@@ -657,9 +675,14 @@ static size_t collect(int generation, size_t *uncollectable)
         gc.long_lived_total = list_size(young);
     }
 
+    /* Plain garbage (no finalizer, no legacy_del) skips this pass and
+     * keeps its UNREACHABLE marks, which every list operation masks and
+     * the last pass (delete_garbage) drops with the objects. */
     list_init(&finalizers);
-    move_legacy_finalizers(&unreachable, &finalizers, &scan);
-    move_legacy_finalizer_reachable(&finalizers, &scan);
+    if (scan.special) {
+        move_legacy_finalizers(&unreachable, &finalizers, &scan);
+        move_legacy_finalizer_reachable(&finalizers, &scan);
+    }
     if (gc.debug & OM_GC_DEBUG_COLLECTABLE)
         for (gc_head *g = gc_next(&unreachable); g != &unreachable;
              g = gc_next(g))

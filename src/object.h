@@ -146,7 +146,7 @@ OM_INLINE void omi_gc_unlink(om_object *o)
     if (!g->next)
         return;
     prev = (struct omi_gc_head *)(g->prev & ~(uintptr_t)3);
-    next = (struct omi_gc_head *)g->next;
+    next = (struct omi_gc_head *)(g->next & ~(uintptr_t)1);  /* mark */
     prev->next = (uintptr_t)next;
     next->prev = (next->prev & 3) | (uintptr_t)prev;
     g->next = 0;

@@ -67,6 +67,7 @@ static void cb_log(om_object *ref, void *ctx)
 static int setup(void **state)
 {
     (void)om_str_literal("x");          /* immortal, as slot names */
+    (void)om_str_literal("other");      /* and attribute names */
     om_gc_collect(2);
     om_clear_freelists();
     live0 = om_live_objects();
@@ -193,6 +194,26 @@ static void test_cycle_callback(void **state)
     assert_clean();
 }
 
+/* The same with plain objects (no finalizer anywhere): the collector's
+ * shortest path, which a callback sends through the resurrection check. */
+static void test_cycle_callback_plain(void **state)
+{
+    om_object *cls = om_class_new("P", NULL, 0, 0);
+    om_object *a = om_instance_new(cls), *b = om_instance_new(cls);
+    om_object *r = om_weakref_new(a, cb_log, "cb");
+
+    assert_int_equal(om_setattr(a, "other", b), 0);
+    assert_int_equal(om_setattr(b, "other", a), 0);
+    om_decref(a);
+    om_decref(b);
+    assert_int_equal(om_gc_collect(2), 4);    /* 2 instances, 2 dicts */
+    assert_string_equal(log_, "cb ");
+    assert_null(om_weakref_get(r));
+    om_decref(r);
+    om_decref(cls);
+    assert_clean();
+}
+
 /* A ref held by its own target, no cycle: the target dies by refcount,
  * clearing its refs before its references, so the ref is alive and its
  * callback runs (as CPython's subtype_dealloc). */
@@ -296,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup(test_callbacks_order, setup),
         cmocka_unit_test_setup(test_dead_ref_no_callback, setup),
         cmocka_unit_test_setup(test_cycle_callback, setup),
+        cmocka_unit_test_setup(test_cycle_callback_plain, setup),
         cmocka_unit_test_setup(test_ref_held_by_target, setup),
         cmocka_unit_test_setup(test_garbage_ref_in_cycle, setup),
         cmocka_unit_test_setup(test_weakvaluedict, setup),
