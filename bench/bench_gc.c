@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "objmem.h"
+#include "benchutil.h"
 
 #define MAX_REPS 15
 #define MAX_PAUSES 100000
@@ -60,21 +61,13 @@ static double results[NBACK][NKEYS][MAX_REPS];
 static int nres[NBACK][NKEYS];
 static bool quick;
 
-static double thread_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void die(const char *what)
 {
     fprintf(stderr, "bench_gc: %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
-static void emit(FILE *out, const char *key, double v)
+static void put(FILE *out, const char *key, double v)
 {
     fprintf(out, "%s %.6g\n", key, v);
 }
@@ -161,12 +154,6 @@ static void on_gc(const char *phase, const struct om_gc_info *info,
         pauses[npauses++] = thread_ns() - pause_t0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double percentile(double *v, int n, double p)
 {
     int i = (int)(p * (n - 1) + 0.5);
@@ -195,10 +182,10 @@ static void om_auto(FILE *out, long steps)
     for (int i = 0; i < npauses; i++)
         sum += pauses[i];
     qsort(pauses, (size_t)npauses, sizeof(double), cmp_double);
-    emit(out, "auto_p50", percentile(pauses, npauses, 0.50) / 1e3);
-    emit(out, "auto_p99", percentile(pauses, npauses, 0.99) / 1e3);
-    emit(out, "auto_max", npauses ? pauses[npauses - 1] / 1e3 : 0);
-    emit(out, "auto_gc_share", 100 * sum / total);
+    put(out, "auto_p50", percentile(pauses, npauses, 0.50) / 1e3);
+    put(out, "auto_p99", percentile(pauses, npauses, 0.99) / 1e3);
+    put(out, "auto_max", npauses ? pauses[npauses - 1] / 1e3 : 0);
+    put(out, "auto_gc_share", 100 * sum / total);
     om_decref(keep);
 }
 
@@ -243,13 +230,13 @@ static void objmem_child(FILE *out)
 {
     long scale = quick ? 10 : 1;
 
-    emit(out, "full_1e5", om_full(100000 / scale));
-    emit(out, "full_1e6", om_full(1000000 / scale));
-    emit(out, "full_3e6", om_full(3000000 / scale));
-    emit(out, "young_1e6", om_young(1000000 / scale));
-    emit(out, "cycles_1e6", om_cycles(1000000 / scale));
+    put(out, "full_1e5", om_full(100000 / scale));
+    put(out, "full_1e6", om_full(1000000 / scale));
+    put(out, "full_3e6", om_full(3000000 / scale));
+    put(out, "young_1e6", om_young(1000000 / scale));
+    put(out, "cycles_1e6", om_cycles(1000000 / scale));
     om_auto(out, 4000000 / scale);
-    emit(out, "trees", om_trees(quick ? 16 : 20));
+    put(out, "trees", om_trees(quick ? 16 : 20));
 }
 
 /* ---- python3's shapes ---- */

@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "objmem.h"
+#include "benchutil.h"
 
 /* ---- Settings ---- */
 
@@ -108,24 +109,6 @@ static void settings_init(struct settings *s, bool quick, int reps)
 #define NOIPA __attribute__((noipa))
 #endif
 
-/* Print one line of the child's report: "KIND text". */
-__attribute__((format(printf, 2, 3)))
-static void emit(const char *kind, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s ", kind);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-}
-
-static void emit_val(const char *key, double v)
-{
-    printf("val %s %.9g\n", key, v);
-}
-
 __attribute__((noreturn, format(printf, 1, 2)))
 static void die(const char *fmt, ...)
 {
@@ -140,14 +123,6 @@ static void die(const char *fmt, ...)
     _exit(3);
 }
 
-static double thread_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 /* CPU time of the whole process, every thread's. */
 static double process_ns(void)
 {
@@ -155,14 +130,6 @@ static double process_ns(void)
 
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /*
@@ -939,29 +906,6 @@ static pid_t spawn_child(int b, int pat, const struct settings *s, int *fd)
     return pid;
 }
 
-/* Read fd to its end, keeping at most size - 1 bytes; close it. */
-static void read_all(int fd, char *buf, size_t size)
-{
-    char scrap[4096];
-    size_t used = 0;
-    ssize_t n;
-
-    for (;;) {
-        bool full = used + 1 >= size;
-
-        n = read(fd, full ? scrap : buf + used,
-                 full ? sizeof(scrap) : size - 1 - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (!full)
-            used += (size_t)n;
-    }
-    buf[used] = '\0';
-    close(fd);
-}
-
 /* Why a child failed, from its wait status; NULL when it succeeded. */
 static const char *failure(int status, const struct child_report *rep,
                            char *buf, size_t size)
@@ -1026,13 +970,6 @@ static void run_rep(int rep_no, const struct settings *s)
 }
 
 /* ---- Report (parent side) ---- */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
 
 /* Median, min and max of n figures (n > 0). */
 static double median(const double *v, int n, double *lo, double *hi)
