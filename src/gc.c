@@ -36,7 +36,8 @@
  * does: omi_gc_on_alloc (count, maybe collect) and omi_gc_on_dealloc
  * (untrack, uncount).
  *
- * Invariants (checked by omi_gc_check):
+ * Invariants (checked by omi_gc_check, which also checks weakref.1-2 on
+ * every ref, refs being tracked objects):
  *   1. Outside a collection, every list is a well-formed circular list:
  *      x.next.prev == x, every member is tracked, no member has
  *      COLLECTING or UNREACHABLE set.
@@ -1038,6 +1039,8 @@ static int check_list(gc_head *list, const char *name)
         if (!is_gc(o) || o->refcnt <= 0)
             return omi_check_fail("gc.2", o, "%s holds a dead or non-GC "
                                   "object", name);
+        if (o->type == &omi_weakref_type && omi_weakref_check(o) != 0)
+            return -EFAULT;             /* weakref.1-2, for every ref */
         if (++n > ((size_t)1 << 40))
             return omi_check_fail("gc.1", list, "%s loops", name);
     }

@@ -23,7 +23,8 @@
  * A WeakValueDictionary is a dict from keys to refs whose callback
  * deletes the entry: each ref keeps its key (CPython's KeyedRef).
  *
- * Invariants (checked by omi_weakref_check on the refs it is given):
+ * Invariants (checked by omi_weakref_check; om_check runs it on every ref
+ * through the collector's lists):
  *   1. A ref with a target is on the target's list once; a cleared ref
  *      (target NULL) is on no list.
  *   2. Only the head of a list may be a ref without callback.

@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "testnode.h"
+#include "object.h"
 
 static size_t live0, blocks0;
 
@@ -553,6 +554,24 @@ static void test_dict_untracked_by_full_collection(void **state)
     assert_clean();
 }
 
+/* om_check finds a broken generation list (gc.1) and says so; the list
+ * mended, it passes again. */
+static void test_check_finds_broken_list(void **state)
+{
+    om_object *a = om_list_new(0), *b = om_list_new(0);
+    struct omi_gc_head *hb = omi_object_gc_head(b);
+    uintptr_t saved_prev = hb->prev;
+
+    assert_int_equal(om_check(), 0);
+    hb->prev = (uintptr_t)hb;           /* b's prev no longer a's head */
+    assert_int_equal(om_check(), -EFAULT);
+    hb->prev = saved_prev;
+    assert_int_equal(om_check(), 0);
+    om_decref(a);
+    om_decref(b);
+    assert_clean();
+}
+
 static bool list_has(om_object *list, om_object *o)
 {
     for (size_t i = 0; i < om_list_len(list); i++)
@@ -634,6 +653,7 @@ int main(void)
         cmocka_unit_test_setup(test_freeze, setup),
         cmocka_unit_test_setup(test_tracking_rules, setup),
         cmocka_unit_test_setup(test_referents_referrers, setup),
+        cmocka_unit_test_setup(test_check_finds_broken_list, setup),
         cmocka_unit_test_setup(test_deep_cycle, setup),
     };
 
