@@ -1333,16 +1333,6 @@ static struct {
     char self[PATH_MAX];                /* this executable */
 } run;
 
-/* Append line to buf (size INFO_MAX) unless it is already there. */
-static void add_line(char *buf, const char *line)
-{
-    size_t used = strlen(buf);
-
-    if (strstr(buf, line))
-        return;
-    snprintf(buf + used, INFO_MAX - used, "%s\n", line);
-}
-
 static int find_key(const char *name)
 {
     for (int k = 0; k < NKEYS; k++)
@@ -1377,9 +1367,9 @@ static void parse_line(char *line, int b, bool keep_info,
     if (!text)
         return;
     if (strcmp(line, "info") == 0 && keep_info)
-        add_line(run.info[b], text);
+        add_line(run.info[b], INFO_MAX, text);
     else if (strcmp(line, "warn") == 0)
-        add_line(run.warn[b], text);
+        add_line(run.warn[b], INFO_MAX, text);
     else if (strcmp(line, "skip") == 0 && !run.skip[b][0])
         snprintf(run.skip[b], sizeof(run.skip[b]), "%s", text);
     else if (strcmp(line, "val") == 0)
@@ -1453,7 +1443,6 @@ static pid_t spawn_child(int b, int pat, int t, const struct settings *s,
 {
     struct argv_buf a = {.argc = 0, .used = 0};
     char count[16];
-    int pfd[2];
     pid_t pid;
 
     argv_add(&a, run.self);
@@ -1467,38 +1456,9 @@ static pid_t spawn_child(int b, int pat, int t, const struct settings *s,
         argv_add(&a, "--threads");
         argv_add(&a, count);
     }
-    if (pipe(pfd) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    if ((pid = fork()) == 0) {
-        dup2(pfd[1], STDOUT_FILENO);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(run.self, a.argv);
-        _exit(127);
-    }
-    close(pfd[1]);
-    *fd = pfd[0];
+    if ((pid = exec_child(run.self, a.argv, fd)) < 0)
+        die("cannot start a child: %s", strerror(errno));
     return pid;
-}
-
-/* Why a child failed, from its wait status; NULL when it succeeded. */
-static const char *failure(int status, const struct child_report *rep,
-                           char *buf, size_t size)
-{
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-        snprintf(buf, size, "timed out after %d s", CHILD_TIMEOUT_S);
-    else if (WIFSIGNALED(status))
-        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WEXITSTATUS(status) != 0)
-        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
-    else if (!rep->done && !rep->skip)
-        snprintf(buf, size, "ended without printing its results");
-    else
-        return NULL;
-    return buf;
 }
 
 /*
@@ -1523,7 +1483,8 @@ static void run_child(int b, int pat, int ti, int rep_no,
         snprintf(threads, sizeof(threads), " T=%d", t);
     snprintf(where, sizeof(where), "%s %s%s (rep %d)", backends[b].name,
              patterns[pat].name, threads, rep_no + 1);
-    if (failure(status, &rep, why, sizeof(why)))
+    if (child_failure(status, rep.done, rep.skip, CHILD_TIMEOUT_S, why,
+                      sizeof(why)))
         crash(where, "%s", why);
     else if (rep.done)
         commit(&rep, &run.cells[pat][ti][b]);

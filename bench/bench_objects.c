@@ -791,16 +791,6 @@ static struct {
     char self[PATH_MAX];                /* this executable */
 } run;
 
-/* Append line to buf (size INFO_MAX) unless it is already there. */
-static void add_line(char *buf, const char *line)
-{
-    size_t used = strlen(buf);
-
-    if (strstr(buf, line))
-        return;
-    snprintf(buf + used, INFO_MAX - used, "%s\n", line);
-}
-
 /* "KEY NUMBER" of a val line. */
 static void parse_val(const char *text, struct child_report *rep)
 {
@@ -829,9 +819,9 @@ static void parse_line(char *line, int b, bool keep_info,
     if (!text)
         return;
     if (strcmp(line, "info") == 0 && keep_info)
-        add_line(run.info[b], text);
+        add_line(run.info[b], INFO_MAX, text);
     else if (strcmp(line, "warn") == 0)
-        add_line(run.warn[b], text);
+        add_line(run.warn[b], INFO_MAX, text);
     else if (strcmp(line, "skip") == 0 && !run.skip[b][0])
         snprintf(run.skip[b], sizeof(run.skip[b]), "%s", text);
     else if (strcmp(line, "val") == 0)
@@ -882,46 +872,13 @@ static pid_t spawn_child(int b, int pat, const struct settings *s, int *fd)
         run.self, child_opt, backend, pattern, s->quick ? quick_opt : NULL,
         NULL
     };
-    int pfd[2];
     pid_t pid;
 
     snprintf(backend, sizeof(backend), "%s", backends[b].name);
     snprintf(pattern, sizeof(pattern), "%s", patterns[pat].name);
-    if (pipe(pfd) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(pfd[1], STDOUT_FILENO);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(run.self, argv);
-        _exit(127);
-    }
-    close(pfd[1]);
-    *fd = pfd[0];
+    if ((pid = exec_child(run.self, argv, fd)) < 0)
+        die("cannot start a child: %s", strerror(errno));
     return pid;
-}
-
-/* Why a child failed, from its wait status; NULL when it succeeded. */
-static const char *failure(int status, const struct child_report *rep,
-                           char *buf, size_t size)
-{
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-        snprintf(buf, size, "timed out after %d s", CHILD_TIMEOUT_S);
-    else if (WIFSIGNALED(status))
-        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WEXITSTATUS(status) != 0)
-        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
-    else if (!rep->done && !rep->skip)
-        snprintf(buf, size, "ended without printing its results");
-    else
-        return NULL;
-    return buf;
 }
 
 /* Run one child of backend b on pattern pat and keep what it measured. */
@@ -940,7 +897,8 @@ static void run_child(int b, int pat, int rep_no, const struct settings *s)
     parse_output(out, b, &rep);
     snprintf(where, sizeof(where), "%s %s (rep %d)", backends[b].name,
              patterns[pat].name, rep_no + 1);
-    if (failure(status, &rep, why, sizeof(why)))
+    if (child_failure(status, rep.done, rep.skip, CHILD_TIMEOUT_S, why,
+                      sizeof(why)))
         crash(where, why);
     else if (rep.done)
         commit(&rep, &run.cells[pat][b]);

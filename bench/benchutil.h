@@ -1,14 +1,19 @@
 /*
  * benchutil.h - what the benchmark programs share: clocks, the child's
- * report lines, reading a child's output, sorting figures.  Header-only
+ * report lines, starting a child and reading its output, why it failed,
+ * sorting figures.  Header-only
  * (static inline), so each program takes what it uses.
  */
 #ifndef OM_BENCHUTIL_H
 #define OM_BENCHUTIL_H
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +82,66 @@ static inline void read_all(int fd, char *buf, size_t size)
     }
     buf[used] = '\0';
     close(fd);
+}
+
+/* Add line to buf (size bytes) unless it is there already. */
+static inline void add_line(char *buf, size_t size, const char *line)
+{
+    size_t used = strlen(buf);
+
+    if (strstr(buf, line))
+        return;
+    snprintf(buf + used, size - used, "%s\n", line);
+}
+
+/* Fork and exec path with argv, its stdout into a pipe whose read end
+ * goes to *fd.  The child's pid, or -1 with errno. */
+static inline pid_t exec_child(const char *path, char *const argv[], int *fd)
+{
+    int pfd[2];
+    pid_t pid;
+
+    if (pipe(pfd) != 0)
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(pfd[1], STDOUT_FILENO);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    *fd = pfd[0];
+    return pid;
+}
+
+/* Why a child failed, from its wait status and whether it printed "done"
+ * or "skip"; NULL when it succeeded.  SIGALRM means it ran past
+ * timeout_s. */
+static inline const char *child_failure(int status, bool done, bool skip,
+                                        int timeout_s, char *buf,
+                                        size_t size)
+{
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+        snprintf(buf, size, "timed out after %d s", timeout_s);
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WEXITSTATUS(status) != 0)
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (!done && !skip)
+        snprintf(buf, size, "ended without printing its results");
+    else
+        return NULL;
+    return buf;
 }
 
 #endif /* OM_BENCHUTIL_H */
