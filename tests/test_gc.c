@@ -49,34 +49,14 @@ static void node_legacy_del(om_object *o)
     legacy_calls++;
 }
 
-static const struct om_type node_type = {
-    .name = "node",
-    .basic_size = sizeof(struct node),
-    .flags = OM_TPFLAGS_GC,
-    .dealloc = node_dealloc,
-    .traverse = node_traverse,
-    .clear = node_clear,
-};
+static const struct om_type node_type =
+    NODE_TYPE("node", NULL, NULL, 0);
 
-static const struct om_type fin_node_type = {
-    .name = "fin_node",
-    .basic_size = sizeof(struct node),
-    .flags = OM_TPFLAGS_GC,
-    .dealloc = node_dealloc,
-    .traverse = node_traverse,
-    .clear = node_clear,
-    .finalize = node_finalize,
-};
+static const struct om_type fin_node_type =
+    NODE_TYPE("fin_node", node_finalize, NULL, 0);
 
-static const struct om_type legacy_node_type = {
-    .name = "legacy_node",
-    .basic_size = sizeof(struct node),
-    .flags = OM_TPFLAGS_GC,
-    .dealloc = node_dealloc,
-    .traverse = node_traverse,
-    .clear = node_clear,
-    .legacy_del = node_legacy_del,
-};
+static const struct om_type legacy_node_type =
+    NODE_TYPE("legacy_node", NULL, node_legacy_del, 0);
 
 static int setup(void **state)
 {
@@ -444,15 +424,8 @@ static void finalize_allocating(om_object *o)
     }
 }
 
-static const struct om_type alloc_fin_type = {
-    .name = "alloc_fin",
-    .basic_size = sizeof(struct node),
-    .flags = OM_TPFLAGS_GC,
-    .dealloc = node_dealloc,
-    .traverse = node_traverse,
-    .clear = node_clear,
-    .finalize = finalize_allocating,
-};
+static const struct om_type alloc_fin_type =
+    NODE_TYPE("alloc_fin", finalize_allocating, NULL, 0);
 
 static void test_collect_from_finalizer(void **state)
 {

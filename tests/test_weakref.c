@@ -30,16 +30,9 @@ static void wnode_finalize(om_object *o)
     log_add("finalize");
 }
 
-static const struct om_type wnode_type = {
-    .name = "wnode",
-    .basic_size = sizeof(struct node),
-    .flags = OM_TPFLAGS_GC,
-    .dealloc = node_dealloc,
-    .traverse = node_traverse,
-    .clear = node_clear,
-    .finalize = wnode_finalize,
-    .weaklist_offset = offsetof(struct node, weaklist),
-};
+static const struct om_type wnode_type =
+    NODE_TYPE("wnode", wnode_finalize, NULL,
+              offsetof(struct node, weaklist));
 
 static om_object *wnode_new(void)
 {

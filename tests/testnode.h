@@ -39,6 +39,15 @@ static void node_dealloc(om_object *o)
     om_object_free(o);
 }
 
+/* A node type: name, finalizer, legacy_del, weaklist offset (0: none). */
+#define NODE_TYPE(tname, fin, del, weak)                                    \
+    {                                                                       \
+        .name = tname, .basic_size = sizeof(struct node),                   \
+        .flags = OM_TPFLAGS_GC, .dealloc = node_dealloc,                    \
+        .traverse = node_traverse, .clear = node_clear, .finalize = fin,    \
+        .legacy_del = del, .weaklist_offset = weak,                         \
+    }
+
 /* A tracked node of type t pointing at ref (a new reference to it). */
 static om_object *node_new(const struct om_type *t, om_object *ref)
 {
