@@ -467,6 +467,20 @@ OM_API void om_gc_set_threshold(int t0, int t1, int t2);
 OM_API void om_gc_get_threshold(int out[3]);
 OM_API void om_gc_get_count(int out[3]);
 
+/*
+ * Incremental mode (off by default): generation 0 is collected as
+ * before, but where generation 1 or 2 would be, an increment collects
+ * the young objects with the next slice of the old generation (1% of it,
+ * or twice the young objects, 4096 at least), so a pause stays short
+ * however large the heap.  A round of
+ * 100 increments scans the whole old generation; a full collection comes
+ * only when the old generation has doubled since the last one, which
+ * bounds the garbage that waits (a cycle split between slices).
+ * om_gc_collect(2) is a full collection in either mode.
+ */
+OM_API void om_gc_set_incremental(bool on);
+OM_API bool om_gc_is_incremental(void);
+
 /* gc.freeze: every tracked object moves to the permanent generation,
  * which no collection looks at; unfreeze moves them to the oldest. */
 OM_API void om_gc_freeze(void);

@@ -56,6 +56,9 @@
 #define NEXT_UNREACHABLE ((uintptr_t)1)
 #define REFS_SHIFT 2
 #define MAX_CALLBACKS 32
+#define INC_ROUND_SLICES 100        /* increments per round: 1% each */
+#define INC_MIN_SLICE 4096          /* old objects per increment, at least */
+#define INC_FULL_MIN 100000         /* no fallback full collection below */
 
 typedef struct omi_gc_head gc_head;
 
@@ -75,6 +78,13 @@ static struct {
     gc_head permanent;
     size_t long_lived_total;        /* survivors of the last full collection */
     size_t long_lived_pending;      /* moved into generation 2 since */
+    bool incremental;               /* om_gc_set_incremental */
+    size_t old_size;                /* generation 2's size, kept up to date
+                                       by collections (deaths by refcount
+                                       are not seen: an upper bound) */
+    size_t old_full_size;           /* its size after the last full one */
+    size_t round_left;              /* old objects this round has still to
+                                       scan (incremental mode) */
     struct om_gc_stats stats[NGENS];
     struct { om_gc_callback cb; void *ctx; } callbacks[MAX_CALLBACKS];
     int ncallbacks;
@@ -645,36 +655,27 @@ static void print_start(int generation)
                  list_size(&gc.permanent));
 }
 
-static size_t collect(int generation, size_t *uncollectable)
+/*
+ * Collect the set young (its objects COLLECTING-free, on one list): the
+ * garbage goes, the rest moves to old (stays, when old == young: the
+ * oldest generation).  full: a collection of the whole old generation
+ * (dicts are untracked then).  *survivors (when not NULL) gets the
+ * objects moved or kept.  Returns the collected, *uncollectable the rest
+ * of the unreachable.
+ */
+static size_t collect_set(gc_head *young, gc_head *old, bool full,
+                          size_t *survivors, size_t *uncollectable)
 {
-    gc_head *young = gen_head(generation), *old;
     gc_head unreachable, finalizers, final;
     struct scan scan = { 0, false, false };
     size_t collected = 0, n = 0;
-    uint64_t t0 = 0, us;
-
-    if (gc.debug & OM_GC_DEBUG_STATS) {
-        t0 = now_us();
-        print_start(generation);
-    }
-    if (generation + 1 < NGENS)
-        (*gen_count(generation + 1))++;
-    for (int i = 0; i <= generation; i++)
-        *gen_count(i) = 0;
-    for (int i = 0; i < generation; i++)
-        list_merge(gen_head(i), young);
-    old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
 
     deduce_unreachable(young, &unreachable, &scan);
-    untrack_atomic(young, young == old);
-    if (young != old) {
-        if (generation == NGENS - 2)
-            gc.long_lived_pending += list_size(young);
+    untrack_atomic(young, full);
+    if (survivors)
+        *survivors = list_size(young);
+    if (young != old)
         list_merge(young, old);
-    } else {
-        gc.long_lived_pending = 0;
-        gc.long_lived_total = list_size(young);
-    }
 
     /* Plain garbage (no finalizer, no legacy_del) skips this pass and
      * keeps its UNREACHABLE marks, which every list operation masks and
@@ -710,20 +711,106 @@ static size_t collect(int generation, size_t *uncollectable)
             print_object("uncollectable", object_of(g));
     }
     handle_legacy_finalizers(&finalizers, old);
-    if (generation == NGENS - 1)
+    *uncollectable = n;
+    return collected;
+}
+
+/* Move up to n objects from the front of the old generation to list. */
+static size_t take_old(gc_head *list, size_t n)
+{
+    gc_head *old = gen_head(NGENS - 1);
+    size_t taken = 0;
+
+    while (taken < n && !list_is_empty(old)) {
+        list_move(gc_next(old), list);
+        taken++;
+    }
+    return taken;
+}
+
+/*
+ * One increment (incremental mode): the young generations and the next
+ * slice of the old one, taken from its front, collected as one set; the
+ * survivors join the old generation's back, so a round of increments
+ * scans every old object once.  A slice is 1% of the old generation or
+ * twice the young objects, whichever is more.  A set is any part of the heap: what it
+ * holds that the rest refers to counts as referred to from outside, so
+ * an increment never frees a live object; a cycle split between slices
+ * waits for a round where it is not, and the full collection that the
+ * old generation's doubling triggers bounds what waits.
+ */
+static size_t collect_increment(size_t *uncollectable, size_t *scanned)
+{
+    gc_head work;
+    size_t slice, taken, survivors, collected;
+
+    for (int i = 0; i < NGENS - 1; i++)
+        *gen_count(i) = 0;
+    list_init(&work);
+    for (int i = 0; i < NGENS - 1; i++)
+        list_merge(gen_head(i), &work);
+    if (gc.round_left == 0)
+        gc.round_left = gc.old_size;    /* a new round */
+    /* 1% of the old generation, and twice the young objects coming in:
+     * the old generation is scanned faster than it grows, so a program
+     * that makes garbage that dies old cannot outrun the rounds. */
+    slice = gc.old_size / INC_ROUND_SLICES;
+    if (slice < 2 * list_size(&work))
+        slice = 2 * list_size(&work);
+    if (slice < INC_MIN_SLICE)
+        slice = INC_MIN_SLICE;
+    if (slice > gc.round_left)
+        slice = gc.round_left;
+    taken = take_old(&work, slice);
+    gc.round_left -= slice;
+    collected = collect_set(&work, gen_head(NGENS - 1), false, &survivors,
+                            uncollectable);
+    gc.old_size = gc.old_size - taken + survivors;
+    *scanned = taken;
+    return collected;
+}
+
+static size_t collect(int generation, size_t *uncollectable)
+{
+    gc_head *young = gen_head(generation), *old;
+    size_t collected, survivors;
+    uint64_t t0 = 0, us;
+
+    if (gc.debug & OM_GC_DEBUG_STATS) {
+        t0 = now_us();
+        print_start(generation);
+    }
+    if (generation + 1 < NGENS)
+        (*gen_count(generation + 1))++;
+    for (int i = 0; i <= generation; i++)
+        *gen_count(i) = 0;
+    for (int i = 0; i < generation; i++)
+        list_merge(gen_head(i), young);
+    old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
+
+    collected = collect_set(young, old, young == old, &survivors,
+                            uncollectable);
+    if (generation == NGENS - 2) {
+        gc.long_lived_pending += survivors;
+        gc.old_size += survivors;
+    } else if (generation == NGENS - 1) {
+        gc.long_lived_pending = 0;
+        gc.long_lived_total = survivors;
+        gc.old_size = gc.old_full_size = survivors;
+        gc.round_left = 0;
         om_clear_freelists();
+    }
 
     if (gc.debug & OM_GC_DEBUG_STATS) {
         us = now_us() - t0;
         omi_print_fd(2, "gc: done, %zu unreachable, %zu uncollectable, "
-                     "%lu.%04lus elapsed\n", collected + n, n,
-                     (unsigned long)(us / 1000000),
+                     "%lu.%04lus elapsed\n", collected + *uncollectable,
+                     *uncollectable, (unsigned long)(us / 1000000),
                      (unsigned long)(us % 1000000 / 100));
     }
     gc.stats[generation].collections++;
     gc.stats[generation].collected += collected;
-    gc.stats[generation].uncollectable += n;
-    *uncollectable = n;
+    gc.stats[generation].uncollectable += *uncollectable;
     return collected;
 }
 
@@ -736,15 +823,27 @@ static void invoke_callbacks(const char *phase, int generation,
         gc.callbacks[i].cb(phase, &info, gc.callbacks[i].ctx);
 }
 
+/* A collection of generation (INCREMENT: an increment, which callbacks
+ * and stats see as generation 2), with the callbacks around it. */
+#define INCREMENT (-1)
+
 static size_t collect_with_callbacks(int generation)
 {
-    size_t collected, uncollectable;
+    int shown = generation == INCREMENT ? NGENS - 1 : generation;
+    size_t collected, uncollectable, scanned;
 
     gc.collecting = true;
     update_auto();
-    invoke_callbacks("start", generation, 0, 0);
-    collected = collect(generation, &uncollectable);
-    invoke_callbacks("stop", generation, collected, uncollectable);
+    invoke_callbacks("start", shown, 0, 0);
+    if (generation == INCREMENT) {
+        collected = collect_increment(&uncollectable, &scanned);
+        gc.stats[shown].collections++;
+        gc.stats[shown].collected += collected;
+        gc.stats[shown].uncollectable += uncollectable;
+    } else {
+        collected = collect(generation, &uncollectable);
+    }
+    invoke_callbacks("stop", shown, collected, uncollectable);
     gc.collecting = false;
     update_auto();
     return collected + uncollectable;
@@ -766,6 +865,20 @@ ptrdiff_t om_gc_collect(int generation)
  * (the oldest only when 25% of it is new since its last collection). */
 static void collect_generations(void)
 {
+    if (gc.incremental) {
+        /* Generation 0 as before; where generation 1 or 2 would be
+         * collected, an increment; a full collection only when the old
+         * generation doubled since the last one. */
+        long t0 = gc.torture ? 0 : gc.gens[0].threshold;
+        if (gc.old_size > 2 * (gc.old_full_size > INC_FULL_MIN ?
+                               gc.old_full_size : INC_FULL_MIN))
+            collect_with_callbacks(NGENS - 1);
+        else if (*gen_count(1) > gc.gens[1].threshold)
+            collect_with_callbacks(INCREMENT);
+        else if (*gen_count(0) > t0)
+            collect_with_callbacks(0);
+        return;
+    }
     for (int i = NGENS - 1; i >= 0; i--) {
         long threshold = i == 0 && gc.torture ? 0 : gc.gens[i].threshold;
         if (*gen_count(i) <= threshold)
@@ -832,11 +945,13 @@ void om_gc_freeze(void)
         list_merge(gen_head(i), &gc.permanent);
         *gen_count(i) = 0;
     }
+    gc.old_size = gc.round_left = 0;
 }
 
 void om_gc_unfreeze(void)
 {
     ready();
+    gc.old_size += list_size(&gc.permanent);
     list_merge(&gc.permanent, gen_head(NGENS - 1));
 }
 
@@ -899,6 +1014,18 @@ int om_gc_callback_remove(om_gc_callback cb, void *ctx)
         }
     }
     return -ENOENT;
+}
+
+void om_gc_set_incremental(bool on)
+{
+    ready();
+    gc.incremental = on;
+    gc.round_left = 0;
+}
+
+bool om_gc_is_incremental(void)
+{
+    return gc.incremental;
 }
 
 void om_gc_set_debug(unsigned flags) { gc.debug = flags; }
