@@ -262,8 +262,8 @@ static void objmem_child(FILE *out)
     put(out, "young_1e6", om_young(1000000 / scale));
     put(out, "cycles_1e6", om_cycles(1000000 / scale));
     om_auto(out, "auto", 4000000 / scale);
-    om_incremental(out, 3000000 / scale, 4000000 / scale);
     put(out, "trees", om_trees(quick ? 16 : 20));
+    om_incremental(out, 3000000 / scale, 4000000 / scale);
 }
 
 /* ---- python3's shapes ---- */

@@ -788,7 +788,9 @@ static size_t collect(int generation, size_t *uncollectable)
         list_merge(gen_head(i), young);
     old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
 
-    collected = collect_set(young, old, young == old, &survivors,
+    survivors = 0;                      /* counted for the old generation */
+    collected = collect_set(young, old, young == old,
+                            generation >= NGENS - 2 ? &survivors : NULL,
                             uncollectable);
     if (generation == NGENS - 2) {
         gc.long_lived_pending += survivors;
