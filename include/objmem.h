@@ -475,7 +475,8 @@ OM_API void om_gc_get_count(int out[3]);
  * however large the heap.  A round of
  * 100 increments scans the whole old generation; a full collection comes
  * only when the old generation has doubled since the last one, which
- * bounds the garbage that waits (a cycle split between slices).
+ * bounds the garbage that waits (a cycle split between slices, or one
+ * through a container of over 64 KiB, which increments leave out).
  * om_gc_collect(2) is a full collection in either mode.
  */
 OM_API void om_gc_set_incremental(bool on);

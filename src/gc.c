@@ -59,6 +59,7 @@
 #define INC_ROUND_SLICES 100        /* increments per round: 1% each */
 #define INC_MIN_SLICE 4096          /* old objects per increment, at least */
 #define INC_FULL_MIN 100000         /* no fallback full collection below */
+#define INC_HUGE_BYTES (64 * 1024)  /* containers increments leave alone */
 
 typedef struct omi_gc_head gc_head;
 
@@ -715,14 +716,25 @@ static size_t collect_set(gc_head *young, gc_head *old, bool full,
     return collected;
 }
 
-/* Move up to n objects from the front of the old generation to list. */
+/*
+ * Look at up to n objects from the front of the old generation: move
+ * them to list, except the huge containers (om_sizeof over
+ * INC_HUGE_BYTES: visiting a million items would be the whole pause),
+ * which go to the back and are left to full collections.
+ */
 static size_t take_old(gc_head *list, size_t n)
 {
     gc_head *old = gen_head(NGENS - 1);
-    size_t taken = 0;
+    size_t seen = 0, taken = 0;
 
-    while (taken < n && !list_is_empty(old)) {
-        list_move(gc_next(old), list);
+    while (seen < n && !list_is_empty(old)) {
+        gc_head *g = gc_next(old);
+        seen++;
+        if (om_sizeof(object_of(g)) > INC_HUGE_BYTES) {
+            list_move(g, old);
+            continue;
+        }
+        list_move(g, list);
         taken++;
     }
     return taken;
@@ -733,11 +745,14 @@ static size_t take_old(gc_head *list, size_t n)
  * slice of the old one, taken from its front, collected as one set; the
  * survivors join the old generation's back, so a round of increments
  * scans every old object once.  A slice is 1% of the old generation or
- * twice the young objects, whichever is more.  A set is any part of the heap: what it
- * holds that the rest refers to counts as referred to from outside, so
+ * twice the young objects, whichever is more.  A set is any part of the
+ * heap: what it holds that the rest refers to counts as referred to from
+ * outside, so
  * an increment never frees a live object; a cycle split between slices
  * waits for a round where it is not, and the full collection that the
- * old generation's doubling triggers bounds what waits.
+ * old generation's doubling triggers bounds what waits.  That full
+ * collection is also the only one to scan the huge containers, which
+ * increments leave out (take_old).
  */
 static size_t collect_increment(size_t *uncollectable, size_t *scanned)
 {

@@ -612,6 +612,33 @@ static void test_incremental_collects_old_garbage(void **state)
     assert_clean();
 }
 
+/* A huge container (over 64 KiB) in an old garbage cycle: increments
+ * leave it out, so the cycle waits for a full collection. */
+static void test_incremental_leaves_huge_containers(void **state)
+{
+    om_object *big, *keep;
+    size_t before;
+
+    if (torture())
+        skip();
+    big = om_list_new(0);
+    keep = om_list_new(0);
+    fill(big, 10000);                   /* 80 KB of items */
+    assert_int_equal(om_list_append(big, big), 0);     /* a cycle */
+    fill(keep, 1000);
+    om_gc_set_incremental(true);
+    om_gc_collect(1);
+    om_gc_collect(1);                   /* all old */
+    om_decref(big);                     /* garbage: big and its 10,000 */
+    before = om_live_objects();
+    churn(200000);                      /* rounds of increments */
+    assert_true(om_live_objects() >= before);   /* big still there */
+    assert_int_equal(om_gc_collect(2), 10001);  /* a full one finds it */
+    om_gc_set_incremental(false);
+    om_decref(keep);
+    assert_clean();
+}
+
 /* 3.14.0's failure: cycles that die old, made fast.  A ring of 20,000
  * slots, each new 2-cycle replacing the one there (which has reached the
  * old generation by then): the heap stays bounded. */
@@ -732,6 +759,8 @@ int main(void)
         cmocka_unit_test_setup(test_check_finds_broken_list, setup),
         cmocka_unit_test_setup(test_incremental_collects_old_garbage, setup),
         cmocka_unit_test_setup(test_incremental_bounded_growth, setup),
+        cmocka_unit_test_setup(test_incremental_leaves_huge_containers,
+                               setup),
         cmocka_unit_test_setup(test_deep_cycle, setup),
     };
 
