@@ -470,14 +470,14 @@ OM_API void om_gc_get_count(int out[3]);
 /*
  * Incremental mode (off by default): generation 0 is collected as
  * before, but where generation 1 or 2 would be, an increment collects
- * the young objects with the next slice of the old generation (1% of it,
- * or twice the young objects, 4096 at least), so a pause stays short
- * however large the heap.  A round of
- * 100 increments scans the whole old generation; a full collection comes
- * only when the old generation has doubled since the last one, which
- * bounds the garbage that waits (a cycle split between slices, or one
- * through a container of over 64 KiB, which increments leave out).
- * om_gc_collect(2) is a full collection in either mode.
+ * the young objects with the next slice of the old generation (0.25% of
+ * it, or twice the young objects, 4096 at least), so a pause stays short
+ * however large the heap.  A round of at most 400 increments scans the
+ * whole old generation; a full collection comes only when the old
+ * generation has doubled since the last one, which bounds the garbage
+ * that waits (a cycle split between slices, or one through a container
+ * of over 64 KiB, which increments leave out).  om_gc_collect(2) is a
+ * full collection in either mode.
  */
 OM_API void om_gc_set_incremental(bool on);
 OM_API bool om_gc_is_incremental(void);

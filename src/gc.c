@@ -56,7 +56,7 @@
 #define NEXT_UNREACHABLE ((uintptr_t)1)
 #define REFS_SHIFT 2
 #define MAX_CALLBACKS 32
-#define INC_ROUND_SLICES 100        /* increments per round: 1% each */
+#define INC_ROUND_SLICES 400        /* increments per round: 0.25% each */
 #define INC_MIN_SLICE 4096          /* old objects per increment, at least */
 #define INC_FULL_MIN 100000         /* no fallback full collection below */
 #define INC_HUGE_BYTES (64 * 1024)  /* containers increments leave alone */
@@ -744,7 +744,7 @@ static size_t take_old(gc_head *list, size_t n)
  * One increment (incremental mode): the young generations and the next
  * slice of the old one, taken from its front, collected as one set; the
  * survivors join the old generation's back, so a round of increments
- * scans every old object once.  A slice is 1% of the old generation or
+ * scans every old object once.  A slice is 0.25% of the old generation or
  * twice the young objects, whichever is more.  A set is any part of the
  * heap: what it holds that the rest refers to counts as referred to from
  * outside, so
@@ -766,7 +766,7 @@ static size_t collect_increment(size_t *uncollectable, size_t *scanned)
         list_merge(gen_head(i), &work);
     if (gc.round_left == 0)
         gc.round_left = gc.old_size;    /* a new round */
-    /* 1% of the old generation, and twice the young objects coming in:
+    /* 0.25% of the old generation, and twice the young objects coming in:
      * the old generation is scanned faster than it grows, so a program
      * that makes garbage that dies old cannot outrun the rounds. */
     slice = gc.old_size / INC_ROUND_SLICES;
