@@ -170,20 +170,6 @@ static void settings_init(struct settings *s, bool quick, int reps)
 #define NOIPA __attribute__((noipa))
 #endif
 
-__attribute__((noreturn, format(printf, 1, 2)))
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fflush(stdout);
-    fputs("bench_alloc: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _exit(3);
-}
-
 __attribute__((noreturn))
 static void oom(void)
 {
@@ -240,21 +226,6 @@ static double lazyfree_bytes(void)
     buf[n > 0 ? n : 0] = '\0';
     field = strstr(buf, "LazyFree:");
     return field ? strtod(field + strlen("LazyFree:"), NULL) * 1024 : 0;
-}
-
-/*
- * A zeroed array of n elements, mapped from the OS (never from the backend
- * measured) and touched, so that it is resident before any RSS is read.
- */
-static void *map_array(size_t n, size_t elem)
-{
-    void *p = mmap(NULL, n * elem, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    if (p == MAP_FAILED)
-        die("mmap of %zu bytes failed", n * elem);
-    memset(p, 0, n * elem);
-    return p;
 }
 
 /* ---- Random numbers: splitmix64 with fixed seeds ---- */
@@ -1533,20 +1504,6 @@ static void run_rep(int rep_no, const struct settings *s)
 
 /* ---- Report (parent side) ---- */
 
-/* Median, min and max of n figures (n > 0). */
-static double median(const double *v, int n, double *lo, double *hi)
-{
-    double sorted[MAX_REPS * NBACKENDS];
-
-    memcpy(sorted, v, (size_t)n * sizeof(*v));
-    qsort(sorted, (size_t)n, sizeof(*sorted), cmp_double);
-    *lo = sorted[0];
-    *hi = sorted[n - 1];
-    if (n % 2)
-        return sorted[n / 2];
-    return (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
-
 /* Median of (pat, b, k), or NAN when no child gave one. */
 static double cell_median(int pat, int b, enum key k, double *lo, double *hi)
 {
@@ -1755,7 +1712,7 @@ static double efficiency(int pat, int ti, int b)
 /* Backend b's line for pattern pat with its ti-th thread count. */
 static void print_rate_row(int pat, int ti, int b)
 {
-    double lo, hi, base = rate_median(pat, ti, 0, &lo, &hi);
+    double lo = 0, hi = 0, base = rate_median(pat, ti, 0, &lo, &hi);
     double m = rate_median(pat, ti, b, &lo, &hi), e = efficiency(pat, ti, b);
     char range[64], eff[16] = "-", vs[16] = "-";
 
@@ -1946,19 +1903,14 @@ static void print_backends(void)
 }
 
 /* Variables that change how a backend behaves, if any are set. */
-static void print_environment(void)
+static void print_env_notes(void)
 {
     static const char *const prefixes[] = {
         "OBJMEM_", "OM_", "PYTHONMALLOC", "MIMALLOC_", "MALLOC_",
         "TCMALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD", NULL
     };
-    extern char **environ;
 
-    for (char **e = environ; *e; e++)
-        for (const char *const *p = prefixes; *p; p++)
-            if (strncmp(*e, *p, strlen(*p)) == 0)
-                printf("NOTE: the environment sets %s (children inherit "
-                       "it; figures may not be the defaults)\n", *e);
+    print_environment(prefixes, "; figures may not be the defaults");
 }
 
 /* The thread counts of pattern pat, "1,2,4". */
@@ -1990,7 +1942,7 @@ static void print_header(const struct settings *s)
                "nproc = %d CPUs bound how far they can scale.\n",
                fmt_counts(PAT_TLOCAL, local, sizeof(local)),
                fmt_counts(PAT_TXFER, xfer, sizeof(xfer)), run.cpus);
-    print_environment();
+    print_env_notes();
 }
 
 static void print_report(const struct settings *s, double seconds)

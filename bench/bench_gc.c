@@ -23,6 +23,7 @@
  *               checked, dropped, then a long-lived tree of depth 20 made,
  *               checked, dropped (6.3M nodes), collector on
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,12 +67,6 @@ static const struct key keys[] = {
 static double results[NBACK][NKEYS][MAX_REPS];
 static int nres[NBACK][NKEYS];
 static bool quick;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_gc: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void put(FILE *out, const char *key, double v)
 {
@@ -350,11 +345,11 @@ static void run_objmem(void)
     FILE *in;
 
     if (pipe(fds) != 0)
-        die("pipe");
+        die("pipe: %s", strerror(errno));
     fflush(NULL);
     pid = fork();
     if (pid < 0)
-        die("fork");
+        die("fork: %s", strerror(errno));
     if (pid == 0) {
         FILE *out = fdopen(fds[1], "w");
         close(fds[0]);
@@ -389,17 +384,6 @@ static bool run_python(void)
     }
     unlink(path);
     return ok && in;
-}
-
-static double median(double *v, int n, double *lo, double *hi)
-{
-    double s[MAX_REPS];
-
-    memcpy(s, v, (size_t)n * sizeof(double));
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    *lo = s[0];
-    *hi = s[n - 1];
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static void print_table(int reps)

@@ -109,20 +109,6 @@ static void settings_init(struct settings *s, bool quick, int reps)
 #define NOIPA __attribute__((noipa))
 #endif
 
-__attribute__((noreturn, format(printf, 1, 2)))
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fflush(stdout);
-    fputs("bench_objects: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _exit(3);
-}
-
 /* CPU time of the whole process, every thread's. */
 static double process_ns(void)
 {
@@ -169,21 +155,6 @@ static bool reset_peak_rss(void)
     ok = write(fd, "5", 1) == 1;
     close(fd);
     return ok;
-}
-
-/*
- * A zeroed array of n elements, mapped from the OS (never from the heap
- * measured) and touched, so it is resident before the RSS is read.
- */
-static void *map_array(size_t n, size_t elem)
-{
-    void *p = mmap(NULL, n * elem, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    if (p == MAP_FAILED)
-        die("mmap of %zu bytes failed", n * elem);
-    memset(p, 0, n * elem);
-    return p;
 }
 
 static void unmap_array(void *p, size_t n, size_t elem)
@@ -929,20 +900,6 @@ static void run_rep(int rep_no, const struct settings *s)
 
 /* ---- Report (parent side) ---- */
 
-/* Median, min and max of n figures (n > 0). */
-static double median(const double *v, int n, double *lo, double *hi)
-{
-    double sorted[MAX_REPS];
-
-    memcpy(sorted, v, (size_t)n * sizeof(*v));
-    qsort(sorted, (size_t)n, sizeof(*sorted), cmp_double);
-    *lo = sorted[0];
-    *hi = sorted[n - 1];
-    if (n % 2)
-        return sorted[n / 2];
-    return (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
-
 /* Median of (pat, b, k) scaled by scale, or NAN when no child gave one. */
 static double cell_median(int pat, int b, enum key k, double scale,
                           double *lo, double *hi)
@@ -1156,19 +1113,14 @@ static void print_backends(void)
 }
 
 /* Variables that change how a backend behaves, if any are set. */
-static void print_environment(void)
+static void print_env_notes(void)
 {
     static const char *const prefixes[] = {
         "OBJMEM_", "PYTHONHASHSEED", "PYTHONDEVMODE", "PYTHONTRACEMALLOC",
         "MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD", NULL
     };
-    extern char **environ;
 
-    for (char **e = environ; *e; e++)
-        for (const char *const *p = prefixes; *p; p++)
-            if (strncmp(*e, *p, strlen(*p)) == 0)
-                printf("NOTE: the environment sets %s (children inherit "
-                       "it)\n", *e);
+    print_environment(prefixes, "");
 }
 
 static void print_header(const struct settings *s)
@@ -1180,7 +1132,7 @@ static void print_header(const struct settings *s)
            "(VmHWM reset just before).\n%ld CPUs online.\n", om_version(),
            s->reps, s->quick ? " (--quick: 10x fewer ops)" : "",
            sysconf(_SC_NPROCESSORS_ONLN));
-    print_environment();
+    print_env_notes();
 }
 
 static void print_report(const struct settings *s, double seconds)

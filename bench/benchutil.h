@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +18,36 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Say what went wrong, "PROGRAM: ...", and leave with status 3. */
+__attribute__((noreturn, format(printf, 1, 2)))
+static inline void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fprintf(stderr, "%s: ", program_invocation_short_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    _exit(3);
+}
+
+/*
+ * A zeroed array of n elements, mapped from the OS (never from the heap
+ * measured) and touched, so that it is resident before any RSS is read.
+ */
+static inline void *map_array(size_t n, size_t elem)
+{
+    void *p = mmap(NULL, n * elem, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        die("mmap of %zu bytes failed", n * elem);
+    memset(p, 0, n * elem);
+    return p;
+}
 
 /* CPU time of the calling thread: what the figures are measured in. */
 static inline double thread_ns(void)
@@ -40,6 +72,34 @@ static inline int cmp_double(const void *a, const void *b)
     double x = *(const double *)a, y = *(const double *)b;
 
     return (x > y) - (x < y);
+}
+
+/* Median, min and max of n figures (0 < n). */
+static inline double median(const double *v, int n, double *lo, double *hi)
+{
+    double sorted[n];
+
+    memcpy(sorted, v, (size_t)n * sizeof(*v));
+    qsort(sorted, (size_t)n, sizeof(*sorted), cmp_double);
+    *lo = sorted[0];
+    *hi = sorted[n - 1];
+    if (n % 2)
+        return sorted[n / 2];
+    return (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* A note for every environment variable that starts with one of
+ * prefixes (NULL-terminated): children inherit them. */
+static inline void print_environment(const char *const *prefixes,
+                                     const char *why)
+{
+    extern char **environ;
+
+    for (char **e = environ; *e; e++)
+        for (const char *const *p = prefixes; *p; p++)
+            if (strncmp(*e, *p, strlen(*p)) == 0)
+                printf("NOTE: the environment sets %s (children inherit "
+                       "it%s)\n", *e, why);
 }
 
 /* Print one line of the child's report: "KIND text". */
