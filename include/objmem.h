@@ -96,6 +96,27 @@ OM_API size_t om_usable_size(const void *p);
 OM_API void *om_aligned_alloc(size_t alignment, size_t size);
 
 /*
+ * The general-purpose family: every size from objmem, as the malloc of a
+ * whole process (what the LD_PRELOAD shim libobjmem-preload.so exports).
+ * Up to 512 bytes from the pools; up to 32 KiB from medium size classes
+ * (four per doubling: at most 20% lost to rounding) in spans of pages
+ * of the same arenas; above, a mapping per block, with a cache of freed
+ * mappings so that a loop on a large buffer maps it once.  Free pages go
+ * back to the OS as for the pools.  malloc(0) returns a unique pointer;
+ * realloc(p, 0) frees p and returns NULL (glibc's rule).  A pointer that
+ * objmem never handed out is reported as a bad free.  om_gp_allocator is
+ * the family as a domain table (om_set_allocator(OM_DOMAIN_RAW, ...)).
+ */
+OM_API void *om_gp_malloc(size_t size);
+OM_API void *om_gp_calloc(size_t nelem, size_t elsize);
+OM_API void *om_gp_realloc(void *p, size_t size);
+OM_API void om_gp_free(void *p);
+OM_API size_t om_gp_usable_size(const void *p);
+/* Any power-of-two alignment; EINVAL otherwise. */
+OM_API void *om_gp_aligned_alloc(size_t alignment, size_t size);
+OM_API extern const struct om_allocator om_gp_allocator;
+
+/*
  * Install CPython's debug hooks on all three domains (as
  * PYTHONMALLOC=debug): guard bytes, fill patterns, the domain id in each
  * block, checks on free and realloc.  Also done at start-up when the
@@ -145,6 +166,10 @@ struct om_stats {
     uint64_t bytes_purged_total; /* bytes given back with madvise, ever */
     uint64_t bytes_unmapped_total; /* arena bytes unmapped, ever */
     size_t pools_per_arena;     /* pools of an arena that hold blocks */
+    size_t large_blocks;        /* om_gp_* blocks mapped one by one, live */
+    size_t large_bytes;         /* their mapped bytes */
+    size_t large_cached_bytes;  /* freed large mappings kept for reuse */
+    uint64_t large_maps_total;  /* large mappings ever made */
 };
 
 /*

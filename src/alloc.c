@@ -28,6 +28,7 @@
 
 #include "domain.h"
 #include "heap.h"
+#include "large.h"
 #include "tool.h"
 
 static _Atomic long raw_blocks;         /* live requests served by RAW */
@@ -101,7 +102,7 @@ OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
  * cache and be flushed back one by one, so the second in a row into the
  * same FULL pool goes to the pool instead.
  */
-OM_INLINE OM_NO_ASAN void small_free(void *p)
+OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *))
 {
     struct heap *h = omi_heap_tls;
     struct pool *pool;
@@ -109,7 +110,7 @@ OM_INLINE OM_NO_ASAN void small_free(void *p)
     uintptr_t kind;
 
     if (unlikely(!omi_arena_owns(p))) {
-        large_free(p);
+        not_ours(p);
         return;
     }
     pool = omi_arena_pool_of(omi_arena_base(p), p);
@@ -129,7 +130,7 @@ OM_INLINE OM_NO_ASAN void small_free(void *p)
             omi_heap_pool_emptied(h, pool);
         return;
     }
-    if (likely(kind == OWNER_FULL)) {
+    if (likely(kind == OWNER_FULL) && likely(pool->sc < NSMALL)) {
         c = &h->cache[pool->sc];
         /* A second free in a row into the same FULL pool (or a double
          * free): the pool itself takes it, and is FULL no more. */
@@ -147,12 +148,18 @@ slow:
     omi_heap_free_slow(h, pool, p);
 }
 
+OM_INLINE OM_NO_ASAN void small_free(void *p)
+{
+    block_free(p, large_free);
+}
+
 /* Block bytes at p when p is one of our blocks, else 0. */
 static size_t small_size(const void *p)
 {
     struct arena *a = omi_arena_of(p);
 
-    return a ? omi_pool_block_size(omi_arena_pool_of(a, p)) : 0;
+    return a ? omi_pool_block_size(omi_pool_head(omi_arena_pool_of(a, p)))
+             : 0;
 }
 
 static OM_NO_ASAN void *small_calloc(size_t nelem, size_t elsize)
@@ -312,3 +319,190 @@ OM_NO_ASAN void *om_aligned_alloc(size_t alignment, size_t size)
         return small_alloc(rounded);
     return large_aligned(alignment, size);
 }
+
+/* ---- The general-purpose family: every size from objmem ----
+ *
+ * What the shim's malloc is (and om_gp_malloc for a runtime that wants
+ * objmem for everything): small requests from the pools as above, medium
+ * ones from the spans of the medium classes, large ones mapped one by one
+ * (large.c).  A pointer that is none of these is foreign: it goes to the
+ * allocator set by omi_gp_set_foreign (the shim: the C library's), or it
+ * is reported as a bad free.
+ */
+
+static struct omi_gp_foreign foreign;
+
+void omi_gp_set_foreign(const struct omi_gp_foreign *f)
+{
+    foreign = *f;
+}
+
+static OM_COLD void foreign_free(void *p)
+{
+    if (foreign.free)
+        foreign.free(p);
+    else
+        omi_fatal("free of an address objmem never handed out", p,
+                  "not in an arena, not a large block");
+}
+
+static OM_NOINLINE OM_NO_ASAN void *medium_alloc(size_t size)
+{
+    unsigned sc = omi_pool_medium_class(size);
+    struct heap *h = omi_heap_tls;
+    struct pool *pool = h->first[sc];
+    void **b = pool->free;
+
+    if (likely(b)) {
+        pool->free = *b;
+        pool->used++;
+        omi_tool_handed_out(b, omi_pool_class_size(sc));
+        return b;
+    }
+    return omi_heap_malloc_slow(h, sc);
+}
+
+static OM_NOINLINE void *gp_big(size_t size)
+{
+    bool zeroed;
+
+    if (size <= MEDIUM_MAX)
+        return medium_alloc(size);
+    return omi_large_alloc(size, 0, &zeroed);
+}
+
+OM_NO_ASAN void *om_gp_malloc(size_t size)
+{
+    if (likely(size - 1 < SMALL_THRESHOLD))
+        return small_alloc(size);
+    return size ? gp_big(size) : small_alloc(1);
+}
+
+static void gp_not_ours(void *p)
+{
+    if (p && !omi_large_free(p))
+        foreign_free(p);
+}
+
+OM_NO_ASAN void om_gp_free(void *p)
+{
+    block_free(p, gp_not_ours);
+}
+
+OM_NO_ASAN void *om_gp_calloc(size_t nelem, size_t elsize)
+{
+    size_t size;
+    bool zeroed = false;
+    void *p;
+
+    if (unlikely(__builtin_mul_overflow(nelem, elsize, &size))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size > MEDIUM_MAX)
+        p = omi_large_alloc(size, 0, &zeroed);
+    else
+        p = om_gp_malloc(size);
+    if (p && !zeroed)
+        memset(p, 0, size);
+    return p;
+}
+
+size_t om_gp_usable_size(const void *p)
+{
+    size_t size;
+
+    if (!p)
+        return 0;
+    if ((size = small_size(p)) || (size = omi_large_size(p)))
+        return size;
+    return foreign.usable_size ? foreign.usable_size(p) : 0;
+}
+
+/* Keep p when size fits it and uses more than half of it (a quarter for
+ * a small block, as CPython's); else move it. */
+static bool fits(size_t size, size_t usable)
+{
+    return size <= usable && (usable <= SMALL_THRESHOLD ? 4 * size > 3 *
+                              usable : 2 * size > usable);
+}
+
+OM_NO_ASAN void *om_gp_realloc(void *p, size_t size)
+{
+    size_t old;
+    void *q;
+
+    if (!p)
+        return om_gp_malloc(size);
+    if (size == 0) {            /* glibc's rule: free, return NULL */
+        om_gp_free(p);
+        return NULL;
+    }
+    old = small_size(p);
+    if (!old && (old = omi_large_size(p)) && size > MEDIUM_MAX &&
+        !fits(size, old))
+        return omi_large_realloc(p, size);
+    if (!old) {
+        if (!foreign.realloc)
+            omi_fatal("realloc of an address objmem never handed out", p,
+                      "not in an arena, not a large block");
+        return foreign.realloc(p, size);
+    }
+    if (fits(size, old))
+        return p;
+    q = om_gp_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, size < old ? size : old);
+    om_gp_free(p);
+    return q;
+}
+
+OM_NO_ASAN void *om_gp_aligned_alloc(size_t alignment, size_t size)
+{
+    bool zeroed;
+
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= ALIGNMENT)
+        return om_gp_malloc(size);
+    if (size < alignment)
+        size = alignment;
+    /* A block of a class whose size is a multiple of the alignment (up
+     * to a page) is aligned: pools and spans are page-aligned, blocks
+     * have no header. */
+    if (alignment <= POOL_SIZE && size <= MEDIUM_MAX) {
+        unsigned sc = size <= SMALL_THRESHOLD ? omi_pool_class(size)
+                                              : omi_pool_medium_class(size);
+        for (; sc < NCLASSES; sc++)
+            if (omi_pool_class_size(sc) % alignment == 0)
+                return om_gp_malloc(omi_pool_class_size(sc));
+    }
+    return omi_large_alloc(size, alignment, &zeroed);
+}
+
+static void *gp_table_malloc(void *ctx, size_t size)
+{
+    return om_gp_malloc(size);
+}
+
+static void *gp_table_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return om_gp_calloc(nelem, elsize);
+}
+
+static void *gp_table_realloc(void *ctx, void *p, size_t size)
+{
+    return om_gp_realloc(p, size ? size : 1);
+}
+
+static void gp_table_free(void *ctx, void *p)
+{
+    om_gp_free(p);
+}
+
+const struct om_allocator om_gp_allocator = {
+    NULL, gp_table_malloc, gp_table_calloc, gp_table_realloc, gp_table_free
+};

@@ -188,21 +188,43 @@ static bool claim(struct arena *a, struct pool *pool)
     return false;
 }
 
-struct pool *omi_arena_take_pool(struct arena *a)
+/* Take free pool i (its bit is set in dirty or clean) and make it USED. */
+static void take_index(struct arena *a, size_t i)
 {
-    bool dirty = a->ndirty > 0;
-    int i = dirty ? lowest_bit(a->dirty) : lowest_bit(a->clean);
-
-    OM_ASSERT(a->nfree > 0 && i >= (int)META_POOLS);
-    if (dirty) {
-        bit_clear(a->dirty, (size_t)i);
+    if (bit_test(a->dirty, i)) {
+        bit_clear(a->dirty, i);
         a->ndirty--;
     } else {
-        bit_clear(a->clean, (size_t)i);
+        bit_clear(a->clean, i);
     }
     a->nfree--;
     (void)claim(a, &a->pools[i]);
+}
+
+struct pool *omi_arena_take_pool(struct arena *a)
+{
+    int i = lowest_bit(a->ndirty > 0 ? a->dirty : a->clean);
+
+    OM_ASSERT(a->nfree > 0 && i >= (int)META_POOLS);
+    take_index(a, (size_t)i);
     return &a->pools[i];
+}
+
+struct pool *omi_arena_take_run(struct arena *a, size_t n)
+{
+    size_t run = 0;
+
+    if (a->nfree < n)
+        return NULL;
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+        run = bit_test(a->dirty, i) || bit_test(a->clean, i) ? run + 1 : 0;
+        if (run == n) {
+            for (size_t j = i + 1 - n; j <= i; j++)
+                take_index(a, j);
+            return &a->pools[i + 1 - n];
+        }
+    }
+    return NULL;
 }
 
 void omi_arena_put_pool(struct arena *a, struct pool *pool)

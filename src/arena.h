@@ -28,7 +28,7 @@ struct heap;
  *      on the global arena list.
  *   2. Header pools are never handed out: state CLEAN, owner 0, no bit.
  *   3. For every other pool: state DIRTY => dirty bit; dirty bit => state
- *      DIRTY or CLEAN; clean bit => CLEAN; USED/FULL => no bit.
+ *      DIRTY or CLEAN; clean bit => CLEAN; USED/FULL/TAIL => no bit.
  *   4. nfree == |dirty| + |clean|, ndirty == |dirty|,
  *      omi_arena_dirty_count() == pools in state DIRTY.
  */
@@ -119,6 +119,12 @@ void omi_arena_release(struct arena *a);
  * USED.  Precondition: a->nfree > 0; the caller owns a.
  */
 struct pool *omi_arena_take_pool(struct arena *a);
+
+/*
+ * Take a run of n contiguous free pools (the lowest run), all made USED;
+ * NULL when a has none.  The caller owns a.
+ */
+struct pool *omi_arena_take_run(struct arena *a, size_t n);
 
 /* Put back a pool that has just become free (it is resident). */
 void omi_arena_put_pool(struct arena *a, struct pool *pool);

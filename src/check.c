@@ -12,6 +12,7 @@
 #include <errno.h>
 
 #include "heap.h"
+#include "large.h"
 #include "object.h"
 #include "purge.h"
 
@@ -82,6 +83,8 @@ int om_check(void)
     if (rc == 0)
         rc = check_map();
     omi_arena_unlock();
+    if (rc == 0)
+        rc = omi_large_check();
     if (rc == 0)
         rc = omi_freelist_check();
     if (rc == 0)

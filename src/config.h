@@ -33,7 +33,26 @@
 #define OM_SMALL_THRESHOLD 512
 #endif
 #define SMALL_THRESHOLD ((size_t)OM_SMALL_THRESHOLD)
-#define NCLASSES (OM_SMALL_THRESHOLD >> ALIGNMENT_SHIFT)
+#define NSMALL (OM_SMALL_THRESHOLD >> ALIGNMENT_SHIFT)
+
+/*
+ * Medium classes: requests above SMALL_THRESHOLD up to MEDIUM_MAX, served
+ * when objmem is the whole process's malloc (the shim, om_gp_malloc).  Four
+ * classes per doubling (640, 768, 896, 1024, 1280, ...), so rounding a
+ * request up wastes less than 20%; a class's blocks sit in a span of
+ * contiguous pools sized so that it holds at least 4 blocks and loses at
+ * most 1/8 of its bytes to the tail (pool.c's table).  Larger requests
+ * are mapped one by one (large.c).  32 KiB: bench_shim measured 16, 32
+ * and 64 KiB (bench/README.md).
+ */
+#ifndef OM_MEDIUM_MAX
+#define OM_MEDIUM_MAX 32768
+#endif
+#define MEDIUM_MAX ((size_t)OM_MEDIUM_MAX)
+#define NMEDIUM_MAX 28          /* classes in pool.c's table: to 64 KiB */
+#define NMEDIUM (OM_MEDIUM_MAX == 16384 ? 20 : OM_MEDIUM_MAX == 32768 ? 24 : \
+                 28)
+#define NCLASSES (NSMALL + NMEDIUM)
 
 #define POOL_BITS 12
 #define POOL_SIZE ((size_t)1 << POOL_BITS)
@@ -78,9 +97,10 @@
 _Static_assert(ALIGNMENT == 16, "blocks are 16-byte aligned");
 _Static_assert(OM_SMALL_THRESHOLD % ALIGNMENT == 0,
                "the threshold is a multiple of the alignment");
-_Static_assert(OM_SMALL_THRESHOLD >= 64 && OM_SMALL_THRESHOLD <= 1024,
-               "a pool holds at least 4 blocks of the largest class");
 _Static_assert(NCLASSES <= 255, "a size class fits in a byte");
+_Static_assert(OM_SMALL_THRESHOLD == 512, "medium classes start at 512");
+_Static_assert(OM_MEDIUM_MAX == 16384 || OM_MEDIUM_MAX == 32768 ||
+               OM_MEDIUM_MAX == 65536, "the medium limit is 16, 32 or 64 KiB");
 _Static_assert(POOL_SIZE >= 4096, "a pool is at least one 4 KiB page");
 _Static_assert(POOLS_PER_ARENA == 256, "bitmaps below hold 256 pools");
 _Static_assert(PURGE_KEEP_POOLS < PURGE_TRIGGER_POOLS,

@@ -22,6 +22,16 @@ void *omi_small_calloc(void *ctx, size_t nelem, size_t elsize);
 void *omi_small_realloc(void *ctx, void *p, size_t size);
 void omi_small_free(void *ctx, void *p);
 
+/* alloc.c: where the general-purpose family sends pointers that are not
+ * objmem's (all NULL: they are reported as bad frees). */
+struct omi_gp_foreign {
+    void (*free)(void *p);
+    void *(*realloc)(void *p, size_t size);
+    size_t (*usable_size)(const void *p);
+};
+
+void omi_gp_set_foreign(const struct omi_gp_foreign *f);
+
 /* alloc.c: live MEM/OBJ requests served by the RAW domain. */
 long omi_alloc_raw_blocks(void);
 

@@ -36,8 +36,8 @@
 #include <string.h>
 
 #include "heap.h"
+#include "large.h"
 #include "os.h"
-#include "purge.h"
 #include "tool.h"
 
 static struct pool empty_pool;          /* free == NULL: always slow */
@@ -214,23 +214,46 @@ static struct arena *add_arena(struct heap *h)
     return a;
 }
 
-/* A free pool for class sc, made USED; NULL if no memory. */
-static struct pool *take_pool(struct heap *h, unsigned sc)
+/* Take n free pools in a row from a (one: any pool) and keep the heap's
+ * counts; NULL when a has no such run. */
+static struct pool *take_from(struct heap *h, struct arena *a, size_t n)
 {
-    struct arena *a = bin_fullest(h);
+    unsigned old = a->nfree;
+    size_t hints = a->ndirty;
     struct pool *pool;
-    unsigned old;
-    size_t hints;
 
-    if (!a && !(a = add_arena(h)))
+    pool = n == 1 ? omi_arena_take_pool(a) : omi_arena_take_run(a, n);
+    if (!pool)
         return NULL;
-    old = a->nfree;
     if (old == USABLE_POOLS)
         h->nempty--;
-    hints = a->ndirty;
-    pool = omi_arena_take_pool(a);
     h->ndirty -= hints - a->ndirty;
     bin_update(h, a, old);
+    return pool;
+}
+
+/*
+ * A free pool for class sc (a span's run of pools for a medium class),
+ * made USED; NULL if no memory.  A pool comes from the fullest arena; a
+ * run from the fullest arena that has one, which may take a walk over
+ * the bins (a new span is needed once per 4 or more medium blocks).
+ */
+static struct pool *take_pool(struct heap *h, unsigned sc)
+{
+    size_t n = omi_class_pages(sc);
+    struct pool *pool = NULL;
+    struct arena *a;
+
+    if (n == 1 && (a = bin_fullest(h)))
+        pool = take_from(h, a, 1);
+    for (uint64_t m = n > 1 ? h->binmap : 0; m && !pool; m &= m - 1)
+        for (a = h->bins[__builtin_ctzll(m)]; a && !pool; a = a->next)
+            pool = take_from(h, a, n);
+    if (!pool) {
+        if (!(a = add_arena(h)))
+            return NULL;
+        pool = take_from(h, a, n);
+    }
     omi_pool_init(pool, sc);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
     return pool;
@@ -297,15 +320,19 @@ static void trim_empty_arenas(struct heap *h)
     }
 }
 
-/* A pool with no used block goes back to its arena. */
+/* A pool (a span: all its pools) with no used block goes back to its
+ * arena. */
 static void release_pool(struct heap *h, struct pool *pool)
 {
     struct arena *a = omi_arena_of_pool(pool);
     unsigned old = a->nfree;
+    size_t n = omi_class_pages(pool->sc);
 
-    atomic_store_explicit(&pool->owner, 0, memory_order_relaxed);
-    omi_arena_put_pool(a, pool);
-    h->ndirty++;
+    for (size_t i = 0; i < n; i++) {
+        atomic_store_explicit(&pool[i].owner, 0, memory_order_relaxed);
+        omi_arena_put_pool(a, pool + i);
+    }
+    h->ndirty += n;
     bin_update(h, a, old);
     if (a->nfree == USABLE_POOLS) {
         h->nempty++;
@@ -317,11 +344,26 @@ static void release_pool(struct heap *h, struct pool *pool)
     after_dirty(h);
 }
 
+/*
+ * The allocation pool of a class is kept when it empties, so that a
+ * malloc/free loop on one block stays fast; so is a span of up to
+ * KEEP_SPAN_PAGES pools (classes up to 4 KiB: 108 KiB a heap at most).
+ * Bigger spans go back at once: a thread done with its buffers must not
+ * keep 128 KiB per class.
+ */
+#define KEEP_SPAN_PAGES 4
+
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool)
 {
-    if (pool == h->first[pool->sc])
-        return;                 /* the allocation pool of its class: kept */
-    partial_remove(h, pool);
+    unsigned sc = pool->sc;
+
+    if (pool == h->first[sc]) {
+        if (omi_class_pages(sc) <= KEEP_SPAN_PAGES)
+            return;
+        h->first[sc] = &empty_pool;
+    } else {
+        partial_remove(h, pool);
+    }
     release_pool(h, pool);
 }
 
@@ -357,7 +399,8 @@ static OM_NO_ASAN void drain_remote(struct heap *h)
 
     while (b) {
         void *next = *(void **)b;
-        free_local(h, omi_arena_pool_of(omi_arena_of(b), b), b);
+        free_local(h, omi_pool_head(omi_arena_pool_of(omi_arena_of(b), b)),
+                   b);
         b = next;
     }
 }
@@ -376,15 +419,25 @@ static OM_NO_ASAN void free_remote(struct heap *owner, void *p, size_t size)
         work_abandoned(owner);
 }
 
+/*
+ * Here come: frees into another heap's pools; the second free in a row
+ * into one of our FULL pools; every free of a medium block but those into
+ * the head page of one of our USED spans; and the bad ones.
+ */
 void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
 {
-    uintptr_t owner = atomic_load_explicit(&pool->owner,
-                                           memory_order_relaxed);
-    struct heap *oh = (struct heap *)(owner & ~OWNER_FULL);
+    uintptr_t owner;
+    struct heap *oh;
 
-    if (owner == ((uintptr_t)h | OWNER_FULL) &&
-        p != h->cache[pool->sc].head && omi_pool_is_block(pool, p)) {
-        free_local(h, pool, p);         /* FULL no more */
+    pool = omi_pool_head(pool);
+    owner = atomic_load_explicit(&pool->owner, memory_order_relaxed);
+    oh = (struct heap *)(owner & ~OWNER_FULL);
+    if ((owner == ((uintptr_t)h | OWNER_FULL) &&
+         (pool->sc >= NSMALL || p != h->cache[pool->sc].head) &&
+         omi_pool_is_block(pool, p)) ||
+        (owner == (uintptr_t)h && pool->sc >= NSMALL &&
+         omi_pool_is_block(pool, p))) {
+        free_local(h, pool, p);         /* FULL no more, or medium */
         return;
     }
     if (unlikely(!oh || !omi_pool_is_block(pool, p)))
@@ -418,7 +471,8 @@ OM_NO_ASAN void omi_heap_cache_flush(struct heap *h, struct cache *c)
     c->count = CACHE_LIMIT / 2;
     while (b) {
         void *next = *(void **)b;
-        free_local(h, omi_arena_pool_of(omi_arena_of(b), b), b);
+        free_local(h, omi_pool_head(omi_arena_pool_of(omi_arena_of(b), b)),
+                   b);
         b = next;
     }
 }
@@ -426,7 +480,7 @@ OM_NO_ASAN void omi_heap_cache_flush(struct heap *h, struct cache *c)
 /* Give every cached block back to its pool (collect, thread exit). */
 static OM_NO_ASAN void cache_flush_all(struct heap *h)
 {
-    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+    for (unsigned sc = 0; sc < NSMALL; sc++) {
         struct cache *c = &h->cache[sc];
         while (c->count > 0) {
             void *b = c->head;
@@ -639,6 +693,8 @@ void om_collect(bool force)
 {
     struct heap *self = omi_heap_tls;
 
+    if (force)
+        omi_large_purge(0);
     if (self != &omi_heap_empty)
         heap_collect(self, force);
     for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
@@ -736,7 +792,7 @@ static OM_NO_ASAN int check_remote(const struct heap *h)
 {
     for (void *b = atomic_load(&h->remote); b; b = *(void **)b) {
         struct arena *a = omi_arena_of(b);
-        struct pool *pool = a ? omi_arena_pool_of(a, b) : NULL;
+        struct pool *pool = a ? omi_pool_head(omi_arena_pool_of(a, b)) : NULL;
         if (!pool || a->heap != h ||
             (omi_pool_state(pool) != POOL_USED &&
              omi_pool_state(pool) != POOL_FULL) ||
@@ -750,7 +806,7 @@ static OM_NO_ASAN int check_remote(const struct heap *h)
 
 static OM_NO_ASAN int check_caches(const struct heap *h)
 {
-    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+    for (unsigned sc = 0; sc < NSMALL; sc++) {
         size_t n = 0;
         for (void *b = h->cache[sc].head; b; b = *(void **)b, n++) {
             struct arena *a = omi_arena_of(b);

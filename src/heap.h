@@ -45,8 +45,8 @@ struct cache {
  * thread that claimed it) reads or writes it, except `remote`, `state`
  * and `collect_request`, which are atomics any thread may touch.
  * Invariants (checked by omi_heap_check):
- *   1. first[sc] is the empty pool or a USED pool of class sc owned by this
- *      heap, not marked partial.
+ *   1. first[sc] is the empty pool or a USED pool (a span's head for a
+ *      medium class) of class sc owned by this heap, not marked partial.
  *   2. A pool of this heap is marked in its arena's partial[sc] <=> it is
  *      USED, of class sc, and not first[sc]; a partial pool has a free
  *      block.  An arena is on the list partial_arenas[sc] <=> it marks a
@@ -60,11 +60,12 @@ struct cache {
  *   5. Every block on the remote list lies in a USED or FULL pool of this
  *      heap, at a block boundary.
  *   6. Every block in cache[sc] lies in a USED or FULL pool of class sc of
- *      this heap, at a block boundary; count is the list's length.
+ *      this heap, at a block boundary; count is the list's length.  Only
+ *      the small classes have a cache: a medium free goes to its span.
  */
 struct heap {
     struct pool *first[NCLASSES];       /* allocation pool of each class */
-    struct cache cache[NCLASSES];       /* block caches: the fast paths */
+    struct cache cache[NSMALL];         /* block caches: the fast paths */
     struct arena *partial_arenas[NCLASSES];    /* arenas with partials */
     _Atomic(void *) remote;             /* blocks freed by other threads */
     _Atomic int state;                  /* enum heap_state */

@@ -12,6 +12,7 @@
  *   2. errno is the same after each function as before it.
  *   3. No lock is held here: callers make these calls outside their locks.
  */
+#define _GNU_SOURCE 1
 #include <errno.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -93,6 +94,21 @@ void *omi_os_map(size_t size, size_t align)
         atomic_fetch_add_explicit(&maps_done, 1, memory_order_relaxed);
     errno = saved;
     return p;
+}
+
+void *omi_os_remap(void *p, size_t old_size, size_t new_size)
+{
+    int saved = errno;
+    void *q;
+
+    if (injected_failure())
+        return NULL;
+    q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    errno = saved;
+    if (q == MAP_FAILED)
+        return NULL;
+    atomic_fetch_add_explicit(&maps_done, 1, memory_order_relaxed);
+    return q;
 }
 
 void omi_os_unmap(void *p, size_t size)

@@ -16,6 +16,13 @@ size_t omi_os_page_size(void);
  */
 void *omi_os_map(size_t size, size_t align);
 
+/*
+ * Move or resize the mapping [p, p+old_size) to new_size bytes (page
+ * multiples), keeping its contents; the new address, or NULL (the old
+ * mapping untouched).  errno is kept.
+ */
+void *omi_os_remap(void *p, size_t old_size, size_t new_size);
+
 /* Unmap [p, p+size).  errno is kept. */
 void omi_os_unmap(void *p, size_t size);
 

@@ -10,10 +10,26 @@
  * objects made one after another landed in scattered places (a collection
  * walking a million of them took 69 ns an object instead of 13).
  *
+ * A medium class's span is threaded the same way across its pages; its
+ * tail descriptors point at the head.  The medium table below is what
+ * config.h promises: four classes per doubling, and for each the fewest
+ * pages that hold at least 4 blocks with at most 1/8 of the span lost
+ * at its end (tests/test_alloc.c recomputes both rules).
+ *
  * Invariants: pool.h lists them (1-4); omi_pool_check verifies them.
  */
 #include "arena.h"
 #include "tool.h"
+
+const struct omi_medium_class omi_medium[NMEDIUM_MAX] = {
+    {   640,  1, 6 }, {   768,  1, 5 }, {   896,  1, 4 }, {  1024,  1, 4 },
+    {  1280,  2, 6 }, {  1536,  2, 5 }, {  1792,  2, 4 }, {  2048,  2, 4 },
+    {  2560,  4, 6 }, {  3072,  3, 4 }, {  3584,  4, 4 }, {  4096,  4, 4 },
+    {  5120,  5, 4 }, {  6144,  6, 4 }, {  7168,  7, 4 }, {  8192,  8, 4 },
+    { 10240, 10, 4 }, { 12288, 12, 4 }, { 14336, 14, 4 }, { 16384, 16, 4 },
+    { 20480, 20, 4 }, { 24576, 24, 4 }, { 28672, 28, 4 }, { 32768, 32, 4 },
+    { 40960, 40, 4 }, { 49152, 48, 4 }, { 57344, 56, 4 }, { 65536, 64, 4 },
+};
 
 char *omi_pool_page(const struct pool *pool)
 {
@@ -23,14 +39,21 @@ char *omi_pool_page(const struct pool *pool)
 OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc)
 {
     size_t size = omi_pool_class_size(sc);
+    size_t pages = omi_class_pages(sc);
     char *page = omi_pool_page(pool);
-    size_t n = POOL_SIZE / size;
+    size_t n = omi_class_capacity(sc);
 
     OM_ASSERT(pool->used == 0);
+    for (size_t i = 1; i < pages; i++) {
+        struct pool *tail = pool + i;
+        tail->free = pool;
+        tail->sc = (uint8_t)sc;
+        omi_pool_set_state(tail, POOL_TAIL);
+    }
     for (size_t i = 0; i + 1 < n; i++)
         *(void **)(page + i * size) = page + (i + 1) * size;
     *(void **)(page + (n - 1) * size) = NULL;
-    omi_tool_freed(page, POOL_SIZE);
+    omi_tool_freed(page, pages * POOL_SIZE);
     pool->free = page;
     pool->sc = (uint8_t)sc;
 }
@@ -69,6 +92,27 @@ static int check_free_state(const struct pool *pool)
     return 0;
 }
 
+/* A TAIL pool: its head is a span of its class that covers it. */
+static int check_tail(const struct pool *pool)
+{
+    const struct pool *head = pool->free;
+    struct arena *a = omi_arena_of_pool(pool);
+    unsigned hs;
+
+    if (!head || omi_arena_of_pool(head) != a || head >= pool ||
+        head < &a->pools[META_POOLS])
+        return omi_check_fail("pool.1", pool, "tail's head %p",
+                              (const void *)head);
+    hs = omi_pool_state(head);
+    if ((hs != POOL_USED && hs != POOL_FULL) || head->sc != pool->sc ||
+        head + omi_class_pages(head->sc) <= pool ||
+        atomic_load(&pool->owner) != 0 || pool->used != 0)
+        return omi_check_fail("pool.1", pool, "tail of %p: head state %u "
+                              "class %u, own class %u", (const void *)head,
+                              hs, head->sc, pool->sc);
+    return 0;
+}
+
 int omi_pool_check(const struct pool *pool)
 {
     uintptr_t owner = atomic_load(&pool->owner);
@@ -78,8 +122,15 @@ int omi_pool_check(const struct pool *pool)
 
     if (state == POOL_CLEAN || state == POOL_DIRTY)
         return check_free_state(pool);
-    if (pool->sc >= NCLASSES)
+    if (state == POOL_TAIL)
+        return check_tail(pool);
+    if (pool->sc >= NCLASSES ||
+        omi_pool_index(pool) + omi_class_pages(pool->sc) > POOLS_PER_ARENA)
         return omi_check_fail("pool.1", pool, "class %u", pool->sc);
+    for (size_t i = 1; i < omi_class_pages(pool->sc); i++)
+        if (omi_pool_state(pool + i) != POOL_TAIL || pool[i].free != pool)
+            return omi_check_fail("pool.1", pool + i, "pool %zu of a span "
+                                  "is not its tail", i);
     if ((state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
         (owner & ~OWNER_FULL) == 0 || state == POOL_PURGING ||
         (state == POOL_FULL && pool->free != NULL))

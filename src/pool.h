@@ -10,6 +10,15 @@
  *   free:  a singly linked list threaded through the first word of each
  *          free block; NULL-terminated.
  *
+ * A medium class (above SMALL_THRESHOLD, config.h) has a span: a run of
+ * omi_class_pages(sc) contiguous pools whose first (the head) describes
+ * the whole run, as a small pool describes its page.  The other pools of
+ * the run are TAIL: their descriptor points at the head (`free`), so any
+ * address in the run finds its head in two loads.
+ *
+ *   span:  | head page | tail page | ... |   blocks straddle the pages
+ *          | block 0 | block 1 | block 2 | ... (pages * 4096 % size unused)
+ *
  * Pool states (docs/design.md §3 draws the machine):
  *   CLEAN    free, not resident: never used, or given back with madvise
  *   DIRTY    free, resident: kept for reuse until it is purged
@@ -17,6 +26,7 @@
  *            partial pool (marked in its arena's partial bitmap)
  *   FULL     holds a class, no free block it knows of, in no bitmap
  *   PURGING  free, being given back by a thread other than its owner
+ *   TAIL     a pool of a span other than its head; owner 0, free = head
  *
  * The state is written by the owner heap's thread, except that the purger
  * (purge.c) may move DIRTY -> PURGING (by CAS) -> CLEAN.  So the owner
@@ -31,15 +41,16 @@
 #include "config.h"
 
 enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
-                  POOL_PURGING };
+                  POOL_PURGING, POOL_TAIL };
 
 /* Low bit of the owner word: the pool is FULL (so not on a list). */
 #define OWNER_FULL ((uintptr_t)1)
 
 /*
  * A pool descriptor.  Invariants (checked by omi_pool_check):
- *   1. USED/FULL: sc < NCLASSES (the block size is (sc + 1) * ALIGNMENT,
- *      the capacity POOL_SIZE / block size).
+ *   1. USED/FULL: sc < NCLASSES (block size, capacity and pages from
+ *      the class); TAIL: free is the head of its span, a USED or FULL
+ *      pool of the same class whose run covers this pool.
  *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL and
  *      free == NULL; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
@@ -76,16 +87,51 @@ OM_INLINE void omi_pool_set_state(struct pool *pool, unsigned state)
     atomic_store_explicit(&pool->state, (uint8_t)state, memory_order_relaxed);
 }
 
+/* The medium classes (pool.c): block bytes, pools per span, blocks. */
+struct omi_medium_class {
+    uint32_t size;
+    uint16_t pages;
+    uint16_t capacity;
+};
+extern const struct omi_medium_class omi_medium[NMEDIUM_MAX];
+
 /* The size class of a request of 1..SMALL_THRESHOLD bytes. */
 OM_INLINE unsigned omi_pool_class(size_t size)
 {
     return (unsigned)((size - 1) >> ALIGNMENT_SHIFT);
 }
 
+/* The class of a request of SMALL_THRESHOLD+1..MEDIUM_MAX bytes: four per
+ * doubling, the doubling from the top bit of size - 1. */
+OM_INLINE unsigned omi_pool_medium_class(size_t size)
+{
+    size_t s = size - 1;
+    unsigned top = 63u - (unsigned)__builtin_clzll(s);     /* 9.. */
+    unsigned quarter = (unsigned)(s >> (top - 2)) & 3;
+
+    return NSMALL + (top - 9) * 4 + quarter;
+}
+
 /* Block bytes of class sc. */
 OM_INLINE size_t omi_pool_class_size(unsigned sc)
 {
-    return ((size_t)sc + 1) << ALIGNMENT_SHIFT;
+    if (likely(sc < NSMALL))
+        return ((size_t)sc + 1) << ALIGNMENT_SHIFT;
+    return omi_medium[sc - NSMALL].size;
+}
+
+/* Pools per span of class sc (1 for the small classes). */
+OM_INLINE size_t omi_class_pages(unsigned sc)
+{
+    return sc < NSMALL ? 1 : omi_medium[sc - NSMALL].pages;
+}
+
+/* Blocks per pool (span) of class sc. */
+OM_INLINE size_t omi_class_capacity(unsigned sc)
+{
+    if (sc < NSMALL)
+        return POOL_SIZE / omi_pool_class_size(sc);
+    return omi_medium[sc - NSMALL].capacity;
 }
 
 /* Block bytes and blocks per pool of the class a pool holds. */
@@ -96,15 +142,26 @@ OM_INLINE size_t omi_pool_block_size(const struct pool *pool)
 
 OM_INLINE size_t omi_pool_capacity(const struct pool *pool)
 {
-    return POOL_SIZE / omi_pool_block_size(pool);
+    return omi_class_capacity(pool->sc);
+}
+
+/* The pool that describes the blocks of pool's page: itself, or the head
+ * of its span.  Stable while any block of the span is live. */
+OM_INLINE struct pool *omi_pool_head(struct pool *pool)
+{
+    if (unlikely(atomic_load_explicit(&pool->state, memory_order_relaxed) ==
+                 POOL_TAIL))
+        return pool->free;
+    return pool;
 }
 
 /* The first byte of the page a pool describes. */
 char *omi_pool_page(const struct pool *pool);
 
 /*
- * Give a pool just taken from its arena size class sc: thread all its
- * blocks on the free list in address order.
+ * Give a pool just taken from its arena (the head of a run of
+ * omi_class_pages(sc) pools) size class sc: thread all its blocks on the
+ * free list in address order, and make the rest of the run its TAIL.
  */
 void omi_pool_init(struct pool *pool, unsigned sc);
 
@@ -116,7 +173,8 @@ void omi_pool_init(struct pool *pool, unsigned sc);
 bool omi_pool_is_block(const struct pool *pool, const void *p);
 
 /* Verify the descriptor's invariants; scratch holds the count of its
- * blocks found in its heap's cache and remote list. */
+ * blocks found in its heap's cache and remote list.  A TAIL pool is
+ * checked against its head. */
 int omi_pool_check(const struct pool *pool);
 
 #endif /* OM_POOL_H */

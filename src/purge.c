@@ -12,7 +12,8 @@
  *
  * That is the purger's job: a thread started on the first need, which
  * every tick (a quarter of the delay) advances the purge epoch and purges,
- * in every arena that holds DIRTY pools, those dirty for the delay.  It
+ * in every arena that holds DIRTY pools, those dirty for the delay, and
+ * unmaps the cached large mappings (large.c) unused for the delay.  It
  * sleeps on a condition variable while no pool is DIRTY.  It touches only
  * DIRTY pools, by the protocol of pool.h (DIRTY -> PURGING -> CLEAN, by
  * CAS), and pins each arena it works in so that the owner cannot unmap it
@@ -39,8 +40,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "arena.h"
-#include "purge.h"
+#include "large.h"
 
 #define DEFAULT_DELAY_MS 250
 #define DELAY_UNSET LONG_MIN
@@ -122,7 +122,7 @@ static void wait_for_dirt(void)
 
     pthread_mutex_lock(&wake_lock);
     atomic_store(&sleeping, true);
-    while (omi_arena_dirty_total() == 0) {
+    while (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0) {
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
         pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
@@ -150,6 +150,7 @@ static void purge_old(void)
             omi_arena_purge(pinned[i], age, true);
             omi_arena_unpin(pinned[i]);
         }
+        omi_large_purge(age);
     }
     atomic_store(&busy, false);
 }
@@ -157,7 +158,7 @@ static void purge_old(void)
 static void *purger_main(void *arg)
 {
     for (;;) {
-        if (omi_arena_dirty_total() == 0)
+        if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0)
             wait_for_dirt();
         sleep_ms(tick_ms());
         omi_arena_epoch_advance();

@@ -26,10 +26,12 @@
 
 #include "domain.h"
 #include "heap.h"
+#include "large.h"
 #include "stats.h"
 
 struct class_row {
-    size_t pools;               /* pools holding the class */
+    size_t pools;               /* pools holding the class (a span's
+                                   pools all count) */
     size_t used;                /* blocks handed out */
     size_t avail;               /* blocks free in those pools, including
                                    those in the heaps' block caches */
@@ -42,6 +44,7 @@ struct snapshot {
     size_t clean;               /* free pools, not resident */
     size_t quantization;        /* bytes at the end of in-use pools */
     size_t heaps[HEAP_ORPHANED + 1];    /* heaps by state */
+    struct omi_large_totals large;
 };
 
 static void count_arena(const struct arena *a, struct snapshot *s)
@@ -56,11 +59,13 @@ static void count_arena(const struct arena *a, struct snapshot *s)
             s->clean++;
         } else if (state == POOL_DIRTY) {
             s->dirty++;
-        } else {
-            row->pools++;
+        } else if (state != POOL_TAIL) {        /* the head counts all */
+            size_t bytes = omi_class_pages(pool->sc) * POOL_SIZE;
+            row->pools += omi_class_pages(pool->sc);
             row->used += pool->used;
             row->avail += omi_pool_capacity(pool) - pool->used;
-            s->quantization += POOL_SIZE % omi_pool_block_size(pool);
+            s->quantization += bytes - omi_pool_capacity(pool) *
+                                       omi_pool_block_size(pool);
         }
     }
 }
@@ -73,11 +78,12 @@ static void take_snapshot(struct snapshot *s)
         count_arena(a, s);
     omi_arena_totals(&s->arenas);
     omi_arena_unlock();
+    omi_large_totals(&s->large);
     for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
         s->heaps[atomic_load(&h->state)]++;
         if (atomic_load(&h->state) == HEAP_ORPHANED)
             continue;
-        for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        for (unsigned sc = 0; sc < NSMALL; sc++) {
             s->rows[sc].used -= h->cache[sc].count;
             s->rows[sc].avail += h->cache[sc].count;
         }
@@ -101,8 +107,13 @@ int om_stats_get(struct om_stats *out)
     nheaps = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_ABANDONED] +
              s.heaps[HEAP_CLAIMED] + s.heaps[HEAP_ORPHANED];
     out->bytes_mapped = s.arenas.current * ARENA_SIZE +
-                        nheaps * omi_heap_struct_bytes();
+                        nheaps * omi_heap_struct_bytes() + s.large.bytes +
+                        s.large.cached_bytes + s.large.table_bytes;
     out->bytes_resident = out->bytes_mapped - s.clean * POOL_SIZE;
+    out->large_blocks = s.large.blocks;
+    out->large_bytes = s.large.bytes;
+    out->large_cached_bytes = s.large.cached_bytes;
+    out->large_maps_total = s.large.maps_total;
     out->raw_blocks = omi_alloc_raw_blocks() > 0 ?
                       (size_t)omi_alloc_raw_blocks() : 0;
     out->pools_free_dirty = s.dirty;
@@ -152,8 +163,9 @@ static void print_one(FILE *out, const char *label, uint64_t v)
 
 static void print_classes(FILE *out, const struct snapshot *s)
 {
-    fprintf(out, "Small block threshold = %zu, in %d size classes.\n\n",
-            SMALL_THRESHOLD, NCLASSES);
+    fprintf(out, "Small block threshold = %zu, in %d size classes; "
+            "medium up to %zu, in %d more.\n\n", SMALL_THRESHOLD, NSMALL,
+            MEDIUM_MAX, NMEDIUM);
     fprintf(out, "class   size   num pools   blocks in use  avail blocks\n"
                  "-----   ----   ---------   -------------  ------------\n");
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
@@ -227,6 +239,13 @@ static void print_heaps(FILE *out, const struct snapshot *s)
     print_one(out, "# heaps orphaned by fork", s->heaps[HEAP_ORPHANED]);
     print_one(out, "# blocks served by the raw domain",
               raw > 0 ? (uint64_t)raw : 0);
+    fputc('\n', out);
+    fprintf(out, "large blocks (above %zu bytes, a mapping each)\n",
+            MEDIUM_MAX);
+    print_one(out, "# large blocks", s->large.blocks);
+    print_one(out, "# bytes in large blocks", s->large.bytes);
+    print_one(out, "# bytes in cached mappings", s->large.cached_bytes);
+    print_one(out, "# large mappings made total", s->large.maps_total);
 }
 
 void om_debug_malloc_stats(FILE *out)

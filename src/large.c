@@ -1,0 +1,401 @@
+/*
+ * large.c - L2: large blocks, above MEDIUM_MAX, when objmem is the whole
+ * process's malloc (the shim, om_gp_malloc).  Each is a mapping of its
+ * own, so freeing one gives its pages straight back, and no other block
+ * shares (and pins) them.
+ *
+ * Two structures, under one mutex that no system call is made under:
+ *
+ *   table  which addresses are large blocks, and their mapped bytes: an
+ *          open-addressing hash set keyed by address (linear probing,
+ *          tombstones), in memory mapped here (never through objmem).
+ *          free() asks it about every address that is not in an arena,
+ *          so a foreign pointer (one malloc'ed before objmem took over)
+ *          is recognised and handed back to its allocator.
+ *   cache  up to CACHE_SLOTS freed mappings (CACHE_BYTES at most), so that
+ *          a loop that allocates and frees a large buffer maps it once.
+ *          A cached mapping is reused for a request of at most its size
+ *          and more than 3/4 of it; the purger unmaps those that stay
+ *          unused for the purge delay, om_collect all of them.
+ *
+ * A block is its mapping: page-aligned (or aligned as asked), usable to
+ * the end of its last page; realloc resizes it with mremap, without a
+ * copy.
+ *
+ * Invariants (om_check, through omi_large_check):
+ *   1. live == the table's entries; every entry's address is aligned to
+ *      the page and its size a non-zero page multiple; count + tombs
+ *      stays below 3/4 of the capacity.
+ *   2. cached bytes == the sum of the cache's sizes; no cached mapping is
+ *      in the table.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "large.h"
+#include "os.h"
+#include "tool.h"
+
+#define CACHE_SLOTS 16
+#define CACHE_BYTES ((size_t)64 << 20)
+#define TOMBSTONE ((uintptr_t)1)
+#define MIN_CAPACITY 256
+
+struct entry {
+    uintptr_t addr;             /* 0: empty, TOMBSTONE: removed */
+    size_t size;                /* mapped bytes */
+};
+
+struct cached {
+    void *addr;
+    size_t size;
+    uint16_t since;             /* purge epoch when it was cached */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry *table;
+static size_t capacity, count, tombs;
+static struct cached cache[CACHE_SLOTS];
+static size_t ncached, cached_bytes;
+static size_t live_bytes;
+static uint64_t maps_total;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) { pthread_mutex_lock(&lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&lock); }
+static void fork_child(void) { pthread_mutex_init(&lock, NULL); }
+
+static void register_fork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static size_t round_pages(size_t size)
+{
+    size_t page = omi_os_page_size();
+
+    return (size + page - 1) & ~(page - 1);
+}
+
+/* ---- The table (lock held) ---- */
+
+static size_t slot_of(uintptr_t addr, size_t cap)
+{
+    uint64_t h = (uint64_t)addr * 0x9E3779B97F4A7C15ull;
+
+    return (size_t)(h >> 20) & (cap - 1);
+}
+
+static struct entry *find(uintptr_t addr)
+{
+    if (!table)
+        return NULL;
+    for (size_t i = slot_of(addr, capacity);; i = (i + 1) & (capacity - 1)) {
+        if (table[i].addr == addr)
+            return &table[i];
+        if (table[i].addr == 0)
+            return NULL;
+    }
+}
+
+static void put(struct entry *t, size_t cap, uintptr_t addr, size_t size)
+{
+    size_t i = slot_of(addr, cap);
+
+    while (t[i].addr > TOMBSTONE)
+        i = (i + 1) & (cap - 1);
+    t[i].addr = addr;
+    t[i].size = size;
+}
+
+static bool needs_room(void)
+{
+    return (count + tombs + 1) * 4 > capacity * 3;
+}
+
+/*
+ * Record a mapping.  The table grows outside the lock: map a bigger one,
+ * take the lock, move the entries if nobody moved them meanwhile.  False
+ * when no table can be mapped.
+ */
+static bool insert(uintptr_t addr, size_t size)
+{
+    pthread_mutex_lock(&lock);
+    while (needs_room()) {
+        size_t old_cap = capacity, cap = capacity ? capacity : MIN_CAPACITY;
+        struct entry *old = table, *t;
+
+        if ((count + 1) * 2 > cap)
+            cap *= 2;           /* else rehashing drops the tombstones */
+        pthread_mutex_unlock(&lock);
+        t = omi_os_map(cap * sizeof(*t), 0);
+        if (!t)
+            return false;
+        pthread_mutex_lock(&lock);
+        if (table != old || capacity != old_cap) {  /* someone else grew */
+            pthread_mutex_unlock(&lock);
+            omi_os_unmap(t, cap * sizeof(*t));
+            pthread_mutex_lock(&lock);
+            continue;
+        }
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].addr > TOMBSTONE)
+                put(t, cap, old[i].addr, old[i].size);
+        table = t;
+        capacity = cap;
+        tombs = 0;
+        pthread_mutex_unlock(&lock);
+        if (old)
+            omi_os_unmap(old, old_cap * sizeof(*old));
+        pthread_mutex_lock(&lock);
+    }
+    put(table, capacity, addr, size);
+    count++;
+    live_bytes += size;
+    pthread_mutex_unlock(&lock);
+    return true;
+}
+
+/* Remove addr's entry (lock held); its size, or 0 when it is not ours. */
+static size_t take_entry(uintptr_t addr)
+{
+    struct entry *e = find(addr);
+    size_t size;
+
+    if (!e)
+        return 0;
+    size = e->size;
+    e->addr = TOMBSTONE;
+    count--;
+    tombs++;
+    live_bytes -= size;
+    return size;
+}
+
+/* ---- The cache (lock held) ---- */
+
+/* A cached mapping of at most size and more than 3/4 of it, aligned to
+ * align; the best fit, taken out of the cache.  NULL when none fits. */
+static struct cached *cache_best(size_t size, size_t align)
+{
+    struct cached *best = NULL;
+
+    for (size_t i = 0; i < ncached; i++) {
+        struct cached *c = &cache[i];
+        if (c->size >= size && c->size - size < size / 4 &&
+            ((uintptr_t)c->addr & (align - 1)) == 0 &&
+            (!best || c->size < best->size))
+            best = c;
+    }
+    return best;
+}
+
+static void cache_remove(struct cached *c)
+{
+    cached_bytes -= c->size;
+    *c = cache[--ncached];
+}
+
+/* ---- Entry points ---- */
+
+void *omi_large_alloc(size_t size, size_t align, bool *zeroed)
+{
+    size_t need = round_pages(size);
+    struct cached *c;
+    void *p = NULL;
+    size_t got = need;
+
+    pthread_once(&fork_once, register_fork);
+    if (need < size || need > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align < omi_os_page_size())
+        align = omi_os_page_size();
+    pthread_mutex_lock(&lock);
+    if ((c = cache_best(need, align))) {
+        p = c->addr;
+        got = c->size;
+        cache_remove(c);
+    }
+    pthread_mutex_unlock(&lock);
+    *zeroed = p == NULL;
+    if (!p) {
+        p = omi_os_map(need, align);
+        if (!p) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        __atomic_fetch_add(&maps_total, 1, __ATOMIC_RELAXED);
+    }
+    if (!insert((uintptr_t)p, got)) {
+        omi_os_unmap(p, got);
+        errno = ENOMEM;
+        return NULL;
+    }
+    omi_tool_handed_out(p, got);
+    return p;
+}
+
+bool omi_large_free(void *p)
+{
+    struct cached evicted = { NULL, 0, 0 };
+    size_t size;
+    bool cached = false;
+
+    pthread_mutex_lock(&lock);
+    size = take_entry((uintptr_t)p);
+    if (size && size <= CACHE_BYTES / 4) {
+        if (ncached == CACHE_SLOTS || cached_bytes + size > CACHE_BYTES) {
+            /* Make room: the oldest goes (unmapped below, unlocked). */
+            size_t oldest = 0;
+            for (size_t i = 1; i < ncached; i++)
+                if ((int16_t)(cache[i].since - cache[oldest].since) < 0)
+                    oldest = i;
+            evicted = cache[oldest];
+            cache_remove(&cache[oldest]);
+        }
+        if (ncached < CACHE_SLOTS && cached_bytes + size <= CACHE_BYTES) {
+            cache[ncached++] = (struct cached){ p, size, omi_arena_epoch() };
+            cached_bytes += size;
+            cached = true;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (!size)
+        return false;
+    if (evicted.addr) {
+        omi_tool_handed_out(evicted.addr, evicted.size);   /* tool.h, 2 */
+        omi_os_unmap(evicted.addr, evicted.size);
+    }
+    if (cached) {
+        omi_tool_freed(p, size);
+        omi_purge_notify();
+    } else {
+        omi_os_unmap(p, size);
+    }
+    return true;
+}
+
+size_t omi_large_size(const void *p)
+{
+    struct entry *e;
+    size_t size;
+
+    pthread_mutex_lock(&lock);
+    e = find((uintptr_t)p);
+    size = e ? e->size : 0;
+    pthread_mutex_unlock(&lock);
+    return size;
+}
+
+void *omi_large_realloc(void *p, size_t size)
+{
+    size_t need = round_pages(size), old;
+    void *q;
+
+    if (need < size || need > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&lock);
+    old = take_entry((uintptr_t)p);
+    pthread_mutex_unlock(&lock);
+    OM_ASSERT(old != 0);
+    q = need == old ? p : omi_os_remap(p, old, need);
+    if (!q) {
+        /* The block stays as it was: still good for a shrink. */
+        if (!insert((uintptr_t)p, old))
+            omi_fatal("large block table", p, "no memory to record a "
+                      "block being resized");
+        if (need <= old)
+            return p;
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!insert((uintptr_t)q, need))
+        omi_fatal("large block table", q, "no memory to record a block "
+                  "being resized");
+    omi_tool_handed_out(q, need);
+    return q;
+}
+
+size_t omi_large_purge(unsigned min_age)
+{
+    struct cached out[CACHE_SLOTS];
+    uint16_t now = omi_arena_epoch();
+    size_t n = 0, bytes = 0;
+
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < ncached;) {
+        if ((uint16_t)(now - cache[i].since) >= min_age) {
+            out[n++] = cache[i];
+            cache_remove(&cache[i]);
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    for (size_t i = 0; i < n; i++) {
+        bytes += out[i].size;
+        omi_tool_handed_out(out[i].addr, out[i].size);
+        omi_os_unmap(out[i].addr, out[i].size);
+    }
+    return bytes;
+}
+
+void omi_large_totals(struct omi_large_totals *out)
+{
+    pthread_mutex_lock(&lock);
+    out->blocks = count;
+    out->bytes = live_bytes;
+    out->cached_bytes = cached_bytes;
+    out->table_bytes = capacity * sizeof(struct entry);
+    pthread_mutex_unlock(&lock);
+    out->maps_total = __atomic_load_n(&maps_total, __ATOMIC_RELAXED);
+}
+
+size_t omi_large_cached_bytes(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = cached_bytes;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+int omi_large_check(void)
+{
+    size_t n = 0, sum = 0, csum = 0, page = omi_os_page_size();
+    int rc = 0;
+
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < capacity && rc == 0; i++) {
+        if (table[i].addr <= TOMBSTONE)
+            continue;
+        n++;
+        sum += table[i].size;
+        if ((table[i].addr & (page - 1)) || table[i].size == 0 ||
+            (table[i].size & (page - 1)))
+            rc = omi_check_fail("large.1", (void *)table[i].addr,
+                                "entry of %zu bytes", table[i].size);
+    }
+    if (rc == 0 && (n != count || sum != live_bytes ||
+                    (capacity && (count + tombs) * 4 > capacity * 3)))
+        rc = omi_check_fail("large.1", table, "%zu entries (count %zu), "
+                            "%zu bytes (live %zu)", n, count, sum,
+                            live_bytes);
+    for (size_t i = 0; i < ncached && rc == 0; i++) {
+        csum += cache[i].size;
+        if (find((uintptr_t)cache[i].addr))
+            rc = omi_check_fail("large.2", cache[i].addr,
+                                "cached mapping is in the table");
+    }
+    if (rc == 0 && csum != cached_bytes)
+        rc = omi_check_fail("large.2", NULL, "cache holds %zu bytes, "
+                            "count %zu", csum, cached_bytes);
+    pthread_mutex_unlock(&lock);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * large.h - L2: large blocks, each mapped on its own (large.c).
+ */
+#ifndef OM_LARGE_H
+#define OM_LARGE_H
+
+#include "arena.h"
+#include "purge.h"
+
+/*
+ * Map a block of at least size bytes aligned to align (at least the
+ * page); *zeroed says whether it is fresh from the OS.  NULL with errno =
+ * ENOMEM when the OS refuses.
+ */
+void *omi_large_alloc(size_t size, size_t align, bool *zeroed);
+
+/* Free p if it is a large block (true); false when it is not objmem's. */
+bool omi_large_free(void *p);
+
+/* The usable bytes of large block p, or 0 when p is not one. */
+size_t omi_large_size(const void *p);
+
+/* Resize large block p to size bytes (above MEDIUM_MAX), moving it if
+ * need be; NULL with errno = ENOMEM (p untouched) when the OS refuses. */
+void *omi_large_realloc(void *p, size_t size);
+
+/* Unmap the cached mappings unused for min_age purge epochs (0: all);
+ * returns the bytes unmapped. */
+size_t omi_large_purge(unsigned min_age);
+
+/* Bytes in the cache of freed mappings (the purger's work). */
+size_t omi_large_cached_bytes(void);
+
+struct omi_large_totals {
+    size_t blocks;              /* live large blocks */
+    size_t bytes;               /* their mapped bytes */
+    size_t cached_bytes;        /* freed mappings kept for reuse */
+    size_t table_bytes;         /* the address table */
+    uint64_t maps_total;        /* mappings ever made */
+};
+
+void omi_large_totals(struct omi_large_totals *out);
+
+/* Verify large.c's invariants. */
+int omi_large_check(void);
+
+#endif /* OM_LARGE_H */

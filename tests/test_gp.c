@@ -1,0 +1,341 @@
+/*
+ * test_gp.c - the general-purpose family (om_gp_*), every size from
+ * objmem: the medium class table's rules, medium spans (reuse, release,
+ * cross-thread frees), large mappings (the cache, realloc by mremap,
+ * calloc of a reused mapping), aligned allocation at every alignment,
+ * glibc's edge cases, and foreign pointers.
+ */
+#include <pthread.h>
+
+#include "testutil.h"
+#include "pool.h"
+
+static struct om_stats stats(void)
+{
+    struct om_stats s;
+    assert_int_equal(om_stats_get(&s), 0);
+    return s;
+}
+
+/* The table: four classes per doubling, each with the fewest pages that
+ * hold 4 blocks and lose at most 1/8 of the span. */
+static void test_medium_table(void **state)
+{
+    size_t prev = SMALL_THRESHOLD;
+
+    for (unsigned i = 0; i < NMEDIUM_MAX; i++) {
+        const struct omi_medium_class *c = &omi_medium[i];
+        size_t base = (size_t)512 << (i / 4);
+        size_t span = (size_t)c->pages * POOL_SIZE;
+
+        assert_int_equal(c->size, base + (i % 4 + 1) * base / 4);
+        assert_true(c->size > prev);
+        assert_int_equal(c->capacity, span / c->size);
+        assert_true(c->capacity >= 4);
+        assert_true((span - c->capacity * (size_t)c->size) * 8 <= span);
+        if (c->pages > 1) {
+            size_t less = span - POOL_SIZE, cap = less / c->size;
+            assert_false(cap >= 4 && (less - cap * c->size) * 8 <= less);
+        }
+        prev = c->size;
+    }
+    /* Every request finds the smallest class that holds it. */
+    for (size_t size = SMALL_THRESHOLD + 1; size <= MEDIUM_MAX; size++) {
+        unsigned sc = omi_pool_medium_class(size);
+        assert_true(sc >= NSMALL && sc < NCLASSES);
+        assert_true(omi_pool_class_size(sc) >= size);
+        assert_true(sc == NSMALL || omi_pool_class_size(sc - 1) < size);
+    }
+}
+
+static void fill(unsigned char *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i * 7);
+}
+
+static bool filled(const unsigned char *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 7))
+            return false;
+    return true;
+}
+
+/* Every size from 0 to past the medium limit: aligned, usable as its class
+ * says (less than 20% over for a medium one), contents kept. */
+static void test_every_size(void **state)
+{
+    size_t before = blocks_in_use();
+    static void *v[40000];
+    size_t n = 0;
+
+    for (size_t size = 0; size <= MEDIUM_MAX + 5000; size += size < 4096 ? 1 : 61) {
+        unsigned char *p = om_gp_malloc(size);
+        size_t usable = om_gp_usable_size(p);
+
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        assert_true(usable >= size);
+        if (size > SMALL_THRESHOLD && size <= MEDIUM_MAX)
+            assert_true(usable * 4 < size * 5);
+        if (size > MEDIUM_MAX)
+            assert_int_equal((uintptr_t)p % 4096, 0);
+        fill(p, size, (unsigned char)size);
+        v[n++] = p;
+    }
+    n = 0;
+    for (size_t size = 0; size <= MEDIUM_MAX + 5000; size += size < 4096 ? 1 : 61) {
+        assert_true(filled(v[n], size, (unsigned char)size));
+        om_gp_free(v[n++]);
+    }
+    assert_int_equal(stats().large_blocks, 0);
+    assert_heap_clean(before);
+}
+
+/* Many blocks of one medium class: spans fill, empty and go back. */
+static void test_medium_spans_return(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0, s1, s2;
+    static void *v[2000];
+
+    om_collect(true);
+    s0 = stats();
+    for (int i = 0; i < 2000; i++) {
+        v[i] = om_gp_malloc(20000);     /* class 20480: 4 in 20 pages */
+        assert_non_null(v[i]);
+        memset(v[i], i, 20000);
+    }
+    s1 = stats();
+    assert_int_equal(s1.blocks_in_use, s0.blocks_in_use + 2000);
+    assert_int_equal(s1.pools_in_use, s0.pools_in_use + 500 * 20);
+    assert_int_equal(om_check(), 0);
+    for (int i = 0; i < 2000; i += 2)   /* every other: no span empties */
+        om_gp_free(v[i]);
+    assert_int_equal(stats().pools_in_use, s1.pools_in_use);
+    for (int i = 0; i < 1000; i++) {    /* the holes are reused */
+        v[2 * i] = om_gp_malloc(19000);
+        assert_non_null(v[2 * i]);
+    }
+    assert_int_equal(stats().pools_in_use, s1.pools_in_use);
+    for (int i = 0; i < 2000; i++)
+        om_gp_free(v[i]);
+    om_collect(true);
+    s2 = stats();
+    assert_int_equal(s2.pools_in_use, s0.pools_in_use);
+    assert_int_equal(s2.arenas_current, s0.arenas_current);
+    assert_heap_clean(before);
+}
+
+/* Spans taken and given back at random: the arena's runs stay sound. */
+static void test_medium_random(void **state)
+{
+    size_t before = blocks_in_use();
+    static void *v[4096];
+    static size_t sizes[4096];
+    uint64_t seed = 42;
+
+    for (int round = 0; round < 200000; round++) {
+        unsigned i = (unsigned)(rnd_next(&seed) % 4096);
+        if (v[i]) {
+            assert_true(filled(v[i], sizes[i] < 64 ? sizes[i] : 64,
+                               (unsigned char)i));
+            om_gp_free(v[i]);
+            v[i] = NULL;
+        } else {
+            sizes[i] = 1 + rnd_next(&seed) % MEDIUM_MAX;
+            v[i] = om_gp_malloc(sizes[i]);
+            assert_non_null(v[i]);
+            fill(v[i], sizes[i] < 64 ? sizes[i] : 64, (unsigned char)i);
+        }
+        if (round % 50000 == 0)
+            assert_int_equal(om_check(), 0);
+    }
+    for (int i = 0; i < 4096; i++)
+        om_gp_free(v[i]);
+    assert_heap_clean(before);
+}
+
+struct handoff {
+    void **blocks;
+    int n;
+};
+
+static void *free_all(void *arg)
+{
+    struct handoff *h = arg;
+    for (int i = 0; i < h->n; i++) {
+        assert_true(filled(h->blocks[i], 100, (unsigned char)i));
+        om_gp_free(h->blocks[i]);
+    }
+    return NULL;
+}
+
+/* Medium and large blocks freed by another thread go back to their
+ * owner's spans (the remote list) or to the cache. */
+static void test_cross_thread(void **state)
+{
+    size_t before = blocks_in_use();
+    static void *v[3000];
+    struct handoff h = { v, 3000 };
+    pthread_t t;
+
+    for (int i = 0; i < 3000; i++) {
+        size_t size = i % 3 == 0 ? 700 : i % 3 == 1 ? 9000 : 100000;
+        v[i] = om_gp_malloc(size);
+        assert_non_null(v[i]);
+        fill(v[i], 100, (unsigned char)i);
+    }
+    assert_int_equal(pthread_create(&t, NULL, free_all, &h), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    om_collect(true);                   /* takes back the remote frees */
+    assert_int_equal(stats().large_blocks, 0);
+    assert_heap_clean(before);
+}
+
+/* A loop on a large buffer maps it once; the purge unmaps it. */
+static void test_large_cache(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0, s1;
+    void *first, *p;
+
+    om_collect(true);
+    s0 = stats();
+    first = om_gp_malloc(1 << 20);
+    assert_non_null(first);
+    assert_int_equal(om_gp_usable_size(first), 1 << 20);
+    om_gp_free(first);
+    for (int i = 0; i < 1000; i++) {
+        p = om_gp_malloc((1 << 20) - 100 * i);  /* fits the cached one */
+        assert_ptr_equal(p, first);
+        om_gp_free(p);
+    }
+    s1 = stats();
+    assert_int_equal(s1.large_maps_total, s0.large_maps_total + 1);
+    assert_int_equal(s1.large_cached_bytes, 1 << 20);
+    assert_int_equal(s1.large_blocks, 0);
+    /* calloc on the reused mapping is zeroed all the same. */
+    p = om_gp_malloc(1 << 20);
+    memset(p, 0xee, 1 << 20);
+    om_gp_free(p);
+    p = om_gp_calloc(1, 1 << 20);
+    assert_ptr_equal(p, first);
+    for (size_t i = 0; i < 1 << 20; i += 4093)
+        assert_int_equal(((unsigned char *)p)[i], 0);
+    om_gp_free(p);
+    om_collect(true);
+    assert_int_equal(stats().large_cached_bytes, 0);
+    assert_heap_clean(before);
+}
+
+/* realloc across the three kinds keeps the contents; a large one grows
+ * in place or by mremap. */
+static void test_realloc_kinds(void **state)
+{
+    size_t before = blocks_in_use();
+    size_t sizes[] = { 1, 100, 512, 513, 4000, 32768, 32769, 100000,
+                       5 << 20, 40000, 600, 24, 3 << 20, 70000, 1 };
+    unsigned char *p = NULL;
+    size_t have = 0;
+
+    for (size_t i = 0; i < OM_ARRAY_LEN(sizes); i++) {
+        size_t keep = have < sizes[i] ? have : sizes[i];
+        p = om_gp_realloc(p, sizes[i]);
+        assert_non_null(p);
+        assert_true(om_gp_usable_size(p) >= sizes[i]);
+        assert_true(filled(p, keep, 3));
+        fill(p, sizes[i], 3);
+        have = sizes[i];
+    }
+    assert_null(om_gp_realloc(p, 0));   /* frees p */
+    assert_int_equal(stats().large_blocks, 0);
+    assert_heap_clean(before);
+}
+
+/* Every power-of-two alignment from 16 to 1 MiB, at many sizes. */
+static void test_aligned(void **state)
+{
+    size_t before = blocks_in_use();
+    size_t sizes[] = { 1, 17, 100, 500, 513, 3000, 5000, 30000, 40000,
+                       300000 };
+
+    for (size_t align = 1; align <= (1 << 20); align *= 2)
+        for (size_t i = 0; i < OM_ARRAY_LEN(sizes); i++) {
+            unsigned char *p = om_gp_aligned_alloc(align, sizes[i]);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % align, 0);
+            assert_true(om_gp_usable_size(p) >= sizes[i]);
+            memset(p, 0x5a, sizes[i]);
+            om_gp_free(p);
+        }
+    errno = 0;
+    assert_null(om_gp_aligned_alloc(24, 10));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(stats().large_blocks, 0);
+    assert_heap_clean(before);
+}
+
+/* glibc's edge cases, and errno. */
+static void test_edges(void **state)
+{
+    size_t before = blocks_in_use();
+    void *a, *b;
+
+    a = om_gp_malloc(0);
+    b = om_gp_malloc(0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_not_equal(a, b);
+    errno = 1234;
+    om_gp_free(a);
+    om_gp_free(b);
+    om_gp_free(NULL);
+    b = om_gp_malloc(100000);
+    om_gp_free(b);
+    assert_int_equal(errno, 1234);
+    assert_null(om_gp_malloc(SIZE_MAX - 10));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(om_gp_calloc(SIZE_MAX / 2, 3));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    a = om_gp_malloc(1000);
+    assert_null(om_gp_realloc(a, (size_t)1 << 62));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(om_gp_usable_size(a), 1024);       /* a is intact */
+    om_gp_free(a);
+    assert_int_equal(om_gp_usable_size(NULL), 0);
+    assert_heap_clean(before);
+}
+
+static void free_foreign(void)
+{
+    int on_stack;
+    om_gp_free(&on_stack);
+}
+
+/* A pointer objmem never handed out is reported, with its address. */
+static void test_foreign_is_fatal(void **state)
+{
+    assert_dies_saying(free_foreign, "free of an address objmem never "
+                                     "handed out");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_medium_table),
+        cmocka_unit_test(test_every_size),
+        cmocka_unit_test(test_medium_spans_return),
+        cmocka_unit_test(test_medium_random),
+        cmocka_unit_test(test_cross_thread),
+        cmocka_unit_test(test_large_cache),
+        cmocka_unit_test(test_realloc_kinds),
+        cmocka_unit_test(test_aligned),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_foreign_is_fatal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
