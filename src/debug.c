@@ -70,6 +70,7 @@
 #include <string.h>
 
 #include "domain.h"
+#include "options.h"
 
 #define SST sizeof(size_t)
 #define HEAD_BYTES (2 * SST)            /* size word, id byte, pad */
@@ -488,8 +489,6 @@ size_t omi_debug_block_size(const void *p)
 /* OBJMEM_ALLOCATOR=debug: install the hooks before main() allocates. */
 __attribute__((constructor)) static void hooks_from_environment(void)
 {
-    const char *v = getenv("OBJMEM_ALLOCATOR");
-
-    if (v != NULL && strcmp(v, "debug") == 0)
+    if (strcmp(omi_option_str(OMI_OPT_ALLOCATOR), "debug") == 0)
         om_setup_debug_hooks();
 }

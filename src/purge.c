@@ -19,7 +19,8 @@
  * CAS), and pins each arena it works in so that the owner cannot unmap it
  * meanwhile (arena.c).  It holds no lock across madvise.
  *
- * OBJMEM_PURGE_DELAY (milliseconds) or om_set_purge_delay() choose the
+ * The purge_delay option (OBJMEM_PURGE_DELAY, milliseconds; options.c) or
+ * om_set_purge_delay() choose the
  * policy: > 0 deferred as above; 0 immediate (no thread: a heap purges as
  * soon as it holds more than PURGE_TRIGGER_POOLS dirty pools, down to
  * PURGE_KEEP_POOLS); < 0 never (only om_collect gives memory back).  If
@@ -41,8 +42,8 @@
 #include <time.h>
 
 #include "large.h"
+#include "options.h"
 
-#define DEFAULT_DELAY_MS 250
 #define DELAY_UNSET LONG_MIN
 #define PIN_BATCH 64
 
@@ -60,11 +61,7 @@ static long delay(void)
     long ms = atomic_load(&delay_ms);
 
     if (unlikely(ms == DELAY_UNSET)) {
-        const char *env = getenv("OBJMEM_PURGE_DELAY");
-        char *end;
-        ms = env ? strtol(env, &end, 10) : DEFAULT_DELAY_MS;
-        if (env && (*env == '\0' || *end != '\0'))
-            ms = DEFAULT_DELAY_MS;
+        ms = omi_option_long(OMI_OPT_PURGE_DELAY);
         atomic_store(&delay_ms, ms);
     }
     return ms;

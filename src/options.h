@@ -1,0 +1,44 @@
+/*
+ * options.h - X (cross-cutting): run-time options from the environment
+ * (options.c): OBJMEM_<KEY> variables and OBJMEM_CONF="key:value,...".
+ */
+#ifndef OM_OPTIONS_H
+#define OM_OPTIONS_H
+
+#include "base.h"
+
+enum omi_opt {
+    OMI_OPT_SHOW_STATS,
+    OMI_OPT_OUTPUT,
+    OMI_OPT_ALLOCATOR,
+    OMI_OPT_VERBOSE,
+    OMI_OPT_PURGE_DELAY,
+    OMI_OPT_CHILDREN,
+    OMI_OPT_COUNT
+};
+
+#define OMI_OPTION_MAX 1024     /* bytes of a value, with its NUL */
+
+/* Read the environment (once; later calls return at once). */
+void omi_options_load(void);
+
+/* An option's value (loading them if need be). */
+const char *omi_option_str(enum omi_opt opt);
+long omi_option_long(enum omi_opt opt);
+bool omi_option_bool(enum omi_opt opt);
+
+/* Option i, for `objmem config`; false past the last. */
+struct omi_option_info {
+    const char *key;            /* OBJMEM_CONF's key */
+    const char *var;            /* its own variable */
+    const char *value;          /* effective value */
+    const char *def;            /* built-in default */
+    const char *source;         /* "default", "OBJMEM_CONF" or var */
+    const char *help;
+};
+bool omi_option_info(unsigned i, struct omi_option_info *out);
+
+/* The i-th warning (bad value, unknown key), or NULL past the last. */
+const char *omi_options_warning(unsigned i);
+
+#endif /* OM_OPTIONS_H */

@@ -1,0 +1,490 @@
+/*
+ * preload.c - the malloc shim: libobjmem-preload.so, so that
+ * LD_PRELOAD=libobjmem-preload.so CMD runs CMD with objmem as its malloc.
+ * Built into its own library with the rest of objmem linked in statically
+ * and hidden; it exports the malloc family and nothing else (preload.map).
+ *
+ * Every size comes from objmem's general-purpose family (alloc.c): the
+ * pools, the medium spans, large mappings.  Rules kept from glibc's
+ * "Replacing malloc": free keeps errno; nothing here calls a libc function
+ * that allocates on an allocation path; TLS is initial-exec (base.h); fork
+ * is safe (heap.c and large.c take their locks around it).
+ *
+ * Start-up: the options are read at the first call, whichever comes first
+ * (a malloc from the C library's own start-up, or the constructor), from
+ * environ or from /proc/self/environ before environ exists (options.c).
+ * With allocator=debug every block goes through the RAW domain, whose
+ * table is then objmem's general-purpose family wrapped in CPython's
+ * debug hooks; the choice is made before the first block is handed out,
+ * so every block has its frame.  An over-aligned block (alignment above
+ * 16) cannot carry the frame: in debug mode it is a mapping of its own,
+ * recognised on free by being page-aligned and in the large-block table
+ * (a framed block never starts on a page).
+ *
+ * Foreign pointers - blocks the C library allocated before objmem took
+ * over, or through its own __libc_malloc - go back to the C library's
+ * functions, found with dlsym(RTLD_NEXT) when the first one is seen.
+ *
+ * At exit (a destructor, so after main and the atexit handlers), with
+ * show_stats, the report goes to the output option's file (%p: pid), never
+ * to the program's stderr unless output is "stderr".  `objmem stats`
+ * reads it back: a header of "key: value" lines, a blank line, then
+ * om_debug_malloc_stats's report.
+ *
+ * Invariants:
+ *   1. Before the first block is handed out, mode is decided and never
+ *      changes afterwards.
+ *   2. Every exported function keeps errno unless it fails.
+ */
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "large.h"
+#include "options.h"
+#include "os.h"
+
+#pragma GCC visibility push(default)
+void *__libc_malloc(size_t size);
+void *__libc_calloc(size_t nelem, size_t elsize);
+void *__libc_realloc(void *p, size_t size);
+void __libc_free(void *p);
+void *__libc_memalign(size_t alignment, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+int malloc_trim(size_t pad);
+#pragma GCC visibility pop
+
+enum mode { MODE_UNSET, MODE_STARTING, MODE_FAST, MODE_DEBUG };
+
+static _Atomic int mode;
+
+/* ---- Foreign pointers: the C library's own ---- */
+
+static struct {
+    void (*free)(void *);
+    void *(*realloc)(void *, size_t);
+    size_t (*usable_size)(void *);
+} libc;
+
+static void libc_resolve(void)
+{
+    if (!libc.free) {
+        libc.usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT,
+                                                     "malloc_usable_size");
+        libc.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT,
+                                                        "realloc");
+        libc.free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    }
+    if (!libc.free)
+        omi_fatal("free of an address objmem never handed out", NULL,
+                  "and the C library's free cannot be found");
+}
+
+static void foreign_free(void *p)
+{
+    libc_resolve();
+    libc.free(p);
+}
+
+static void *foreign_realloc(void *p, size_t size)
+{
+    libc_resolve();
+    return libc.realloc(p, size);
+}
+
+static size_t foreign_usable_size(const void *p)
+{
+    libc_resolve();
+    return libc.usable_size ? libc.usable_size((void *)(uintptr_t)p) : 0;
+}
+
+static const struct omi_gp_foreign foreign = {
+    foreign_free, foreign_realloc, foreign_usable_size
+};
+
+/* ---- Start-up ---- */
+
+static void start(void)
+{
+    int expected = MODE_UNSET;
+
+    if (!atomic_compare_exchange_strong(&mode, &expected, MODE_STARTING)) {
+        while (atomic_load(&mode) == MODE_STARTING)
+            ;                   /* another thread's first call: brief */
+        return;
+    }
+    omi_options_load();
+    omi_gp_set_foreign(&foreign);
+    if (strcmp(omi_option_str(OMI_OPT_ALLOCATOR), "debug") == 0) {
+        om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
+        om_setup_debug_hooks();
+        atomic_store(&mode, MODE_DEBUG);
+    } else {
+        atomic_store(&mode, MODE_FAST);
+    }
+}
+
+OM_INLINE bool debug_mode(void)
+{
+    int m = atomic_load_explicit(&mode, memory_order_relaxed);
+
+    if (unlikely(m < MODE_FAST)) {
+        start();
+        m = atomic_load(&mode);
+    }
+    return m == MODE_DEBUG;
+}
+
+/* ---- Debug mode's over-aligned blocks ---- */
+
+static bool is_unframed(const void *p)
+{
+    return ((uintptr_t)p & (omi_os_page_size() - 1)) == 0 &&
+           omi_large_size(p) != 0;
+}
+
+static void *debug_aligned(size_t alignment, size_t size)
+{
+    bool zeroed;
+
+    if (alignment <= 16)
+        return om_raw_malloc(size);
+    return omi_large_alloc(size ? size : 1, alignment, &zeroed);
+}
+
+static size_t debug_usable_size(const void *p)
+{
+    if (!p)
+        return 0;
+    if (is_unframed(p))
+        return omi_large_size(p);
+    return omi_debug_block_size(p);
+}
+
+static void debug_free(void *p)
+{
+    if (p && is_unframed(p))
+        om_gp_free(p);
+    else
+        om_raw_free(p);
+}
+
+static void *debug_realloc(void *p, size_t size)
+{
+    void *q;
+    size_t old;
+
+    if (!p || !is_unframed(p))
+        return om_raw_realloc(p, size);
+    q = om_raw_malloc(size);
+    if (!q)
+        return NULL;
+    old = omi_large_size(p);
+    memcpy(q, p, old < size ? old : size);
+    om_gp_free(p);
+    return q;
+}
+
+/* ---- The malloc family ---- */
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT void *malloc(size_t size)
+{
+    if (unlikely(debug_mode()))
+        return om_raw_malloc(size);
+    return om_gp_malloc(size);
+}
+
+EXPORT void free(void *p)
+{
+    if (unlikely(debug_mode()))
+        debug_free(p);
+    else
+        om_gp_free(p);
+}
+
+EXPORT void *calloc(size_t nelem, size_t elsize)
+{
+    if (unlikely(debug_mode()))
+        return om_raw_calloc(nelem, elsize);
+    return om_gp_calloc(nelem, elsize);
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+    if (unlikely(debug_mode())) {
+        if (p && size == 0) {
+            debug_free(p);
+            return NULL;
+        }
+        return debug_realloc(p, size);
+    }
+    return om_gp_realloc(p, size);
+}
+
+EXPORT void *reallocarray(void *p, size_t nelem, size_t elsize)
+{
+    size_t size;
+
+    if (__builtin_mul_overflow(nelem, elsize, &size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
+static void *aligned(size_t alignment, size_t size)
+{
+    if (unlikely(debug_mode()))
+        return debug_aligned(alignment, size);
+    return om_gp_aligned_alloc(alignment, size);
+}
+
+EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    int saved = errno;
+    void *p;
+
+    if (alignment % sizeof(void *) != 0 ||
+        (alignment & (alignment - 1)) != 0 || alignment == 0)
+        return EINVAL;
+    p = aligned(alignment, size);
+    if (!p) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+EXPORT void *aligned_alloc(size_t alignment, size_t size)
+{
+    return aligned(alignment, size);
+}
+
+/* glibc's memalign takes any alignment and rounds it up to a power of
+ * two. */
+EXPORT void *memalign(size_t alignment, size_t size)
+{
+    size_t a = 1;
+
+    while (a < alignment && a)
+        a <<= 1;
+    if (!a) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(a, size);
+}
+
+EXPORT void *valloc(size_t size)
+{
+    return aligned(omi_os_page_size(), size);
+}
+
+EXPORT void *pvalloc(size_t size)
+{
+    size_t page = omi_os_page_size();
+    size_t rounded = (size + page - 1) & ~(page - 1);
+
+    if (rounded < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned(page, rounded ? rounded : page);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+    if (unlikely(debug_mode()))
+        return debug_usable_size(p);
+    return om_gp_usable_size(p);
+}
+
+/* glibc's malloc_trim: give back what is free now; 1 when memory may
+ * have been released. */
+EXPORT int malloc_trim(size_t pad)
+{
+    om_collect(true);
+    return 1;
+}
+
+/* The glibc names that some programs call directly. */
+EXPORT void *__libc_malloc(size_t size) { return malloc(size); }
+EXPORT void __libc_free(void *p) { free(p); }
+EXPORT void *__libc_calloc(size_t n, size_t s) { return calloc(n, s); }
+EXPORT void *__libc_realloc(void *p, size_t s) { return realloc(p, s); }
+EXPORT void *__libc_memalign(size_t a, size_t s) { return memalign(a, s); }
+EXPORT void *__libc_valloc(size_t s) { return valloc(s); }
+EXPORT void *__libc_pvalloc(size_t s) { return pvalloc(s); }
+
+/* ---- Start and exit ---- */
+
+/* Expand the output pattern: %p the pid, %e the program's name. */
+static void expand_output(char *out, size_t size, const char *pattern)
+{
+    char name[256] = "prog";
+    size_t n = 0;
+    ssize_t len = readlink("/proc/self/exe", name, sizeof(name) - 1);
+
+    if (len > 0) {
+        name[len] = '\0';
+        memmove(name, strrchr(name, '/') ? strrchr(name, '/') + 1 : name,
+                strlen(strrchr(name, '/') ? strrchr(name, '/') + 1 : name)
+                + 1);
+    }
+    for (const char *c = pattern; *c && n + 1 < size; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            n += (size_t)snprintf(out + n, size - n, "%d", (int)getpid());
+            c++;
+        } else if (c[0] == '%' && c[1] == 'e') {
+            n += (size_t)snprintf(out + n, size - n, "%s", name);
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            out[n++] = '%';
+            c++;
+        } else {
+            out[n++] = *c;
+        }
+        if (n >= size)
+            n = size - 1;
+    }
+    out[n] = '\0';
+}
+
+static FILE *open_output(void)
+{
+    const char *o = omi_option_str(OMI_OPT_OUTPUT);
+    char path[OMI_OPTION_MAX + 64];
+    int fd;
+
+    if (strcmp(o, "stderr") == 0)
+        return fdopen(dup(2), "w");
+    if (strcmp(o, "stdout") == 0)
+        return fdopen(dup(1), "w");
+    expand_output(path, sizeof(path), o);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return fd < 0 ? NULL : fdopen(fd, "w");
+}
+
+static size_t rss_now(void)
+{
+    char buf[128];
+    unsigned long size = 0, resident = 0;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+        return 0;
+    return resident * omi_os_page_size();
+}
+
+static void write_report(void)
+{
+    struct om_stats s;
+    struct rusage ru;
+    char exe[512] = "";
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    FILE *out = open_output();
+
+    if (!out)
+        return;
+    if (len > 0)
+        exe[len] = '\0';
+    getrusage(RUSAGE_SELF, &ru);
+    om_stats_get(&s);
+    fprintf(out, "# objmem report 1\n");
+    fprintf(out, "program: %s\npid: %d\nppid: %d\n", exe, (int)getpid(),
+            (int)getppid());
+    fprintf(out, "allocator: %s\n", omi_option_str(OMI_OPT_ALLOCATOR));
+    fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n",
+            (size_t)ru.ru_maxrss * 1024, rss_now());
+    fprintf(out, "bytes_in_use: %zu\nblocks_in_use: %zu\n"
+            "large_blocks: %zu\nlarge_bytes: %zu\n"
+            "large_cached_bytes: %zu\nlarge_maps_total: %llu\n"
+            "bytes_mapped: %zu\nbytes_resident: %zu\n"
+            "arenas_current: %zu\narenas_highwater: %zu\n"
+            "arenas_total: %zu\npools_in_use: %zu\n"
+            "pools_free_dirty: %zu\npools_free_clean: %zu\n"
+            "bytes_purged_total: %llu\nbytes_unmapped_total: %llu\n"
+            "heaps_active: %zu\nheaps_abandoned: %zu\n\n",
+            s.bytes_in_use, s.blocks_in_use, s.large_blocks, s.large_bytes,
+            s.large_cached_bytes, (unsigned long long)s.large_maps_total,
+            s.bytes_mapped, s.bytes_resident, s.arenas_current,
+            s.arenas_highwater, s.arenas_total, s.pools_in_use,
+            s.pools_free_dirty, s.pools_free_clean,
+            (unsigned long long)s.bytes_purged_total,
+            (unsigned long long)s.bytes_unmapped_total, s.heaps_active,
+            s.heaps_abandoned);
+    om_debug_malloc_stats(out);
+    fclose(out);
+}
+
+static bool is_shim(const char *s, size_t len)
+{
+    static const char name[] = "libobjmem-preload.so";
+    size_t n = sizeof(name) - 1;
+
+    return len >= n && memcmp(s + len - n, name, n) == 0 &&
+           (len == n || s[len - n - 1] == '/');
+}
+
+/* Drop our entry from LD_PRELOAD (children=0): in place, no allocation. */
+static void leave_children(void)
+{
+    char *v = getenv("LD_PRELOAD"), *w, *r;
+
+    if (!v)
+        return;
+    for (r = w = v; *r;) {
+        size_t len = strcspn(r, ": ");
+        if (len && !is_shim(r, len)) {
+            if (w != v)
+                *w++ = ':';
+            memmove(w, r, len);
+            w += len;
+        }
+        r += len;
+        while (*r == ':' || *r == ' ')
+            r++;
+    }
+    *w = '\0';
+}
+
+__attribute__((constructor)) static void preload_start(void)
+{
+    (void)debug_mode();
+    if (!omi_option_bool(OMI_OPT_CHILDREN))
+        leave_children();
+    if (omi_option_bool(OMI_OPT_VERBOSE)) {
+        struct omi_option_info info;
+        const char *w;
+        for (unsigned i = 0; omi_option_info(i, &info); i++)
+            omi_print_fd(2, "objmem: %s = %s (%s)\n", info.key, info.value,
+                         info.source);
+        for (unsigned i = 0; (w = omi_options_warning(i)); i++)
+            omi_print_fd(2, "objmem: warning: %s\n", w);
+    }
+}
+
+__attribute__((destructor)) static void preload_exit(void)
+{
+    if (omi_option_bool(OMI_OPT_SHOW_STATS))
+        write_report();
+}

@@ -1,0 +1,296 @@
+/*
+ * test_preload.c - the malloc shim, libobjmem-preload.so, under programs
+ * nobody here wrote and one of our own: the exported symbols; a threaded
+ * stress program (8 threads, cross-thread frees, thread exit, fork, a
+ * foreign pointer); sqlite3 running 100k inserts and queries; git on this
+ * repository; CPython's own tests with PYTHONMALLOC=malloc.  Each must
+ * print the same as without the shim.  Then the options: the stats report
+ * (to a file named with the pid, never to the program's stderr), verbose,
+ * OBJMEM_CONF, children=0, and the debug allocator catching an overflow.
+ *
+ * Paths come from the build (PRELOAD, STRESS, VICTIM, SRC_DIR, PYTHON).
+ */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+static char tmp[256];
+
+static int setup(void **state)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/objmem-preload-XXXXXX");
+    return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Read a whole file into buf (size bytes at most); its length. */
+static size_t slurp(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+
+    if (f) {
+        n = fread(buf, 1, size - 1, f);
+        fclose(f);
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/*
+ * Run a shell command line with env prepended (env may be ""), stdout and
+ * stderr into files of tmp; return the exit status (as the shell's $?).
+ */
+static int run(const char *env, const char *cmd)
+{
+    char line[8192];
+    int status;
+
+    snprintf(line, sizeof(line), "cd '%s' && env %s sh -c '%s' >'%s/out' "
+             "2>'%s/err'", tmp, env, cmd, tmp, tmp);
+    status = system(line);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static char out_plain[1 << 20], out_shim[1 << 20], err[1 << 16];
+
+static void read_out(char *buf)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/out", tmp);
+    slurp(path, buf, sizeof(out_plain));
+    snprintf(path, sizeof(path), "%s/err", tmp);
+    slurp(path, err, sizeof(err));
+}
+
+/* cmd prints the same, and exits the same, with and without the shim
+ * (and extra in the environment); the shim's run says nothing on
+ * stderr. */
+static void same_with_shim(const char *extra, const char *cmd)
+{
+    char env[1024];
+    int plain, shim;
+
+    plain = run("", cmd);
+    read_out(out_plain);
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s %s", PRELOAD, extra);
+    shim = run(env, cmd);
+    read_out(out_shim);
+    if (strcmp(out_plain, out_shim) != 0 || plain != shim)
+        fail_msg("'%s': %d vs %d\n--- plain:\n%.2000s\n--- shim:\n%.2000s\n"
+                 "--- stderr:\n%s", cmd, plain, shim, out_plain, out_shim,
+                 err);
+    assert_int_equal(plain, 0);
+}
+
+/* The library exports the malloc family and nothing else. */
+static void test_exports(void **state)
+{
+    char cmd[512];
+    const char *want = "__libc_calloc __libc_free __libc_malloc "
+                       "__libc_memalign __libc_pvalloc __libc_realloc "
+                       "__libc_valloc aligned_alloc calloc free malloc "
+                       "malloc_trim malloc_usable_size memalign "
+                       "posix_memalign pvalloc realloc reallocarray valloc ";
+
+    snprintf(cmd, sizeof(cmd), "nm -D --defined-only %s | awk \"{print "
+             "\\$3}\" | sort | tr \"\\n\" \" \"", PRELOAD);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_plain);
+    assert_string_equal(out_plain, want);
+}
+
+static void test_stress(void **state)
+{
+    same_with_shim("", STRESS);
+    assert_non_null(strstr(out_shim, "errors: 0\n"));
+    assert_non_null(strstr(out_shim, "fork child: ok\n"));
+}
+
+static void write_sql(void)
+{
+    char path[300];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/script.sql", tmp);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("create table t(id integer primary key, name text, grp integer, "
+          "val real);\n"
+          "with recursive c(x) as (select 1 union all select x+1 from c "
+          "where x < 100000) insert into t select x, 'name' || x || "
+          "substr('abcdefghijklmnopqrstuvwxyz', 1 + x % 26), x % 97, "
+          "x * 1.5 from c;\n"
+          "create index t_grp on t(grp);\n"
+          "select count(*), sum(val), max(length(name)) from t;\n"
+          "select grp, count(*), sum(id) from t group by grp order by grp;\n"
+          "select length(group_concat(name)) from t where grp < 10;\n"
+          "delete from t where id % 3 = 0;\n"
+          "select count(*), sum(grp) from t;\n"
+          "select name from t where grp = 42 order by id desc limit 3;\n"
+          "vacuum;\n"
+          "select count(*) from t where name like '%7%';\n", f);
+    fclose(f);
+}
+
+static void test_sqlite(void **state)
+{
+    if (system("command -v sqlite3 >/dev/null") != 0)
+        skip();
+    write_sql();
+    same_with_shim("", "sqlite3 :memory: < script.sql");
+    assert_non_null(strstr(out_shim, "100000|7500075000.0|35\n"));
+    same_with_shim("OBJMEM_ALLOCATOR=debug",
+                   "sqlite3 :memory: < script.sql");
+}
+
+static void test_git(void **state)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), "git -C %s log -p -n 60 --stat | cksum; "
+             "git -C %s rev-list --all --objects | wc -l", SRC_DIR, SRC_DIR);
+    if (run("", "git -C " SRC_DIR " rev-parse HEAD") != 0)
+        skip();                 /* not a git checkout */
+    same_with_shim("", cmd);
+}
+
+/* CPython's own tests, every domain on the shim (PYTHONMALLOC=malloc). */
+static void test_python(void **state)
+{
+    if (PYTHON[0] == '\0')
+        skip();
+    same_with_shim("PYTHONMALLOC=malloc", PYTHON " -m test -q test_dict "
+                   "test_list test_json test_weakref test_gc 2>&1 | "
+                   "grep -E \"^(Total tests|Result)\"");
+    assert_non_null(strstr(out_shim, "Result: SUCCESS"));
+}
+
+/* show_stats: the report goes to a file named with the pid, and the
+ * program's stderr stays empty. */
+static void test_report_file(void **state)
+{
+    char cmd[512], path[512], report[1 << 16], env[512];
+    DIR *d;
+    struct dirent *e;
+    int found = 0;
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_SHOW_STATS=1", PRELOAD);
+    snprintf(cmd, sizeof(cmd), "%s", STRESS);
+    assert_int_equal(run(env, cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(err, "");
+    d = opendir(tmp);
+    assert_non_null(d);
+    /* objmem.<pid>.stats, of the program (the shell, sh -c, made one
+     * too: every process on the shim writes its own). */
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "objmem.", 7) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", tmp, e->d_name);
+        slurp(path, report, sizeof(report));
+        assert_non_null(strstr(report, "# objmem report 1\n"));
+        if (strstr(report, "stress_malloc\n")) {
+            char pid[64];
+            snprintf(pid, sizeof(pid), "\npid: %.*s\n",
+                     (int)(strlen(e->d_name) - 13), e->d_name + 7);
+            assert_non_null(strstr(report, pid));
+            assert_non_null(strstr(report, "\npeak_rss: "));
+            assert_non_null(strstr(report, "Small block threshold"));
+            assert_null(strstr(report, "do not balance"));
+            found++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(found, 1);
+}
+
+static void test_report_output_option(void **state)
+{
+    char env[1024], path[512], report[1 << 16];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_CONF=show_stats:1,"
+             "output:%s/r.%%e.txt", PRELOAD, tmp);
+    assert_int_equal(run(env, "exec " VICTIM), 0);
+    read_out(out_shim);
+    assert_string_equal(err, "");
+    snprintf(path, sizeof(path), "%s/r.preload_victim.txt", tmp);
+    assert_true(slurp(path, report, sizeof(report)) > 0);
+    assert_non_null(strstr(report, "program: "));
+    /* output:stderr is the one way onto the program's stderr. */
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_SHOW_STATS=yes "
+             "OBJMEM_OUTPUT=stderr", PRELOAD);
+    assert_int_equal(run(env, "exec " VICTIM), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "# objmem report 1\n"));
+}
+
+static void test_verbose_and_conf(void **state)
+{
+    char env[512];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_VERBOSE=on "
+             "OBJMEM_CONF=purge_delay:5,nosuchkey:1,show_stats:maybe "
+             "OBJMEM_PURGE_DELAY=7", PRELOAD);
+    assert_int_equal(run(env, "exec " VICTIM), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "objmem: purge_delay = 7 "
+                                "(OBJMEM_PURGE_DELAY)\n"));
+    assert_non_null(strstr(err, "objmem: show_stats = 0 (default)\n"));
+    assert_non_null(strstr(err, "unknown key nosuchkey"));
+    assert_non_null(strstr(err, "bad value for show_stats"));
+}
+
+static void test_children(void **state)
+{
+    char env[512];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s", PRELOAD);
+    assert_int_equal(run(env, "echo \"[$LD_PRELOAD]\""), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "libobjmem-preload.so]"));
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_CHILDREN=0", PRELOAD);
+    assert_int_equal(run(env, "echo \"[$LD_PRELOAD]\""), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "[]\n");
+}
+
+/* OBJMEM_ALLOCATOR=debug: CPython's debug hooks on every block. */
+static void test_debug_catches_overflow(void **state)
+{
+    char env[512];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_ALLOCATOR=debug",
+             PRELOAD);
+    assert_int_equal(run(env, "exec " VICTIM), 0);
+    assert_int_not_equal(run(env, "exec " VICTIM " overflow"), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "bad trailing pad byte"));
+    /* Without the debug allocator the overflow goes unseen. */
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s", PRELOAD);
+    assert_int_equal(run(env, "exec " VICTIM " overflow"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exports),
+        cmocka_unit_test(test_stress),
+        cmocka_unit_test(test_sqlite),
+        cmocka_unit_test(test_git),
+        cmocka_unit_test(test_python),
+        cmocka_unit_test(test_report_file),
+        cmocka_unit_test(test_report_output_option),
+        cmocka_unit_test(test_verbose_and_conf),
+        cmocka_unit_test(test_children),
+        cmocka_unit_test(test_debug_catches_overflow),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
