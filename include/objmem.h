@@ -147,6 +147,26 @@ OM_API void om_collect(bool force);
 OM_API int om_set_purge_delay(long ms);
 OM_API long om_get_purge_delay(void);
 
+/*
+ * Run-time options, read from the environment once: OBJMEM_<KEY> for
+ * each, or several in OBJMEM_CONF="key:value,key:value" (the variable of
+ * its own wins).  Keys: show_stats, output, allocator, verbose,
+ * purge_delay, children (objmem config lists them with their meaning).
+ * om_option_get fills *out with option i and returns true, false past the
+ * last; om_option_warning returns the i-th complaint about the
+ * environment (an unknown key, a bad value), NULL past the last.
+ */
+struct om_option {
+    const char *key;            /* OBJMEM_CONF's key */
+    const char *var;            /* its own variable, OBJMEM_<KEY> */
+    const char *value;          /* the value in force */
+    const char *def;            /* the built-in default */
+    const char *source;         /* "default", "OBJMEM_CONF" or var */
+    const char *help;           /* one line */
+};
+OM_API bool om_option_get(unsigned i, struct om_option *out);
+OM_API const char *om_option_warning(unsigned i);
+
 /* ---- 4. Stats and checks ---- */
 
 struct om_stats {

@@ -265,9 +265,9 @@ bool omi_option_bool(enum omi_opt opt)
     return b;
 }
 
-bool omi_option_info(unsigned i, struct omi_option_info *out)
+bool om_option_get(unsigned i, struct om_option *out)
 {
-    if (i >= OMI_OPT_COUNT)
+    if (i >= OMI_OPT_COUNT || !out)
         return false;
     omi_options_load();
     out->key = options[i].key;
@@ -279,7 +279,7 @@ bool omi_option_info(unsigned i, struct omi_option_info *out)
     return true;
 }
 
-const char *omi_options_warning(unsigned i)
+const char *om_option_warning(unsigned i)
 {
     omi_options_load();
     return i < nwarnings ? warnings[i] : NULL;

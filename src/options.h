@@ -27,18 +27,6 @@ const char *omi_option_str(enum omi_opt opt);
 long omi_option_long(enum omi_opt opt);
 bool omi_option_bool(enum omi_opt opt);
 
-/* Option i, for `objmem config`; false past the last. */
-struct omi_option_info {
-    const char *key;            /* OBJMEM_CONF's key */
-    const char *var;            /* its own variable */
-    const char *value;          /* effective value */
-    const char *def;            /* built-in default */
-    const char *source;         /* "default", "OBJMEM_CONF" or var */
-    const char *help;
-};
-bool omi_option_info(unsigned i, struct omi_option_info *out);
-
-/* The i-th warning (bad value, unknown key), or NULL past the last. */
-const char *omi_options_warning(unsigned i);
+/* om_option_get and om_option_warning (objmem.h) list them all. */
 
 #endif /* OM_OPTIONS_H */

@@ -473,12 +473,12 @@ __attribute__((constructor)) static void preload_start(void)
     if (!omi_option_bool(OMI_OPT_CHILDREN))
         leave_children();
     if (omi_option_bool(OMI_OPT_VERBOSE)) {
-        struct omi_option_info info;
+        struct om_option info;
         const char *w;
-        for (unsigned i = 0; omi_option_info(i, &info); i++)
+        for (unsigned i = 0; om_option_get(i, &info); i++)
             omi_print_fd(2, "objmem: %s = %s (%s)\n", info.key, info.value,
                          info.source);
-        for (unsigned i = 0; (w = omi_options_warning(i)); i++)
+        for (unsigned i = 0; (w = om_option_warning(i)); i++)
             omi_print_fd(2, "objmem: warning: %s\n", w);
     }
 }

@@ -8,7 +8,11 @@
  * (to a file named with the pid, never to the program's stderr), verbose,
  * OBJMEM_CONF, children=0, and the debug allocator catching an overflow.
  *
- * Paths come from the build (PRELOAD, STRESS, VICTIM, SRC_DIR, PYTHON).
+ * Then the objmem command: run (output, status, summary, --stats,
+ * --output), stats (text, JSON, errors), config.
+ *
+ * Paths come from the build (PRELOAD, STRESS, VICTIM, TOOL, SRC_DIR,
+ * PYTHON).
  */
 #include <dirent.h>
 #include <sys/stat.h>
@@ -278,6 +282,95 @@ static void test_debug_catches_overflow(void **state)
     assert_int_equal(run(env, "exec " VICTIM " overflow"), 0);
 }
 
+/* ---- The objmem command ---- */
+
+/* objmem run: the program's output and exit status, a summary on
+ * stderr. */
+static void test_tool_run(void **state)
+{
+    char cmd[1024];
+
+    write_sql();
+    snprintf(cmd, sizeof(cmd), "%s run -- sqlite3 :memory: < script.sql",
+             TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "100000|7500075000.0|35\n"));
+    assert_non_null(strstr(err, "objmem: /usr/bin/sqlite3 (pid "));
+    assert_non_null(strstr(err, "  peak RSS "));
+    assert_non_null(strstr(err, "  given back "));
+    assert_null(strstr(err, "class   size"));
+    /* The exit status is the program's; --stats adds the class table;
+     * --output keeps the report, and objmem stats reads it back. */
+    snprintf(cmd, sizeof(cmd), "%s run --stats --output %s/kept.%%p -- "
+             "%s overflow; echo status $?", TOOL, tmp, VICTIM);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "status 0\n");
+    assert_non_null(strstr(err, "class   size   num pools"));
+    snprintf(cmd, sizeof(cmd), "%s stats --json %s/kept.*", TOOL, tmp);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "{\"program\": \""));
+    assert_non_null(strstr(out_shim, "\"peak_rss\": "));
+    snprintf(cmd, sizeof(cmd), "%s run -- sh -c \"kill -USR1 \\$\\$\"; "
+             "echo status $?", TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "status 138\n");
+}
+
+/* Errors: one clear line and a non-zero status. */
+static void test_tool_errors(void **state)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "%s run -- /no/such/program", TOOL);
+    assert_int_equal(run("", cmd), 127);
+    read_out(out_shim);
+    assert_string_equal(err, "objmem: cannot run '/no/such/program': No "
+                             "such file or directory\n");
+    snprintf(cmd, sizeof(cmd), "%s stats /etc/hostname", TOOL);
+    assert_int_equal(run("", cmd), 1);
+    read_out(out_shim);
+    assert_string_equal(err, "objmem: /etc/hostname: not an objmem "
+                             "report\n");
+    snprintf(cmd, sizeof(cmd), "%s stats /no/such/file", TOOL);
+    assert_int_equal(run("", cmd), 1);
+    read_out(out_shim);
+    assert_string_equal(err, "objmem: /no/such/file: No such file or "
+                             "directory\n");
+    snprintf(cmd, sizeof(cmd), "%s frobnicate", TOOL);
+    assert_int_equal(run("", cmd), 2);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "objmem: unknown verb 'frobnicate'\n"));
+    snprintf(cmd, sizeof(cmd), "%s --help", TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "usage: objmem VERB"));
+}
+
+/* objmem config: each option, its value and where it came from. */
+static void test_tool_config(void **state)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "%s config", TOOL);
+    assert_int_equal(run("OBJMEM_CONF=purge_delay:40,output:x.%p "
+                         "OBJMEM_OUTPUT=y.%p", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "purge_delay  40                 "
+                                     "OBJMEM_CONF "));
+    assert_non_null(strstr(out_shim, "output       y.%p               "
+                                     "OBJMEM_OUTPUT "));
+    assert_non_null(strstr(out_shim, "show_stats   0                  "
+                                     "default "));
+    snprintf(cmd, sizeof(cmd), "%s config --env", TOOL);
+    assert_int_equal(run("OBJMEM_VERBOSE=yes", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "OBJMEM_VERBOSE='yes'\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +384,9 @@ int main(void)
         cmocka_unit_test(test_verbose_and_conf),
         cmocka_unit_test(test_children),
         cmocka_unit_test(test_debug_catches_overflow),
+        cmocka_unit_test(test_tool_run),
+        cmocka_unit_test(test_tool_errors),
+        cmocka_unit_test(test_tool_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
