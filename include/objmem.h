@@ -199,6 +199,16 @@ struct om_stats {
 OM_API int om_stats_get(struct om_stats *out);
 
 /*
+ * Write the stats report that `objmem stats` reads back where the output
+ * option says (OBJMEM_OUTPUT: a file, %p the pid, %e the program's name;
+ * or stderr, stdout): a header of "key: value" lines (program, pid, peak
+ * and final RSS, om_stats_get's figures), a blank line, then
+ * om_debug_malloc_stats's report.  The shim and objmem-python call it at
+ * exit when OBJMEM_SHOW_STATS=1.  Returns 0 or a negative errno.
+ */
+OM_API int om_report_write(void);
+
+/*
  * Write the report of CPython's sys._debugmallocstats() to out: the
  * per-class table, the arena figures, totals that balance to the byte,
  * plus what was given back to the OS.  OBJMEM_MALLOC_STATS=1 in the

@@ -26,10 +26,8 @@
  * functions, found with dlsym(RTLD_NEXT) when the first one is seen.
  *
  * At exit (a destructor, so after main and the atexit handlers), with
- * show_stats, the report goes to the output option's file (%p: pid), never
- * to the program's stderr unless output is "stderr".  `objmem stats`
- * reads it back: a header of "key: value" lines, a blank line, then
- * om_debug_malloc_stats's report.
+ * show_stats, om_report_write (report.c) writes the report where the
+ * output option says.
  *
  * Invariants:
  *   1. Before the first block is handed out, mode is decided and never
@@ -39,13 +37,10 @@
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "domain.h"
@@ -331,111 +326,6 @@ EXPORT void *__libc_pvalloc(size_t s) { return pvalloc(s); }
 
 /* ---- Start and exit ---- */
 
-/* Expand the output pattern: %p the pid, %e the program's name. */
-static void expand_output(char *out, size_t size, const char *pattern)
-{
-    char name[256] = "prog";
-    size_t n = 0;
-    ssize_t len = readlink("/proc/self/exe", name, sizeof(name) - 1);
-
-    if (len > 0) {
-        name[len] = '\0';
-        memmove(name, strrchr(name, '/') ? strrchr(name, '/') + 1 : name,
-                strlen(strrchr(name, '/') ? strrchr(name, '/') + 1 : name)
-                + 1);
-    }
-    for (const char *c = pattern; *c && n + 1 < size; c++) {
-        if (c[0] == '%' && c[1] == 'p') {
-            n += (size_t)snprintf(out + n, size - n, "%d", (int)getpid());
-            c++;
-        } else if (c[0] == '%' && c[1] == 'e') {
-            n += (size_t)snprintf(out + n, size - n, "%s", name);
-            c++;
-        } else if (c[0] == '%' && c[1] == '%') {
-            out[n++] = '%';
-            c++;
-        } else {
-            out[n++] = *c;
-        }
-        if (n >= size)
-            n = size - 1;
-    }
-    out[n] = '\0';
-}
-
-static FILE *open_output(void)
-{
-    const char *o = omi_option_str(OMI_OPT_OUTPUT);
-    char path[OMI_OPTION_MAX + 64];
-    int fd;
-
-    if (strcmp(o, "stderr") == 0)
-        return fdopen(dup(2), "w");
-    if (strcmp(o, "stdout") == 0)
-        return fdopen(dup(1), "w");
-    expand_output(path, sizeof(path), o);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    return fd < 0 ? NULL : fdopen(fd, "w");
-}
-
-static size_t rss_now(void)
-{
-    char buf[128];
-    unsigned long size = 0, resident = 0;
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
-        return 0;
-    return resident * omi_os_page_size();
-}
-
-static void write_report(void)
-{
-    struct om_stats s;
-    struct rusage ru;
-    char exe[512] = "";
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    FILE *out = open_output();
-
-    if (!out)
-        return;
-    if (len > 0)
-        exe[len] = '\0';
-    getrusage(RUSAGE_SELF, &ru);
-    om_stats_get(&s);
-    fprintf(out, "# objmem report 1\n");
-    fprintf(out, "program: %s\npid: %d\nppid: %d\n", exe, (int)getpid(),
-            (int)getppid());
-    fprintf(out, "allocator: %s\n", omi_option_str(OMI_OPT_ALLOCATOR));
-    fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n",
-            (size_t)ru.ru_maxrss * 1024, rss_now());
-    fprintf(out, "bytes_in_use: %zu\nblocks_in_use: %zu\n"
-            "large_blocks: %zu\nlarge_bytes: %zu\n"
-            "large_cached_bytes: %zu\nlarge_maps_total: %llu\n"
-            "bytes_mapped: %zu\nbytes_resident: %zu\n"
-            "arenas_current: %zu\narenas_highwater: %zu\n"
-            "arenas_total: %zu\npools_in_use: %zu\n"
-            "pools_free_dirty: %zu\npools_free_clean: %zu\n"
-            "bytes_purged_total: %llu\nbytes_unmapped_total: %llu\n"
-            "heaps_active: %zu\nheaps_abandoned: %zu\n\n",
-            s.bytes_in_use, s.blocks_in_use, s.large_blocks, s.large_bytes,
-            s.large_cached_bytes, (unsigned long long)s.large_maps_total,
-            s.bytes_mapped, s.bytes_resident, s.arenas_current,
-            s.arenas_highwater, s.arenas_total, s.pools_in_use,
-            s.pools_free_dirty, s.pools_free_clean,
-            (unsigned long long)s.bytes_purged_total,
-            (unsigned long long)s.bytes_unmapped_total, s.heaps_active,
-            s.heaps_abandoned);
-    om_debug_malloc_stats(out);
-    fclose(out);
-}
-
 static bool is_shim(const char *s, size_t len)
 {
     static const char name[] = "libobjmem-preload.so";
@@ -486,5 +376,5 @@ __attribute__((constructor)) static void preload_start(void)
 __attribute__((destructor)) static void preload_exit(void)
 {
     if (omi_option_bool(OMI_OPT_SHOW_STATS))
-        write_report();
+        om_report_write();
 }

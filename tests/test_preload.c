@@ -11,8 +11,10 @@
  * Then the objmem command: run (output, status, summary, --stats,
  * --output), stats (text, JSON, errors), config.
  *
- * Paths come from the build (PRELOAD, STRESS, VICTIM, TOOL, SRC_DIR,
- * PYTHON).
+ * Then objmem-python: CPython as python3, on objmem, with its children.
+ *
+ * Paths come from the build (PRELOAD, STRESS, VICTIM, TOOL, LAUNCHER,
+ * SRC_DIR, PYTHON; LAUNCHER and PYTHON are "" when there is no CPython).
  */
 #include <dirent.h>
 #include <sys/stat.h>
@@ -371,6 +373,53 @@ static void test_tool_config(void **state)
     assert_non_null(strstr(out_shim, "OBJMEM_VERBOSE='yes'\n"));
 }
 
+/* ---- objmem-python: CPython embedded, every domain on objmem ---- */
+
+static void test_launcher(void **state)
+{
+    char cmd[1024];
+
+    if (LAUNCHER[0] == '\0')
+        skip();
+    /* As python3 would: the exit status, -E, and sys.executable is the
+     * launcher, so the interpreters it starts run on objmem too (custom
+     * allocators make CPython refuse to name them). */
+    snprintf(cmd, sizeof(cmd), "%s python -E -c \"import sys, subprocess, "
+             "_testcapi\n"
+             "def name():\n"
+             "    try: return _testcapi.pymem_getallocatorsname()\n"
+             "    except RuntimeError as e: return str(e)\n"
+             "print(sys.executable.endswith(\\\"objmem-python\\\"), name())\n"
+             "out = subprocess.run([sys.executable, \\\"-c\\\", "
+             "\\\"import _testcapi\\\\ntry: _testcapi."
+             "pymem_getallocatorsname()\\\\nexcept RuntimeError as e: "
+             "print(e)\\\"], capture_output=True, text=True).stdout\n"
+             "print(out.strip())\n"
+             "raise SystemExit(7)\"", TOOL);
+    assert_int_equal(run("", cmd), 7);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "True cannot get allocators name\n"
+                                  "cannot get allocators name\n");
+    /* PYTHONMALLOC=debug and -X dev put the debug hooks on objmem. */
+    snprintf(cmd, sizeof(cmd), "%s -c \"import _testcapi; "
+             "_testcapi.pymem_buffer_overflow()\"", LAUNCHER);
+    assert_int_not_equal(run("PYTHONMALLOC=debug", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "bad trailing pad byte"));
+    snprintf(cmd, sizeof(cmd), "%s -X dev -c \"import _testcapi; "
+             "_testcapi.pymem_buffer_overflow()\"", LAUNCHER);
+    assert_int_not_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "bad trailing pad byte"));
+    /* OBJMEM_SHOW_STATS: its report, as the shim's. */
+    snprintf(cmd, sizeof(cmd), "%s -c \"x = [str(i) for i in range(10000)]"
+             "\" && %s stats launcher.report", LAUNCHER, TOOL);
+    assert_int_equal(run("OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=launcher.report",
+                         cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "objmem-python (pid "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_tool_run),
         cmocka_unit_test(test_tool_errors),
         cmocka_unit_test(test_tool_config),
+        cmocka_unit_test(test_launcher),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,6 +4,8 @@
  *   objmem run [OPTIONS] -- CMD ARGS...   CMD on the malloc shim, then a
  *                                         summary of its memory (run.c)
  *   objmem stats [--json] FILE            a saved report, re-read (run.c)
+ *   objmem python ARGS...                 python3 ARGS... on objmem: execs
+ *                                         objmem-python (tools/python.c)
  *   objmem config [--env]                 the options in force, and where
  *                                         each came from
  *   objmem tour                           the guided tour (tour.c)
@@ -11,8 +13,12 @@
  *
  * It uses only the public header, as any program would.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "objmem.h"
 #include "cli.h"
@@ -37,6 +43,10 @@ static const char *HELP =
     "        --conf K:V   more options (objmem config lists them)\n"
     "        --python     run python3 ARGS... with PYTHONMALLOC=malloc\n"
     "        The exit status is CMD's (128 + N when signal N killed it).\n"
+    "  python ARGS...\n"
+    "        run python3 ARGS... with objmem as the allocator of its three "
+    "domains\n"
+    "        (the launcher objmem-python; its subprocesses too)\n"
     "  stats [--json] [--classes] FILE\n"
     "        re-read a report that run --output or OBJMEM_SHOW_STATS=1 "
     "left\n"
@@ -75,6 +85,24 @@ static int config(int argc, char **argv)
     return 0;
 }
 
+/* objmem python: exec objmem-python, from beside this program. */
+static int python(int argc, char **argv)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+    char *slash;
+
+    if (n <= 0)
+        return 2;
+    path[n] = '\0';
+    slash = strrchr(path, '/');
+    strcpy(slash + 1, "objmem-python");
+    argv[0] = path;
+    execv(path, argv);
+    fprintf(stderr, "objmem: cannot run %s: %s\n", path, strerror(errno));
+    return 127;
+}
+
 int main(int argc, char **argv)
 {
     const char *verb = argc > 1 ? argv[1] : "";
@@ -83,6 +111,8 @@ int main(int argc, char **argv)
         return objmem_run(argc - 1, argv + 1);
     if (strcmp(verb, "stats") == 0)
         return objmem_stats(argc - 1, argv + 1);
+    if (strcmp(verb, "python") == 0)
+        return python(argc - 1, argv + 1);
     if (strcmp(verb, "config") == 0)
         return config(argc - 1, argv + 1);
     if (strcmp(verb, "tour") == 0)

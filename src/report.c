@@ -1,0 +1,137 @@
+/*
+ * report.c - X (cross-cutting): the stats report as a file, what the shim
+ * and objmem-python write at exit with show_stats and `objmem stats`
+ * reads back (tools/run.c):
+ *
+ *   # objmem report 1
+ *   program: /usr/bin/sqlite3            "key: value" lines: who, peak
+ *   pid: 4242                            and final RSS, om_stats_get's
+ *   peak_rss: 19922944                   figures
+ *   ...
+ *                                        a blank line
+ *   Small block threshold = 512, ...     om_debug_malloc_stats's report
+ *
+ * It goes where the output option says (options.c): a file named from a
+ * pattern (%p the pid, %e the program's name), or stderr, or stdout.  It
+ * allocates (stdio), so it is never called on an allocation path: only
+ * from destructors and the user's own calls.
+ *
+ * Invariants:
+ *   1. The header holds one "key: value" line per figure, no blank line
+ *      before the table.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "os.h"
+
+/* Expand the output pattern: %p the pid, %e the program's name. */
+static void expand_output(char *out, size_t size, const char *pattern)
+{
+    char name[256] = "prog";
+    const char *base = name;
+    size_t n = 0;
+    ssize_t len = readlink("/proc/self/exe", name, sizeof(name) - 1);
+
+    if (len > 0) {
+        name[len] = '\0';
+        base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    }
+    for (const char *c = pattern; *c && n + 1 < size; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            n += (size_t)snprintf(out + n, size - n, "%d", (int)getpid());
+            c++;
+        } else if (c[0] == '%' && c[1] == 'e') {
+            n += (size_t)snprintf(out + n, size - n, "%s", base);
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            out[n++] = '%';
+            c++;
+        } else {
+            out[n++] = *c;
+        }
+        if (n >= size)
+            n = size - 1;
+    }
+    out[n] = '\0';
+}
+
+static FILE *open_output(void)
+{
+    const char *o = omi_option_str(OMI_OPT_OUTPUT);
+    char path[OMI_OPTION_MAX + 64];
+    int fd;
+
+    if (strcmp(o, "stderr") == 0)
+        return fdopen(dup(2), "w");
+    if (strcmp(o, "stdout") == 0)
+        return fdopen(dup(1), "w");
+    expand_output(path, sizeof(path), o);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return fd < 0 ? NULL : fdopen(fd, "w");
+}
+
+static size_t rss_now(void)
+{
+    char buf[128];
+    unsigned long size = 0, resident = 0;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+        return 0;
+    return resident * omi_os_page_size();
+}
+
+int om_report_write(void)
+{
+    struct om_stats s;
+    struct rusage ru;
+    char exe[512] = "";
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    FILE *out = open_output();
+
+    if (!out)
+        return -errno;
+    if (len > 0)
+        exe[len] = '\0';
+    getrusage(RUSAGE_SELF, &ru);
+    om_stats_get(&s);
+    fprintf(out, "# objmem report 1\n");
+    fprintf(out, "program: %s\npid: %d\nppid: %d\n", exe, (int)getpid(),
+            (int)getppid());
+    fprintf(out, "allocator: %s\n", omi_option_str(OMI_OPT_ALLOCATOR));
+    fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n",
+            (size_t)ru.ru_maxrss * 1024, rss_now());
+    fprintf(out, "bytes_in_use: %zu\nblocks_in_use: %zu\n"
+            "large_blocks: %zu\nlarge_bytes: %zu\n"
+            "large_cached_bytes: %zu\nlarge_maps_total: %llu\n"
+            "bytes_mapped: %zu\nbytes_resident: %zu\n"
+            "arenas_current: %zu\narenas_highwater: %zu\n"
+            "arenas_total: %zu\npools_in_use: %zu\n"
+            "pools_free_dirty: %zu\npools_free_clean: %zu\n"
+            "bytes_purged_total: %llu\nbytes_unmapped_total: %llu\n"
+            "heaps_active: %zu\nheaps_abandoned: %zu\n\n",
+            s.bytes_in_use, s.blocks_in_use, s.large_blocks, s.large_bytes,
+            s.large_cached_bytes, (unsigned long long)s.large_maps_total,
+            s.bytes_mapped, s.bytes_resident, s.arenas_current,
+            s.arenas_highwater, s.arenas_total, s.pools_in_use,
+            s.pools_free_dirty, s.pools_free_clean,
+            (unsigned long long)s.bytes_purged_total,
+            (unsigned long long)s.bytes_unmapped_total, s.heaps_active,
+            s.heaps_abandoned);
+    om_debug_malloc_stats(out);
+    return fclose(out) == 0 ? 0 : -errno;
+}
+
