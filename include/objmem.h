@@ -99,7 +99,7 @@ OM_API void *om_aligned_alloc(size_t alignment, size_t size);
  * The general-purpose family: every size from objmem, as the malloc of a
  * whole process (what the LD_PRELOAD shim libobjmem-preload.so exports).
  * Up to 512 bytes from the pools; up to 32 KiB from medium size classes
- * (four per doubling: at most 20% lost to rounding) in spans of pages
+ * (eight per doubling: at most 12.5% lost to rounding) in spans of pages
  * of the same arenas; above, a mapping per block, with a cache of freed
  * mappings so that a loop on a large buffer maps it once.  Free pages go
  * back to the OS as for the pools.  malloc(0) returns a unique pointer;

@@ -22,9 +22,9 @@
  *          and more than 3/4 of it; the purger unmaps those that stay
  *          unused for the purge delay, om_collect all of them.
  *
- * A request is rounded up to a size class of pages, four per doubling as
- * the medium classes (at most 20% more, and only address space until the
- * program touches it), so that freed mappings fit later requests: a
+ * A request is rounded up to a size class of pages, four per doubling (at
+ * most 25% more, and only address space until the program touches it),
+ * so that freed mappings fit later requests: a
  * threaded stress program with 1% of its requests between 64 KiB and
  * 2 MiB made 27,600 mmap/munmap pairs with exact sizes.
  *

@@ -101,15 +101,16 @@ OM_INLINE unsigned omi_pool_class(size_t size)
     return (unsigned)((size - 1) >> ALIGNMENT_SHIFT);
 }
 
-/* The class of a request of SMALL_THRESHOLD+1..MEDIUM_MAX bytes: four per
- * doubling, the doubling from the top bit of size - 1. */
+/* The class of a request of SMALL_THRESHOLD+1..MEDIUM_MAX bytes: eight
+ * per doubling, the doubling from the top bit of size - 1, the eighth
+ * from the three bits below it. */
 OM_INLINE unsigned omi_pool_medium_class(size_t size)
 {
     size_t s = size - 1;
     unsigned top = 63u - (unsigned)__builtin_clzll(s);     /* 9.. */
-    unsigned quarter = (unsigned)(s >> (top - 2)) & 3;
+    unsigned eighth = (unsigned)(s >> (top - 3)) & 7;
 
-    return NSMALL + (top - 9) * 4 + quarter;
+    return NSMALL + (top - 9) * MEDIUM_STEPS + eighth;
 }
 
 /* Block bytes of class sc. */

@@ -267,7 +267,7 @@ static void test_stats_report(void **state)
     om_debug_malloc_stats(f);
     fclose(f);
     assert_non_null(strstr(text, "Small block threshold = 512, in 32 size "
-                                 "classes; medium up to 32768, in 24 "
+                                 "classes; medium up to 32768, in 48 "
                                  "more."));
     assert_non_null(strstr(text, "class   size   num pools   blocks in use"));
     assert_null(strstr(text, "do not balance"));

@@ -17,7 +17,7 @@ static struct om_stats stats(void)
     return s;
 }
 
-/* The table: four classes per doubling, each with the fewest pages that
+/* The table: eight classes per doubling, each with the fewest pages that
  * hold 4 blocks and lose at most 1/8 of the span. */
 static void test_medium_table(void **state)
 {
@@ -25,10 +25,10 @@ static void test_medium_table(void **state)
 
     for (unsigned i = 0; i < NMEDIUM_MAX; i++) {
         const struct omi_medium_class *c = &omi_medium[i];
-        size_t base = (size_t)512 << (i / 4);
+        size_t base = (size_t)512 << (i / 8);
         size_t span = (size_t)c->pages * POOL_SIZE;
 
-        assert_int_equal(c->size, base + (i % 4 + 1) * base / 4);
+        assert_int_equal(c->size, base + (i % 8 + 1) * base / 8);
         assert_true(c->size > prev);
         assert_int_equal(c->capacity, span / c->size);
         assert_true(c->capacity >= 4);
@@ -63,7 +63,7 @@ static bool filled(const unsigned char *p, size_t n, unsigned char seed)
 }
 
 /* Every size from 0 to past the medium limit: aligned, usable as its class
- * says (less than 20% over for a medium one), contents kept. */
+ * says (less than 12.5% over for a medium one), contents kept. */
 static void test_every_size(void **state)
 {
     size_t before = blocks_in_use();
@@ -78,7 +78,7 @@ static void test_every_size(void **state)
         assert_int_equal((uintptr_t)p % 16, 0);
         assert_true(usable >= size);
         if (size > SMALL_THRESHOLD && size <= MEDIUM_MAX)
-            assert_true(usable * 4 < size * 5);
+            assert_true(usable * 8 < size * 9);
         if (size > MEDIUM_MAX)
             assert_int_equal((uintptr_t)p % 4096, 0);
         fill(p, size, (unsigned char)size);
@@ -115,7 +115,7 @@ static void test_medium_spans_return(void **state)
         om_gp_free(v[i]);
     assert_int_equal(stats().pools_in_use, s1.pools_in_use);
     for (int i = 0; i < 1000; i++) {    /* the holes are reused */
-        v[2 * i] = om_gp_malloc(19000);
+        v[2 * i] = om_gp_malloc(18500);
         assert_non_null(v[2 * i]);
     }
     assert_int_equal(stats().pools_in_use, s1.pools_in_use);
