@@ -1,12 +1,14 @@
 """CPython's own regression tests, on objmem and on the stock interpreter.
 
-Usage: smoke.py PYTHON LAUNCHER [MODULES_FILE]
+Usage: smoke.py PYTHON LAUNCHER [PRELOAD]
 
 Runs the modules listed in smoke.txt (about 40: the memory-relevant ones
-and a spread of the rest) with `-m test -j2 --timeout 300 --rerun`, once
-under the stock interpreter and once under objmem-python (every domain on
-objmem), and fails when a module passes on the stock one and fails on
-objmem.  Modules that fail on both (this machine has a few baseline
+and a spread of the rest) with `-m test -j2 --timeout 300 --rerun`: under
+the stock interpreter, under objmem-python (every domain on objmem), and,
+given the shim, under the stock interpreter with LD_PRELOAD=PRELOAD and
+PYTHONMALLOC=malloc (every allocation through the process's malloc, which
+is objmem's).  It fails when a module passes on the stock interpreter and
+fails on objmem.  Modules that fail on both (this machine has a few baseline
 failures) are reported, not counted.  The tests that need pymalloc itself
 are skipped on objmem: expected.txt lists them with the reason.
 """
@@ -19,13 +21,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(python, modules, extra):
+def run(python, modules, extra, env=None):
     cmd = [python, "-m", "test", "--fromfile", modules, "-j2",
            "--timeout", "300", "--rerun"] + extra
     start = time.monotonic()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
-                          errors="replace")
+                          errors="replace",
+                          env=dict(os.environ, **(env or {})))
     return proc, time.monotonic() - start
 
 
@@ -50,26 +53,36 @@ def totals(output):
 
 def main():
     python, launcher = sys.argv[1], sys.argv[2]
-    modules = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
-        HERE, "smoke.txt")
+    modules = os.path.join(HERE, "smoke.txt")
+    ignore = ["--ignorefile", os.path.join(HERE, "expected.txt")]
+    configs = [("objmem-python", launcher, None)]
+    if len(sys.argv) > 3:
+        configs.append(("python3 on the shim", python,
+                        {"LD_PRELOAD": sys.argv[3],
+                         "PYTHONMALLOC": "malloc"}))
     stock, t_stock = run(python, modules, [])
-    ours, t_ours = run(launcher, modules,
-                       ["--ignorefile", os.path.join(HERE, "expected.txt")])
     f_stock = failed_modules(stock.stdout)
-    f_ours = failed_modules(ours.stdout)
-    if ours.returncode != 0 and not f_ours:
-        f_ours = {"(regrtest exit %d)" % ours.returncode}
-    print("stock  python: %5.1f s, %s; failing: %s" % (
-        t_stock, totals(stock.stdout), " ".join(sorted(f_stock)) or "none"))
-    print("objmem python: %5.1f s, %s; failing: %s" % (
-        t_ours, totals(ours.stdout), " ".join(sorted(f_ours)) or "none"))
-    regressions = sorted(f_ours - f_stock)
-    if regressions:
-        print("FAIL on objmem only: " + " ".join(regressions))
-        print(ours.stdout[-6000:])
-        return 1
-    print("no module fails on objmem that passes on the stock interpreter")
-    return 0
+    print("%-20s %5.1f s, %s; failing: %s" % (
+        "stock python3", t_stock, totals(stock.stdout),
+        " ".join(sorted(f_stock)) or "none"))
+    status = 0
+    for name, exe, env in configs:
+        ours, t_ours = run(exe, modules, ignore, env)
+        f_ours = failed_modules(ours.stdout)
+        if ours.returncode != 0 and not f_ours:
+            f_ours = {"(regrtest exit %d)" % ours.returncode}
+        print("%-20s %5.1f s, %s; failing: %s" % (
+            name, t_ours, totals(ours.stdout),
+            " ".join(sorted(f_ours)) or "none"))
+        regressions = sorted(f_ours - f_stock)
+        if regressions:
+            print("FAIL with %s only: %s" % (name, " ".join(regressions)))
+            print(ours.stdout[-6000:])
+            status = 1
+    if status == 0:
+        print("no module fails on objmem that passes on the stock "
+              "interpreter")
+    return status
 
 
 if __name__ == "__main__":
