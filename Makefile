@@ -35,6 +35,7 @@ bench: deps-bench
 	build/release/bench/bench_alloc
 	build/release/bench/bench_objects
 	build/release/bench/bench_gc
+	build/release/bench/bench_shim
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -139,7 +139,7 @@ OM_API void om_collect(bool force);
 
 /*
  * When free pages go back by themselves.  ms > 0: a page that stays free
- * for ms milliseconds is given back by a background thread (default 250,
+ * for ms milliseconds is given back by a background thread (default 50,
  * or OBJMEM_PURGE_DELAY from the environment), so a loop that frees and
  * allocates again keeps its pages; 0: at once, as soon as a thread holds
  * more than 1 MiB of free pages (no thread); < 0: never (om_collect only).

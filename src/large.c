@@ -15,9 +15,10 @@
  *   cache  up to CACHE_SLOTS freed mappings, so that a loop that
  *          allocates and frees a large buffer maps it once.  They stay
  *          resident, so their bytes are bounded by what the program
- *          holds: 2 MiB plus a quarter of the live large bytes, 64 MiB at
+ *          holds: 1 MiB plus an eighth of the live large bytes, 64 MiB at
  *          most (a fixed 64 MiB kept 20 MB more resident than glibc
- *          through python3's json.dumps of 7 MB).
+ *          through python3's json.dumps of 7 MB), except that the cache
+ *          may always hold one mapping of up to 32 MiB.
  *          A cached mapping is reused for a request of at most its size
  *          and more than 3/4 of it; the purger unmaps those that stay
  *          unused for the purge delay, om_collect all of them.
@@ -48,8 +49,9 @@
 #include "tool.h"
 
 #define CACHE_SLOTS 64
-#define CACHE_BASE ((size_t)2 << 20)
+#define CACHE_BASE ((size_t)1 << 20)
 #define CACHE_MAX ((size_t)64 << 20)
+#define CACHE_ONE_MAX ((size_t)32 << 20)
 #define TOMBSTONE ((uintptr_t)1)
 #define MIN_CAPACITY 256
 
@@ -273,11 +275,12 @@ bool omi_large_free(void *p)
 
     pthread_mutex_lock(&lock);
     size = take_entry((uintptr_t)p);
-    limit = CACHE_BASE + live_bytes / 4;
+    limit = CACHE_BASE + live_bytes / 8;
     if (limit > CACHE_MAX)
         limit = CACHE_MAX;
-    if (size && size <= limit / 2) {
-        if (ncached == CACHE_SLOTS || cached_bytes + size > limit) {
+    if (size && size <= CACHE_ONE_MAX) {
+        if (ncached == CACHE_SLOTS ||
+            (ncached > 0 && cached_bytes + size > limit)) {
             /* Make room: the oldest goes (unmapped below, unlocked). */
             size_t oldest = 0;
             for (size_t i = 1; i < ncached; i++)
@@ -286,7 +289,8 @@ bool omi_large_free(void *p)
             evicted = cache[oldest];
             cache_remove(&cache[oldest]);
         }
-        if (ncached < CACHE_SLOTS && cached_bytes + size <= limit) {
+        if (ncached == 0 ||
+            (ncached < CACHE_SLOTS && cached_bytes + size <= limit)) {
             cache[ncached++] = (struct cached){ p, size, omi_arena_epoch() };
             cached_bytes += size;
             cached = true;

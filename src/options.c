@@ -54,7 +54,7 @@ static struct option options[OMI_OPT_COUNT] = {
         "print the options and their sources on stderr at start", NULL,
         "" },
     [OMI_OPT_PURGE_DELAY] = { "purge_delay", "OBJMEM_PURGE_DELAY", LONG,
-        "250", "ms a free page stays resident before it goes back (0: at "
+        "50", "ms a free page stays resident before it goes back (0: at "
         "once, < 0: never)", NULL, "" },
     [OMI_OPT_CHILDREN] = { "children", "OBJMEM_CHILDREN", BOOL, "1",
         "programs this one starts run on objmem too (the shim)", NULL,

@@ -8,7 +8,10 @@
  * 1.3 us per 4 KiB here); keeping the pages costs the second its RSS.  Only
  * time tells them apart, so by default a pool that empties stays resident
  * (DIRTY) and is given back when it has stayed empty for the purge delay
- * (250 ms), whether or not its thread calls objmem again.
+ * (50 ms), whether or not its thread calls objmem again.  250 ms kept
+ * python3's json round trip of 80 MB of objects 28 MB above its 185 MB
+ * peak: the freed objects of one phase stayed resident through the
+ * next; the batch patterns reuse their pages within a few ms.
  *
  * That is the purger's job: a thread started on the first need, which
  * every tick (a quarter of the delay) advances the purge epoch and purges,
