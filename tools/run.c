@@ -43,6 +43,15 @@ struct report {
     const char *value[MAX_FIELDS];
 };
 
+/* dir/name into out (size bytes); false when it does not fit. */
+static bool join_path(char *out, size_t size, const char *dir,
+                      const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+
+    return n >= 0 && (size_t)n < size;
+}
+
 /* ---- Reading a report ---- */
 
 static char *read_file(const char *path)
@@ -219,13 +228,13 @@ int objmem_stats(int argc, char **argv)
 static bool find_preload(char *out, size_t size)
 {
     const char *env = getenv("OBJMEM_PRELOAD_LIB");
-    char exe[PATH_MAX - 64], *slash;
+    char exe[PATH_MAX], *slash;
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     const char *where[] = { "", "/" OM_REL_LIBDIR };
 
     if (env && *env) {
-        snprintf(out, size, "%s", env);
-        return access(out, R_OK) == 0;
+        int len = snprintf(out, size, "%s", env);
+        return len >= 0 && (size_t)len < size && access(out, R_OK) == 0;
     }
     if (n <= 0)
         return false;
@@ -233,8 +242,9 @@ static bool find_preload(char *out, size_t size)
     slash = strrchr(exe, '/');
     *slash = '\0';
     for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
-        snprintf(out, size, "%s%s/libobjmem-preload.so", exe, where[i]);
-        if (access(out, R_OK) == 0)
+        int len = snprintf(out, size, "%s%s/libobjmem-preload.so", exe,
+                           where[i]);
+        if (len >= 0 && (size_t)len < size && access(out, R_OK) == 0)
             return true;
     }
     return false;
@@ -298,7 +308,8 @@ static bool find_report(const char *dir, long pid, size_t *others,
         struct report r;
         if (e->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (!join_path(path, sizeof(path), dir, e->d_name))
+            continue;
         text = read_file(path);
         if (!parse_report(text, &r)) {
             free(text);
@@ -325,8 +336,8 @@ static void remove_dir(const char *dir)
         char path[PATH_MAX];
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
+        if (join_path(path, sizeof(path), dir, e->d_name))
+            unlink(path);
     }
     if (d)
         closedir(d);
