@@ -188,9 +188,11 @@ static bool claim(struct arena *a, struct pool *pool)
     return false;
 }
 
-/* Take free pool i (its bit is set in dirty or clean) and make it USED. */
+/* Take free pool i (its bit is set in dirty or clean) and make it USED;
+ * a reservation on it ends. */
 static void take_index(struct arena *a, size_t i)
 {
+    bit_clear(a->reserved, i);
     if (bit_test(a->dirty, i)) {
         bit_clear(a->dirty, i);
         a->ndirty--;
@@ -201,13 +203,64 @@ static void take_index(struct arena *a, size_t i)
     (void)claim(a, &a->pools[i]);
 }
 
+/* Lowest index set in map and not in mask, or -1. */
+static int lowest_bit_but(const uint64_t *map, const uint64_t *mask)
+{
+    for (int w = 0; w < (int)(POOLS_PER_ARENA / 64); w++)
+        if (map[w] & ~mask[w])
+            return w * 64 + __builtin_ctzll(map[w] & ~mask[w]);
+    return -1;
+}
+
+/* A free pool: a dirty one first (resident), then a clean one; a reserved
+ * one only when there is nothing else. */
 struct pool *omi_arena_take_pool(struct arena *a)
 {
-    int i = lowest_bit(a->ndirty > 0 ? a->dirty : a->clean);
+    int i = lowest_bit_but(a->dirty, a->reserved);
 
+    if (i < 0)
+        i = lowest_bit_but(a->clean, a->reserved);
+    if (i < 0)
+        i = lowest_bit(a->ndirty > 0 ? a->dirty : a->clean);
     OM_ASSERT(a->nfree > 0 && i >= (int)META_POOLS);
     take_index(a, (size_t)i);
     return &a->pools[i];
+}
+
+struct pool *omi_arena_take_reserving(struct arena *a, size_t n)
+{
+    size_t run = 0;
+
+    if (a->nfree < n)
+        return NULL;
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+        run = (bit_test(a->dirty, i) || bit_test(a->clean, i)) &&
+              !bit_test(a->reserved, i) ? run + 1 : 0;
+        if (run == n) {
+            size_t first = i + 1 - n;
+            take_index(a, first);
+            for (size_t j = first + 1; j <= i; j++)
+                a->reserved[j / 64] |= (uint64_t)1 << (j % 64);
+            return &a->pools[first];
+        }
+    }
+    return NULL;
+}
+
+bool omi_arena_is_reserved(const struct arena *a, const struct pool *pool)
+{
+    return bit_test(a->reserved, omi_pool_index(pool));
+}
+
+bool omi_arena_take_reserved(struct arena *a, struct pool *pool)
+{
+    size_t i = omi_pool_index(pool);
+
+    if (!bit_test(a->reserved, i))
+        return false;
+    OM_ASSERT(bit_test(a->dirty, i) || bit_test(a->clean, i));
+    take_index(a, i);
+    return true;
 }
 
 struct pool *omi_arena_take_run(struct arena *a, size_t n)
@@ -434,6 +487,10 @@ static int check_bits(const struct arena *a)
         ndirty_state += i >= META_POOLS &&
                         omi_pool_state(pool) == POOL_DIRTY;
     }
+    for (size_t w = 0; w < POOLS_PER_ARENA / 64; w++)
+        if (a->reserved[w] & ~(a->dirty[w] | a->clean[w]))
+            return omi_check_fail("arena.6", a, "a reserved pool is not "
+                                  "free (word %zu)", w);
     if (a->nfree != nd + nc || a->ndirty != nd ||
         omi_arena_dirty_count(a) != ndirty_state)
         return omi_check_fail("arena.4", a, "nfree %u ndirty %u dirty_count "

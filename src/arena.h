@@ -31,6 +31,8 @@ struct heap;
  *      DIRTY or CLEAN; clean bit => CLEAN; USED/FULL/TAIL => no bit.
  *   4. nfree == |dirty| + |clean|, ndirty == |dirty|,
  *      omi_arena_dirty_count() == pools in state DIRTY.
+ *   6. reserved bit => dirty or clean bit (a reserved pool is free).
+ *      (5, the owner heap is a known heap, is check.c's.)
  */
 struct arena {
     struct heap *heap;          /* owner */
@@ -50,6 +52,9 @@ struct arena {
     _Atomic uint32_t pins;      /* purger threads working in the arena */
     uint64_t dirty[POOLS_PER_ARENA / 64];   /* DIRTY pools */
     uint64_t clean[POOLS_PER_ARENA / 64];   /* CLEAN pools */
+    /* Owner only: free pools kept for the small class that took the pool
+     * just before them (heap.c, the pool runs); taken by others last. */
+    uint64_t reserved[POOLS_PER_ARENA / 64];
     /* Owner heap only: the partial pools of each class (USED, not the
      * heap's first pool of the class), and this arena's links in the
      * heap's list of arenas that have any (heap.c). */
@@ -125,6 +130,19 @@ struct pool *omi_arena_take_pool(struct arena *a);
  * NULL when a has none.  The caller owns a.
  */
 struct pool *omi_arena_take_run(struct arena *a, size_t n);
+
+/*
+ * Find a run of n contiguous free pools none of which is reserved, take
+ * the first (made USED) and reserve the others; NULL when a has none.
+ */
+struct pool *omi_arena_take_reserving(struct arena *a, size_t n);
+
+/* Take pool, if it is still reserved (free), and make it USED; false when
+ * another take has had it meanwhile. */
+bool omi_arena_take_reserved(struct arena *a, struct pool *pool);
+
+/* Whether pool is a reserved free pool. */
+bool omi_arena_is_reserved(const struct arena *a, const struct pool *pool);
 
 /* Put back a pool that has just become free (it is resident). */
 void omi_arena_put_pool(struct arena *a, struct pool *pool);

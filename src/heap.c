@@ -214,15 +214,51 @@ static struct arena *add_arena(struct heap *h)
     return a;
 }
 
-/* Take n free pools in a row from a (one: any pool) and keep the heap's
- * counts; NULL when a has no such run. */
-static struct pool *take_from(struct heap *h, struct arena *a, size_t n)
+/*
+ * Pool runs.  A small class's pools are handed out one at a time, and
+ * other classes take theirs in between, so without help the pools of a
+ * class lie scattered: a walk over objects made one after another (a
+ * collection, CPython's above all) crosses a page at every pool and finds
+ * no neighbour to prefetch.  So a small class that needs a pool from
+ * scratch takes the first of RUN_POOLS free pools in a row and reserves
+ * the others: they stay free (untouched, purgeable), but other takes
+ * leave them until nothing else is free, and the class's next pools come
+ * from them in order.  CPython's gc.collect, 10 times, medians of 6 runs
+ * against pymalloc's (16 KiB pools) on the same runs: over 300,000 fresh
+ * [i, i] lists 0.154 -> 0.106 s (pymalloc 0.120); over 150,000 fresh
+ * dicts holding a str and a list 0.420 -> 0.274 s (0.288).  Runs of 4
+ * gave 0.329 for the dicts, of 16 0.247: 8, as runs of 16 free pools are
+ * harder to find in a heap that has been used a while.
+ */
+#define RUN_POOLS 8
+#define RUN_SEARCH_ARENAS 4
+
+enum take { TAKE_ONE, TAKE_RUN, TAKE_RESERVING, TAKE_RESERVED };
+
+/* Take from a - one pool, a run of n, the first of a run of n reserving
+ * the rest, or the reserved pool want - and keep the heap's counts; NULL
+ * when a has no such pool. */
+static struct pool *take_from(struct heap *h, struct arena *a, size_t n,
+                              enum take how, struct pool *want)
 {
     unsigned old = a->nfree;
     size_t hints = a->ndirty;
-    struct pool *pool;
+    struct pool *pool = NULL;
 
-    pool = n == 1 ? omi_arena_take_pool(a) : omi_arena_take_run(a, n);
+    switch (how) {
+    case TAKE_ONE:
+        pool = omi_arena_take_pool(a);
+        break;
+    case TAKE_RUN:
+        pool = omi_arena_take_run(a, n);
+        break;
+    case TAKE_RESERVING:
+        pool = omi_arena_take_reserving(a, n);
+        break;
+    case TAKE_RESERVED:
+        pool = omi_arena_take_reserved(a, want) ? want : NULL;
+        break;
+    }
     if (!pool)
         return NULL;
     if (old == USABLE_POOLS)
@@ -238,21 +274,57 @@ static struct pool *take_from(struct heap *h, struct arena *a, size_t n)
  * run from the fullest arena that has one, which may take a walk over
  * the bins (a new span is needed once per 4 or more medium blocks).
  */
+/* A pool for small class sc: its reserved next pool, or the first of a
+ * new run in one of the fullest arenas, or any free pool. */
+static struct pool *take_small(struct heap *h, unsigned sc)
+{
+    struct pool *pool = h->next_pool[sc];
+    struct arena *a;
+    unsigned looked = 0;
+
+    h->next_pool[sc] = NULL;
+    if (pool && (pool = take_from(h, omi_arena_of_pool(pool), 1,
+                                  TAKE_RESERVED, pool))) {
+        if (omi_pool_index(pool) + 1 < POOLS_PER_ARENA &&
+            omi_arena_is_reserved(omi_arena_of_pool(pool), pool + 1))
+            h->next_pool[sc] = pool + 1;
+        return pool;
+    }
+    for (uint64_t m = h->binmap; m && looked < RUN_SEARCH_ARENAS;
+         m &= m - 1)
+        for (a = h->bins[__builtin_ctzll(m)];
+             a && looked < RUN_SEARCH_ARENAS; a = a->next, looked++)
+            if ((pool = take_from(h, a, RUN_POOLS, TAKE_RESERVING, NULL))) {
+                h->next_pool[sc] = pool + 1;
+                return pool;
+            }
+    if ((a = bin_fullest(h)))
+        return take_from(h, a, 1, TAKE_ONE, NULL);
+    if (!(a = add_arena(h)))
+        return NULL;
+    pool = take_from(h, a, RUN_POOLS, TAKE_RESERVING, NULL);
+    h->next_pool[sc] = pool + 1;
+    return pool;
+}
+
 static struct pool *take_pool(struct heap *h, unsigned sc)
 {
     size_t n = omi_class_pages(sc);
     struct pool *pool = NULL;
     struct arena *a;
 
-    if (n == 1 && (a = bin_fullest(h)))
-        pool = take_from(h, a, 1);
-    for (uint64_t m = n > 1 ? h->binmap : 0; m && !pool; m &= m - 1)
+    if (sc < NSMALL) {
+        if (!(pool = take_small(h, sc)))
+            return NULL;
+        n = 0;                  /* taken */
+    }
+    for (uint64_t m = n > 0 ? h->binmap : 0; m && !pool; m &= m - 1)
         for (a = h->bins[__builtin_ctzll(m)]; a && !pool; a = a->next)
-            pool = take_from(h, a, n);
+            pool = take_from(h, a, n, n == 1 ? TAKE_ONE : TAKE_RUN, NULL);
     if (!pool) {
         if (!(a = add_arena(h)))
             return NULL;
-        pool = take_from(h, a, n);
+        pool = take_from(h, a, n, n == 1 ? TAKE_ONE : TAKE_RUN, NULL);
     }
     omi_pool_init(pool, sc);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
@@ -261,6 +333,9 @@ static struct pool *take_pool(struct heap *h, unsigned sc)
 
 static void release_arena(struct heap *h, struct arena *a)
 {
+    for (unsigned sc = 0; sc < NSMALL; sc++)
+        if (h->next_pool[sc] && omi_arena_of_pool(h->next_pool[sc]) == a)
+            h->next_pool[sc] = NULL;
     bin_remove(h, a);
     h->ndirty -= a->ndirty;
     h->nempty--;
@@ -827,10 +902,31 @@ static OM_NO_ASAN int check_caches(const struct heap *h)
     return 0;
 }
 
+/* Invariant 7: the reserved next pools are in our arenas. */
+static int check_next_pools(const struct heap *h)
+{
+    for (unsigned sc = 0; sc < NSMALL; sc++) {
+        const struct pool *pool = h->next_pool[sc];
+        const struct arena *a;
+        if (!pool)
+            continue;
+        for (a = omi_arena_first(); a; a = a->all_next)
+            if (a == omi_arena_of_pool(pool))
+                break;
+        if (!a || a->heap != h || omi_pool_index(pool) < META_POOLS)
+            return omi_check_fail("heap.7", pool, "next pool of class %u "
+                                  "not in an arena of its heap", sc);
+    }
+    return 0;
+}
+
 int omi_heap_check(const struct heap *h)
 {
     size_t ndirty;
     int rc;
+
+    if ((rc = check_next_pools(h)))
+        return rc;
 
     if ((rc = check_first(h)) || (rc = check_partials(h)) ||
         (rc = check_bins(h, &ndirty)))

@@ -62,11 +62,14 @@ struct cache {
  *   6. Every block in cache[sc] lies in a USED or FULL pool of class sc of
  *      this heap, at a block boundary; count is the list's length.  Only
  *      the small classes have a cache: a medium free goes to its span.
+ *   7. next_pool[sc] is NULL or a pool of an arena of this heap.
  */
 struct heap {
     struct pool *first[NCLASSES];       /* allocation pool of each class */
     struct cache cache[NSMALL];         /* block caches: the fast paths */
     struct arena *partial_arenas[NCLASSES];    /* arenas with partials */
+    struct pool *next_pool[NSMALL];     /* the reserved pool after the
+                                           class's last new pool, or NULL */
     _Atomic(void *) remote;             /* blocks freed by other threads */
     _Atomic int state;                  /* enum heap_state */
     _Atomic int collect_request;        /* 0, 1 (collect) or 2 (force) */
