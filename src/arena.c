@@ -227,24 +227,37 @@ struct pool *omi_arena_take_pool(struct arena *a)
     return &a->pools[i];
 }
 
-struct pool *omi_arena_take_reserving(struct arena *a, size_t n)
+/* The lowest run of n set bits inside one word of map (n <= 64): its
+ * first index, or -1.  A run across two words is not seen. */
+static int lowest_run(const uint64_t *map, size_t n)
 {
-    size_t run = 0;
-
-    if (a->nfree < n)
-        return NULL;
-    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
-        run = (bit_test(a->dirty, i) || bit_test(a->clean, i)) &&
-              !bit_test(a->reserved, i) ? run + 1 : 0;
-        if (run == n) {
-            size_t first = i + 1 - n;
-            take_index(a, first);
-            for (size_t j = first + 1; j <= i; j++)
-                a->reserved[j / 64] |= (uint64_t)1 << (j % 64);
-            return &a->pools[first];
-        }
+    for (int w = 0; w < (int)(POOLS_PER_ARENA / 64); w++) {
+        uint64_t starts = map[w];
+        for (size_t k = 1; k < n && starts; k++)
+            starts &= map[w] >> k;
+        if (starts)
+            return w * 64 + __builtin_ctzll(starts);
     }
-    return NULL;
+    return -1;
+}
+
+struct pool *omi_arena_take_reserving(struct arena *a, size_t n,
+                                      bool dirty_only)
+{
+    uint64_t map[POOLS_PER_ARENA / 64];
+    int first;
+
+    if ((dirty_only ? a->ndirty : a->nfree) < n)
+        return NULL;
+    for (size_t w = 0; w < POOLS_PER_ARENA / 64; w++)
+        map[w] = (a->dirty[w] | (dirty_only ? 0 : a->clean[w])) &
+                 ~a->reserved[w];
+    if ((first = lowest_run(map, n)) < 0)
+        return NULL;
+    take_index(a, (size_t)first);
+    for (size_t j = (size_t)first + 1; j < (size_t)first + n; j++)
+        a->reserved[j / 64] |= (uint64_t)1 << (j % 64);
+    return &a->pools[first];
 }
 
 bool omi_arena_is_reserved(const struct arena *a, const struct pool *pool)

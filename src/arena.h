@@ -132,10 +132,12 @@ struct pool *omi_arena_take_pool(struct arena *a);
 struct pool *omi_arena_take_run(struct arena *a, size_t n);
 
 /*
- * Find a run of n contiguous free pools none of which is reserved, take
+ * Find a run of n contiguous free pools (dirty ones only, if dirty_only)
+ * none of which is reserved, inside one 64-pool word of the bitmaps; take
  * the first (made USED) and reserve the others; NULL when a has none.
  */
-struct pool *omi_arena_take_reserving(struct arena *a, size_t n);
+struct pool *omi_arena_take_reserving(struct arena *a, size_t n,
+                                      bool dirty_only);
 
 /* Take pool, if it is still reserved (free), and make it USED; false when
  * another take has had it meanwhile. */

@@ -233,7 +233,8 @@ static struct arena *add_arena(struct heap *h)
 #define RUN_POOLS 8
 #define RUN_SEARCH_ARENAS 4
 
-enum take { TAKE_ONE, TAKE_RUN, TAKE_RESERVING, TAKE_RESERVED };
+enum take { TAKE_ONE, TAKE_RUN, TAKE_RESERVING, TAKE_RESERVING_DIRTY,
+            TAKE_RESERVED };
 
 /* Take from a - one pool, a run of n, the first of a run of n reserving
  * the rest, or the reserved pool want - and keep the heap's counts; NULL
@@ -253,7 +254,8 @@ static struct pool *take_from(struct heap *h, struct arena *a, size_t n,
         pool = omi_arena_take_run(a, n);
         break;
     case TAKE_RESERVING:
-        pool = omi_arena_take_reserving(a, n);
+    case TAKE_RESERVING_DIRTY:
+        pool = omi_arena_take_reserving(a, n, how == TAKE_RESERVING_DIRTY);
         break;
     case TAKE_RESERVED:
         pool = omi_arena_take_reserved(a, want) ? want : NULL;
@@ -275,7 +277,9 @@ static struct pool *take_from(struct heap *h, struct arena *a, size_t n,
  * the bins (a new span is needed once per 4 or more medium blocks).
  */
 /* A pool for small class sc: its reserved next pool, or the first of a
- * new run in one of the fullest arenas, or any free pool. */
+ * new run in one of the fullest arenas (of resident pools if the arena
+ * has any: a batch loop's next round must not fault its pages in again),
+ * or any free pool, resident first. */
 static struct pool *take_small(struct heap *h, unsigned sc)
 {
     struct pool *pool = h->next_pool[sc];
@@ -294,7 +298,9 @@ static struct pool *take_small(struct heap *h, unsigned sc)
          m &= m - 1)
         for (a = h->bins[__builtin_ctzll(m)];
              a && looked < RUN_SEARCH_ARENAS; a = a->next, looked++)
-            if ((pool = take_from(h, a, RUN_POOLS, TAKE_RESERVING, NULL))) {
+            if ((pool = take_from(h, a, RUN_POOLS, a->ndirty > 0 ?
+                                  TAKE_RESERVING_DIRTY : TAKE_RESERVING,
+                                  NULL))) {
                 h->next_pool[sc] = pool + 1;
                 return pool;
             }
