@@ -183,6 +183,14 @@ static OM_NO_ASAN void *small_calloc(size_t nelem, size_t elsize)
     return p;
 }
 
+/* Keep p when size fits it and uses more than half of it (a quarter for
+ * a small block, as CPython's); else move it. */
+static bool fits(size_t size, size_t usable)
+{
+    return size <= usable && (usable <= SMALL_THRESHOLD ? 4 * size > 3 *
+                              usable : 2 * size > usable);
+}
+
 /*
  * CPython's rules: a block shrinking by less than a quarter stays; a
  * foreign block stays with RAW; otherwise allocate, copy, free.
@@ -197,7 +205,7 @@ static OM_NO_ASAN void *small_realloc(void *p, size_t size)
     old = small_size(p);
     if (old == 0)
         return om_raw_realloc(p, size);
-    if (size <= old && 4 * size > 3 * old)
+    if (fits(size, old))
         return p;
     q = small_alloc(size);
     if (!q)
@@ -417,14 +425,6 @@ size_t om_gp_usable_size(const void *p)
     if ((size = small_size(p)) || (size = omi_large_size(p)))
         return size;
     return foreign.usable_size ? foreign.usable_size(p) : 0;
-}
-
-/* Keep p when size fits it and uses more than half of it (a quarter for
- * a small block, as CPython's); else move it. */
-static bool fits(size_t size, size_t usable)
-{
-    return size <= usable && (usable <= SMALL_THRESHOLD ? 4 * size > 3 *
-                              usable : 2 * size > usable);
 }
 
 OM_NO_ASAN void *om_gp_realloc(void *p, size_t size)
