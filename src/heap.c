@@ -270,12 +270,6 @@ static struct pool *take_from(struct heap *h, struct arena *a, size_t n,
     return pool;
 }
 
-/*
- * A free pool for class sc (a span's run of pools for a medium class),
- * made USED; NULL if no memory.  A pool comes from the fullest arena; a
- * run from the fullest arena that has one, which may take a walk over
- * the bins (a new span is needed once per 4 or more medium blocks).
- */
 /* A pool for small class sc: its reserved next pool, or the first of a
  * new run in one of the fullest arenas (of resident pools if the arena
  * has any: a batch loop's next round must not fault its pages in again),
@@ -313,25 +307,32 @@ static struct pool *take_small(struct heap *h, unsigned sc)
     return pool;
 }
 
-static struct pool *take_pool(struct heap *h, unsigned sc)
+/* The pools of a medium class's span: the fullest arena with a run of
+ * them (one pool: the fullest arena), else a new arena. */
+static struct pool *take_span(struct heap *h, size_t n)
 {
-    size_t n = omi_class_pages(sc);
+    enum take how = n == 1 ? TAKE_ONE : TAKE_RUN;
     struct pool *pool = NULL;
     struct arena *a;
 
-    if (sc < NSMALL) {
-        if (!(pool = take_small(h, sc)))
-            return NULL;
-        n = 0;                  /* taken */
-    }
-    for (uint64_t m = n > 0 ? h->binmap : 0; m && !pool; m &= m - 1)
+    for (uint64_t m = h->binmap; m && !pool; m &= m - 1)
         for (a = h->bins[__builtin_ctzll(m)]; a && !pool; a = a->next)
-            pool = take_from(h, a, n, n == 1 ? TAKE_ONE : TAKE_RUN, NULL);
-    if (!pool) {
-        if (!(a = add_arena(h)))
-            return NULL;
-        pool = take_from(h, a, n, n == 1 ? TAKE_ONE : TAKE_RUN, NULL);
-    }
+            pool = take_from(h, a, n, how, NULL);
+    if (!pool && (a = add_arena(h)))
+        pool = take_from(h, a, n, how, NULL);
+    return pool;
+}
+
+/* A free pool for class sc (a span's run of pools for a medium class),
+ * made USED and threaded; NULL if no memory.  A run may take a walk over
+ * the bins, but a new span is needed once per 4 or more medium blocks. */
+static struct pool *take_pool(struct heap *h, unsigned sc)
+{
+    struct pool *pool = sc < NSMALL ? take_small(h, sc)
+                                    : take_span(h, omi_class_pages(sc));
+
+    if (!pool)
+        return NULL;
     omi_pool_init(pool, sc);
     atomic_store_explicit(&pool->owner, (uintptr_t)h, memory_order_relaxed);
     return pool;

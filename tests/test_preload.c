@@ -322,54 +322,49 @@ static void test_tool_run(void **state)
     assert_string_equal(out_shim, "status 138\n");
 }
 
+/* Run the objmem command with args (env prepended); its status, with its
+ * output read into out_shim and err. */
+static int tool(const char *env, const char *args)
+{
+    char cmd[2048];
+    int status;
+
+    snprintf(cmd, sizeof(cmd), "%s %s", TOOL, args);
+    status = run(env, cmd);
+    read_out(out_shim);
+    return status;
+}
+
 /* Errors: one clear line and a non-zero status. */
 static void test_tool_errors(void **state)
 {
-    char cmd[512];
-
-    snprintf(cmd, sizeof(cmd), "%s run -- /no/such/program", TOOL);
-    assert_int_equal(run("", cmd), 127);
-    read_out(out_shim);
+    assert_int_equal(tool("", "run -- /no/such/program"), 127);
     assert_string_equal(err, "objmem: cannot run '/no/such/program': No "
                              "such file or directory\n");
-    snprintf(cmd, sizeof(cmd), "%s stats /etc/hostname", TOOL);
-    assert_int_equal(run("", cmd), 1);
-    read_out(out_shim);
+    assert_int_equal(tool("", "stats /etc/hostname"), 1);
     assert_string_equal(err, "objmem: /etc/hostname: not an objmem "
                              "report\n");
-    snprintf(cmd, sizeof(cmd), "%s stats /no/such/file", TOOL);
-    assert_int_equal(run("", cmd), 1);
-    read_out(out_shim);
+    assert_int_equal(tool("", "stats /no/such/file"), 1);
     assert_string_equal(err, "objmem: /no/such/file: No such file or "
                              "directory\n");
-    snprintf(cmd, sizeof(cmd), "%s frobnicate", TOOL);
-    assert_int_equal(run("", cmd), 2);
-    read_out(out_shim);
+    assert_int_equal(tool("", "frobnicate"), 2);
     assert_non_null(strstr(err, "objmem: unknown verb 'frobnicate'\n"));
-    snprintf(cmd, sizeof(cmd), "%s --help", TOOL);
-    assert_int_equal(run("", cmd), 0);
-    read_out(out_shim);
+    assert_int_equal(tool("", "--help"), 0);
     assert_non_null(strstr(out_shim, "usage: objmem VERB"));
 }
 
 /* objmem config: each option, its value and where it came from. */
 static void test_tool_config(void **state)
 {
-    char cmd[512];
-
-    snprintf(cmd, sizeof(cmd), "%s config", TOOL);
-    assert_int_equal(run("OBJMEM_CONF=purge_delay:40,output:x.%p "
-                         "OBJMEM_OUTPUT=y.%p", cmd), 0);
-    read_out(out_shim);
+    assert_int_equal(tool("OBJMEM_CONF=purge_delay:40,output:x.%p "
+                          "OBJMEM_OUTPUT=y.%p", "config"), 0);
     assert_non_null(strstr(out_shim, "purge_delay  40                 "
                                      "OBJMEM_CONF "));
     assert_non_null(strstr(out_shim, "output       y.%p               "
                                      "OBJMEM_OUTPUT "));
     assert_non_null(strstr(out_shim, "show_stats   0                  "
                                      "default "));
-    snprintf(cmd, sizeof(cmd), "%s config --env", TOOL);
-    assert_int_equal(run("OBJMEM_VERBOSE=yes", cmd), 0);
-    read_out(out_shim);
+    assert_int_equal(tool("OBJMEM_VERBOSE=yes", "config --env"), 0);
     assert_non_null(strstr(out_shim, "OBJMEM_VERBOSE='yes'\n"));
 }
 
