@@ -624,6 +624,169 @@ OM_API om_object *om_weakvaluedict_get(om_object *d, om_object *key);
 OM_API int om_weakvaluedict_del(om_object *d, om_object *key);
 OM_API size_t om_weakvaluedict_len(om_object *d);
 
+/* ---- 9. Tracing ----
+ *
+ * tracemalloc in C (PEP 454).  While tracing, every block allocated
+ * through the three domains (and every block a runtime reports with
+ * om_trace_track) has a trace: its size, its domain and the traceback of
+ * its allocation, up to a limit of frames.  Tracing wraps the domain
+ * tables, as the debug hooks do; its own memory comes from the OS, never
+ * from objmem, and an allocation whose trace cannot be recorded still
+ * succeeds (the trace is counted as lost).
+ *
+ * Frames come from the C call stack (unwound with DWARF call-frame
+ * information, symbolised when a snapshot is taken), or from a frame
+ * source the runtime installs, which gives its own files and lines.
+ * OBJMEM_TRACE=N starts tracing with N frames, as PYTHONTRACEMALLOC;
+ * OBJMEM_TRACE_SAMPLE=BYTES samples instead (below).
+ */
+struct om_frame {
+    const char *filename;       /* source or module path; "<unknown>" */
+    const char *function;       /* NULL when not known */
+    unsigned int lineno;        /* 0 when not known */
+    const void *pc;             /* C frames: the return address; else NULL */
+};
+
+struct om_traceback {
+    unsigned int nframe;        /* frames kept, at most the limit */
+    unsigned int total_nframe;  /* frames the stack had */
+    struct om_frame frames[];   /* frames[0]: the most recent call */
+};
+
+/* Start tracing with tracebacks of up to nframes frames (1..128): 0, or
+ * -EINVAL.  Already tracing: the limit changes for new traces. */
+OM_API int om_trace_start(int nframes);
+/* Stop tracing and forget every trace (snapshots stay valid). */
+OM_API void om_trace_stop(void);
+OM_API bool om_trace_is_tracing(void);
+OM_API int om_trace_get_traceback_limit(void);
+/* Forget the traces, keep tracing. */
+OM_API void om_trace_clear_traces(void);
+/* The bytes of the traced blocks now and at their peak ((0, 0) when not
+ * tracing).  Sampling: the estimates. */
+OM_API void om_trace_get_traced_memory(size_t *current, size_t *peak);
+OM_API void om_trace_reset_peak(void);
+/* Bytes of memory tracing uses for its own tables. */
+OM_API size_t om_trace_get_memory(void);
+/* Traces that could not be recorded (out of memory) since the start. */
+OM_API size_t om_trace_lost(void);
+
+/*
+ * Poisson sampling by bytes, as tcmalloc and jemalloc: each allocated byte
+ * is sampled with probability 1/mean_bytes, and a block is traced when
+ * one of its bytes is, with probability p = 1 - exp(-size/mean_bytes).
+ * Each sampled block stands for 1/p blocks and size/p bytes, so sums are
+ * unbiased; statistics carry their standard error.  Starts tracing (with
+ * 16 frames) when not tracing.  0, or -EINVAL for mean_bytes 0.
+ */
+OM_API int om_trace_start_sampling(size_t mean_bytes);
+/* The mean, or 0 when every block is traced. */
+OM_API size_t om_trace_sampling_mean(void);
+
+/*
+ * A frame source: fill frames[0..max) with the current thread's frames,
+ * most recent first, and return how many the stack has in all (more than
+ * max when it is deeper).  filename (and function) must stay valid until
+ * om_trace_stop: the runtime interns them.  It is called from inside the
+ * allocator: it must not allocate through a traced domain.  NULL restores
+ * the C call stack.
+ */
+typedef int (*om_frame_source_fn)(void *ctx, struct om_frame *frames,
+                                  int max);
+OM_API void om_trace_set_frame_source(om_frame_source_fn fn, void *ctx);
+
+/* PyTraceMalloc_Track / _Untrack for blocks a runtime allocates itself:
+ * 0; -EAGAIN when not tracing; -ENOMEM when the trace is lost.  Tracking
+ * a tracked pointer replaces its trace. */
+OM_API int om_trace_track(unsigned int domain, const void *ptr, size_t size);
+OM_API int om_trace_untrack(unsigned int domain, const void *ptr);
+
+/* The traceback of a traced block, or NULL (not traced, or not tracing).
+ * Valid until the next call from the same thread. */
+OM_API const struct om_traceback *om_trace_get_object_traceback(
+    const void *ptr);
+
+/*
+ * Snapshots: a copy of the traces, symbolised, that outlives tracing.
+ * The arrays that statistics, compare and filter return belong to the
+ * snapshot (compare: to now) and go with om_snapshot_free.  Errors:
+ * NULL or a negative errno code; take_snapshot when not tracing: EAGAIN.
+ */
+struct om_snapshot;
+
+enum om_key { OM_KEY_FILENAME, OM_KEY_LINENO, OM_KEY_TRACEBACK };
+
+struct om_statistic {
+    const struct om_traceback *traceback;
+    size_t size;                /* bytes (estimated when sampled) */
+    size_t count;               /* blocks (estimated when sampled) */
+    double size_error;          /* one standard error; 0 when exact */
+    double count_error;
+};
+
+struct om_statistic_diff {
+    const struct om_traceback *traceback;
+    size_t size;
+    ptrdiff_t size_diff;
+    size_t count;
+    ptrdiff_t count_diff;
+};
+
+/* tracemalloc.Filter: the pattern is fnmatch's (* ? [...]); lineno 0 is
+ * any line; domain -1 any domain; pattern NULL matches every file (a
+ * DomainFilter). */
+struct om_filter {
+    bool inclusive;
+    const char *filename_pattern;
+    unsigned int lineno;
+    bool all_frames;
+    int domain;
+};
+
+struct om_trace_info {
+    unsigned int domain;
+    size_t size;
+    const struct om_traceback *traceback;
+    double weight;              /* blocks this trace stands for (1: exact) */
+};
+
+OM_API struct om_snapshot *om_trace_take_snapshot(void);
+/* Biggest first.  cumulative (FILENAME, LINENO only): every frame of a
+ * traceback counts, not only the most recent. */
+OM_API int om_snapshot_statistics(const struct om_snapshot *s, enum om_key key,
+                                  bool cumulative, struct om_statistic **out,
+                                  size_t *n);
+/* Biggest |size_diff| first; groups only in before have size 0. */
+OM_API int om_snapshot_compare(const struct om_snapshot *now,
+                               const struct om_snapshot *before,
+                               enum om_key key, bool cumulative,
+                               struct om_statistic_diff **out, size_t *n);
+/* A new snapshot with the traces that pass: one inclusive filter at
+ * least (when there are any), no exclusive one. */
+OM_API struct om_snapshot *om_snapshot_filter(const struct om_snapshot *s,
+                                              const struct om_filter *f,
+                                              size_t n);
+OM_API size_t om_snapshot_count(const struct om_snapshot *s);
+OM_API int om_snapshot_trace(const struct om_snapshot *s, size_t i,
+                             struct om_trace_info *out);
+OM_API int om_snapshot_traceback_limit(const struct om_snapshot *s);
+/* What tracing said when the snapshot was taken. */
+struct om_snapshot_info {
+    size_t ntraces;
+    int traceback_limit;
+    size_t sample_mean;         /* 0: every block traced */
+    size_t lost;                /* traces lost for want of memory */
+    size_t current, peak;       /* traced memory */
+};
+OM_API void om_snapshot_get_info(const struct om_snapshot *s,
+                                 struct om_snapshot_info *out);
+/* Write to path: 0 or -errno.  Load: NULL with errno (EINVAL: not a
+ * capture or a damaged one; om_snapshot_load_error says what is wrong). */
+OM_API int om_snapshot_dump(const struct om_snapshot *s, const char *path);
+OM_API struct om_snapshot *om_snapshot_load(const char *path);
+OM_API const char *om_snapshot_load_error(void);
+OM_API void om_snapshot_free(struct om_snapshot *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 #include "large.h"
 #include "object.h"
 #include "purge.h"
+#include "trace.h"
 
 static bool heap_is_checked(const struct heap *h)
 {
@@ -91,6 +92,8 @@ int om_check(void)
         rc = omi_str_check();
     if (rc == 0)
         rc = omi_gc_check();
+    if (rc == 0)
+        rc = omi_trace_check();
     omi_purge_resume();
     return rc;
 }

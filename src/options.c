@@ -59,6 +59,17 @@ static struct option options[OMI_OPT_COUNT] = {
     [OMI_OPT_CHILDREN] = { "children", "OBJMEM_CHILDREN", BOOL, "1",
         "programs this one starts run on objmem too (the shim)", NULL,
         "" },
+    [OMI_OPT_TRACE] = { "trace", "OBJMEM_TRACE", LONG, "0",
+        "trace every allocation with tracebacks of this many frames "
+        "(1..128; 0: off), as PYTHONTRACEMALLOC", NULL, "" },
+    [OMI_OPT_TRACE_SAMPLE] = { "trace_sample", "OBJMEM_TRACE_SAMPLE", LONG,
+        "0", "trace a sample instead: one sampled byte per this many, on "
+        "average (512 KiB is cheap enough for production; 0: off)", NULL,
+        "" },
+    [OMI_OPT_TRACE_FILE] = { "trace_file", "OBJMEM_TRACE_FILE", STRING,
+        "objmem.%e.%p.trace", "the capture file a traced run writes at "
+        "exit (%p: the pid, %e: the program's name); SIGUSR2 writes "
+        "NAME.1, NAME.2, ... meanwhile", NULL, "" },
 };
 
 #define MAX_WARNINGS 8

@@ -14,6 +14,9 @@ enum omi_opt {
     OMI_OPT_VERBOSE,
     OMI_OPT_PURGE_DELAY,
     OMI_OPT_CHILDREN,
+    OMI_OPT_TRACE,
+    OMI_OPT_TRACE_SAMPLE,
+    OMI_OPT_TRACE_FILE,
     OMI_OPT_COUNT
 };
 
@@ -26,6 +29,10 @@ void omi_options_load(void);
 const char *omi_option_str(enum omi_opt opt);
 long omi_option_long(enum omi_opt opt);
 bool omi_option_bool(enum omi_opt opt);
+
+/* report.c: expand a file name pattern (%p the pid, %e the program's
+ * name, %% a %) into out.  Uses snprintf: not on allocation paths. */
+void omi_report_expand(char *out, size_t size, const char *pattern);
 
 /* om_option_get and om_option_warning (objmem.h) list them all. */
 

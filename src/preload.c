@@ -47,6 +47,7 @@
 #include "large.h"
 #include "options.h"
 #include "os.h"
+#include "trace.h"
 
 #pragma GCC visibility push(default)
 void *__libc_malloc(size_t size);
@@ -59,7 +60,9 @@ void *__libc_pvalloc(size_t size);
 int malloc_trim(size_t pad);
 #pragma GCC visibility pop
 
-enum mode { MODE_UNSET, MODE_STARTING, MODE_FAST, MODE_DEBUG };
+/* FAST: om_gp_* directly.  TRACE and DEBUG: through the RAW domain, which
+ * is om_gp_allocator wrapped by tracing or by the debug hooks (or both). */
+enum mode { MODE_UNSET, MODE_STARTING, MODE_FAST, MODE_TRACE, MODE_DEBUG };
 
 static _Atomic int mode;
 
@@ -109,6 +112,25 @@ static const struct omi_gp_foreign foreign = {
 
 /* ---- Start-up ---- */
 
+/* Tracing from the shim: the capture module must not start it from its
+ * constructor, before the RAW domain is objmem's (start() does). */
+bool omi_capture_auto = false;
+
+static void trace_entries(void)
+{
+    static const void *const fns[] = {
+        (const void *)malloc, (const void *)free, (const void *)calloc,
+        (const void *)realloc, (const void *)reallocarray,
+        (const void *)posix_memalign, (const void *)aligned_alloc,
+        (const void *)memalign, (const void *)valloc, (const void *)pvalloc,
+        (const void *)__libc_malloc, (const void *)__libc_calloc,
+        (const void *)__libc_realloc, (const void *)__libc_memalign,
+    };
+
+    for (size_t i = 0; i < OM_ARRAY_LEN(fns); i++)
+        omi_trace_add_entry(fns[i]);
+}
+
 static void start(void)
 {
     int expected = MODE_UNSET;
@@ -124,12 +146,20 @@ static void start(void)
         om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
         om_setup_debug_hooks();
         atomic_store(&mode, MODE_DEBUG);
+    } else if (omi_option_long(OMI_OPT_TRACE) > 0 ||
+               omi_option_long(OMI_OPT_TRACE_SAMPLE) > 0) {
+        om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
+        atomic_store(&mode, MODE_TRACE);
     } else {
         atomic_store(&mode, MODE_FAST);
+        return;
     }
+    trace_entries();
+    omi_capture_start();
 }
 
-OM_INLINE bool debug_mode(void)
+/* The mode, starting objmem at the first call. */
+OM_INLINE int current_mode(void)
 {
     int m = atomic_load_explicit(&mode, memory_order_relaxed);
 
@@ -137,7 +167,18 @@ OM_INLINE bool debug_mode(void)
         start();
         m = atomic_load(&mode);
     }
-    return m == MODE_DEBUG;
+    return m;
+}
+
+OM_INLINE bool debug_mode(void)
+{
+    return current_mode() == MODE_DEBUG;
+}
+
+/* TRACE or DEBUG: every call goes through the RAW domain. */
+OM_INLINE bool domain_mode(void)
+{
+    return unlikely(current_mode() != MODE_FAST);
 }
 
 /* ---- Debug mode's over-aligned blocks ---- */
@@ -196,28 +237,32 @@ static void *debug_realloc(void *p, size_t size)
 
 EXPORT void *malloc(size_t size)
 {
-    if (unlikely(debug_mode()))
+    if (domain_mode())
         return om_raw_malloc(size);
     return om_gp_malloc(size);
 }
 
 EXPORT void free(void *p)
 {
-    if (unlikely(debug_mode()))
+    if (!domain_mode())
+        om_gp_free(p);
+    else if (debug_mode())
         debug_free(p);
     else
-        om_gp_free(p);
+        om_raw_free(p);
 }
 
 EXPORT void *calloc(size_t nelem, size_t elsize)
 {
-    if (unlikely(debug_mode()))
+    if (domain_mode())
         return om_raw_calloc(nelem, elsize);
     return om_gp_calloc(nelem, elsize);
 }
 
 EXPORT void *realloc(void *p, size_t size)
 {
+    if (domain_mode() && !debug_mode())
+        return om_raw_realloc(p, size);
     if (unlikely(debug_mode())) {
         if (p && size == 0) {
             debug_free(p);
@@ -239,11 +284,24 @@ EXPORT void *reallocarray(void *p, size_t nelem, size_t elsize)
     return realloc(p, size);
 }
 
+/* Tracing: an over-aligned block is om_gp's, traced in RAW by hand, so
+ * that free (om_raw_free) forgets it as any other. */
+static void *trace_aligned(size_t alignment, size_t size)
+{
+    void *p = om_gp_aligned_alloc(alignment, size);
+
+    if (p)
+        om_trace_track(OM_DOMAIN_RAW, p, size);
+    return p;
+}
+
 static void *aligned(size_t alignment, size_t size)
 {
-    if (unlikely(debug_mode()))
+    if (!domain_mode())
+        return om_gp_aligned_alloc(alignment, size);
+    if (debug_mode())
         return debug_aligned(alignment, size);
-    return om_gp_aligned_alloc(alignment, size);
+    return trace_aligned(alignment, size);
 }
 
 EXPORT int posix_memalign(void **out, size_t alignment, size_t size)

@@ -31,8 +31,8 @@
 #include "options.h"
 #include "os.h"
 
-/* Expand the output pattern: %p the pid, %e the program's name. */
-static void expand_output(char *out, size_t size, const char *pattern)
+/* Expand a file name pattern: %p the pid, %e the program's name. */
+void omi_report_expand(char *out, size_t size, const char *pattern)
 {
     char name[256] = "prog";
     const char *base = name;
@@ -72,7 +72,7 @@ static FILE *open_output(void)
         return fdopen(dup(2), "w");
     if (strcmp(o, "stdout") == 0)
         return fdopen(dup(1), "w");
-    expand_output(path, sizeof(path), o);
+    omi_report_expand(path, sizeof(path), o);
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     return fd < 0 ? NULL : fdopen(fd, "w");
 }

@@ -368,6 +368,112 @@ static void test_tool_config(void **state)
     assert_non_null(strstr(out_shim, "OBJMEM_VERBOSE='yes'\n"));
 }
 
+/* ---- Tracing: captures and the verbs that read them ---- */
+
+/* objmem run --trace: the capture at exit holds the leaks, by function,
+ * and none of the freed blocks; top and leaks read it. */
+static void test_trace_run(void **state)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), "%s run --trace=3 -- %s && ls", TOOL,
+             TRACE_VICTIM);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "  capture in objmem.trace_victim."));
+    assert_non_null(strstr(out_shim, "objmem.trace_victim."));
+    snprintf(cmd, sizeof(cmd), "%s top --by lineno objmem.trace_victim.*",
+             TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    /* 103 leaks, and perhaps the C library's own (stdio buffers). */
+    assert_non_null(strstr(out_shim, "#1: "));
+    assert_non_null(strstr(out_shim, " in victim_leak_big"));
+    assert_non_null(strstr(out_shim, "    14.6 KiB in 3 blocks (average "
+                                     "4.9 KiB)\n"));
+    assert_non_null(strstr(out_shim, " in victim_leak_small"));
+    assert_non_null(strstr(out_shim, "    3.9 KiB in 100 blocks (average "
+                                     "40 B)\n"));
+    snprintf(cmd, sizeof(cmd), "%s leaks objmem.trace_victim.* --limit 1",
+             TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "# objmem leaks (live at exit): "));
+    assert_non_null(strstr(out_shim, "#1: "));
+    assert_non_null(strstr(out_shim, " in victim_leak_big ["));
+    assert_non_null(strstr(out_shim, " in main ["));
+    assert_null(strstr(out_shim, "#2: "));
+}
+
+/* SIGUSR2 asks for a capture meanwhile (NAME.1), which the next traced
+ * allocation writes (its own trace included); diff compares two. */
+static void test_trace_signal_and_diff(void **state)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), "%s signal", TRACE_VICTIM);
+    assert_int_equal(run("OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=cap LD_PRELOAD="
+                         PRELOAD, cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s diff cap.1 cap --limit 2", TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "# objmem diff: cap.1 -> cap\n"));
+    assert_non_null(strstr(out_shim, "#1: "));
+    assert_non_null(strstr(out_shim, " in victim_leak_big"));
+    assert_non_null(strstr(out_shim, "    14.6 KiB (+9.8 KiB), 3 blocks "
+                                     "(+2)\n"));
+    assert_non_null(strstr(out_shim, "    3.9 KiB (+3.9 KiB), 100 blocks "
+                                     "(+100)\n"));
+}
+
+/* A damaged capture: one clear line, status 1. */
+static void test_trace_bad_capture(void **state)
+{
+    assert_int_equal(tool("", "top /etc/hostname"), 1);
+    assert_string_equal(err, "objmem: /etc/hostname: not an objmem capture "
+                             "(bad magic)\n");
+    assert_int_equal(tool("", "top /no/such/file"), 1);
+    assert_string_equal(err, "objmem: /no/such/file: No such file or "
+                             "directory\n");
+    assert_int_equal(tool("", "top a b"), 2);
+    assert_int_equal(tool("", "top --by size x"), 2);
+    assert_string_equal(err, "objmem: --by lineno, filename or traceback, "
+                             "not 'size'\n");
+}
+
+/* objmem python --trace: tracebacks name Python files and lines. */
+static void test_trace_python(void **state)
+{
+    char cmd[1024];
+
+    if (LAUNCHER[0] == '\0')
+        skip();
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "%s/app.py", tmp);
+    f = fopen(cmd, "w");
+    assert_non_null(f);
+    fputs("keep = []\n"
+          "def grow():\n"
+          "    for i in range(2000):\n"
+          "        keep.append(bytes(1000))\n"
+          "grow()\n"
+          "import os, signal\n"
+          "os.kill(os.getpid(), signal.SIGUSR2)\n"
+          "x = [1]\n", f);
+    fclose(f);
+    /* The bytes objects and the list's growth, all from line 4 (the
+     * script's name is as CPython gives it: a full path). */
+    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=py %s python --trace=4 "
+             "app.py && %s top py.1 --by traceback --limit 1", TOOL, TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(out_shim, "app.py:4 in grow\n        "));
+    assert_non_null(strstr(out_shim, "app.py:5 in <module>\n    2.0 MiB "
+                                     "in 2001 blocks (average 1.0 KiB)\n"));
+    assert_non_null(strstr(out_shim, "\n#1: /"));
+}
+
 /* ---- objmem-python: CPython embedded, every domain on objmem ---- */
 
 static void test_launcher(void **state)
@@ -432,6 +538,10 @@ int main(void)
         cmocka_unit_test(test_tool_errors),
         cmocka_unit_test(test_tool_config),
         cmocka_unit_test(test_launcher),
+        cmocka_unit_test(test_trace_run),
+        cmocka_unit_test(test_trace_signal_and_diff),
+        cmocka_unit_test(test_trace_bad_capture),
+        cmocka_unit_test(test_trace_python),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,6 +6,8 @@
  *   objmem stats [--json] FILE            a saved report, re-read (run.c)
  *   objmem python ARGS...                 python3 ARGS... on objmem: execs
  *                                         objmem-python (tools/python.c)
+ *   objmem top|leaks|diff CAPTURE...      read traced runs' captures
+ *                                         (reports.c)
  *   objmem config [--env]                 the options in force, and where
  *                                         each came from
  *   objmem tour                           the guided tour (tour.c)
@@ -42,11 +44,28 @@ static const char *HELP =
     "malloc\n"
     "        --conf K:V   more options (objmem config lists them)\n"
     "        --python     run python3 ARGS... with PYTHONMALLOC=malloc\n"
+    "        --trace[=N]  trace every block, tracebacks of N frames "
+    "(default 16),\n"
+    "                     and write a capture at exit (and on SIGUSR2):\n"
+    "                     objmem.PROG.PID.trace, for top, leaks and diff\n"
+    "        --sample=B   trace a sample instead: one byte in B on average "
+    "(512 KiB:\n"
+    "                     cheap enough for production); estimates with "
+    "their error\n"
     "        The exit status is CMD's (128 + N when signal N killed it).\n"
-    "  python ARGS...\n"
+    "  python [--trace[=N]] [--sample=B] ARGS...\n"
     "        run python3 ARGS... with objmem as the allocator of its three "
     "domains\n"
-    "        (the launcher objmem-python; its subprocesses too)\n"
+    "        (the launcher objmem-python; its subprocesses too); traced,\n"
+    "        tracebacks name Python files and lines, as tracemalloc's\n"
+    "  top FILE [--by lineno|filename|traceback] [--cumulative] "
+    "[--limit N]\n"
+    "        the biggest allocation sites of a capture\n"
+    "  leaks FILE [--limit N]\n"
+    "        what was still allocated when the traced program exited, by "
+    "traceback\n"
+    "  diff OLD NEW [--by ...] [--cumulative] [--limit N]\n"
+    "        what grew (or shrank) between two captures\n"
     "  stats [--json] [--classes] FILE\n"
     "        re-read a report that run --output or OBJMEM_SHOW_STATS=1 "
     "left\n"
@@ -85,13 +104,21 @@ static int config(int argc, char **argv)
     return 0;
 }
 
-/* objmem python: exec objmem-python, from beside this program. */
+/* objmem python: exec objmem-python, from beside this program, with
+ * the tracing options (which come first) in its environment. */
 static int python(int argc, char **argv)
 {
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+    const char *trace = NULL, *sample = NULL;
     char *slash;
 
+    while (argc > 1 && objmem_trace_option(argv[1], &trace, &sample)) {
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    objmem_trace_environment(trace, sample);
     if (n <= 0)
         return 2;
     path[n] = '\0';
@@ -115,6 +142,12 @@ int main(int argc, char **argv)
         return python(argc - 1, argv + 1);
     if (strcmp(verb, "config") == 0)
         return config(argc - 1, argv + 1);
+    if (strcmp(verb, "top") == 0)
+        return objmem_top(argc - 1, argv + 1);
+    if (strcmp(verb, "leaks") == 0)
+        return objmem_leaks(argc - 1, argv + 1);
+    if (strcmp(verb, "diff") == 0)
+        return objmem_diff(argc - 1, argv + 1);
     if (strcmp(verb, "tour") == 0)
         return objmem_tour();
     if (strcmp(verb, "version") == 0 || strcmp(verb, "--version") == 0) {

@@ -15,6 +15,11 @@
  * sys.executable is this program, so the interpreters Python starts (the
  * test suite's workers, subprocess, multiprocessing) run on objmem too.
  * OBJMEM_SHOW_STATS=1 writes the stats report at exit, as the shim does.
+ *
+ * Traced (OBJMEM_TRACE=N or OBJMEM_TRACE_SAMPLE=BYTES, which `objmem
+ * python --trace` sets): CPython's tables then call objmem's domains,
+ * which are om_gp_* wrapped by tracing, and tracebacks name Python files
+ * and lines (pytrace.c).  The capture is written at exit.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,6 +31,7 @@
 #include <unistd.h>
 
 #include "objmem.h"
+#include "pytrace.h"
 
 /* Debug hooks asked for: PYTHONMALLOC=*debug (unless -E or -I) or -X dev
  * (or PYTHONDEVMODE). */
@@ -73,6 +79,58 @@ static void report_at_exit(void)
             om_report_write();
 }
 
+/* Tracing's tables: CPython calls objmem's domains, which tracing wraps.
+ * ADAPTERS(raw, om_raw_) defines raw_malloc ... raw_free over
+ * om_raw_malloc ... om_raw_free. */
+#define ADAPTERS(name, om)                                                  \
+    static void *name##_malloc(void *ctx, size_t n)                         \
+    {                                                                       \
+        return om##malloc(n);                                               \
+    }                                                                       \
+    static void *name##_calloc(void *ctx, size_t n, size_t size)            \
+    {                                                                       \
+        return om##calloc(n, size);                                         \
+    }                                                                       \
+    static void *name##_realloc(void *ctx, void *p, size_t n)               \
+    {                                                                       \
+        return om##realloc(p, n);                                           \
+    }                                                                       \
+    static void name##_free(void *ctx, void *p)                             \
+    {                                                                       \
+        om##free(p);                                                        \
+    }
+
+ADAPTERS(raw, om_raw_)
+ADAPTERS(mem, om_)
+ADAPTERS(obj, om_obj_)
+
+/* Tracing started from the environment (before main, over the default
+ * tables): start it again over om_gp_* in all three domains, and give
+ * CPython tables that go through the domains. */
+static void setup_tracing(void)
+{
+    static PyMemAllocatorEx raw = { NULL, raw_malloc, raw_calloc,
+                                          raw_realloc, raw_free };
+    static PyMemAllocatorEx mem = { NULL, mem_malloc, mem_calloc,
+                                          mem_realloc, mem_free };
+    static PyMemAllocatorEx obj = { NULL, obj_malloc, obj_calloc,
+                                          obj_realloc, obj_free };
+    int nframes = om_trace_get_traceback_limit();
+    size_t mean = om_trace_sampling_mean();
+
+    om_trace_stop();
+    om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
+    om_set_allocator(OM_DOMAIN_MEM, &om_gp_allocator);
+    om_set_allocator(OM_DOMAIN_OBJ, &om_gp_allocator);
+    pytrace_install();
+    if (mean)
+        om_trace_start_sampling(mean);
+    om_trace_start(nframes);
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &raw);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &mem);
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &obj);
+}
+
 static void die(PyStatus status)
 {
     if (PyStatus_IsExit(status))
@@ -102,6 +160,8 @@ int main(int argc, char **argv)
     PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &objmem);
     PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &objmem);
     PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &objmem);
+    if (om_trace_is_tracing())
+        setup_tracing();
     if (wants_debug_hooks(argc, argv))
         PyMem_SetupDebugHooks();
 

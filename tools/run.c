@@ -254,13 +254,41 @@ struct run_opts {
     bool stats, debug, children, python;
     const char *output;         /* the report's path pattern, or NULL */
     const char *conf;
+    const char *trace;          /* frames to trace (OBJMEM_TRACE), or NULL */
+    const char *sample;         /* OBJMEM_TRACE_SAMPLE, or NULL */
 };
+
+/* --trace[=N] and --sample=BYTES, as environment values: false when
+ * arg is neither. */
+bool objmem_trace_option(const char *arg, const char **trace,
+                         const char **sample)
+{
+    if (strcmp(arg, "--trace") == 0)
+        *trace = "16";
+    else if (strncmp(arg, "--trace=", 8) == 0)
+        *trace = arg + 8;
+    else if (strncmp(arg, "--sample=", 9) == 0)
+        *sample = arg + 9;
+    else
+        return false;
+    return true;
+}
+
+/* Put the tracing options in the environment (before exec). */
+void objmem_trace_environment(const char *trace, const char *sample)
+{
+    if (trace)
+        setenv("OBJMEM_TRACE", trace, 1);
+    if (sample)
+        setenv("OBJMEM_TRACE_SAMPLE", sample, 1);
+}
 
 static int run_usage(void)
 {
     fprintf(stderr, "usage: objmem run [--stats] [--debug] [--output FILE] "
             "[--no-children]\n                  [--conf KEY:VALUE,...] "
-            "[--python] [--] CMD [ARGS...]\n");
+            "[--python] [--trace[=N]] [--sample=BYTES]\n"
+            "                  [--] CMD [ARGS...]\n");
     return 2;
 }
 
@@ -288,6 +316,29 @@ static void child_environment(const struct run_opts *o, const char *lib,
         setenv("OBJMEM_CONF", o->conf, 1);
     if (o->python)
         setenv("PYTHONMALLOC", "malloc", 1);
+    objmem_trace_environment(o->trace, o->sample);
+}
+
+/* Say where a traced run's capture went (the default name, here). */
+void objmem_trace_found(long pid)
+{
+    char suffix[64];
+    DIR *d = opendir(".");
+    struct dirent *e;
+    size_t len;
+
+    if (!d)
+        return;
+    len = (size_t)snprintf(suffix, sizeof(suffix), ".%ld.trace", pid);
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+
+        if (strncmp(e->d_name, "objmem.", 7) == 0 && n > len &&
+            strcmp(e->d_name + n - len, suffix) == 0)
+            fprintf(stderr, "  capture in %s: objmem top %s (or leaks, "
+                    "diff)\n", e->d_name, e->d_name);
+    }
+    closedir(d);
 }
 
 /* The report of process pid among the reports in dir, into *out (false:
@@ -371,7 +422,7 @@ int objmem_run(int argc, char **argv)
             o.output = argv[++i];
         } else if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
             o.conf = argv[++i];
-        } else {
+        } else if (!objmem_trace_option(argv[i], &o.trace, &o.sample)) {
             return run_usage();
         }
     }
@@ -440,6 +491,8 @@ int objmem_run(int argc, char **argv)
                 "without running its exit handlers (_exit, a signal), or "
                 "it does not use the C library's malloc\n");
     }
+    if (o.trace || o.sample)
+        objmem_trace_found(pid);
     free(r.text);
     if (!o.output)
         remove_dir(tmpdir);

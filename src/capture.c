@@ -1,0 +1,124 @@
+/*
+ * capture.c - X (cross-cutting): the capture file of a traced run.
+ *
+ * OBJMEM_TRACE=N (or OBJMEM_TRACE_SAMPLE=BYTES) starts tracing when the
+ * library loads, as PYTHONTRACEMALLOC does, and makes the run write a
+ * capture, a snapshot dump (snapshot.c), when it exits: the traces still
+ * live then, which `objmem leaks` and `objmem top` read.  Long-running
+ * services get captures meanwhile on SIGUSR2: the handler only raises a
+ * flag (async-signal-safe), and the next traced allocation writes the
+ * capture, numbered NAME.1, NAME.2, ...  The file name comes from
+ * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace).
+ *
+ * The shim starts it itself (omi_capture_start), when its RAW domain is
+ * objmem's; everything else, from this module's constructor.
+ *
+ * Invariants:
+ *   1. A capture is written by a thread that holds no objmem lock and is
+ *      not inside tracing (omi_capture_write_pending is called from
+ *      on_alloc after the trace is recorded; the exit hook from atexit).
+ *   2. The handler is installed only for a run traced from the
+ *      environment, and only over the default action.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "trace.h"
+
+#define MAX_FRAMES_ENV 128
+
+atomic_bool omi_capture_pending;
+static atomic_int dumps;                /* SIGUSR2 captures written */
+static atomic_flag writing = ATOMIC_FLAG_INIT;
+static pid_t owner;                     /* the process that started it */
+
+/* Write a capture to the trace file (n > 0: NAME.n): 0 or -errno. */
+static int capture_write(int n)
+{
+    char name[OMI_OPTION_MAX + 64], path[OMI_OPTION_MAX + 96];
+    struct om_snapshot *s = om_trace_take_snapshot();
+    int rc;
+
+    if (!s)
+        return -errno;
+    omi_report_expand(name, sizeof(name),
+                      omi_option_str(OMI_OPT_TRACE_FILE));
+    if (n > 0)
+        snprintf(path, sizeof(path), "%s.%d", name, n);
+    else
+        snprintf(path, sizeof(path), "%s", name);
+    rc = om_snapshot_dump(s, path);
+    om_snapshot_free(s);
+    return rc;
+}
+
+void omi_capture_write_pending(void)
+{
+    if (atomic_flag_test_and_set(&writing))
+        return;                 /* another thread is at it */
+    if (atomic_exchange(&omi_capture_pending, false))
+        capture_write(atomic_fetch_add(&dumps, 1) + 1);
+    atomic_flag_clear(&writing);
+}
+
+static void on_sigusr2(int sig)
+{
+    atomic_store(&omi_capture_pending, true);
+}
+
+/* At exit: the live traces, in the process that started tracing (a
+ * forked child that exits writes nothing, but an exec'd program reads
+ * the environment afresh). */
+static void capture_at_exit(void)
+{
+    if (getpid() == owner && om_trace_is_tracing())
+        capture_write(0);
+}
+
+static void install_handler(void)
+{
+    struct sigaction old, sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigusr2;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR2, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        sigaction(SIGUSR2, &sa, NULL);
+}
+
+/* The shim defines it false: it calls omi_capture_start itself once its
+ * RAW domain is set up. */
+__attribute__((weak)) bool omi_capture_auto = true;
+
+__attribute__((constructor)) static void capture_from_environment(void)
+{
+    if (omi_capture_auto)
+        omi_capture_start();
+}
+
+void omi_capture_start(void)
+{
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    long n = omi_option_long(OMI_OPT_TRACE);
+    long mean = omi_option_long(OMI_OPT_TRACE_SAMPLE);
+    bool on = false;
+
+    if (atomic_flag_test_and_set(&once))
+        return;
+    if (n >= 1 && n <= MAX_FRAMES_ENV)
+        on = om_trace_start((int)n) == 0;
+    if (mean > 0)
+        on = om_trace_start_sampling((size_t)mean) == 0 || on;
+    if (!on)
+        return;
+    owner = getpid();
+    install_handler();
+    atexit(capture_at_exit);
+}

@@ -1,0 +1,87 @@
+/*
+ * region.c - X (cross-cutting): regions, bump memory from the OS that is
+ * freed all at once.  Tracing keeps its tracebacks in one, each snapshot
+ * keeps everything it owns in one, and neither ever allocates through
+ * objmem.
+ *
+ * A region is a list of chunks, each one mapping; a request is cut from
+ * the newest chunk, or from a new chunk of at least CHUNK_MIN bytes (a
+ * request too big for that gets a chunk of its own size).  Nothing is
+ * freed before omi_region_release.  Not thread-safe: the owner locks.
+ *
+ *   chunk:  | struct omi_region_chunk | request | request | ... | free |
+ *           ^ mapping start                                 cur^   end^
+ *
+ * Invariants:
+ *   1. cur and end lie in the newest chunk, cur <= end, cur 16-aligned;
+ *      all zero when there is no chunk.
+ *   2. mapped is the sum of the chunks' sizes.
+ */
+#include <errno.h>
+
+#include "os.h"
+#include "region.h"
+
+#define CHUNK_MIN (64 * 1024)
+
+struct omi_region_chunk {
+    struct omi_region_chunk *next;
+    size_t size;                        /* of the mapping */
+};
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+/* Map a chunk with room for size bytes and make it the newest. */
+static bool add_chunk(struct omi_region *r, size_t size)
+{
+    size_t page = omi_os_page_size();
+    size_t need = round_up(sizeof(struct omi_region_chunk) + size, page);
+    struct omi_region_chunk *c;
+
+    if (need < CHUNK_MIN)
+        need = CHUNK_MIN;
+    c = omi_os_map(need, page);
+    if (!c)
+        return false;
+    c->next = r->chunks;
+    c->size = need;
+    r->chunks = c;
+    r->cur = (char *)(c + 1);
+    r->end = (char *)c + need;
+    r->mapped += need;
+    return true;
+}
+
+void *omi_region_alloc(struct omi_region *r, size_t size)
+{
+    void *p;
+
+    if (size > SIZE_MAX / 2) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size = round_up(size ? size : 1, 16);
+    if ((size_t)(r->end - r->cur) < size && !add_chunk(r, size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    p = r->cur;
+    r->cur += size;
+    return p;
+}
+
+void omi_region_release(struct omi_region *r)
+{
+    struct omi_region_chunk *c = r->chunks, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        omi_os_unmap(c, c->size);
+    }
+    r->chunks = NULL;
+    r->cur = r->end = NULL;
+    r->mapped = 0;
+}

@@ -1,0 +1,1301 @@
+/*
+ * trace.c - X (cross-cutting): allocation tracing, tracemalloc in C.
+ *
+ * Tracing wraps the three domain tables, as tracemalloc wraps CPython's
+ * (and as the debug hooks do here).  A wrapper calls the table it wraps
+ * ("under"), then records or forgets a trace: the block's size and domain
+ * and the id of its traceback.  Nothing here allocates through objmem:
+ * tables are mappings, tracebacks live in a region (region.c).
+ *
+ *   traces:      SHARDS tables, chosen by a hash of (domain, pointer); each
+ *                an open-addressing table with linear probing under its
+ *                own mutex.  A slot: | ptr | size:62 sampled:1 | tb | domain |
+ *   tracebacks:  interned: one record per distinct (frames, total) in the
+ *                region tb_mem; ids index tb_by_id; a set of ids
+ *                (tb_slots, by hash) finds a record, under tb_lock.  A
+ *                per-thread cache maps a traceback's 64-bit hash to its id
+ *                so that the common allocation takes no traceback lock.
+ *   frames:      the C call stack (_Unwind_Backtrace), as return
+ *                addresses, symbolised by om_trace_take_snapshot; or a
+ *                runtime's frame source, as (filename, function, lineno).
+ *
+ * A thread that is inside tracing (or inside a snapshot) has its
+ * `reentrant` flag set: the allocations it makes then (the unwinder's, the
+ * symboliser's, a frame source's) go through untraced, as tracemalloc's
+ * TSS flag does.  The underlying tables are called with no lock held.  A
+ * trace that cannot be recorded (no memory for a table) is counted as
+ * lost; the allocation succeeds all the same.
+ *
+ * Sampling (om_trace_start_sampling): each thread counts down the bytes
+ * to its next sample, drawn from an exponential law of mean T; an
+ * allocation that crosses zero is traced, flagged sampled, and weighs
+ * 1 / (1 - exp(-size / T)) in the snapshot.  A free must find out cheaply
+ * whether its block was sampled: `filter` counts the traces per hash of
+ * their key, and while sampling a free whose counter is zero skips the
+ * table (one load).
+ *
+ * Start, stop, clear and snapshots serialise on ctl_lock.  Stop clears
+ * `tracing`, then empties each shard under its lock, so an allocation
+ * that saw tracing on either records before the shard is emptied or sees
+ * it off under the lock.  Tracebacks are forgotten by bumping `gen`, which
+ * the per-thread caches compare.
+ *
+ * Invariants (om_check through omi_trace_check):
+ *   1. A shard's used is the number of its non-empty slots, below 3/4 of
+ *      its capacity; every trace sits in its probe run (no empty slot
+ *      between its home slot and itself).
+ *   2. current is the sum of the sizes of the exact traces plus the
+ *      weighted sizes of the sampled ones, and peak >= current.
+ *   3. filter[i] is the number of traces whose key hash has i as its top
+ *      FILTER_BITS bits.
+ *   4. Every trace's tb is below tb_count.
+ */
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <link.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unwind.h>
+
+#include "domain.h"
+#include "options.h"
+#include "os.h"
+#include "trace.h"
+
+#define SHARDS 64
+#define SHARD_MIN 1024          /* slots of a shard's first table */
+#define MAX_FRAMES 128
+#define SKIP_MAX 16             /* frames of the allocation path itself */
+#define FILTER_BITS 16
+#define TB_CACHE 64             /* per-thread traceback cache entries */
+#define DEFAULT_SAMPLING_FRAMES 16
+
+/* ---- Data ---- */
+
+struct slot {
+    uintptr_t ptr;              /* 0: empty */
+    uint64_t meta;              /* size << 1 | sampled */
+    uint32_t tb;
+    uint32_t domain;
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    struct slot *slots;
+    size_t mask;                /* capacity - 1; slots NULL: 0 */
+    size_t used;
+    char pad[64 - sizeof(pthread_mutex_t) % 64];
+};
+
+/* A frame as recorded: pc for C frames; filename, function, lineno for a
+ * frame source's. */
+struct rawframe {
+    uintptr_t key;
+    uintptr_t function;
+    uint32_t lineno;
+    uint32_t pad;
+};
+
+struct tb {
+    uint64_t hash;
+    uint32_t nframe;
+    uint32_t total;
+    uint32_t source;            /* 1: frames from a frame source */
+    uint32_t pad;
+    struct rawframe frames[];
+};
+
+struct tb_cache_entry {
+    uint64_t hash;
+    uint32_t id;
+    uint32_t gen;
+};
+
+/* The wrapper of domain d keeps the table it wraps. */
+struct hook {
+    unsigned domain;
+    struct om_allocator under;
+};
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool tracing;
+static atomic_int limit = 1;
+static atomic_size_t sample_mean;
+static om_frame_source_fn source_fn;
+static void *source_ctx;
+static _Atomic(uint32_t) gen = 1;
+static atomic_size_t current, peak;
+static atomic_size_t lost;
+static struct hook hooks[3];
+static bool hooked[3];
+static struct shard shards[SHARDS];
+static _Atomic(uint32_t) *filter;       /* 1 << FILTER_BITS counters */
+
+static pthread_mutex_t tb_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct omi_region tb_mem;
+static struct tb **tb_by_id;
+static size_t tb_count, tb_cap;
+static uint32_t *tb_slots;              /* id + 1; 0 empty */
+static size_t tb_mask;
+
+static OM_TLS bool reentrant;
+static OM_TLS struct tb_cache_entry tb_cache[TB_CACHE];
+static OM_TLS int64_t until_sample;
+static OM_TLS uint64_t rng_state;
+
+/* ---- Small helpers ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t key_hash(unsigned domain, uintptr_t ptr)
+{
+    return mix64((uint64_t)ptr ^ ((uint64_t)domain << 56));
+}
+
+static struct shard *shard_of(uint64_t h)
+{
+    return &shards[h >> 58];
+}
+
+/* The filter counter of a key: the top bits of its hash, so that the
+ * counters of one shard are a range (filter_index starts with the shard
+ * number). */
+static size_t filter_index(uint64_t h)
+{
+    return (size_t)(h >> (64 - FILTER_BITS));
+}
+
+#define FILTER_PER_SHARD ((size_t)1 << (FILTER_BITS - 6))
+
+/* A sampled block weighs 1/p: the blocks it stands for. */
+static double sample_weight(uint64_t size, size_t mean)
+{
+    double p = -expm1(-(double)size / (double)mean);
+
+    return p > 0 ? 1.0 / p : (double)mean;
+}
+
+/* ---- Traced memory counters ---- */
+
+static void memory_add(size_t n)
+{
+    size_t now = atomic_fetch_add_explicit(&current, n,
+                                           memory_order_relaxed) + n;
+    size_t old = atomic_load_explicit(&peak, memory_order_relaxed);
+
+    while (now > old &&
+           !atomic_compare_exchange_weak_explicit(&peak, &old, now,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+static void memory_sub(size_t n)
+{
+    atomic_fetch_sub_explicit(&current, n, memory_order_relaxed);
+}
+
+/* The bytes a trace adds to current: its size, or its estimate. */
+static size_t trace_bytes(uint64_t meta)
+{
+    uint64_t size = meta >> 1;
+
+    if (!(meta & 1))
+        return size;
+    return (size_t)llround((double)size *
+                           sample_weight(size, atomic_load(&sample_mean)));
+}
+
+/* ---- The traces: sharded open-addressing tables ---- */
+
+static size_t slot_home(const struct shard *sh, uint64_t h)
+{
+    return (size_t)h & sh->mask;
+}
+
+/* The slot of (domain, ptr) in sh, or NULL.  Under sh->lock. */
+static struct slot *shard_find(struct shard *sh, uint64_t h, unsigned domain,
+                               uintptr_t ptr)
+{
+    size_t i;
+
+    if (!sh->slots)
+        return NULL;
+    for (i = slot_home(sh, h);; i = (i + 1) & sh->mask) {
+        struct slot *s = &sh->slots[i];
+
+        if (!s->ptr)
+            return NULL;
+        if (s->ptr == ptr && s->domain == domain)
+            return s;
+    }
+}
+
+/* Put a slot known to be absent into a table with room.  Under the lock. */
+static void shard_put(struct slot *slots, size_t mask, const struct slot *v)
+{
+    size_t i = (size_t)key_hash(v->domain, v->ptr) & mask;
+
+    while (slots[i].ptr)
+        i = (i + 1) & mask;
+    slots[i] = *v;
+}
+
+/* Empty slot i, moving later slots of its run back (no tombstones). */
+static void shard_remove_at(struct shard *sh, size_t i)
+{
+    size_t j = i;
+
+    for (;;) {
+        size_t home;
+
+        j = (j + 1) & sh->mask;
+        if (!sh->slots[j].ptr)
+            break;
+        home = (size_t)key_hash(sh->slots[j].domain, sh->slots[j].ptr) &
+               sh->mask;
+        /* j may move to i when its home is not in (i, j]. */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            sh->slots[i] = sh->slots[j];
+            i = j;
+        }
+    }
+    memset(&sh->slots[i], 0, sizeof(sh->slots[i]));
+    sh->used--;
+}
+
+static bool shard_full(const struct shard *sh)
+{
+    return !sh->slots || (sh->used + 1) * 4 > (sh->mask + 1) * 3;
+}
+
+/*
+ * Make room for one more slot: map a table twice the size without the
+ * lock (no system call under a lock), then move the slots under it.
+ * Returns with the lock held; false when the map failed.
+ */
+static bool shard_grow(struct shard *sh)
+{
+    for (;;) {
+        size_t cap = sh->slots ? (sh->mask + 1) * 2 : SHARD_MIN;
+        struct slot *old = sh->slots, *fresh;
+        size_t old_cap = old ? sh->mask + 1 : 0, i;
+
+        pthread_mutex_unlock(&sh->lock);
+        fresh = omi_os_map(cap * sizeof(*fresh), omi_os_page_size());
+        pthread_mutex_lock(&sh->lock);
+        if (!fresh)
+            return false;
+        if (sh->slots != old || !shard_full(sh)) {
+            /* Someone else grew it meanwhile. */
+            pthread_mutex_unlock(&sh->lock);
+            omi_os_unmap(fresh, cap * sizeof(*fresh));
+            pthread_mutex_lock(&sh->lock);
+            if (!shard_full(sh))
+                return true;
+            continue;
+        }
+        for (i = 0; i < old_cap; i++)
+            if (old[i].ptr)
+                shard_put(fresh, cap - 1, &old[i]);
+        sh->slots = fresh;
+        sh->mask = cap - 1;
+        pthread_mutex_unlock(&sh->lock);
+        if (old)
+            omi_os_unmap(old, old_cap * sizeof(*old));
+        pthread_mutex_lock(&sh->lock);
+        if (!shard_full(sh))
+            return true;
+    }
+}
+
+/* Count a trace in or out of the filter.  Under the shard's lock (the
+ * counter lies in the shard's range), so a plain load and store do; the
+ * free path reads without the lock. */
+static void filter_bump(uint64_t h, int by)
+{
+    _Atomic(uint32_t) *c = &filter[filter_index(h)];
+
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) +
+                          (uint32_t)by, memory_order_relaxed);
+}
+
+/* Forget the trace of (domain, ptr); its slot's copy in *out.  Under the
+ * shard's lock; false when there was none. */
+static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
+                       uintptr_t ptr, struct slot *out)
+{
+    struct slot *s = shard_find(sh, h, domain, ptr);
+
+    if (!s)
+        return false;
+    *out = *s;
+    shard_remove_at(sh, (size_t)(s - sh->slots));
+    filter_bump(h, -1);
+    memory_sub(trace_bytes(out->meta));
+    return true;
+}
+
+/* Record a trace, replacing one of the same key; v->tb was interned in
+ * generation g (a trace of an older one is dropped: its traceback was
+ * forgotten).  false: lost. */
+static bool trace_put(const struct slot *v, uint32_t g)
+{
+    uint64_t h = key_hash(v->domain, v->ptr);
+    struct shard *sh = shard_of(h);
+    struct slot old;
+    bool ok = true;
+
+    pthread_mutex_lock(&sh->lock);
+    if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
+        atomic_load_explicit(&gen, memory_order_relaxed) != g)
+        goto out;
+    trace_take(sh, h, v->domain, v->ptr, &old);
+    if (shard_full(sh) && !shard_grow(sh)) {
+        ok = false;
+        goto out;
+    }
+    if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
+        atomic_load_explicit(&gen, memory_order_relaxed) != g)
+        goto out;
+    shard_put(sh->slots, sh->mask, v);
+    sh->used++;
+    filter_bump(h, 1);
+    memory_add(trace_bytes(v->meta));
+out:
+    pthread_mutex_unlock(&sh->lock);
+    return ok;
+}
+
+/* Forget the trace of (domain, ptr), if any; its slot in *out. */
+static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
+{
+    uint64_t h = key_hash(domain, ptr);
+    struct shard *sh = shard_of(h);
+    bool found;
+
+    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
+        !atomic_load_explicit(&filter[filter_index(h)],
+                              memory_order_relaxed)) {
+        /* Sampling, and no trace hashes here. */
+        return false;
+    }
+    pthread_mutex_lock(&sh->lock);
+    found = trace_take(sh, h, domain, ptr, out);
+    pthread_mutex_unlock(&sh->lock);
+    return found;
+}
+
+/* Empty every shard; unmap the tables after their locks are dropped. */
+static void shards_clear(void)
+{
+    for (int i = 0; i < SHARDS; i++) {
+        struct shard *sh = &shards[i];
+        struct slot *old;
+        size_t cap;
+
+        pthread_mutex_lock(&sh->lock);
+        old = sh->slots;
+        cap = old ? sh->mask + 1 : 0;
+        sh->slots = NULL;
+        sh->mask = 0;
+        sh->used = 0;
+        if (filter)
+            memset(&filter[(size_t)i * FILTER_PER_SHARD], 0,
+                   FILTER_PER_SHARD * sizeof(*filter));
+        pthread_mutex_unlock(&sh->lock);
+        if (old)
+            omi_os_unmap(old, cap * sizeof(*old));
+    }
+    atomic_store(&current, 0);
+    atomic_store(&peak, 0);
+}
+
+/* ---- Frames: the C stack or the runtime's frame source ---- */
+
+struct unwind_walk {
+    uintptr_t *pcs;
+    int n, max;
+    int total;
+    uintptr_t stack_mark;       /* frames whose CFA is below: tracing's */
+    int last_entry;             /* index of the last allocation entry */
+    bool leading;               /* still in objmem's own code */
+};
+
+/*
+ * Which frames are objmem's own.  When objmem is a shared object
+ * (libobjmem.so, the shim), its code is a range of addresses, and the
+ * leading frames in that range are skipped.  Linked statically, it is
+ * mixed with the program's code: then the frames up to the last of the
+ * allocation API's entry points (found by the functions' start
+ * addresses) are skipped.
+ */
+static uintptr_t entries[48];
+static int nentries;
+static uintptr_t own_lo, own_hi;        /* objmem's code; 0, 0: static */
+static bool own_checked;
+
+void omi_trace_add_entry(const void *fn)
+{
+    for (int i = 0; i < nentries; i++)
+        if (entries[i] == (uintptr_t)fn)
+            return;
+    if (nentries < (int)OM_ARRAY_LEN(entries))
+        entries[nentries++] = (uintptr_t)fn;
+}
+
+static bool is_entry(uintptr_t start)
+{
+    for (int i = 0; i < nentries; i++)
+        if (entries[i] == start)
+            return true;
+    return false;
+}
+
+static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx,
+                                       void *arg)
+{
+    struct unwind_walk *w = arg;
+    uintptr_t pc = _Unwind_GetIP(ctx);
+
+    if (!pc)
+        return _URC_END_OF_STACK;
+    if (_Unwind_GetCFA(ctx) <= w->stack_mark)
+        return _URC_NO_REASON;
+    if (own_hi) {
+        w->leading = w->leading && pc >= own_lo && pc < own_hi;
+        if (w->leading)
+            w->last_entry = w->total;
+    } else if (w->total < SKIP_MAX &&
+               is_entry(_Unwind_GetRegionStart(ctx))) {
+        w->last_entry = w->total;
+    }
+    if (w->n < w->max)
+        w->pcs[w->n++] = pc - 1;        /* inside the call instruction */
+    w->total++;
+    return _URC_NO_REASON;
+}
+
+/* Capture the C stack above the allocation path into f[0..lim): the
+ * number of frames the stack has. */
+static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
+{
+    uintptr_t pcs[MAX_FRAMES + SKIP_MAX];
+    struct unwind_walk w = { pcs, 0, lim + SKIP_MAX, 0, 0, -1, true };
+    int skip, n;
+
+    w.stack_mark = (uintptr_t)__builtin_frame_address(0);
+    _Unwind_Backtrace(unwind_step, &w);
+    skip = w.last_entry + 1;
+    n = w.n - skip;
+    if (n > lim)
+        n = lim;
+    for (int i = 0; i < n; i++)
+        f[i] = (struct rawframe){ pcs[skip + i], 0, 0, 0 };
+    return w.total - skip > 0 ? w.total - skip : 0;
+}
+
+/* Frames from the runtime's source. */
+static int capture_source(struct rawframe *f, int lim, int *nframe)
+{
+    struct om_frame frames[MAX_FRAMES];
+    int total = source_fn(source_ctx, frames, lim);
+    int n = total < lim ? total : lim;
+
+    if (n < 0)
+        n = total = 0;
+    for (int i = 0; i < n; i++)
+        f[i] = (struct rawframe){ (uintptr_t)frames[i].filename,
+                                  (uintptr_t)frames[i].function,
+                                  frames[i].lineno, 0 };
+    *nframe = n;
+    return total;
+}
+
+/* ---- Tracebacks: interned, with a per-thread cache ---- */
+
+static uint64_t tb_hash(const struct rawframe *f, uint32_t n, uint32_t total,
+                        uint32_t source)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)total << 32 | source);
+
+    for (uint32_t i = 0; i < n; i++) {
+        h = mix64(h ^ f[i].key);
+        h = mix64(h ^ f[i].function ^ ((uint64_t)f[i].lineno << 40));
+    }
+    return h ? h : 1;
+}
+
+static bool tb_equal(const struct tb *t, const struct rawframe *f,
+                     uint32_t n, uint32_t total, uint32_t source)
+{
+    if (t->nframe != n || t->total != total || t->source != source)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (t->frames[i].key != f[i].key ||
+            t->frames[i].function != f[i].function ||
+            t->frames[i].lineno != f[i].lineno)
+            return false;
+    return true;
+}
+
+/* Double the id set (and the id array when full).  Under tb_lock; the
+ * old arrays stay in the region until tracing stops. */
+static bool tb_grow(void)
+{
+    size_t cap = tb_slots ? (tb_mask + 1) * 2 : 1024;
+    uint32_t *slots = omi_region_alloc(&tb_mem, cap * sizeof(*slots));
+    struct tb **by_id = omi_region_alloc(&tb_mem, cap * sizeof(*by_id));
+
+    if (!slots || !by_id)
+        return false;
+    if (tb_count)
+        memcpy(by_id, tb_by_id, tb_count * sizeof(*by_id));
+    for (size_t id = 0; id < tb_count; id++) {
+        size_t i = (size_t)tb_by_id[id]->hash & (cap - 1);
+
+        while (slots[i])
+            i = (i + 1) & (cap - 1);
+        slots[i] = (uint32_t)id + 1;
+    }
+    tb_slots = slots;
+    tb_by_id = by_id;
+    tb_mask = cap - 1;
+    tb_cap = cap;
+    return true;
+}
+
+/* The id of a traceback, interned; -1 when out of memory.  Under tb_lock
+ * (the region calls mmap: only while tracebacks are new, which is rare
+ * after start-up, and never on the path of an allocation that merely
+ * repeats a known traceback). */
+static long tb_intern_locked(uint64_t h, const struct rawframe *f,
+                             uint32_t n, uint32_t total, uint32_t source)
+{
+    size_t i;
+    struct tb *t;
+
+    if (tb_slots) {
+        for (i = (size_t)h & tb_mask; tb_slots[i]; i = (i + 1) & tb_mask) {
+            t = tb_by_id[tb_slots[i] - 1];
+            if (t->hash == h && tb_equal(t, f, n, total, source))
+                return (long)tb_slots[i] - 1;
+        }
+    }
+    if ((tb_count + 1) * 2 > tb_cap && !tb_grow())
+        return -1;
+    t = omi_region_alloc(&tb_mem, sizeof(*t) + n * sizeof(*f));
+    if (!t)
+        return -1;
+    t->hash = h;
+    t->nframe = n;
+    t->total = total;
+    t->source = source;
+    memcpy(t->frames, f, n * sizeof(*f));
+    for (i = (size_t)h & tb_mask; tb_slots[i]; i = (i + 1) & tb_mask)
+        ;
+    tb_slots[i] = (uint32_t)tb_count + 1;
+    tb_by_id[tb_count] = t;
+    return (long)tb_count++;
+}
+
+static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
+                      uint32_t source)
+{
+    uint64_t h = tb_hash(f, n, total, source);
+    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
+    struct tb_cache_entry *c = &tb_cache[h % TB_CACHE];
+    long id;
+
+    if (c->hash == h && c->gen == g)
+        return c->id;
+    pthread_mutex_lock(&tb_lock);
+    id = tb_intern_locked(h, f, n, total, source);
+    g = atomic_load_explicit(&gen, memory_order_relaxed);
+    pthread_mutex_unlock(&tb_lock);
+    if (id >= 0)
+        *c = (struct tb_cache_entry){ h, (uint32_t)id, g };
+    return id;
+}
+
+/* The current thread's traceback id; -1 when it cannot be recorded. */
+static long traceback_now(void)
+{
+    struct rawframe f[MAX_FRAMES];
+    int lim = atomic_load_explicit(&limit, memory_order_relaxed);
+    int n, total;
+
+    if (source_fn) {
+        total = capture_source(f, lim, &n);
+        return tb_intern(f, (uint32_t)n, (uint32_t)total, 1);
+    }
+    total = capture_c(f, lim);
+    n = total < lim ? total : lim;
+    return tb_intern(f, (uint32_t)n, (uint32_t)total, 0);
+}
+
+/* Forget every traceback: the caches see a new generation. */
+static void tracebacks_clear(void)
+{
+    struct omi_region old;
+
+    pthread_mutex_lock(&tb_lock);
+    old = tb_mem;
+    memset(&tb_mem, 0, sizeof(tb_mem));
+    tb_by_id = NULL;
+    tb_slots = NULL;
+    tb_count = tb_cap = tb_mask = 0;
+    atomic_fetch_add(&gen, 1);
+    pthread_mutex_unlock(&tb_lock);
+    omi_region_release(&old);
+}
+
+/* ---- Recording: what the wrappers and om_trace_track call ---- */
+
+/* Draw the bytes to the next sample: exponential, mean T (xorshift*). */
+static int64_t sample_gap(size_t mean)
+{
+    uint64_t x = rng_state;
+    double u;
+
+    if (!x)
+        x = mix64((uintptr_t)&rng_state ^ 0x2545F4914F6CDD1DULL) | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    u = (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+    return (int64_t)(-log1p(-u) * (double)mean) + 1;
+}
+
+/* Sampling: does this allocation of size bytes get a trace? */
+static bool sample_hit(size_t size, size_t mean)
+{
+    if (!until_sample)
+        until_sample = sample_gap(mean);
+    until_sample -= (int64_t)size;
+    if (likely(until_sample > 0))
+        return false;
+    while (until_sample <= 0)
+        until_sample += sample_gap(mean);
+    return true;
+}
+
+/* Trace (domain, p, size) with the current traceback.  The caller has
+ * set reentrant. */
+static int record(unsigned domain, const void *p, size_t size, bool sampled)
+{
+    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
+    long id = traceback_now();
+    struct slot v = { (uintptr_t)p, (uint64_t)size << 1 | sampled,
+                      (uint32_t)id, domain };
+
+    if (id < 0 || !trace_put(&v, g)) {
+        atomic_fetch_add_explicit(&lost, 1, memory_order_relaxed);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static bool is_tracing(void)
+{
+    return atomic_load_explicit(&tracing, memory_order_relaxed);
+}
+
+/* After an allocation of size bytes at p in domain d. */
+static void on_alloc(unsigned d, void *p, size_t size)
+{
+    size_t mean;
+
+    if (!p || !is_tracing())
+        return;
+    mean = atomic_load_explicit(&sample_mean, memory_order_relaxed);
+    if (mean && !sample_hit(size, mean))
+        return;
+    record(d, p, size, mean != 0);
+    if (unlikely(atomic_load_explicit(&omi_capture_pending,
+                                      memory_order_relaxed)))
+        omi_capture_write_pending();
+}
+
+/* ---- The wrappers ----
+ *
+ * Each sets reentrant around the whole call, as tracemalloc does: a MEM
+ * request that the small-object allocator passes on to RAW is traced once,
+ * in MEM.
+ */
+
+static void *trace_malloc(void *ctx, size_t size)
+{
+    struct hook *k = ctx;
+    void *p;
+
+    if (reentrant)
+        return k->under.malloc(k->under.ctx, size);
+    reentrant = true;
+    p = k->under.malloc(k->under.ctx, size);
+    on_alloc(k->domain, p, size);
+    reentrant = false;
+    return p;
+}
+
+static void *trace_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    struct hook *k = ctx;
+    void *p;
+
+    if (reentrant)
+        return k->under.calloc(k->under.ctx, nelem, elsize);
+    reentrant = true;
+    p = k->under.calloc(k->under.ctx, nelem, elsize);
+    on_alloc(k->domain, p, nelem * elsize);
+    reentrant = false;
+    return p;
+}
+
+/* The old trace goes before the underlying realloc (another thread may
+ * get the old address at once) and comes back when realloc fails. */
+static void *trace_realloc(void *ctx, void *p, size_t size)
+{
+    struct hook *k = ctx;
+    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
+    struct slot old;
+    bool had = false;
+    void *q;
+
+    if (reentrant)
+        return k->under.realloc(k->under.ctx, p, size);
+    reentrant = true;
+    if (p && is_tracing())
+        had = trace_forget(k->domain, (uintptr_t)p, &old);
+    q = k->under.realloc(k->under.ctx, p, size);
+    if (q)
+        on_alloc(k->domain, q, size);
+    else if (had)
+        trace_put(&old, g);
+    reentrant = false;
+    return q;
+}
+
+static void trace_free(void *ctx, void *p)
+{
+    struct hook *k = ctx;
+    struct slot old;
+
+    if (p && !reentrant && is_tracing())
+        trace_forget(k->domain, (uintptr_t)p, &old);
+    k->under.free(k->under.ctx, p);
+}
+
+static bool is_hook_table(const struct om_allocator *a)
+{
+    return a->malloc == trace_malloc;
+}
+
+/* Wrap the three domains (the ones already wrapped stay). */
+static void hooks_install(void)
+{
+    for (unsigned d = 0; d < 3; d++) {
+        struct om_allocator cur, mine;
+
+        om_get_allocator((enum om_domain)d, &cur);
+        if (is_hook_table(&cur))
+            continue;
+        hooks[d] = (struct hook){ d, cur };
+        mine = (struct om_allocator){ &hooks[d], trace_malloc, trace_calloc,
+                                      trace_realloc, trace_free };
+        om_set_allocator((enum om_domain)d, &mine);
+        hooked[d] = true;
+    }
+}
+
+/* Put back the tables we wrapped, where ours is still the live one. */
+static void hooks_remove(void)
+{
+    for (unsigned d = 0; d < 3; d++) {
+        struct om_allocator cur;
+
+        om_get_allocator((enum om_domain)d, &cur);
+        if (hooked[d] && is_hook_table(&cur) && cur.ctx == &hooks[d])
+            om_set_allocator((enum om_domain)d, &hooks[d].under);
+        hooked[d] = false;
+    }
+}
+
+/* dl_iterate_phdr: the executable segments of the object holding arg's
+ * address, when it is a shared object. */
+static int find_own_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        if (start < lo)
+            lo = start;
+        if (start + ph->p_memsz > hi)
+            hi = start + ph->p_memsz;
+    }
+    if (me < lo || me >= hi)
+        return 0;
+    if (info->dlpi_name && info->dlpi_name[0]) {
+        own_lo = lo;
+        own_hi = hi;
+    }
+    return 1;
+}
+
+/* The allocation API's entry points, skipped at the top of a stack. */
+static void entries_init(void)
+{
+    static const void *const fns[] = {
+        (const void *)trace_malloc, (const void *)trace_calloc,
+        (const void *)trace_realloc, (const void *)om_malloc,
+        (const void *)om_calloc, (const void *)om_realloc,
+        (const void *)om_raw_malloc, (const void *)om_raw_calloc,
+        (const void *)om_raw_realloc, (const void *)om_obj_malloc,
+        (const void *)om_obj_calloc, (const void *)om_obj_realloc,
+        (const void *)om_gp_malloc, (const void *)om_gp_calloc,
+        (const void *)om_gp_realloc, (const void *)om_trace_track,
+    };
+
+    for (size_t i = 0; i < OM_ARRAY_LEN(fns); i++)
+        omi_trace_add_entry(fns[i]);
+    dl_iterate_phdr(find_own_code, (void *)(uintptr_t)entries_init);
+}
+
+/* ---- Starting and stopping ---- */
+
+/* The per-thread state a new tracing session must not inherit. */
+static bool tables_ready(void)
+{
+    if (!filter) {
+        filter = omi_os_map(sizeof(*filter) << FILTER_BITS,
+                            omi_os_page_size());
+        if (!filter)
+            return false;
+    }
+    return true;
+}
+
+static int start_locked(int nframes, size_t mean)
+{
+    if (!tables_ready())
+        return -ENOMEM;
+    if (!own_checked) {
+        entries_init();
+        own_checked = true;
+    }
+    atomic_store(&limit, nframes);
+    if (atomic_load(&tracing) && atomic_load(&sample_mean) != mean) {
+        /* A new mean re-weighs old samples: start afresh. */
+        atomic_store(&tracing, false);
+        shards_clear();
+        tracebacks_clear();
+    }
+    atomic_store(&sample_mean, mean);
+    if (!atomic_load(&tracing)) {
+        atomic_store(&lost, 0);
+        hooks_install();
+        atomic_store(&tracing, true);
+    }
+    return 0;
+}
+
+int om_trace_start(int nframes)
+{
+    int rc;
+
+    if (nframes < 1 || nframes > MAX_FRAMES)
+        return -EINVAL;
+    pthread_mutex_lock(&ctl_lock);
+    rc = start_locked(nframes, atomic_load(&tracing) ?
+                      atomic_load(&sample_mean) : 0);
+    pthread_mutex_unlock(&ctl_lock);
+    return rc;
+}
+
+int om_trace_start_sampling(size_t mean_bytes)
+{
+    int rc, n;
+
+    if (!mean_bytes || mean_bytes > ((size_t)1 << 40))
+        return -EINVAL;
+    pthread_mutex_lock(&ctl_lock);
+    n = atomic_load(&tracing) ? atomic_load(&limit)
+                              : DEFAULT_SAMPLING_FRAMES;
+    rc = start_locked(n, mean_bytes);
+    pthread_mutex_unlock(&ctl_lock);
+    return rc;
+}
+
+void om_trace_stop(void)
+{
+    pthread_mutex_lock(&ctl_lock);
+    if (atomic_load(&tracing)) {
+        atomic_store(&tracing, false);
+        hooks_remove();
+        shards_clear();
+        tracebacks_clear();
+        atomic_store(&sample_mean, 0);
+    }
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+void om_trace_clear_traces(void)
+{
+    pthread_mutex_lock(&ctl_lock);
+    if (atomic_load(&tracing)) {
+        tracebacks_clear();
+        shards_clear();
+    }
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+bool om_trace_is_tracing(void)
+{
+    return atomic_load(&tracing);
+}
+
+int om_trace_get_traceback_limit(void)
+{
+    return atomic_load(&limit);
+}
+
+size_t om_trace_sampling_mean(void)
+{
+    return atomic_load(&sample_mean);
+}
+
+void om_trace_get_traced_memory(size_t *cur, size_t *pk)
+{
+    bool on = atomic_load(&tracing);
+
+    if (cur)
+        *cur = on ? atomic_load(&current) : 0;
+    if (pk)
+        *pk = on ? atomic_load(&peak) : 0;
+}
+
+void om_trace_reset_peak(void)
+{
+    atomic_store(&peak, atomic_load(&current));
+}
+
+size_t om_trace_get_memory(void)
+{
+    size_t n = tb_mem.mapped;
+
+    for (int i = 0; i < SHARDS; i++)
+        n += shards[i].slots ? (shards[i].mask + 1) * sizeof(struct slot)
+                             : 0;
+    if (filter)
+        n += sizeof(*filter) << FILTER_BITS;
+    return n;
+}
+
+size_t om_trace_lost(void)
+{
+    return atomic_load(&lost);
+}
+
+void om_trace_set_frame_source(om_frame_source_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&ctl_lock);
+    if (atomic_load(&tracing)) {
+        /* Frames of two kinds would not compare: start afresh. */
+        tracebacks_clear();
+        shards_clear();
+    }
+    source_fn = fn;
+    source_ctx = ctx;
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+int om_trace_track(unsigned int domain, const void *ptr, size_t size)
+{
+    int rc;
+
+    if (!atomic_load(&tracing))
+        return -EAGAIN;
+    if (!ptr)
+        return -EINVAL;
+    if (reentrant)
+        return 0;
+    reentrant = true;
+    rc = record(domain, ptr, size, false);
+    reentrant = false;
+    return rc;
+}
+
+int om_trace_untrack(unsigned int domain, const void *ptr)
+{
+    struct slot old;
+
+    if (!atomic_load(&tracing))
+        return -EAGAIN;
+    trace_forget(domain, (uintptr_t)ptr, &old);
+    return 0;
+}
+
+/* ---- Reading traces: snapshots and single blocks ---- */
+
+/* The snapshot form of a recorded frame: C frames symbolised with the
+ * dynamic symbol tables (dladdr); no source lines yet. */
+static struct om_frame frame_public(const struct rawframe *f, bool source)
+{
+    Dl_info info;
+
+    if (source)
+        return (struct om_frame){ (const char *)f->key,
+                                  (const char *)f->function, f->lineno,
+                                  NULL };
+    if (dladdr((void *)f->key, &info) && info.dli_fname)
+        return (struct om_frame){ info.dli_fname, info.dli_sname, 0,
+                                  (const void *)f->key };
+    return (struct om_frame){ NULL, NULL, 0, (const void *)f->key };
+}
+
+/* Copy the slots of every shard into slots[0..cap): their number, or
+ * more than cap when they did not fit (nothing is then to be trusted). */
+static size_t shards_copy(struct slot *slots, size_t cap)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < SHARDS; i++) {
+        struct shard *sh = &shards[i];
+
+        pthread_mutex_lock(&sh->lock);
+        if (n + sh->used <= cap && sh->slots)
+            for (size_t j = 0; j <= sh->mask; j++)
+                if (sh->slots[j].ptr)
+                    slots[n++] = sh->slots[j];
+        if (n + sh->used > cap)
+            n += sh->used;
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return n;
+}
+
+static size_t shards_used(void)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < SHARDS; i++)
+        n += atomic_load_explicit((_Atomic size_t *)&shards[i].used,
+                                  memory_order_relaxed);
+    return n;
+}
+
+/* Every trace, copied into scratch: NULL when out of memory. */
+static struct slot *traces_copy(struct omi_region *scratch, size_t *n)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        size_t cap = shards_used() * 5 / 4 + 1024;
+        struct slot *slots = omi_region_alloc(scratch, cap * sizeof(*slots));
+
+        if (!slots)
+            return NULL;
+        *n = shards_copy(slots, cap);
+        if (*n <= cap)
+            return slots;
+        omi_region_release(scratch);
+    }
+    errno = EAGAIN;
+    return NULL;
+}
+
+/* Add traceback id to s (once; idx remembers): its index, or -ENOMEM. */
+static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
+                        long *idx, uint32_t id)
+{
+    struct om_frame frames[MAX_FRAMES];
+    const struct tb *t = by_id[id];
+
+    if (idx[id] >= 0)
+        return idx[id];
+    for (uint32_t i = 0; i < t->nframe; i++)
+        frames[i] = frame_public(&t->frames[i], t->source);
+    idx[id] = omi_snapshot_add_traceback(s, frames, t->nframe, t->total);
+    return idx[id];
+}
+
+static int snapshot_fill(struct om_snapshot *s, struct omi_region *scratch)
+{
+    size_t n, count, mean = atomic_load(&sample_mean);
+    struct slot *slots = traces_copy(scratch, &n);
+    struct tb **by_id;
+    long *idx;
+
+    if (!slots)
+        return -errno;
+    pthread_mutex_lock(&tb_lock);
+    by_id = tb_by_id;
+    count = tb_count;
+    pthread_mutex_unlock(&tb_lock);
+    idx = omi_region_alloc(scratch, (count + 1) * sizeof(*idx));
+    if (!idx)
+        return -ENOMEM;
+    memset(idx, 0xff, (count + 1) * sizeof(*idx));
+    for (size_t i = 0; i < n; i++) {
+        uint64_t size = slots[i].meta >> 1;
+        double w = slots[i].meta & 1 ? sample_weight(size, mean) : 1.0;
+        long t = snapshot_tb(s, by_id, idx, slots[i].tb);
+
+        if (t < 0 || omi_snapshot_add_trace(s, (uint32_t)t, slots[i].domain,
+                                            size, w) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+struct om_snapshot *om_trace_take_snapshot(void)
+{
+    struct omi_region scratch = { 0 };
+    struct om_snapshot *s = NULL;
+    bool was = reentrant;
+    int rc = -EAGAIN;
+
+    pthread_mutex_lock(&ctl_lock);
+    reentrant = true;
+    if (atomic_load(&tracing)) {
+        s = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
+        rc = s ? snapshot_fill(s, &scratch) : -ENOMEM;
+    }
+    if (s) {
+        s->lost = atomic_load(&lost);
+        s->current = atomic_load(&current);
+        s->peak = atomic_load(&peak);
+    }
+    reentrant = was;
+    pthread_mutex_unlock(&ctl_lock);
+    omi_region_release(&scratch);
+    if (rc < 0) {
+        om_snapshot_free(s);
+        errno = -rc;
+        return NULL;
+    }
+    return s;
+}
+
+/* om_trace_get_object_traceback's answer, per thread. */
+static __thread union {
+    struct om_traceback tb;
+    char bytes[sizeof(struct om_traceback) +
+               MAX_FRAMES * sizeof(struct om_frame)];
+} object_tb;
+
+/* The traceback id of p's trace in domains RAW..OBJ, or -1. */
+static long object_tb_id(const void *p)
+{
+    for (unsigned d = 0; d < 3; d++) {
+        uint64_t h = key_hash(d, (uintptr_t)p);
+        struct shard *sh = shard_of(h);
+        struct slot *sl;
+        long id = -1;
+
+        pthread_mutex_lock(&sh->lock);
+        if ((sl = shard_find(sh, h, d, (uintptr_t)p)))
+            id = sl->tb;
+        pthread_mutex_unlock(&sh->lock);
+        if (id >= 0)
+            return id;
+    }
+    return -1;
+}
+
+const struct om_traceback *om_trace_get_object_traceback(const void *p)
+{
+    struct om_traceback *out = NULL;
+    bool was = reentrant;
+    long id;
+
+    pthread_mutex_lock(&ctl_lock);
+    reentrant = true;
+    if (p && atomic_load(&tracing) && (id = object_tb_id(p)) >= 0 &&
+        (size_t)id < tb_count) {
+        const struct tb *t = tb_by_id[id];
+
+        out = &object_tb.tb;
+        out->nframe = t->nframe;
+        out->total_nframe = t->total;
+        for (uint32_t i = 0; i < t->nframe; i++)
+            out->frames[i] = frame_public(&t->frames[i], t->source);
+    }
+    reentrant = was;
+    pthread_mutex_unlock(&ctl_lock);
+    return out;
+}
+
+/* ---- om_check ---- */
+
+static int check_shard(int i, size_t *bytes)
+{
+    const struct shard *sh = &shards[i];
+    uint32_t counts[FILTER_PER_SHARD] = { 0 };
+    size_t used = 0;
+
+    for (size_t j = 0; sh->slots && j <= sh->mask; j++) {
+        const struct slot *v = &sh->slots[j];
+        uint64_t h = key_hash(v->domain, v->ptr);
+
+        if (!v->ptr)
+            continue;
+        used++;
+        for (size_t k = slot_home(sh, h); k != j; k = (k + 1) & sh->mask)
+            if (!sh->slots[k].ptr)
+                return omi_check_fail("trace.1", (void *)v->ptr,
+                                      "trace outside its probe run");
+        if (v->tb >= tb_count)
+            return omi_check_fail("trace.4", (void *)v->ptr,
+                                  "traceback %u of %zu", v->tb, tb_count);
+        counts[filter_index(h) % FILTER_PER_SHARD]++;
+        *bytes += trace_bytes(v->meta);
+    }
+    if (used != sh->used || (sh->slots && used * 4 > (sh->mask + 1) * 3))
+        return omi_check_fail("trace.1", sh, "shard %d: %zu used, %zu "
+                              "counted", i, sh->used, used);
+    for (size_t k = 0; filter && k < FILTER_PER_SHARD; k++)
+        if (filter[(size_t)i * FILTER_PER_SHARD + k] != counts[k])
+            return omi_check_fail("trace.3", sh, "filter %zu",
+                                  (size_t)i * FILTER_PER_SHARD + k);
+    return 0;
+}
+
+/* The invariants above; with no thread allocating meanwhile. */
+int omi_trace_check(void)
+{
+    size_t bytes = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&ctl_lock);
+    pthread_mutex_lock(&tb_lock);
+    for (int i = 0; i < SHARDS && rc == 0; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        rc = check_shard(i, &bytes);
+        pthread_mutex_unlock(&shards[i].lock);
+    }
+    pthread_mutex_unlock(&tb_lock);
+    if (rc == 0 && atomic_load(&tracing) &&
+        (bytes != atomic_load(&current) ||
+         atomic_load(&peak) < atomic_load(&current)))
+        rc = omi_check_fail("trace.2", NULL, "current %zu, traces %zu, "
+                            "peak %zu", atomic_load(&current), bytes,
+                            atomic_load(&peak));
+    pthread_mutex_unlock(&ctl_lock);
+    return rc;
+}

@@ -1,0 +1,79 @@
+/*
+ * trace.h - X (cross-cutting): allocation tracing (trace.c) and the
+ * snapshots it takes (snapshot.c).  Neither allocates through objmem:
+ * their memory comes from regions of OS pages (region.c).
+ */
+#ifndef OM_TRACE_H
+#define OM_TRACE_H
+
+#include <stdatomic.h>
+
+#include "region.h"
+
+/* ---- trace.c ---- */
+
+/* om_check: the invariants of trace.c. */
+int omi_trace_check(void);
+
+/* A function of the allocation API (the shim's malloc, say): the frames up
+ * to the last such function are left out of tracebacks. */
+void omi_trace_add_entry(const void *fn);
+
+/* ---- capture.c ---- */
+
+/* Set by SIGUSR2: the next traced allocation writes a capture. */
+extern atomic_bool omi_capture_pending;
+void omi_capture_write_pending(void);
+
+/* Start tracing as OBJMEM_TRACE / OBJMEM_TRACE_SAMPLE ask, with the
+ * capture at exit and on SIGUSR2. */
+void omi_capture_start(void);
+/* false in the shim: no start from capture.c's constructor. */
+extern bool omi_capture_auto;
+
+/* ---- snapshot.c: the snapshot and its builder ----
+ *
+ * A snapshot owns one region; everything it points to lives there.  Its
+ * strings are interned: two equal strings of one snapshot are one pointer,
+ * so frames compare by their fields' values.  Tracebacks are distinct.
+ */
+struct omi_snap_trace {
+    uint64_t size;              /* bytes requested */
+    double weight;              /* blocks it stands for: 1, or 1/p sampled */
+    uint32_t traceback;         /* index in tracebacks */
+    uint32_t domain;
+};
+
+struct omi_strtab {
+    const char **slots;         /* open addressing, NULL = empty */
+    size_t mask, used;
+};
+
+struct om_snapshot {
+    struct omi_region mem;
+    struct omi_strtab strings;
+    int traceback_limit;
+    uint64_t sample_mean;       /* 0: every block traced */
+    uint64_t lost;              /* traces lost before it was taken */
+    uint64_t current, peak;     /* traced memory when it was taken */
+    size_t ntraces, traces_cap;
+    struct omi_snap_trace *traces;
+    size_t ntracebacks, tracebacks_cap;
+    struct om_traceback **tracebacks;
+};
+
+/* An empty snapshot, or NULL with errno = ENOMEM. */
+struct om_snapshot *omi_snapshot_new(int traceback_limit,
+                                     uint64_t sample_mean);
+/* The snapshot's copy of str (NULL stays NULL); NULL + ENOMEM. */
+const char *omi_snapshot_intern(struct om_snapshot *s, const char *str);
+/* Append a traceback of nframe frames (copied, strings interned): its
+ * index, or -ENOMEM. */
+long omi_snapshot_add_traceback(struct om_snapshot *s,
+                                const struct om_frame *frames,
+                                unsigned nframe, unsigned total_nframe);
+/* Append a trace: 0 or -ENOMEM. */
+int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
+                           uint32_t domain, uint64_t size, double weight);
+
+#endif /* OM_TRACE_H */

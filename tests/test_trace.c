@@ -1,0 +1,575 @@
+/*
+ * test_trace.c - tracing (trace.c): tracemalloc's semantics, from CPython's
+ * test_tracemalloc.py, on objmem's domains; threads, frame sources,
+ * sampling estimates and running out of memory while recording.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <pthread.h>
+
+#include "trace.h"
+
+static size_t blocks0;
+
+static int setup(void **state)
+{
+    blocks0 = blocks_in_use();
+    return 0;
+}
+
+/* Every test ends with tracing off, a sound heap and no block left. */
+static int teardown(void **state)
+{
+    om_trace_stop();
+    om_trace_set_frame_source(NULL, NULL);
+    assert_false(om_trace_is_tracing());
+    assert_heap_clean(blocks0);
+    return 0;
+}
+
+/* The traced bytes now. */
+static size_t traced(void)
+{
+    size_t cur, peak;
+
+    om_trace_get_traced_memory(&cur, &peak);
+    return cur;
+}
+
+/* An allocation site with a known code range. */
+static __attribute__((noinline)) void *alloc_here(size_t size)
+{
+    void *p = om_malloc(size);
+
+    __asm__ volatile("" ::: "memory");  /* not a tail call */
+    return p;
+}
+
+static __attribute__((noinline)) void *alloc_twice_removed(size_t size)
+{
+    void *p = alloc_here(size);
+
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
+/* pc lies in fn's first bytes (its code is shorter than 512 bytes). */
+static void assert_pc_in(const void *pc, const void *fn)
+{
+    assert_true((uintptr_t)pc >= (uintptr_t)fn);
+    assert_true((uintptr_t)pc < (uintptr_t)fn + 512);
+}
+
+static void test_start_limits(void **state)
+{
+    assert_int_equal(om_trace_start(0), -EINVAL);
+    assert_int_equal(om_trace_start(129), -EINVAL);
+    assert_int_equal(om_trace_start(-1), -EINVAL);
+    assert_false(om_trace_is_tracing());
+    assert_int_equal(om_trace_start(128), 0);
+    assert_true(om_trace_is_tracing());
+    assert_int_equal(om_trace_get_traceback_limit(), 128);
+    assert_int_equal(om_trace_start(5), 0);
+    assert_int_equal(om_trace_get_traceback_limit(), 5);
+    om_trace_stop();
+    assert_false(om_trace_is_tracing());
+    om_trace_stop();                    /* twice is harmless */
+}
+
+/* get_traced_memory, reset_peak: test_tracemalloc's test_get_traced_memory
+ * and test_reset_peak. */
+static void test_traced_memory(void **state)
+{
+    size_t cur, peak;
+    void *a, *b;
+
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 0);
+    assert_int_equal(peak, 0);
+    assert_int_equal(om_trace_start(1), 0);
+    a = om_malloc(1000);
+    b = om_malloc(100);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 1100);
+    assert_int_equal(peak, 1100);
+    om_free(a);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 100);
+    assert_int_equal(peak, 1100);
+    om_trace_reset_peak();
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(peak, 100);
+    a = om_malloc(50);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 150);
+    assert_int_equal(peak, 150);
+    assert_int_equal(om_check(), 0);
+    om_free(a);
+    om_free(b);
+    assert_int_equal(traced(), 0);
+    assert_true(om_trace_get_memory() > 0);
+}
+
+/* get_object_traceback names the allocating function, then its caller. */
+static void test_object_traceback(void **state)
+{
+    const struct om_traceback *tb;
+    void *p, *q;
+
+    assert_int_equal(om_trace_start(2), 0);
+    p = alloc_twice_removed(40);
+    tb = om_trace_get_object_traceback(p);
+    assert_non_null(tb);
+    assert_int_equal(tb->nframe, 2);
+    assert_true(tb->total_nframe >= 3);  /* this test, cmocka, main... */
+    assert_pc_in(tb->frames[0].pc, (const void *)alloc_here);
+    assert_pc_in(tb->frames[1].pc, (const void *)alloc_twice_removed);
+    assert_int_equal(tb->frames[0].lineno, 0);
+    assert_non_null(tb->frames[0].filename);   /* the executable */
+    assert_null(om_trace_get_object_traceback((char *)p + 16));
+    q = om_malloc(10);                  /* untraced after stop */
+    om_trace_stop();
+    assert_null(om_trace_get_object_traceback(p));
+    om_free(p);
+    om_free(q);
+}
+
+/* Each domain is traced, once, with its own domain number; a block that
+ * MEM passes on to RAW is one trace. */
+static void test_domains(void **state)
+{
+    struct om_snapshot *s;
+    struct om_trace_info t;
+    void *r, *m, *o, *big;
+    size_t seen[3] = { 0 }, n;
+
+    assert_int_equal(om_trace_start(1), 0);
+    r = om_raw_malloc(24);
+    m = om_calloc(3, 8);
+    o = om_obj_malloc(33);
+    big = om_malloc(100000);            /* the MEM table asks RAW */
+    assert_int_equal(traced(), 24 + 24 + 33 + 100000);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    n = om_snapshot_count(s);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(om_snapshot_trace(s, i, &t), 0);
+        assert_true(t.domain <= OM_DOMAIN_OBJ);
+        assert_true(t.weight == 1.0);
+        seen[t.domain] += t.size;
+    }
+    assert_int_equal(seen[OM_DOMAIN_RAW], 24);
+    assert_int_equal(seen[OM_DOMAIN_MEM], 24 + 100000);
+    assert_int_equal(seen[OM_DOMAIN_OBJ], 33);
+    assert_int_equal(om_snapshot_trace(s, n, &t), -ERANGE);
+    om_snapshot_free(s);
+    om_raw_free(r);
+    om_free(m);
+    om_obj_free(o);
+    om_free(big);
+    assert_int_equal(traced(), 0);
+}
+
+/* realloc moves the trace and changes its size; a failed realloc keeps
+ * the old one. */
+static void test_realloc_moves(void **state)
+{
+    void *p, *q;
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = alloc_here(10);
+    assert_int_equal(traced(), 10);
+    q = om_realloc(p, 5000);
+    assert_non_null(q);
+    assert_int_equal(traced(), 5000);
+    assert_non_null(om_trace_get_object_traceback(q));
+    if (q != p)
+        assert_null(om_trace_get_object_traceback(p));
+    p = om_realloc(q, (size_t)PTRDIFF_MAX + 1);
+    assert_null(p);
+    assert_int_equal(traced(), 5000);
+    assert_non_null(om_trace_get_object_traceback(q));
+    p = om_realloc(NULL, 7);            /* realloc(NULL) is malloc */
+    assert_int_equal(traced(), 5007);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+    om_free(q);
+    assert_int_equal(traced(), 0);
+}
+
+/* stop forgets the traces; clear_traces forgets them and goes on. */
+static void test_stop_and_clear(void **state)
+{
+    void *p, *q;
+
+    assert_int_equal(om_trace_start(3), 0);
+    p = om_malloc(64);
+    om_trace_clear_traces();
+    assert_true(om_trace_is_tracing());
+    assert_int_equal(traced(), 0);
+    assert_null(om_trace_get_object_traceback(p));
+    q = om_malloc(32);
+    assert_int_equal(traced(), 32);
+    om_free(p);                         /* untraced now: no change */
+    assert_int_equal(traced(), 32);
+    om_trace_stop();
+    assert_int_equal(traced(), 0);
+    errno = 0;
+    assert_null(om_trace_take_snapshot());
+    assert_int_equal(errno, EAGAIN);
+    om_free(q);
+    /* Started again: nothing from before. */
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(traced(), 0);
+    assert_int_equal(om_check(), 0);
+}
+
+/* The traceback limit keeps the newest frames and counts them all. */
+static void test_traceback_limit(void **state)
+{
+    const struct om_traceback *tb;
+    void *p;
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = alloc_twice_removed(8);
+    tb = om_trace_get_object_traceback(p);
+    assert_int_equal(tb->nframe, 1);
+    assert_true(tb->total_nframe >= 3);
+    assert_pc_in(tb->frames[0].pc, (const void *)alloc_here);
+    om_free(p);
+}
+
+/* ---- om_trace_track ---- */
+
+static void test_track(void **state)
+{
+    static char buffer[100];
+    struct om_snapshot *s;
+    struct om_trace_info t;
+
+    assert_int_equal(om_trace_track(5, buffer, 100), -EAGAIN);
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(om_trace_track(5, buffer, 100), 0);
+    assert_int_equal(traced(), 100);
+    assert_int_equal(om_trace_track(5, buffer, 60), 0);    /* replaces */
+    assert_int_equal(om_trace_track(6, buffer, 1), 0);     /* another */
+    assert_int_equal(traced(), 61);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), 2);
+    assert_int_equal(om_snapshot_trace(s, 0, &t), 0);
+    assert_true(t.domain == 5 || t.domain == 6);
+    om_snapshot_free(s);
+    assert_int_equal(om_trace_untrack(5, buffer), 0);
+    assert_int_equal(om_trace_untrack(5, buffer), 0);      /* harmless */
+    assert_int_equal(traced(), 1);
+    assert_int_equal(om_trace_untrack(6, buffer), 0);
+    assert_int_equal(traced(), 0);
+}
+
+/* ---- A frame source: script files and lines ---- */
+
+struct script {
+    const char *file;
+    unsigned line;
+    int depth;
+};
+
+static int script_frames(void *ctx, struct om_frame *frames, int max)
+{
+    const struct script *sc = ctx;
+
+    for (int i = 0; i < sc->depth && i < max; i++)
+        frames[i] = (struct om_frame){ sc->file, "f", sc->line + i, NULL };
+    return sc->depth;
+}
+
+static void test_frame_source(void **state)
+{
+    struct script sc = { "app.py", 10, 3 };
+    struct om_statistic *st;
+    struct om_snapshot *s;
+    void *a, *b, *c;
+    size_t n;
+
+    assert_int_equal(om_trace_start(2), 0);
+    om_trace_set_frame_source(script_frames, &sc);
+    a = om_malloc(100);
+    b = om_malloc(200);
+    sc.line = 20;
+    c = om_malloc(50);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_LINENO, false, &st,
+                                            &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(st[0].traceback->frames[0].filename, "app.py");
+    assert_int_equal(st[0].traceback->frames[0].lineno, 10);
+    assert_int_equal(st[0].size, 300);
+    assert_int_equal(st[0].count, 2);
+    assert_int_equal(st[1].traceback->frames[0].lineno, 20);
+    assert_int_equal(st[1].size, 50);
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_TRACEBACK, false,
+                                            &st, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(st[0].traceback->nframe, 2);
+    assert_int_equal(st[0].traceback->total_nframe, 3);
+    assert_int_equal(st[0].traceback->frames[1].lineno, 11);
+    assert_null(st[0].traceback->frames[0].pc);
+    om_snapshot_free(s);
+    om_free(a);
+    om_free(b);
+    om_free(c);
+}
+
+/* ---- Starting and stopping from inside an allocator hook ---- */
+
+static struct om_allocator under_raw;
+static int hook_action;                 /* 1: stop, 2: start */
+
+static void *hooked_malloc(void *ctx, size_t size)
+{
+    if (hook_action == 1)
+        om_trace_stop();
+    else if (hook_action == 2)
+        assert_int_equal(om_trace_start(1), 0);
+    hook_action = 0;
+    return under_raw.malloc(under_raw.ctx, size);
+}
+
+static void *hooked_calloc(void *ctx, size_t n, size_t size)
+{
+    return under_raw.calloc(under_raw.ctx, n, size);
+}
+
+static void *hooked_realloc(void *ctx, void *p, size_t size)
+{
+    return under_raw.realloc(under_raw.ctx, p, size);
+}
+
+static void hooked_free(void *ctx, void *p)
+{
+    under_raw.free(under_raw.ctx, p);
+}
+
+static void test_start_stop_in_hook(void **state)
+{
+    struct om_allocator mine = { NULL, hooked_malloc, hooked_calloc,
+                                 hooked_realloc, hooked_free };
+    void *p, *q;
+
+    om_get_allocator(OM_DOMAIN_RAW, &under_raw);
+    om_set_allocator(OM_DOMAIN_RAW, &mine);
+    assert_int_equal(om_trace_start(1), 0);
+    hook_action = 1;
+    p = om_raw_malloc(10);              /* stops tracing from inside */
+    assert_non_null(p);
+    assert_false(om_trace_is_tracing());
+    assert_int_equal(traced(), 0);
+    hook_action = 2;
+    q = om_raw_malloc(20);              /* starts it from inside */
+    assert_true(om_trace_is_tracing());
+    om_raw_free(p);
+    om_raw_free(q);
+    assert_int_equal(om_check(), 0);
+    om_trace_stop();
+    om_set_allocator(OM_DOMAIN_RAW, &under_raw);
+}
+
+/* ---- Threads ---- */
+
+#define THREADS 4
+#define PER_THREAD 20000
+
+static void *thread_allocs(void *arg)
+{
+    size_t id = (size_t)arg;
+    void **v = calloc(PER_THREAD, sizeof(*v));
+
+    for (int i = 0; i < PER_THREAD; i++)
+        v[i] = om_malloc(8 + id + (size_t)(i % 3) * 16);
+    return v;
+}
+
+static void test_threads(void **state)
+{
+    pthread_t t[THREADS];
+    void **v[THREADS];
+    size_t want = 0;
+    struct om_statistic *st;
+    struct om_snapshot *s;
+    size_t n, sum = 0, count = 0;
+
+    assert_int_equal(om_trace_start(4), 0);
+    for (size_t i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thread_allocs,
+                                        (void *)i), 0);
+    for (size_t i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], (void **)&v[i]), 0);
+        for (int j = 0; j < PER_THREAD; j++)
+            want += 8 + i + (size_t)(j % 3) * 16;
+    }
+    assert_int_equal(traced(), want);
+    assert_int_equal(om_check(), 0);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), THREADS * PER_THREAD);
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_TRACEBACK, false, &st,
+                                            &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        sum += st[i].size;
+        count += st[i].count;
+    }
+    assert_int_equal(sum, want);
+    assert_int_equal(count, THREADS * PER_THREAD);
+    om_snapshot_free(s);
+    for (size_t i = 0; i < THREADS; i++) {
+        for (int j = 0; j < PER_THREAD; j++)
+            om_free(v[i][j]);
+        free(v[i]);
+    }
+    assert_int_equal(traced(), 0);
+}
+
+/* ---- Out of memory while recording ---- */
+
+static void test_oom_while_recording(void **state)
+{
+    void *warm, *p;
+    struct om_snapshot *s;
+
+    warm = om_malloc(16);               /* the pools are set up */
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(om_trace_lost(), 0);
+    assert_int_equal(om_debug_fail_maps(0, true), 0);
+    p = om_malloc(16);                  /* its trace needs a table */
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_non_null(p);
+    memset(p, 1, 16);
+    assert_int_equal(om_trace_lost(), 1);
+    assert_int_equal(traced(), 0);
+    assert_null(om_trace_get_object_traceback(p));
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_count(s), 0);
+    om_snapshot_free(s);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+    om_free(warm);
+    /* A snapshot that cannot be made: NULL, ENOMEM, nothing lost. */
+    p = om_malloc(16);
+    assert_int_equal(om_debug_fail_maps(0, true), 0);
+    errno = 0;
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_null(s);
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(traced(), 16);
+    om_free(p);
+}
+
+/* ---- Sampling ---- */
+
+#define SMALL_N 100000
+#define MID_N 2000
+#define BIG_N 20
+
+/* Known mix: 6.4 MB of 64-byte blocks, 8.2 MB of 4 KiB, 21 MB of 1 MiB,
+ * sampled at 64 KiB: the estimates fall within 4 standard errors. */
+static void test_sampling_estimates(void **state)
+{
+    void **small = calloc(SMALL_N, sizeof(void *));
+    void *mid[MID_N], *big[BIG_N];
+    struct om_statistic *st;
+    struct om_snapshot *s;
+    double size = 0, var = 0, count = 0, cvar = 0;
+    double truth = 64.0 * SMALL_N + 4096.0 * MID_N + 1048576.0 * BIG_N;
+    double ncount = SMALL_N + MID_N + BIG_N;
+    size_t n, cur;
+
+    assert_int_equal(om_trace_start_sampling(0), -EINVAL);
+    assert_int_equal(om_trace_start_sampling(64 * 1024), 0);
+    assert_true(om_trace_is_tracing());
+    assert_int_equal(om_trace_sampling_mean(), 64 * 1024);
+    for (int i = 0; i < SMALL_N; i++)
+        small[i] = om_malloc(64);
+    for (int i = 0; i < MID_N; i++)
+        mid[i] = om_malloc(4096);
+    for (int i = 0; i < BIG_N; i++)
+        big[i] = om_malloc(1048576);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    /* Far fewer traces than blocks. */
+    assert_true(om_snapshot_count(s) < 2000);
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_TRACEBACK, false, &st,
+                                            &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        size += (double)st[i].size;
+        var += st[i].size_error * st[i].size_error;
+        count += (double)st[i].count;
+        cvar += st[i].count_error * st[i].count_error;
+    }
+    /* RSE of the total is about sqrt(T / B) = 4.3%. */
+    assert_true(sqrt(var) > 0.01 * truth && sqrt(var) < 0.1 * truth);
+    assert_true(fabs(size - truth) < 4 * sqrt(var));
+    assert_true(fabs(count - ncount) < 4 * sqrt(cvar));
+    om_trace_get_traced_memory(&cur, NULL);
+    assert_true(fabs((double)cur - truth) < 4 * sqrt(var));
+    om_snapshot_free(s);
+    assert_int_equal(om_check(), 0);
+    for (int i = 0; i < SMALL_N; i++)
+        om_free(small[i]);
+    for (int i = 0; i < MID_N; i++)
+        om_free(mid[i]);
+    for (int i = 0; i < BIG_N; i++)
+        om_free(big[i]);
+    free(small);
+    assert_int_equal(traced(), 0);
+    om_trace_stop();
+    assert_int_equal(om_trace_sampling_mean(), 0);
+}
+
+/* Big blocks are (nearly) always sampled, at about face value. */
+static void test_sampling_big_blocks(void **state)
+{
+    void *p[10];
+    struct om_snapshot *s;
+    struct om_trace_info t;
+
+    assert_int_equal(om_trace_start_sampling(4096), 0);
+    for (int i = 0; i < 10; i++)
+        p[i] = om_malloc(1 << 20);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), 10);
+    assert_int_equal(om_snapshot_trace(s, 3, &t), 0);
+    assert_int_equal(t.size, 1 << 20);
+    assert_true(t.weight >= 1.0 && t.weight < 1.0 + 1e-9);
+    om_snapshot_free(s);
+    for (int i = 0; i < 10; i++)
+        om_free(p[i]);
+    assert_int_equal(traced(), 0);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_start_limits),
+        T(test_traced_memory),
+        T(test_object_traceback),
+        T(test_domains),
+        T(test_realloc_moves),
+        T(test_stop_and_clear),
+        T(test_traceback_limit),
+        T(test_track),
+        T(test_frame_source),
+        T(test_start_stop_in_hook),
+        T(test_threads),
+        T(test_oom_while_recording),
+        T(test_sampling_estimates),
+        T(test_sampling_big_blocks),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

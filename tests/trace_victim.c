@@ -1,0 +1,48 @@
+/*
+ * trace_victim.c - a program that leaks from known functions, for traced
+ * runs on the shim (tests/test_preload.c).  Plain C: no objmem API.  It
+ * is linked with -rdynamic, so that its functions have names in a
+ * traceback.  With an argument, it asks for a capture by SIGUSR2 first.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *victim_leak_big(void);
+void *victim_leak_small(int i);
+
+/* Three blocks of 5000 bytes, never freed. */
+__attribute__((noinline)) void *victim_leak_big(void)
+{
+    void *p = malloc(5000);
+
+    memset(p, 1, 5000);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+
+/* 100 blocks of 40 bytes, never freed. */
+__attribute__((noinline)) void *victim_leak_small(int i)
+{
+    char *p = malloc(40);
+
+    memset(p, i, 40);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    static void *keep[103];
+
+    if (argc > 1)
+        raise(SIGUSR2);         /* the capture comes at the next malloc */
+    for (int i = 0; i < 3; i++)
+        keep[i] = victim_leak_big();
+    for (int i = 0; i < 100; i++)
+        keep[3 + i] = victim_leak_small(i);
+    for (int i = 0; i < 50; i++)
+        free(malloc(100));      /* freed: not in the capture */
+    __asm__ volatile("" : : "r"(keep) : "memory");
+    return 0;
+}

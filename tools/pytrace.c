@@ -1,0 +1,130 @@
+/*
+ * pytrace.c - objmem-python's frame source: while objmem traces, the
+ * tracebacks of Python's blocks name Python files and lines, as
+ * tracemalloc's do.
+ *
+ * The source walks the calling thread's interpreter frames (CPython's own
+ * frame chain, read without creating frame objects, as tracemalloc does)
+ * from the most recent, skipping incomplete ones.  It runs inside the
+ * allocator, so it allocates nothing itself; the UTF-8 form of a name may
+ * be made once by CPython, and that block is not traced (tracing is
+ * reentrant-guarded).
+ *
+ * A frame's filename and function are the UTF-8 of its code object's
+ * co_filename and co_name.  objmem keeps those pointers until tracing
+ * stops, so each name object is kept alive: the first time a name is
+ * seen, it gets a reference and a slot in `kept` (a fixed open-addressing
+ * set; when it is full, frames name "<unknown>" instead).
+ *
+ * A thread that does not hold the GIL (RAW allocations may come from
+ * anywhere) and an interpreter not (or no longer) initialised give no
+ * frames.
+ *
+ * Invariants:
+ *   1. Every pointer the source returns belongs to an object in `kept`.
+ *   2. The source is called only with the GIL held, or returns 0.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+#include "objmem.h"
+#include "pytrace.h"
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#define HAVE_FRAMES 1
+#else
+#define HAVE_FRAMES 0
+#endif
+
+#define KEPT_SLOTS 65536                /* a power of two */
+
+static PyObject *kept[KEPT_SLOTS];
+static size_t nkept;
+
+/* Keep o alive for as long as objmem may point into it: false when the
+ * set is full. */
+static int keep(PyObject *o)
+{
+    size_t i = ((uintptr_t)o >> 4) & (KEPT_SLOTS - 1);
+
+    for (; kept[i]; i = (i + 1) & (KEPT_SLOTS - 1))
+        if (kept[i] == o)
+            return 1;
+    if (nkept + 1 >= KEPT_SLOTS / 2)
+        return 0;
+    Py_INCREF(o);
+    kept[i] = o;
+    nkept++;
+    return 1;
+}
+
+/* The UTF-8 of a name object, kept alive; NULL when it cannot be. */
+static const char *kept_utf8(PyObject *s)
+{
+    const char *u;
+
+    if (!s || !PyUnicode_Check(s) || !keep(s))
+        return NULL;
+    u = PyUnicode_AsUTF8(s);
+    if (!u)
+        PyErr_Clear();
+    return u;
+}
+
+#if HAVE_FRAMES
+static void frame_of(_PyInterpreterFrame *f, struct om_frame *out)
+{
+    PyCodeObject *code = f->f_code;
+    int lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+    const char *file = kept_utf8(code->co_filename);
+    int line = PyCode_Addr2Line(code, lasti);
+
+    out->filename = file ? file : "<unknown>";
+    out->function = kept_utf8(code->co_name);
+    out->lineno = line > 0 ? (unsigned)line : 0;
+    out->pc = NULL;
+}
+
+static _PyInterpreterFrame *newest_frame(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return ts->current_frame;
+#else
+    return ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+}
+
+static int python_frames(void *ctx, struct om_frame *frames, int max)
+{
+    PyThreadState *ts;
+    int n = 0;
+
+    if (!Py_IsInitialized() || !PyGILState_Check())
+        return 0;
+    ts = PyGILState_GetThisThreadState();
+    if (!ts)
+        return 0;
+    for (_PyInterpreterFrame *f = newest_frame(ts); f; f = f->previous) {
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+        if (n < max)
+            frame_of(f, &frames[n]);
+        n++;
+    }
+    return n;
+}
+#endif
+
+int pytrace_install(void)
+{
+#if HAVE_FRAMES
+    om_trace_set_frame_source(python_frames, NULL);
+    return 1;
+#else
+    return 0;                   /* C frames only */
+#endif
+}

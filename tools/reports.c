@@ -1,0 +1,279 @@
+/*
+ * reports.c - the verbs that read capture files (snapshot dumps):
+ *
+ *   objmem top FILE [--by lineno|filename|traceback] [--cumulative]
+ *                   [--limit N]             the biggest allocation sites
+ *   objmem leaks FILE [--limit N]           what was live at exit, by
+ *                                           traceback
+ *   objmem diff OLD NEW [--by ...] [--cumulative] [--limit N]
+ *                                           what grew between two captures
+ *
+ * The figures are tracemalloc's Snapshot.statistics and compare_to.  A
+ * sampled capture prints estimates, each with one standard error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "objmem.h"
+
+struct report_opts {
+    const char *files[2];
+    int nfiles;
+    enum om_key key;
+    bool cumulative;
+    long limit;
+};
+
+/* "1.2 MiB": bytes for people. */
+static const char *human(double bytes, char *buf, size_t size)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = bytes < 0 ? -bytes : bytes;
+    int u = 0;
+
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%s%.0f B", bytes < 0 ? "-" : "", v);
+    else
+        snprintf(buf, size, "%s%.1f %s", bytes < 0 ? "-" : "", v, units[u]);
+    return buf;
+}
+
+/* One frame: "file:line in function", or the C form without a line. */
+static void print_frame(FILE *out, const struct om_frame *f)
+{
+    const char *file = f->filename ? f->filename : "<unknown>";
+
+    if (f->lineno)
+        fprintf(out, "%s:%u", file, f->lineno);
+    else
+        fprintf(out, "%s", file);
+    if (f->function)
+        fprintf(out, " in %s", f->function);
+    if (!f->lineno && f->pc)
+        fprintf(out, " [%p]", f->pc);
+}
+
+static void print_traceback(FILE *out, const struct om_traceback *tb,
+                            bool all)
+{
+    if (tb->nframe == 0) {
+        fputs("<no frames>\n", out);
+        return;
+    }
+    print_frame(out, &tb->frames[0]);
+    fputc('\n', out);
+    for (unsigned i = 1; all && i < tb->nframe; i++) {
+        fputs("        ", out);
+        print_frame(out, &tb->frames[i]);
+        fputc('\n', out);
+    }
+    if (all && tb->total_nframe > tb->nframe)
+        fprintf(out, "        ... %u more frames\n",
+                tb->total_nframe - tb->nframe);
+}
+
+static struct om_snapshot *load(const char *path)
+{
+    struct om_snapshot *s = om_snapshot_load(path);
+
+    if (!s)
+        fprintf(stderr, "objmem: %s: %s\n", path,
+                errno == EINVAL ? om_snapshot_load_error() : strerror(errno));
+    return s;
+}
+
+static bool parse_key(const char *v, enum om_key *key)
+{
+    if (strcmp(v, "lineno") == 0)
+        *key = OM_KEY_LINENO;
+    else if (strcmp(v, "filename") == 0)
+        *key = OM_KEY_FILENAME;
+    else if (strcmp(v, "traceback") == 0)
+        *key = OM_KEY_TRACEBACK;
+    else
+        return false;
+    return true;
+}
+
+/* Options and file names; false (after a message) when they are bad. */
+static bool parse(int argc, char **argv, int want, struct report_opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--by") == 0 && i + 1 < argc) {
+            if (!parse_key(argv[++i], &o->key)) {
+                fprintf(stderr, "objmem: --by lineno, filename or "
+                        "traceback, not '%s'\n", argv[i]);
+                return false;
+            }
+        } else if (strcmp(a, "--cumulative") == 0) {
+            o->cumulative = true;
+        } else if (strcmp(a, "--limit") == 0 && i + 1 < argc) {
+            o->limit = strtol(argv[++i], NULL, 10);
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "objmem: unknown option '%s'\n", a);
+            return false;
+        } else if (o->nfiles < 2) {
+            o->files[o->nfiles++] = a;
+        }
+    }
+    if (o->nfiles != want) {
+        fprintf(stderr, "objmem %s: %s\n", argv[0],
+                want == 1 ? "one capture file, please"
+                          : "two capture files, please: OLD NEW");
+        return false;
+    }
+    return true;
+}
+
+static void header(FILE *out, const char *what, const struct om_snapshot *s,
+                   const char *path)
+{
+    struct om_snapshot_info i;
+    char a[32];
+
+    om_snapshot_get_info(s, &i);
+    fprintf(out, "# objmem %s: %s: %zu traces, %s traced", what, path,
+            i.ntraces, human((double)i.current, a, sizeof(a)));
+    if (i.sample_mean)
+        fprintf(out, ", sampled every %s on average (estimates +- one "
+                "standard error)", human((double)i.sample_mean, a,
+                                         sizeof(a)));
+    fputc('\n', out);
+    if (i.lost)
+        fprintf(out, "# %zu traces were lost (no memory to record them)\n",
+                i.lost);
+}
+
+static bool sampled(const struct om_snapshot *s)
+{
+    struct om_snapshot_info i;
+
+    om_snapshot_get_info(s, &i);
+    return i.sample_mean != 0;
+}
+
+static void print_stat(FILE *out, size_t rank, const struct om_statistic *st,
+                       bool sampled, bool all)
+{
+    char a[32], b[32];
+
+    fprintf(out, "#%zu: ", rank);
+    print_traceback(out, st->traceback, all);
+    fprintf(out, "    %s", human((double)st->size, a, sizeof(a)));
+    if (sampled)
+        fprintf(out, " +- %s", human(st->size_error, b, sizeof(b)));
+    fprintf(out, " in %zu blocks", st->count);
+    if (st->count)
+        fprintf(out, " (average %s)",
+                human((double)st->size / (double)st->count, b, sizeof(b)));
+    fputc('\n', out);
+}
+
+static int print_top(const char *what, const struct report_opts *o)
+{
+    struct om_snapshot *s = load(o->files[0]);
+    struct om_statistic *st;
+    double total = 0, rest = 0;
+    size_t n, rest_n = 0;
+    int rc;
+
+    if (!s)
+        return 1;
+    rc = om_snapshot_statistics(s, o->key, o->cumulative, &st, &n);
+    if (rc < 0) {
+        fprintf(stderr, "objmem: %s\n", strerror(-rc));
+        om_snapshot_free(s);
+        return 1;
+    }
+    header(stdout, what, s, o->files[0]);
+    for (size_t i = 0; i < n; i++) {
+        total += (double)st[i].size;
+        if (o->limit > 0 && i >= (size_t)o->limit) {
+            rest += (double)st[i].size;
+            rest_n++;
+            continue;
+        }
+        print_stat(stdout, i + 1, &st[i], sampled(s),
+                   o->key == OM_KEY_TRACEBACK);
+    }
+    if (rest_n) {
+        char a[32];
+        printf("%zu others: %s\n", rest_n, human(rest, a, sizeof(a)));
+    }
+    if (!o->cumulative) {
+        char a[32];
+        printf("total: %s\n", human(total, a, sizeof(a)));
+    }
+    om_snapshot_free(s);
+    return 0;
+}
+
+int objmem_top(int argc, char **argv)
+{
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10 };
+
+    if (!parse(argc, argv, 1, &o))
+        return 2;
+    return print_top("top", &o);
+}
+
+int objmem_leaks(int argc, char **argv)
+{
+    struct report_opts o = { .key = OM_KEY_TRACEBACK, .limit = 10 };
+
+    if (!parse(argc, argv, 1, &o))
+        return 2;
+    return print_top("leaks (live at exit)", &o);
+}
+
+static void print_diff(const struct om_statistic_diff *d, size_t rank,
+                       bool all)
+{
+    char a[32], b[32];
+
+    printf("#%zu: ", rank);
+    print_traceback(stdout, d->traceback, all);
+    printf("    %s (%s%s), %zu blocks (%+td)\n",
+           human((double)d->size, a, sizeof(a)), d->size_diff >= 0 ? "+" : "",
+           human((double)d->size_diff, b, sizeof(b)), d->count,
+           d->count_diff);
+}
+
+int objmem_diff(int argc, char **argv)
+{
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10 };
+    struct om_snapshot *old, *now;
+    struct om_statistic_diff *d;
+    size_t n;
+    int rc;
+
+    if (!parse(argc, argv, 2, &o))
+        return 2;
+    if (!(old = load(o.files[0])))
+        return 1;
+    if (!(now = load(o.files[1]))) {
+        om_snapshot_free(old);
+        return 1;
+    }
+    rc = om_snapshot_compare(now, old, o.key, o.cumulative, &d, &n);
+    if (rc == 0) {
+        printf("# objmem diff: %s -> %s\n", o.files[0], o.files[1]);
+        for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);
+             i++)
+            print_diff(&d[i], i + 1, o.key == OM_KEY_TRACEBACK);
+    } else {
+        fprintf(stderr, "objmem: %s\n", strerror(-rc));
+    }
+    om_snapshot_free(now);
+    om_snapshot_free(old);
+    return rc == 0 ? 0 : 1;
+}
