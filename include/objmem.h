@@ -777,6 +777,7 @@ struct om_snapshot_info {
     size_t sample_mean;         /* 0: every block traced */
     size_t lost;                /* traces lost for want of memory */
     size_t current, peak;       /* traced memory */
+    size_t trace_memory;        /* tracing's own memory */
 };
 OM_API void om_snapshot_get_info(const struct om_snapshot *s,
                                  struct om_snapshot_info *out);

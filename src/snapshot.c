@@ -67,8 +67,9 @@
  *                                             [0, end-24) |
  *
  *   META  i32 traceback_limit, u32 0, then u64 sample_mean, lost,
- *         current, peak, ntracebacks, ntraces (56 bytes; a longer META is
- *         a later version's: the rest is skipped)
+ *         current, peak, ntracebacks, ntraces, trace_memory (64 bytes;
+ *         56, without trace_memory, is read too; a longer META is a later
+ *         version's: the rest is skipped)
  *   STRS  the strings, each NUL-terminated, back to back
  *   TBKS  ntracebacks records: u32 nframe, u32 total_nframe, then nframe
  *         frames of 24 bytes: u32 filename (offset in STRS), u32 function
@@ -132,7 +133,8 @@
 #define HEADER_BYTES 16             /* magic, version, 0 */
 #define SECTION_BYTES 16            /* tag, 0, length */
 #define END_BYTES (SECTION_BYTES + 8)
-#define META_BYTES 56
+#define META_BYTES 64            /* written; 56 is read too */
+#define META_MIN 56
 #define TB_BYTES 8                  /* nframe, total_nframe */
 #define FRAME_BYTES 24
 #define TRACE_BYTES 24
@@ -412,6 +414,7 @@ void om_snapshot_get_info(const struct om_snapshot *s,
     out->lost = (size_t)s->lost;
     out->current = (size_t)s->current;
     out->peak = (size_t)s->peak;
+    out->trace_memory = (size_t)s->trace_memory;
 }
 
 void om_snapshot_free(struct om_snapshot *s)
@@ -1273,6 +1276,7 @@ static struct om_snapshot *snapshot_like(const struct om_snapshot *s)
         out->lost = s->lost;
         out->current = s->current;
         out->peak = s->peak;
+        out->trace_memory = s->trace_memory;
     }
     return out;
 }
@@ -1470,6 +1474,7 @@ static void write_meta(struct writer *w, const struct om_snapshot *s)
     put_u64(w, s->peak);
     put_u64(w, s->ntracebacks);
     put_u64(w, s->ntraces);
+    put_u64(w, s->trace_memory);
 }
 
 static void write_strings(struct writer *w, const struct om_snapshot *s,
@@ -1757,7 +1762,7 @@ static int decode_meta(struct loader *l)
 
     if (!l->meta.seen)
         return bad("no META section");
-    if (l->meta.len < META_BYTES)
+    if (l->meta.len < META_MIN)
         return bad("META section of %lu bytes, not %d",
                    (unsigned long)l->meta.len, META_BYTES);
     l->ntracebacks = get_u64(p + 40);
@@ -1771,6 +1776,7 @@ static int decode_meta(struct loader *l)
     s->lost = get_u64(p + 16);
     s->current = get_u64(p + 24);
     s->peak = get_u64(p + 32);
+    s->trace_memory = l->meta.len >= 64 ? get_u64(p + 56) : 0;
     return 0;
 }
 

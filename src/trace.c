@@ -1180,6 +1180,7 @@ struct om_snapshot *om_trace_take_snapshot(void)
         s->lost = atomic_load(&lost);
         s->current = atomic_load(&current);
         s->peak = atomic_load(&peak);
+        s->trace_memory = om_trace_get_memory();
     }
     reentrant = was;
     pthread_mutex_unlock(&ctl_lock);

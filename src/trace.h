@@ -56,6 +56,7 @@ struct om_snapshot {
     uint64_t sample_mean;       /* 0: every block traced */
     uint64_t lost;              /* traces lost before it was taken */
     uint64_t current, peak;     /* traced memory when it was taken */
+    uint64_t trace_memory;      /* tracing's own memory then */
     size_t ntraces, traces_cap;
     struct omi_snap_trace *traces;
     size_t ntracebacks, tracebacks_cap;
