@@ -3,10 +3,10 @@
  * prints medians, min..max and ratios, from one run.
  *
  * Part 1, CPython: Python workloads of our own (object churn, dict-heavy,
- * string-heavy, a JSON round trip, a small class-heavy simulation) on the
- * stock python3 (pymalloc + glibc) and on objmem-python (every domain on
- * objmem).  Targets (issue 5): objmem-python at least as fast, peak RSS
- * at most 0.9x.
+ * string-heavy, a JSON round trip, a small class-heavy simulation;
+ * workloads.h, shared with bench_trace) on the stock python3 (pymalloc +
+ * glibc) and on objmem-python (every domain on objmem).  Targets (issue
+ * 5): objmem-python at least as fast, peak RSS at most 0.9x.
  *
  * Part 2, the shim: real programs - python3 with PYTHONMALLOC=malloc on
  * the JSON workload, sqlite3 running 100k inserts and queries, git log -p
@@ -23,11 +23,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,115 +33,10 @@
 
 #include "objmem.h"
 #include "benchutil.h"
+#include "workloads.h"
 
 #define REPS 5
 #define LIBDIR "/usr/lib/x86_64-linux-gnu/"
-
-/* ---- The Python workloads ---- */
-
-struct workload {
-    const char *name;
-    const char *script;
-};
-
-static const struct workload workloads[] = {
-    { "churn",
-      "import time\n"
-      "for r in range(30):\n"
-      "    xs = [(i, i * 2.0, str(i)) for i in range(20000)]\n"
-      "    ys = [x for x in xs if x[0] % 3]\n"
-      "    zs = {x[2]: x for x in ys}\n"
-      "    del xs, ys, zs\n" },
-    { "dicts",
-      "d = {}\n"
-      "for i in range(300000):\n"
-      "    d['k%d' % i] = {'id': i, 'name': 'n%d' % (i % 1000), 'v': i * 3}\n"
-      "total = 0\n"
-      "for k in list(d)[::2]:\n"
-      "    total += d[k]['v']\n"
-      "    del d[k]\n"
-      "for i in range(0, 300000, 3):\n"
-      "    d.setdefault('k%d' % i, {}).update(x=i)\n"
-      "print(total, len(d))\n" },
-    { "strings",
-      "words = ['w%05d' % i for i in range(50000)]\n"
-      "for r in range(8):\n"
-      "    text = ' '.join(words)\n"
-      "    parts = text.split(' ')\n"
-      "    up = [p.upper() + '-' + p[::-1] for p in parts]\n"
-      "    s = ','.join(up).replace('W', 'v')\n"
-      "    f = ['%s:%d' % (p, len(p)) for p in parts]\n"
-      "print(len(s), len(f))\n" },
-    { "json",
-      "import json\n"
-      "d = [{'a': i, 'b': str(i) * 10, 'c': [i, i + 1.5, None]}\n"
-      "     for i in range(150000)]\n"
-      "for r in range(2):\n"
-      "    s = json.dumps(d)\n"
-      "    d = json.loads(s)\n"
-      "print(len(s))\n" },
-    { "classes",
-      "class Particle:\n"
-      "    def __init__(self, i):\n"
-      "        self.x = float(i); self.y = 0.0; self.vx = 1.0; self.vy = 0.5\n"
-      "        self.tag = 'p%d' % i\n"
-      "    def step(self, dt):\n"
-      "        self.x += self.vx * dt; self.y += self.vy * dt\n"
-      "class Slot:\n"
-      "    __slots__ = ('a', 'b')\n"
-      "    def __init__(self, a, b): self.a = a; self.b = b\n"
-      "ps = [Particle(i) for i in range(100000)]\n"
-      "for t in range(10):\n"
-      "    for p in ps: p.step(0.1)\n"
-      "    ps = [p for p in ps if int(p.x) % 7] + "
-      "[Particle(i) for i in range(15000)]\n"
-      "    links = [Slot(p, t) for p in ps[::3]]\n"
-      "print(len(ps), len(links))\n" },
-};
-
-#define NWORK (sizeof(workloads) / sizeof(workloads[0]))
-
-/* ---- Running a child ---- */
-
-struct sample {
-    double cpu_s;               /* user + system */
-    double rss_mb;              /* peak */
-    int status;
-};
-
-/*
- * Run argv with env entries (NULL-terminated) added, stdout and stderr
- * into /dev/null (stdin from in, or /dev/null), and measure it.
- */
-static struct sample measure(char *const argv[], char *const env[],
-                             const char *in)
-{
-    struct sample s = { 0, 0, -1 };
-    struct rusage ru;
-    pid_t pid;
-
-    fflush(stdout);
-    pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        int fd = in ? open(in, O_RDONLY) : null;
-        dup2(fd, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        for (int i = 0; env[i]; i++)
-            putenv(env[i]);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (wait4(pid, &s.status, 0, &ru) != pid)
-        die("wait4: %s", strerror(errno));
-    s.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
-              (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
-    s.rss_mb = (double)ru.ru_maxrss / 1024.0;
-    return s;
-}
 
 /* ---- Printing ---- */
 
@@ -152,7 +45,7 @@ struct series {
     int failed;
 };
 
-static void add(struct series *se, int rep, struct sample s)
+static void add(struct series *se, int rep, struct child_cost s)
 {
     se->cpu[rep] = s.cpu_s;
     se->rss[rep] = s.rss_mb;
@@ -207,11 +100,11 @@ static void part_python(const char *dir)
         char *om[] = { OM_LAUNCHER, path[w], NULL };
         for (int r = 0; r < REPS; r++) {
             if (r % 2) {
-                add(&ours, r, measure(om, env_none, NULL));
-                add(&stock, r, measure(py, env_none, NULL));
+                add(&ours, r, measure_child(om, env_none, NULL));
+                add(&stock, r, measure_child(py, env_none, NULL));
             } else {
-                add(&stock, r, measure(py, env_none, NULL));
-                add(&ours, r, measure(om, env_none, NULL));
+                add(&stock, r, measure_child(py, env_none, NULL));
+                add(&ours, r, measure_child(om, env_none, NULL));
             }
         }
         print_row(workloads[w].name, "objmem-python", &ours, &ours);
@@ -283,7 +176,7 @@ static void part_shim(const char *dir)
                                 progs[p].pymalloc_off ? "PYTHONMALLOC=malloc"
                                                       : NULL, NULL };
                 if (have[c])
-                    add(&se[c], r, measure(progs[p].argv, env,
+                    add(&se[c], r, measure_child(progs[p].argv, env,
                                            progs[p].in));
             }
         print_row(progs[p].name, conf_name[OBJMEM], &se[OBJMEM],

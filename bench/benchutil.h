@@ -1,16 +1,18 @@
 /*
  * benchutil.h - what the benchmark programs share: clocks, the child's
  * report lines, starting a child and reading its output, why it failed,
- * sorting figures.  Header-only
- * (static inline), so each program takes what it uses.
+ * sorting figures, measuring a whole program's CPU time and peak RSS.
+ * Header-only (static inline), so each program takes what it uses.
  */
 #ifndef OM_BENCHUTIL_H
 #define OM_BENCHUTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -202,6 +204,53 @@ static inline const char *child_failure(int status, bool done, bool skip,
     else
         return NULL;
     return buf;
+}
+
+/* What a whole program cost, from wait4. */
+struct child_cost {
+    double cpu_s;               /* user + system */
+    double rss_mb;              /* peak (ru_maxrss) */
+    int status;                 /* wait status; -1 before it ran */
+};
+
+/*
+ * Run argv (found on PATH) with the env entries (NULL-terminated) added,
+ * stdout and stderr into /dev/null, stdin from the file in (or
+ * /dev/null), and say what it cost.  The whole process counts, start-up
+ * and exit included.
+ */
+static inline struct child_cost measure_child(char *const argv[],
+                                              char *const env[],
+                                              const char *in)
+{
+    struct child_cost c = { 0, 0, -1 };
+    struct rusage ru;
+    pid_t pid;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        int fd = in ? open(in, O_RDONLY) : null;
+
+        dup2(fd, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        for (int i = 0; env[i]; i++)
+            putenv(env[i]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    while (wait4(pid, &c.status, 0, &ru) != pid)
+        if (errno != EINTR)
+            die("wait4: %s", strerror(errno));
+    c.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+              (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    c.rss_mb = (double)ru.ru_maxrss / 1024.0;
+    return c;
 }
 
 #endif /* OM_BENCHUTIL_H */

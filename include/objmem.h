@@ -668,6 +668,17 @@ OM_API void om_trace_get_traced_memory(size_t *current, size_t *peak);
 OM_API void om_trace_reset_peak(void);
 /* Bytes of memory tracing uses for its own tables. */
 OM_API size_t om_trace_get_memory(void);
+/*
+ * Keep a snapshot of the traces at their high-water mark, for "what was
+ * live at the peak" (memray's and Fil's question): taken when the traced
+ * memory first goes down after a new peak at least step_percent above the
+ * last one kept (10 is a good step: each retake costs a snapshot, so
+ * peaks that creep up are not taken at every step).  Snapshots then carry
+ * it (om_snapshot_peak).  0 turns it off.  Captures (OBJMEM_TRACE) keep
+ * it with a step of 10%.
+ */
+OM_API void om_trace_keep_peak(unsigned step_percent);
+
 /* Traces that could not be recorded (out of memory) since the start. */
 OM_API size_t om_trace_lost(void);
 
@@ -748,6 +759,49 @@ struct om_trace_info {
     size_t size;
     const struct om_traceback *traceback;
     double weight;              /* blocks this trace stands for (1: exact) */
+    uintptr_t address;          /* the block */
+    uint64_t time_ms;           /* traced this long after tracing began */
+};
+
+/*
+ * The heap as the allocator saw it when the snapshot was taken: each
+ * arena page by page, and the large blocks (one mapping each).  With the
+ * traces' addresses, it tells which blocks keep which pages from going
+ * back to the OS (`objmem pins`).
+ */
+enum om_page_kind {
+    OM_PAGE_HEADER,             /* the arena's own header */
+    OM_PAGE_FREE,               /* free, still resident */
+    OM_PAGE_PURGED,             /* free, given back to the OS */
+    OM_PAGE_BLOCKS,             /* blocks of one class: the first page of
+                                   its run */
+    OM_PAGE_TAIL                /* a later page of a run */
+};
+
+struct om_heap_page {
+    uint8_t kind;               /* enum om_page_kind */
+    uint8_t pages;              /* BLOCKS: pages in its run */
+    uint16_t used;              /* BLOCKS: blocks handed out (or cached) */
+    uint32_t block_size;        /* BLOCKS: bytes per block */
+};
+
+struct om_heap_arena {
+    uintptr_t address;
+    size_t npages;
+    const struct om_heap_page *pages;
+};
+
+struct om_heap_large {
+    uintptr_t address;
+    size_t size;                /* mapped bytes */
+};
+
+struct om_heap_map {
+    size_t page_size;
+    size_t narenas;
+    const struct om_heap_arena *arenas;
+    size_t nlarge;
+    const struct om_heap_large *large;
 };
 
 OM_API struct om_snapshot *om_trace_take_snapshot(void);
@@ -778,9 +832,16 @@ struct om_snapshot_info {
     size_t lost;                /* traces lost for want of memory */
     size_t current, peak;       /* traced memory */
     size_t trace_memory;        /* tracing's own memory */
+    uint64_t time_ms;           /* taken this long after tracing began */
 };
 OM_API void om_snapshot_get_info(const struct om_snapshot *s,
                                  struct om_snapshot_info *out);
+/* The snapshot taken at the high-water mark of the traced memory (see
+ * om_trace_keep_peak), which goes with s; or NULL. */
+OM_API const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s);
+/* The heap map taken with the snapshot, or NULL (a filtered snapshot, or
+ * a capture of an older version). */
+OM_API const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s);
 /* Write to path: 0 or -errno.  Load: NULL with errno (EINVAL: not a
  * capture or a damaged one; om_snapshot_load_error says what is wrong). */
 OM_API int om_snapshot_dump(const struct om_snapshot *s, const char *path);

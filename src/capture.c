@@ -8,7 +8,8 @@
  * services get captures meanwhile on SIGUSR2: the handler only raises a
  * flag (async-signal-safe), and the next traced allocation writes the
  * capture, numbered NAME.1, NAME.2, ...  The file name comes from
- * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace).
+ * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace).  A capture carries the
+ * snapshot at the peak too (om_trace_keep_peak), for `objmem peak`.
  *
  * The shim starts it itself (omi_capture_start), when its RAW domain is
  * objmem's; everything else, from this module's constructor.
@@ -32,6 +33,7 @@
 #include "trace.h"
 
 #define MAX_FRAMES_ENV 128
+#define PEAK_STEP 10            /* percent: om_trace_keep_peak's step */
 
 atomic_bool omi_capture_pending;
 static atomic_int dumps;                /* SIGUSR2 captures written */
@@ -119,6 +121,7 @@ void omi_capture_start(void)
     if (!on)
         return;
     owner = getpid();
+    om_trace_keep_peak(PEAK_STEP);
     install_handler();
     atexit(capture_at_exit);
 }

@@ -390,6 +390,19 @@ void omi_large_totals(struct omi_large_totals *out)
     out->maps_total = __atomic_load_n(&maps_total, __ATOMIC_RELAXED);
 }
 
+size_t omi_large_list(struct om_heap_large *out, size_t max)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; table && i < capacity && n < max; i++)
+        if (table[i].addr > TOMBSTONE)
+            out[n++] = (struct om_heap_large){ table[i].addr,
+                                               table[i].size };
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 size_t omi_large_cached_bytes(void)
 {
     size_t n;

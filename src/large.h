@@ -28,6 +28,10 @@ void *omi_large_realloc(void *p, size_t size);
  * returns the bytes unmapped. */
 size_t omi_large_purge(unsigned min_age);
 
+/* Copy up to max live large blocks (address, mapped bytes) into out:
+ * how many were copied. */
+size_t omi_large_list(struct om_heap_large *out, size_t max);
+
 /* Bytes in the cache of freed mappings (the purger's work). */
 size_t omi_large_cached_bytes(void);
 

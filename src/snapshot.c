@@ -129,12 +129,20 @@
 #define TAG_STRINGS TAG('S', 'T', 'R', 'S')
 #define TAG_TRACEBACKS TAG('T', 'B', 'K', 'S')
 #define TAG_TRACES TAG('T', 'R', 'C', 'S')
+#define TAG_ADDRS TAG('A', 'D', 'D', 'R')
+#define TAG_HEAP TAG('H', 'E', 'A', 'P')
+#define TAG_PEAK TAG('P', 'E', 'A', 'K')
 #define TAG_END TAG('E', 'N', 'D', 0)
 #define HEADER_BYTES 16             /* magic, version, 0 */
 #define SECTION_BYTES 16            /* tag, 0, length */
 #define END_BYTES (SECTION_BYTES + 8)
-#define META_BYTES 64            /* written; 56 is read too */
+#define META_BYTES 72            /* written; from 56 up is read */
 #define META_MIN 56
+#define ADDR_BYTES 16               /* address, time */
+#define HEAP_HEAD_BYTES 24          /* page size, arenas, large blocks */
+#define ARENA_BYTES 16              /* address, npages, 0 */
+#define PAGE_BYTES 8
+#define LARGE_BYTES 16
 #define TB_BYTES 8                  /* nframe, total_nframe */
 #define FRAME_BYTES 24
 #define TRACE_BYTES 24
@@ -283,8 +291,16 @@ struct om_snapshot *omi_snapshot_new(int traceback_limit,
     if (!s)
         return NULL;
     s->mem = mem;           /* the region now owns the struct it holds */
+    atomic_init(&s->refs, 1);
     s->traceback_limit = traceback_limit;
     s->sample_mean = sample_mean;
+    return s;
+}
+
+struct om_snapshot *omi_snapshot_ref(struct om_snapshot *s)
+{
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
     return s;
 }
 
@@ -349,26 +365,29 @@ long omi_snapshot_add_traceback(struct om_snapshot *s,
     return append_traceback(s, tb);
 }
 
-int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
-                           uint32_t domain, uint64_t size, double weight)
+int omi_snapshot_add_record(struct om_snapshot *s,
+                            const struct omi_snap_trace *t)
 {
-    struct omi_snap_trace *t;
     void *grown;
 
-    OM_ASSERT(traceback < s->ntracebacks);
-    OM_ASSERT(weight >= 1.0);
+    OM_ASSERT(t->traceback < s->ntracebacks);
+    OM_ASSERT(t->weight >= 1.0);
     if (s->ntraces == s->traces_cap) {
         grown = grow_array(s->traces, &s->traces_cap, sizeof(*t));
         if (!grown)
             return -ENOMEM;
         s->traces = grown;
     }
-    t = &s->traces[s->ntraces++];
-    t->size = size;
-    t->weight = weight;
-    t->traceback = traceback;
-    t->domain = domain;
+    s->traces[s->ntraces++] = *t;
     return 0;
+}
+
+int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
+                           uint32_t domain, uint64_t size, double weight)
+{
+    struct omi_snap_trace t = { size, weight, 0, 0, traceback, domain };
+
+    return omi_snapshot_add_record(s, &t);
 }
 
 /* ---- Accessors ---- */
@@ -392,12 +411,24 @@ int om_snapshot_trace(const struct om_snapshot *s, size_t i,
     out->size = (size_t)t->size;
     out->traceback = s->tracebacks[t->traceback];
     out->weight = t->weight;
+    out->address = (uintptr_t)t->addr;
+    out->time_ms = t->time_ms;
     return 0;
 }
 
 int om_snapshot_traceback_limit(const struct om_snapshot *s)
 {
     return s ? s->traceback_limit : -EINVAL;
+}
+
+const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s)
+{
+    return s ? s->at_peak : NULL;
+}
+
+const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s)
+{
+    return s ? s->heap : NULL;
 }
 
 void om_snapshot_get_info(const struct om_snapshot *s,
@@ -415,14 +446,16 @@ void om_snapshot_get_info(const struct om_snapshot *s,
     out->current = (size_t)s->current;
     out->peak = (size_t)s->peak;
     out->trace_memory = (size_t)s->trace_memory;
+    out->time_ms = s->time_ms;
 }
 
 void om_snapshot_free(struct om_snapshot *s)
 {
     struct omi_region mem;
 
-    if (!s)
+    if (!s || atomic_fetch_sub(&s->refs, 1) > 1)
         return;
+    om_snapshot_free(s->at_peak);
     unmap_array(s->traces, s->traces_cap, sizeof(s->traces[0]));
     unmap_array(s->tracebacks, s->tracebacks_cap, sizeof(s->tracebacks[0]));
     if (s->strings.slots)
@@ -1277,6 +1310,7 @@ static struct om_snapshot *snapshot_like(const struct om_snapshot *s)
         out->current = s->current;
         out->peak = s->peak;
         out->trace_memory = s->trace_memory;
+        out->time_ms = s->time_ms;
     }
     return out;
 }
@@ -1287,6 +1321,7 @@ static int copy_trace(struct om_snapshot *to, const struct om_snapshot *from,
                       const struct omi_snap_trace *t, uint32_t *remap)
 {
     const struct om_traceback *tb = from->tracebacks[t->traceback];
+    struct omi_snap_trace copy;
     long index;
 
     if (!remap[t->traceback]) {
@@ -1296,8 +1331,9 @@ static int copy_trace(struct om_snapshot *to, const struct om_snapshot *from,
             return (int)index;
         remap[t->traceback] = (uint32_t)index + 1;
     }
-    return omi_snapshot_add_trace(to, remap[t->traceback] - 1, t->domain,
-                                  t->size, t->weight);
+    copy = *t;
+    copy.traceback = remap[t->traceback] - 1;
+    return omi_snapshot_add_record(to, &copy);
 }
 
 static bool filters_are_valid(const struct om_filter *f, size_t n)
@@ -1354,9 +1390,12 @@ struct om_snapshot *om_snapshot_filter(const struct om_snapshot *s,
  * The buffer is in the scratch region, not on the stack: the exit hook
  * and the SIGUSR2 capture (capture.c) dump from inside the allocator. */
 struct writer {
-    int fd;
+    int fd;                     /* -1: only count */
     int err;                    /* 0, or the first -errno */
-    uint64_t sum;               /* FNV-1a of every byte put */
+    uint64_t sum[2];            /* FNV-1a of every byte put: of the file,
+                                   and of the nested capture (PEAK) */
+    int depth;                  /* 1 inside the nested capture */
+    uint64_t count;             /* bytes put */
     unsigned char *buf;         /* WRITE_BUF bytes */
     size_t used;                /* bytes in buf */
 };
@@ -1389,7 +1428,11 @@ static void put(struct writer *w, const void *p, size_t n)
 {
     const unsigned char *b = p;
 
-    w->sum = fnv1a(w->sum, p, n);
+    for (int i = 0; i <= w->depth; i++)
+        w->sum[i] = fnv1a(w->sum[i], p, n);
+    w->count += n;
+    if (w->fd < 0)
+        return;
     while (n > 0) {
         size_t k = WRITE_BUF - w->used;
 
@@ -1475,6 +1518,51 @@ static void write_meta(struct writer *w, const struct om_snapshot *s)
     put_u64(w, s->ntracebacks);
     put_u64(w, s->ntraces);
     put_u64(w, s->trace_memory);
+    put_u64(w, s->time_ms);
+}
+
+static void write_addrs(struct writer *w, const struct om_snapshot *s)
+{
+    put_section(w, TAG_ADDRS, (uint64_t)s->ntraces * ADDR_BYTES);
+    for (size_t i = 0; i < s->ntraces; i++) {
+        put_u64(w, s->traces[i].addr);
+        put_u64(w, s->traces[i].time_ms);
+    }
+}
+
+static uint64_t heap_bytes(const struct om_heap_map *m)
+{
+    uint64_t n = HEAP_HEAD_BYTES + m->nlarge * LARGE_BYTES;
+
+    for (size_t i = 0; i < m->narenas; i++)
+        n += ARENA_BYTES + m->arenas[i].npages * PAGE_BYTES;
+    return n;
+}
+
+static void write_heap(struct writer *w, const struct om_heap_map *m)
+{
+    put_section(w, TAG_HEAP, heap_bytes(m));
+    put_u64(w, m->page_size);
+    put_u64(w, m->narenas);
+    put_u64(w, m->nlarge);
+    for (size_t i = 0; i < m->narenas; i++) {
+        const struct om_heap_arena *a = &m->arenas[i];
+
+        put_u64(w, a->address);
+        put_u32(w, (uint32_t)a->npages);
+        put_u32(w, 0);
+        for (size_t j = 0; j < a->npages; j++) {
+            const struct om_heap_page *pg = &a->pages[j];
+
+            put_u32(w, pg->kind | (uint32_t)pg->pages << 8 |
+                       (uint32_t)pg->used << 16);
+            put_u32(w, pg->block_size);
+        }
+    }
+    for (size_t i = 0; i < m->nlarge; i++) {
+        put_u64(w, m->large[i].address);
+        put_u64(w, m->large[i].size);
+    }
 }
 
 static void write_strings(struct writer *w, const struct om_snapshot *s,
@@ -1533,6 +1621,24 @@ static void write_traces(struct writer *w, const struct om_snapshot *s)
 }
 
 static void write_capture(struct writer *w, const struct om_snapshot *s,
+                          const struct string_plan *plan);
+
+/* PEAK: the snapshot at the high-water mark, a whole capture nested
+ * (its length counted first by a writer that writes nothing). */
+static void write_peak(struct writer *w, const struct om_snapshot *peak,
+                       const struct string_plan *plan)
+{
+    struct writer counter = { .fd = -1 };
+
+    write_capture(&counter, peak, plan);
+    put_section(w, TAG_PEAK, counter.count);
+    w->depth = 1;
+    w->sum[1] = FNV_OFFSET;
+    write_capture(w, peak, plan);
+    w->depth = 0;
+}
+
+static void write_capture(struct writer *w, const struct om_snapshot *s,
                           const struct string_plan *plan)
 {
     uint64_t sum;
@@ -1544,10 +1650,16 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
     write_strings(w, s, plan);
     write_tracebacks(w, s, plan);
     write_traces(w, s);
-    sum = w->sum;
+    write_addrs(w, s);
+    if (s->heap)
+        write_heap(w, s->heap);
+    if (s->at_peak && w->depth == 0)
+        write_peak(w, s->at_peak, plan + 1);
+    sum = w->sum[w->depth];
     put_section(w, TAG_END, 8);
     put_u64(w, sum);
-    flush(w);
+    if (w->fd >= 0)
+        flush(w);
 }
 
 /* Write the capture to path.tmp, then rename it to path: 0 or -errno. */
@@ -1556,7 +1668,7 @@ static int write_file(const struct om_snapshot *s,
                       struct omi_region *scratch)
 {
     size_t len = strlen(path);
-    struct writer w = { .sum = FNV_OFFSET };
+    struct writer w = { .sum = { FNV_OFFSET, FNV_OFFSET } };
     char *tmp = omi_region_alloc(scratch, len + sizeof(".tmp"));
 
     w.buf = omi_region_alloc(scratch, WRITE_BUF);
@@ -1580,15 +1692,17 @@ static int write_file(const struct om_snapshot *s,
 int om_snapshot_dump(const struct om_snapshot *s, const char *path)
 {
     struct omi_region scratch = { 0 };
-    struct string_plan plan;
+    struct string_plan plan[2];         /* s's, its peak's */
     int err;
 
     if (!s || !path)
         return -EINVAL;
     OM_ASSERT_EXPENSIVE(snapshot_is_sound(s));
-    err = plan_strings(s, &scratch, &plan);
+    err = plan_strings(s, &scratch, &plan[0]);
+    if (!err && s->at_peak)
+        err = plan_strings(s->at_peak, &scratch, &plan[1]);
     if (!err)
-        err = write_file(s, &plan, path, &scratch);
+        err = write_file(s, plan, path, &scratch);
     omi_region_release(&scratch);
     return err;
 }
@@ -1618,7 +1732,8 @@ struct section {
 /* What om_snapshot_load knows so far. */
 struct loader {
     struct capture c;
-    struct section meta, strings, tracebacks, traces;
+    struct section meta, strings, tracebacks, traces, addrs, heap, peak;
+    int depth;                          /* 1: a nested capture */
     uint64_t ntracebacks, ntraces;      /* as META says */
     struct om_snapshot *s;
 };
@@ -1732,7 +1847,10 @@ static const char *tag_name(uint32_t tag)
 {
     return tag == TAG_META      ? "META"
            : tag == TAG_STRINGS ? "STRS"
-           : tag == TAG_TRACEBACKS ? "TBKS" : "TRCS";
+           : tag == TAG_TRACEBACKS ? "TBKS"
+           : tag == TAG_ADDRS ? "ADDR"
+           : tag == TAG_HEAP ? "HEAP"
+           : tag == TAG_PEAK ? "PEAK" : "TRCS";
 }
 
 /* The loader's handler: note where the four sections are. */
@@ -1743,7 +1861,10 @@ static int note_section(void *ctx, uint32_t tag, const unsigned char *p,
     struct section *sec = tag == TAG_META ? &l->meta
                         : tag == TAG_STRINGS ? &l->strings
                         : tag == TAG_TRACEBACKS ? &l->tracebacks
-                        : tag == TAG_TRACES ? &l->traces : NULL;
+                        : tag == TAG_TRACES ? &l->traces
+                        : tag == TAG_ADDRS ? &l->addrs
+                        : tag == TAG_HEAP ? &l->heap
+                        : tag == TAG_PEAK && !l->depth ? &l->peak : NULL;
 
     if (!sec)
         return 0;               /* a later version's section */
@@ -1777,6 +1898,7 @@ static int decode_meta(struct loader *l)
     s->current = get_u64(p + 24);
     s->peak = get_u64(p + 32);
     s->trace_memory = l->meta.len >= 64 ? get_u64(p + 56) : 0;
+    s->time_ms = l->meta.len >= 72 ? get_u64(p + 64) : 0;
     return 0;
 }
 
@@ -1897,6 +2019,151 @@ static int decode_traces(struct loader *l)
     return err;
 }
 
+/* ADDR (optional): each trace's address and time. */
+static int decode_addrs(struct loader *l)
+{
+    const struct section *sec = &l->addrs;
+
+    if (!sec->seen)
+        return 0;
+    if (sec->len != l->ntraces * ADDR_BYTES)
+        return bad("ADDR section of %lu bytes for %lu traces",
+                   (unsigned long)sec->len, (unsigned long)l->ntraces);
+    for (uint64_t i = 0; i < l->ntraces; i++) {
+        l->s->traces[i].addr = get_u64(sec->p + i * ADDR_BYTES);
+        l->s->traces[i].time_ms = get_u64(sec->p + i * ADDR_BYTES + 8);
+    }
+    return 0;
+}
+
+/* One page record of HEAP: false when it cannot be. */
+static bool decode_page(const unsigned char *p, size_t page_size,
+                        struct om_heap_page *out)
+{
+    uint32_t w = get_u32(p);
+
+    out->kind = (uint8_t)w;
+    out->pages = (uint8_t)(w >> 8);
+    out->used = (uint16_t)(w >> 16);
+    out->block_size = get_u32(p + 4);
+    if (out->kind > OM_PAGE_TAIL)
+        return false;
+    if (out->kind != OM_PAGE_BLOCKS)
+        return !out->pages && !out->used && !out->block_size;
+    return out->pages && out->block_size &&
+           out->used <= out->pages * page_size / out->block_size;
+}
+
+/* The arenas of HEAP from *at: 0 or an error. */
+static int decode_arenas(struct loader *l, struct om_heap_map *m,
+                         uint64_t *at)
+{
+    const struct section *sec = &l->heap;
+    struct om_heap_arena *arenas = omi_region_alloc(
+        &l->s->mem, (m->narenas + 1) * sizeof(*arenas));
+
+    if (!arenas)
+        return out_of_memory();
+    m->arenas = arenas;
+    for (size_t i = 0; i < m->narenas; i++) {
+        uint64_t n;
+        struct om_heap_page *pages;
+
+        if (sec->len - *at < ARENA_BYTES)
+            return bad("HEAP section ends in arena %zu", i);
+        n = get_u32(sec->p + *at + 8);
+        arenas[i].address = (uintptr_t)get_u64(sec->p + *at);
+        arenas[i].npages = n;
+        *at += ARENA_BYTES;
+        if ((sec->len - *at) / PAGE_BYTES < n)
+            return bad("HEAP section ends in the pages of arena %zu", i);
+        pages = omi_region_alloc(&l->s->mem, (n + 1) * sizeof(*pages));
+        if (!pages)
+            return out_of_memory();
+        for (uint64_t j = 0; j < n; j++, *at += PAGE_BYTES)
+            if (!decode_page(sec->p + *at, m->page_size, &pages[j]))
+                return bad("arena %zu page %lu: a bad page record", i,
+                           (unsigned long)j);
+        arenas[i].pages = pages;
+    }
+    return 0;
+}
+
+static int decode_large(struct loader *l, struct om_heap_map *m,
+                        uint64_t at)
+{
+    const struct section *sec = &l->heap;
+    struct om_heap_large *large;
+
+    if ((sec->len - at) / LARGE_BYTES != m->nlarge ||
+        (sec->len - at) % LARGE_BYTES)
+        return bad("HEAP section: %lu bytes left for %zu large blocks",
+                   (unsigned long)(sec->len - at), m->nlarge);
+    large = omi_region_alloc(&l->s->mem, (m->nlarge + 1) * sizeof(*large));
+    if (!large)
+        return out_of_memory();
+    for (size_t i = 0; i < m->nlarge; i++, at += LARGE_BYTES)
+        large[i] = (struct om_heap_large){
+            (uintptr_t)get_u64(sec->p + at),
+            (size_t)get_u64(sec->p + at + 8) };
+    m->large = large;
+    return 0;
+}
+
+/* HEAP (optional): the heap map. */
+static int decode_heap(struct loader *l)
+{
+    const struct section *sec = &l->heap;
+    struct om_heap_map *m;
+    uint64_t at = HEAP_HEAD_BYTES;
+    int err;
+
+    if (!sec->seen)
+        return 0;
+    if (sec->len < HEAP_HEAD_BYTES)
+        return bad("HEAP section of %lu bytes", (unsigned long)sec->len);
+    m = omi_region_alloc(&l->s->mem, sizeof(*m));
+    if (!m)
+        return out_of_memory();
+    m->page_size = (size_t)get_u64(sec->p);
+    m->narenas = (size_t)get_u64(sec->p + 8);
+    m->nlarge = (size_t)get_u64(sec->p + 16);
+    if (m->page_size < 4096 || (m->page_size & (m->page_size - 1)) ||
+        m->narenas > sec->len / ARENA_BYTES ||
+        m->nlarge > sec->len / LARGE_BYTES)
+        return bad("HEAP section: bad page size or counts");
+    err = decode_arenas(l, m, &at);
+    if (!err)
+        err = decode_large(l, m, at);
+    if (!err)
+        l->s->heap = m;
+    return err;
+}
+
+static int decode(struct loader *l);
+
+/* PEAK (optional): a nested capture, the snapshot at the peak. */
+static int decode_peak(struct loader *l)
+{
+    struct loader inner = { .depth = 1 };
+    int err;
+
+    if (!l->peak.seen)
+        return 0;
+    inner.c = (struct capture){ l->peak.p, (size_t)l->peak.len };
+    err = check_frame(&inner.c);
+    if (!err)
+        err = walk_sections(&inner.c, note_section, &inner);
+    if (!err)
+        err = decode(&inner);
+    if (err) {
+        om_snapshot_free(inner.s);
+        return err;
+    }
+    l->s->at_peak = inner.s;
+    return 0;
+}
+
 static int decode(struct loader *l)
 {
     int err = decode_meta(l);
@@ -1907,6 +2174,12 @@ static int decode(struct loader *l)
         err = decode_tracebacks(l);
     if (!err)
         err = decode_traces(l);
+    if (!err)
+        err = decode_addrs(l);
+    if (!err)
+        err = decode_heap(l);
+    if (!err)
+        err = decode_peak(l);
     return err;
 }
 

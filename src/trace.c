@@ -9,7 +9,12 @@
  *
  *   traces:      SHARDS tables, chosen by a hash of (domain, pointer); each
  *                an open-addressing table with linear probing under its
- *                own mutex.  A slot: | ptr | size:62 sampled:1 | tb | domain |
+ *                own mutex.  A slot:
+ *                | ptr | size:63 sampled:1 | tb:32 | domain:8 time:24 |
+ *                domain is an index in `domains` (the three of objmem
+ *                are 0, 1, 2, and om_trace_track may name up to 253
+ *                more); time is when the block was traced, in TICKs
+ *                since tracing started, saturating after three days.
  *   tracebacks:  interned: one record per distinct (frames, total) in the
  *                region tb_mem; ids index tb_by_id; a set of ids
  *                (tb_slots, by hash) finds a record, under tb_lock.  A
@@ -58,6 +63,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unwind.h>
 
 #include "domain.h"
@@ -79,8 +85,12 @@ struct slot {
     uintptr_t ptr;              /* 0: empty */
     uint64_t meta;              /* size << 1 | sampled */
     uint32_t tb;
-    uint32_t domain;
+    uint32_t dt;                /* domain index << 24 | time */
 };
+
+#define TICKS_PER_S 64          /* time's unit: 1/64 s */
+#define TIME_MAX ((1u << 24) - 1)
+#define MAX_DOMAINS 256
 
 struct shard {
     pthread_mutex_t lock;
@@ -133,6 +143,17 @@ static struct hook hooks[3];
 static bool hooked[3];
 static struct shard shards[SHARDS];
 static _Atomic(uint32_t) *filter;       /* 1 << FILTER_BITS counters */
+static _Atomic(int64_t) start_ns;       /* when tracing started */
+
+/* The snapshot at the peak (om_trace_keep_peak): peak_pending says the
+ * traced memory reached a peak above peak_threshold and has not gone down
+ * since; the first free then keeps a snapshot (under ctl_lock). */
+static atomic_uint peak_step;           /* percent; 0: off */
+static atomic_size_t peak_threshold = SIZE_MAX;
+static atomic_bool peak_pending;
+static struct om_snapshot *peak_kept;
+static _Atomic(unsigned) domains[MAX_DOMAINS] = { 0, 1, 2 };
+static atomic_long ndomains = 3;
 
 static pthread_mutex_t tb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct omi_region tb_mem;
@@ -161,6 +182,11 @@ static uint64_t mix64(uint64_t x)
 static uint64_t key_hash(unsigned domain, uintptr_t ptr)
 {
     return mix64((uint64_t)ptr ^ ((uint64_t)domain << 56));
+}
+
+static unsigned slot_domain(const struct slot *v)
+{
+    return v->dt >> 24;
 }
 
 static struct shard *shard_of(uint64_t h)
@@ -199,6 +225,9 @@ static void memory_add(size_t n)
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
+    if (now > old && now > atomic_load_explicit(&peak_threshold,
+                                                memory_order_relaxed))
+        atomic_store_explicit(&peak_pending, true, memory_order_relaxed);
 }
 
 static void memory_sub(size_t n)
@@ -237,7 +266,7 @@ static struct slot *shard_find(struct shard *sh, uint64_t h, unsigned domain,
 
         if (!s->ptr)
             return NULL;
-        if (s->ptr == ptr && s->domain == domain)
+        if (s->ptr == ptr && slot_domain(s) == domain)
             return s;
     }
 }
@@ -245,7 +274,7 @@ static struct slot *shard_find(struct shard *sh, uint64_t h, unsigned domain,
 /* Put a slot known to be absent into a table with room.  Under the lock. */
 static void shard_put(struct slot *slots, size_t mask, const struct slot *v)
 {
-    size_t i = (size_t)key_hash(v->domain, v->ptr) & mask;
+    size_t i = (size_t)key_hash(slot_domain(v), v->ptr) & mask;
 
     while (slots[i].ptr)
         i = (i + 1) & mask;
@@ -263,7 +292,8 @@ static void shard_remove_at(struct shard *sh, size_t i)
         j = (j + 1) & sh->mask;
         if (!sh->slots[j].ptr)
             break;
-        home = (size_t)key_hash(sh->slots[j].domain, sh->slots[j].ptr) &
+        home = (size_t)key_hash(slot_domain(&sh->slots[j]),
+                                sh->slots[j].ptr) &
                sh->mask;
         /* j may move to i when its home is not in (i, j]. */
         if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
@@ -352,7 +382,7 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
  * forgotten).  false: lost. */
 static bool trace_put(const struct slot *v, uint32_t g)
 {
-    uint64_t h = key_hash(v->domain, v->ptr);
+    uint64_t h = key_hash(slot_domain(v), v->ptr);
     struct shard *sh = shard_of(h);
     struct slot old;
     bool ok = true;
@@ -361,7 +391,7 @@ static bool trace_put(const struct slot *v, uint32_t g)
     if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
         atomic_load_explicit(&gen, memory_order_relaxed) != g)
         goto out;
-    trace_take(sh, h, v->domain, v->ptr, &old);
+    trace_take(sh, h, slot_domain(v), v->ptr, &old);
     if (shard_full(sh) && !shard_grow(sh)) {
         ok = false;
         goto out;
@@ -692,14 +722,58 @@ static bool sample_hit(size_t size, size_t mean)
     return true;
 }
 
-/* Trace (domain, p, size) with the current traceback.  The caller has
- * set reentrant. */
-static int record(unsigned domain, const void *p, size_t size, bool sampled)
+/* Ticks since tracing started (CLOCK_MONOTONIC_COARSE: a few ns). */
+static uint32_t now_ticks(void)
+{
+    struct timespec ts;
+    int64_t ns;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
+         atomic_load_explicit(&start_ns, memory_order_relaxed);
+    if (ns <= 0)
+        return 0;
+    ns = ns / (1000000000 / TICKS_PER_S);
+    return ns > TIME_MAX ? TIME_MAX : (uint32_t)ns;
+}
+
+/* The index of domain value d: objmem's three are themselves; others are
+ * added the first time (add) or looked up: -1 when unknown or full. */
+static long domain_index(unsigned d, bool add)
+{
+    long n;
+
+    if (d <= OM_DOMAIN_OBJ)
+        return d;
+    n = atomic_load_explicit(&ndomains, memory_order_acquire);
+    for (long i = 3; i < n; i++)
+        if (atomic_load_explicit(&domains[i], memory_order_relaxed) == d)
+            return i;
+    if (!add)
+        return -1;
+    pthread_mutex_lock(&tb_lock);
+    n = atomic_load(&ndomains);
+    for (long i = 3; i < n; i++)
+        if (atomic_load(&domains[i]) == d) {
+            pthread_mutex_unlock(&tb_lock);
+            return i;
+        }
+    if (n < MAX_DOMAINS) {
+        atomic_store(&domains[n], d);
+        atomic_store_explicit(&ndomains, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&tb_lock);
+    return n < MAX_DOMAINS ? n : -1;
+}
+
+/* Trace (domain index di, p, size) with the current traceback.  The
+ * caller has set reentrant. */
+static int record(unsigned di, const void *p, size_t size, bool sampled)
 {
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     long id = traceback_now();
     struct slot v = { (uintptr_t)p, (uint64_t)size << 1 | sampled,
-                      (uint32_t)id, domain };
+                      (uint32_t)id, di << 24 | now_ticks() };
 
     if (id < 0 || !trace_put(&v, g)) {
         atomic_fetch_add_explicit(&lost, 1, memory_order_relaxed);
@@ -727,6 +801,54 @@ static void on_alloc(unsigned d, void *p, size_t size)
     if (unlikely(atomic_load_explicit(&omi_capture_pending,
                                       memory_order_relaxed)))
         omi_capture_write_pending();
+}
+
+/* ---- The snapshot at the peak ---- */
+
+static struct om_snapshot *take_snapshot(bool with_peak);
+
+/* Drop the kept peak snapshot.  Under ctl_lock. */
+static void peak_forget(void)
+{
+    om_snapshot_free(peak_kept);
+    peak_kept = NULL;
+    atomic_store(&peak_pending, false);
+    atomic_store(&peak_threshold, atomic_load(&peak_step) ? 0 : SIZE_MAX);
+}
+
+/* Before a trace goes: when the traced memory stands at a new peak worth
+ * keeping, keep a snapshot of it. */
+static OM_NOINLINE void peak_keep(void)
+{
+    struct om_snapshot *s;
+    size_t at = atomic_load(&peak);
+
+    reentrant = true;
+    s = take_snapshot(false);
+    reentrant = false;
+    if (!s)
+        return;                 /* no memory: the next peak will do */
+    pthread_mutex_lock(&ctl_lock);
+    om_snapshot_free(peak_kept);
+    peak_kept = s;
+    atomic_store(&peak_threshold,
+                 at + at / 100 * atomic_load(&peak_step));
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+static inline void peak_check(void)
+{
+    if (unlikely(atomic_load_explicit(&peak_pending, memory_order_relaxed)) &&
+        atomic_exchange(&peak_pending, false))
+        peak_keep();
+}
+
+void om_trace_keep_peak(unsigned step_percent)
+{
+    pthread_mutex_lock(&ctl_lock);
+    atomic_store(&peak_step, step_percent);
+    peak_forget();
+    pthread_mutex_unlock(&ctl_lock);
 }
 
 /* ---- The wrappers ----
@@ -776,6 +898,8 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
 
     if (reentrant)
         return k->under.realloc(k->under.ctx, p, size);
+    if (p && is_tracing())
+        peak_check();
     reentrant = true;
     if (p && is_tracing())
         had = trace_forget(k->domain, (uintptr_t)p, &old);
@@ -793,8 +917,10 @@ static void trace_free(void *ctx, void *p)
     struct hook *k = ctx;
     struct slot old;
 
-    if (p && !reentrant && is_tracing())
+    if (p && !reentrant && is_tracing()) {
+        peak_check();
         trace_forget(k->domain, (uintptr_t)p, &old);
+    }
     k->under.free(k->under.ctx, p);
 }
 
@@ -909,6 +1035,11 @@ static int start_locked(int nframes, size_t mean)
     }
     atomic_store(&sample_mean, mean);
     if (!atomic_load(&tracing)) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        atomic_store(&start_ns, (int64_t)ts.tv_sec * 1000000000 +
+                     ts.tv_nsec);
         atomic_store(&lost, 0);
         hooks_install();
         atomic_store(&tracing, true);
@@ -952,6 +1083,7 @@ void om_trace_stop(void)
         shards_clear();
         tracebacks_clear();
         atomic_store(&sample_mean, 0);
+        peak_forget();
     }
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -962,6 +1094,7 @@ void om_trace_clear_traces(void)
     if (atomic_load(&tracing)) {
         tracebacks_clear();
         shards_clear();
+        peak_forget();
     }
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -993,7 +1126,10 @@ void om_trace_get_traced_memory(size_t *cur, size_t *pk)
 
 void om_trace_reset_peak(void)
 {
+    pthread_mutex_lock(&ctl_lock);
     atomic_store(&peak, atomic_load(&current));
+    peak_forget();
+    pthread_mutex_unlock(&ctl_lock);
 }
 
 size_t om_trace_get_memory(void)
@@ -1028,6 +1164,7 @@ void om_trace_set_frame_source(om_frame_source_fn fn, void *ctx)
 
 int om_trace_track(unsigned int domain, const void *ptr, size_t size)
 {
+    long di;
     int rc;
 
     if (!atomic_load(&tracing))
@@ -1036,8 +1173,13 @@ int om_trace_track(unsigned int domain, const void *ptr, size_t size)
         return -EINVAL;
     if (reentrant)
         return 0;
+    di = domain_index(domain, true);
+    if (di < 0) {
+        atomic_fetch_add(&lost, 1);
+        return -ENOMEM;
+    }
     reentrant = true;
-    rc = record(domain, ptr, size, false);
+    rc = record((unsigned)di, ptr, size, false);
     reentrant = false;
     return rc;
 }
@@ -1046,9 +1188,13 @@ int om_trace_untrack(unsigned int domain, const void *ptr)
 {
     struct slot old;
 
+    long di;
+
     if (!atomic_load(&tracing))
         return -EAGAIN;
-    trace_forget(domain, (uintptr_t)ptr, &old);
+    di = domain_index(domain, false);
+    if (di >= 0)
+        trace_forget((unsigned)di, (uintptr_t)ptr, &old);
     return 0;
 }
 
@@ -1156,14 +1302,18 @@ static int snapshot_fill(struct om_snapshot *s, struct omi_region *scratch)
         double w = slots[i].meta & 1 ? sample_weight(size, mean) : 1.0;
         long t = snapshot_tb(s, by_id, idx, slots[i].tb);
 
-        if (t < 0 || omi_snapshot_add_trace(s, (uint32_t)t, slots[i].domain,
-                                            size, w) < 0)
+        struct omi_snap_trace rec = {
+            size, w, slots[i].ptr,
+            (uint64_t)(slots[i].dt & TIME_MAX) * 1000 / TICKS_PER_S,
+            (uint32_t)t, atomic_load(&domains[slot_domain(&slots[i])]) };
+
+        if (t < 0 || omi_snapshot_add_record(s, &rec) < 0)
             return -ENOMEM;
     }
     return 0;
 }
 
-struct om_snapshot *om_trace_take_snapshot(void)
+static struct om_snapshot *take_snapshot(bool with_peak)
 {
     struct omi_region scratch = { 0 };
     struct om_snapshot *s = NULL;
@@ -1181,6 +1331,11 @@ struct om_snapshot *om_trace_take_snapshot(void)
         s->current = atomic_load(&current);
         s->peak = atomic_load(&peak);
         s->trace_memory = om_trace_get_memory();
+        s->time_ms = (uint64_t)now_ticks() * 1000 / TICKS_PER_S;
+        if (rc == 0)
+            rc = omi_heapmap_take(s);
+        if (with_peak && !atomic_load(&peak_pending))
+            s->at_peak = omi_snapshot_ref(peak_kept);
     }
     reentrant = was;
     pthread_mutex_unlock(&ctl_lock);
@@ -1191,6 +1346,11 @@ struct om_snapshot *om_trace_take_snapshot(void)
         return NULL;
     }
     return s;
+}
+
+struct om_snapshot *om_trace_take_snapshot(void)
+{
+    return take_snapshot(true);
 }
 
 /* om_trace_get_object_traceback's answer, per thread. */
@@ -1252,7 +1412,7 @@ static int check_shard(int i, size_t *bytes)
 
     for (size_t j = 0; sh->slots && j <= sh->mask; j++) {
         const struct slot *v = &sh->slots[j];
-        uint64_t h = key_hash(v->domain, v->ptr);
+        uint64_t h = key_hash(slot_domain(v), v->ptr);
 
         if (!v->ptr)
             continue;

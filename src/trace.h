@@ -31,6 +31,13 @@ void omi_capture_start(void);
 /* false in the shim: no start from capture.c's constructor. */
 extern bool omi_capture_auto;
 
+/* ---- heapmap.c ---- */
+
+struct om_snapshot;
+
+/* Take the heap map into s (its region): 0 or -ENOMEM. */
+int omi_heapmap_take(struct om_snapshot *s);
+
 /* ---- snapshot.c: the snapshot and its builder ----
  *
  * A snapshot owns one region; everything it points to lives there.  Its
@@ -40,6 +47,8 @@ extern bool omi_capture_auto;
 struct omi_snap_trace {
     uint64_t size;              /* bytes requested */
     double weight;              /* blocks it stands for: 1, or 1/p sampled */
+    uint64_t addr;              /* the block's address */
+    uint64_t time_ms;           /* traced this long after tracing began */
     uint32_t traceback;         /* index in tracebacks */
     uint32_t domain;
 };
@@ -57,6 +66,11 @@ struct om_snapshot {
     uint64_t lost;              /* traces lost before it was taken */
     uint64_t current, peak;     /* traced memory when it was taken */
     uint64_t trace_memory;      /* tracing's own memory then */
+    uint64_t time_ms;           /* when, after tracing began */
+    const struct om_heap_map *heap;     /* in mem, or NULL */
+    struct om_snapshot *at_peak;        /* the snapshot at the peak (a
+                                           reference), or NULL */
+    atomic_int refs;            /* om_snapshot_free frees at the last */
     size_t ntraces, traces_cap;
     struct omi_snap_trace *traces;
     size_t ntracebacks, tracebacks_cap;
@@ -66,6 +80,8 @@ struct om_snapshot {
 /* An empty snapshot, or NULL with errno = ENOMEM. */
 struct om_snapshot *omi_snapshot_new(int traceback_limit,
                                      uint64_t sample_mean);
+/* One more reference to s (om_snapshot_free drops one): s. */
+struct om_snapshot *omi_snapshot_ref(struct om_snapshot *s);
 /* The snapshot's copy of str (NULL stays NULL); NULL + ENOMEM. */
 const char *omi_snapshot_intern(struct om_snapshot *s, const char *str);
 /* Append a traceback of nframe frames (copied, strings interned): its
@@ -73,8 +89,11 @@ const char *omi_snapshot_intern(struct om_snapshot *s, const char *str);
 long omi_snapshot_add_traceback(struct om_snapshot *s,
                                 const struct om_frame *frames,
                                 unsigned nframe, unsigned total_nframe);
-/* Append a trace: 0 or -ENOMEM. */
+/* Append a trace: 0 or -ENOMEM.  _record copies a whole record (address
+ * and time too); the other leaves them 0. */
 int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
                            uint32_t domain, uint64_t size, double weight);
+int omi_snapshot_add_record(struct om_snapshot *s,
+                            const struct omi_snap_trace *t);
 
 #endif /* OM_TRACE_H */

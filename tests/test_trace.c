@@ -550,6 +550,168 @@ static void test_sampling_big_blocks(void **state)
     assert_int_equal(traced(), 0);
 }
 
+/* ---- Addresses, times and the heap map ---- */
+
+/* The page record of address p in map m, or NULL. */
+static const struct om_heap_page *page_at(const struct om_heap_map *m,
+                                          const void *p)
+{
+    for (size_t i = 0; i < m->narenas; i++) {
+        const struct om_heap_arena *a = &m->arenas[i];
+        uintptr_t off = (uintptr_t)p - a->address;
+
+        if ((uintptr_t)p >= a->address && off < a->npages * m->page_size)
+            return &a->pages[off / m->page_size];
+    }
+    return NULL;
+}
+
+/* What the snapshot says of each block and of the pages they sit on,
+ * before and after a dump and load. */
+static void check_heap_snapshot(const struct om_snapshot *s, void **blocks,
+                                size_t n)
+{
+    const struct om_heap_map *m = om_snapshot_heap(s);
+    struct om_trace_info t;
+    size_t found = 0;
+
+    assert_non_null(m);
+    assert_int_equal(m->page_size, 4096);
+    assert_true(m->narenas >= 1);
+    assert_int_equal(m->arenas[0].pages[0].kind, OM_PAGE_HEADER);
+    for (size_t i = 0; i < om_snapshot_count(s); i++) {
+        assert_int_equal(om_snapshot_trace(s, i, &t), 0);
+        for (size_t j = 0; j < n; j++)
+            if (t.address == (uintptr_t)blocks[j]) {
+                const struct om_heap_page *pg = page_at(m, blocks[j]);
+
+                found++;
+                assert_int_equal(t.size, 48);
+                assert_true(t.time_ms < 60000);
+                assert_non_null(pg);
+                assert_int_equal(pg->kind, OM_PAGE_BLOCKS);
+                assert_int_equal(pg->block_size, 48);
+                assert_int_equal(pg->pages, 1);
+                assert_true(pg->used >= 1);
+            }
+    }
+    assert_int_equal(found, n);
+}
+
+static void test_heap_map(void **state)
+{
+    void *blocks[10];
+    struct om_snapshot *s, *back;
+    struct om_snapshot_info info;
+    char path[] = "/tmp/objmem-heapmap-XXXXXX";
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(om_trace_start(1), 0);
+    for (int i = 0; i < 10; i++)
+        blocks[i] = om_malloc(48);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    check_heap_snapshot(s, blocks, 10);
+    om_snapshot_get_info(s, &info);
+    assert_true(info.time_ms < 60000);
+    assert_int_equal(om_snapshot_dump(s, path), 0);
+    back = om_snapshot_load(path);
+    assert_non_null(back);
+    check_heap_snapshot(back, blocks, 10);
+    assert_int_equal(om_snapshot_heap(back)->narenas,
+                     om_snapshot_heap(s)->narenas);
+    om_snapshot_free(back);
+    om_snapshot_free(s);
+    unlink(path);
+    for (int i = 0; i < 10; i++)
+        om_free(blocks[i]);
+}
+
+/* ---- The snapshot at the peak ---- */
+
+static size_t snapshot_bytes(const struct om_snapshot *s)
+{
+    struct om_trace_info t;
+    size_t sum = 0;
+
+    for (size_t i = 0; i < om_snapshot_count(s); i++) {
+        assert_int_equal(om_snapshot_trace(s, i, &t), 0);
+        sum += t.size;
+    }
+    return sum;
+}
+
+/* live[0..*n): the blocks of test_keep_peak. */
+static void grow_by(void **live, size_t *n, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        live[(*n)++] = om_malloc(1000);
+}
+
+static void shrink_by(void **live, size_t *n, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        om_free(live[--*n]);
+}
+
+static void test_keep_peak(void **state)
+{
+    void *live[300];
+    size_t n = 0;
+    struct om_snapshot *s, *back;
+    struct om_snapshot_info info;
+    char path[] = "/tmp/objmem-peak-XXXXXX";
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    close(fd);
+    om_trace_keep_peak(10);
+    assert_int_equal(om_trace_start(1), 0);
+    grow_by(live, &n, 100);
+    shrink_by(live, &n, 50);            /* the first free keeps it */
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), 50);
+    assert_non_null(om_snapshot_peak(s));
+    assert_int_equal(om_snapshot_count(om_snapshot_peak(s)), 100);
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 100000);
+    assert_non_null(om_snapshot_heap(om_snapshot_peak(s)));
+    assert_null(om_snapshot_peak(om_snapshot_peak(s)));
+    om_snapshot_free(s);
+    /* A peak less than 10% higher is not retaken. */
+    grow_by(live, &n, 55);              /* 105,000 bytes */
+    shrink_by(live, &n, 1);
+    s = om_trace_take_snapshot();
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 100000);
+    om_snapshot_free(s);
+    /* Higher still: while the memory stands at its peak, the snapshot is
+     * the peak itself, and carries none. */
+    grow_by(live, &n, 101);             /* 205,000 bytes */
+    s = om_trace_take_snapshot();
+    om_snapshot_get_info(s, &info);
+    assert_int_equal(info.current, 205000);
+    assert_int_equal(info.peak, 205000);
+    assert_null(om_snapshot_peak(s));
+    om_snapshot_free(s);
+    shrink_by(live, &n, 1);
+    s = om_trace_take_snapshot();
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 205000);
+    /* It goes with the capture. */
+    assert_int_equal(om_snapshot_dump(s, path), 0);
+    back = om_snapshot_load(path);
+    assert_non_null(back);
+    assert_int_equal(om_snapshot_count(back), 204);
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(back)), 205000);
+    assert_non_null(om_snapshot_heap(om_snapshot_peak(back)));
+    om_snapshot_free(back);
+    om_snapshot_free(s);
+    unlink(path);
+    shrink_by(live, &n, n);
+    assert_int_equal(traced(), 0);
+    om_trace_keep_peak(0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -569,6 +731,8 @@ int main(void)
         T(test_oom_while_recording),
         T(test_sampling_estimates),
         T(test_sampling_big_blocks),
+        T(test_heap_map),
+        T(test_keep_peak),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

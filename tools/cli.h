@@ -21,9 +21,17 @@ bool objmem_trace_option(const char *arg, const char **trace,
 void objmem_trace_environment(const char *trace, const char *sample);
 void objmem_trace_found(long pid);
 
-/* reports.c: the verbs that read capture files. */
+/* reports.c: the verbs that read capture files, and the loader they
+ * share (NULL after a message on stderr). */
+struct om_snapshot;
+struct om_snapshot *objmem_capture_load(const char *path);
 int objmem_top(int argc, char **argv);
 int objmem_leaks(int argc, char **argv);
 int objmem_diff(int argc, char **argv);
+
+/* export.c: captures in other tools' formats (folded stacks, an HTML
+ * flame graph, pprof's profile.proto). */
+int objmem_flamegraph(int argc, char **argv);
+int objmem_pprof(int argc, char **argv);
 
 #endif /* OM_CLI_H */

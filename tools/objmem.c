@@ -8,6 +8,8 @@
  *                                         objmem-python (tools/python.c)
  *   objmem top|leaks|diff CAPTURE...      read traced runs' captures
  *                                         (reports.c)
+ *   objmem flamegraph|pprof CAPTURE ...   write a capture for other
+ *                                         tools (export.c)
  *   objmem config [--env]                 the options in force, and where
  *                                         each came from
  *   objmem tour                           the guided tour (tour.c)
@@ -66,6 +68,15 @@ static const char *HELP =
     "traceback\n"
     "  diff OLD NEW [--by ...] [--cumulative] [--limit N]\n"
     "        what grew (or shrank) between two captures\n"
+    "  flamegraph FILE [--html OUT]\n"
+    "        a capture as folded stacks on stdout (flamegraph.pl, inferno,\n"
+    "        speedscope), bytes per stack; --html OUT: a flame graph page "
+    "to\n"
+    "        open in a browser (self-contained: zoom, search)\n"
+    "  pprof FILE -o OUT\n"
+    "        a capture as pprof's profile.proto (go tool pprof -http=: "
+    "OUT):\n"
+    "        inuse_objects and inuse_space by traceback\n"
     "  stats [--json] [--classes] FILE\n"
     "        re-read a report that run --output or OBJMEM_SHOW_STATS=1 "
     "left\n"
@@ -148,6 +159,10 @@ int main(int argc, char **argv)
         return objmem_leaks(argc - 1, argv + 1);
     if (strcmp(verb, "diff") == 0)
         return objmem_diff(argc - 1, argv + 1);
+    if (strcmp(verb, "flamegraph") == 0)
+        return objmem_flamegraph(argc - 1, argv + 1);
+    if (strcmp(verb, "pprof") == 0)
+        return objmem_pprof(argc - 1, argv + 1);
     if (strcmp(verb, "tour") == 0)
         return objmem_tour();
     if (strcmp(verb, "version") == 0 || strcmp(verb, "--version") == 0) {

@@ -79,7 +79,8 @@ static void print_traceback(FILE *out, const struct om_traceback *tb,
                 tb->total_nframe - tb->nframe);
 }
 
-static struct om_snapshot *load(const char *path)
+/* A capture file, or NULL after a message naming what is wrong. */
+struct om_snapshot *objmem_capture_load(const char *path)
 {
     struct om_snapshot *s = om_snapshot_load(path);
 
@@ -180,7 +181,7 @@ static void print_stat(FILE *out, size_t rank, const struct om_statistic *st,
 
 static int print_top(const char *what, const struct report_opts *o)
 {
-    struct om_snapshot *s = load(o->files[0]);
+    struct om_snapshot *s = objmem_capture_load(o->files[0]);
     struct om_statistic *st;
     double total = 0, rest = 0;
     size_t n, rest_n = 0;
@@ -258,9 +259,9 @@ int objmem_diff(int argc, char **argv)
 
     if (!parse(argc, argv, 2, &o))
         return 2;
-    if (!(old = load(o.files[0])))
+    if (!(old = objmem_capture_load(o.files[0])))
         return 1;
-    if (!(now = load(o.files[1]))) {
+    if (!(now = objmem_capture_load(o.files[1]))) {
         om_snapshot_free(old);
         return 1;
     }

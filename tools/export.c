@@ -1,0 +1,907 @@
+/*
+ * export.c - the verbs that write a capture in other tools' formats:
+ *
+ *   objmem flamegraph FILE [--html OUT]   folded stacks on stdout (for
+ *                                         flamegraph.pl, inferno,
+ *                                         speedscope), or with --html a
+ *                                         flame graph page, self-contained
+ *   objmem pprof FILE -o OUT              pprof's profile.proto (go tool
+ *                                         pprof, Pyroscope, speedscope)
+ *
+ * Both read the capture's statistics by traceback, as `objmem leaks`
+ * does: a sampled capture gives its unbiased estimates, never the raw
+ * sample.
+ *
+ * Folded stacks (Brendan Gregg's "collapsed" format): one line per stack,
+ * its frames from the root to the allocating call joined by ';', a space
+ * and the bytes.  A frame reads
+ *
+ *   function (file:line)      a frame with a line (a runtime's frames)
+ *   file:line                 the same without a function
+ *   function (module)         a C frame: the base name of its module
+ *   [module]                  a C frame without a symbol
+ *
+ * The format has no escapes: a ';' in a name is written ':', a control
+ * character ' '.  A traceback cut at the limit starts with "[truncated]",
+ * so that cut stacks do not pass for whole ones.  C frames that differ
+ * only in their return address read the same; their lines are merged.
+ * The HTML page draws the same stacks.
+ *
+ * pprof: profile.proto encoded here (pprof reads it uncompressed), with
+ * Go's heap profile conventions.  The fields written:
+ *
+ *   Profile  1 sample_type  { inuse_objects/count, inuse_space/bytes }
+ *            2 sample       per traceback: 1 location_id (packed, the
+ *                           allocating call first), 2 value (packed:
+ *                           blocks, bytes)
+ *            3 mapping      C frames' modules: 1 id, 5 filename,
+ *                           7 has_functions, 8 has_filenames (no
+ *                           addresses: a capture has none)
+ *            4 location     1 id, 2 mapping_id, 3 address (C frames: the
+ *                           return address), 4 line { 1 function_id,
+ *                           2 line }
+ *            5 function     1 id, 2 name, 3 system_name, 4 filename (the
+ *                           source file, or the module's path)
+ *            6 string_table ("" first), 9 time_nanos (the file's mtime),
+ *           11 period_type space/bytes, 12 period (the sampling mean, 1
+ *                           when every block was traced), 13 comment,
+ *           14 default_sample_type inuse_space
+ *
+ * Ids and string indexes come from interning tables (struct intern).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "objmem.h"
+
+/* ---- Bytes, growing ---- */
+
+struct buf {
+    unsigned char *p;
+    size_t n;                   /* bytes used */
+    size_t cap;                 /* bytes allocated */
+};
+
+/* A command-line tool may stop when memory runs out; the library never
+ * does. */
+static void *xrealloc(void *p, size_t size)
+{
+    p = realloc(p, size ? size : 1);
+    if (!p) {
+        fputs("objmem: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
+static void buf_put(struct buf *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return;
+    if (b->n + n > b->cap) {
+        b->cap = 2 * (b->n + n) + 64;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+/* The text so far, as a C string that b keeps. */
+static const char *buf_cstr(struct buf *b)
+{
+    buf_put(b, "", 1);
+    b->n--;
+    return (const char *)b->p;
+}
+
+/* ---- Interning: byte strings to ids 1, 2, ... ---- */
+
+/*
+ * Ids in the order the keys were first seen; open addressing on FNV-1a,
+ * never more than half full.  pprof's strings (index = id - 1, "" first),
+ * functions and locations; the page's frame names.
+ */
+struct intern {
+    struct buf *keys;           /* keys[id - 1] */
+    size_t n;                   /* ids given */
+    size_t *slot;               /* an id, or 0: empty */
+    size_t nslot;               /* a power of two, at least 2 * (n + 1) */
+};
+
+static uint64_t fnv1a(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void intern_grow(struct intern *t)
+{
+    size_t nslot = t->nslot ? 2 * t->nslot : 256;
+    size_t *slot = xrealloc(NULL, nslot * sizeof(*slot));
+
+    memset(slot, 0, nslot * sizeof(*slot));
+    for (size_t id = 1; id <= t->n; id++) {
+        size_t i = fnv1a(t->keys[id - 1].p, t->keys[id - 1].n) & (nslot - 1);
+
+        while (slot[i])
+            i = (i + 1) & (nslot - 1);
+        slot[i] = id;
+    }
+    free(t->slot);
+    t->slot = slot;
+    t->nslot = nslot;
+}
+
+static size_t intern(struct intern *t, const void *key, size_t len)
+{
+    size_t i;
+
+    if (2 * (t->n + 1) > t->nslot)
+        intern_grow(t);
+    i = fnv1a(key, len) & (t->nslot - 1);
+    for (; t->slot[i]; i = (i + 1) & (t->nslot - 1)) {
+        const struct buf *k = &t->keys[t->slot[i] - 1];
+
+        if (k->n == len && (len == 0 || memcmp(k->p, key, len) == 0))
+            return t->slot[i];
+    }
+    if (t->n % 256 == 0)
+        t->keys = xrealloc(t->keys, (t->n + 256) * sizeof(*t->keys));
+    t->keys[t->n] = (struct buf){ 0 };
+    buf_put(&t->keys[t->n], key, len);
+    t->slot[i] = ++t->n;
+    return t->n;
+}
+
+static void intern_free(struct intern *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->keys[i].p);
+    free(t->keys);
+    free(t->slot);
+}
+
+/* ---- The capture, and its stacks ---- */
+
+struct capture {
+    const char *path;
+    struct om_snapshot *snap;
+    struct om_snapshot_info info;
+    struct om_statistic *st;    /* by traceback, biggest first */
+    size_t n;
+};
+
+static bool capture_open(struct capture *c, const char *path)
+{
+    int rc;
+
+    c->path = path;
+    if (!(c->snap = objmem_capture_load(path)))
+        return false;
+    om_snapshot_get_info(c->snap, &c->info);
+    rc = om_snapshot_statistics(c->snap, OM_KEY_TRACEBACK, false, &c->st,
+                                &c->n);
+    if (rc < 0) {
+        fprintf(stderr, "objmem: %s: %s\n", path, strerror(-rc));
+        om_snapshot_free(c->snap);
+        return false;
+    }
+    return true;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    return slash ? slash + 1 : path;
+}
+
+/* s as folded stacks can carry it: ';' as ':', control characters as
+ * spaces. */
+static void put_clean(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        char c = *s;
+
+        if (c == ';')
+            c = ':';
+        else if ((unsigned char)c < 0x20 || c == 0x7f)
+            c = ' ';
+        buf_put(b, &c, 1);
+    }
+}
+
+/* One frame, named as the top of the file says. */
+static void put_frame(struct buf *b, const struct om_frame *f)
+{
+    const char *file = f->filename ? f->filename : "<unknown>";
+    char line[16];
+
+    if (!f->lineno && !f->function) {
+        buf_str(b, "[");
+        put_clean(b, base_name(file));
+        buf_str(b, "]");
+        return;
+    }
+    if (f->function) {
+        put_clean(b, f->function);
+        buf_str(b, " (");
+    }
+    if (f->lineno) {
+        snprintf(line, sizeof(line), ":%u", f->lineno);
+        put_clean(b, file);
+        buf_str(b, line);
+    } else {
+        put_clean(b, base_name(file));
+    }
+    if (f->function)
+        buf_str(b, ")");
+}
+
+struct stack {
+    char *text;                 /* frames, the root first, joined by ';' */
+    size_t bytes;               /* estimates when sampled */
+    size_t count;
+};
+
+static char *stack_text(const struct om_traceback *tb)
+{
+    struct buf b = { 0 };
+
+    if (tb->total_nframe > tb->nframe)
+        buf_str(&b, "[truncated];");
+    if (tb->nframe == 0)
+        buf_str(&b, "[no frames]");
+    for (unsigned i = tb->nframe; i-- > 0;) {
+        put_frame(&b, &tb->frames[i]);
+        if (i > 0)
+            buf_str(&b, ";");
+    }
+    buf_cstr(&b);
+    return (char *)b.p;
+}
+
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(((const struct stack *)a)->text,
+                  ((const struct stack *)b)->text);
+}
+
+/* The capture's stacks, one per text (sorted by it), into *out; how
+ * many. */
+static size_t collect_stacks(const struct capture *c, struct stack **out)
+{
+    struct stack *s = xrealloc(NULL, c->n * sizeof(*s));
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->n; i++) {
+        s[i].text = stack_text(c->st[i].traceback);
+        s[i].bytes = c->st[i].size;
+        s[i].count = c->st[i].count;
+    }
+    qsort(s, c->n, sizeof(*s), by_text);
+    for (size_t i = 0; i < c->n; i++) {
+        if (n > 0 && strcmp(s[n - 1].text, s[i].text) == 0) {
+            s[n - 1].bytes += s[i].bytes;
+            s[n - 1].count += s[i].count;
+            free(s[i].text);
+        } else {
+            s[n++] = s[i];
+        }
+    }
+    *out = s;
+    return n;
+}
+
+static void free_stacks(struct stack *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].text);
+    free(s);
+}
+
+/* ---- Output files and arguments ---- */
+
+/* path ("-": stdout) open for writing, or NULL after a message. */
+static FILE *out_open(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+
+    if (!f)
+        fprintf(stderr, "objmem: %s: %s\n", path, strerror(errno));
+    return f;
+}
+
+/* Close what out_open opened: 0, or 1 after a message when a write
+ * failed. */
+static int out_close(FILE *f, const char *path)
+{
+    bool bad = ferror(f) != 0;
+
+    if (f == stdout)
+        bad |= fflush(f) != 0;
+    else
+        bad |= fclose(f) != 0;
+    if (bad) {
+        fprintf(stderr, "objmem: %s: %s\n", path,
+                strerror(errno ? errno : EIO));
+        return 1;
+    }
+    return 0;
+}
+
+/* FILE, and the value of the one option (opt or its other name alt):
+ * false after a message. */
+static bool parse_args(int argc, char **argv, const char *opt,
+                       const char *alt, const char **file,
+                       const char **value)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool is_opt = strcmp(a, opt) == 0 || (alt && strcmp(a, alt) == 0);
+
+        if (is_opt && i + 1 < argc) {
+            *value = argv[++i];
+        } else if (is_opt) {
+            fprintf(stderr, "objmem: %s needs a file name\n", a);
+            return false;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "objmem: unknown option '%s'\n", a);
+            return false;
+        } else if (*file) {
+            fprintf(stderr, "objmem %s: one capture file, please\n",
+                    argv[0]);
+            return false;
+        } else {
+            *file = a;
+        }
+    }
+    return *file != NULL;
+}
+
+/* ---- The HTML flame graph ---- */
+
+static const char *const PAGE_CSS =
+    "body { font: 13px sans-serif; margin: 12px; color: #222; }\n"
+    "h1 { font-size: 17px; margin: 0 0 4px; }\n"
+    "#bar { margin: 8px 0; }\n"
+    "#bar > * { margin-right: 8px; }\n"
+    "#graph { position: relative; overflow: hidden; }\n"
+    ".f { position: absolute; height: 17px; line-height: 17px;\n"
+    "     box-sizing: border-box; border: 1px solid #fff; padding: 0 3px;\n"
+    "     font: 11px monospace; white-space: nowrap; overflow: hidden;\n"
+    "     text-overflow: ellipsis; cursor: pointer; }\n"
+    ".f:hover { border-color: #222; }\n"
+    ".f.up { opacity: 0.55; }\n"
+    ".f.hit { background: #c0e !important; color: #fff; }\n"
+    "#info { min-height: 2.6em; margin: 8px 0 0; }\n";
+
+/* The script, a line a string.  D, the data, comes from the page. */
+static const char *const PAGE_JS[] = {
+    "'use strict';",
+    "const D = JSON.parse(document.getElementById('data').textContent);",
+    "const ROW = 17;       /* px per frame */",
+    "const MIN = 0.001;    /* narrower boxes (of the width) are not drawn */",
+    "",
+    "/* The tree: a node per distinct path from the root. */",
+    "function node(name, parent) {",
+    "  return { name: name, parent: parent, bytes: 0, kids: new Map(),",
+    "           depth: parent ? parent.depth + 1 : 0 };",
+    "}",
+    "const root = node('all', null);",
+    "let rows = 1;",
+    "for (const [bytes, frames] of D.stacks) {",
+    "  let n = root;",
+    "  n.bytes += bytes;",
+    "  for (const f of frames) {",
+    "    if (!n.kids.has(f)) n.kids.set(f, node(D.frames[f], n));",
+    "    n = n.kids.get(f);",
+    "    n.bytes += bytes;",
+    "  }",
+    "  rows = Math.max(rows, n.depth + 1);",
+    "}",
+    "",
+    "function human(b) {",
+    "  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];",
+    "  let u = 0;",
+    "  for (; b >= 1024 && u < 4; u++) b /= 1024;",
+    "  return (u ? b.toFixed(1) : String(b)) + ' ' + units[u];",
+    "}",
+    "function percent(b) {",
+    "  return (root.bytes ? 100 * b / root.bytes : 0).toFixed(2) + '%';",
+    "}",
+    "function describe(n) {",
+    "  return n.name + '\\n' + n.bytes + ' bytes (' + human(n.bytes) +",
+    "         '), ' + percent(n.bytes) + ' of all';",
+    "}",
+    "/* Memory is green, as flamegraph.pl --colors=mem; [...] is grey. */",
+    "function color(name) {",
+    "  let h = 0;",
+    "  for (let i = 0; i < name.length; i++)",
+    "    h = (h * 31 + name.charCodeAt(i)) >>> 0;",
+    "  if (name[0] === '[') return 'hsl(0, 0%, ' + (75 + h % 10) + '%)';",
+    "  return 'hsl(' + (90 + h % 60) + ', ' + (35 + (h >>> 8) % 30) +",
+    "         '%, ' + (55 + (h >>> 16) % 15) + '%)';",
+    "}",
+    "function el(tag, props, parent) {",
+    "  const e = Object.assign(document.createElement(tag), props);",
+    "  parent.appendChild(e);",
+    "  return e;",
+    "}",
+    "",
+    "const body = document.body;",
+    "el('h1', { textContent: 'objmem flame graph: ' + D.file }, body);",
+    "el('p', { id: 'totals', textContent: D.traces + ' traces, ' +",
+    "          D.bytes + ' bytes (' + human(D.bytes) + ') in ' + D.blocks +",
+    "          ' blocks' + (D.sample_mean ? ', sampled every ' +",
+    "          human(D.sample_mean) + ' on average: estimates' : '') +",
+    "          (D.lost ? ', ' + D.lost + ' traces lost' : '') }, body);",
+    "const bar = el('div', { id: 'bar' }, body);",
+    "const search = el('input', { id: 'search', type: 'search',",
+    "                             placeholder: 'search (regexp)' }, bar);",
+    "const reset = el('button', { textContent: 'Reset zoom' }, bar);",
+    "const found = el('span', { id: 'found' }, bar);",
+    "const graph = el('div', { id: 'graph' }, body);",
+    "const info = el('pre', { id: 'info', textContent:",
+    "                'Click a frame to zoom in; hover for its bytes.' }, body);",
+    "",
+    "let zoom = root;",
+    "function box(n, x, w) {",
+    "  const d = el('div', { className: 'f', textContent: n.name,",
+    "                        title: describe(n) }, graph);",
+    "  d.style.left = 100 * x + '%';",
+    "  d.style.width = 100 * w + '%';",
+    "  d.style.bottom = n.depth * ROW + 'px';",
+    "  d.style.background = color(n.name);",
+    "  d.node = n;",
+    "  return d;",
+    "}",
+    "/* n at x, w (fractions of the width), its children in name order. */",
+    "function layout(n, x, w) {",
+    "  box(n, x, w);",
+    "  const kids = [...n.kids.values()];",
+    "  kids.sort((a, b) => (a.name > b.name) - (a.name < b.name));",
+    "  for (const k of kids) {",
+    "    const kw = n.bytes ? w * k.bytes / n.bytes : 0;",
+    "    if (kw >= MIN) layout(k, x, kw);",
+    "    x += kw;",
+    "  }",
+    "}",
+    "/* The zoomed node full width, its callers under it, dimmed. */",
+    "function draw() {",
+    "  graph.textContent = '';",
+    "  graph.style.height = rows * ROW + 'px';",
+    "  for (let a = zoom.parent; a; a = a.parent)",
+    "    box(a, 0, 1).classList.add('up');",
+    "  layout(zoom, 0, 1);",
+    "  mark();",
+    "}",
+    "",
+    "/* Bytes under the matching frames (a match within one counts once). */",
+    "function matched(n, re) {",
+    "  if (n !== root && re.test(n.name)) return n.bytes;",
+    "  let sum = 0;",
+    "  for (const k of n.kids.values()) sum += matched(k, re);",
+    "  return sum;",
+    "}",
+    "function mark() {",
+    "  let re = null;",
+    "  try {",
+    "    if (search.value) re = new RegExp(search.value, 'i');",
+    "  } catch (e) {",
+    "    re = null;",
+    "  }",
+    "  for (const d of graph.children)",
+    "    d.classList.toggle('hit', re !== null && re.test(d.node.name));",
+    "  const m = re ? matched(root, re) : 0;",
+    "  found.textContent = re ? 'matched: ' + m + ' bytes (' + human(m) +",
+    "                         '), ' + percent(m) : '';",
+    "}",
+    "",
+    "graph.addEventListener('click', e => {",
+    "  if (e.target.node) { zoom = e.target.node; draw(); }",
+    "});",
+    "graph.addEventListener('mouseover', e => {",
+    "  if (e.target.node) info.textContent = describe(e.target.node);",
+    "});",
+    "reset.addEventListener('click', () => { zoom = root; draw(); });",
+    "search.addEventListener('input', mark);",
+    "draw();",
+    NULL
+};
+
+/* s as a JSON string that is safe inside <script>: no '<' or '>' as
+ * such. */
+static void put_json(struct buf *b, const char *s)
+{
+    buf_str(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            buf_put(b, esc, 2);
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            buf_str(b, esc);
+        } else {
+            buf_put(b, s, 1);
+        }
+    }
+    buf_str(b, "\"");
+}
+
+static void put_html(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '<')
+            buf_str(b, "&lt;");
+        else if (*s == '>')
+            buf_str(b, "&gt;");
+        else if (*s == '&')
+            buf_str(b, "&amp;");
+        else if (*s == '"')
+            buf_str(b, "&quot;");
+        else
+            buf_put(b, s, 1);
+    }
+}
+
+/* The stacks as the page's data: frame names once each, and per stack
+ * its bytes and the indexes of its frames, the root first. */
+static void put_stacks_json(struct buf *b, const struct stack *s, size_t n)
+{
+    struct intern names = { 0 };
+    struct buf list = { 0 };
+    char num[32];
+
+    for (size_t i = 0; i < n; i++) {
+        char *text = s[i].text, *end;
+
+        snprintf(num, sizeof(num), "%s[%zu, [", i ? ",\n" : "", s[i].bytes);
+        buf_str(&list, num);
+        for (;; text = end + 1) {
+            end = strchr(text, ';');
+            size_t len = end ? (size_t)(end - text) : strlen(text);
+            size_t id = intern(&names, text, len);
+
+            snprintf(num, sizeof(num), "%s%zu", text == s[i].text ? "" : ",",
+                     id - 1);
+            buf_str(&list, num);
+            if (!end)
+                break;
+        }
+        buf_str(&list, "]]");
+    }
+    buf_str(b, "\"frames\": [");
+    for (size_t id = 1; id <= names.n; id++) {
+        if (id > 1)
+            buf_str(b, ",\n");
+        put_json(b, buf_cstr(&names.keys[id - 1]));
+    }
+    buf_str(b, "],\n\"stacks\": [");
+    buf_put(b, list.p, list.n);
+    buf_str(b, "]");
+    free(list.p);
+    intern_free(&names);
+}
+
+static void put_page(struct buf *b, const struct capture *c,
+                     const struct stack *s, size_t n)
+{
+    size_t bytes = 0, blocks = 0;
+    char num[160];
+
+    for (size_t i = 0; i < n; i++) {
+        bytes += s[i].bytes;
+        blocks += s[i].count;
+    }
+    buf_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+            "<meta charset=\"utf-8\">\n<title>objmem flame graph: ");
+    put_html(b, c->path);
+    buf_str(b, "</title>\n<style>\n");
+    buf_str(b, PAGE_CSS);
+    buf_str(b, "</style>\n</head>\n<body>\n"
+            "<script id=\"data\" type=\"application/json\">\n{\"file\": ");
+    put_json(b, c->path);
+    snprintf(num, sizeof(num), ", \"traces\": %zu, \"bytes\": %zu, "
+             "\"blocks\": %zu, \"sample_mean\": %zu, \"lost\": %zu,\n",
+             c->info.ntraces, bytes, blocks, c->info.sample_mean,
+             c->info.lost);
+    buf_str(b, num);
+    put_stacks_json(b, s, n);
+    buf_str(b, "}\n</script>\n<script>\n");
+    for (size_t i = 0; PAGE_JS[i]; i++) {
+        buf_str(b, PAGE_JS[i]);
+        buf_str(b, "\n");
+    }
+    buf_str(b, "</script>\n</body>\n</html>\n");
+}
+
+int objmem_flamegraph(int argc, char **argv)
+{
+    const char *file = NULL, *html = NULL;
+    struct capture c;
+    struct stack *s;
+    struct buf page = { 0 };
+    size_t n;
+    FILE *out;
+    int rc;
+
+    if (!parse_args(argc, argv, "--html", NULL, &file, &html)) {
+        fputs("usage: objmem flamegraph FILE [--html OUT]\n", stderr);
+        return 2;
+    }
+    if (!capture_open(&c, file))
+        return 1;
+    n = collect_stacks(&c, &s);
+    if (!(out = out_open(html ? html : "-"))) {
+        rc = 1;
+    } else if (html) {
+        put_page(&page, &c, s, n);
+        fwrite(page.p, 1, page.n, out);
+        rc = out_close(out, html);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            fprintf(out, "%s %zu\n", s[i].text, s[i].bytes);
+        rc = out_close(out, "stdout");
+    }
+    free(page.p);
+    free_stacks(s, n);
+    om_snapshot_free(c.snap);
+    return rc;
+}
+
+/* ---- Protocol buffers, by hand ---- */
+
+enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
+
+static void pb_varint(struct buf *b, uint64_t v)
+{
+    unsigned char c[10];
+    size_t n = 0;
+
+    do {
+        c[n] = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            c[n] |= 0x80;
+        n++;
+    } while (v);
+    buf_put(b, c, n);
+}
+
+static void pb_key(struct buf *b, unsigned field, unsigned wire)
+{
+    pb_varint(b, (uint64_t)field << 3 | wire);
+}
+
+/* A varint field; 0, the default, is left out. */
+static void pb_uint(struct buf *b, unsigned field, uint64_t v)
+{
+    if (v) {
+        pb_key(b, field, WIRE_VARINT);
+        pb_varint(b, v);
+    }
+}
+
+static void pb_bytes(struct buf *b, unsigned field, const void *p, size_t n)
+{
+    pb_key(b, field, WIRE_LEN);
+    pb_varint(b, n);
+    buf_put(b, p, n);
+}
+
+/* sub (a message, or a packed array) as field of b; sub is emptied, for
+ * the next. */
+static void pb_sub(struct buf *b, unsigned field, struct buf *sub)
+{
+    pb_bytes(b, field, sub->p, sub->n);
+    sub->n = 0;
+}
+
+/* ---- pprof ---- */
+
+struct pprof {
+    struct intern strings;      /* string_table[id - 1] */
+    struct intern functions;    /* key: name and filename indexes */
+    struct intern locations;    /* key: pc, function, mapping id, line */
+    struct intern mappings;     /* key: a C module's filename index */
+    struct buf samples;         /* the sample fields, encoded */
+    struct buf tmp, tmp2;       /* submessages being built */
+};
+
+static uint64_t str_index(struct pprof *p, const char *s)
+{
+    return intern(&p->strings, s, strlen(s)) - 1;
+}
+
+/* The Function of a frame: its name ("[module]" for a C frame without a
+ * symbol) and its file (a C frame's: the module's path). */
+static uint64_t function_id(struct pprof *p, const struct om_frame *f)
+{
+    const char *file = f->filename ? f->filename : "<unknown>";
+    uint64_t key[2];
+
+    if (f->function) {
+        key[0] = str_index(p, f->function);
+    } else {
+        struct buf name = { 0 };
+
+        buf_str(&name, "[");
+        buf_str(&name, base_name(file));
+        buf_str(&name, "]");
+        key[0] = str_index(p, buf_cstr(&name));
+        free(name.p);
+    }
+    key[1] = str_index(p, file);
+    return intern(&p->functions, key, sizeof(key));
+}
+
+/* A C frame's Mapping: its module, named and already symbolised (so
+ * that pprof neither looks for a main binary nor symbolises again). */
+static uint64_t mapping_id(struct pprof *p, const struct om_frame *f)
+{
+    uint64_t file = str_index(p, f->filename ? f->filename : "<unknown>");
+
+    return f->pc ? intern(&p->mappings, &file, sizeof(file)) : 0;
+}
+
+static uint64_t location_id(struct pprof *p, const struct om_frame *f)
+{
+    uint64_t key[4];
+
+    key[0] = (uint64_t)(uintptr_t)f->pc;
+    key[1] = function_id(p, f);
+    key[2] = mapping_id(p, f);
+    key[3] = f->lineno;
+    return intern(&p->locations, key, sizeof(key));
+}
+
+/* One Sample: the locations, the allocating call first; blocks, bytes. */
+static void add_sample(struct pprof *p, const struct om_statistic *st)
+{
+    const struct om_traceback *tb = st->traceback;
+    struct buf ids = { 0 };
+
+    for (unsigned i = 0; i < tb->nframe; i++)
+        pb_varint(&ids, location_id(p, &tb->frames[i]));
+    pb_sub(&p->tmp, 1, &ids);
+    pb_varint(&ids, st->count);
+    pb_varint(&ids, st->size);
+    pb_sub(&p->tmp, 2, &ids);
+    pb_sub(&p->samples, 2, &p->tmp);
+    free(ids.p);
+}
+
+static void put_value_type(struct buf *b, unsigned field, struct pprof *p,
+                           const char *type, const char *unit)
+{
+    pb_uint(&p->tmp, 1, str_index(p, type));
+    pb_uint(&p->tmp, 2, str_index(p, unit));
+    pb_sub(b, field, &p->tmp);
+}
+
+static void put_locations(struct buf *b, struct pprof *p)
+{
+    for (size_t id = 1; id <= p->locations.n; id++) {
+        uint64_t key[4];
+
+        memcpy(key, p->locations.keys[id - 1].p, sizeof(key));
+        pb_uint(&p->tmp, 1, id);
+        pb_uint(&p->tmp, 2, key[2]);
+        pb_uint(&p->tmp, 3, key[0]);
+        pb_uint(&p->tmp2, 1, key[1]);
+        pb_uint(&p->tmp2, 2, key[3]);
+        pb_sub(&p->tmp, 4, &p->tmp2);
+        pb_sub(b, 4, &p->tmp);
+    }
+}
+
+/* Mappings without addresses (the capture has none): a name, and
+ * has_functions, has_filenames. */
+static void put_mappings(struct buf *b, struct pprof *p)
+{
+    for (size_t id = 1; id <= p->mappings.n; id++) {
+        uint64_t file;
+
+        memcpy(&file, p->mappings.keys[id - 1].p, sizeof(file));
+        pb_uint(&p->tmp, 1, id);
+        pb_uint(&p->tmp, 5, file);
+        pb_uint(&p->tmp, 7, 1);
+        pb_uint(&p->tmp, 8, 1);
+        pb_sub(b, 3, &p->tmp);
+    }
+}
+
+static void put_functions(struct buf *b, struct pprof *p)
+{
+    for (size_t id = 1; id <= p->functions.n; id++) {
+        uint64_t key[2];
+
+        memcpy(key, p->functions.keys[id - 1].p, sizeof(key));
+        pb_uint(&p->tmp, 1, id);
+        pb_uint(&p->tmp, 2, key[0]);
+        pb_uint(&p->tmp, 3, key[0]);
+        pb_uint(&p->tmp, 4, key[1]);
+        pb_sub(b, 5, &p->tmp);
+    }
+}
+
+/* The Profile message, into b. */
+static void put_profile(struct buf *b, struct pprof *p,
+                        const struct capture *c)
+{
+    struct stat sb;
+    struct buf comment = { 0 };
+
+    str_index(p, "");           /* string_table[0] */
+    put_value_type(b, 1, p, "inuse_objects", "count");
+    put_value_type(b, 1, p, "inuse_space", "bytes");
+    for (size_t i = 0; i < c->n; i++)
+        add_sample(p, &c->st[i]);
+    buf_put(b, p->samples.p, p->samples.n);
+    put_mappings(b, p);
+    put_locations(b, p);
+    put_functions(b, p);
+    if (stat(c->path, &sb) == 0)
+        pb_uint(b, 9, (uint64_t)sb.st_mtime * 1000000000u);
+    put_value_type(b, 11, p, "space", "bytes");
+    pb_uint(b, 12, c->info.sample_mean ? c->info.sample_mean : 1);
+    buf_str(&comment, "objmem capture ");
+    buf_str(&comment, c->path);
+    pb_uint(b, 13, str_index(p, buf_cstr(&comment)));
+    pb_uint(b, 14, str_index(p, "inuse_space"));
+    for (size_t id = 1; id <= p->strings.n; id++)
+        pb_bytes(b, 6, p->strings.keys[id - 1].p, p->strings.keys[id - 1].n);
+    free(comment.p);
+}
+
+int objmem_pprof(int argc, char **argv)
+{
+    const char *file = NULL, *path = NULL;
+    struct pprof p = { 0 };
+    struct buf b = { 0 };
+    struct capture c;
+    FILE *out;
+    int rc = 1;
+
+    if (!parse_args(argc, argv, "-o", "--output", &file, &path) || !path) {
+        fputs("usage: objmem pprof FILE -o OUT\n", stderr);
+        return 2;
+    }
+    if (!capture_open(&c, file))
+        return 1;
+    put_profile(&b, &p, &c);
+    if ((out = out_open(path))) {
+        fwrite(b.p, 1, b.n, out);
+        rc = out_close(out, path);
+    }
+    free(b.p);
+    free(p.samples.p);
+    free(p.tmp.p);
+    free(p.tmp2.p);
+    intern_free(&p.strings);
+    intern_free(&p.functions);
+    intern_free(&p.locations);
+    intern_free(&p.mappings);
+    om_snapshot_free(c.snap);
+    return rc;
+}
