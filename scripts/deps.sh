@@ -2,7 +2,8 @@
 # Install the Debian packages the build needs, only when they are missing.
 # Usage: scripts/deps.sh [test|bench]
 set -eu
-want="cmake gcc make pkg-config libcmocka-dev"
+# chromium: test_preload opens the flame graph page in it (headless).
+want="cmake gcc make pkg-config libcmocka-dev chromium"
 if [ "${1:-test}" = bench ]; then
     want="$want libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"
     want="$want python3-dev"

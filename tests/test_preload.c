@@ -11,6 +11,10 @@
  * Then the objmem command: run (output, status, summary, --stats,
  * --output), stats (text, JSON, errors), config.
  *
+ * Then the exporters: flamegraph (folded stacks, and the HTML page as
+ * headless Chromium renders it) and pprof (read back with a protobuf
+ * reader of our own).
+ *
  * Then objmem-python: CPython as python3, on objmem, with its children.
  *
  * Paths come from the build (PRELOAD, STRESS, VICTIM, TOOL, LAUNCHER,
@@ -18,6 +22,7 @@
  */
 #include <dirent.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -474,6 +479,360 @@ static void test_trace_python(void **state)
     assert_non_null(strstr(out_shim, "\n#1: /"));
 }
 
+/* ---- Exports: folded stacks, the HTML flame graph, pprof ---- */
+
+/* A capture of trace_victim with tracebacks of 2 frames (the leaking
+ * function and main), exp.trace in tmp; the bytes it traced. */
+static size_t victim_capture(void)
+{
+    char path[300];
+    struct om_snapshot *s;
+    struct om_snapshot_info info;
+
+    assert_int_equal(run("OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=exp.trace "
+                         "LD_PRELOAD=" PRELOAD, "exec " TRACE_VICTIM), 0);
+    snprintf(path, sizeof(path), "%s/exp.trace", tmp);
+    s = om_snapshot_load(path);
+    assert_non_null(s);
+    om_snapshot_get_info(s, &info);
+    om_snapshot_free(s);
+    assert_true(info.current >= 19000);
+    return info.current;
+}
+
+/* Folded stacks: one line per stack, the root first; the three calls of
+ * victim_leak_big in main make one line, as their frames read the same;
+ * the lines add up to the capture's bytes. */
+static void test_export_folded(void **state)
+{
+    static char text[sizeof(out_shim) + 2];
+    size_t total = victim_capture(), sum = 0, lines = 0;
+
+    assert_int_equal(tool("", "flamegraph exp.trace"), 0);
+    assert_string_equal(err, "");
+    snprintf(text, sizeof(text), "\n%s", out_shim);
+    assert_non_null(strstr(text, "\n[truncated];main (trace_victim);"
+                                 "victim_leak_big (trace_victim) 15000\n"));
+    assert_non_null(strstr(text, "\n[truncated];main (trace_victim);"
+                                 "victim_leak_small (trace_victim) 4000\n"));
+    for (char *line = out_shim, *end; *line; line = end + 1) {
+        char *space, *num_end;
+
+        end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = '\0';
+        space = strrchr(line, ' ');
+        assert_non_null(space);
+        assert_true(space > line);
+        sum += strtoull(space + 1, &num_end, 10);
+        assert_true(num_end == end && num_end > space + 1);
+        lines++;
+    }
+    assert_int_equal(sum, total);
+    assert_true(lines >= 2);
+    assert_int_equal(tool("", "flamegraph"), 2);
+    assert_int_equal(tool("", "flamegraph /etc/hostname"), 1);
+    assert_string_equal(err, "objmem: /etc/hostname: not an objmem capture "
+                             "(bad magic)\n");
+}
+
+/* Open page (a file of tmp) in headless Chromium: the DOM after its
+ * scripts ran, in out_shim. */
+static const char *dump_dom(const char *page)
+{
+    char cmd[1024];
+    struct timespec t0, t1;
+    int rc;
+
+    if (system("command -v chromium >/dev/null 2>&1") != 0)
+        fail_msg("chromium is not installed: the page tests need it (a "
+                 "test dependency: scripts/deps.sh test, or apt-get install "
+                 "chromium)");
+    snprintf(cmd, sizeof(cmd), "timeout 60 chromium --headless --no-sandbox "
+             "--disable-gpu --user-data-dir=%s/chromium --dump-dom "
+             "file://%s/%s", tmp, tmp, page);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = run("", cmd);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    read_out(out_shim);
+    if (rc != 0)
+        fail_msg("chromium failed (%d):\n%.4000s", rc, err);
+    print_message("chromium --dump-dom %s: %.2f s\n", page,
+                  (double)(t1.tv_sec - t0.tv_sec) +
+                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    return out_shim;
+}
+
+/* The page, opened in headless Chromium: after its script ran, the DOM
+ * has the title, the totals and a box for victim_leak_big. */
+static void test_export_html(void **state)
+{
+    char want[256];
+    size_t total = victim_capture();
+    const char *box, *div, *dom;
+
+    assert_int_equal(tool("", "flamegraph exp.trace --html exp.html"), 0);
+    assert_string_equal(err, "");
+    dom = dump_dom("exp.html");
+    assert_non_null(strstr(dom, "<h1>objmem flame graph: exp.trace</h1>"));
+    snprintf(want, sizeof(want), " traces, %zu bytes (", total);
+    assert_non_null(strstr(dom, want));
+    /* The box is a div of class f that the script made (the data, in the
+     * page too, has the name only in quotes). */
+    box = strstr(dom, ">victim_leak_big (trace_victim)</div>");
+    assert_non_null(box);
+    for (div = box; div > dom && *div != '<'; div--)
+        ;
+    assert_memory_equal(div, "<div class=\"f\"", 14);
+    assert_non_null(strstr(div, "15000 bytes (14.6 KiB)"));
+}
+
+/* A protobuf reader, to check pprof's file field by field. */
+struct wire {
+    const unsigned char *p, *end;
+};
+
+static uint64_t wire_varint(struct wire *w)
+{
+    uint64_t v = 0;
+
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        unsigned char c;
+
+        assert_true(w->p < w->end);
+        c = *w->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return v;
+    }
+    fail_msg("pprof: a varint longer than 10 bytes");
+    return 0;
+}
+
+/* The next field of w (false at the end): its number, its wire type, a
+ * varint's value in *v, a length-delimited field's bytes in *sub. */
+static bool wire_next(struct wire *w, unsigned *field, unsigned *type,
+                      uint64_t *v, struct wire *sub)
+{
+    uint64_t key;
+
+    if (w->p == w->end)
+        return false;
+    key = wire_varint(w);
+    *field = (unsigned)(key >> 3);
+    *type = (unsigned)(key & 7);
+    *v = wire_varint(w);
+    if (*type == 2) {
+        assert_true(*v <= (uint64_t)(w->end - w->p));
+        sub->p = w->p;
+        sub->end = w->p + *v;
+        w->p += *v;
+    } else {
+        assert_int_equal(*type, 0);
+    }
+    return true;
+}
+
+/* A repeated varint field, packed or not, into out; how many. */
+static size_t wire_ints(unsigned type, uint64_t v, struct wire *sub,
+                        uint64_t *out, size_t max)
+{
+    size_t n = 0;
+
+    if (type == 0) {
+        out[0] = v;
+        return 1;
+    }
+    while (sub->p < sub->end) {
+        assert_true(n < max);
+        out[n++] = wire_varint(sub);
+    }
+    return n;
+}
+
+/* What the test reads from a profile. */
+struct pprof_read {
+    struct wire strings[4096];
+    size_t nstrings;
+    uint64_t types[8][2];       /* sample_type: type, unit */
+    size_t ntypes;
+    uint64_t period_type[2], period, default_type;
+    uint64_t values[2];         /* summed over the samples */
+    uint64_t names[1024];       /* Function.name */
+    size_t nfunctions, nlocations, nsamples;
+};
+
+/* A ValueType, or the fields of a message that are varints, by number. */
+static void read_varints(struct wire *m, uint64_t *out, unsigned max)
+{
+    unsigned field, type;
+    uint64_t v;
+    struct wire sub;
+
+    while (wire_next(m, &field, &type, &v, &sub))
+        if (type == 0 && field >= 1 && field <= max)
+            out[field - 1] = v;
+}
+
+static void read_sample(struct wire *m, struct pprof_read *r)
+{
+    unsigned field, type;
+    uint64_t v, ints[256];
+    struct wire sub;
+
+    while (wire_next(m, &field, &type, &v, &sub)) {
+        size_t n = wire_ints(type, v, &sub, ints, 256);
+
+        if (field == 1) {
+            for (size_t i = 0; i < n; i++)
+                assert_true(ints[i] != 0);          /* location ids */
+        } else if (field == 2) {
+            assert_int_equal(n, 2);
+            r->values[0] += ints[0];
+            r->values[1] += ints[1];
+        }
+    }
+    r->nsamples++;
+}
+
+static void read_profile(struct wire *w, struct pprof_read *r)
+{
+    unsigned field, type;
+    uint64_t v, fn[5];
+    struct wire sub;
+
+    while (wire_next(w, &field, &type, &v, &sub)) {
+        if (field == 1) {
+            assert_true(r->ntypes < 8);
+            read_varints(&sub, r->types[r->ntypes++], 2);
+        } else if (field == 2) {
+            read_sample(&sub, r);
+        } else if (field == 4) {
+            r->nlocations++;
+        } else if (field == 5) {
+            memset(fn, 0, sizeof(fn));
+            read_varints(&sub, fn, 5);
+            assert_true(fn[0] != 0 && r->nfunctions < 1024);
+            r->names[r->nfunctions++] = fn[1];
+        } else if (field == 6) {
+            assert_true(r->nstrings < 4096);
+            r->strings[r->nstrings++] = sub;
+        } else if (field == 11) {
+            read_varints(&sub, r->period_type, 2);
+        } else if (field == 12) {
+            r->period = v;
+        } else if (field == 14) {
+            r->default_type = v;
+        }
+    }
+}
+
+/* The profile's string i is s. */
+static bool pprof_string_is(const struct pprof_read *r, uint64_t i,
+                            const char *s)
+{
+    assert_true(i < r->nstrings);
+    return (size_t)(r->strings[i].end - r->strings[i].p) == strlen(s) &&
+           memcmp(r->strings[i].p, s, strlen(s)) == 0;
+}
+
+/* pprof's profile.proto, read back: the string table, Go's heap sample
+ * types, a sample per traceback whose bytes add up to the capture's, and
+ * victim_leak_big among the functions. */
+static void test_export_pprof(void **state)
+{
+    static unsigned char data[1 << 20];
+    static struct pprof_read r;
+    struct wire w;
+    size_t total = victim_capture(), n;
+    bool found = false;
+    char path[300];
+
+    assert_int_equal(tool("", "pprof exp.trace -o exp.pb"), 0);
+    assert_string_equal(err, "");
+    snprintf(path, sizeof(path), "%s/exp.pb", tmp);
+    n = slurp(path, (char *)data, sizeof(data));
+    assert_true(n > 0 && n < sizeof(data) - 1);
+    w.p = data;
+    w.end = data + n;
+    memset(&r, 0, sizeof(r));
+    read_profile(&w, &r);
+    assert_true(r.nstrings > 0);
+    assert_true(r.strings[0].p == r.strings[0].end);        /* "" */
+    assert_int_equal(r.ntypes, 2);
+    assert_true(pprof_string_is(&r, r.types[0][0], "inuse_objects"));
+    assert_true(pprof_string_is(&r, r.types[0][1], "count"));
+    assert_true(pprof_string_is(&r, r.types[1][0], "inuse_space"));
+    assert_true(pprof_string_is(&r, r.types[1][1], "bytes"));
+    assert_true(pprof_string_is(&r, r.default_type, "inuse_space"));
+    assert_true(pprof_string_is(&r, r.period_type[0], "space"));
+    assert_true(pprof_string_is(&r, r.period_type[1], "bytes"));
+    assert_int_equal(r.period, 1);
+    assert_int_equal(r.values[1], total);
+    assert_true(r.values[0] >= 103);
+    assert_true(r.nsamples >= 2 && r.nlocations >= 3);
+    for (size_t i = 0; i < r.nfunctions; i++)
+        found |= pprof_string_is(&r, r.names[i], "victim_leak_big");
+    assert_true(found);
+    assert_int_equal(tool("", "pprof exp.trace"), 2);
+    assert_string_equal(err, "usage: objmem pprof FILE -o OUT\n");
+    assert_int_equal(tool("", "pprof exp.trace -o /no/such/dir/x.pb"), 1);
+    assert_string_equal(err, "objmem: /no/such/dir/x.pb: No such file or "
+                             "directory\n");
+}
+
+/* objmem pins and peak, on the articles' experiment: many objects made,
+ * one in 3000 kept, the rest deleted.  The survivors, all from pins.py,
+ * keep whole arenas; the page draws them. */
+static void test_trace_pins(void **state)
+{
+    char cmd[1024], want[512];
+    const char *dom, *rect;
+    size_t rects = 0;
+    FILE *f;
+
+    if (LAUNCHER[0] == '\0')
+        skip();
+    snprintf(cmd, sizeof(cmd), "%s/pins.py", tmp);
+    f = fopen(cmd, "w");
+    assert_non_null(f);
+    fputs("import os, signal\n"
+          "class Node:\n"
+          "    def __init__(self, i): self.i = i; self.s = 'n%d' % i\n"
+          "def build():\n"
+          "    return [Node(i) for i in range(60000)]\n"
+          "data = build()\n"
+          "keep = data[::3000]\n"
+          "del data\n"
+          "os.kill(os.getpid(), signal.SIGUSR2)\n"
+          "x = [1]\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=pin %s python --trace=2 "
+             "pins.py && %s pins pin.1 --by filename --limit 1 --html "
+             "pins.html", TOOL, TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    snprintf(want, sizeof(want), "\n#1: %s/pins.py\n", tmp);
+    assert_non_null(strstr(out_shim, want));
+    assert_non_null(strstr(out_shim, " whole arena"));
+    assert_non_null(strstr(out_shim, "nearly empty arenas (under 5% used)"));
+    assert_non_null(strstr(out_shim, " of live blocks keep "));
+    /* What was live at the peak: the list's objects. */
+    assert_int_equal(tool("", "peak pin.1 --limit 1"), 0);
+    assert_non_null(strstr(out_shim, "# objmem peak (live at the high-water "
+                                     "mark): pin.1: "));
+    assert_non_null(strstr(out_shim, "/pins.py:5 in <listcomp>\n"));
+    /* The heap map: a cell per page, the site in the table. */
+    dom = dump_dom("pins.html");
+    assert_non_null(strstr(dom, "<svg id=\"heap\""));
+    snprintf(want, sizeof(want), "<tr class=\"site\"><td>%s/pins.py</td>",
+             tmp);
+    assert_non_null(strstr(dom, want));
+    for (rect = dom; (rect = strstr(rect, "<rect class=\"page\"")); rect++)
+        rects++;
+    assert_true(rects >= 256);
+}
+
 /* ---- objmem-python: CPython embedded, every domain on objmem ---- */
 
 static void test_launcher(void **state)
@@ -542,6 +901,10 @@ int main(void)
         cmocka_unit_test(test_trace_signal_and_diff),
         cmocka_unit_test(test_trace_bad_capture),
         cmocka_unit_test(test_trace_python),
+        cmocka_unit_test(test_trace_pins),
+        cmocka_unit_test(test_export_folded),
+        cmocka_unit_test(test_export_html),
+        cmocka_unit_test(test_export_pprof),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,10 @@
 #define OM_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "objmem.h"
 
 /* tour.c: the guided tour (make demo). */
 int objmem_tour(void);
@@ -24,8 +28,22 @@ void objmem_trace_found(long pid);
 /* reports.c: the verbs that read capture files, and the loader they
  * share (NULL after a message on stderr). */
 struct om_snapshot;
+struct om_traceback;
 struct om_snapshot *objmem_capture_load(const char *path);
 int objmem_top(int argc, char **argv);
+int objmem_peak(int argc, char **argv);
+/* reports.c: bytes for people ("1.2 MiB"); a traceback's most recent
+ * frame as text; its first n frames, a line each. */
+const char *objmem_human(double bytes, char *buf, size_t size);
+/* reports.c: "lineno", "filename" or "traceback" (false: none). */
+bool objmem_parse_key(const char *v, enum om_key *key);
+void objmem_frame_text(const struct om_traceback *tb, char *buf,
+                       size_t size);
+void objmem_print_frames(FILE *out, const struct om_traceback *tb,
+                         unsigned n);
+
+/* pins.c: which sites keep memory from going back to the OS. */
+int objmem_pins(int argc, char **argv);
 int objmem_leaks(int argc, char **argv);
 int objmem_diff(int argc, char **argv);
 

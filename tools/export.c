@@ -259,6 +259,7 @@ struct stack {
     size_t count;
 };
 
+/* A traceback's line of folded stacks, without its bytes (malloc'd). */
 static char *stack_text(const struct om_traceback *tb)
 {
     struct buf b = { 0 };
@@ -457,8 +458,8 @@ static const char *const PAGE_JS[] = {
     "const reset = el('button', { textContent: 'Reset zoom' }, bar);",
     "const found = el('span', { id: 'found' }, bar);",
     "const graph = el('div', { id: 'graph' }, body);",
-    "const info = el('pre', { id: 'info', textContent:",
-    "                'Click a frame to zoom in; hover for its bytes.' }, body);",
+    "const info = el('pre', { id: 'info',",
+    "  textContent: 'Click a frame to zoom in; hover for its bytes.' }, body);",
     "",
     "let zoom = root;",
     "function box(n, x, w) {",
@@ -578,10 +579,11 @@ static void put_stacks_json(struct buf *b, const struct stack *s, size_t n)
         snprintf(num, sizeof(num), "%s[%zu, [", i ? ",\n" : "", s[i].bytes);
         buf_str(&list, num);
         for (;; text = end + 1) {
-            end = strchr(text, ';');
-            size_t len = end ? (size_t)(end - text) : strlen(text);
-            size_t id = intern(&names, text, len);
+            size_t len, id;
 
+            end = strchr(text, ';');
+            len = end ? (size_t)(end - text) : strlen(text);
+            id = intern(&names, text, len);
             snprintf(num, sizeof(num), "%s%zu", text == s[i].text ? "" : ",",
                      id - 1);
             buf_str(&list, num);

@@ -66,6 +66,15 @@ static const char *HELP =
     "  leaks FILE [--limit N]\n"
     "        what was still allocated when the traced program exited, by "
     "traceback\n"
+    "  peak FILE [--by ...] [--cumulative] [--limit N]\n"
+    "        what was live at the high-water mark of the traced memory\n"
+    "  pins FILE [--limit N] [--html OUT]\n"
+    "        which sites keep memory from going back to the OS: what "
+    "freeing each\n"
+    "        site's blocks would give back, the nearly empty arenas and "
+    "the ages of\n"
+    "        their blocks; --html draws the heap map, a row per arena, a "
+    "cell per page\n"
     "  diff OLD NEW [--by ...] [--cumulative] [--limit N]\n"
     "        what grew (or shrank) between two captures\n"
     "  flamegraph FILE [--html OUT]\n"
@@ -157,6 +166,10 @@ int main(int argc, char **argv)
         return objmem_top(argc - 1, argv + 1);
     if (strcmp(verb, "leaks") == 0)
         return objmem_leaks(argc - 1, argv + 1);
+    if (strcmp(verb, "peak") == 0)
+        return objmem_peak(argc - 1, argv + 1);
+    if (strcmp(verb, "pins") == 0)
+        return objmem_pins(argc - 1, argv + 1);
     if (strcmp(verb, "diff") == 0)
         return objmem_diff(argc - 1, argv + 1);
     if (strcmp(verb, "flamegraph") == 0)

@@ -28,7 +28,7 @@ struct report_opts {
 };
 
 /* "1.2 MiB": bytes for people. */
-static const char *human(double bytes, char *buf, size_t size)
+const char *objmem_human(double bytes, char *buf, size_t size)
 {
     static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
     double v = bytes < 0 ? -bytes : bytes;
@@ -45,23 +45,41 @@ static const char *human(double bytes, char *buf, size_t size)
     return buf;
 }
 
-/* One frame: "file:line in function", or the C form without a line. */
-static void print_frame(FILE *out, const struct om_frame *f)
+#define human objmem_human
+
+/* One frame into buf: "file:line in function", or the C form without a
+ * line ("module in function [pc]"). */
+static void frame_text(const struct om_frame *f, char *buf, size_t size)
 {
     const char *file = f->filename ? f->filename : "<unknown>";
+    int n = f->lineno ? snprintf(buf, size, "%s:%u", file, f->lineno)
+                      : snprintf(buf, size, "%s", file);
 
-    if (f->lineno)
-        fprintf(out, "%s:%u", file, f->lineno);
-    else
-        fprintf(out, "%s", file);
-    if (f->function)
-        fprintf(out, " in %s", f->function);
-    if (!f->lineno && f->pc)
-        fprintf(out, " [%p]", f->pc);
+    if (n >= 0 && (size_t)n < size && f->function)
+        n += snprintf(buf + n, size - (size_t)n, " in %s", f->function);
+    if (n >= 0 && (size_t)n < size && !f->lineno && f->pc)
+        snprintf(buf + n, size - (size_t)n, " [%p]", f->pc);
 }
 
-static void print_traceback(FILE *out, const struct om_traceback *tb,
-                            bool all)
+void objmem_frame_text(const struct om_traceback *tb, char *buf,
+                       size_t size)
+{
+    if (tb->nframe == 0)
+        snprintf(buf, size, "<no frames>");
+    else
+        frame_text(&tb->frames[0], buf, size);
+}
+
+static void print_frame(FILE *out, const struct om_frame *f)
+{
+    char buf[1024];
+
+    frame_text(f, buf, sizeof(buf));
+    fputs(buf, out);
+}
+
+void objmem_print_frames(FILE *out, const struct om_traceback *tb,
+                         unsigned n)
 {
     if (tb->nframe == 0) {
         fputs("<no frames>\n", out);
@@ -69,14 +87,20 @@ static void print_traceback(FILE *out, const struct om_traceback *tb,
     }
     print_frame(out, &tb->frames[0]);
     fputc('\n', out);
-    for (unsigned i = 1; all && i < tb->nframe; i++) {
+    for (unsigned i = 1; i < n && i < tb->nframe; i++) {
         fputs("        ", out);
         print_frame(out, &tb->frames[i]);
         fputc('\n', out);
     }
-    if (all && tb->total_nframe > tb->nframe)
+    if (n > 1 && tb->total_nframe > tb->nframe && n >= tb->nframe)
         fprintf(out, "        ... %u more frames\n",
                 tb->total_nframe - tb->nframe);
+}
+
+static void print_traceback(FILE *out, const struct om_traceback *tb,
+                            bool all)
+{
+    objmem_print_frames(out, tb, all ? tb->nframe : 1);
 }
 
 /* A capture file, or NULL after a message naming what is wrong. */
@@ -90,7 +114,7 @@ struct om_snapshot *objmem_capture_load(const char *path)
     return s;
 }
 
-static bool parse_key(const char *v, enum om_key *key)
+bool objmem_parse_key(const char *v, enum om_key *key)
 {
     if (strcmp(v, "lineno") == 0)
         *key = OM_KEY_LINENO;
@@ -110,7 +134,7 @@ static bool parse(int argc, char **argv, int want, struct report_opts *o)
         const char *a = argv[i];
 
         if (strcmp(a, "--by") == 0 && i + 1 < argc) {
-            if (!parse_key(argv[++i], &o->key)) {
+            if (!objmem_parse_key(argv[++i], &o->key)) {
                 fprintf(stderr, "objmem: --by lineno, filename or "
                         "traceback, not '%s'\n", argv[i]);
                 return false;
@@ -179,20 +203,41 @@ static void print_stat(FILE *out, size_t rank, const struct om_statistic *st,
     fputc('\n', out);
 }
 
-static int print_top(const char *what, const struct report_opts *o)
+/* The snapshot at the peak in capture c: the one it carries, or c itself
+ * when it was taken at its peak; NULL after a message. */
+static const struct om_snapshot *at_peak(const struct om_snapshot *c,
+                                         const char *path)
 {
-    struct om_snapshot *s = objmem_capture_load(o->files[0]);
+    struct om_snapshot_info i;
+
+    if (om_snapshot_peak(c))
+        return om_snapshot_peak(c);
+    om_snapshot_get_info(c, &i);
+    if (i.current == i.peak)
+        return c;
+    fprintf(stderr, "objmem: %s: no snapshot at the peak in this capture "
+            "(om_trace_keep_peak was off)\n", path);
+    return NULL;
+}
+
+static int print_top(const char *what, const struct report_opts *o,
+                     bool peak)
+{
+    struct om_snapshot *c = objmem_capture_load(o->files[0]);
+    const struct om_snapshot *s = c && peak ? at_peak(c, o->files[0]) : c;
     struct om_statistic *st;
     double total = 0, rest = 0;
     size_t n, rest_n = 0;
     int rc;
 
-    if (!s)
+    if (!s) {
+        om_snapshot_free(c);
         return 1;
+    }
     rc = om_snapshot_statistics(s, o->key, o->cumulative, &st, &n);
     if (rc < 0) {
         fprintf(stderr, "objmem: %s\n", strerror(-rc));
-        om_snapshot_free(s);
+        om_snapshot_free(c);
         return 1;
     }
     header(stdout, what, s, o->files[0]);
@@ -214,7 +259,7 @@ static int print_top(const char *what, const struct report_opts *o)
         char a[32];
         printf("total: %s\n", human(total, a, sizeof(a)));
     }
-    om_snapshot_free(s);
+    om_snapshot_free(c);
     return 0;
 }
 
@@ -224,7 +269,16 @@ int objmem_top(int argc, char **argv)
 
     if (!parse(argc, argv, 1, &o))
         return 2;
-    return print_top("top", &o);
+    return print_top("top", &o, false);
+}
+
+int objmem_peak(int argc, char **argv)
+{
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10 };
+
+    if (!parse(argc, argv, 1, &o))
+        return 2;
+    return print_top("peak (live at the high-water mark)", &o, true);
 }
 
 int objmem_leaks(int argc, char **argv)
@@ -233,7 +287,7 @@ int objmem_leaks(int argc, char **argv)
 
     if (!parse(argc, argv, 1, &o))
         return 2;
-    return print_top("leaks (live at exit)", &o);
+    return print_top("leaks (live at exit)", &o, false);
 }
 
 static void print_diff(const struct om_statistic_diff *d, size_t rank,
