@@ -271,6 +271,21 @@ static struct slot *shard_find(struct shard *sh, uint64_t h, unsigned domain,
     }
 }
 
+/* The slot of (domain, ptr) in sh, or the empty slot where it goes: one
+ * probe for both.  Under sh->lock, with room in the table. */
+static struct slot *shard_slot_for(struct shard *sh, uint64_t h,
+                                   unsigned domain, uintptr_t ptr)
+{
+    size_t i = slot_home(sh, h);
+
+    for (;; i = (i + 1) & sh->mask) {
+        struct slot *s = &sh->slots[i];
+
+        if (!s->ptr || (s->ptr == ptr && slot_domain(s) == domain))
+            return s;
+    }
+}
+
 /* Put a slot known to be absent into a table with room.  Under the lock. */
 static void shard_put(struct slot *slots, size_t mask, const struct slot *v)
 {
@@ -384,14 +399,13 @@ static bool trace_put(const struct slot *v, uint32_t g)
 {
     uint64_t h = key_hash(slot_domain(v), v->ptr);
     struct shard *sh = shard_of(h);
-    struct slot old;
+    struct slot *slot;
     bool ok = true;
 
     pthread_mutex_lock(&sh->lock);
     if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
         atomic_load_explicit(&gen, memory_order_relaxed) != g)
         goto out;
-    trace_take(sh, h, slot_domain(v), v->ptr, &old);
     if (shard_full(sh) && !shard_grow(sh)) {
         ok = false;
         goto out;
@@ -399,9 +413,14 @@ static bool trace_put(const struct slot *v, uint32_t g)
     if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
         atomic_load_explicit(&gen, memory_order_relaxed) != g)
         goto out;
-    shard_put(sh->slots, sh->mask, v);
-    sh->used++;
-    filter_bump(h, 1);
+    slot = shard_slot_for(sh, h, slot_domain(v), v->ptr);
+    if (slot->ptr) {
+        memory_sub(trace_bytes(slot->meta));    /* a replaced trace */
+    } else {
+        sh->used++;
+        filter_bump(h, 1);
+    }
+    *slot = *v;
     memory_add(trace_bytes(v->meta));
 out:
     pthread_mutex_unlock(&sh->lock);

@@ -20,6 +20,10 @@
  * anywhere) and an interpreter not (or no longer) initialised give no
  * frames.
  *
+ * The line of a frame is cached by (code object, instruction offset).
+ * The cache is shared by the threads: its entries are written and read
+ * with the GIL held (the source gives no frames without it).
+ *
  * Invariants:
  *   1. Every pointer the source returns belongs to an object in `kept`.
  *   2. The source is called only with the GIL held, or returns 0.
@@ -76,16 +80,55 @@ static const char *kept_utf8(PyObject *s)
 }
 
 #if HAVE_FRAMES
+/*
+ * A frame's answer, cached by (code object, instruction offset): the line
+ * (PyCode_Addr2Line decodes the line table from its start: the most
+ * expensive step) and the names.  A code object freed and another made at
+ * its address would read a stale entry, so an entry also checks the code
+ * object's filename, name and first line.
+ */
+struct line_cache {
+    const PyCodeObject *code;
+    int lasti;
+    int line;
+    const PyObject *filename, *name;
+    int firstlineno;
+    const char *file_utf8, *name_utf8;
+};
+
+#define LINE_CACHE 4096                 /* a power of two */
+
+static struct line_cache lines[LINE_CACHE];
+
+static struct line_cache *line_of(PyCodeObject *code, int lasti)
+{
+    size_t h = ((uintptr_t)code >> 4) * 31 + (size_t)lasti;
+    struct line_cache *c = &lines[(h ^ h >> 12) & (LINE_CACHE - 1)];
+
+    if (c->code == code && c->lasti == lasti &&
+        c->filename == code->co_filename && c->name == code->co_name &&
+        c->firstlineno == code->co_firstlineno)
+        return c;
+    c->code = code;
+    c->lasti = lasti;
+    c->line = PyCode_Addr2Line(code, lasti);
+    c->filename = code->co_filename;
+    c->name = code->co_name;
+    c->firstlineno = code->co_firstlineno;
+    c->file_utf8 = kept_utf8(code->co_filename);
+    c->name_utf8 = kept_utf8(code->co_name);
+    return c;
+}
+
 static void frame_of(_PyInterpreterFrame *f, struct om_frame *out)
 {
     PyCodeObject *code = f->f_code;
     int lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
-    const char *file = kept_utf8(code->co_filename);
-    int line = PyCode_Addr2Line(code, lasti);
+    const struct line_cache *c = line_of(code, lasti);
 
-    out->filename = file ? file : "<unknown>";
-    out->function = kept_utf8(code->co_name);
-    out->lineno = line > 0 ? (unsigned)line : 0;
+    out->filename = c->file_utf8 ? c->file_utf8 : "<unknown>";
+    out->function = c->name_utf8;
+    out->lineno = c->line > 0 ? (unsigned)c->line : 0;
     out->pc = NULL;
 }
 
