@@ -1663,12 +1663,26 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
 }
 
 /* Write the capture to path.tmp, then rename it to path: 0 or -errno. */
+/* Whether path names something other than a regular file or nothing (a
+ * device such as /dev/null, a FIFO, a symbolic link): then the capture is
+ * written through it, not renamed over it. */
+static bool write_through(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+/* Write the capture to path.tmp, then rename it to path (a reader never
+ * sees half a capture); or straight to path when it is not a regular
+ * file: 0 or -errno. */
 static int write_file(const struct om_snapshot *s,
                       const struct string_plan *plan, const char *path,
                       struct omi_region *scratch)
 {
     size_t len = strlen(path);
     struct writer w = { .sum = { FNV_OFFSET, FNV_OFFSET } };
+    bool direct = write_through(path);
     char *tmp = omi_region_alloc(scratch, len + sizeof(".tmp"));
 
     w.buf = omi_region_alloc(scratch, WRITE_BUF);
@@ -1676,15 +1690,16 @@ static int write_file(const struct om_snapshot *s,
         return -ENOMEM;
     memcpy(tmp, path, len);
     memcpy(tmp + len, ".tmp", sizeof(".tmp"));
-    w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    w.fd = open(direct ? path : tmp,
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0)
         return -errno;
     write_capture(&w, s, plan);
     if (close(w.fd) != 0 && !w.err)
         w.err = -errno;
-    if (!w.err && rename(tmp, path) != 0)
+    if (!direct && !w.err && rename(tmp, path) != 0)
         w.err = -errno;
-    if (w.err)
+    if (!direct && w.err)
         unlink(tmp);
     return w.err;
 }

@@ -6,7 +6,9 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include "trace.h"
 
@@ -712,6 +714,69 @@ static void test_keep_peak(void **state)
     om_trace_keep_peak(0);
 }
 
+/* A capture written to something that is not a regular file goes
+ * through it: a FIFO stays a FIFO (OBJMEM_TRACE_FILE=/dev/null must not
+ * turn /dev/null into a file), a symbolic link stays a link. */
+static void test_dump_through(void **state)
+{
+    char dir[] = "/tmp/objmem-through-XXXXXX", fifo[64], link[64], file[64];
+    struct om_snapshot *s, *back;
+    struct stat st;
+    char buf[4096];
+    ssize_t n, got = 0;
+    int status, fd[2];
+    pid_t pid;
+    void *p;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(link, sizeof(link), "%s/link", dir);
+    snprintf(file, sizeof(file), "%s/file", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(symlink(file, link), 0);
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(100);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    assert_int_equal(pipe(fd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {                     /* the FIFO's reader */
+        int in = open(fifo, O_RDONLY);
+        ssize_t total = 0;
+
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+            total += n;
+        (void)!write(fd[1], &total, sizeof(total));
+        _exit(0);
+    }
+    assert_int_equal(om_snapshot_dump(s, fifo), 0);
+    assert_int_equal(lstat(fifo, &st), 0);
+    if (!S_ISFIFO(st.st_mode)) {
+        kill(pid, SIGKILL);             /* it waits for a writer */
+        fail_msg("the FIFO was replaced by a file");
+    }
+    assert_int_equal(read(fd[0], &got, sizeof(got)), sizeof(got));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(om_snapshot_dump(s, link), 0);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_size, got);   /* the same bytes both ways */
+    back = om_snapshot_load(link);
+    assert_non_null(back);
+    assert_int_equal(om_snapshot_count(back), 1);
+    om_snapshot_free(back);
+    om_snapshot_free(s);
+    om_free(p);
+    close(fd[0]);
+    close(fd[1]);
+    unlink(fifo);
+    unlink(link);
+    unlink(file);
+    rmdir(dir);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -733,6 +798,7 @@ int main(void)
         T(test_sampling_big_blocks),
         T(test_heap_map),
         T(test_keep_peak),
+        T(test_dump_through),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
