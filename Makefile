@@ -36,6 +36,7 @@ bench: deps-bench
 	build/release/bench/bench_objects
 	build/release/bench/bench_gc
 	build/release/bench/bench_shim
+	build/release/bench/bench_trace
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -649,7 +649,9 @@ struct om_frame {
 
 struct om_traceback {
     unsigned int nframe;        /* frames kept, at most the limit */
-    unsigned int total_nframe;  /* frames the stack had */
+    unsigned int total_nframe;  /* frames the stack had; C stacks: the
+                                   walk stops one past the limit, so at
+                                   most nframe + 1 (deeper) */
     struct om_frame frames[];   /* frames[0]: the most recent call */
 };
 
@@ -672,8 +674,8 @@ OM_API size_t om_trace_get_memory(void);
  * Keep a snapshot of the traces at their high-water mark, for "what was
  * live at the peak" (memray's and Fil's question): taken when the traced
  * memory first goes down after a new peak at least step_percent above the
- * last one kept (10 is a good step: each retake costs a snapshot, so
- * peaks that creep up are not taken at every step).  Snapshots then carry
+ * last one kept (10 is a good step: each retake copies the traces, 8
+ * bytes each, so peaks that creep up are not copied at every step).  Snapshots then carry
  * it (om_snapshot_peak).  0 turns it off.  Captures (OBJMEM_TRACE) keep
  * it with a step of 10%.
  */
@@ -836,8 +838,9 @@ struct om_snapshot_info {
 };
 OM_API void om_snapshot_get_info(const struct om_snapshot *s,
                                  struct om_snapshot_info *out);
-/* The snapshot taken at the high-water mark of the traced memory (see
- * om_trace_keep_peak), which goes with s; or NULL. */
+/* The snapshot at the high-water mark of the traced memory (see
+ * om_trace_keep_peak), which goes with s; or NULL.  Its traces carry no
+ * address or time, and it has no heap map. */
 OM_API const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s);
 /* The heap map taken with the snapshot, or NULL (a filtered snapshot, or
  * a capture of an older version). */

@@ -291,16 +291,8 @@ struct om_snapshot *omi_snapshot_new(int traceback_limit,
     if (!s)
         return NULL;
     s->mem = mem;           /* the region now owns the struct it holds */
-    atomic_init(&s->refs, 1);
     s->traceback_limit = traceback_limit;
     s->sample_mean = sample_mean;
-    return s;
-}
-
-struct om_snapshot *omi_snapshot_ref(struct om_snapshot *s)
-{
-    if (s)
-        atomic_fetch_add(&s->refs, 1);
     return s;
 }
 
@@ -453,7 +445,7 @@ void om_snapshot_free(struct om_snapshot *s)
 {
     struct omi_region mem;
 
-    if (!s || atomic_fetch_sub(&s->refs, 1) > 1)
+    if (!s)
         return;
     om_snapshot_free(s->at_peak);
     unmap_array(s->traces, s->traces_cap, sizeof(s->traces[0]));

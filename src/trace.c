@@ -21,7 +21,9 @@
  *                per-thread cache maps a traceback's 64-bit hash to its id
  *                so that the common allocation takes no traceback lock.
  *   frames:      the C call stack (_Unwind_Backtrace), as return
- *                addresses, symbolised by om_trace_take_snapshot; or a
+ *                addresses, symbolised by om_trace_take_snapshot (the
+ *                walk stops one frame past the limit: total counts at
+ *                most limit + 1); or a
  *                runtime's frame source, as (filename, function, lineno).
  *
  * A thread that is inside tracing (or inside a snapshot) has its
@@ -151,7 +153,15 @@ static _Atomic(int64_t) start_ns;       /* when tracing started */
 static atomic_uint peak_step;           /* percent; 0: off */
 static atomic_size_t peak_threshold = SIZE_MAX;
 static atomic_bool peak_pending;
-static struct om_snapshot *peak_kept;
+static uint64_t *peak_raw;              /* the traces at the peak, packed:
+                                           size:39 tb:24 sampled:1 */
+static size_t peak_raw_cap, peak_raw_n;
+static bool peak_raw_valid;
+static uint32_t peak_raw_gen;           /* the tracebacks' generation */
+static struct om_snapshot_info peak_raw_info;
+
+#define PACK_TB_MAX ((1u << 24) - 1)
+#define PACK_SIZE_MAX (((uint64_t)1 << 39) - 1)
 static _Atomic(unsigned) domains[MAX_DOMAINS] = { 0, 1, 2 };
 static atomic_long ndomains = 3;
 
@@ -446,6 +456,17 @@ static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     return found;
 }
 
+/* The traces in all shards, read without the locks (an estimate). */
+static size_t shards_used(void)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < SHARDS; i++)
+        n += atomic_load_explicit((_Atomic size_t *)&shards[i].used,
+                                  memory_order_relaxed);
+    return n;
+}
+
 /* Empty every shard; unmap the tables after their locks are dropped. */
 static void shards_clear(void)
 {
@@ -480,6 +501,7 @@ struct unwind_walk {
     uintptr_t stack_mark;       /* frames whose CFA is below: tracing's */
     int last_entry;             /* index of the last allocation entry */
     bool leading;               /* still in objmem's own code */
+    int lim;                    /* frames wanted */
 };
 
 /*
@@ -533,6 +555,11 @@ static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx,
     if (w->n < w->max)
         w->pcs[w->n++] = pc - 1;        /* inside the call instruction */
     w->total++;
+    /* Unwinding costs tens of ns a frame: stop one frame past the limit,
+     * once objmem's own frames are known. */
+    if (w->total - (w->last_entry + 1) > w->lim &&
+        (own_hi ? !w->leading : w->total >= SKIP_MAX))
+        return _URC_NORMAL_STOP;
     return _URC_NO_REASON;
 }
 
@@ -540,9 +567,10 @@ static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx,
  * number of frames the stack has. */
 static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
 {
-    uintptr_t pcs[MAX_FRAMES + SKIP_MAX];
-    struct unwind_walk w = { pcs, 0, lim + SKIP_MAX, 0, 0, -1, true };
-    int skip, n;
+    uintptr_t pcs[MAX_FRAMES + SKIP_MAX + 1];
+    struct unwind_walk w = { pcs, 0, lim + SKIP_MAX + 1, 0, 0, -1, true,
+                             lim };
+    int skip, n, total;
 
     w.stack_mark = (uintptr_t)__builtin_frame_address(0);
     _Unwind_Backtrace(unwind_step, &w);
@@ -552,7 +580,8 @@ static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
         n = lim;
     for (int i = 0; i < n; i++)
         f[i] = (struct rawframe){ pcs[skip + i], 0, 0, 0 };
-    return w.total - skip > 0 ? w.total - skip : 0;
+    total = w.total - skip;
+    return total < 0 ? 0 : total > lim ? lim + 1 : total;
 }
 
 /* Frames from the runtime's source. */
@@ -824,34 +853,78 @@ static void on_alloc(unsigned d, void *p, size_t size)
 
 /* ---- The snapshot at the peak ---- */
 
-static struct om_snapshot *take_snapshot(bool with_peak);
-
-/* Drop the kept peak snapshot.  Under ctl_lock. */
+/* Forget the traces kept at the peak.  Under ctl_lock. */
 static void peak_forget(void)
 {
-    om_snapshot_free(peak_kept);
-    peak_kept = NULL;
+    peak_raw_valid = false;
     atomic_store(&peak_pending, false);
     atomic_store(&peak_threshold, atomic_load(&peak_step) ? 0 : SIZE_MAX);
 }
 
-/* Before a trace goes: when the traced memory stands at a new peak worth
- * keeping, keep a snapshot of it. */
+/* Pack every trace into out[0..cap): their number (more than cap: they
+ * did not fit).  A trace too big to pack is left out. */
+static size_t shards_pack(uint64_t *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < SHARDS; i++) {
+        struct shard *sh = &shards[i];
+
+        pthread_mutex_lock(&sh->lock);
+        for (size_t j = 0; sh->slots && n + sh->used <= cap && j <= sh->mask;
+             j++) {
+            const struct slot *v = &sh->slots[j];
+
+            if (v->ptr && v->tb <= PACK_TB_MAX &&
+                v->meta >> 1 <= PACK_SIZE_MAX)
+                out[n++] = (v->meta >> 1) << 25 | (uint64_t)v->tb << 1 |
+                           (v->meta & 1);
+        }
+        if (n + sh->used > cap)
+            n = cap + 1;
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return n;
+}
+
+/* Room for n packed traces (a mapping of its own, reused). */
+static bool peak_room(size_t n)
+{
+    uint64_t *fresh;
+
+    if (n <= peak_raw_cap)
+        return true;
+    n = n * 3 / 2;
+    fresh = omi_os_map(n * sizeof(*fresh), omi_os_page_size());
+    if (!fresh)
+        return false;
+    if (peak_raw)
+        omi_os_unmap(peak_raw, peak_raw_cap * sizeof(*peak_raw));
+    peak_raw = fresh;
+    peak_raw_cap = n;
+    return true;
+}
+
+/* Before a trace goes, with the traced memory at a new peak worth
+ * keeping: keep its traces, packed (8 bytes each; a snapshot is made
+ * from them only when one is taken). */
 static OM_NOINLINE void peak_keep(void)
 {
-    struct om_snapshot *s;
-    size_t at = atomic_load(&peak);
+    size_t at = atomic_load(&peak), n;
 
-    reentrant = true;
-    s = take_snapshot(false);
-    reentrant = false;
-    if (!s)
-        return;                 /* no memory: the next peak will do */
     pthread_mutex_lock(&ctl_lock);
-    om_snapshot_free(peak_kept);
-    peak_kept = s;
-    atomic_store(&peak_threshold,
-                 at + at / 100 * atomic_load(&peak_step));
+    if (atomic_load(&tracing) && peak_room(shards_used() + 1024)) {
+        n = shards_pack(peak_raw, peak_raw_cap);
+        peak_raw_valid = n <= peak_raw_cap;
+        peak_raw_n = n;
+        peak_raw_gen = atomic_load(&gen);
+        peak_raw_info = (struct om_snapshot_info){
+            n, atomic_load(&limit), atomic_load(&sample_mean),
+            atomic_load(&lost), atomic_load(&current), at, 0,
+            (uint64_t)now_ticks() * 1000 / TICKS_PER_S };
+        atomic_store(&peak_threshold,
+                     at + at / 100 * atomic_load(&peak_step));
+    }
     pthread_mutex_unlock(&ctl_lock);
 }
 
@@ -1103,6 +1176,10 @@ void om_trace_stop(void)
         tracebacks_clear();
         atomic_store(&sample_mean, 0);
         peak_forget();
+        if (peak_raw)
+            omi_os_unmap(peak_raw, peak_raw_cap * sizeof(*peak_raw));
+        peak_raw = NULL;
+        peak_raw_cap = 0;
     }
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -1160,7 +1237,7 @@ size_t om_trace_get_memory(void)
                              : 0;
     if (filter)
         n += sizeof(*filter) << FILTER_BITS;
-    return n;
+    return n + peak_raw_cap * sizeof(*peak_raw);
 }
 
 size_t om_trace_lost(void)
@@ -1256,16 +1333,6 @@ static size_t shards_copy(struct slot *slots, size_t cap)
     return n;
 }
 
-static size_t shards_used(void)
-{
-    size_t n = 0;
-
-    for (int i = 0; i < SHARDS; i++)
-        n += atomic_load_explicit((_Atomic size_t *)&shards[i].used,
-                                  memory_order_relaxed);
-    return n;
-}
-
 /* Every trace, copied into scratch: NULL when out of memory. */
 static struct slot *traces_copy(struct omi_region *scratch, size_t *n)
 {
@@ -1299,37 +1366,88 @@ static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
     return idx[id];
 }
 
+/* What a snapshot is made from: the tracebacks as they stand, and for
+ * each the index it got in the snapshot (-1: none yet). */
+struct fill {
+    struct tb **by_id;
+    size_t count;
+    long *idx;
+    size_t mean;
+};
+
+static int fill_start(struct fill *f, struct omi_region *scratch)
+{
+    pthread_mutex_lock(&tb_lock);
+    f->by_id = tb_by_id;
+    f->count = tb_count;
+    pthread_mutex_unlock(&tb_lock);
+    f->mean = atomic_load(&sample_mean);
+    f->idx = omi_region_alloc(scratch, (f->count + 1) * sizeof(*f->idx));
+    if (!f->idx)
+        return -ENOMEM;
+    memset(f->idx, 0xff, (f->count + 1) * sizeof(*f->idx));
+    return 0;
+}
+
+/* Add one trace (its address and time may be 0): 0 or -ENOMEM. */
+static int fill_add(struct om_snapshot *s, struct fill *f,
+                    const struct slot *v)
+{
+    uint64_t size = v->meta >> 1;
+    double w = v->meta & 1 ? sample_weight(size, f->mean) : 1.0;
+    long t = v->tb < f->count ? snapshot_tb(s, f->by_id, f->idx, v->tb) : -1;
+    struct omi_snap_trace rec = {
+        size, w, v->ptr, (uint64_t)(v->dt & TIME_MAX) * 1000 / TICKS_PER_S,
+        (uint32_t)t, atomic_load(&domains[slot_domain(v)]) };
+
+    if (t < 0 || omi_snapshot_add_record(s, &rec) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 static int snapshot_fill(struct om_snapshot *s, struct omi_region *scratch)
 {
-    size_t n, count, mean = atomic_load(&sample_mean);
+    size_t n;
     struct slot *slots = traces_copy(scratch, &n);
-    struct tb **by_id;
-    long *idx;
+    struct fill f;
+    int rc;
 
     if (!slots)
         return -errno;
-    pthread_mutex_lock(&tb_lock);
-    by_id = tb_by_id;
-    count = tb_count;
-    pthread_mutex_unlock(&tb_lock);
-    idx = omi_region_alloc(scratch, (count + 1) * sizeof(*idx));
-    if (!idx)
-        return -ENOMEM;
-    memset(idx, 0xff, (count + 1) * sizeof(*idx));
-    for (size_t i = 0; i < n; i++) {
-        uint64_t size = slots[i].meta >> 1;
-        double w = slots[i].meta & 1 ? sample_weight(size, mean) : 1.0;
-        long t = snapshot_tb(s, by_id, idx, slots[i].tb);
+    rc = fill_start(&f, scratch);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fill_add(s, &f, &slots[i]);
+    return rc;
+}
 
-        struct omi_snap_trace rec = {
-            size, w, slots[i].ptr,
-            (uint64_t)(slots[i].dt & TIME_MAX) * 1000 / TICKS_PER_S,
-            (uint32_t)t, atomic_load(&domains[slot_domain(&slots[i])]) };
+/* The snapshot at the peak, from the packed traces: NULL when there is
+ * none (or no memory for it). */
+static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
+{
+    struct om_snapshot *p;
+    struct fill f;
+    int rc;
 
-        if (t < 0 || omi_snapshot_add_record(s, &rec) < 0)
-            return -ENOMEM;
+    if (!peak_raw_valid || peak_raw_gen != atomic_load(&gen))
+        return NULL;
+    p = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
+    rc = p ? fill_start(&f, scratch) : -ENOMEM;
+    for (size_t i = 0; i < peak_raw_n && rc == 0; i++) {
+        uint64_t e = peak_raw[i];
+        struct slot v = { 0, (e >> 25) << 1 | (e & 1),
+                          (uint32_t)(e >> 1) & PACK_TB_MAX, 0 };
+
+        rc = fill_add(p, &f, &v);
     }
-    return 0;
+    if (rc < 0) {
+        om_snapshot_free(p);
+        return NULL;
+    }
+    p->lost = peak_raw_info.lost;
+    p->current = peak_raw_info.current;
+    p->peak = peak_raw_info.peak;
+    p->time_ms = peak_raw_info.time_ms;
+    return p;
 }
 
 static struct om_snapshot *take_snapshot(bool with_peak)
@@ -1354,7 +1472,7 @@ static struct om_snapshot *take_snapshot(bool with_peak)
         if (rc == 0)
             rc = omi_heapmap_take(s);
         if (with_peak && !atomic_load(&peak_pending))
-            s->at_peak = omi_snapshot_ref(peak_kept);
+            s->at_peak = peak_snapshot(&scratch);
     }
     reentrant = was;
     pthread_mutex_unlock(&ctl_lock);

@@ -68,9 +68,8 @@ struct om_snapshot {
     uint64_t trace_memory;      /* tracing's own memory then */
     uint64_t time_ms;           /* when, after tracing began */
     const struct om_heap_map *heap;     /* in mem, or NULL */
-    struct om_snapshot *at_peak;        /* the snapshot at the peak (a
-                                           reference), or NULL */
-    atomic_int refs;            /* om_snapshot_free frees at the last */
+    struct om_snapshot *at_peak;        /* the snapshot at the peak (it
+                                           owns it), or NULL */
     size_t ntraces, traces_cap;
     struct omi_snap_trace *traces;
     size_t ntracebacks, tracebacks_cap;
@@ -80,8 +79,6 @@ struct om_snapshot {
 /* An empty snapshot, or NULL with errno = ENOMEM. */
 struct om_snapshot *omi_snapshot_new(int traceback_limit,
                                      uint64_t sample_mean);
-/* One more reference to s (om_snapshot_free drops one): s. */
-struct om_snapshot *omi_snapshot_ref(struct om_snapshot *s);
 /* The snapshot's copy of str (NULL stays NULL); NULL + ENOMEM. */
 const char *omi_snapshot_intern(struct om_snapshot *s, const char *str);
 /* Append a traceback of nframe frames (copied, strings interned): its
