@@ -649,9 +649,10 @@ struct om_frame {
 
 struct om_traceback {
     unsigned int nframe;        /* frames kept, at most the limit */
-    unsigned int total_nframe;  /* frames the stack had; C stacks: the
-                                   walk stops one past the limit, so at
-                                   most nframe + 1 (deeper) */
+    unsigned int total_nframe;  /* frames the stack had, counted to one
+                                   past the limit at most (C stacks, and
+                                   objmem-python's): nframe + 1 says
+                                   "deeper" */
     struct om_frame frames[];   /* frames[0]: the most recent call */
 };
 
@@ -699,7 +700,7 @@ OM_API size_t om_trace_sampling_mean(void);
 /*
  * A frame source: fill frames[0..max) with the current thread's frames,
  * most recent first, and return how many the stack has in all (more than
- * max when it is deeper).  filename (and function) must stay valid until
+ * max when it is deeper; counting to max + 1 is enough).  filename (and function) must stay valid until
  * om_trace_stop: the runtime interns them.  It is called from inside the
  * allocator: it must not allocate through a traced domain.  NULL restores
  * the C call stack.

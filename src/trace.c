@@ -83,12 +83,7 @@
 
 /* ---- Data ---- */
 
-struct slot {
-    uintptr_t ptr;              /* 0: empty */
-    uint64_t meta;              /* size << 1 | sampled */
-    uint32_t tb;
-    uint32_t dt;                /* domain index << 24 | time */
-};
+#define slot omi_trace_rec            /* trace.h: | ptr | meta | tb | dt | */
 
 #define TICKS_PER_S 64          /* time's unit: 1/64 s */
 #define TIME_MAX ((1u << 24) - 1)
@@ -402,6 +397,25 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
     return true;
 }
 
+/* A small block of objmem's: its trace is a tag (tags.c).  A stop or a
+ * clear that came between takes it back.  false: it cannot be a tag. */
+static bool tag_put(const struct slot *v, uint32_t g)
+{
+    struct slot old;
+    int rc = omi_tags_put(v, &old);
+
+    if (!rc)
+        return false;
+    if (rc == 2)
+        memory_sub(trace_bytes(old.meta));
+    memory_add(trace_bytes(v->meta));
+    if (!atomic_load(&tracing) || atomic_load(&gen) != g) {
+        if (omi_tags_take(slot_domain(v), v->ptr, &old))
+            memory_sub(trace_bytes(old.meta));
+    }
+    return true;
+}
+
 /* Record a trace, replacing one of the same key; v->tb was interned in
  * generation g (a trace of an older one is dropped: its traceback was
  * forgotten).  false: lost. */
@@ -411,6 +425,9 @@ static bool trace_put(const struct slot *v, uint32_t g)
     struct shard *sh = shard_of(h);
     struct slot *slot;
     bool ok = true;
+
+    if (tag_put(v, g))
+        return true;
 
     pthread_mutex_lock(&sh->lock);
     if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
@@ -444,12 +461,13 @@ static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     struct shard *sh = shard_of(h);
     bool found;
 
-    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
-        !atomic_load_explicit(&filter[filter_index(h)],
-                              memory_order_relaxed)) {
-        /* Sampling, and no trace hashes here. */
-        return false;
+    if (omi_tags_take(domain, ptr, out)) {
+        memory_sub(trace_bytes(out->meta));
+        return true;
     }
+    if (!atomic_load_explicit(&filter[filter_index(h)],
+                              memory_order_relaxed))
+        return false;           /* no trace in the table hashes here */
     pthread_mutex_lock(&sh->lock);
     found = trace_take(sh, h, domain, ptr, out);
     pthread_mutex_unlock(&sh->lock);
@@ -465,6 +483,29 @@ static size_t shards_used(void)
         n += atomic_load_explicit((_Atomic size_t *)&shards[i].used,
                                   memory_order_relaxed);
     return n;
+}
+
+/* omi_tags_each: count the tags, or copy them while there is room. */
+struct tag_copy {
+    struct slot *out;
+    size_t n, cap;
+};
+
+static void tag_copy_one(void *ctx, const struct slot *v)
+{
+    struct tag_copy *c = ctx;
+
+    if (c->n < c->cap)
+        c->out[c->n] = *v;
+    c->n++;
+}
+
+static size_t tags_count(void)
+{
+    struct tag_copy c = { NULL, 0, 0 };
+
+    omi_tags_each(tag_copy_one, &c);
+    return c.n;
 }
 
 /* Empty every shard; unmap the tables after their locks are dropped. */
@@ -488,6 +529,7 @@ static void shards_clear(void)
         if (old)
             omi_os_unmap(old, cap * sizeof(*old));
     }
+    omi_tags_clear();
     atomic_store(&current, 0);
     atomic_store(&peak, 0);
 }
@@ -887,6 +929,32 @@ static size_t shards_pack(uint64_t *out, size_t cap)
     return n;
 }
 
+/* omi_tags_each: pack the tags too. */
+struct tag_pack {
+    uint64_t *out;
+    size_t n, cap;
+};
+
+static void tag_pack_one(void *ctx, const struct slot *v)
+{
+    struct tag_pack *p = ctx;
+
+    if (p->n < p->cap && v->tb <= PACK_TB_MAX)
+        p->out[p->n] = (v->meta >> 1) << 25 | (uint64_t)v->tb << 1 |
+                       (v->meta & 1);
+    p->n++;
+}
+
+/* Every trace packed into out[0..cap): their number (more: no room). */
+static size_t traces_pack(uint64_t *out, size_t cap)
+{
+    struct tag_pack p = { out, shards_pack(out, cap), cap };
+
+    if (p.n <= cap)
+        omi_tags_each(tag_pack_one, &p);
+    return p.n;
+}
+
 /* Room for n packed traces (a mapping of its own, reused). */
 static bool peak_room(size_t n)
 {
@@ -913,8 +981,9 @@ static OM_NOINLINE void peak_keep(void)
     size_t at = atomic_load(&peak), n;
 
     pthread_mutex_lock(&ctl_lock);
-    if (atomic_load(&tracing) && peak_room(shards_used() + 1024)) {
-        n = shards_pack(peak_raw, peak_raw_cap);
+    if (atomic_load(&tracing) &&
+        peak_room(shards_used() + tags_count() + 1024)) {
+        n = traces_pack(peak_raw, peak_raw_cap);
         peak_raw_valid = n <= peak_raw_cap;
         peak_raw_n = n;
         peak_raw_gen = atomic_load(&gen);
@@ -1237,7 +1306,7 @@ size_t om_trace_get_memory(void)
                              : 0;
     if (filter)
         n += sizeof(*filter) << FILTER_BITS;
-    return n + peak_raw_cap * sizeof(*peak_raw);
+    return n + peak_raw_cap * sizeof(*peak_raw) + omi_tags_memory();
 }
 
 size_t om_trace_lost(void)
@@ -1333,16 +1402,22 @@ static size_t shards_copy(struct slot *slots, size_t cap)
     return n;
 }
 
-/* Every trace, copied into scratch: NULL when out of memory. */
+/* Every trace, the table's and the tags, copied into scratch: NULL when
+ * out of memory. */
 static struct slot *traces_copy(struct omi_region *scratch, size_t *n)
 {
     for (int tries = 0; tries < 8; tries++) {
-        size_t cap = shards_used() * 5 / 4 + 1024;
+        size_t cap = (shards_used() + tags_count()) * 5 / 4 + 1024;
         struct slot *slots = omi_region_alloc(scratch, cap * sizeof(*slots));
+        struct tag_copy c;
 
         if (!slots)
             return NULL;
         *n = shards_copy(slots, cap);
+        c = (struct tag_copy){ slots, *n, cap };
+        if (*n <= cap)
+            omi_tags_each(tag_copy_one, &c);
+        *n = c.n;
         if (*n <= cap)
             return slots;
         omi_region_release(scratch);
@@ -1395,11 +1470,15 @@ static int fill_add(struct om_snapshot *s, struct fill *f,
 {
     uint64_t size = v->meta >> 1;
     double w = v->meta & 1 ? sample_weight(size, f->mean) : 1.0;
-    long t = v->tb < f->count ? snapshot_tb(s, f->by_id, f->idx, v->tb) : -1;
-    struct omi_snap_trace rec = {
+    long t;
+    struct omi_snap_trace rec;
+
+    if (v->tb >= f->count)
+        return 0;               /* recorded as a clear came: gone */
+    t = snapshot_tb(s, f->by_id, f->idx, v->tb);
+    rec = (struct omi_snap_trace){
         size, w, v->ptr, (uint64_t)(v->dt & TIME_MAX) * 1000 / TICKS_PER_S,
         (uint32_t)t, atomic_load(&domains[slot_domain(v)]) };
-
     if (t < 0 || omi_snapshot_add_record(s, &rec) < 0)
         return -ENOMEM;
     return 0;
@@ -1503,9 +1582,11 @@ static long object_tb_id(const void *p)
     for (unsigned d = 0; d < 3; d++) {
         uint64_t h = key_hash(d, (uintptr_t)p);
         struct shard *sh = shard_of(h);
-        struct slot *sl;
+        struct slot *sl, tag;
         long id = -1;
 
+        if (omi_tags_find(d, (uintptr_t)p, &tag))
+            return tag.tb;
         pthread_mutex_lock(&sh->lock);
         if ((sl = shard_find(sh, h, d, (uintptr_t)p)))
             id = sl->tb;
@@ -1574,6 +1655,32 @@ static int check_shard(int i, size_t *bytes)
     return 0;
 }
 
+/* omi_tags_each: the tags' bytes, and their tracebacks (trace.4). */
+struct tag_audit {
+    size_t bytes;
+    int rc;
+};
+
+static void tag_audit_one(void *ctx, const struct slot *v)
+{
+    struct tag_audit *a = ctx;
+
+    a->bytes += trace_bytes(v->meta);
+    if (a->rc == 0 && v->tb >= tb_count)
+        a->rc = omi_check_fail("trace.4", (void *)v->ptr, "tag names "
+                               "traceback %u of %zu", v->tb, tb_count);
+}
+
+static int check_tags(size_t *bytes)
+{
+    struct tag_audit a = { 0, omi_tags_check() };
+
+    if (a.rc == 0)
+        omi_tags_each(tag_audit_one, &a);
+    *bytes += a.bytes;
+    return a.rc;
+}
+
 /* The invariants above; with no thread allocating meanwhile. */
 int omi_trace_check(void)
 {
@@ -1587,6 +1694,8 @@ int omi_trace_check(void)
         rc = check_shard(i, &bytes);
         pthread_mutex_unlock(&shards[i].lock);
     }
+    if (rc == 0)
+        rc = check_tags(&bytes);
     pthread_mutex_unlock(&tb_lock);
     if (rc == 0 && atomic_load(&tracing) &&
         (bytes != atomic_load(&current) ||

@@ -19,6 +19,30 @@ int omi_trace_check(void);
  * to the last such function are left out of tracebacks. */
 void omi_trace_add_entry(const void *fn);
 
+/* ---- trace.c and tags.c: one trace ---- */
+
+struct omi_trace_rec {
+    uintptr_t ptr;              /* the block; 0: an empty slot */
+    uint64_t meta;              /* size << 1 | sampled */
+    uint32_t tb;                /* traceback id */
+    uint32_t dt;                /* domain index << 24 | time in ticks */
+};
+
+/* ---- tags.c: the traces of objmem's own small blocks ----
+ *
+ * put: 0 when v cannot be a tag (the caller uses its table), 1 when it is
+ * one, 2 when it replaced *old.  take / find: 1 with the trace in *out, 0
+ * when the block has no tag.
+ */
+int omi_tags_put(const struct omi_trace_rec *v, struct omi_trace_rec *old);
+int omi_tags_take(unsigned domain, uintptr_t p, struct omi_trace_rec *out);
+int omi_tags_find(unsigned domain, uintptr_t p, struct omi_trace_rec *out);
+void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
+                   void *ctx);
+void omi_tags_clear(void);
+size_t omi_tags_memory(void);
+int omi_tags_check(void);
+
 /* ---- capture.c ---- */
 
 /* Set by SIGUSR2: the next traced allocation writes a capture. */

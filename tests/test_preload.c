@@ -460,7 +460,7 @@ static void test_trace_python(void **state)
     assert_non_null(f);
     fputs("keep = []\n"
           "def grow():\n"
-          "    for i in range(2000):\n"
+          "    for i in range(4000):\n"
           "        keep.append(bytes(1000))\n"
           "grow()\n"
           "import os, signal\n"
@@ -474,8 +474,8 @@ static void test_trace_python(void **state)
     assert_int_equal(run("", cmd), 0);
     read_out(out_shim);
     assert_non_null(strstr(out_shim, "app.py:4 in grow\n        "));
-    assert_non_null(strstr(out_shim, "app.py:5 in <module>\n    2.0 MiB "
-                                     "in 2001 blocks (average 1.0 KiB)\n"));
+    assert_non_null(strstr(out_shim, "app.py:5 in <module>\n    4.0 MiB "
+                                     "in 4001 blocks (average 1.0 KiB)\n"));
     assert_non_null(strstr(out_shim, "\n#1: /"));
 }
 

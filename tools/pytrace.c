@@ -151,7 +151,9 @@ static int python_frames(void *ctx, struct om_frame *frames, int max)
     ts = PyGILState_GetThisThreadState();
     if (!ts)
         return 0;
-    for (_PyInterpreterFrame *f = newest_frame(ts); f; f = f->previous) {
+    /* Count one frame past max at most: the stack was deeper. */
+    for (_PyInterpreterFrame *f = newest_frame(ts); f && n <= max;
+         f = f->previous) {
         if (_PyFrame_IsIncomplete(f))
             continue;
         if (n < max)

@@ -1,0 +1,398 @@
+/*
+ * tags.c - X (cross-cutting): the traces of objmem's own small blocks,
+ * kept beside their pages instead of in trace.c's hash table.
+ *
+ * A hash table keyed by the block's address costs a cache miss on every
+ * malloc and every free (the slots of consecutive blocks lie far apart)
+ * and 30 to 45 bytes a trace.  A small block of objmem's lies in a pool
+ * page of one class, so its trace can be a word in an array beside the
+ * page, at the block's index: consecutive blocks, consecutive words,
+ * 8 bytes a trace, and no lock.
+ *
+ *   map:    page number (address >> 12) -> record, two levels of 2^18
+ *           pointers, mapped when first needed
+ *   record: | sc | capacity | next (free list) | tag[capacity] |
+ *   tag:    | time:23 | slack:6 | inner:5 | domain:5 | sampled:1 |
+ *           tb + 1:24 |   0: no trace; size = class size - slack; inner:
+ *           where in its block the pointer is, in 16-byte steps (0 but
+ *           under the debug hooks, whose pointers are 16 bytes in)
+ *
+ * A record is made for a page (under `lock`, from `mem`) the first time a
+ * block of it is traced; a page that changes class gets a record of the
+ * new capacity, and its old one (empty then: every block of the page was
+ * freed) goes to the free list of its class.  Records are never unmapped:
+ * stopping tracing zeroes them, and the next traces reuse them (tracing
+ * after a stop must not find a record gone under a late writer).
+ *
+ * A tag is written by the thread that allocated the block and cleared by
+ * the one that frees it, with one atomic exchange: no two threads hold
+ * the same block.  A writer that finds tracing stopped (or its traceback
+ * forgotten) after its write takes its tag back (trace.c).  Readers (snapshots, om_check) hold `lock`, so no
+ * record changes page under them.
+ *
+ * A block that cannot be tagged (not in an arena, a medium or large
+ * block, a tracked domain beyond 127, no memory for a record) goes to the
+ * hash table: trace.c asks here first.
+ *
+ * Invariants (omi_tags_check):
+ *   1. A non-zero tag lies in a record whose page is a small pool of the
+ *      record's class (USED or FULL), at an index below its capacity.
+ *   2. A record on a free list has no non-zero tag.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "arena.h"
+#include "os.h"
+#include "pool.h"
+#include "region.h"
+#include "trace.h"
+
+#define LEVEL_BITS 18
+#define LEVEL ((size_t)1 << LEVEL_BITS)
+#define PAGE_BITS 12
+#define TB_BITS 24
+#define DOMAIN_SHIFT 25
+#define INNER_SHIFT 30
+#define SLACK_SHIFT 35
+#define TIME_SHIFT 41
+#define MAX_DOMAIN 31
+#define MAX_INNER 31
+#define MAX_SLACK 63
+#define MAX_TIME ((1u << 23) - 1)
+
+_Static_assert(ADDRESS_BITS - PAGE_BITS <= 2 * LEVEL_BITS,
+               "two levels cover the address space");
+_Static_assert(POOL_SIZE == (size_t)1 << PAGE_BITS, "a pool is a page");
+
+struct record {
+    uint16_t sc;
+    uint16_t capacity;
+    uint32_t pad;
+    uintptr_t page;                     /* its page's address; 0: free */
+    struct record *next;                /* on a free list */
+    struct record *all_next;            /* every record, for walks */
+    _Atomic uint64_t tag[];
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(struct record *_Atomic *) level1[LEVEL];
+static struct omi_region mem;           /* records, under lock */
+static size_t mapped;                   /* second levels, bytes */
+static struct record *free_records[NSMALL];
+static struct record *all_records;     /* under lock */
+
+/* ---- The map ---- */
+
+static _Atomic(struct record *) *slot_of(uintptr_t page, bool make)
+{
+    size_t hi = (size_t)(page >> LEVEL_BITS), lo = page & (LEVEL - 1);
+    struct record *_Atomic *l2 = atomic_load_explicit(&level1[hi],
+                                                     memory_order_acquire);
+
+    if (!l2 && make) {
+        struct record *_Atomic *fresh = omi_os_map(
+            LEVEL * sizeof(*fresh), omi_os_page_size());
+
+        if (!fresh)
+            return NULL;
+        if (atomic_compare_exchange_strong(&level1[hi], &l2, fresh)) {
+            l2 = fresh;
+            pthread_mutex_lock(&lock);
+            mapped += LEVEL * sizeof(*fresh);
+            pthread_mutex_unlock(&lock);
+        } else {
+            omi_os_unmap(fresh, LEVEL * sizeof(*fresh));
+        }
+    }
+    return l2 ? &l2[lo] : NULL;
+}
+
+/* The small pool holding p, or NULL (not objmem's, or not small). */
+static struct pool *small_pool(uintptr_t p)
+{
+    struct arena *a = omi_arena_of((const void *)p);
+    struct pool *pool;
+    unsigned state;
+
+    if (!a)
+        return NULL;
+    pool = omi_arena_pool_of(a, (const void *)p);
+    state = omi_pool_state(pool);
+    if ((state != POOL_USED && state != POOL_FULL) || pool->sc >= NSMALL)
+        return NULL;
+    return pool;
+}
+
+/* A record for class sc, from its free list or new.  Under lock. */
+static struct record *record_new(unsigned sc)
+{
+    struct record *r = free_records[sc];
+    size_t cap = omi_class_capacity(sc);
+
+    if (r) {
+        free_records[sc] = r->next;
+        r->next = NULL;
+        return r;
+    }
+    r = omi_region_alloc(&mem, sizeof(*r) + cap * sizeof(r->tag[0]));
+    if (r) {
+        r->sc = (uint16_t)sc;
+        r->capacity = (uint16_t)cap;
+        r->all_next = all_records;
+        all_records = r;
+    }
+    return r;
+}
+
+/* The record of the page of p for class sc, made when missing or of
+ * another class: NULL when there is no memory. */
+static struct record *record_for(uintptr_t p, unsigned sc)
+{
+    _Atomic(struct record *) *slot = slot_of(p >> PAGE_BITS, true);
+    struct record *r, *old;
+
+    if (!slot)
+        return NULL;
+    r = atomic_load_explicit(slot, memory_order_acquire);
+    if (likely(r && r->sc == sc))
+        return r;
+    pthread_mutex_lock(&lock);
+    old = atomic_load(slot);
+    r = old && old->sc == sc ? old : record_new(sc);
+    if (r && r != old) {
+        r->page = p & ~(uintptr_t)(POOL_SIZE - 1);
+        atomic_store_explicit(slot, r, memory_order_release);
+        if (old) {                      /* the page changed class */
+            old->page = 0;
+            old->next = free_records[old->sc];
+            free_records[old->sc] = old;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+/* ---- Tags ---- */
+
+/* Where p lies in its page: the block's index and, in 16-byte steps,
+ * its offset in the block. */
+static size_t index_in(uintptr_t p, size_t block, unsigned *inner)
+{
+    size_t off = p & (POOL_SIZE - 1);
+
+    *inner = (unsigned)(off % block) >> 4;
+    return off / block;
+}
+
+static uint64_t tag_pack(const struct omi_trace_rec *v, size_t block,
+                         unsigned inner)
+{
+    uint64_t size = v->meta >> 1, time = v->dt & 0xffffff;
+
+    return (uint64_t)(v->tb + 1) | (v->meta & 1) << TB_BITS |
+           (uint64_t)(v->dt >> 24) << DOMAIN_SHIFT |
+           (uint64_t)inner << INNER_SHIFT |
+           (uint64_t)(block - size) << SLACK_SHIFT |
+           (time > MAX_TIME ? MAX_TIME : time) << TIME_SHIFT;
+}
+
+/* The trace of the tag t of the block at block_start. */
+static struct omi_trace_rec tag_unpack(uint64_t t, uintptr_t block_start,
+                                       size_t block)
+{
+    uint64_t size = block - ((t >> SLACK_SHIFT) & MAX_SLACK);
+    uintptr_t ptr = block_start + ((t >> INNER_SHIFT) & MAX_INNER) * 16;
+
+    return (struct omi_trace_rec){
+        ptr, size << 1 | ((t >> TB_BITS) & 1),
+        (uint32_t)(t & ((1u << TB_BITS) - 1)) - 1,
+        (uint32_t)((t >> DOMAIN_SHIFT) & MAX_DOMAIN) << 24 |
+            (uint32_t)(t >> TIME_SHIFT) };
+}
+
+int omi_tags_put(const struct omi_trace_rec *v, struct omi_trace_rec *old)
+{
+    struct pool *pool = small_pool(v->ptr);
+    size_t block, size = v->meta >> 1, i;
+    struct record *r;
+    unsigned inner;
+    uint64_t was;
+
+    if (!pool || v->dt >> 24 > MAX_DOMAIN || v->tb >= (1u << TB_BITS) - 1)
+        return 0;
+    block = omi_pool_class_size(pool->sc);
+    i = index_in(v->ptr, block, &inner);
+    if (size > block || block - size > MAX_SLACK || (v->ptr & 15))
+        return 0;
+    r = record_for(v->ptr, pool->sc);
+    if (!r)
+        return 0;
+    was = atomic_exchange_explicit(&r->tag[i], tag_pack(v, block, inner),
+                                   memory_order_seq_cst);
+    if (!was)
+        return 1;
+    *old = tag_unpack(was, v->ptr - inner * 16, block);
+    return 2;
+}
+
+/* The tag word of p (NULL: none), with its block's size and p's place
+ * in the block. */
+static _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
+{
+    struct pool *pool = small_pool(p);
+    _Atomic(struct record *) *slot;
+    struct record *r;
+
+    if (!pool)
+        return NULL;
+    slot = slot_of(p >> PAGE_BITS, false);
+    r = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
+    if (!r || r->sc != pool->sc)
+        return NULL;
+    *block = omi_pool_class_size(pool->sc);
+    return &r->tag[index_in(p, *block, inner)];
+}
+
+/* Tag t is the trace of exactly (domain, p). */
+static bool tag_matches(uint64_t t, unsigned domain, unsigned inner)
+{
+    return t && ((t >> DOMAIN_SHIFT) & MAX_DOMAIN) == domain &&
+           ((t >> INNER_SHIFT) & MAX_INNER) == inner;
+}
+
+int omi_tags_take(unsigned domain, uintptr_t p, struct omi_trace_rec *out)
+{
+    size_t block;
+    unsigned inner;
+    _Atomic uint64_t *t = tag_of(p, &block, &inner);
+    uint64_t old;
+
+    if (!t || !tag_matches(atomic_load_explicit(t, memory_order_relaxed),
+                           domain, inner))
+        return 0;
+    old = atomic_exchange_explicit(t, 0, memory_order_relaxed);
+    *out = tag_unpack(old, p - inner * 16, block);
+    return 1;
+}
+
+int omi_tags_find(unsigned domain, uintptr_t p, struct omi_trace_rec *out)
+{
+    size_t block;
+    unsigned inner;
+    _Atomic uint64_t *t = tag_of(p, &block, &inner);
+    uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
+
+    if (!tag_matches(v, domain, inner))
+        return 0;
+    *out = tag_unpack(v, p - inner * 16, block);
+    return 1;
+}
+
+/* ---- Walking every record (under lock) ---- */
+
+typedef void (*tag_fn)(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
+                       size_t block, const struct record *r);
+
+/* Every tag of the records that have a page (the list, not the map: a
+ * walk of the map would read 2^18 words per second level). */
+static void walk(tag_fn fn, void *ctx)
+{
+    for (struct record *r = all_records; r; r = r->all_next) {
+        size_t block = omi_pool_class_size(r->sc);
+
+        for (size_t i = 0; r->page && i < r->capacity; i++)
+            if (atomic_load_explicit(&r->tag[i], memory_order_relaxed))
+                fn(ctx, &r->tag[i], r->page + i * block, block, r);
+    }
+}
+
+struct each {
+    void (*fn)(void *ctx, const struct omi_trace_rec *v);
+    void *ctx;
+};
+
+static void each_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
+                     size_t block, const struct record *r)
+{
+    struct each *e = ctx;
+    uint64_t t = atomic_load_explicit(tag, memory_order_relaxed);
+    struct omi_trace_rec v = tag_unpack(t, ptr, block);
+
+    if (t)
+        e->fn(e->ctx, &v);
+}
+
+void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
+                   void *ctx)
+{
+    struct each e = { fn, ctx };
+
+    pthread_mutex_lock(&lock);
+    walk(each_one, &e);
+    pthread_mutex_unlock(&lock);
+}
+
+static void clear_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
+                      size_t block, const struct record *r)
+{
+    atomic_store_explicit(tag, 0, memory_order_seq_cst);
+}
+
+/* Forget every tag.  The records stay with their pages, zeroed, for the
+ * next traces (they are tracing's memory until the process ends). */
+void omi_tags_clear(void)
+{
+    pthread_mutex_lock(&lock);
+    walk(clear_one, NULL);
+    pthread_mutex_unlock(&lock);
+}
+
+size_t omi_tags_memory(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = mem.mapped + mapped;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+/* ---- om_check ---- */
+
+static void audit_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
+                      size_t block, const struct record *r)
+{
+    int *rc = ctx;
+    struct pool *pool = small_pool(ptr);
+
+    if (*rc == 0 && (!pool || pool->sc != r->sc))
+        *rc = omi_check_fail("tags.1", (void *)ptr, "a tag on a page that "
+                             "is not a small pool of its class");
+}
+
+/* Invariant 2: the free records are empty. */
+static int audit_free(void)
+{
+    for (unsigned sc = 0; sc < NSMALL; sc++)
+        for (struct record *r = free_records[sc]; r; r = r->next)
+            for (size_t i = 0; i < r->capacity; i++)
+                if (atomic_load(&r->tag[i]))
+                    return omi_check_fail("tags.2", r, "a tag in a free "
+                                          "record");
+    return 0;
+}
+
+int omi_tags_check(void)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&lock);
+    walk(audit_one, &rc);
+    if (rc == 0)
+        rc = audit_free();
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
