@@ -53,8 +53,8 @@
  *      between its home slot and itself).
  *   2. current is the sum of the sizes of the exact traces plus the
  *      weighted sizes of the sampled ones, and peak >= current.
- *   3. filter[i] is the number of traces whose key hash has i as its top
- *      FILTER_BITS bits.
+ *   3. filter[i] is the number of the table's traces whose key hash has i
+ *      as its top FILTER_BITS bits, or UINT16_MAX (full: it stays so).
  *   4. Every trace's tb is below tb_count.
  */
 #define _GNU_SOURCE 1
@@ -77,7 +77,7 @@
 #define SHARD_MIN 1024          /* slots of a shard's first table */
 #define MAX_FRAMES 128
 #define SKIP_MAX 16             /* frames of the allocation path itself */
-#define FILTER_BITS 16
+#define FILTER_BITS 14           /* 16 KiB of counters: in cache */
 #define TB_CACHE 64             /* per-thread traceback cache entries */
 #define DEFAULT_SAMPLING_FRAMES 16
 
@@ -139,7 +139,7 @@ static atomic_size_t lost;
 static struct hook hooks[3];
 static bool hooked[3];
 static struct shard shards[SHARDS];
-static _Atomic(uint32_t) *filter;       /* 1 << FILTER_BITS counters */
+static _Atomic(uint16_t) *filter;       /* 1 << FILTER_BITS counters */
 static _Atomic(int64_t) start_ns;       /* when tracing started */
 
 /* The snapshot at the peak (om_trace_keep_peak): peak_pending says the
@@ -372,13 +372,15 @@ static bool shard_grow(struct shard *sh)
 
 /* Count a trace in or out of the filter.  Under the shard's lock (the
  * counter lies in the shard's range), so a plain load and store do; the
- * free path reads without the lock. */
+ * free path reads without the lock.  A full counter stays full: it only
+ * sends frees to the table. */
 static void filter_bump(uint64_t h, int by)
 {
-    _Atomic(uint32_t) *c = &filter[filter_index(h)];
+    _Atomic(uint16_t) *c = &filter[filter_index(h)];
+    uint16_t v = atomic_load_explicit(c, memory_order_relaxed);
 
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) +
-                          (uint32_t)by, memory_order_relaxed);
+    if (v != UINT16_MAX)
+        atomic_store_explicit(c, (uint16_t)(v + by), memory_order_relaxed);
 }
 
 /* Forget the trace of (domain, ptr); its slot's copy in *out.  Under the
@@ -402,8 +404,13 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
 static bool tag_put(const struct slot *v, uint32_t g)
 {
     struct slot old;
-    int rc = omi_tags_put(v, &old);
+    int rc;
 
+    /* Sampling: the few traces go to the table, so that a free asks the
+     * filter (one load) instead of the tags (a walk of the page map). */
+    if (atomic_load_explicit(&sample_mean, memory_order_relaxed))
+        return false;
+    rc = omi_tags_put(v, &old);
     if (!rc)
         return false;
     if (rc == 2)
@@ -461,7 +468,8 @@ static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     struct shard *sh = shard_of(h);
     bool found;
 
-    if (omi_tags_take(domain, ptr, out)) {
+    if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
+        omi_tags_take(domain, ptr, out)) {
         memory_sub(trace_bytes(out->meta));
         return true;
     }
@@ -1649,7 +1657,8 @@ static int check_shard(int i, size_t *bytes)
         return omi_check_fail("trace.1", sh, "shard %d: %zu used, %zu "
                               "counted", i, sh->used, used);
     for (size_t k = 0; filter && k < FILTER_PER_SHARD; k++)
-        if (filter[(size_t)i * FILTER_PER_SHARD + k] != counts[k])
+        if (filter[(size_t)i * FILTER_PER_SHARD + k] != counts[k] &&
+            filter[(size_t)i * FILTER_PER_SHARD + k] != UINT16_MAX)
             return omi_check_fail("trace.3", sh, "filter %zu",
                                   (size_t)i * FILTER_PER_SHARD + k);
     return 0;

@@ -782,7 +782,7 @@ static void test_export_pprof(void **state)
 }
 
 /* objmem pins and peak, on the articles' experiment: many objects made,
- * one in 3000 kept, the rest deleted.  The survivors, all from pins.py,
+ * one in 100 kept, the rest deleted.  The survivors, all from pins.py,
  * keep whole arenas; the page draws them. */
 static void test_trace_pins(void **state)
 {
@@ -802,7 +802,7 @@ static void test_trace_pins(void **state)
           "def build():\n"
           "    return [Node(i) for i in range(60000)]\n"
           "data = build()\n"
-          "keep = data[::3000]\n"
+          "keep = data[::100]\n"
           "del data\n"
           "os.kill(os.getpid(), signal.SIGUSR2)\n"
           "x = [1]\n", f);

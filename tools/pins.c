@@ -16,8 +16,8 @@
  *             began, or cached by a thread)
  *   release(S)  the bytes of the units whose blockers all come from site
  *             S, plus, for each arena whose blockers all come from S, its
- *             header and free resident pages: what freeing S's blocks
- *             gives back
+ *             header: what freeing S's blocks gives back (free pages go
+ *             back after the purge delay whatever S does)
  *   pinned(S) each unit's free bytes shared among its blockers by size:
  *             the fragmentation S is responsible for (the shares add up
  *             to all the free bytes in partly used units)
@@ -249,6 +249,7 @@ struct arena_tally {
     bool any, mixed;
     size_t live, usable, extra, untraced;
     size_t resident;            /* header, free resident and block pages */
+    size_t free;                /* free resident pages: the purger's */
 };
 
 static void tally_unit(struct pins *p, struct arena_tally *at,
@@ -273,15 +274,17 @@ static void tally_unit(struct pins *p, struct arena_tally *at,
 static struct arena_tally tally_arena(struct pins *p,
                                       const struct om_heap_arena *a)
 {
-    struct arena_tally at = { UNTRACED, false, false, 0, 0, 0, 0, 0 };
+    struct arena_tally at = { UNTRACED, false, false, 0, 0, 0, 0, 0, 0 };
     size_t psz = p->map->page_size;
 
     for (size_t i = 0; i < a->npages; i++) {
         const struct om_heap_page *pg = &a->pages[i];
         struct unit u;
 
-        if (pg->kind == OM_PAGE_HEADER || pg->kind == OM_PAGE_FREE)
+        if (pg->kind == OM_PAGE_HEADER)
             at.extra += psz;
+        if (pg->kind == OM_PAGE_FREE)
+            at.free += psz;
         if (pg->kind != OM_PAGE_PURGED)
             at.resident += psz;
         if (pg->kind != OM_PAGE_HEADER)
@@ -495,7 +498,7 @@ static void print_sparse(const struct pins *p,
         hist[use < 0.01 ? 0 : use < 0.05 ? 1 : use < 0.25 ? 2 : 3]++;
         if (use >= SPARSE || (!at->any && !at->mixed))
             continue;
-        kept += at->resident - at->live;
+        kept += at->resident - at->free - at->live;
         live += at->live;
         if (limit > 0 && sparse++ >= (size_t)limit)
             continue;
@@ -692,7 +695,7 @@ static int write_html(const struct pins *p, const struct arena_tally *t,
 static void print_header(const struct pins *p, const char *path,
                          const struct arena_tally *t)
 {
-    size_t live = 0, usable = 0, large = 0;
+    size_t live = 0, usable = 0, large = 0, free_bytes = 0;
     struct om_snapshot_info info;
     char a[32], b[32], c[32];
 
@@ -700,6 +703,7 @@ static void print_header(const struct pins *p, const char *path,
     for (size_t i = 0; i < p->map->narenas; i++) {
         live += t[i].live;
         usable += t[i].usable;
+        free_bytes += t[i].free;
     }
     for (size_t i = 0; i < p->map->nlarge; i++)
         large += p->map->large[i].size;
@@ -709,6 +713,10 @@ static void print_header(const struct pins *p, const char *path,
            objmem_human((double)usable, a, sizeof(a)),
            objmem_human((double)live, b, sizeof(b)), p->map->nlarge,
            objmem_human((double)large, c, sizeof(c)));
+    if (free_bytes)
+        printf("# %s of free pages still resident: they go back after the "
+               "purge delay\n", objmem_human((double)free_bytes, a,
+                                              sizeof(a)));
     if (info.sample_mean)
         printf("# sampled: only the sampled blocks have sites; the others "
                "count as untraced\n");

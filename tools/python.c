@@ -17,9 +17,10 @@
  * OBJMEM_SHOW_STATS=1 writes the stats report at exit, as the shim does.
  *
  * Traced (OBJMEM_TRACE=N or OBJMEM_TRACE_SAMPLE=BYTES, which `objmem
- * python --trace` sets): CPython's tables then call objmem's domains,
- * which are om_gp_* wrapped by tracing, and tracebacks name Python files
- * and lines (pytrace.c).  The capture is written at exit.
+ * python --trace` sets): objmem's three domains are om_gp_*, tracing
+ * wraps them, and CPython's tables are tracing's wrappers themselves;
+ * tracebacks name Python files and lines (pytrace.c).  The capture is
+ * written at exit.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -79,56 +80,34 @@ static void report_at_exit(void)
             om_report_write();
 }
 
-/* Tracing's tables: CPython calls objmem's domains, which tracing wraps.
- * ADAPTERS(raw, om_raw_) defines raw_malloc ... raw_free over
- * om_raw_malloc ... om_raw_free. */
-#define ADAPTERS(name, om)                                                  \
-    static void *name##_malloc(void *ctx, size_t n)                         \
-    {                                                                       \
-        return om##malloc(n);                                               \
-    }                                                                       \
-    static void *name##_calloc(void *ctx, size_t n, size_t size)            \
-    {                                                                       \
-        return om##calloc(n, size);                                         \
-    }                                                                       \
-    static void *name##_realloc(void *ctx, void *p, size_t n)               \
-    {                                                                       \
-        return om##realloc(p, n);                                           \
-    }                                                                       \
-    static void name##_free(void *ctx, void *p)                             \
-    {                                                                       \
-        om##free(p);                                                        \
-    }
-
-ADAPTERS(raw, om_raw_)
-ADAPTERS(mem, om_)
-ADAPTERS(obj, om_obj_)
-
 /* Tracing started from the environment (before main, over the default
  * tables): start it again over om_gp_* in all three domains, and give
- * CPython tables that go through the domains. */
+ * CPython tracing's wrapper tables. */
 static void setup_tracing(void)
 {
-    static PyMemAllocatorEx raw = { NULL, raw_malloc, raw_calloc,
-                                          raw_realloc, raw_free };
-    static PyMemAllocatorEx mem = { NULL, mem_malloc, mem_calloc,
-                                          mem_realloc, mem_free };
-    static PyMemAllocatorEx obj = { NULL, obj_malloc, obj_calloc,
-                                          obj_realloc, obj_free };
+    static const int py_domain[3] = { PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                      PYMEM_DOMAIN_OBJ };
     int nframes = om_trace_get_traceback_limit();
     size_t mean = om_trace_sampling_mean();
+    struct om_allocator traced;
 
     om_trace_stop();
-    om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
-    om_set_allocator(OM_DOMAIN_MEM, &om_gp_allocator);
-    om_set_allocator(OM_DOMAIN_OBJ, &om_gp_allocator);
+    for (int d = OM_DOMAIN_RAW; d <= OM_DOMAIN_OBJ; d++)
+        om_set_allocator((enum om_domain)d, &om_gp_allocator);
     pytrace_install();
     if (mean)
         om_trace_start_sampling(mean);
     om_trace_start(nframes);
-    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &raw);
-    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &mem);
-    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &obj);
+    /* CPython calls tracing's wrappers directly: the tables have the
+     * same layout as PyMemAllocatorEx. */
+    for (int d = OM_DOMAIN_RAW; d <= OM_DOMAIN_OBJ; d++) {
+        PyMemAllocatorEx t;
+
+        om_get_allocator((enum om_domain)d, &traced);
+        t = (PyMemAllocatorEx){ traced.ctx, traced.malloc, traced.calloc,
+                                traced.realloc, traced.free };
+        PyMem_SetAllocator(py_domain[d], &t);
+    }
 }
 
 static void die(PyStatus status)

@@ -705,10 +705,21 @@ static const char *PY_RSS =
     "r4 = rss()\n"
     "print(r1 - r0, r2 - r0, r2b - r0, r3 - r0, r4 - r0)\n";
 
+/* The launcher beside this program, in out: false when not built. */
+static bool find_launcher(char *out, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", out, size - 16);
+
+    if (n <= 0)
+        return false;
+    out[n] = '\0';
+    strcpy(strrchr(out, '/') + 1, "objmem-python");
+    return access(out, X_OK) == 0;
+}
+
 static void tour_cpython(void)
 {
     char launcher[4096];
-    ssize_t n = readlink("/proc/self/exe", launcher, sizeof(launcher) - 16);
     long py[5], om[5];
     bool have_py, have_om = false;
 
@@ -717,12 +728,8 @@ static void tour_cpython(void)
            "allocator\ndomains (objmem python ARGS).  The article: "
            "\"lst = [...]; del lst: RSS may\nnot drop\".  A million "
            "strings, deleted; again, keeping one in a hundred.\n\n");
-    if (n > 0) {
-        launcher[n] = '\0';
-        strcpy(strrchr(launcher, '/') + 1, "objmem-python");
-        have_om = access(launcher, X_OK) == 0 &&
-                  python_figures_with(launcher, PY_RSS, om, 5);
-    }
+    have_om = find_launcher(launcher, sizeof(launcher)) &&
+              python_figures_with(launcher, PY_RSS, om, 5);
     have_py = python_figures(PY_RSS, py, 5);
     if (!have_om) {
         printf("(objmem-python is not built here: no CPython to embed)\n");
@@ -745,13 +752,68 @@ static void tour_cpython(void)
            "goes, and most of it when 1%%\nsurvive.\n");
 }
 
-/* ---- Step 7: the report ---- */
+/* ---- Step 7: which blocks keep the memory ---- */
+
+/* The survivors, traced: a capture (NAME.1) taken by SIGUSR2 right after
+ * the del. */
+static const char *PY_PINS =
+    "import os, signal\n"
+    "def build():\n"
+    "    return [str(i) for i in range(1_000_000)]\n"
+    "lst = build()\n"
+    "keep = lst[::100]\n"
+    "del lst\n"
+    "os.kill(os.getpid(), signal.SIGUSR2)\n"
+    "x = [1]\n";
+
+static void tour_pins(void)
+{
+    char launcher[4096], dir[] = "/tmp/objmem-tour-XXXXXX";
+    char script[64], cmd[4400], capture[64];
+    char *argv[] = { "pins", capture, "--by", "filename", "--limit", "2",
+                     NULL };
+    FILE *f;
+
+    heading("7. Which blocks keep the memory: objmem pins");
+    if (!find_launcher(launcher, sizeof(launcher)) || !mkdtemp(dir)) {
+        printf("(objmem-python is not built here: no CPython to embed)\n");
+        return;
+    }
+    snprintf(script, sizeof(script), "%s/survivors.py", dir);
+    snprintf(capture, sizeof(capture), "%s/tour.1", dir);
+    f = fopen(script, "w");
+    if (f) {
+        fputs(PY_PINS, f);
+        fclose(f);
+    }
+    printf("The same survivors, traced (objmem python --trace=2; a capture "
+           "on SIGUSR2\nright after the del).  Which allocation sites keep "
+           "pages and arenas from\ngoing back, and what freeing them would "
+           "give back:\n\n");
+    fflush(stdout);
+    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=%s/tour "
+             "%s %s", dir, launcher, script);
+    if (system(cmd) == 0 && access(capture, R_OK) == 0)
+        objmem_pins(6, argv);
+    else
+        printf("(the traced run failed)\n");
+    fflush(stdout);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        printf("(cannot remove %s)\n", dir);
+    printf("\nNo profiler tells this: memray's documentation says a "
+           "leaked block keeps its\narena and \"you won't be able to tell "
+           "which object was leaked\".  objmem pins\n--html draws the heap "
+           "map: a row per arena, a cell per page.\n");
+}
+
+/* ---- Step 8: the report ---- */
 
 static void tour_report(void)
 {
     struct om_stats s = stats();
 
-    heading("7. The heap at the end: om_debug_malloc_stats()");
+    heading("8. The heap at the end: om_debug_malloc_stats()");
     printf("bytes mapped %zu, resident %zu, in use %zu; purged so far "
            "%llu\n\n", s.bytes_mapped, s.bytes_resident, s.bytes_in_use,
            (unsigned long long)s.bytes_purged_total);
@@ -768,6 +830,7 @@ int objmem_tour(void)
     tour_objects();
     tour_gc();
     tour_cpython();
+    tour_pins();
     tour_report();
     return om_check() == 0 ? 0 : 1;
 }
