@@ -12,10 +12,12 @@
  *   map:    page number (address >> 12) -> record, two levels of 2^18
  *           pointers, mapped when first needed
  *   record: | sc | capacity | next (free list) | tag[capacity] |
- *   tag:    | time:23 | slack:6 | inner:5 | domain:5 | sampled:1 |
- *           tb + 1:24 |   0: no trace; size = class size - slack; inner:
- *           where in its block the pointer is, in 16-byte steps (0 but
- *           under the debug hooks, whose pointers are 16 bytes in)
+ *   tag:    | time:21 | epoch:2 | slack:6 | inner:5 | domain:5 |
+ *           sampled:1 | tb + 1:24 |   0: no trace; size = class size -
+ *           slack; inner: where in its block the pointer is, in 16-byte
+ *           steps (0 but under the debug hooks, whose pointers are 16
+ *           bytes in); epoch: the low bits of trace.c's generation, so
+ *           that a tag written as a clear or a stop came reads as none
  *
  * A record is made for a page (under `lock`, from `mem`) the first time a
  * block of it is traced; a page that changes class gets a record of the
@@ -25,9 +27,10 @@
  * after a stop must not find a record gone under a late writer).
  *
  * A tag is written by the thread that allocated the block and cleared by
- * the one that frees it, with one atomic exchange: no two threads hold
- * the same block.  A writer that finds tracing stopped (or its traceback
- * forgotten) after its write takes its tag back (trace.c).  Readers (snapshots, om_check) hold `lock`, so no
+ * the one that frees it, with plain (relaxed) atomic loads and stores: no
+ * two threads hold the same block, so no locked instruction is needed.
+ * A tag written as tracing stops or clears carries the old epoch, and
+ * every reader takes it for none.  Readers (snapshots, om_check) hold `lock`, so no
  * record changes page under them.
  *
  * A block that cannot be tagged (not in an arena, a medium or large
@@ -57,11 +60,13 @@
 #define DOMAIN_SHIFT 25
 #define INNER_SHIFT 30
 #define SLACK_SHIFT 35
-#define TIME_SHIFT 41
+#define EPOCH_SHIFT 41
+#define TIME_SHIFT 43
 #define MAX_DOMAIN 31
 #define MAX_INNER 31
 #define MAX_SLACK 63
-#define MAX_TIME ((1u << 23) - 1)
+#define MAX_TIME ((1u << 21) - 1)
+#define EPOCHS 3
 
 _Static_assert(ADDRESS_BITS - PAGE_BITS <= 2 * LEVEL_BITS,
                "two levels cover the address space");
@@ -188,7 +193,7 @@ static size_t index_in(uintptr_t p, size_t block, unsigned *inner)
 }
 
 static uint64_t tag_pack(const struct omi_trace_rec *v, size_t block,
-                         unsigned inner)
+                         unsigned inner, unsigned epoch)
 {
     uint64_t size = v->meta >> 1, time = v->dt & 0xffffff;
 
@@ -196,7 +201,14 @@ static uint64_t tag_pack(const struct omi_trace_rec *v, size_t block,
            (uint64_t)(v->dt >> 24) << DOMAIN_SHIFT |
            (uint64_t)inner << INNER_SHIFT |
            (uint64_t)(block - size) << SLACK_SHIFT |
+           (uint64_t)(epoch & EPOCHS) << EPOCH_SHIFT |
            (time > MAX_TIME ? MAX_TIME : time) << TIME_SHIFT;
+}
+
+/* A tag of this epoch: a trace; of another: none. */
+static bool tag_live(uint64_t t, unsigned epoch)
+{
+    return t && ((t >> EPOCH_SHIFT) & EPOCHS) == (epoch & EPOCHS);
 }
 
 /* The trace of the tag t of the block at block_start. */
@@ -213,7 +225,8 @@ static struct omi_trace_rec tag_unpack(uint64_t t, uintptr_t block_start,
             (uint32_t)(t >> TIME_SHIFT) };
 }
 
-int omi_tags_put(const struct omi_trace_rec *v, struct omi_trace_rec *old)
+int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
+                 struct omi_trace_rec *old)
 {
     struct pool *pool = small_pool(v->ptr);
     size_t block, size = v->meta >> 1, i;
@@ -230,9 +243,10 @@ int omi_tags_put(const struct omi_trace_rec *v, struct omi_trace_rec *old)
     r = record_for(v->ptr, pool->sc);
     if (!r)
         return 0;
-    was = atomic_exchange_explicit(&r->tag[i], tag_pack(v, block, inner),
-                                   memory_order_seq_cst);
-    if (!was)
+    was = atomic_load_explicit(&r->tag[i], memory_order_relaxed);
+    atomic_store_explicit(&r->tag[i], tag_pack(v, block, inner, epoch),
+                          memory_order_relaxed);
+    if (!tag_live(was, epoch))
         return 1;
     *old = tag_unpack(was, v->ptr - inner * 16, block);
     return 2;
@@ -256,36 +270,44 @@ static _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
     return &r->tag[index_in(p, *block, inner)];
 }
 
-/* Tag t is the trace of exactly (domain, p). */
-static bool tag_matches(uint64_t t, unsigned domain, unsigned inner)
+/* Tag t is the trace of exactly (domain, p), of this epoch. */
+static bool tag_matches(uint64_t t, unsigned domain, unsigned inner,
+                        unsigned epoch)
 {
-    return t && ((t >> DOMAIN_SHIFT) & MAX_DOMAIN) == domain &&
+    return tag_live(t, epoch) &&
+           ((t >> DOMAIN_SHIFT) & MAX_DOMAIN) == domain &&
            ((t >> INNER_SHIFT) & MAX_INNER) == inner;
 }
 
-int omi_tags_take(unsigned domain, uintptr_t p, struct omi_trace_rec *out)
-{
-    size_t block;
-    unsigned inner;
-    _Atomic uint64_t *t = tag_of(p, &block, &inner);
-    uint64_t old;
-
-    if (!t || !tag_matches(atomic_load_explicit(t, memory_order_relaxed),
-                           domain, inner))
-        return 0;
-    old = atomic_exchange_explicit(t, 0, memory_order_relaxed);
-    *out = tag_unpack(old, p - inner * 16, block);
-    return 1;
-}
-
-int omi_tags_find(unsigned domain, uintptr_t p, struct omi_trace_rec *out)
+int omi_tags_take(unsigned domain, uintptr_t p, unsigned epoch,
+                  struct omi_trace_rec *out)
 {
     size_t block;
     unsigned inner;
     _Atomic uint64_t *t = tag_of(p, &block, &inner);
     uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
 
-    if (!tag_matches(v, domain, inner))
+    if (!v)
+        return 0;
+    atomic_store_explicit(t, 0, memory_order_relaxed);
+    if (!tag_matches(v, domain, inner, epoch)) {
+        if (tag_live(v, epoch))         /* another domain's, or pointer's */
+            atomic_store_explicit(t, v, memory_order_relaxed);
+        return 0;
+    }
+    *out = tag_unpack(v, p - inner * 16, block);
+    return 1;
+}
+
+int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
+                  struct omi_trace_rec *out)
+{
+    size_t block;
+    unsigned inner;
+    _Atomic uint64_t *t = tag_of(p, &block, &inner);
+    uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
+
+    if (!tag_matches(v, domain, inner, epoch))
         return 0;
     *out = tag_unpack(v, p - inner * 16, block);
     return 1;
@@ -312,6 +334,7 @@ static void walk(tag_fn fn, void *ctx)
 struct each {
     void (*fn)(void *ctx, const struct omi_trace_rec *v);
     void *ctx;
+    unsigned epoch;
 };
 
 static void each_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
@@ -321,14 +344,14 @@ static void each_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
     uint64_t t = atomic_load_explicit(tag, memory_order_relaxed);
     struct omi_trace_rec v = tag_unpack(t, ptr, block);
 
-    if (t)
+    if (tag_live(t, e->epoch))
         e->fn(e->ctx, &v);
 }
 
 void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
-                   void *ctx)
+                   void *ctx, unsigned epoch)
 {
-    struct each e = { fn, ctx };
+    struct each e = { fn, ctx, epoch };
 
     pthread_mutex_lock(&lock);
     walk(each_one, &e);

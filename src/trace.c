@@ -399,8 +399,9 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
     return true;
 }
 
-/* A small block of objmem's: its trace is a tag (tags.c).  A stop or a
- * clear that came between takes it back.  false: it cannot be a tag. */
+/* A small block of objmem's: its trace is a tag (tags.c), of generation
+ * g: if a stop or a clear came between, the tag reads as none.  false: it
+ * cannot be a tag. */
 static bool tag_put(const struct slot *v, uint32_t g)
 {
     struct slot old;
@@ -410,16 +411,12 @@ static bool tag_put(const struct slot *v, uint32_t g)
      * filter (one load) instead of the tags (a walk of the page map). */
     if (atomic_load_explicit(&sample_mean, memory_order_relaxed))
         return false;
-    rc = omi_tags_put(v, &old);
+    rc = omi_tags_put(v, g, &old);
     if (!rc)
         return false;
     if (rc == 2)
         memory_sub(trace_bytes(old.meta));
     memory_add(trace_bytes(v->meta));
-    if (!atomic_load(&tracing) || atomic_load(&gen) != g) {
-        if (omi_tags_take(slot_domain(v), v->ptr, &old))
-            memory_sub(trace_bytes(old.meta));
-    }
     return true;
 }
 
@@ -469,7 +466,9 @@ static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     bool found;
 
     if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
-        omi_tags_take(domain, ptr, out)) {
+        omi_tags_take(domain, ptr, atomic_load_explicit(&gen,
+                                                        memory_order_relaxed),
+                      out)) {
         memory_sub(trace_bytes(out->meta));
         return true;
     }
@@ -512,7 +511,7 @@ static size_t tags_count(void)
 {
     struct tag_copy c = { NULL, 0, 0 };
 
-    omi_tags_each(tag_copy_one, &c);
+    omi_tags_each(tag_copy_one, &c, atomic_load(&gen));
     return c.n;
 }
 
@@ -959,7 +958,7 @@ static size_t traces_pack(uint64_t *out, size_t cap)
     struct tag_pack p = { out, shards_pack(out, cap), cap };
 
     if (p.n <= cap)
-        omi_tags_each(tag_pack_one, &p);
+        omi_tags_each(tag_pack_one, &p, atomic_load(&gen));
     return p.n;
 }
 
@@ -1291,10 +1290,14 @@ void om_trace_get_traced_memory(size_t *cur, size_t *pk)
 {
     bool on = atomic_load(&tracing);
 
+    /* A clear racing with frees in other threads may leave current a
+     * little below zero (it wraps): read it as 0. */
+    size_t c = atomic_load(&current), p = atomic_load(&peak);
+
     if (cur)
-        *cur = on ? atomic_load(&current) : 0;
+        *cur = on && (ptrdiff_t)c > 0 ? c : 0;
     if (pk)
-        *pk = on ? atomic_load(&peak) : 0;
+        *pk = on && (ptrdiff_t)p > 0 ? p : 0;
 }
 
 void om_trace_reset_peak(void)
@@ -1424,7 +1427,7 @@ static struct slot *traces_copy(struct omi_region *scratch, size_t *n)
         *n = shards_copy(slots, cap);
         c = (struct tag_copy){ slots, *n, cap };
         if (*n <= cap)
-            omi_tags_each(tag_copy_one, &c);
+            omi_tags_each(tag_copy_one, &c, atomic_load(&gen));
         *n = c.n;
         if (*n <= cap)
             return slots;
@@ -1593,7 +1596,7 @@ static long object_tb_id(const void *p)
         struct slot *sl, tag;
         long id = -1;
 
-        if (omi_tags_find(d, (uintptr_t)p, &tag))
+        if (omi_tags_find(d, (uintptr_t)p, atomic_load(&gen), &tag))
             return tag.tb;
         pthread_mutex_lock(&sh->lock);
         if ((sl = shard_find(sh, h, d, (uintptr_t)p)))
@@ -1685,7 +1688,7 @@ static int check_tags(size_t *bytes)
     struct tag_audit a = { 0, omi_tags_check() };
 
     if (a.rc == 0)
-        omi_tags_each(tag_audit_one, &a);
+        omi_tags_each(tag_audit_one, &a, atomic_load(&gen));
     *bytes += a.bytes;
     return a.rc;
 }

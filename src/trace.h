@@ -32,13 +32,17 @@ struct omi_trace_rec {
  *
  * put: 0 when v cannot be a tag (the caller uses its table), 1 when it is
  * one, 2 when it replaced *old.  take / find: 1 with the trace in *out, 0
- * when the block has no tag.
+ * when the block has no tag.  epoch: the tracebacks' generation (its low
+ * bits are kept): a tag of another is none.
  */
-int omi_tags_put(const struct omi_trace_rec *v, struct omi_trace_rec *old);
-int omi_tags_take(unsigned domain, uintptr_t p, struct omi_trace_rec *out);
-int omi_tags_find(unsigned domain, uintptr_t p, struct omi_trace_rec *out);
+int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
+                 struct omi_trace_rec *old);
+int omi_tags_take(unsigned domain, uintptr_t p, unsigned epoch,
+                  struct omi_trace_rec *out);
+int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
+                  struct omi_trace_rec *out);
 void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
-                   void *ctx);
+                   void *ctx, unsigned epoch);
 void omi_tags_clear(void);
 size_t omi_tags_memory(void);
 int omi_tags_check(void);
