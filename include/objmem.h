@@ -675,8 +675,9 @@ OM_API size_t om_trace_get_memory(void);
  * Keep a snapshot of the traces at their high-water mark, for "what was
  * live at the peak" (memray's and Fil's question): taken when the traced
  * memory first goes down after a new peak at least step_percent above the
- * last one kept (10 is a good step: each retake copies the traces, 8
- * bytes each, so peaks that creep up are not copied at every step).  Snapshots then carry
+ * last one kept (10 is a good step: each retake sums the traces by
+ * traceback, a pass over them, so peaks that creep up are not summed at
+ * every step).  Snapshots then carry
  * it (om_snapshot_peak).  0 turns it off.  Captures (OBJMEM_TRACE) keep
  * it with a step of 10%.
  */
@@ -840,8 +841,10 @@ struct om_snapshot_info {
 OM_API void om_snapshot_get_info(const struct om_snapshot *s,
                                  struct om_snapshot_info *out);
 /* The snapshot at the high-water mark of the traced memory (see
- * om_trace_keep_peak), which goes with s; or NULL.  Its traces carry no
- * address or time, and it has no heap map. */
+ * om_trace_keep_peak), which goes with s; or NULL.  It holds one trace
+ * per traceback, weighing its blocks (their average size): statistics
+ * and compare read it as any snapshot; it has no addresses, times or
+ * heap map. */
 OM_API const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s);
 /* The heap map taken with the snapshot, or NULL (a filtered snapshot, or
  * a capture of an older version). */

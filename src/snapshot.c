@@ -962,8 +962,10 @@ static bool fill_statistic(struct om_snapshot *dst, struct om_statistic *st,
     st->traceback = result_key(dst, grp);
     st->size = round_sum(grp->acc.size);
     st->count = round_sum(grp->acc.count);
-    st->size_error = root(grp->acc.size_var);
-    st->count_error = root(grp->acc.count_var);
+    /* An exact snapshot has no error, whatever its weights (the one at
+     * the peak keeps a record per traceback, weighing its blocks). */
+    st->size_error = dst->sample_mean ? root(grp->acc.size_var) : 0;
+    st->count_error = dst->sample_mean ? root(grp->acc.count_var) : 0;
     return st->traceback != NULL;
 }
 

@@ -148,15 +148,19 @@ static _Atomic(int64_t) start_ns;       /* when tracing started */
 static atomic_uint peak_step;           /* percent; 0: off */
 static atomic_size_t peak_threshold = SIZE_MAX;
 static atomic_bool peak_pending;
-static uint64_t *peak_raw;              /* the traces at the peak, packed:
-                                           size:39 tb:24 sampled:1 */
-static size_t peak_raw_cap, peak_raw_n;
-static bool peak_raw_valid;
-static uint32_t peak_raw_gen;           /* the tracebacks' generation */
-static struct om_snapshot_info peak_raw_info;
+/* At the peak, per traceback: the blocks (weights) and their bytes, and
+ * the domain of one of them (a mapping, reused). */
+struct peak_sum {
+    double count, bytes;
+    uint32_t domain;
+    uint32_t pad;
+};
 
-#define PACK_TB_MAX ((1u << 24) - 1)
-#define PACK_SIZE_MAX (((uint64_t)1 << 39) - 1)
+static struct peak_sum *peak_sums;
+static size_t peak_sums_cap, peak_ntb;
+static bool peak_valid;
+static uint32_t peak_gen;               /* the tracebacks' generation */
+static struct om_snapshot_info peak_info;
 static _Atomic(unsigned) domains[MAX_DOMAINS] = { 0, 1, 2 };
 static atomic_long ndomains = 3;
 
@@ -902,100 +906,91 @@ static void on_alloc(unsigned d, void *p, size_t size)
 
 /* ---- The snapshot at the peak ---- */
 
-/* Forget the traces kept at the peak.  Under ctl_lock. */
+/* Forget the sums kept at the peak.  Under ctl_lock. */
 static void peak_forget(void)
 {
-    peak_raw_valid = false;
+    peak_valid = false;
     atomic_store(&peak_pending, false);
     atomic_store(&peak_threshold, atomic_load(&peak_step) ? 0 : SIZE_MAX);
 }
 
-/* Pack every trace into out[0..cap): their number (more than cap: they
- * did not fit).  A trace too big to pack is left out. */
-static size_t shards_pack(uint64_t *out, size_t cap)
+/* Add one trace to the sums of its traceback (ntb of them). */
+static void peak_add(const struct slot *v, size_t ntb, size_t mean)
 {
-    size_t n = 0;
+    uint64_t size = v->meta >> 1;
+    double w = v->meta & 1 ? sample_weight(size, mean) : 1.0;
+    struct peak_sum *p = &peak_sums[v->tb];
+
+    if (v->tb >= ntb)
+        return;                 /* from before a clear */
+    if (p->count == 0)
+        p->domain = atomic_load(&domains[slot_domain(v)]);
+    p->count += w;
+    p->bytes += (double)size * w;
+}
+
+static void peak_add_tag(void *ctx, const struct slot *v)
+{
+    const size_t *args = ctx;
+
+    peak_add(v, args[0], args[1]);
+}
+
+/* Sum every trace by traceback: the table's, then the tags. */
+static void peak_sum_all(size_t ntb)
+{
+    size_t args[2] = { ntb, atomic_load(&sample_mean) };
 
     for (int i = 0; i < SHARDS; i++) {
         struct shard *sh = &shards[i];
 
         pthread_mutex_lock(&sh->lock);
-        for (size_t j = 0; sh->slots && n + sh->used <= cap && j <= sh->mask;
-             j++) {
-            const struct slot *v = &sh->slots[j];
-
-            if (v->ptr && v->tb <= PACK_TB_MAX &&
-                v->meta >> 1 <= PACK_SIZE_MAX)
-                out[n++] = (v->meta >> 1) << 25 | (uint64_t)v->tb << 1 |
-                           (v->meta & 1);
-        }
-        if (n + sh->used > cap)
-            n = cap + 1;
+        for (size_t j = 0; sh->slots && j <= sh->mask; j++)
+            if (sh->slots[j].ptr)
+                peak_add(&sh->slots[j], args[0], args[1]);
         pthread_mutex_unlock(&sh->lock);
     }
-    return n;
+    omi_tags_each(peak_add_tag, args, atomic_load(&gen));
 }
 
-/* omi_tags_each: pack the tags too. */
-struct tag_pack {
-    uint64_t *out;
-    size_t n, cap;
-};
-
-static void tag_pack_one(void *ctx, const struct slot *v)
-{
-    struct tag_pack *p = ctx;
-
-    if (p->n < p->cap && v->tb <= PACK_TB_MAX)
-        p->out[p->n] = (v->meta >> 1) << 25 | (uint64_t)v->tb << 1 |
-                       (v->meta & 1);
-    p->n++;
-}
-
-/* Every trace packed into out[0..cap): their number (more: no room). */
-static size_t traces_pack(uint64_t *out, size_t cap)
-{
-    struct tag_pack p = { out, shards_pack(out, cap), cap };
-
-    if (p.n <= cap)
-        omi_tags_each(tag_pack_one, &p, atomic_load(&gen));
-    return p.n;
-}
-
-/* Room for n packed traces (a mapping of its own, reused). */
+/* Room for n sums, zeroed (a mapping of its own, reused). */
 static bool peak_room(size_t n)
 {
-    uint64_t *fresh;
+    struct peak_sum *fresh;
 
-    if (n <= peak_raw_cap)
-        return true;
-    n = n * 3 / 2;
-    fresh = omi_os_map(n * sizeof(*fresh), omi_os_page_size());
-    if (!fresh)
-        return false;
-    if (peak_raw)
-        omi_os_unmap(peak_raw, peak_raw_cap * sizeof(*peak_raw));
-    peak_raw = fresh;
-    peak_raw_cap = n;
+    if (n > peak_sums_cap) {
+        size_t cap = n * 3 / 2;
+
+        fresh = omi_os_map(cap * sizeof(*fresh), omi_os_page_size());
+        if (!fresh)
+            return false;
+        if (peak_sums)
+            omi_os_unmap(peak_sums, peak_sums_cap * sizeof(*peak_sums));
+        peak_sums = fresh;
+        peak_sums_cap = cap;
+    }
+    memset(peak_sums, 0, n * sizeof(*peak_sums));
     return true;
 }
 
 /* Before a trace goes, with the traced memory at a new peak worth
- * keeping: keep its traces, packed (8 bytes each; a snapshot is made
- * from them only when one is taken). */
+ * keeping: keep its sums per traceback (memory in the tracebacks' number,
+ * not the traces'); a snapshot is made of them only when one is taken. */
 static OM_NOINLINE void peak_keep(void)
 {
-    size_t at = atomic_load(&peak), n;
+    size_t at = atomic_load(&peak), ntb;
 
     pthread_mutex_lock(&ctl_lock);
-    if (atomic_load(&tracing) &&
-        peak_room(shards_used() + tags_count() + 1024)) {
-        n = traces_pack(peak_raw, peak_raw_cap);
-        peak_raw_valid = n <= peak_raw_cap;
-        peak_raw_n = n;
-        peak_raw_gen = atomic_load(&gen);
-        peak_raw_info = (struct om_snapshot_info){
-            n, atomic_load(&limit), atomic_load(&sample_mean),
+    pthread_mutex_lock(&tb_lock);
+    ntb = tb_count;
+    pthread_mutex_unlock(&tb_lock);
+    if (atomic_load(&tracing) && peak_room(ntb + 1)) {
+        peak_sum_all(ntb);
+        peak_valid = true;
+        peak_ntb = ntb;
+        peak_gen = atomic_load(&gen);
+        peak_info = (struct om_snapshot_info){
+            0, atomic_load(&limit), atomic_load(&sample_mean),
             atomic_load(&lost), atomic_load(&current), at, 0,
             (uint64_t)now_ticks() * 1000 / TICKS_PER_S };
         atomic_store(&peak_threshold,
@@ -1252,10 +1247,10 @@ void om_trace_stop(void)
         tracebacks_clear();
         atomic_store(&sample_mean, 0);
         peak_forget();
-        if (peak_raw)
-            omi_os_unmap(peak_raw, peak_raw_cap * sizeof(*peak_raw));
-        peak_raw = NULL;
-        peak_raw_cap = 0;
+        if (peak_sums)
+            omi_os_unmap(peak_sums, peak_sums_cap * sizeof(*peak_sums));
+        peak_sums = NULL;
+        peak_sums_cap = 0;
     }
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -1317,7 +1312,7 @@ size_t om_trace_get_memory(void)
                              : 0;
     if (filter)
         n += sizeof(*filter) << FILTER_BITS;
-    return n + peak_raw_cap * sizeof(*peak_raw) + omi_tags_memory();
+    return n + peak_sums_cap * sizeof(*peak_sums) + omi_tags_memory();
 }
 
 size_t om_trace_lost(void)
@@ -1510,33 +1505,40 @@ static int snapshot_fill(struct om_snapshot *s, struct omi_region *scratch)
     return rc;
 }
 
-/* The snapshot at the peak, from the packed traces: NULL when there is
- * none (or no memory for it). */
+/* The snapshot at the peak, from its sums: one record per traceback,
+ * weighing its blocks, of their average size.  NULL when there is none
+ * (or no memory for it). */
 static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
 {
     struct om_snapshot *p;
     struct fill f;
     int rc;
 
-    if (!peak_raw_valid || peak_raw_gen != atomic_load(&gen))
+    if (!peak_valid || peak_gen != atomic_load(&gen))
         return NULL;
     p = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
     rc = p ? fill_start(&f, scratch) : -ENOMEM;
-    for (size_t i = 0; i < peak_raw_n && rc == 0; i++) {
-        uint64_t e = peak_raw[i];
-        struct slot v = { 0, (e >> 25) << 1 | (e & 1),
-                          (uint32_t)(e >> 1) & PACK_TB_MAX, 0 };
+    for (size_t i = 0; i < peak_ntb && i < f.count && rc == 0; i++) {
+        const struct peak_sum *ps = &peak_sums[i];
+        long t;
 
-        rc = fill_add(p, &f, &v);
+        if (ps->count < 1)
+            continue;
+        t = snapshot_tb(p, f.by_id, f.idx, (uint32_t)i);
+        rc = t < 0 ? -ENOMEM : omi_snapshot_add_record(p,
+            &(struct omi_snap_trace){ (uint64_t)llround(ps->bytes /
+                                                        ps->count),
+                                      ps->count, 0, 0, (uint32_t)t,
+                                      ps->domain });
     }
     if (rc < 0) {
         om_snapshot_free(p);
         return NULL;
     }
-    p->lost = peak_raw_info.lost;
-    p->current = peak_raw_info.current;
-    p->peak = peak_raw_info.peak;
-    p->time_ms = peak_raw_info.time_ms;
+    p->lost = peak_info.lost;
+    p->current = peak_info.current;
+    p->peak = peak_info.peak;
+    p->time_ms = peak_info.time_ms;
     return p;
 }
 
