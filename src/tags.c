@@ -9,8 +9,10 @@
  * page, at the block's index: consecutive blocks, consecutive words,
  * 8 bytes a trace, and no lock.
  *
- *   map:    page number (address >> 12) -> record, two levels of 2^18
- *           pointers, mapped when first needed
+ *   map:    arena number (address >> 20) -> directory: two levels of
+ *           2^14 pointers (the second mapped when first needed); a
+ *           directory holds the records of its arena's 256 pages (2 KiB,
+ *           made when first needed)
  *   record: | sc | capacity | next (free list) | tag[capacity] |
  *   tag:    | time:21 | epoch:2 | slack:6 | inner:5 | domain:5 |
  *           sampled:1 | tb + 1:24 |   0: no trace; size = class size -
@@ -53,7 +55,7 @@
 #include "region.h"
 #include "trace.h"
 
-#define LEVEL_BITS 18
+#define LEVEL_BITS 14
 #define LEVEL ((size_t)1 << LEVEL_BITS)
 #define PAGE_BITS 12
 #define TB_BITS 24
@@ -68,7 +70,7 @@
 #define MAX_TIME ((1u << 21) - 1)
 #define EPOCHS 3
 
-_Static_assert(ADDRESS_BITS - PAGE_BITS <= 2 * LEVEL_BITS,
+_Static_assert(ADDRESS_BITS - ARENA_BITS <= 2 * LEVEL_BITS,
                "two levels cover the address space");
 _Static_assert(POOL_SIZE == (size_t)1 << PAGE_BITS, "a pool is a page");
 
@@ -83,36 +85,73 @@ struct record {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(struct record *_Atomic *) level1[LEVEL];
-static struct omi_region mem;           /* records, under lock */
+/* The records of one arena's pages. */
+struct directory {
+    _Atomic(struct record *) page[POOLS_PER_ARENA];
+};
+
+static _Atomic(struct directory *_Atomic *) level1[LEVEL];
+static struct omi_region mem;           /* directories, records: lock */
 static size_t mapped;                   /* second levels, bytes */
 static struct record *free_records[NSMALL];
 static struct record *all_records;     /* under lock */
 
 /* ---- The map ---- */
 
-static _Atomic(struct record *) *slot_of(uintptr_t page, bool make)
+/* The second level of arena number hi << LEVEL_BITS | ..., made when
+ * missing (make): NULL when there is none (or no memory). */
+static struct directory *_Atomic *level2(size_t hi, bool make)
 {
-    size_t hi = (size_t)(page >> LEVEL_BITS), lo = page & (LEVEL - 1);
-    struct record *_Atomic *l2 = atomic_load_explicit(&level1[hi],
-                                                     memory_order_acquire);
+    struct directory *_Atomic *l2 = atomic_load_explicit(
+        &level1[hi], memory_order_acquire);
+    struct directory *_Atomic *fresh;
 
-    if (!l2 && make) {
-        struct record *_Atomic *fresh = omi_os_map(
-            LEVEL * sizeof(*fresh), omi_os_page_size());
-
-        if (!fresh)
-            return NULL;
-        if (atomic_compare_exchange_strong(&level1[hi], &l2, fresh)) {
-            l2 = fresh;
-            pthread_mutex_lock(&lock);
-            mapped += LEVEL * sizeof(*fresh);
-            pthread_mutex_unlock(&lock);
-        } else {
-            omi_os_unmap(fresh, LEVEL * sizeof(*fresh));
-        }
+    if (l2 || !make)
+        return l2;
+    fresh = omi_os_map(LEVEL * sizeof(*fresh), omi_os_page_size());
+    if (!fresh)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&level1[hi], &l2, fresh)) {
+        omi_os_unmap(fresh, LEVEL * sizeof(*fresh));
+        return l2;
     }
-    return l2 ? &l2[lo] : NULL;
+    pthread_mutex_lock(&lock);
+    mapped += LEVEL * sizeof(*fresh);
+    pthread_mutex_unlock(&lock);
+    return fresh;
+}
+
+/* A directory for the arena of slot d, made when missing. */
+static struct directory *directory_make(struct directory *_Atomic *d)
+{
+    struct directory *dir;
+
+    pthread_mutex_lock(&lock);
+    dir = atomic_load(d);
+    if (!dir) {
+        dir = omi_region_alloc(&mem, sizeof(*dir));
+        if (dir)
+            atomic_store_explicit(d, dir, memory_order_release);
+    }
+    pthread_mutex_unlock(&lock);
+    return dir;
+}
+
+/* The record slot of p's page, the directory made when missing (make). */
+static _Atomic(struct record *) *slot_of(uintptr_t p, bool make)
+{
+    uintptr_t arena = p >> ARENA_BITS;
+    struct directory *_Atomic *l2 = level2(arena >> LEVEL_BITS, make);
+    struct directory *dir;
+
+    if (!l2)
+        return NULL;
+    dir = atomic_load_explicit(&l2[arena & (LEVEL - 1)],
+                               memory_order_acquire);
+    if (!dir && make)
+        dir = directory_make(&l2[arena & (LEVEL - 1)]);
+    return dir ? &dir->page[(p >> PAGE_BITS) & (POOLS_PER_ARENA - 1)]
+               : NULL;
 }
 
 /* The small pool holding p, or NULL (not objmem's, or not small). */
@@ -156,7 +195,7 @@ static struct record *record_new(unsigned sc)
  * another class: NULL when there is no memory. */
 static struct record *record_for(uintptr_t p, unsigned sc)
 {
-    _Atomic(struct record *) *slot = slot_of(p >> PAGE_BITS, true);
+    _Atomic(struct record *) *slot = slot_of(p, true);
     struct record *r, *old;
 
     if (!slot)
@@ -262,7 +301,7 @@ static _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
 
     if (!pool)
         return NULL;
-    slot = slot_of(p >> PAGE_BITS, false);
+    slot = slot_of(p, false);
     r = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
     if (!r || r->sc != pool->sc)
         return NULL;

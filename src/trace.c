@@ -74,7 +74,7 @@
 #include "trace.h"
 
 #define SHARDS 64
-#define SHARD_MIN 1024          /* slots of a shard's first table */
+#define SHARD_MIN 256           /* slots of a shard's first table */
 #define MAX_FRAMES 128
 #define SKIP_MAX 16             /* frames of the allocation path itself */
 #define FILTER_BITS 14           /* 16 KiB of counters: in cache */
