@@ -635,8 +635,10 @@ OM_API size_t om_weakvaluedict_len(om_object *d);
  * succeeds (the trace is counted as lost).
  *
  * Frames come from the C call stack (unwound with DWARF call-frame
- * information, symbolised when a snapshot is taken), or from a frame
- * source the runtime installs, which gives its own files and lines.
+ * information; symbolised when a snapshot is taken, to function, file and
+ * line with elfutils' libdw.so.1, loaded then if installed, else to the
+ * module and its exported symbols), or from a frame source the runtime
+ * installs, which gives its own files and lines.
  * OBJMEM_TRACE=N starts tracing with N frames, as PYTHONTRACEMALLOC;
  * OBJMEM_TRACE_SAMPLE=BYTES samples instead (below).
  */
@@ -717,7 +719,8 @@ OM_API int om_trace_track(unsigned int domain, const void *ptr, size_t size);
 OM_API int om_trace_untrack(unsigned int domain, const void *ptr);
 
 /* The traceback of a traced block, or NULL (not traced, or not tracing).
- * Valid until the next call from the same thread. */
+ * Valid until the next call from the same thread.  C frames name their
+ * module and exported symbol only (dladdr): snapshots say more. */
 OM_API const struct om_traceback *om_trace_get_object_traceback(
     const void *ptr);
 

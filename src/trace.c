@@ -1371,20 +1371,19 @@ int om_trace_untrack(unsigned int domain, const void *ptr)
 
 /* ---- Reading traces: snapshots and single blocks ---- */
 
-/* The snapshot form of a recorded frame: C frames symbolised with the
- * dynamic symbol tables (dladdr); no source lines yet. */
+/* While a snapshot is taken (under ctl_lock): libdw's session, which
+ * gives C frames their function, file and line (symbols.c). */
+static struct omi_symbols *symbols;
+
+/* The public form of a recorded frame: C frames symbolised (by libdw
+ * during a snapshot, else by dladdr: module and exported symbol). */
 static struct om_frame frame_public(const struct rawframe *f, bool source)
 {
-    Dl_info info;
-
     if (source)
         return (struct om_frame){ (const char *)f->key,
                                   (const char *)f->function, f->lineno,
                                   NULL };
-    if (dladdr((void *)f->key, &info) && info.dli_fname)
-        return (struct om_frame){ info.dli_fname, info.dli_sname, 0,
-                                  (const void *)f->key };
-    return (struct om_frame){ NULL, NULL, 0, (const void *)f->key };
+    return omi_symbols_frame(symbols, f->key);
 }
 
 /* Copy the slots of every shard into slots[0..cap): their number, or
@@ -1551,6 +1550,8 @@ static struct om_snapshot *take_snapshot(bool with_peak)
 
     pthread_mutex_lock(&ctl_lock);
     reentrant = true;
+    if (atomic_load(&tracing))
+        symbols = omi_symbols_open();
     if (atomic_load(&tracing)) {
         s = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
         rc = s ? snapshot_fill(s, &scratch) : -ENOMEM;
@@ -1566,6 +1567,8 @@ static struct om_snapshot *take_snapshot(bool with_peak)
         if (with_peak && !atomic_load(&peak_pending))
             s->at_peak = peak_snapshot(&scratch);
     }
+    omi_symbols_close(symbols);
+    symbols = NULL;
     reentrant = was;
     pthread_mutex_unlock(&ctl_lock);
     omi_region_release(&scratch);

@@ -59,6 +59,16 @@ void omi_capture_start(void);
 /* false in the shim: no start from capture.c's constructor. */
 extern bool omi_capture_auto;
 
+/* ---- symbols.c: C frames to function, file and line ---- */
+
+struct omi_symbols;
+
+/* A session for one snapshot (libdw's, or none: then dladdr). */
+struct omi_symbols *omi_symbols_open(void);
+void omi_symbols_close(struct omi_symbols *s);
+/* The frame of return address pc (s may be NULL). */
+struct om_frame omi_symbols_frame(struct omi_symbols *s, uintptr_t pc);
+
 /* ---- heapmap.c ---- */
 
 struct om_snapshot;

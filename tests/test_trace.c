@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -794,6 +795,39 @@ static void test_dump_through(void **state)
     rmdir(dir);
 }
 
+/* A snapshot names C frames by function, file and line (libdw, loaded
+ * when there); static functions too. */
+static void test_symbols(void **state)
+{
+    struct om_statistic *st;
+    struct om_snapshot *s;
+    void *handle = dlopen("libdw.so.1", RTLD_LAZY);
+    const struct om_frame *f;
+    size_t n;
+    void *p;
+
+    assert_int_equal(om_trace_start(2), 0);
+    p = alloc_twice_removed(24);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_TRACEBACK, false, &st,
+                                            &n), 0);
+    assert_int_equal(n, 1);
+    f = &st[0].traceback->frames[0];
+    assert_pc_in(f->pc, (const void *)alloc_here);
+    if (!handle) {
+        print_message("libdw.so.1 is not installed: dladdr only\n");
+    } else {
+        dlclose(handle);
+        assert_string_equal(f->function, "alloc_here");
+        assert_non_null(strstr(f->filename, "tests/test_trace.c"));
+        assert_true(f->lineno > 30 && f->lineno < 60);     /* alloc_here */
+        assert_string_equal(st[0].traceback->frames[1].function,
+                            "alloc_twice_removed");
+    }
+    om_snapshot_free(s);
+    om_free(p);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -816,6 +850,7 @@ int main(void)
         T(test_heap_map),
         T(test_keep_peak),
         T(test_dump_through),
+        T(test_symbols),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
