@@ -446,6 +446,11 @@ static void test_trace_bad_capture(void **state)
     assert_int_equal(tool("", "top /no/such/file"), 1);
     assert_string_equal(err, "objmem: /no/such/file: No such file or "
                              "directory\n");
+    /* A long read says how it goes (big captures on a terminal, or
+     * OBJMEM_PROGRESS=1). */
+    assert_int_equal(tool("OBJMEM_PROGRESS=1", "top /etc/hostname"), 1);
+    assert_non_null(strstr(err, "objmem: reading /etc/hostname ("));
+    assert_non_null(strstr(err, " MiB)... failed, "));
     assert_int_equal(tool("", "top a b"), 2);
     assert_int_equal(tool("", "top --by size x"), 2);
     assert_string_equal(err, "objmem: --by lineno, filename or traceback, "

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "objmem.h"
@@ -103,10 +106,44 @@ static void print_traceback(FILE *out, const struct om_traceback *tb,
     objmem_print_frames(out, tb, all ? tb->nframe : 1);
 }
 
+#define PROGRESS_BYTES (32u << 20)   /* captures this big say so */
+
+/* Whether to say how a long read goes: a big capture and a terminal, or
+ * OBJMEM_PROGRESS=1. */
+static bool show_progress(const char *path, double *mib)
+{
+    struct stat st;
+    const char *force = getenv("OBJMEM_PROGRESS");
+
+    if (stat(path, &st) != 0)
+        return false;
+    *mib = (double)st.st_size / (1 << 20);
+    if (force && *force)
+        return strcmp(force, "0") != 0;
+    return st.st_size >= PROGRESS_BYTES && isatty(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* A capture file, or NULL after a message naming what is wrong. */
 struct om_snapshot *objmem_capture_load(const char *path)
 {
-    struct om_snapshot *s = om_snapshot_load(path);
+    double mib = 0, t0 = now_s();
+    bool progress = show_progress(path, &mib);
+    struct om_snapshot *s;
+
+    if (progress)
+        fprintf(stderr, "objmem: reading %s (%.1f MiB)... ", path, mib);
+    s = om_snapshot_load(path);
+    if (progress)
+        fprintf(stderr, "%s, %.2f s\n", s ? "done" : "failed",
+                now_s() - t0);
 
     if (!s)
         fprintf(stderr, "objmem: %s: %s\n", path,
