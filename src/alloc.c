@@ -245,16 +245,19 @@ OM_NO_ASAN void omi_small_free(void *ctx, void *p)
     {                                                                       \
         if (likely(omi_domain_small[d]))                                    \
             return small_alloc(size);                                       \
+        OMI_NOTE_CALLER();                                                  \
         return omi_domains[d].malloc(omi_domains[d].ctx, size);             \
     }                                                                       \
     OM_NO_ASAN void *prefix##calloc(size_t nelem, size_t elsize)            \
     {                                                                       \
         if (likely(omi_domain_small[d]))                                    \
             return small_calloc(nelem, elsize);                             \
+        OMI_NOTE_CALLER();                                                  \
         return omi_domains[d].calloc(omi_domains[d].ctx, nelem, elsize);    \
     }                                                                       \
     OM_NO_ASAN void *prefix##realloc(void *p, size_t size)                  \
     {                                                                       \
+        OMI_NOTE_CALLER();                                                  \
         return omi_domains[d].realloc(omi_domains[d].ctx, p, size);         \
     }                                                                       \
     OM_NO_ASAN void prefix##free(void *p)                                   \

@@ -66,6 +66,9 @@ struct om_allocator omi_domains[3] = {
 
 bool omi_domain_small[3] = { false, true, true };
 
+OM_TLS uintptr_t omi_domain_caller;
+bool omi_domain_want_caller;
+
 const struct om_allocator omi_domain_default_small = {
     NULL, omi_small_malloc, omi_small_calloc, omi_small_realloc,
     omi_small_free
@@ -101,18 +104,21 @@ bool omi_domain_raw_is_system(void)
 
 void *om_raw_malloc(size_t size)
 {
+    OMI_NOTE_CALLER();
     return omi_domains[OM_DOMAIN_RAW].malloc(omi_domains[OM_DOMAIN_RAW].ctx,
                                              size);
 }
 
 void *om_raw_calloc(size_t nelem, size_t elsize)
 {
+    OMI_NOTE_CALLER();
     return omi_domains[OM_DOMAIN_RAW].calloc(omi_domains[OM_DOMAIN_RAW].ctx,
                                              nelem, elsize);
 }
 
 void *om_raw_realloc(void *p, size_t size)
 {
+    OMI_NOTE_CALLER();
     return omi_domains[OM_DOMAIN_RAW].realloc(omi_domains[OM_DOMAIN_RAW].ctx,
                                               p, size);
 }

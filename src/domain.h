@@ -48,4 +48,19 @@ bool omi_debug_hooks_on(enum om_domain d);
 /* debug.c: the size requested for a debug-hooked block p of domain d. */
 size_t omi_debug_block_size(const void *p);
 
+/*
+ * The public entry points note their caller's return address here (the
+ * first one reached: the shim's malloc before the om_raw_malloc it
+ * calls) while tracing wants one-frame C tracebacks: trace.c then takes
+ * it instead of unwinding the stack, and clears it.
+ */
+extern OM_TLS uintptr_t omi_domain_caller;
+extern bool omi_domain_want_caller;
+
+#define OMI_NOTE_CALLER()                                                   \
+    do {                                                                    \
+        if (unlikely(omi_domain_want_caller) && !omi_domain_caller)         \
+            omi_domain_caller = (uintptr_t)__builtin_return_address(0);    \
+    } while (0)
+
 #endif /* OM_DOMAIN_H */

@@ -237,8 +237,10 @@ static void *debug_realloc(void *p, size_t size)
 
 EXPORT void *malloc(size_t size)
 {
-    if (domain_mode())
+    if (domain_mode()) {
+        OMI_NOTE_CALLER();
         return om_raw_malloc(size);
+    }
     return om_gp_malloc(size);
 }
 
@@ -254,13 +256,17 @@ EXPORT void free(void *p)
 
 EXPORT void *calloc(size_t nelem, size_t elsize)
 {
-    if (domain_mode())
+    if (domain_mode()) {
+        OMI_NOTE_CALLER();
         return om_raw_calloc(nelem, elsize);
+    }
     return om_gp_calloc(nelem, elsize);
 }
 
 EXPORT void *realloc(void *p, size_t size)
 {
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     if (domain_mode() && !debug_mode())
         return om_raw_realloc(p, size);
     if (unlikely(debug_mode())) {
@@ -277,6 +283,8 @@ EXPORT void *reallocarray(void *p, size_t nelem, size_t elsize)
 {
     size_t size;
 
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     if (__builtin_mul_overflow(nelem, elsize, &size)) {
         errno = ENOMEM;
         return NULL;
@@ -309,6 +317,8 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
     int saved = errno;
     void *p;
 
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     if (alignment % sizeof(void *) != 0 ||
         (alignment & (alignment - 1)) != 0 || alignment == 0)
         return EINVAL;
@@ -323,6 +333,8 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
 
 EXPORT void *aligned_alloc(size_t alignment, size_t size)
 {
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     return aligned(alignment, size);
 }
 
@@ -332,6 +344,8 @@ EXPORT void *memalign(size_t alignment, size_t size)
 {
     size_t a = 1;
 
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     while (a < alignment && a)
         a <<= 1;
     if (!a) {
@@ -343,6 +357,8 @@ EXPORT void *memalign(size_t alignment, size_t size)
 
 EXPORT void *valloc(size_t size)
 {
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     return aligned(omi_os_page_size(), size);
 }
 
@@ -351,6 +367,8 @@ EXPORT void *pvalloc(size_t size)
     size_t page = omi_os_page_size();
     size_t rounded = (size + page - 1) & ~(page - 1);
 
+    if (domain_mode())
+        OMI_NOTE_CALLER();
     if (rounded < size) {
         errno = ENOMEM;
         return NULL;

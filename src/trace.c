@@ -625,6 +625,13 @@ static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
                              lim };
     int skip, n, total;
 
+    if (lim == 1 && omi_domain_caller) {
+        /* The entry point noted its caller: no unwinding (the stack is
+         * taken to be deeper, as it nearly always is). */
+        f[0] = (struct rawframe){ omi_domain_caller - 1, 0, 0, 0 };
+        omi_domain_caller = 0;
+        return 2;
+    }
     w.stack_mark = (uintptr_t)__builtin_frame_address(0);
     _Unwind_Backtrace(unwind_step, &w);
     skip = w.last_entry + 1;
@@ -1032,6 +1039,7 @@ static void *trace_malloc(void *ctx, size_t size)
     p = k->under.malloc(k->under.ctx, size);
     on_alloc(k->domain, p, size);
     reentrant = false;
+    omi_domain_caller = 0;
     return p;
 }
 
@@ -1046,6 +1054,7 @@ static void *trace_calloc(void *ctx, size_t nelem, size_t elsize)
     p = k->under.calloc(k->under.ctx, nelem, elsize);
     on_alloc(k->domain, p, nelem * elsize);
     reentrant = false;
+    omi_domain_caller = 0;
     return p;
 }
 
@@ -1072,6 +1081,7 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
     else if (had)
         trace_put(&old, g);
     reentrant = false;
+    omi_domain_caller = 0;
     return q;
 }
 
@@ -1181,6 +1191,13 @@ static bool tables_ready(void)
     return true;
 }
 
+/* One-frame C tracebacks take the caller the entry points note. */
+static void want_caller_update(void)
+{
+    omi_domain_want_caller = atomic_load(&tracing) && !source_fn &&
+                             atomic_load(&limit) == 1;
+}
+
 static int start_locked(int nframes, size_t mean)
 {
     if (!tables_ready())
@@ -1207,6 +1224,7 @@ static int start_locked(int nframes, size_t mean)
         hooks_install();
         atomic_store(&tracing, true);
     }
+    want_caller_update();
     return 0;
 }
 
@@ -1242,6 +1260,7 @@ void om_trace_stop(void)
     pthread_mutex_lock(&ctl_lock);
     if (atomic_load(&tracing)) {
         atomic_store(&tracing, false);
+        want_caller_update();
         hooks_remove();
         shards_clear();
         tracebacks_clear();
@@ -1330,6 +1349,7 @@ void om_trace_set_frame_source(om_frame_source_fn fn, void *ctx)
     }
     source_fn = fn;
     source_ctx = ctx;
+    want_caller_update();
     pthread_mutex_unlock(&ctl_lock);
 }
 
@@ -1338,6 +1358,7 @@ int om_trace_track(unsigned int domain, const void *ptr, size_t size)
     long di;
     int rc;
 
+    OMI_NOTE_CALLER();
     if (!atomic_load(&tracing))
         return -EAGAIN;
     if (!ptr)
@@ -1352,6 +1373,7 @@ int om_trace_track(unsigned int domain, const void *ptr, size_t size)
     reentrant = true;
     rc = record((unsigned)di, ptr, size, false);
     reentrant = false;
+    omi_domain_caller = 0;
     return rc;
 }
 

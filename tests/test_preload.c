@@ -409,6 +409,20 @@ static void test_trace_run(void **state)
     read_out(out_shim);
     assert_non_null(strstr(out_shim, "# objmem leaks (live at exit): "));
     assert_non_null(strstr(out_shim, "#1: "));
+    /* One frame: the shim's malloc notes its caller, no unwinding. */
+    assert_int_equal(run("OBJMEM_TRACE=1 OBJMEM_TRACE_FILE=one LD_PRELOAD="
+                         PRELOAD, "exec " TRACE_VICTIM), 0);
+    assert_int_equal(tool("", "top one --limit 2"), 0);
+    assert_non_null(strstr(out_shim, "\n#1: " VICTIM_SRC ":17 in "
+                                     "victim_leak_big\n    14.6 KiB in 3 "
+                                     "blocks"));
+    assert_non_null(strstr(out_shim, "\n#2: " VICTIM_SRC ":27 in "
+                                     "victim_leak_small\n    3.9 KiB in 100 "
+                                     "blocks"));
+    snprintf(cmd, sizeof(cmd), "%s leaks objmem.trace_victim.* --limit 1",
+             TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
     /* Function, file and line (libdw, when a snapshot is taken). */
     assert_non_null(strstr(out_shim, "#1: " VICTIM_SRC ":17 in "
                                      "victim_leak_big\n        "
