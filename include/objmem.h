@@ -677,11 +677,11 @@ OM_API size_t om_trace_get_memory(void);
  * Keep a snapshot of the traces at their high-water mark, for "what was
  * live at the peak" (memray's and Fil's question): taken when the traced
  * memory first goes down after a new peak at least step_percent above the
- * last one kept (10 is a good step: each retake sums the traces by
- * traceback, a pass over them, so peaks that creep up are not summed at
- * every step).  Snapshots then carry
+ * last one kept (each retake sums the traces by traceback, a pass over
+ * them: at 10%, a growing heap is summed about 10 times its final size
+ * over the run, at 25% about 5 times).  Snapshots then carry
  * it (om_snapshot_peak).  0 turns it off.  Captures (OBJMEM_TRACE) keep
- * it with a step of 10%.
+ * it with a step of OBJMEM_TRACE_PEAK percent (25 by default).
  */
 OM_API void om_trace_keep_peak(unsigned step_percent);
 

@@ -9,7 +9,10 @@
  * flag (async-signal-safe), and the next traced allocation writes the
  * capture, numbered NAME.1, NAME.2, ...  The file name comes from
  * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace).  A capture carries the
- * snapshot at the peak too (om_trace_keep_peak), for `objmem peak`.
+ * snapshot at the peak too (om_trace_keep_peak, retaken when the peak
+ * grows by OBJMEM_TRACE_PEAK percent, 25 by default: each retake is a
+ * pass over the traces, a fifth of a traced run at 10%), for `objmem
+ * peak`.
  *
  * The shim starts it itself (omi_capture_start), when its RAW domain is
  * objmem's; everything else, from this module's constructor.
@@ -33,7 +36,6 @@
 #include "trace.h"
 
 #define MAX_FRAMES_ENV 128
-#define PEAK_STEP 10            /* percent: om_trace_keep_peak's step */
 
 atomic_bool omi_capture_pending;
 static atomic_int dumps;                /* SIGUSR2 captures written */
@@ -121,7 +123,8 @@ void omi_capture_start(void)
     if (!on)
         return;
     owner = getpid();
-    om_trace_keep_peak(PEAK_STEP);
+    if (omi_option_long(OMI_OPT_TRACE_PEAK) > 0)
+        om_trace_keep_peak((unsigned)omi_option_long(OMI_OPT_TRACE_PEAK));
     install_handler();
     atexit(capture_at_exit);
 }

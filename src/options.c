@@ -70,6 +70,9 @@ static struct option options[OMI_OPT_COUNT] = {
         "objmem.%e.%p.trace", "the capture file a traced run writes at "
         "exit (%p: the pid, %e: the program's name); SIGUSR2 writes "
         "NAME.1, NAME.2, ... meanwhile", NULL, "" },
+    [OMI_OPT_TRACE_PEAK] = { "trace_peak", "OBJMEM_TRACE_PEAK", LONG, "25",
+        "a capture keeps the traces at their peak, summed again when the "
+        "peak grows by this many percent (0: not kept)", NULL, "" },
 };
 
 #define MAX_WARNINGS 8

@@ -17,6 +17,7 @@ enum omi_opt {
     OMI_OPT_TRACE,
     OMI_OPT_TRACE_SAMPLE,
     OMI_OPT_TRACE_FILE,
+    OMI_OPT_TRACE_PEAK,
     OMI_OPT_COUNT
 };
 
