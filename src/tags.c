@@ -318,38 +318,42 @@ static bool tag_matches(uint64_t t, unsigned domain, unsigned inner,
            ((t >> INNER_SHIFT) & MAX_INNER) == inner;
 }
 
-int omi_tags_take(unsigned domain, uintptr_t p, unsigned epoch,
-                  struct omi_trace_rec *out)
+/* The tag word of (domain, p) with its trace in *out, or NULL; *word is
+ * the word p's tag would be in (NULL: none), whatever it holds. */
+static _Atomic uint64_t *tag_find(unsigned domain, uintptr_t p,
+                                  unsigned epoch, struct omi_trace_rec *out,
+                                  _Atomic uint64_t **word)
 {
     size_t block;
     unsigned inner;
     _Atomic uint64_t *t = tag_of(p, &block, &inner);
     uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
 
-    if (!v)
-        return 0;
-    atomic_store_explicit(t, 0, memory_order_relaxed);
-    if (!tag_matches(v, domain, inner, epoch)) {
-        if (tag_live(v, epoch))         /* another domain's, or pointer's */
-            atomic_store_explicit(t, v, memory_order_relaxed);
-        return 0;
-    }
+    *word = t;
+    if (!tag_matches(v, domain, inner, epoch))
+        return NULL;
     *out = tag_unpack(v, p - inner * 16, block);
-    return 1;
+    return t;
+}
+
+int omi_tags_take(unsigned domain, uintptr_t p, unsigned epoch,
+                  struct omi_trace_rec *out)
+{
+    _Atomic uint64_t *word;
+    _Atomic uint64_t *t = tag_find(domain, p, epoch, out, &word);
+    uint64_t v = word ? atomic_load_explicit(word, memory_order_relaxed) : 0;
+
+    if (t || (v && !tag_live(v, epoch)))   /* taken, or a stale epoch's */
+        atomic_store_explicit(word, 0, memory_order_relaxed);
+    return t != NULL;
 }
 
 int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
                   struct omi_trace_rec *out)
 {
-    size_t block;
-    unsigned inner;
-    _Atomic uint64_t *t = tag_of(p, &block, &inner);
-    uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
+    _Atomic uint64_t *word;
 
-    if (!tag_matches(v, domain, inner, epoch))
-        return 0;
-    *out = tag_unpack(v, p - inner * 16, block);
-    return 1;
+    return tag_find(domain, p, epoch, out, &word) != NULL;
 }
 
 /* ---- Walking every record (under lock) ---- */
