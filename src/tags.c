@@ -324,8 +324,8 @@ static _Atomic uint64_t *tag_find(unsigned domain, uintptr_t p,
                                   unsigned epoch, struct omi_trace_rec *out,
                                   _Atomic uint64_t **word)
 {
-    size_t block;
-    unsigned inner;
+    size_t block = 0;
+    unsigned inner = 0;
     _Atomic uint64_t *t = tag_of(p, &block, &inner);
     uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
 
