@@ -37,9 +37,10 @@
  * to its next sample, drawn from an exponential law of mean T; an
  * allocation that crosses zero is traced, flagged sampled, and weighs
  * 1 / (1 - exp(-size / T)) in the snapshot.  A free must find out cheaply
- * whether its block was sampled: `filter` counts the traces per hash of
- * their key, and while sampling a free whose counter is zero skips the
- * table (one load).
+ * whether its block was sampled: `filter` counts the traces by an index
+ * of their key that keeps neighbours together, and while sampling a free
+ * whose counter is zero skips the table (one load, most often from a
+ * cache line that the free before loaded).
  *
  * Start, stop, clear and snapshots serialise on ctl_lock.  Stop clears
  * `tracing`, then empties each shard under its lock, so an allocation
@@ -50,11 +51,11 @@
  * Invariants (om_check through omi_trace_check):
  *   1. A shard's used is the number of its non-empty slots, below 3/4 of
  *      its capacity; every trace sits in its probe run (no empty slot
- *      between its home slot and itself).
+ *      between its home slot and itself), in the shard of its key.
  *   2. current is the sum of the sizes of the exact traces plus the
  *      weighted sizes of the sampled ones, and peak >= current.
- *   3. filter[i] is the number of the table's traces whose key hash has i
- *      as its top FILTER_BITS bits, or UINT16_MAX (full: it stays so).
+ *   3. filter[i] is the number of the table's traces whose key has
+ *      filter_index i, or UINT16_MAX (full: it stays so).
  *   4. Every trace's tb is below tb_count.
  */
 #define _GNU_SOURCE 1
@@ -77,7 +78,8 @@
 #define SHARD_MIN 256           /* slots of a shard's first table */
 #define MAX_FRAMES 128
 #define SKIP_MAX 16             /* frames of the allocation path itself */
-#define FILTER_BITS 14           /* 16 KiB of counters: in cache */
+#define FILTER_BITS 14           /* 16 Ki counters: 32 KiB */
+#define FILTER_GRAIN 8           /* a counter per 256 bytes */
 #define TB_CACHE 64             /* per-thread traceback cache entries */
 #define DEFAULT_SAMPLING_FRAMES 16
 
@@ -198,17 +200,23 @@ static unsigned slot_domain(const struct slot *v)
     return v->dt >> 24;
 }
 
-static struct shard *shard_of(uint64_t h)
+/* The filter counter of a key: one per 256 bytes of address space, so
+ * that the frees of neighbouring blocks (blocks are freed in runs) read
+ * one cache line of counters, 8 KiB of blocks, and a line is likely still
+ * loaded.  The 4 MiB windows of the address space are folded in, so that
+ * the counters of one window are not those of the next.  The counters of
+ * one shard are a range: the shard of a key is its counter's top 6 bits. */
+static size_t filter_index(unsigned domain, uintptr_t ptr)
 {
-    return &shards[h >> 58];
+    uint64_t x = ptr >> FILTER_GRAIN ^ ptr >> (FILTER_GRAIN + FILTER_BITS) ^
+                 (uint64_t)domain << (FILTER_BITS - 5);
+
+    return (size_t)x & (((size_t)1 << FILTER_BITS) - 1);
 }
 
-/* The filter counter of a key: the top bits of its hash, so that the
- * counters of one shard are a range (filter_index starts with the shard
- * number). */
-static size_t filter_index(uint64_t h)
+static struct shard *shard_of(size_t fi)
 {
-    return (size_t)(h >> (64 - FILTER_BITS));
+    return &shards[fi >> (FILTER_BITS - 6)];
 }
 
 #define FILTER_PER_SHARD ((size_t)1 << (FILTER_BITS - 6))
@@ -378,9 +386,9 @@ static bool shard_grow(struct shard *sh)
  * counter lies in the shard's range), so a plain load and store do; the
  * free path reads without the lock.  A full counter stays full: it only
  * sends frees to the table. */
-static void filter_bump(uint64_t h, int by)
+static void filter_bump(size_t fi, int by)
 {
-    _Atomic(uint16_t) *c = &filter[filter_index(h)];
+    _Atomic(uint16_t) *c = &filter[fi];
     uint16_t v = atomic_load_explicit(c, memory_order_relaxed);
 
     if (v != UINT16_MAX)
@@ -398,7 +406,7 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
         return false;
     *out = *s;
     shard_remove_at(sh, (size_t)(s - sh->slots));
-    filter_bump(h, -1);
+    filter_bump(filter_index(domain, ptr), -1);
     memory_sub(trace_bytes(out->meta));
     return true;
 }
@@ -430,7 +438,8 @@ static bool tag_put(const struct slot *v, uint32_t g)
 static bool trace_put(const struct slot *v, uint32_t g)
 {
     uint64_t h = key_hash(slot_domain(v), v->ptr);
-    struct shard *sh = shard_of(h);
+    size_t fi = filter_index(slot_domain(v), v->ptr);
+    struct shard *sh = shard_of(fi);
     struct slot *slot;
     bool ok = true;
 
@@ -453,7 +462,7 @@ static bool trace_put(const struct slot *v, uint32_t g)
         memory_sub(trace_bytes(slot->meta));    /* a replaced trace */
     } else {
         sh->used++;
-        filter_bump(h, 1);
+        filter_bump(fi, 1);
     }
     *slot = *v;
     memory_add(trace_bytes(v->meta));
@@ -465,8 +474,7 @@ out:
 /* Forget the trace of (domain, ptr), if any; its slot in *out. */
 static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
 {
-    uint64_t h = key_hash(domain, ptr);
-    struct shard *sh = shard_of(h);
+    size_t fi = filter_index(domain, ptr);
     bool found;
 
     if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
@@ -476,12 +484,11 @@ static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
         memory_sub(trace_bytes(out->meta));
         return true;
     }
-    if (!atomic_load_explicit(&filter[filter_index(h)],
-                              memory_order_relaxed))
-        return false;           /* no trace in the table hashes here */
-    pthread_mutex_lock(&sh->lock);
-    found = trace_take(sh, h, domain, ptr, out);
-    pthread_mutex_unlock(&sh->lock);
+    if (!atomic_load_explicit(&filter[fi], memory_order_relaxed))
+        return false;           /* no trace in the table counts here */
+    pthread_mutex_lock(&shard_of(fi)->lock);
+    found = trace_take(shard_of(fi), key_hash(domain, ptr), domain, ptr, out);
+    pthread_mutex_unlock(&shard_of(fi)->lock);
     return found;
 }
 
@@ -1085,21 +1092,81 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
     return q;
 }
 
+/* A free while tracing.  Sampling asks the filter first: a block without
+ * a trace changes nothing, so neither the peak nor the table is looked at
+ * (the peak kept at the first free that lowers current is the same). */
+static inline void on_free(unsigned d, void *p)
+{
+    struct slot old;
+
+    if (!p || reentrant || !is_tracing())
+        return;
+    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
+        likely(!atomic_load_explicit(&filter[filter_index(d, (uintptr_t)p)],
+                                     memory_order_relaxed)))
+        return;
+    peak_check();
+    trace_forget(d, (uintptr_t)p, &old);
+}
+
 static void trace_free(void *ctx, void *p)
 {
     struct hook *k = ctx;
-    struct slot old;
 
-    if (p && !reentrant && is_tracing()) {
-        peak_check();
-        trace_forget(k->domain, (uintptr_t)p, &old);
-    }
+    on_free(k->domain, p);
     k->under.free(k->under.ctx, p);
+}
+
+/*
+ * A domain whose table is om_gp_allocator's gets these two instead of
+ * trace_malloc and trace_free: the same, with om_gp's calls made directly
+ * (no indirect call) and, while sampling, the countdown taken first.
+ * om_gp_malloc and om_gp_free call no domain table, so the flag need not
+ * be held around them.
+ */
+static OM_NOINLINE void gp_alloc_slow(const struct hook *k, void *p,
+                                      size_t size)
+{
+    reentrant = true;
+    on_alloc(k->domain, p, size);
+    reentrant = false;
+}
+
+static void *gp_trace_malloc(void *ctx, size_t size)
+{
+    void *p = om_gp_malloc(size);
+
+    if (unlikely(reentrant))
+        return p;
+    if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) ||
+        unlikely((until_sample -= (int64_t)size) <= 0) ||
+        unlikely(atomic_load_explicit(&omi_capture_pending,
+                                      memory_order_relaxed))) {
+        if (atomic_load_explicit(&sample_mean, memory_order_relaxed))
+            until_sample += (int64_t)size;      /* on_alloc draws again */
+        gp_alloc_slow(ctx, p, size);
+    }
+    omi_domain_caller = 0;
+    return p;
+}
+
+static void gp_trace_free(void *ctx, void *p)
+{
+    on_free(((const struct hook *)ctx)->domain, p);
+    om_gp_free(p);
 }
 
 static bool is_hook_table(const struct om_allocator *a)
 {
-    return a->malloc == trace_malloc;
+    return a->malloc == trace_malloc || a->malloc == gp_trace_malloc;
+}
+
+static bool is_gp_table(const struct om_allocator *a)
+{
+    return a->malloc == om_gp_allocator.malloc &&
+           a->calloc == om_gp_allocator.calloc &&
+           a->realloc == om_gp_allocator.realloc &&
+           a->free == om_gp_allocator.free;
 }
 
 /* Wrap the three domains (the ones already wrapped stay). */
@@ -1114,6 +1181,10 @@ static void hooks_install(void)
         hooks[d] = (struct hook){ d, cur };
         mine = (struct om_allocator){ &hooks[d], trace_malloc, trace_calloc,
                                       trace_realloc, trace_free };
+        if (is_gp_table(&cur)) {
+            mine.malloc = gp_trace_malloc;
+            mine.free = gp_trace_free;
+        }
         om_set_allocator((enum om_domain)d, &mine);
         hooked[d] = true;
     }
@@ -1394,8 +1465,10 @@ int om_trace_untrack(unsigned int domain, const void *ptr)
 /* ---- Reading traces: snapshots and single blocks ---- */
 
 /* While a snapshot is taken (under ctl_lock): libdw's session, which
- * gives C frames their function, file and line (symbols.c). */
+ * gives C frames their function, file and line (symbols.c), opened by the
+ * first C frame (a snapshot of source frames only never loads libdw). */
 static struct omi_symbols *symbols;
+static enum { SYMBOLS_NONE, SYMBOLS_WANTED, SYMBOLS_OPEN } symbols_state;
 
 /* The public form of a recorded frame: C frames symbolised (by libdw
  * during a snapshot, else by dladdr: module and exported symbol). */
@@ -1405,6 +1478,10 @@ static struct om_frame frame_public(const struct rawframe *f, bool source)
         return (struct om_frame){ (const char *)f->key,
                                   (const char *)f->function, f->lineno,
                                   NULL };
+    if (symbols_state == SYMBOLS_WANTED) {
+        symbols = omi_symbols_open();
+        symbols_state = SYMBOLS_OPEN;
+    }
     return omi_symbols_frame(symbols, f->key);
 }
 
@@ -1572,8 +1649,7 @@ static struct om_snapshot *take_snapshot(bool with_peak)
 
     pthread_mutex_lock(&ctl_lock);
     reentrant = true;
-    if (atomic_load(&tracing))
-        symbols = omi_symbols_open();
+    symbols_state = SYMBOLS_WANTED;
     if (atomic_load(&tracing)) {
         s = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
         rc = s ? snapshot_fill(s, &scratch) : -ENOMEM;
@@ -1591,6 +1667,7 @@ static struct om_snapshot *take_snapshot(bool with_peak)
     }
     omi_symbols_close(symbols);
     symbols = NULL;
+    symbols_state = SYMBOLS_NONE;
     reentrant = was;
     pthread_mutex_unlock(&ctl_lock);
     omi_region_release(&scratch);
@@ -1619,7 +1696,7 @@ static long object_tb_id(const void *p)
 {
     for (unsigned d = 0; d < 3; d++) {
         uint64_t h = key_hash(d, (uintptr_t)p);
-        struct shard *sh = shard_of(h);
+        struct shard *sh = shard_of(filter_index(d, (uintptr_t)p));
         struct slot *sl, tag;
         long id = -1;
 
@@ -1680,7 +1757,10 @@ static int check_shard(int i, size_t *bytes)
         if (v->tb >= tb_count)
             return omi_check_fail("trace.4", (void *)v->ptr,
                                   "traceback %u of %zu", v->tb, tb_count);
-        counts[filter_index(h) % FILTER_PER_SHARD]++;
+        if (shard_of(filter_index(slot_domain(v), v->ptr)) != sh)
+            return omi_check_fail("trace.1", (void *)v->ptr,
+                                  "trace in shard %d", i);
+        counts[filter_index(slot_domain(v), v->ptr) % FILTER_PER_SHARD]++;
         *bytes += trace_bytes(v->meta);
     }
     if (used != sh->used || (sh->slots && used * 4 > (sh->mask + 1) * 3))
