@@ -712,6 +712,21 @@ typedef int (*om_frame_source_fn)(void *ctx, struct om_frame *frames,
                                   int max);
 OM_API void om_trace_set_frame_source(om_frame_source_fn fn, void *ctx);
 
+/*
+ * A frame key, beside a source (optional): a 64-bit identity of the
+ * current thread's innermost max frames and of whether the stack goes
+ * deeper, cheaper to take than the frames themselves.  Equal non-zero keys
+ * must mean equal frames for as long as tracing runs (a well-mixed hash of
+ * code positions is one).  Tracing then keeps, per thread, the tracebacks
+ * of recent keys, and asks the source only for a key it has not seen; 0:
+ * no key, ask the source.  Called with the source's ctx, from inside the
+ * allocator.  Setting a source forgets the key; NULL: no key.  While
+ * tracing, setting a key starts afresh (the traces are cleared), as
+ * setting a source does.
+ */
+typedef uint64_t (*om_frame_key_fn)(void *ctx, int max);
+OM_API void om_trace_set_frame_key(om_frame_key_fn fn);
+
 /* PyTraceMalloc_Track / _Untrack for blocks a runtime allocates itself:
  * 0; -EAGAIN when not tracing; -ENOMEM when the trace is lost.  Tracking
  * a tracked pointer replaces its trace. */

@@ -43,6 +43,8 @@
  *   1. A non-zero tag lies in a record whose page is a small pool of the
  *      record's class (USED or FULL), at an index below its capacity.
  *   2. A record on a free list has no non-zero tag.
+ *   3. recip divides exactly: (g * recip[d]) >> 16 == g / d for every
+ *      step g in a page and every small class's d.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -73,6 +75,7 @@
 _Static_assert(ADDRESS_BITS - ARENA_BITS <= 2 * LEVEL_BITS,
                "two levels cover the address space");
 _Static_assert(POOL_SIZE == (size_t)1 << PAGE_BITS, "a pool is a page");
+_Static_assert(NSMALL <= 32 && ALIGNMENT == 16, "recip's classes");
 
 struct record {
     uint16_t sc;
@@ -221,14 +224,26 @@ static struct record *record_for(uintptr_t p, unsigned sc)
 
 /* ---- Tags ---- */
 
+/* ceil(2^16 / d) for the small classes' 16-byte steps d = 1..32: a
+ * quotient g / d (g < 256 steps in a page) is (g * recip[d]) >> 16,
+ * exact for each such pair (om_check tries them all: invariant 3). */
+static const uint32_t recip[33] = {
+    0u, 65536u, 32768u, 21846u, 16384u, 13108u, 10923u, 9363u, 8192u, 7282u,
+    6554u, 5958u, 5462u, 5042u, 4682u, 4370u, 4096u, 3856u, 3641u, 3450u,
+    3277u, 3121u, 2979u, 2850u, 2731u, 2622u, 2521u, 2428u, 2341u, 2260u,
+    2185u, 2115u, 2048u
+};
+
 /* Where p lies in its page: the block's index and, in 16-byte steps,
- * its offset in the block. */
+ * its offset in the block (a small block is 16-byte steps: no divide). */
 static size_t index_in(uintptr_t p, size_t block, unsigned *inner)
 {
-    size_t off = p & (POOL_SIZE - 1);
+    unsigned g = (unsigned)(p & (POOL_SIZE - 1)) >> 4;
+    unsigned d = (unsigned)(block >> 4);
+    unsigned q = (g * recip[d]) >> 16;
 
-    *inner = (unsigned)(off % block) >> 4;
-    return off / block;
+    *inner = g - q * d;
+    return q;
 }
 
 static uint64_t tag_pack(const struct omi_trace_rec *v, size_t block,
@@ -451,10 +466,22 @@ static int audit_free(void)
     return 0;
 }
 
+/* Invariant 3. */
+static int audit_recip(void)
+{
+    for (unsigned d = 1; d <= NSMALL; d++)
+        for (unsigned g = 0; g < POOL_SIZE >> 4; g++)
+            if ((g * recip[d]) >> 16 != g / d)
+                return omi_check_fail("tags.3", NULL, "%u / %u", g, d);
+    return 0;
+}
+
 int omi_tags_check(void)
 {
-    int rc = 0;
+    int rc = audit_recip();
 
+    if (rc)
+        return rc;
     pthread_mutex_lock(&lock);
     walk(audit_one, &rc);
     if (rc == 0)

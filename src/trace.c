@@ -18,8 +18,9 @@
  *   tracebacks:  interned: one record per distinct (frames, total) in the
  *                region tb_mem; ids index tb_by_id; a set of ids
  *                (tb_slots, by hash) finds a record, under tb_lock.  A
- *                per-thread cache maps a traceback's 64-bit hash to its id
- *                so that the common allocation takes no traceback lock.
+ *                per-thread cache maps a traceback's 64-bit hash (or the
+ *                frame source's key for it) to its id, so that the common
+ *                allocation takes no traceback lock.
  *   frames:      the C call stack (_Unwind_Backtrace), as return
  *                addresses, symbolised by om_trace_take_snapshot (the
  *                walk stops one frame past the limit: total counts at
@@ -80,7 +81,8 @@
 #define SKIP_MAX 16             /* frames of the allocation path itself */
 #define FILTER_BITS 14           /* 16 Ki counters: 32 KiB */
 #define FILTER_GRAIN 8           /* a counter per 256 bytes */
-#define TB_CACHE 64             /* per-thread traceback cache entries */
+#define TB_CACHE 64             /* per-thread traceback cache entries
+                                   (32 sets of two) */
 #define DEFAULT_SAMPLING_FRAMES 16
 
 /* ---- Data ---- */
@@ -135,6 +137,7 @@ static atomic_int limit = 1;
 static atomic_size_t sample_mean;
 static om_frame_source_fn source_fn;
 static void *source_ctx;
+static om_frame_key_fn key_fn;          /* NULL: the source has no keys */
 static _Atomic(uint32_t) gen = 1;
 static atomic_size_t current, peak;
 static atomic_size_t lost;
@@ -229,27 +232,235 @@ static double sample_weight(uint64_t size, size_t mean)
     return p > 0 ? 1.0 / p : (double)mean;
 }
 
-/* ---- Traced memory counters ---- */
+/* ---- Traced memory counters ----
+ *
+ * current and peak are not written on every allocation (a locked
+ * instruction each, an eighth of a traced Python run).  Each thread adds
+ * its traces' bytes to a counter of its own (delta, with hi its high
+ * point) and moves the delta to current when it passes FLUSH_BYTES either
+ * way, raising peak to current + hi as it stood before the move.  Readers
+ * add the deltas of every counter to current, and hi to peak.  With one
+ * thread, both are exact; with several, current is exact once they stop,
+ * and peak may exceed the true one by the other threads' highs (each
+ * below FLUSH_BYTES).  A thread gives its counter back at exit, moving
+ * what it holds; a thread that finds the table full writes current and
+ * peak directly.  A clear (count_clears) or a reset of the peak
+ * (count_epoch) makes the counters of older epochs start afresh (the
+ * readers skip them).
+ */
+#define COUNTERS 256
+#define FLUSH_BYTES ((int64_t)256 << 10)
 
-static void memory_add(size_t n)
+struct counter {
+    _Atomic int64_t delta;      /* bytes since the last move */
+    _Atomic int64_t hi;         /* delta's high point since the move */
+    _Atomic uint32_t epoch;     /* count_epoch of hi */
+    _Atomic uint32_t clears;    /* count_clears of delta */
+    int64_t base;               /* the owner's: current after its move */
+    atomic_bool taken;
+} __attribute__((aligned(64)));
+
+static struct counter counters[COUNTERS];
+static _Atomic uint32_t count_epoch = 1, count_clears = 1;
+static OM_TLS struct counter *my_counter;
+static OM_TLS bool my_counter_tried;
+static pthread_key_t counter_key;
+static pthread_once_t counter_once = PTHREAD_ONCE_INIT;
+
+static void peak_raise(int64_t v)
 {
-    size_t now = atomic_fetch_add_explicit(&current, n,
-                                           memory_order_relaxed) + n;
     size_t old = atomic_load_explicit(&peak, memory_order_relaxed);
 
-    while (now > old &&
-           !atomic_compare_exchange_weak_explicit(&peak, &old, now,
+    while (v > 0 && (size_t)v > old &&
+           !atomic_compare_exchange_weak_explicit(&peak, &old, (size_t)v,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
-    if (now > old && now > atomic_load_explicit(&peak_threshold,
-                                                memory_order_relaxed))
+}
+
+/* A new high point v of the traced memory: a peak worth keeping? */
+static void peak_note(int64_t v)
+{
+    if (unlikely(v > 0 && (size_t)v > atomic_load_explicit(
+                     &peak_threshold, memory_order_relaxed)))
         atomic_store_explicit(&peak_pending, true, memory_order_relaxed);
+}
+
+/* Without a counter: current and peak directly. */
+static OM_NOINLINE void count_direct(int64_t n)
+{
+    int64_t now = (int64_t)atomic_fetch_add_explicit(
+                      &current, (size_t)n, memory_order_relaxed) + n;
+
+    if (n > 0) {
+        peak_raise(now);
+        peak_note(now);
+    }
+}
+
+/* Move c's delta to current and its high point to peak (the owner, or
+ * its exit).  c's epochs are the live ones. */
+static void counter_move(struct counter *c)
+{
+    int64_t d = atomic_load_explicit(&c->delta, memory_order_relaxed);
+    int64_t before = (int64_t)atomic_fetch_add_explicit(
+                         &current, (size_t)d, memory_order_relaxed);
+
+    peak_raise(before + atomic_load_explicit(&c->hi, memory_order_relaxed));
+    atomic_store_explicit(&c->delta, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->hi, 0, memory_order_relaxed);
+    c->base = before + d;
+}
+
+/* c's epochs are old: a clear drops its delta, a reset of the peak its
+ * high point. */
+static OM_NOINLINE void counter_renew(struct counter *c)
+{
+    uint32_t clears = atomic_load(&count_clears);
+
+    if (atomic_load_explicit(&c->clears, memory_order_relaxed) != clears) {
+        atomic_store_explicit(&c->delta, 0, memory_order_relaxed);
+        atomic_store_explicit(&c->clears, clears, memory_order_relaxed);
+        c->base = (int64_t)atomic_load(&current);
+    }
+    atomic_store_explicit(&c->hi, atomic_load_explicit(
+                              &c->delta, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->epoch, atomic_load(&count_epoch),
+                          memory_order_relaxed);
+}
+
+/* Thread exit: what the counter holds goes to current. */
+static void counter_release(void *p)
+{
+    struct counter *c = p;
+
+    if (atomic_load_explicit(&c->epoch, memory_order_relaxed) !=
+        atomic_load(&count_epoch))
+        counter_renew(c);
+    counter_move(c);
+    my_counter = NULL;
+    atomic_store_explicit(&c->taken, false, memory_order_release);
+}
+
+static void counter_key_make(void)
+{
+    if (pthread_key_create(&counter_key, counter_release) != 0)
+        counter_key = (pthread_key_t)-1;
+}
+
+/* The calling thread's first trace: give it a counter, if one is free.
+ * Outside every lock (pthread_setspecific may allocate). */
+static OM_NOINLINE void counter_claim(void)
+{
+    my_counter_tried = true;
+    pthread_once(&counter_once, counter_key_make);
+    if (counter_key == (pthread_key_t)-1)
+        return;
+    for (int i = 0; i < COUNTERS; i++) {
+        struct counter *c = &counters[i];
+        bool no = false;
+
+        if (atomic_load_explicit(&c->taken, memory_order_relaxed) ||
+            !atomic_compare_exchange_strong(&c->taken, &no, true))
+            continue;
+        atomic_store(&c->delta, 0);
+        atomic_store(&c->clears, atomic_load(&count_clears));
+        atomic_store(&c->epoch, atomic_load(&count_epoch));
+        atomic_store(&c->hi, 0);
+        c->base = (int64_t)atomic_load(&current);
+        if (pthread_setspecific(counter_key, c) != 0) {
+            atomic_store(&c->taken, false);
+            return;
+        }
+        my_counter = c;
+        return;
+    }
+}
+
+static inline void counter_mine(void)
+{
+    if (unlikely(!my_counter) && !my_counter_tried)
+        counter_claim();
+}
+
+/* n bytes traced (n > 0) or forgotten (n < 0) by this thread. */
+static inline void count(int64_t n)
+{
+    struct counter *c = my_counter;
+    int64_t d;
+
+    if (unlikely(!c)) {
+        count_direct(n);
+        return;
+    }
+    if (unlikely(atomic_load_explicit(&c->epoch, memory_order_relaxed) !=
+                 atomic_load_explicit(&count_epoch, memory_order_relaxed)))
+        counter_renew(c);
+    d = atomic_load_explicit(&c->delta, memory_order_relaxed) + n;
+    atomic_store_explicit(&c->delta, d, memory_order_relaxed);
+    if (d > atomic_load_explicit(&c->hi, memory_order_relaxed)) {
+        atomic_store_explicit(&c->hi, d, memory_order_relaxed);
+        peak_note(c->base + d);
+    }
+    if (unlikely(d > FLUSH_BYTES || d < -FLUSH_BYTES))
+        counter_move(c);
+}
+
+static void memory_add(size_t n)
+{
+    count((int64_t)n);
 }
 
 static void memory_sub(size_t n)
 {
-    atomic_fetch_sub_explicit(&current, n, memory_order_relaxed);
+    count(-(int64_t)n);
+}
+
+/* The traced memory and its peak: current and peak with what the
+ * counters hold. */
+static void counted(size_t *cur, size_t *pk)
+{
+    uint32_t clears = atomic_load(&count_clears);
+    uint32_t epoch = atomic_load(&count_epoch);
+    int64_t g = (int64_t)atomic_load(&current), sum = 0, hi = 0;
+
+    for (int i = 0; i < COUNTERS; i++) {
+        const struct counter *c = &counters[i];
+        int64_t d;
+
+        if (!atomic_load_explicit(&c->taken, memory_order_acquire) ||
+            atomic_load_explicit(&c->clears, memory_order_relaxed) != clears)
+            continue;
+        d = atomic_load_explicit(&c->delta, memory_order_relaxed);
+        sum += d;
+        hi += atomic_load_explicit(&c->epoch, memory_order_relaxed) == epoch
+                  ? atomic_load_explicit(&c->hi, memory_order_relaxed) : d;
+    }
+    if (cur)
+        *cur = g + sum > 0 ? (size_t)(g + sum) : 0;
+    if (pk) {
+        size_t p = atomic_load(&peak);
+
+        *pk = g + hi > 0 && (size_t)(g + hi) > p ? (size_t)(g + hi) : p;
+    }
+}
+
+/* A new epoch of the counters: clear (current and peak go to 0) or not
+ * (the peak goes to the current traced memory). */
+static void counters_restart(bool clear)
+{
+    size_t cur;
+
+    if (clear) {
+        atomic_fetch_add(&count_clears, 1);
+        atomic_store(&current, 0);
+        atomic_store(&peak, 0);
+    } else {
+        counted(&cur, NULL);
+        atomic_store(&peak, cur);
+    }
+    atomic_fetch_add(&count_epoch, 1);
 }
 
 /* The bytes a trace adds to current: its size, or its estimate. */
@@ -477,6 +688,7 @@ static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     size_t fi = filter_index(domain, ptr);
     bool found;
 
+    counter_mine();
     if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
         omi_tags_take(domain, ptr, atomic_load_explicit(&gen,
                                                         memory_order_relaxed),
@@ -548,8 +760,7 @@ static void shards_clear(void)
             omi_os_unmap(old, cap * sizeof(*old));
     }
     omi_tags_clear();
-    atomic_store(&current, 0);
-    atomic_store(&peak, 0);
+    counters_restart(true);
 }
 
 /* ---- Frames: the C stack or the runtime's frame source ---- */
@@ -755,22 +966,65 @@ static long tb_intern_locked(uint64_t h, const struct rawframe *f,
     return (long)tb_count++;
 }
 
+/* The per-thread cache: two ways per set, the newer first.  -1: a miss. */
+static long cache_find(uint64_t h, uint32_t g)
+{
+    const struct tb_cache_entry *c = &tb_cache[(h ^ h >> 32) % TB_CACHE & ~1u];
+
+    if (c[0].hash == h && c[0].gen == g)
+        return c[0].id;
+    if (c[1].hash == h && c[1].gen == g)
+        return c[1].id;
+    return -1;
+}
+
+static void cache_put(uint64_t h, uint32_t id, uint32_t g)
+{
+    struct tb_cache_entry *c = &tb_cache[(h ^ h >> 32) % TB_CACHE & ~1u];
+
+    c[1] = c[0];
+    c[0] = (struct tb_cache_entry){ h, id, g };
+}
+
 static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
                       uint32_t source)
 {
     uint64_t h = tb_hash(f, n, total, source);
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
-    struct tb_cache_entry *c = &tb_cache[h % TB_CACHE];
-    long id;
+    long id = cache_find(h, g);
 
-    if (c->hash == h && c->gen == g)
-        return c->id;
+    if (id >= 0)
+        return id;
     pthread_mutex_lock(&tb_lock);
     id = tb_intern_locked(h, f, n, total, source);
     g = atomic_load_explicit(&gen, memory_order_relaxed);
     pthread_mutex_unlock(&tb_lock);
     if (id >= 0)
-        *c = (struct tb_cache_entry){ h, (uint32_t)id, g };
+        cache_put(h, (uint32_t)id, g);
+    return id;
+}
+
+/* The traceback id of the runtime's frames.  With a key, the per-thread
+ * cache is asked first: by the key (with the limit in it: a key stands
+ * for that many frames), where a miss leaves its id. */
+static long traceback_source(int lim)
+{
+    struct rawframe f[MAX_FRAMES];
+    om_frame_key_fn kf = key_fn;
+    uint64_t k = kf ? kf(source_ctx, lim) : 0;
+    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
+    int n, total;
+    long id;
+
+    if (k) {
+        k ^= (uint64_t)lim << 57 | 1;
+        if ((id = cache_find(k, g)) >= 0)
+            return id;
+    }
+    total = capture_source(f, lim, &n);
+    id = tb_intern(f, (uint32_t)n, (uint32_t)total, 1);
+    if (k && id >= 0)
+        cache_put(k, (uint32_t)id, g);
     return id;
 }
 
@@ -781,10 +1035,8 @@ static long traceback_now(void)
     int lim = atomic_load_explicit(&limit, memory_order_relaxed);
     int n, total;
 
-    if (source_fn) {
-        total = capture_source(f, lim, &n);
-        return tb_intern(f, (uint32_t)n, (uint32_t)total, 1);
-    }
+    if (source_fn)
+        return traceback_source(lim);
     total = capture_c(f, lim);
     n = total < lim ? total : lim;
     return tb_intern(f, (uint32_t)n, (uint32_t)total, 0);
@@ -886,7 +1138,7 @@ static long domain_index(unsigned d, bool add)
 static int record(unsigned di, const void *p, size_t size, bool sampled)
 {
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
-    long id = traceback_now();
+    long id = (counter_mine(), traceback_now());
     struct slot v = { (uintptr_t)p, (uint64_t)size << 1 | sampled,
                       (uint32_t)id, di << 24 | now_ticks() };
 
@@ -992,9 +1244,10 @@ static bool peak_room(size_t n)
  * not the traces'); a snapshot is made of them only when one is taken. */
 static OM_NOINLINE void peak_keep(void)
 {
-    size_t at = atomic_load(&peak), ntb;
+    size_t at, cur, ntb;
 
     pthread_mutex_lock(&ctl_lock);
+    counted(&cur, &at);
     pthread_mutex_lock(&tb_lock);
     ntb = tb_count;
     pthread_mutex_unlock(&tb_lock);
@@ -1005,7 +1258,7 @@ static OM_NOINLINE void peak_keep(void)
         peak_gen = atomic_load(&gen);
         peak_info = (struct om_snapshot_info){
             0, atomic_load(&limit), atomic_load(&sample_mean),
-            atomic_load(&lost), atomic_load(&current), at, 0,
+            atomic_load(&lost), cur, at, 0,
             (uint64_t)now_ticks() * 1000 / TICKS_PER_S };
         atomic_store(&peak_threshold,
                      at + at / 100 * atomic_load(&peak_step));
@@ -1374,21 +1627,19 @@ size_t om_trace_sampling_mean(void)
 void om_trace_get_traced_memory(size_t *cur, size_t *pk)
 {
     bool on = atomic_load(&tracing);
+    size_t c, p;
 
-    /* A clear racing with frees in other threads may leave current a
-     * little below zero (it wraps): read it as 0. */
-    size_t c = atomic_load(&current), p = atomic_load(&peak);
-
+    counted(&c, &p);
     if (cur)
-        *cur = on && (ptrdiff_t)c > 0 ? c : 0;
+        *cur = on ? c : 0;
     if (pk)
-        *pk = on && (ptrdiff_t)p > 0 ? p : 0;
+        *pk = on ? p : 0;
 }
 
 void om_trace_reset_peak(void)
 {
     pthread_mutex_lock(&ctl_lock);
-    atomic_store(&peak, atomic_load(&current));
+    counters_restart(false);
     peak_forget();
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -1420,7 +1671,20 @@ void om_trace_set_frame_source(om_frame_source_fn fn, void *ctx)
     }
     source_fn = fn;
     source_ctx = ctx;
+    key_fn = NULL;
     want_caller_update();
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+void om_trace_set_frame_key(om_frame_key_fn fn)
+{
+    pthread_mutex_lock(&ctl_lock);
+    if (atomic_load(&tracing)) {
+        /* The cached keys of the old function go: start afresh. */
+        tracebacks_clear();
+        shards_clear();
+    }
+    key_fn = source_fn ? fn : NULL;
     pthread_mutex_unlock(&ctl_lock);
 }
 
@@ -1655,9 +1919,12 @@ static struct om_snapshot *take_snapshot(bool with_peak)
         rc = s ? snapshot_fill(s, &scratch) : -ENOMEM;
     }
     if (s) {
+        size_t cur, pk;
+
         s->lost = atomic_load(&lost);
-        s->current = atomic_load(&current);
-        s->peak = atomic_load(&peak);
+        counted(&cur, &pk);
+        s->current = cur;
+        s->peak = pk;
         s->trace_memory = om_trace_get_memory();
         s->time_ms = (uint64_t)now_ticks() * 1000 / TICKS_PER_S;
         if (rc == 0)
@@ -1803,7 +2070,7 @@ static int check_tags(size_t *bytes)
 /* The invariants above; with no thread allocating meanwhile. */
 int omi_trace_check(void)
 {
-    size_t bytes = 0;
+    size_t bytes = 0, cur, pk;
     int rc = 0;
 
     pthread_mutex_lock(&ctl_lock);
@@ -1816,12 +2083,10 @@ int omi_trace_check(void)
     if (rc == 0)
         rc = check_tags(&bytes);
     pthread_mutex_unlock(&tb_lock);
-    if (rc == 0 && atomic_load(&tracing) &&
-        (bytes != atomic_load(&current) ||
-         atomic_load(&peak) < atomic_load(&current)))
+    counted(&cur, &pk);
+    if (rc == 0 && atomic_load(&tracing) && (bytes != cur || pk < cur))
         rc = omi_check_fail("trace.2", NULL, "current %zu, traces %zu, "
-                            "peak %zu", atomic_load(&current), bytes,
-                            atomic_load(&peak));
+                            "peak %zu", cur, bytes, pk);
     pthread_mutex_unlock(&ctl_lock);
     return rc;
 }

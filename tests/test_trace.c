@@ -326,6 +326,150 @@ static void test_frame_source(void **state)
     om_free(c);
 }
 
+/* A key for script_frames: the line (0 when keyless).  Counts the
+ * source's calls through script_counted. */
+static int source_calls;
+static bool key_off;
+
+static int script_counted(void *ctx, struct om_frame *frames, int max)
+{
+    source_calls++;
+    return script_frames(ctx, frames, max);
+}
+
+static uint64_t script_key(void *ctx, int max)
+{
+    const struct script *sc = ctx;
+
+    return key_off ? 0 : (uint64_t)sc->line * 0x9e3779b97f4a7c15ULL +
+                         (uint64_t)max;
+}
+
+static void test_frame_key(void **state)
+{
+    struct script sc = { "key.py", 30, 3 };
+    struct om_statistic *st;
+    struct om_snapshot *s;
+    void *v[12];
+    size_t n;
+
+    assert_int_equal(om_trace_start(2), 0);
+    om_trace_set_frame_source(script_counted, &sc);
+    om_trace_set_frame_key(script_key);
+    source_calls = 0;
+    for (int i = 0; i < 4; i++)
+        v[i] = om_malloc(64);
+    assert_int_equal(source_calls, 1);      /* the key's first sight */
+    sc.line = 40;
+    for (int i = 4; i < 8; i++)
+        v[i] = om_malloc(32);
+    assert_int_equal(source_calls, 2);
+    key_off = true;                         /* 0: the source each time */
+    for (int i = 8; i < 12; i++)
+        v[i] = om_malloc(16);
+    key_off = false;
+    assert_int_equal(source_calls, 6);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_TRACEBACK, false,
+                                            &st, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(st[0].traceback->frames[0].lineno, 30);
+    assert_int_equal(st[0].size, 256);
+    assert_int_equal(st[0].traceback->total_nframe, 3);
+    assert_int_equal(st[1].traceback->frames[0].lineno, 40);
+    assert_int_equal(st[1].size, 128 + 64);
+    assert_int_equal(st[1].count, 8);
+    om_snapshot_free(s);
+    /* A new source forgets the key: each allocation asks the source. */
+    om_trace_set_frame_source(script_counted, &sc);
+    source_calls = 0;
+    om_free(om_malloc(8));
+    om_free(om_malloc(8));
+    assert_int_equal(source_calls, 2);
+    for (int i = 0; i < 12; i++)
+        om_free(v[i]);
+    assert_int_equal(om_check(), 0);
+}
+
+/* ---- Current and peak across the per-thread counters' moves ---- */
+
+#define MOVES_N 400                       /* 400 * 4000 bytes: > 1 MiB */
+
+static void test_peak_moves(void **state)
+{
+    void *v[MOVES_N];
+    size_t cur, peak;
+
+    assert_int_equal(om_trace_start(1), 0);
+    for (int i = 0; i < MOVES_N; i++)
+        v[i] = om_malloc(4000);
+    for (int i = 0; i < MOVES_N / 2; i++)
+        om_free(v[i]);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, (size_t)MOVES_N / 2 * 4000);
+    assert_int_equal(peak, (size_t)MOVES_N * 4000);
+    om_trace_reset_peak();
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(peak, cur);
+    for (int i = 0; i < MOVES_N / 4; i++)
+        v[i] = om_malloc(4000);
+    for (int i = 0; i < MOVES_N / 4; i++)
+        om_free(v[i]);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, (size_t)MOVES_N / 2 * 4000);
+    assert_int_equal(peak, (size_t)MOVES_N * 3 / 4 * 4000);
+    assert_int_equal(om_check(), 0);
+    om_trace_clear_traces();
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 0);
+    assert_int_equal(peak, 0);
+    for (int i = MOVES_N / 2; i < MOVES_N; i++)
+        om_free(v[i]);                  /* traces cleared: nothing moves */
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 0);
+    assert_int_equal(om_check(), 0);
+}
+
+/* Threads that allocate and free more than a counter holds: after they
+ * end, current is exact and the peak at least each thread's own. */
+static void *thread_churn(void *arg)
+{
+    void **v = calloc(MOVES_N, sizeof(*v));
+
+    for (int i = 0; i < MOVES_N; i++)
+        v[i] = om_malloc(4000);
+    for (int i = 0; i < MOVES_N - 10; i++)
+        om_free(v[i]);
+    memmove(v, v + MOVES_N - 10, 10 * sizeof(*v));
+    return v;
+}
+
+static void test_peak_threads(void **state)
+{
+    pthread_t t[4];
+    void **v[4];
+    size_t cur, peak;
+
+    assert_int_equal(om_trace_start(1), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thread_churn, NULL),
+                         0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(t[i], (void **)&v[i]), 0);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 4 * 10 * 4000);
+    assert_true(peak >= (size_t)MOVES_N * 4000);
+    assert_true(peak <= 4 * (size_t)MOVES_N * 4000);
+    assert_int_equal(om_check(), 0);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 10; j++)
+            om_free(v[i][j]);
+        free(v[i]);
+    }
+    assert_int_equal(traced(), 0);
+}
+
 /* ---- Starting and stopping from inside an allocator hook ---- */
 
 static struct om_allocator under_raw;
@@ -842,6 +986,9 @@ int main(void)
         T(test_traceback_limit),
         T(test_track),
         T(test_frame_source),
+        T(test_frame_key),
+        T(test_peak_moves),
+        T(test_peak_threads),
         T(test_start_stop_in_hook),
         T(test_threads),
         T(test_oom_while_recording),

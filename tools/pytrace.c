@@ -21,6 +21,8 @@
  * frames.
  *
  * The line of a frame is cached by (code object, instruction offset).
+ * A key (om_trace_set_frame_key) hashes the same, so that tracing asks
+ * for the frames only when a stack is new to the thread.
  * The cache is shared by the threads: its entries are written and read
  * with the GIL held (the source gives no frames without it).
  *
@@ -39,6 +41,7 @@
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
+#include <internal/pycore_pystate.h>
 #define HAVE_FRAMES 1
 #else
 #define HAVE_FRAMES 0
@@ -141,14 +144,32 @@ static _PyInterpreterFrame *newest_frame(PyThreadState *ts)
 #endif
 }
 
+/* The calling thread's state when it holds the GIL, else NULL: the
+ * state that holds the GIL must be this thread's own.  The thread's state
+ * is remembered (a thread keeps one for its life, mostly); a state
+ * remembered but since deleted and made again for another thread fails
+ * the thread check, and the thread asks CPython again. */
+static __thread PyThreadState *my_state;
+
+static PyThreadState *holder(void)
+{
+    PyThreadState *ts = _PyThreadState_GET();
+
+    if (!ts)
+        return NULL;
+    if (ts == my_state && ts->thread_id == PyThread_get_thread_ident())
+        return ts;
+    if (ts != PyGILState_GetThisThreadState())
+        return NULL;
+    my_state = ts;
+    return ts;
+}
+
 static int python_frames(void *ctx, struct om_frame *frames, int max)
 {
-    PyThreadState *ts;
+    PyThreadState *ts = holder();
     int n = 0;
 
-    if (!Py_IsInitialized() || !PyGILState_Check())
-        return 0;
-    ts = PyGILState_GetThisThreadState();
     if (!ts)
         return 0;
     /* Count one frame past max at most: the stack was deeper. */
@@ -162,12 +183,63 @@ static int python_frames(void *ctx, struct om_frame *frames, int max)
     }
     return n;
 }
+
+static uint64_t rotl(uint64_t x, int r)
+{
+    return x << r | x >> (64 - r);
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= 0x7fb5d329728ea185ULL;
+    x ^= x >> 27;
+    x *= 0x81dadef4bc2dd44dULL;
+    return x ^ x >> 33;
+}
+
+/*
+ * The key of the frames python_frames would give: each frame's code
+ * object and instruction, with the fields that line_of checks against a
+ * code object reborn at the same address (so equal keys give equal
+ * frames, as line_of's cache does), and whether the stack goes deeper.
+ */
+static uint64_t python_key(void *ctx, int max)
+{
+    PyThreadState *ts = holder();
+    uint64_t h = 0x243f6a8885a308d3ULL;
+    int n = 0;
+
+    if (!ts)
+        return 0;
+    for (_PyInterpreterFrame *f = newest_frame(ts); f && n <= max;
+         f = f->previous) {
+        PyCodeObject *code;
+
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+        if (n < max) {
+            uint64_t v, w;
+
+            code = f->f_code;
+            v = (uintptr_t)code * 0x9e3779b97f4a7c15ULL +
+                ((uint64_t)(unsigned)_PyInterpreterFrame_LASTI(f) << 32 |
+                 (unsigned)code->co_firstlineno);
+            w = (uintptr_t)code->co_filename * 0xc2b2ae3d27d4eb4fULL ^
+                (uintptr_t)code->co_name;
+            h = (rotl(h, 23) ^ v ^ w) * 0x165667b19e3779f9ULL;
+        }
+        n++;
+    }
+    return mix(h ^ (uint64_t)n);
+}
 #endif
 
 int pytrace_install(void)
 {
 #if HAVE_FRAMES
     om_trace_set_frame_source(python_frames, NULL);
+    om_trace_set_frame_key(python_key);
     return 1;
 #else
     return 0;                   /* C frames only */
