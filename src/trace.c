@@ -7,7 +7,7 @@
  * and the id of its traceback.  Nothing here allocates through objmem:
  * tables are mappings, tracebacks live in a region (region.c).
  *
- *   traces:      SHARDS tables, chosen by a hash of (domain, pointer); each
+ *   traces:      SHARDS tables, chosen by (domain, pointer); each
  *                an open-addressing table with linear probing under its
  *                own mutex.  A slot:
  *                | ptr | size:63 sampled:1 | tb:32 | domain:8 time:24 |
@@ -16,8 +16,11 @@
  *                more); time is when the block was traced, in TICKs
  *                since tracing started, saturating after three days.
  *   tracebacks:  interned: one record per distinct (frames, total) in the
- *                region tb_mem; ids index tb_by_id; a set of ids
- *                (tb_slots, by hash) finds a record, under tb_lock.  A
+ *                region tb_mem, its frames as 4-byte ids of frames
+ *                interned likewise (fr_by_id, fr_slots: the frames that
+ *                deep stacks share are kept once); ids index tb_by_id; a
+ *                set of ids (tb_slots, by hash) finds a record, under
+ *                tb_lock.  A
  *                per-thread cache maps a traceback's 64-bit hash (or the
  *                frame source's key for it) to its id, so that the common
  *                allocation takes no traceback lock.
@@ -58,6 +61,7 @@
  *   3. filter[i] is the number of the table's traces whose key has
  *      filter_index i, or UINT16_MAX (full: it stays so).
  *   4. Every trace's tb is below tb_count.
+ *   5. Every traceback's frame ids are below fr_count.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -115,8 +119,7 @@ struct tb {
     uint32_t nframe;
     uint32_t total;
     uint32_t source;            /* 1: frames from a frame source */
-    uint32_t pad;
-    struct rawframe frames[];
+    uint32_t frame[];           /* frame ids (fr_by_id) */
 };
 
 struct tb_cache_entry {
@@ -175,6 +178,13 @@ static struct tb **tb_by_id;
 static size_t tb_count, tb_cap;
 static uint32_t *tb_slots;              /* id + 1; 0 empty */
 static size_t tb_mask;
+/* The frames, interned as the tracebacks are (under tb_lock, in tb_mem):
+ * a traceback holds 4-byte ids, and the frames that deep stacks share
+ * are kept once. */
+static struct rawframe *fr_by_id;
+static size_t fr_count, fr_cap;
+static uint32_t *fr_slots;              /* id + 1; 0 empty */
+static size_t fr_mask;
 
 static OM_TLS bool reentrant;
 static OM_TLS struct tb_cache_entry tb_cache[TB_CACHE];
@@ -893,17 +903,77 @@ static uint64_t tb_hash(const struct rawframe *f, uint32_t n, uint32_t total,
     return h ? h : 1;
 }
 
+static bool frame_equal(const struct rawframe *a, const struct rawframe *b)
+{
+    return a->key == b->key && a->function == b->function &&
+           a->lineno == b->lineno;
+}
+
+static uint64_t frame_hash(const struct rawframe *f)
+{
+    return mix64(f->key ^ mix64(f->function ^ (uint64_t)f->lineno << 40));
+}
+
+/* Under tb_lock. */
 static bool tb_equal(const struct tb *t, const struct rawframe *f,
                      uint32_t n, uint32_t total, uint32_t source)
 {
     if (t->nframe != n || t->total != total || t->source != source)
         return false;
     for (uint32_t i = 0; i < n; i++)
-        if (t->frames[i].key != f[i].key ||
-            t->frames[i].function != f[i].function ||
-            t->frames[i].lineno != f[i].lineno)
+        if (!frame_equal(&fr_by_id[t->frame[i]], &f[i]))
             return false;
     return true;
+}
+
+/* Double the frame set (and the frame array).  Under tb_lock; the old
+ * arrays stay in the region until tracing stops (a snapshot may be
+ * reading them). */
+static bool fr_grow(void)
+{
+    size_t cap = fr_slots ? (fr_mask + 1) * 2 : 1024;
+    uint32_t *slots = omi_region_alloc(&tb_mem, cap * sizeof(*slots));
+    struct rawframe *by_id = omi_region_alloc(&tb_mem,
+                                              cap / 2 * sizeof(*by_id));
+
+    if (!slots || !by_id)
+        return false;
+    if (fr_count)
+        memcpy(by_id, fr_by_id, fr_count * sizeof(*by_id));
+    for (size_t id = 0; id < fr_count; id++) {
+        size_t i = (size_t)frame_hash(&by_id[id]) & (cap - 1);
+
+        while (slots[i])
+            i = (i + 1) & (cap - 1);
+        slots[i] = (uint32_t)id + 1;
+    }
+    fr_slots = slots;
+    fr_by_id = by_id;
+    fr_mask = cap - 1;
+    fr_cap = cap / 2;
+    return true;
+}
+
+/* The id of frame f, interned; -1 when out of memory.  Under tb_lock. */
+static long frame_intern(const struct rawframe *f)
+{
+    size_t i;
+
+    if (fr_slots) {
+        for (i = (size_t)frame_hash(f) & fr_mask; fr_slots[i];
+             i = (i + 1) & fr_mask)
+            if (frame_equal(&fr_by_id[fr_slots[i] - 1], f))
+                return (long)fr_slots[i] - 1;
+    }
+    if (fr_count + 1 > fr_cap && !fr_grow())
+        return -1;
+    for (i = (size_t)frame_hash(f) & fr_mask; fr_slots[i];
+         i = (i + 1) & fr_mask)
+        ;
+    fr_slots[i] = (uint32_t)fr_count + 1;
+    fr_by_id[fr_count] = (struct rawframe){ f->key, f->function,
+                                            f->lineno, 0 };
+    return (long)fr_count++;
 }
 
 /* Double the id set (and the id array when full).  Under tb_lock; the
@@ -951,14 +1021,20 @@ static long tb_intern_locked(uint64_t h, const struct rawframe *f,
     }
     if ((tb_count + 1) * 2 > tb_cap && !tb_grow())
         return -1;
-    t = omi_region_alloc(&tb_mem, sizeof(*t) + n * sizeof(*f));
+    t = omi_region_alloc(&tb_mem, sizeof(*t) + n * sizeof(t->frame[0]));
     if (!t)
         return -1;
+    for (i = 0; i < n; i++) {
+        long fid = frame_intern(&f[i]);
+
+        if (fid < 0)
+            return -1;          /* t stays in the region, unused */
+        t->frame[i] = (uint32_t)fid;
+    }
     t->hash = h;
     t->nframe = n;
     t->total = total;
     t->source = source;
-    memcpy(t->frames, f, n * sizeof(*f));
     for (i = (size_t)h & tb_mask; tb_slots[i]; i = (i + 1) & tb_mask)
         ;
     tb_slots[i] = (uint32_t)tb_count + 1;
@@ -1021,6 +1097,7 @@ static long traceback_source(int lim)
         if ((id = cache_find(k, g)) >= 0)
             return id;
     }
+    f[0] = (struct rawframe){ 0, 0, 0, 0 };    /* (GCC cannot tell) */
     total = capture_source(f, lim, &n);
     id = tb_intern(f, (uint32_t)n, (uint32_t)total, 1);
     if (k && id >= 0)
@@ -1053,6 +1130,9 @@ static void tracebacks_clear(void)
     tb_by_id = NULL;
     tb_slots = NULL;
     tb_count = tb_cap = tb_mask = 0;
+    fr_by_id = NULL;
+    fr_slots = NULL;
+    fr_count = fr_cap = fr_mask = 0;
     atomic_fetch_add(&gen, 1);
     pthread_mutex_unlock(&tb_lock);
     omi_region_release(&old);
@@ -1796,7 +1876,7 @@ static struct slot *traces_copy(struct omi_region *scratch, size_t *n)
 
 /* Add traceback id to s (once; idx remembers): its index, or -ENOMEM. */
 static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
-                        long *idx, uint32_t id)
+                        const struct rawframe *frs, long *idx, uint32_t id)
 {
     struct om_frame frames[MAX_FRAMES];
     const struct tb *t = by_id[id];
@@ -1804,7 +1884,7 @@ static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
     if (idx[id] >= 0)
         return idx[id];
     for (uint32_t i = 0; i < t->nframe; i++)
-        frames[i] = frame_public(&t->frames[i], t->source);
+        frames[i] = frame_public(&frs[t->frame[i]], t->source);
     idx[id] = omi_snapshot_add_traceback(s, frames, t->nframe, t->total);
     return idx[id];
 }
@@ -1813,6 +1893,7 @@ static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
  * each the index it got in the snapshot (-1: none yet). */
 struct fill {
     struct tb **by_id;
+    const struct rawframe *frames;
     size_t count;
     long *idx;
     size_t mean;
@@ -1822,6 +1903,7 @@ static int fill_start(struct fill *f, struct omi_region *scratch)
 {
     pthread_mutex_lock(&tb_lock);
     f->by_id = tb_by_id;
+    f->frames = fr_by_id;
     f->count = tb_count;
     pthread_mutex_unlock(&tb_lock);
     f->mean = atomic_load(&sample_mean);
@@ -1843,7 +1925,7 @@ static int fill_add(struct om_snapshot *s, struct fill *f,
 
     if (v->tb >= f->count)
         return 0;               /* recorded as a clear came: gone */
-    t = snapshot_tb(s, f->by_id, f->idx, v->tb);
+    t = snapshot_tb(s, f->by_id, f->frames, f->idx, v->tb);
     rec = (struct omi_snap_trace){
         size, w, v->ptr, (uint64_t)(v->dt & TIME_MAX) * 1000 / TICKS_PER_S,
         (uint32_t)t, atomic_load(&domains[slot_domain(v)]) };
@@ -1886,7 +1968,7 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
 
         if (ps->count < 1)
             continue;
-        t = snapshot_tb(p, f.by_id, f.idx, (uint32_t)i);
+        t = snapshot_tb(p, f.by_id, f.frames, f.idx, (uint32_t)i);
         rc = t < 0 ? -ENOMEM : omi_snapshot_add_record(p,
             &(struct omi_snap_trace){ (uint64_t)llround(ps->bytes /
                                                         ps->count),
@@ -1987,15 +2069,26 @@ const struct om_traceback *om_trace_get_object_traceback(const void *p)
 
     pthread_mutex_lock(&ctl_lock);
     reentrant = true;
-    if (p && atomic_load(&tracing) && (id = object_tb_id(p)) >= 0 &&
-        (size_t)id < tb_count) {
-        const struct tb *t = tb_by_id[id];
+    if (p && atomic_load(&tracing) && (id = object_tb_id(p)) >= 0) {
+        struct fill f;
 
-        out = &object_tb.tb;
-        out->nframe = t->nframe;
-        out->total_nframe = t->total;
-        for (uint32_t i = 0; i < t->nframe; i++)
-            out->frames[i] = frame_public(&t->frames[i], t->source);
+        /* The arrays as they stand: the ids below count stay valid in
+         * them (a growth leaves the old arrays in the region). */
+        pthread_mutex_lock(&tb_lock);
+        f.by_id = tb_by_id;
+        f.frames = fr_by_id;
+        f.count = tb_count;
+        pthread_mutex_unlock(&tb_lock);
+        if ((size_t)id < f.count) {
+            const struct tb *t = f.by_id[id];
+
+            out = &object_tb.tb;
+            out->nframe = t->nframe;
+            out->total_nframe = t->total;
+            for (uint32_t i = 0; i < t->nframe; i++)
+                out->frames[i] = frame_public(&f.frames[t->frame[i]],
+                                              t->source);
+        }
     }
     reentrant = was;
     pthread_mutex_unlock(&ctl_lock);
@@ -2082,6 +2175,12 @@ int omi_trace_check(void)
     }
     if (rc == 0)
         rc = check_tags(&bytes);
+    for (size_t id = 0; id < tb_count && rc == 0; id++)
+        for (uint32_t i = 0; i < tb_by_id[id]->nframe && rc == 0; i++)
+            if (tb_by_id[id]->frame[i] >= fr_count)
+                rc = omi_check_fail("trace.5", tb_by_id[id], "frame %u "
+                                    "of %zu", tb_by_id[id]->frame[i],
+                                    fr_count);
     pthread_mutex_unlock(&tb_lock);
     counted(&cur, &pk);
     if (rc == 0 && atomic_load(&tracing) && (bytes != cur || pk < cur))
