@@ -903,6 +903,16 @@ static uint64_t tb_hash(const struct rawframe *f, uint32_t n, uint32_t total,
     return h ? h : 1;
 }
 
+/* Put id (+ 1) in the first empty slot from hash h's in an id set. */
+static void slot_place(uint32_t *slots, size_t mask, uint64_t h, size_t id)
+{
+    size_t i = (size_t)h & mask;
+
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = (uint32_t)id + 1;
+}
+
 static bool frame_equal(const struct rawframe *a, const struct rawframe *b)
 {
     return a->key == b->key && a->function == b->function &&
@@ -940,13 +950,8 @@ static bool fr_grow(void)
         return false;
     if (fr_count)
         memcpy(by_id, fr_by_id, fr_count * sizeof(*by_id));
-    for (size_t id = 0; id < fr_count; id++) {
-        size_t i = (size_t)frame_hash(&by_id[id]) & (cap - 1);
-
-        while (slots[i])
-            i = (i + 1) & (cap - 1);
-        slots[i] = (uint32_t)id + 1;
-    }
+    for (size_t id = 0; id < fr_count; id++)
+        slot_place(slots, cap - 1, frame_hash(&by_id[id]), id);
     fr_slots = slots;
     fr_by_id = by_id;
     fr_mask = cap - 1;
@@ -967,10 +972,7 @@ static long frame_intern(const struct rawframe *f)
     }
     if (fr_count + 1 > fr_cap && !fr_grow())
         return -1;
-    for (i = (size_t)frame_hash(f) & fr_mask; fr_slots[i];
-         i = (i + 1) & fr_mask)
-        ;
-    fr_slots[i] = (uint32_t)fr_count + 1;
+    slot_place(fr_slots, fr_mask, frame_hash(f), fr_count);
     fr_by_id[fr_count] = (struct rawframe){ f->key, f->function,
                                             f->lineno, 0 };
     return (long)fr_count++;
@@ -988,13 +990,8 @@ static bool tb_grow(void)
         return false;
     if (tb_count)
         memcpy(by_id, tb_by_id, tb_count * sizeof(*by_id));
-    for (size_t id = 0; id < tb_count; id++) {
-        size_t i = (size_t)tb_by_id[id]->hash & (cap - 1);
-
-        while (slots[i])
-            i = (i + 1) & (cap - 1);
-        slots[i] = (uint32_t)id + 1;
-    }
+    for (size_t id = 0; id < tb_count; id++)
+        slot_place(slots, cap - 1, tb_by_id[id]->hash, id);
     tb_slots = slots;
     tb_by_id = by_id;
     tb_mask = cap - 1;
@@ -1035,9 +1032,7 @@ static long tb_intern_locked(uint64_t h, const struct rawframe *f,
     t->nframe = n;
     t->total = total;
     t->source = source;
-    for (i = (size_t)h & tb_mask; tb_slots[i]; i = (i + 1) & tb_mask)
-        ;
-    tb_slots[i] = (uint32_t)tb_count + 1;
+    slot_place(tb_slots, tb_mask, h, tb_count);
     tb_by_id[tb_count] = t;
     return (long)tb_count++;
 }
