@@ -1466,14 +1466,14 @@ static void *gp_trace_malloc(void *ctx, size_t size)
 
     if (unlikely(reentrant))
         return p;
-    if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) ||
-        unlikely((until_sample -= (int64_t)size) <= 0) ||
-        unlikely(atomic_load_explicit(&omi_capture_pending,
-                                      memory_order_relaxed))) {
-        if (atomic_load_explicit(&sample_mean, memory_order_relaxed))
-            until_sample += (int64_t)size;      /* on_alloc draws again */
+    /* sample_hit's "no" without the call: the countdown stays above 0. */
+    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
+        likely(until_sample > (int64_t)size) &&
+        likely(!atomic_load_explicit(&omi_capture_pending,
+                                     memory_order_relaxed)))
+        until_sample -= (int64_t)size;
+    else
         gp_alloc_slow(ctx, p, size);
-    }
     omi_domain_caller = 0;
     return p;
 }
