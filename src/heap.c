@@ -653,11 +653,14 @@ static void work_abandoned(struct heap *h)
     }
 }
 
-/* fork(): no purge under way (no PURGING pool in the child), and the two
- * global locks held, so the child gets consistent lists. */
+/* fork(): no purge under way (no PURGING pool in the child, and the purger
+ * holds none of the locks below: it takes the large cache's and the arena
+ * list's while it works, so pausing it after taking them could wait
+ * forever), then the locks, so the child gets consistent lists. */
 static void fork_prepare(void)
 {
     omi_purge_pause();
+    omi_large_fork_prepare();
     pthread_mutex_lock(&heaps_lock);
     omi_arena_fork_prepare();
 }
@@ -666,12 +669,14 @@ static void fork_parent(void)
 {
     omi_arena_fork_parent();
     pthread_mutex_unlock(&heaps_lock);
+    omi_large_fork_parent();
     omi_purge_resume();
 }
 
 static void fork_child(void)
 {
     omi_purge_fork_child();
+    omi_large_fork_child();
     omi_arena_fork_child();
     pthread_mutex_init(&heaps_lock, NULL);
     for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
@@ -682,10 +687,22 @@ static void fork_child(void)
     }
 }
 
+static void register_fork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void omi_heap_fork_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, register_fork);
+}
+
 static void setup(void)
 {
     pthread_key_create(&exit_key, heap_detach);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    omi_heap_fork_once();
 }
 
 /* The calling thread's first slow path: give it a heap. */

@@ -44,6 +44,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "heap.h"
 #include "large.h"
 #include "os.h"
 #include "tool.h"
@@ -73,16 +74,11 @@ static struct cached cache[CACHE_SLOTS];
 static size_t ncached, cached_bytes;
 static size_t live_bytes;
 static uint64_t maps_total;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-static void fork_prepare(void) { pthread_mutex_lock(&lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&lock); }
-static void fork_child(void) { pthread_mutex_init(&lock, NULL); }
-
-static void register_fork(void)
-{
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
+/* fork(): heap.c's handlers call these, in their order of the L2 locks. */
+void omi_large_fork_prepare(void) { pthread_mutex_lock(&lock); }
+void omi_large_fork_parent(void) { pthread_mutex_unlock(&lock); }
+void omi_large_fork_child(void) { pthread_mutex_init(&lock, NULL); }
 
 static size_t round_pages(size_t size)
 {
@@ -235,7 +231,7 @@ void *omi_large_alloc(size_t size, size_t align, bool *zeroed)
     void *p = NULL;
     size_t got = need;
 
-    pthread_once(&fork_once, register_fork);
+    omi_heap_fork_once();
     if (need == 0 || need > PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -291,6 +287,9 @@ bool omi_large_free(void *p)
         }
         if (ncached == 0 ||
             (ncached < CACHE_SLOTS && cached_bytes + size <= limit)) {
+            /* Poisoned before another thread can take it from the cache
+             * (and unpoison it), not after (tool.h, 1 and 2). */
+            omi_tool_freed(p, size);
             cache[ncached++] = (struct cached){ p, size, omi_arena_epoch() };
             cached_bytes += size;
             cached = true;
@@ -304,7 +303,6 @@ bool omi_large_free(void *p)
         omi_os_unmap(evicted.addr, evicted.size);
     }
     if (cached) {
-        omi_tool_freed(p, size);
         omi_purge_notify();
     } else {
         omi_os_unmap(p, size);

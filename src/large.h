@@ -32,6 +32,12 @@ size_t omi_large_purge(unsigned min_age);
  * how many were copied. */
 size_t omi_large_list(struct om_heap_large *out, size_t max);
 
+/* fork(): take, release and (in the child) reset the cache's lock; called
+ * by heap.c's handlers only (omi_heap_fork_once). */
+void omi_large_fork_prepare(void);
+void omi_large_fork_parent(void);
+void omi_large_fork_child(void);
+
 /* Bytes in the cache of freed mappings (the purger's work). */
 size_t omi_large_cached_bytes(void);
 

@@ -441,6 +441,22 @@ size_t omi_tags_memory(void)
     return n;
 }
 
+/* fork(): trace.c's handlers, after its own locks. */
+void omi_tags_fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+void omi_tags_fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+void omi_tags_fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+}
+
 /* ---- om_check ---- */
 
 static void audit_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,

@@ -1597,6 +1597,96 @@ static void want_caller_update(void)
                              atomic_load(&limit) == 1;
 }
 
+/*
+ * fork(): every lock of tracing taken, in the order they nest (ctl_lock,
+ * tb_lock, the shards by index, the tags' lock), so that the child finds
+ * each table whole and each lock free.  Tracing holds none of them while
+ * it calls an allocator, so these come before or after L2's handlers
+ * alike.  The child goes on tracing with the traces it inherits.
+ */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&ctl_lock);
+    pthread_mutex_lock(&tb_lock);
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&shards[i].lock);
+    omi_tags_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    omi_tags_fork_parent();
+    for (int i = SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&shards[i].lock);
+    pthread_mutex_unlock(&tb_lock);
+    pthread_mutex_unlock(&ctl_lock);
+}
+
+static void bytes_one(void *ctx, const struct slot *v)
+{
+    *(size_t *)ctx += trace_bytes(v->meta);
+}
+
+/*
+ * In the child, alone: the other threads are gone, some perhaps between
+ * a trace and its count (a tag is stored or taken without a lock, then
+ * counted).  Their counters go to current and are freed, and current is
+ * set from the traces themselves (a walk of them all: what fork() costs
+ * already, in page tables), so that trace.2 holds again.
+ */
+static void counters_after_fork(void)
+{
+    size_t bytes = 0, cur;
+    int64_t mine = 0;
+
+    for (int i = 0; i < COUNTERS; i++) {
+        struct counter *c = &counters[i];
+
+        if (c == my_counter || !atomic_load(&c->taken))
+            continue;
+        if (atomic_load(&c->epoch) != atomic_load(&count_epoch))
+            counter_renew(c);
+        counter_move(c);
+        atomic_store(&c->taken, false);
+    }
+    for (int i = 0; i < SHARDS; i++)
+        for (size_t j = 0; shards[i].slots && j <= shards[i].mask; j++)
+            if (shards[i].slots[j].ptr)
+                bytes += trace_bytes(shards[i].slots[j].meta);
+    omi_tags_each(bytes_one, &bytes, atomic_load(&gen));
+    if (my_counter && atomic_load(&my_counter->clears) ==
+                      atomic_load(&count_clears))
+        mine = atomic_load(&my_counter->delta);
+    atomic_store(&current, (size_t)((int64_t)bytes - mine));
+    counted(&cur, NULL);
+    peak_raise((int64_t)cur);
+}
+
+static void fork_child(void)
+{
+    omi_tags_fork_child();
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&shards[i].lock, NULL);
+    pthread_mutex_init(&tb_lock, NULL);
+    pthread_mutex_init(&ctl_lock, NULL);
+    if (atomic_load(&tracing))
+        counters_after_fork();
+}
+
+static void register_fork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Before ctl_lock: fork() runs the handlers under the C library's own
+ * lock, which pthread_atfork takes too. */
+static void fork_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, register_fork);
+}
+
 static int start_locked(int nframes, size_t mean)
 {
     if (!tables_ready())
@@ -1633,6 +1723,7 @@ int om_trace_start(int nframes)
 
     if (nframes < 1 || nframes > MAX_FRAMES)
         return -EINVAL;
+    fork_once();
     pthread_mutex_lock(&ctl_lock);
     rc = start_locked(nframes, atomic_load(&tracing) ?
                       atomic_load(&sample_mean) : 0);
@@ -1646,6 +1737,7 @@ int om_trace_start_sampling(size_t mean_bytes)
 
     if (!mean_bytes || mean_bytes > ((size_t)1 << 40))
         return -EINVAL;
+    fork_once();
     pthread_mutex_lock(&ctl_lock);
     n = atomic_load(&tracing) ? atomic_load(&limit)
                               : DEFAULT_SAMPLING_FRAMES;

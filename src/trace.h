@@ -46,6 +46,10 @@ void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
 void omi_tags_clear(void);
 size_t omi_tags_memory(void);
 int omi_tags_check(void);
+/* fork(): the tags' lock taken, released, reset (trace.c's handlers). */
+void omi_tags_fork_prepare(void);
+void omi_tags_fork_parent(void);
+void omi_tags_fork_child(void);
 
 /* ---- capture.c ---- */
 

@@ -1,11 +1,16 @@
 /*
  * test_threads.c - the allocator under threads: cross-thread frees
  * (producers allocate, consumers free), heaps of exited threads given
- * back and adopted, and fork() while other threads allocate.
+ * back and adopted, and fork() while other threads allocate: while the
+ * purger gives pages and large mappings back, and while they are traced.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -193,15 +198,18 @@ static int child_work(void)
     return om_check() == 0 ? 0 : 3;
 }
 
-static void test_fork(void **state)
+/* Forks in a row while 3 threads churn; each child allocates, checks and
+ * exits.  A fork that deadlocks ends the test by the alarm (SIGALRM). */
+static void forks_under_churn(void *(*fn)(void *), uintptr_t seed,
+                              int forks)
 {
-    size_t before = blocks_in_use();
     pthread_t t[3];
 
     atomic_store(&stop_churn, false);
     for (uintptr_t i = 0; i < 3; i++)
-        pthread_create(&t[i], NULL, churn, (void *)(i + 7));
-    for (int n = 0; n < 20; n++) {
+        pthread_create(&t[i], NULL, fn, (void *)(i + seed));
+    alarm(120);
+    for (int n = 0; n < forks; n++) {
         int status;
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -211,9 +219,92 @@ static void test_fork(void **state)
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
     }
+    alarm(0);
     atomic_store(&stop_churn, true);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
+}
+
+static void test_fork(void **state)
+{
+    size_t before = blocks_in_use();
+
+    forks_under_churn(churn, 7, 20);
+    assert_heap_clean(before);
+}
+
+/* ---- fork() while the purger works, and while tracing ---- */
+
+/* The purger's madvise, slowed while slow_madvise is set: the window in
+ * which a fork finds the purger at work grows from microseconds to most
+ * of each tick.  (This definition takes the place of the C library's.) */
+static atomic_bool slow_madvise;
+
+int madvise(void *addr, size_t len, int advice)
+{
+    if (atomic_load(&slow_madvise)) {
+        struct timespec ts = { 0, 200000 };
+        nanosleep(&ts, NULL);
+    }
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+/* Churn through om_gp (the shim's allocator) of small and large blocks,
+ * now and then a batch of small ones freed at once: the purger finds
+ * dirty pools and cached large mappings at every tick.  A small om_malloc
+ * on the side: the block tracing sees. */
+static void *churn_large(void *arg)
+{
+    static _Thread_local void *batch[3000];
+    void *v[32] = { 0 };
+    uint64_t r = (uintptr_t)arg;
+
+    while (!atomic_load(&stop_churn)) {
+        unsigned i = (unsigned)(rnd_next(&r) % 32);
+        size_t size = rnd_next(&r) % 4 == 0
+                      ? 40000 + (size_t)(rnd_next(&r) % 300000)
+                      : 1 + (size_t)(rnd_next(&r) % 512);
+        om_free(om_malloc(size % 2048 + 1));
+        om_gp_free(v[i]);
+        v[i] = om_gp_malloc(size);
+        if (i != 0)
+            continue;
+        for (int k = 0; k < 3000; k++)
+            batch[k] = om_gp_malloc(300);
+        for (int k = 0; k < 3000; k++)
+            om_gp_free(batch[k]);
+    }
+    for (int i = 0; i < 32; i++)
+        om_gp_free(v[i]);
+    return NULL;
+}
+
+/* The purger holds no lock the fork handlers want while they wait for it
+ * (a large block made the large cache's handler run first: it held the
+ * cache's lock while the heap's waited for the purger, which waited for
+ * that lock). */
+static void test_fork_while_purging(void **state)
+{
+    size_t before = blocks_in_use();
+    long delay = om_get_purge_delay();
+
+    om_gp_free(om_gp_malloc(100000));
+    om_set_purge_delay(1);
+    atomic_store(&slow_madvise, true);
+    forks_under_churn(churn_large, 11, 300);
+    atomic_store(&slow_madvise, false);
+    om_set_purge_delay(delay);
+    assert_heap_clean(before);
+}
+
+/* Tracing's locks are taken around fork too: the child traces on. */
+static void test_fork_while_tracing(void **state)
+{
+    size_t before = blocks_in_use();
+
+    assert_int_equal(om_trace_start(4), 0);
+    forks_under_churn(churn_large, 11, 100);
+    om_trace_stop();
     assert_heap_clean(before);
 }
 
@@ -223,6 +314,8 @@ int main(void)
         cmocka_unit_test(test_producer_consumer),
         cmocka_unit_test(test_thread_exit),
         cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_fork_while_purging),
+        cmocka_unit_test(test_fork_while_tracing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
