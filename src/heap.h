@@ -111,8 +111,9 @@ struct heap *omi_heap_next(const struct heap *h);
 /* Register L2's fork handlers (once; idempotent).  One handler set, in
  * one order, for every L2 lock: the purger paused first (its work takes
  * the large cache's lock and the arena lock), then the large cache's
- * lock, the heap list's, the arena list's.  Called by the first heap and
- * by the first large block, whichever comes first. */
+ * lock, the heap list's, the arena list's.  Called by the first heap, the
+ * first large block and tracing's first start (trace.c registers its own
+ * handlers after these, so that they run first). */
 void omi_heap_fork_once(void);
 
 /* Verify a heap's invariants (other threads quiescent). */

@@ -13,11 +13,13 @@
  *           ^ mapping start                                 cur^   end^
  *
  * Invariants:
- *   1. cur and end lie in the newest chunk, cur <= end, cur 16-aligned;
- *      all zero when there is no chunk.
+ *   1. cur and end lie in the newest chunk, cur <= end, cur 8-aligned
+ *      (16 after a request of omi_region_alloc's); all zero when there
+ *      is no chunk.
  *   2. mapped is the sum of the chunks' sizes.
  */
 #include <errno.h>
+#include <stdint.h>
 
 #include "os.h"
 #include "region.h"
@@ -55,22 +57,36 @@ static bool add_chunk(struct omi_region *r, size_t size)
     return true;
 }
 
-void *omi_region_alloc(struct omi_region *r, size_t size)
+/* size bytes aligned to align (8 or 16). */
+static void *region_cut(struct omi_region *r, size_t size, size_t align)
 {
-    void *p;
+    char *p;
 
     if (size > SIZE_MAX / 2) {
         errno = ENOMEM;
         return NULL;
     }
-    size = round_up(size ? size : 1, 16);
-    if ((size_t)(r->end - r->cur) < size && !add_chunk(r, size)) {
-        errno = ENOMEM;
-        return NULL;
+    size = round_up(size ? size : 1, 8);
+    p = (char *)round_up((uintptr_t)r->cur, align);
+    if (!r->cur || p > r->end || (size_t)(r->end - p) < size) {
+        if (!add_chunk(r, size + align)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        p = (char *)round_up((uintptr_t)r->cur, align);
     }
-    p = r->cur;
-    r->cur += size;
+    r->cur = p + size;
     return p;
+}
+
+void *omi_region_alloc(struct omi_region *r, size_t size)
+{
+    return region_cut(r, size, 16);
+}
+
+void *omi_region_alloc8(struct omi_region *r, size_t size)
+{
+    return region_cut(r, size, 8);
 }
 
 void omi_region_release(struct omi_region *r)

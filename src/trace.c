@@ -17,8 +17,9 @@
  *                since tracing started, saturating after three days.
  *   tracebacks:  interned: one record per distinct (frames, total) in the
  *                region tb_mem, its frames as 4-byte ids of frames
- *                interned likewise (fr_by_id, fr_slots: the frames that
- *                deep stacks share are kept once); ids index tb_by_id; a
+ *                interned likewise (fr_dir, fr_slots: the frames that
+ *                deep stacks share are kept once); ids index tb_dir's
+ *                chunks, which never move; a
  *                set of ids (tb_slots, by hash) finds a record, under
  *                tb_lock.  A
  *                per-thread cache maps a traceback's 64-bit hash (or the
@@ -75,12 +76,21 @@
 #include <unwind.h>
 
 #include "domain.h"
+#include "heap.h"
 #include "options.h"
 #include "os.h"
 #include "trace.h"
 
-#define SHARDS 64
-#define SHARD_MIN 256           /* slots of a shard's first table */
+/* fork() holds every shard's lock at once; TSan follows at most 64 held
+ * locks, so its builds have half the shards (and keep the lock-order
+ * checks). */
+#if defined(__SANITIZE_THREAD__)
+#define SHARD_BITS 5
+#else
+#define SHARD_BITS 6
+#endif
+#define SHARDS (1 << SHARD_BITS)
+#define SHARD_MIN 128           /* slots of a shard's first table: a page */
 #define MAX_FRAMES 128
 #define SKIP_MAX 16             /* frames of the allocation path itself */
 #define FILTER_BITS 14           /* 16 Ki counters: 32 KiB */
@@ -114,13 +124,17 @@ struct rawframe {
     uint32_t pad;
 };
 
+/* 12 bytes and the frame ids, 8-aligned in tb_mem: a one-frame
+ * traceback takes 16 bytes. */
 struct tb {
     uint64_t hash;
-    uint32_t nframe;
-    uint32_t total;
-    uint32_t source;            /* 1: frames from a frame source */
-    uint32_t frame[];           /* frame ids (fr_by_id) */
+    uint16_t total;             /* the stack's depth, at most TOTAL_MAX */
+    uint8_t nframe;
+    uint8_t source;             /* 1: frames from a frame source */
+    uint32_t frame[];           /* frame ids (fr_at) */
 };
+
+#define TOTAL_MAX UINT16_MAX
 
 struct tb_cache_entry {
     uint64_t hash;
@@ -172,17 +186,27 @@ static struct om_snapshot_info peak_info;
 static _Atomic(unsigned) domains[MAX_DOMAINS] = { 0, 1, 2 };
 static atomic_long ndomains = 3;
 
+/*
+ * Tracebacks and frames by id: chunks of ID_CHUNK entries that never move
+ * (a snapshot reads the ids below the count it took, unlocked, while new
+ * ones are added), found by a directory of chunks.  Doubling arrays kept
+ * every old copy for such readers: as much memory again as the arrays.
+ */
+#define ID_CHUNK_BITS 10
+#define ID_CHUNK ((size_t)1 << ID_CHUNK_BITS)
+#define ID_MAX ((size_t)1 << 24)        /* tags hold 24-bit ids */
+
 static pthread_mutex_t tb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct omi_region tb_mem;
-static struct tb **tb_by_id;
-static size_t tb_count, tb_cap;
+static struct tb **tb_dir[ID_MAX / ID_CHUNK];
+static size_t tb_count;
 static uint32_t *tb_slots;              /* id + 1; 0 empty */
 static size_t tb_mask;
 /* The frames, interned as the tracebacks are (under tb_lock, in tb_mem):
  * a traceback holds 4-byte ids, and the frames that deep stacks share
  * are kept once. */
-static struct rawframe *fr_by_id;
-static size_t fr_count, fr_cap;
+static struct rawframe *fr_dir[ID_MAX / ID_CHUNK];
+static size_t fr_count;
 static uint32_t *fr_slots;              /* id + 1; 0 empty */
 static size_t fr_mask;
 
@@ -229,10 +253,10 @@ static size_t filter_index(unsigned domain, uintptr_t ptr)
 
 static struct shard *shard_of(size_t fi)
 {
-    return &shards[fi >> (FILTER_BITS - 6)];
+    return &shards[fi >> (FILTER_BITS - SHARD_BITS)];
 }
 
-#define FILTER_PER_SHARD ((size_t)1 << (FILTER_BITS - 6))
+#define FILTER_PER_SHARD ((size_t)1 << (FILTER_BITS - SHARD_BITS))
 
 /* A sampled block weighs 1/p: the blocks it stands for. */
 static double sample_weight(uint64_t size, size_t mean)
@@ -924,6 +948,60 @@ static uint64_t frame_hash(const struct rawframe *f)
     return mix64(f->key ^ mix64(f->function ^ (uint64_t)f->lineno << 40));
 }
 
+/* Traceback and frame id's entries: ids below the counts. */
+static struct tb *tb_at(size_t id)
+{
+    return tb_dir[id >> ID_CHUNK_BITS][id & (ID_CHUNK - 1)];
+}
+
+static struct rawframe *fr_at(size_t id)
+{
+    return &fr_dir[id >> ID_CHUNK_BITS][id & (ID_CHUNK - 1)];
+}
+
+/* Room for entry count in a directory of chunks of elem bytes: a new
+ * chunk when count starts one.  Under tb_lock. */
+static bool dir_room(void **dir, size_t count, size_t elem)
+{
+    if (count >= ID_MAX)
+        return false;
+    if (count % ID_CHUNK == 0 && !dir[count >> ID_CHUNK_BITS]) {
+        void *c = omi_region_alloc(&tb_mem, ID_CHUNK * elem);
+
+        if (!c)
+            return false;
+        dir[count >> ID_CHUNK_BITS] = c;
+    }
+    return true;
+}
+
+/* Double an id set whose entries hash by hash_of (the old one stays in
+ * the region).  Under tb_lock. */
+static bool set_grow(uint32_t **slots, size_t *mask, size_t count,
+                     uint64_t (*hash_of)(size_t id))
+{
+    size_t cap = *slots ? (*mask + 1) * 2 : 1024;
+    uint32_t *fresh = omi_region_alloc(&tb_mem, cap * sizeof(*fresh));
+
+    if (!fresh)
+        return false;
+    for (size_t id = 0; id < count; id++)
+        slot_place(fresh, cap - 1, hash_of(id), id);
+    *slots = fresh;
+    *mask = cap - 1;
+    return true;
+}
+
+static uint64_t fr_hash_of(size_t id)
+{
+    return frame_hash(fr_at(id));
+}
+
+static uint64_t tb_hash_of(size_t id)
+{
+    return tb_at(id)->hash;
+}
+
 /* Under tb_lock. */
 static bool tb_equal(const struct tb *t, const struct rawframe *f,
                      uint32_t n, uint32_t total, uint32_t source)
@@ -931,31 +1009,8 @@ static bool tb_equal(const struct tb *t, const struct rawframe *f,
     if (t->nframe != n || t->total != total || t->source != source)
         return false;
     for (uint32_t i = 0; i < n; i++)
-        if (!frame_equal(&fr_by_id[t->frame[i]], &f[i]))
+        if (!frame_equal(fr_at(t->frame[i]), &f[i]))
             return false;
-    return true;
-}
-
-/* Double the frame set (and the frame array).  Under tb_lock; the old
- * arrays stay in the region until tracing stops (a snapshot may be
- * reading them). */
-static bool fr_grow(void)
-{
-    size_t cap = fr_slots ? (fr_mask + 1) * 2 : 1024;
-    uint32_t *slots = omi_region_alloc(&tb_mem, cap * sizeof(*slots));
-    struct rawframe *by_id = omi_region_alloc(&tb_mem,
-                                              cap / 2 * sizeof(*by_id));
-
-    if (!slots || !by_id)
-        return false;
-    if (fr_count)
-        memcpy(by_id, fr_by_id, fr_count * sizeof(*by_id));
-    for (size_t id = 0; id < fr_count; id++)
-        slot_place(slots, cap - 1, frame_hash(&by_id[id]), id);
-    fr_slots = slots;
-    fr_by_id = by_id;
-    fr_mask = cap - 1;
-    fr_cap = cap / 2;
     return true;
 }
 
@@ -967,36 +1022,18 @@ static long frame_intern(const struct rawframe *f)
     if (fr_slots) {
         for (i = (size_t)frame_hash(f) & fr_mask; fr_slots[i];
              i = (i + 1) & fr_mask)
-            if (frame_equal(&fr_by_id[fr_slots[i] - 1], f))
+            if (frame_equal(fr_at(fr_slots[i] - 1), f))
                 return (long)fr_slots[i] - 1;
     }
-    if (fr_count + 1 > fr_cap && !fr_grow())
+    if ((fr_count + 1) * 2 > (fr_slots ? fr_mask + 1 : 0) &&
+        !set_grow(&fr_slots, &fr_mask, fr_count, fr_hash_of))
+        return -1;
+    if (!dir_room((void **)fr_dir, fr_count, sizeof(struct rawframe)))
         return -1;
     slot_place(fr_slots, fr_mask, frame_hash(f), fr_count);
-    fr_by_id[fr_count] = (struct rawframe){ f->key, f->function,
-                                            f->lineno, 0 };
+    *fr_at(fr_count) = (struct rawframe){ f->key, f->function, f->lineno,
+                                          0 };
     return (long)fr_count++;
-}
-
-/* Double the id set (and the id array when full).  Under tb_lock; the
- * old arrays stay in the region until tracing stops. */
-static bool tb_grow(void)
-{
-    size_t cap = tb_slots ? (tb_mask + 1) * 2 : 1024;
-    uint32_t *slots = omi_region_alloc(&tb_mem, cap * sizeof(*slots));
-    struct tb **by_id = omi_region_alloc(&tb_mem, cap * sizeof(*by_id));
-
-    if (!slots || !by_id)
-        return false;
-    if (tb_count)
-        memcpy(by_id, tb_by_id, tb_count * sizeof(*by_id));
-    for (size_t id = 0; id < tb_count; id++)
-        slot_place(slots, cap - 1, tb_by_id[id]->hash, id);
-    tb_slots = slots;
-    tb_by_id = by_id;
-    tb_mask = cap - 1;
-    tb_cap = cap;
-    return true;
 }
 
 /* The id of a traceback, interned; -1 when out of memory.  Under tb_lock
@@ -1011,14 +1048,17 @@ static long tb_intern_locked(uint64_t h, const struct rawframe *f,
 
     if (tb_slots) {
         for (i = (size_t)h & tb_mask; tb_slots[i]; i = (i + 1) & tb_mask) {
-            t = tb_by_id[tb_slots[i] - 1];
+            t = tb_at(tb_slots[i] - 1);
             if (t->hash == h && tb_equal(t, f, n, total, source))
                 return (long)tb_slots[i] - 1;
         }
     }
-    if ((tb_count + 1) * 2 > tb_cap && !tb_grow())
+    if ((tb_count + 1) * 2 > (tb_slots ? tb_mask + 1 : 0) &&
+        !set_grow(&tb_slots, &tb_mask, tb_count, tb_hash_of))
         return -1;
-    t = omi_region_alloc(&tb_mem, sizeof(*t) + n * sizeof(t->frame[0]));
+    if (!dir_room((void **)tb_dir, tb_count, sizeof(struct tb *)))
+        return -1;
+    t = omi_region_alloc8(&tb_mem, sizeof(*t) + n * sizeof(t->frame[0]));
     if (!t)
         return -1;
     for (i = 0; i < n; i++) {
@@ -1029,11 +1069,11 @@ static long tb_intern_locked(uint64_t h, const struct rawframe *f,
         t->frame[i] = (uint32_t)fid;
     }
     t->hash = h;
-    t->nframe = n;
-    t->total = total;
-    t->source = source;
+    t->nframe = (uint8_t)n;
+    t->total = (uint16_t)total;
+    t->source = (uint8_t)source;
     slot_place(tb_slots, tb_mask, h, tb_count);
-    tb_by_id[tb_count] = t;
+    tb_dir[tb_count >> ID_CHUNK_BITS][tb_count & (ID_CHUNK - 1)] = t;
     return (long)tb_count++;
 }
 
@@ -1060,7 +1100,8 @@ static void cache_put(uint64_t h, uint32_t id, uint32_t g)
 static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
                       uint32_t source)
 {
-    uint64_t h = tb_hash(f, n, total, source);
+    uint64_t h = tb_hash(f, n, total = total < TOTAL_MAX ? total : TOTAL_MAX,
+                         source);
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     long id = cache_find(h, g);
 
@@ -1122,12 +1163,12 @@ static void tracebacks_clear(void)
     pthread_mutex_lock(&tb_lock);
     old = tb_mem;
     memset(&tb_mem, 0, sizeof(tb_mem));
-    tb_by_id = NULL;
+    memset(tb_dir, 0, (tb_count + ID_CHUNK - 1) / ID_CHUNK * sizeof(*tb_dir));
+    memset(fr_dir, 0, (fr_count + ID_CHUNK - 1) / ID_CHUNK * sizeof(*fr_dir));
     tb_slots = NULL;
-    tb_count = tb_cap = tb_mask = 0;
-    fr_by_id = NULL;
+    tb_count = tb_mask = 0;
     fr_slots = NULL;
-    fr_count = fr_cap = fr_mask = 0;
+    fr_count = fr_mask = 0;
     atomic_fetch_add(&gen, 1);
     pthread_mutex_unlock(&tb_lock);
     omi_region_release(&old);
@@ -1600,9 +1641,10 @@ static void want_caller_update(void)
 /*
  * fork(): every lock of tracing taken, in the order they nest (ctl_lock,
  * tb_lock, the shards by index, the tags' lock), so that the child finds
- * each table whole and each lock free.  Tracing holds none of them while
- * it calls an allocator, so these come before or after L2's handlers
- * alike.  The child goes on tracing with the traces it inherits.
+ * each table whole and each lock free.  These run before L2's handlers
+ * (registered after them: fork runs the last registered first), since a
+ * snapshot holds ctl_lock while it takes the arena lock (heapmap.c).  The
+ * child goes on tracing with the traces it inherits.
  */
 static void fork_prepare(void)
 {
@@ -1675,6 +1717,7 @@ static void fork_child(void)
 
 static void register_fork(void)
 {
+    omi_heap_fork_once();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -1962,16 +2005,15 @@ static struct slot *traces_copy(struct omi_region *scratch, size_t *n)
 }
 
 /* Add traceback id to s (once; idx remembers): its index, or -ENOMEM. */
-static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
-                        const struct rawframe *frs, long *idx, uint32_t id)
+static long snapshot_tb(struct om_snapshot *s, long *idx, uint32_t id)
 {
     struct om_frame frames[MAX_FRAMES];
-    const struct tb *t = by_id[id];
+    const struct tb *t = tb_at(id);
 
     if (idx[id] >= 0)
         return idx[id];
     for (uint32_t i = 0; i < t->nframe; i++)
-        frames[i] = frame_public(&frs[t->frame[i]], t->source);
+        frames[i] = frame_public(fr_at(t->frame[i]), t->source);
     idx[id] = omi_snapshot_add_traceback(s, frames, t->nframe, t->total);
     return idx[id];
 }
@@ -1979,8 +2021,6 @@ static long snapshot_tb(struct om_snapshot *s, struct tb *const *by_id,
 /* What a snapshot is made from: the tracebacks as they stand, and for
  * each the index it got in the snapshot (-1: none yet). */
 struct fill {
-    struct tb **by_id;
-    const struct rawframe *frames;
     size_t count;
     long *idx;
     size_t mean;
@@ -1989,8 +2029,6 @@ struct fill {
 static int fill_start(struct fill *f, struct omi_region *scratch)
 {
     pthread_mutex_lock(&tb_lock);
-    f->by_id = tb_by_id;
-    f->frames = fr_by_id;
     f->count = tb_count;
     pthread_mutex_unlock(&tb_lock);
     f->mean = atomic_load(&sample_mean);
@@ -2012,7 +2050,7 @@ static int fill_add(struct om_snapshot *s, struct fill *f,
 
     if (v->tb >= f->count)
         return 0;               /* recorded as a clear came: gone */
-    t = snapshot_tb(s, f->by_id, f->frames, f->idx, v->tb);
+    t = snapshot_tb(s, f->idx, v->tb);
     rec = (struct omi_snap_trace){
         size, w, v->ptr, (uint64_t)(v->dt & TIME_MAX) * 1000 / TICKS_PER_S,
         (uint32_t)t, atomic_load(&domains[slot_domain(v)]) };
@@ -2055,7 +2093,7 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
 
         if (ps->count < 1)
             continue;
-        t = snapshot_tb(p, f.by_id, f.frames, f.idx, (uint32_t)i);
+        t = snapshot_tb(p, f.idx, (uint32_t)i);
         rc = t < 0 ? -ENOMEM : omi_snapshot_add_record(p,
             &(struct omi_snap_trace){ (uint64_t)llround(ps->bytes /
                                                         ps->count),
@@ -2157,23 +2195,20 @@ const struct om_traceback *om_trace_get_object_traceback(const void *p)
     pthread_mutex_lock(&ctl_lock);
     reentrant = true;
     if (p && atomic_load(&tracing) && (id = object_tb_id(p)) >= 0) {
-        struct fill f;
+        size_t count;
 
-        /* The arrays as they stand: the ids below count stay valid in
-         * them (a growth leaves the old arrays in the region). */
+        /* The ids below count stay where they are (chunks never move). */
         pthread_mutex_lock(&tb_lock);
-        f.by_id = tb_by_id;
-        f.frames = fr_by_id;
-        f.count = tb_count;
+        count = tb_count;
         pthread_mutex_unlock(&tb_lock);
-        if ((size_t)id < f.count) {
-            const struct tb *t = f.by_id[id];
+        if ((size_t)id < count) {
+            const struct tb *t = tb_at((size_t)id);
 
             out = &object_tb.tb;
             out->nframe = t->nframe;
             out->total_nframe = t->total;
             for (uint32_t i = 0; i < t->nframe; i++)
-                out->frames[i] = frame_public(&f.frames[t->frame[i]],
+                out->frames[i] = frame_public(fr_at(t->frame[i]),
                                               t->source);
         }
     }
@@ -2263,10 +2298,10 @@ int omi_trace_check(void)
     if (rc == 0)
         rc = check_tags(&bytes);
     for (size_t id = 0; id < tb_count && rc == 0; id++)
-        for (uint32_t i = 0; i < tb_by_id[id]->nframe && rc == 0; i++)
-            if (tb_by_id[id]->frame[i] >= fr_count)
-                rc = omi_check_fail("trace.5", tb_by_id[id], "frame %u "
-                                    "of %zu", tb_by_id[id]->frame[i],
+        for (uint32_t i = 0; i < tb_at(id)->nframe && rc == 0; i++)
+            if (tb_at(id)->frame[i] >= fr_count)
+                rc = omi_check_fail("trace.5", tb_at(id), "frame %u "
+                                    "of %zu", tb_at(id)->frame[i],
                                     fr_count);
     pthread_mutex_unlock(&tb_lock);
     counted(&cur, &pk);
