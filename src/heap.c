@@ -39,6 +39,7 @@
 #include "large.h"
 #include "os.h"
 #include "tool.h"
+#include "trace.h"
 
 static struct pool empty_pool;          /* free == NULL: always slow */
 
@@ -410,6 +411,10 @@ static void release_pool(struct heap *h, struct pool *pool)
     unsigned old = a->nfree;
     size_t n = omi_class_pages(pool->sc);
 
+    /* Tracing's tags of the page (tags.c) go with it. */
+    if (unlikely(atomic_load_explicit(&omi_tags_made, memory_order_relaxed))
+        && pool->sc < NSMALL)
+        omi_tags_page_released((uintptr_t)omi_pool_page(pool));
     for (size_t i = 0; i < n; i++) {
         atomic_store_explicit(&pool[i].owner, 0, memory_order_relaxed);
         omi_arena_put_pool(a, pool + i);
