@@ -13,9 +13,8 @@
  *           ^ mapping start                                 cur^   end^
  *
  * Invariants:
- *   1. cur and end lie in the newest chunk, cur <= end, cur 8-aligned
- *      (16 after a request of omi_region_alloc's); all zero when there
- *      is no chunk.
+ *   1. cur and end lie in the newest chunk, cur <= end, cur 8-aligned;
+ *      all zero when there is no chunk.
  *   2. mapped is the sum of the chunks' sizes.
  */
 #include <errno.h>
@@ -57,8 +56,8 @@ static bool add_chunk(struct omi_region *r, size_t size)
     return true;
 }
 
-/* size bytes aligned to align (8 or 16). */
-static void *region_cut(struct omi_region *r, size_t size, size_t align)
+/* size bytes, 16-byte aligned. */
+static void *region_cut(struct omi_region *r, size_t size)
 {
     char *p;
 
@@ -67,13 +66,13 @@ static void *region_cut(struct omi_region *r, size_t size, size_t align)
         return NULL;
     }
     size = round_up(size ? size : 1, 8);
-    p = (char *)round_up((uintptr_t)r->cur, align);
+    p = (char *)round_up((uintptr_t)r->cur, 16);
     if (!r->cur || p > r->end || (size_t)(r->end - p) < size) {
-        if (!add_chunk(r, size + align)) {
+        if (!add_chunk(r, size + 16)) {
             errno = ENOMEM;
             return NULL;
         }
-        p = (char *)round_up((uintptr_t)r->cur, align);
+        p = (char *)round_up((uintptr_t)r->cur, 16);
     }
     r->cur = p + size;
     return p;
@@ -81,12 +80,7 @@ static void *region_cut(struct omi_region *r, size_t size, size_t align)
 
 void *omi_region_alloc(struct omi_region *r, size_t size)
 {
-    return region_cut(r, size, 16);
-}
-
-void *omi_region_alloc8(struct omi_region *r, size_t size)
-{
-    return region_cut(r, size, 8);
+    return region_cut(r, size);
 }
 
 void omi_region_release(struct omi_region *r)

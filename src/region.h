@@ -19,9 +19,6 @@ struct omi_region {
 
 /* size bytes, zeroed, 16-byte aligned; NULL with errno = ENOMEM. */
 void *omi_region_alloc(struct omi_region *r, size_t size);
-/* The same, 8-byte aligned: for small records that hold no 16-byte
- * field (a 12-byte request takes 16 bytes, not 32 after a 20-byte one). */
-void *omi_region_alloc8(struct omi_region *r, size_t size);
 /* Unmap every chunk; the region is empty and usable again. */
 void omi_region_release(struct omi_region *r);
 

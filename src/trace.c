@@ -15,13 +15,19 @@
  *                are 0, 1, 2, and om_trace_track may name up to 253
  *                more); time is when the block was traced, in TICKs
  *                since tracing started, saturating after three days.
- *   tracebacks:  interned: one record per distinct (frames, total) in the
- *                region tb_mem, its frames as 4-byte ids of frames
- *                interned likewise (fr_dir, fr_slots: the frames that
- *                deep stacks share are kept once); ids index tb_dir's
- *                chunks, which never move; a
- *                set of ids (tb_slots, by hash) finds a record, under
- *                tb_lock.  A
+ *   tracebacks:  a tree (a trie of stacks, outermost frame at the root):
+ *                a node is (the node of its caller's frame, a frame id);
+ *                frames are interned (fr_dir: the frames that deep
+ *                stacks share are kept once), and so are nodes: stacks
+ *                that share their callers share those nodes.  A
+ *                traceback is its innermost frame's node, its total and
+ *                its source: 8 bytes, with as many ids of its own (the
+ *                tags hold them).  Nodes and tracebacks are interned in
+ *                one set keyed by (node above, what): a frame id for a
+ *                node, the total and source for a traceback.  Records
+ *                are in chunks (tb_dir, nd_dir, fr_dir) that never move,
+ *                in the region tb_mem; the sets are mappings of their
+ *                own.  All of it under tb_lock.  A
  *                per-thread cache maps a traceback's 64-bit hash (or the
  *                frame source's key for it) to its id, so that the common
  *                allocation takes no traceback lock.
@@ -62,7 +68,10 @@
  *   3. filter[i] is the number of the table's traces whose key has
  *      filter_index i, or UINT16_MAX (full: it stays so).
  *   4. Every trace's tb is below tb_count.
- *   5. Every traceback's frame ids are below fr_count.
+ *   5. Every node's parent is an older node (or none) and its frame id is
+ *      below fr_count; every traceback's chain of nodes from its leaf
+ *      is nframe long; the path set holds each node and traceback once,
+ *      in its probe run, and the frame set each frame.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -124,15 +133,31 @@ struct rawframe {
     uint32_t pad;
 };
 
-/* 12 bytes and the frame ids, 8-aligned in tb_mem: a one-frame
- * traceback takes 16 bytes. */
+/* A node of the tracebacks' tree: a frame and, above it, the node of
+ * the frame that called it. */
+struct node {
+    uint32_t parent;            /* node id + 1; 0: an outermost frame */
+    uint32_t frame;             /* frame id (fr_at) */
+};
+
+/* A traceback: the node of its innermost frame. */
 struct tb {
-    uint64_t hash;
+    uint32_t leaf;              /* node id + 1; 0: no frames */
     uint16_t total;             /* the stack's depth, at most TOTAL_MAX */
     uint8_t nframe;
     uint8_t source;             /* 1: frames from a frame source */
-    uint32_t frame[];           /* frame ids (fr_at) */
 };
+
+/* An open-addressing set of ids (+ 1, flagged IS_TB in the path set;
+ * 0: empty), mapped on its own: the old table of a growth is unmapped
+ * once tb_lock is dropped. */
+struct idset {
+    uint32_t *slots;
+    size_t mask;                /* capacity - 1; slots NULL: 0 */
+    size_t used;
+};
+
+#define IS_TB (1u << 31)        /* a path set entry that is a traceback */
 
 #define TOTAL_MAX UINT16_MAX
 
@@ -198,17 +223,15 @@ static atomic_long ndomains = 3;
 
 static pthread_mutex_t tb_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct omi_region tb_mem;
-static struct tb **tb_dir[ID_MAX / ID_CHUNK];
+static struct tb *tb_dir[ID_MAX / ID_CHUNK];
 static size_t tb_count;
-static uint32_t *tb_slots;              /* id + 1; 0 empty */
-static size_t tb_mask;
-/* The frames, interned as the tracebacks are (under tb_lock, in tb_mem):
- * a traceback holds 4-byte ids, and the frames that deep stacks share
- * are kept once. */
+static struct node *nd_dir[ID_MAX / ID_CHUNK];
+static size_t nd_count;
+static struct idset paths;              /* nodes and tracebacks */
+/* The frames, interned as the nodes are (under tb_lock, in tb_mem). */
 static struct rawframe *fr_dir[ID_MAX / ID_CHUNK];
 static size_t fr_count;
-static uint32_t *fr_slots;              /* id + 1; 0 empty */
-static size_t fr_mask;
+static struct idset frames_set;
 
 static OM_TLS bool reentrant;
 static OM_TLS struct tb_cache_entry tb_cache[TB_CACHE];
@@ -927,16 +950,6 @@ static uint64_t tb_hash(const struct rawframe *f, uint32_t n, uint32_t total,
     return h ? h : 1;
 }
 
-/* Put id (+ 1) in the first empty slot from hash h's in an id set. */
-static void slot_place(uint32_t *slots, size_t mask, uint64_t h, size_t id)
-{
-    size_t i = (size_t)h & mask;
-
-    while (slots[i])
-        i = (i + 1) & mask;
-    slots[i] = (uint32_t)id + 1;
-}
-
 static bool frame_equal(const struct rawframe *a, const struct rawframe *b)
 {
     return a->key == b->key && a->function == b->function &&
@@ -948,10 +961,15 @@ static uint64_t frame_hash(const struct rawframe *f)
     return mix64(f->key ^ mix64(f->function ^ (uint64_t)f->lineno << 40));
 }
 
-/* Traceback and frame id's entries: ids below the counts. */
+/* Records by id: ids below the counts. */
 static struct tb *tb_at(size_t id)
 {
-    return tb_dir[id >> ID_CHUNK_BITS][id & (ID_CHUNK - 1)];
+    return &tb_dir[id >> ID_CHUNK_BITS][id & (ID_CHUNK - 1)];
+}
+
+static struct node *nd_at(size_t id)
+{
+    return &nd_dir[id >> ID_CHUNK_BITS][id & (ID_CHUNK - 1)];
 }
 
 static struct rawframe *fr_at(size_t id)
@@ -959,122 +977,196 @@ static struct rawframe *fr_at(size_t id)
     return &fr_dir[id >> ID_CHUNK_BITS][id & (ID_CHUNK - 1)];
 }
 
-/* Room for entry count in a directory of chunks of elem bytes: a new
- * chunk when count starts one.  Under tb_lock. */
-static bool dir_room(void **dir, size_t count, size_t elem)
+/* The record of id count, in a directory of chunks of elem bytes (a new
+ * chunk when count starts one); NULL when out of ids or memory.  Under
+ * tb_lock. */
+static void *dir_next(void **dir, size_t count, size_t elem)
 {
-    if (count >= ID_MAX)
-        return false;
-    if (count % ID_CHUNK == 0 && !dir[count >> ID_CHUNK_BITS]) {
-        void *c = omi_region_alloc(&tb_mem, ID_CHUNK * elem);
+    void **chunk = &dir[count >> ID_CHUNK_BITS];
 
-        if (!c)
-            return false;
-        dir[count >> ID_CHUNK_BITS] = c;
-    }
-    return true;
+    if (count >= ID_MAX)
+        return NULL;
+    if (!*chunk && !(*chunk = omi_region_alloc(&tb_mem, ID_CHUNK * elem)))
+        return NULL;
+    return (char *)*chunk + (count & (ID_CHUNK - 1)) * elem;
 }
 
-/* Double an id set whose entries hash by hash_of (the old one stays in
- * the region).  Under tb_lock. */
-static bool set_grow(uint32_t **slots, size_t *mask, size_t count,
-                     uint64_t (*hash_of)(size_t id))
+/* What an entry of the path set is keyed by: the node above, and what
+ * hangs from it (a frame id; a traceback: IS_TB, its source, its total;
+ * frame ids are below ID_MAX, so the two never meet). */
+static uint64_t path_hash(uint32_t above, uint32_t what)
 {
-    size_t cap = *slots ? (*mask + 1) * 2 : 1024;
-    uint32_t *fresh = omi_region_alloc(&tb_mem, cap * sizeof(*fresh));
+    return mix64((uint64_t)above << 32 | what);
+}
 
+static uint32_t tb_what(uint32_t total, uint32_t source)
+{
+    return IS_TB | source << 16 | total;
+}
+
+static uint64_t path_hash_of(uint32_t v)
+{
+    const struct tb *t;
+    const struct node *d;
+
+    if (v & IS_TB) {
+        t = tb_at((v & ~IS_TB) - 1);
+        return path_hash(t->leaf, tb_what(t->total, t->source));
+    }
+    d = nd_at(v - 1);
+    return path_hash(d->parent, d->frame);
+}
+
+static bool path_is(uint32_t v, uint32_t above, uint32_t what)
+{
+    const struct tb *t;
+    const struct node *d;
+
+    if (v & IS_TB) {
+        t = tb_at((v & ~IS_TB) - 1);
+        return (what & IS_TB) && t->leaf == above &&
+               tb_what(t->total, t->source) == what;
+    }
+    d = nd_at(v - 1);
+    return !(what & IS_TB) && d->parent == above && d->frame == what;
+}
+
+static uint64_t frame_hash_of(uint32_t v)
+{
+    return frame_hash(fr_at(v - 1));
+}
+
+/* Tables a growth replaced, unmapped when tb_lock is dropped. */
+struct retired {
+    void *p[4];
+    size_t size[4];
+    int n;
+};
+
+static void retired_unmap(struct retired *r)
+{
+    for (int i = 0; i < r->n; i++)
+        omi_os_unmap(r->p[i], r->size[i]);
+    r->n = 0;
+}
+
+/* Room in set s for one more id (at most 3/4 full): doubled when it
+ * would not be, its old table retired.  Under tb_lock. */
+static bool set_room(struct idset *s, uint64_t (*hash_of)(uint32_t v),
+                     struct retired *r)
+{
+    size_t cap = s->slots ? (s->mask + 1) * 2 : 1024;
+    uint32_t *fresh;
+
+    if (s->slots && (s->used + 1) * 4 <= (s->mask + 1) * 3)
+        return true;
+    if (s->slots && r->n == 4)
+        return false;           /* (cannot happen: one growth a set) */
+    fresh = omi_os_map(cap * sizeof(*fresh), omi_os_page_size());
     if (!fresh)
         return false;
-    for (size_t id = 0; id < count; id++)
-        slot_place(fresh, cap - 1, hash_of(id), id);
-    *slots = fresh;
-    *mask = cap - 1;
-    return true;
-}
+    for (size_t i = 0; s->slots && i <= s->mask; i++) {
+        size_t j;
 
-static uint64_t fr_hash_of(size_t id)
-{
-    return frame_hash(fr_at(id));
-}
-
-static uint64_t tb_hash_of(size_t id)
-{
-    return tb_at(id)->hash;
-}
-
-/* Under tb_lock. */
-static bool tb_equal(const struct tb *t, const struct rawframe *f,
-                     uint32_t n, uint32_t total, uint32_t source)
-{
-    if (t->nframe != n || t->total != total || t->source != source)
-        return false;
-    for (uint32_t i = 0; i < n; i++)
-        if (!frame_equal(fr_at(t->frame[i]), &f[i]))
-            return false;
+        if (!s->slots[i])
+            continue;
+        for (j = hash_of(s->slots[i]) & (cap - 1); fresh[j];
+             j = (j + 1) & (cap - 1))
+            ;
+        fresh[j] = s->slots[i];
+    }
+    if (s->slots) {
+        r->p[r->n] = s->slots;
+        r->size[r->n++] = (s->mask + 1) * sizeof(*s->slots);
+    }
+    s->slots = fresh;
+    s->mask = cap - 1;
     return true;
 }
 
 /* The id of frame f, interned; -1 when out of memory.  Under tb_lock. */
-static long frame_intern(const struct rawframe *f)
+static long frame_intern(const struct rawframe *f, struct retired *r)
 {
+    uint64_t h = frame_hash(f);
+    struct rawframe *to;
     size_t i;
 
-    if (fr_slots) {
-        for (i = (size_t)frame_hash(f) & fr_mask; fr_slots[i];
-             i = (i + 1) & fr_mask)
-            if (frame_equal(fr_at(fr_slots[i] - 1), f))
-                return (long)fr_slots[i] - 1;
-    }
-    if ((fr_count + 1) * 2 > (fr_slots ? fr_mask + 1 : 0) &&
-        !set_grow(&fr_slots, &fr_mask, fr_count, fr_hash_of))
+    for (i = h & frames_set.mask; frames_set.slots && frames_set.slots[i];
+         i = (i + 1) & frames_set.mask)
+        if (frame_equal(fr_at(frames_set.slots[i] - 1), f))
+            return (long)frames_set.slots[i] - 1;
+    if (!set_room(&frames_set, frame_hash_of, r) ||
+        !(to = dir_next((void **)fr_dir, fr_count, sizeof(*to))))
         return -1;
-    if (!dir_room((void **)fr_dir, fr_count, sizeof(struct rawframe)))
-        return -1;
-    slot_place(fr_slots, fr_mask, frame_hash(f), fr_count);
-    *fr_at(fr_count) = (struct rawframe){ f->key, f->function, f->lineno,
-                                          0 };
-    return (long)fr_count++;
+    *to = (struct rawframe){ f->key, f->function, f->lineno, 0 };
+    for (i = h & frames_set.mask; frames_set.slots[i];
+         i = (i + 1) & frames_set.mask)
+        ;
+    frames_set.slots[i] = (uint32_t)++fr_count;
+    frames_set.used++;
+    return (long)fr_count - 1;
 }
 
-/* The id of a traceback, interned; -1 when out of memory.  Under tb_lock
- * (the region calls mmap: only while tracebacks are new, which is rare
- * after start-up, and never on the path of an allocation that merely
- * repeats a known traceback). */
-static long tb_intern_locked(uint64_t h, const struct rawframe *f,
-                             uint32_t n, uint32_t total, uint32_t source)
+/* The path set's entry for (above, what), interned: a node (what a frame
+ * id) or a traceback (what from tb_what; nframe its depth).  Its id, or
+ * -1 when out of memory.  Under tb_lock. */
+static long path_intern(uint32_t above, uint32_t what, uint32_t nframe,
+                        struct retired *r)
 {
+    uint64_t h = path_hash(above, what);
+    bool is_tb = what & IS_TB;
+    uint32_t v;
     size_t i;
-    struct tb *t;
 
-    if (tb_slots) {
-        for (i = (size_t)h & tb_mask; tb_slots[i]; i = (i + 1) & tb_mask) {
-            t = tb_at(tb_slots[i] - 1);
-            if (t->hash == h && tb_equal(t, f, n, total, source))
-                return (long)tb_slots[i] - 1;
-        }
-    }
-    if ((tb_count + 1) * 2 > (tb_slots ? tb_mask + 1 : 0) &&
-        !set_grow(&tb_slots, &tb_mask, tb_count, tb_hash_of))
+    for (i = h & paths.mask; paths.slots && paths.slots[i];
+         i = (i + 1) & paths.mask)
+        if (path_is(paths.slots[i], above, what))
+            return (long)(paths.slots[i] & ~IS_TB) - 1;
+    if (!set_room(&paths, path_hash_of, r))
         return -1;
-    if (!dir_room((void **)tb_dir, tb_count, sizeof(struct tb *)))
-        return -1;
-    t = omi_region_alloc8(&tb_mem, sizeof(*t) + n * sizeof(t->frame[0]));
-    if (!t)
-        return -1;
-    for (i = 0; i < n; i++) {
-        long fid = frame_intern(&f[i]);
+    if (is_tb) {
+        struct tb *t = dir_next((void **)tb_dir, tb_count, sizeof(*t));
 
-        if (fid < 0)
-            return -1;          /* t stays in the region, unused */
-        t->frame[i] = (uint32_t)fid;
+        if (!t)
+            return -1;
+        *t = (struct tb){ above, (uint16_t)(what & 0xffff), (uint8_t)nframe,
+                          (uint8_t)(what >> 16 & 1) };
+        v = (uint32_t)++tb_count | IS_TB;
+    } else {
+        struct node *d = dir_next((void **)nd_dir, nd_count, sizeof(*d));
+
+        if (!d)
+            return -1;
+        *d = (struct node){ above, what };
+        v = (uint32_t)++nd_count;
     }
-    t->hash = h;
-    t->nframe = (uint8_t)n;
-    t->total = (uint16_t)total;
-    t->source = (uint8_t)source;
-    slot_place(tb_slots, tb_mask, h, tb_count);
-    tb_dir[tb_count >> ID_CHUNK_BITS][tb_count & (ID_CHUNK - 1)] = t;
-    return (long)tb_count++;
+    for (i = h & paths.mask; paths.slots[i]; i = (i + 1) & paths.mask)
+        ;
+    paths.slots[i] = v;
+    paths.used++;
+    return (long)(v & ~IS_TB) - 1;
+}
+
+/* The id of a traceback (f[0] the innermost of its n frames), interned
+ * from its outermost frame in; -1 when out of memory.  Under tb_lock (the
+ * region and the sets call mmap: only while tracebacks are new, which is
+ * rare after start-up, and never on the path of an allocation that
+ * merely repeats a known traceback). */
+static long tb_intern_locked(const struct rawframe *f, uint32_t n,
+                             uint32_t total, uint32_t source,
+                             struct retired *r)
+{
+    uint32_t above = 0;
+
+    for (uint32_t i = n; i-- > 0;) {
+        long fid = frame_intern(&f[i], r);
+        long nid = fid < 0 ? -1 : path_intern(above, (uint32_t)fid, 0, r);
+
+        if (nid < 0)
+            return -1;
+        above = (uint32_t)nid + 1;
+    }
+    return path_intern(above, tb_what(total, source), n, r);
 }
 
 /* The per-thread cache: two ways per set, the newer first.  -1: a miss. */
@@ -1104,13 +1196,15 @@ static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
                          source);
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     long id = cache_find(h, g);
+    struct retired r = { .n = 0 };
 
     if (id >= 0)
         return id;
     pthread_mutex_lock(&tb_lock);
-    id = tb_intern_locked(h, f, n, total, source);
+    id = tb_intern_locked(f, n, total, source, &r);
     g = atomic_load_explicit(&gen, memory_order_relaxed);
     pthread_mutex_unlock(&tb_lock);
+    retired_unmap(&r);
     if (id >= 0)
         cache_put(h, (uint32_t)id, g);
     return id;
@@ -1159,18 +1253,26 @@ static long traceback_now(void)
 static void tracebacks_clear(void)
 {
     struct omi_region old;
+    struct retired r = { .n = 0 };
+    struct idset *sets[2] = { &paths, &frames_set };
 
     pthread_mutex_lock(&tb_lock);
     old = tb_mem;
     memset(&tb_mem, 0, sizeof(tb_mem));
     memset(tb_dir, 0, (tb_count + ID_CHUNK - 1) / ID_CHUNK * sizeof(*tb_dir));
+    memset(nd_dir, 0, (nd_count + ID_CHUNK - 1) / ID_CHUNK * sizeof(*nd_dir));
     memset(fr_dir, 0, (fr_count + ID_CHUNK - 1) / ID_CHUNK * sizeof(*fr_dir));
-    tb_slots = NULL;
-    tb_count = tb_mask = 0;
-    fr_slots = NULL;
-    fr_count = fr_mask = 0;
+    for (int i = 0; i < 2; i++) {
+        if (sets[i]->slots) {
+            r.p[r.n] = sets[i]->slots;
+            r.size[r.n++] = (sets[i]->mask + 1) * sizeof(uint32_t);
+        }
+        *sets[i] = (struct idset){ NULL, 0, 0 };
+    }
+    tb_count = nd_count = fr_count = 0;
     atomic_fetch_add(&gen, 1);
     pthread_mutex_unlock(&tb_lock);
+    retired_unmap(&r);
     omi_region_release(&old);
 }
 
@@ -1858,6 +1960,11 @@ size_t om_trace_get_memory(void)
 {
     size_t n = tb_mem.mapped;
 
+    pthread_mutex_lock(&tb_lock);
+    n += paths.slots ? (paths.mask + 1) * sizeof(uint32_t) : 0;
+    n += frames_set.slots ? (frames_set.mask + 1) * sizeof(uint32_t) : 0;
+    pthread_mutex_unlock(&tb_lock);
+
     for (int i = 0; i < SHARDS; i++)
         n += shards[i].slots ? (shards[i].mask + 1) * sizeof(struct slot)
                              : 0;
@@ -1959,6 +2066,19 @@ static struct om_frame frame_public(const struct rawframe *f, bool source)
     return omi_symbols_frame(symbols, f->key);
 }
 
+/* Traceback t's frames, the innermost first. */
+static void tb_frames(const struct tb *t, struct om_frame *out)
+{
+    uint32_t v = t->leaf;
+
+    for (uint32_t i = 0; i < t->nframe; i++) {
+        const struct node *d = nd_at(v - 1);
+
+        out[i] = frame_public(fr_at(d->frame), t->source);
+        v = d->parent;
+    }
+}
+
 /* Copy the slots of every shard into slots[0..cap): their number, or
  * more than cap when they did not fit (nothing is then to be trusted). */
 static size_t shards_copy(struct slot *slots, size_t cap)
@@ -2012,8 +2132,7 @@ static long snapshot_tb(struct om_snapshot *s, long *idx, uint32_t id)
 
     if (idx[id] >= 0)
         return idx[id];
-    for (uint32_t i = 0; i < t->nframe; i++)
-        frames[i] = frame_public(fr_at(t->frame[i]), t->source);
+    tb_frames(t, frames);
     idx[id] = omi_snapshot_add_traceback(s, frames, t->nframe, t->total);
     return idx[id];
 }
@@ -2207,9 +2326,7 @@ const struct om_traceback *om_trace_get_object_traceback(const void *p)
             out = &object_tb.tb;
             out->nframe = t->nframe;
             out->total_nframe = t->total;
-            for (uint32_t i = 0; i < t->nframe; i++)
-                out->frames[i] = frame_public(fr_at(t->frame[i]),
-                                              t->source);
+            tb_frames(t, out->frames);
         }
     }
     reentrant = was;
@@ -2282,6 +2399,57 @@ static int check_tags(size_t *bytes)
     return a.rc;
 }
 
+/* Invariant 5: the tree, the tracebacks and the two sets.  Under
+ * tb_lock. */
+static bool set_holds(const struct idset *s, uint32_t v, uint64_t h)
+{
+    for (size_t i = h & s->mask; s->slots && s->slots[i];
+         i = (i + 1) & s->mask)
+        if (s->slots[i] == v)
+            return true;
+    return false;
+}
+
+static int check_tree(void)
+{
+    for (size_t id = 0; id < nd_count; id++) {
+        const struct node *d = nd_at(id);
+
+        if (d->parent > id || d->frame >= fr_count)
+            return omi_check_fail("trace.5", d, "node %zu: parent %u, "
+                                  "frame %u of %zu", id, d->parent,
+                                  d->frame, fr_count);
+        if (!set_holds(&paths, (uint32_t)id + 1,
+                       path_hash(d->parent, d->frame)))
+            return omi_check_fail("trace.5", d, "node %zu not in the "
+                                  "path set", id);
+    }
+    for (size_t id = 0; id < tb_count; id++) {
+        const struct tb *t = tb_at(id);
+        uint32_t v = t->leaf, n = 0;
+
+        for (; v && v <= nd_count && n <= t->nframe; n++)
+            v = nd_at(v - 1)->parent;
+        if (v || n != t->nframe)
+            return omi_check_fail("trace.5", t, "traceback %zu: %u frames "
+                                  "of %u", id, n, (unsigned)t->nframe);
+        if (!set_holds(&paths, (uint32_t)(id + 1) | IS_TB,
+                       path_hash(t->leaf, tb_what(t->total, t->source))))
+            return omi_check_fail("trace.5", t, "traceback %zu not in the "
+                                  "path set", id);
+    }
+    for (size_t id = 0; id < fr_count; id++)
+        if (!set_holds(&frames_set, (uint32_t)id + 1, frame_hash(fr_at(id))))
+            return omi_check_fail("trace.5", fr_at(id), "frame %zu not in "
+                                  "the frame set", id);
+    if (paths.used != nd_count + tb_count || frames_set.used != fr_count)
+        return omi_check_fail("trace.5", paths.slots, "sets hold %zu and "
+                              "%zu ids, not %zu and %zu", paths.used,
+                              frames_set.used, nd_count + tb_count,
+                              fr_count);
+    return 0;
+}
+
 /* The invariants above; with no thread allocating meanwhile. */
 int omi_trace_check(void)
 {
@@ -2297,12 +2465,8 @@ int omi_trace_check(void)
     }
     if (rc == 0)
         rc = check_tags(&bytes);
-    for (size_t id = 0; id < tb_count && rc == 0; id++)
-        for (uint32_t i = 0; i < tb_at(id)->nframe && rc == 0; i++)
-            if (tb_at(id)->frame[i] >= fr_count)
-                rc = omi_check_fail("trace.5", tb_at(id), "frame %u "
-                                    "of %zu", tb_at(id)->frame[i],
-                                    fr_count);
+    if (rc == 0)
+        rc = check_tree();
     pthread_mutex_unlock(&tb_lock);
     counted(&cur, &pk);
     if (rc == 0 && atomic_load(&tracing) && (bytes != cur || pk < cur))

@@ -422,6 +422,92 @@ static void test_frame_key(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* ---- Stacks that share their callers: the tree of tracebacks ---- */
+
+/* A stack of `depth` frames: the innermost at line `leaf`, each caller
+ * one line further in "tree.py" (so stacks with the same depth share
+ * their outer frames); `shift` moves the outermost frame. */
+struct shaped {
+    unsigned leaf;
+    int depth;
+    unsigned shift;
+};
+
+static int shaped_frames(void *ctx, struct om_frame *frames, int max)
+{
+    const struct shaped *sh = ctx;
+
+    for (int i = 0; i < sh->depth && i < max; i++)
+        frames[i] = (struct om_frame){
+            "tree.py", "g", i == 0 ? sh->leaf
+                                   : 1000u + (unsigned)i +
+                                     (i == sh->depth - 1 ? sh->shift : 0),
+            NULL };
+    return sh->depth;
+}
+
+/* Tracebacks read back as they were recorded: 1500 leaves under one
+ * caller chain (the sets grow under them), a stack that is another's
+ * callers alone, the same kept frames with another total, and another
+ * outermost frame. */
+static void test_shared_callers(void **state)
+{
+    enum { LEAVES = 1500, LIM = 6 };
+    struct shaped sh = { 0, LIM, 0 };
+    const struct om_traceback *tb;
+    void *v[LEAVES + 4];
+    size_t n = 0;
+
+    assert_int_equal(om_trace_start(LIM), 0);
+    om_trace_set_frame_source(shaped_frames, &sh);
+    for (unsigned i = 0; i < LEAVES; i++) {
+        sh.leaf = i;
+        v[n++] = om_malloc(16 + i % 64);
+    }
+    sh = (struct shaped){ 1001, LIM - 1, 0 };   /* = a leaf's callers */
+    v[n++] = om_malloc(24);
+    sh = (struct shaped){ 7, LIM + 3, 0 };      /* kept frames of leaf 7 */
+    v[n++] = om_malloc(24);                     /* ... 9 deep */
+    sh = (struct shaped){ 7, LIM, 50 };         /* another outermost */
+    v[n++] = om_malloc(24);
+    sh = (struct shaped){ 7, 0, 0 };            /* no frames */
+    v[n++] = om_malloc(24);
+    assert_int_equal(om_check(), 0);
+    for (size_t k = 0; k < LEAVES; k++) {
+        tb = om_trace_get_object_traceback(v[k]);
+        assert_non_null(tb);
+        assert_int_equal(tb->nframe, LIM);
+        assert_int_equal(tb->total_nframe, LIM);
+        assert_int_equal(tb->frames[0].lineno, k);
+        for (int i = 1; i < LIM; i++)
+            assert_int_equal(tb->frames[i].lineno, 1000 + i);
+        assert_string_equal(tb->frames[LIM - 1].filename, "tree.py");
+    }
+    tb = om_trace_get_object_traceback(v[LEAVES]);
+    assert_int_equal(tb->nframe, LIM - 1);
+    assert_int_equal(tb->frames[0].lineno, 1001);
+    assert_int_equal(tb->frames[LIM - 2].lineno, 1000 + LIM - 2 + 0);
+    tb = om_trace_get_object_traceback(v[LEAVES + 1]);
+    assert_int_equal(tb->nframe, LIM);
+    assert_int_equal(tb->total_nframe, LIM + 3);
+    assert_int_equal(tb->frames[0].lineno, 7);
+    assert_int_equal(tb->frames[LIM - 1].lineno, 1000 + LIM - 1);
+    tb = om_trace_get_object_traceback(v[LEAVES + 2]);
+    assert_int_equal(tb->total_nframe, LIM);
+    assert_int_equal(tb->frames[0].lineno, 7);
+    assert_int_equal(tb->frames[LIM - 2].lineno, 1000 + LIM - 2);
+    assert_int_equal(tb->frames[LIM - 1].lineno, 1000 + LIM - 1 + 50);
+    tb = om_trace_get_object_traceback(v[LEAVES + 3]);
+    assert_int_equal(tb->nframe, 0);
+    assert_int_equal(tb->total_nframe, 0);
+    tb = om_trace_get_object_traceback(v[7]);  /* leaf 7 kept its own */
+    assert_int_equal(tb->total_nframe, LIM);
+    assert_int_equal(tb->frames[LIM - 1].lineno, 1000 + LIM - 1);
+    for (size_t k = 0; k < n; k++)
+        om_free(v[k]);
+    assert_int_equal(om_check(), 0);
+}
+
 /* ---- Current and peak across the per-thread counters' moves ---- */
 
 #define MOVES_N 400                       /* 400 * 4000 bytes: > 1 MiB */
@@ -1018,6 +1104,7 @@ int main(void)
         T(test_track),
         T(test_frame_source),
         T(test_frame_key),
+        T(test_shared_callers),
         T(test_peak_moves),
         T(test_peak_threads),
         T(test_start_stop_in_hook),
