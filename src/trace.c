@@ -31,7 +31,8 @@
  *                per-thread cache maps a traceback's 64-bit hash (or the
  *                frame source's key for it) to its id, so that the common
  *                allocation takes no traceback lock.
- *   frames:      the C call stack (_Unwind_Backtrace), as return
+ *   frames:      the C call stack (stackwalk.c; libgcc's _Unwind_Backtrace
+ *                where it hands back), as return
  *                addresses, symbolised by om_trace_take_snapshot (the
  *                walk stops one frame past the limit: total counts at
  *                most limit + 1); or a
@@ -89,6 +90,7 @@
 #include "options.h"
 #include "os.h"
 #include "trace.h"
+#include "stackwalk.h"
 
 /* fork() holds every shard's lock at once; TSan follows at most 64 held
  * locks, so its builds have half the shards (and keep the lock-order
@@ -837,58 +839,80 @@ struct unwind_walk {
  * (libobjmem.so, the shim), its code is a range of addresses, and the
  * leading frames in that range are skipped.  Linked statically, it is
  * mixed with the program's code: then the frames up to the last of the
- * allocation API's entry points (found by the functions' start
- * addresses) are skipped.
+ * allocation API's entry points (each a function's code range, from its
+ * unwind table) are skipped.
  */
-static uintptr_t entries[48];
+struct code_range {
+    uintptr_t lo, hi;
+};
+
+static struct code_range entries[48];
 static int nentries;
+static uintptr_t entries_lo = UINTPTR_MAX, entries_hi;  /* all of them */
 static uintptr_t own_lo, own_hi;        /* objmem's code; 0, 0: static */
 static bool own_checked;
 
 void omi_trace_add_entry(const void *fn)
 {
+    struct code_range r = { (uintptr_t)fn, (uintptr_t)fn + 1 };
+
     for (int i = 0; i < nentries; i++)
-        if (entries[i] == (uintptr_t)fn)
+        if (entries[i].lo == r.lo)
             return;
-    if (nentries < (int)OM_ARRAY_LEN(entries))
-        entries[nentries++] = (uintptr_t)fn;
+    omi_stackwalk_function(r.lo, &r.lo, &r.hi);
+    if (nentries == (int)OM_ARRAY_LEN(entries))
+        return;
+    entries[nentries++] = r;
+    entries_lo = r.lo < entries_lo ? r.lo : entries_lo;
+    entries_hi = r.hi > entries_hi ? r.hi : entries_hi;
 }
 
-static bool is_entry(uintptr_t start)
+/* The call at return address pc is in an entry point. */
+static bool is_entry(uintptr_t pc)
 {
+    if (pc - 1 < entries_lo || pc - 1 >= entries_hi)
+        return false;
     for (int i = 0; i < nentries; i++)
-        if (entries[i] == start)
+        if (pc - 1 >= entries[i].lo && pc - 1 < entries[i].hi)
             return true;
     return false;
 }
 
-static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx,
-                                       void *arg)
+/* One frame of a walk (pc its return address): false stops it. */
+static bool walk_frame(struct unwind_walk *w, uintptr_t pc, uintptr_t cfa)
 {
-    struct unwind_walk *w = arg;
-    uintptr_t pc = _Unwind_GetIP(ctx);
-
-    if (!pc)
-        return _URC_END_OF_STACK;
-    if (_Unwind_GetCFA(ctx) <= w->stack_mark)
-        return _URC_NO_REASON;
+    if (cfa <= w->stack_mark)
+        return true;
     if (own_hi) {
         w->leading = w->leading && pc >= own_lo && pc < own_hi;
         if (w->leading)
             w->last_entry = w->total;
-    } else if (w->total < SKIP_MAX &&
-               is_entry(_Unwind_GetRegionStart(ctx))) {
+    } else if (w->total < SKIP_MAX && is_entry(pc)) {
         w->last_entry = w->total;
     }
     if (w->n < w->max)
         w->pcs[w->n++] = pc - 1;        /* inside the call instruction */
     w->total++;
-    /* Unwinding costs tens of ns a frame: stop one frame past the limit,
-     * once objmem's own frames are known. */
-    if (w->total - (w->last_entry + 1) > w->lim &&
-        (own_hi ? !w->leading : w->total >= SKIP_MAX))
-        return _URC_NORMAL_STOP;
-    return _URC_NO_REASON;
+    /* Stop one frame past the limit, once objmem's own frames are
+     * known. */
+    return w->total - (w->last_entry + 1) <= w->lim ||
+           !(own_hi ? !w->leading : w->total >= SKIP_MAX);
+}
+
+static bool fast_step(void *arg, uintptr_t pc, uintptr_t cfa)
+{
+    return walk_frame(arg, pc, cfa);
+}
+
+static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx,
+                                       void *arg)
+{
+    uintptr_t pc = _Unwind_GetIP(ctx);
+
+    if (!pc)
+        return _URC_END_OF_STACK;
+    return walk_frame(arg, pc, _Unwind_GetCFA(ctx)) ? _URC_NO_REASON
+                                                    : _URC_NORMAL_STOP;
 }
 
 /* Capture the C stack above the allocation path into f[0..lim): the
@@ -908,7 +932,12 @@ static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
         return 2;
     }
     w.stack_mark = (uintptr_t)__builtin_frame_address(0);
-    _Unwind_Backtrace(unwind_step, &w);
+    if (omi_stackwalk_walk(fast_step, &w) < 0) {
+        /* A frame the fast walk does not know: libgcc's, from the top. */
+        w = (struct unwind_walk){ pcs, 0, lim + SKIP_MAX + 1, 0,
+                                  w.stack_mark, -1, true, lim };
+        _Unwind_Backtrace(unwind_step, &w);
+    }
     skip = w.last_entry + 1;
     n = w.n - skip;
     if (n > lim)
@@ -943,10 +972,16 @@ static uint64_t tb_hash(const struct rawframe *f, uint32_t n, uint32_t total,
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)total << 32 | source);
 
+    /* One multiply a frame (a 25-frame C stack hashed with two mix64s a
+     * frame took a third of its trace); each step is a bijection of h,
+     * so stacks that differ in one frame never collide. */
     for (uint32_t i = 0; i < n; i++) {
-        h = mix64(h ^ f[i].key);
-        h = mix64(h ^ f[i].function ^ ((uint64_t)f[i].lineno << 40));
+        h = (h << 23 | h >> 41) ^ f[i].key ^
+            (f[i].function * 0xc2b2ae3d27d4eb4fULL) ^
+            ((uint64_t)f[i].lineno << 40);
+        h *= 0x9e3779b97f4a7c15ULL;
     }
+    h = mix64(h);
     return h ? h : 1;
 }
 
@@ -1755,10 +1790,12 @@ static void fork_prepare(void)
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_lock(&shards[i].lock);
     omi_tags_fork_prepare();
+    omi_stackwalk_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    omi_stackwalk_fork_parent();
     omi_tags_fork_parent();
     for (int i = SHARDS - 1; i >= 0; i--)
         pthread_mutex_unlock(&shards[i].lock);
@@ -1808,6 +1845,7 @@ static void counters_after_fork(void)
 
 static void fork_child(void)
 {
+    omi_stackwalk_fork_child();
     omi_tags_fork_child();
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
@@ -1970,7 +2008,8 @@ size_t om_trace_get_memory(void)
                              : 0;
     if (filter)
         n += sizeof(*filter) << FILTER_BITS;
-    return n + peak_sums_cap * sizeof(*peak_sums) + omi_tags_memory();
+    return n + peak_sums_cap * sizeof(*peak_sums) + omi_tags_memory() +
+           omi_stackwalk_memory();
 }
 
 size_t om_trace_lost(void)
@@ -2467,6 +2506,8 @@ int omi_trace_check(void)
         rc = check_tags(&bytes);
     if (rc == 0)
         rc = check_tree();
+    if (rc == 0)
+        rc = omi_stackwalk_check();
     pthread_mutex_unlock(&tb_lock);
     counted(&cur, &pk);
     if (rc == 0 && atomic_load(&tracing) && (bytes != cur || pk < cur))
