@@ -828,7 +828,7 @@ struct unwind_walk {
     uintptr_t *pcs;
     int n, max;
     int total;
-    uintptr_t stack_mark;       /* frames whose CFA is below: tracing's */
+    uintptr_t stack_mark;       /* frames whose sp is at or below: ours */
     int last_entry;             /* index of the last allocation entry */
     bool leading;               /* still in objmem's own code */
     int lim;                    /* frames wanted */
@@ -878,10 +878,13 @@ static bool is_entry(uintptr_t pc)
     return false;
 }
 
-/* One frame of a walk (pc its return address): false stops it. */
-static bool walk_frame(struct unwind_walk *w, uintptr_t pc, uintptr_t cfa)
+/* One frame of a walk (pc its return address, sp its stack pointer):
+ * false stops it.  An omi_stackwalk_fn. */
+static bool walk_frame(void *arg, uintptr_t pc, uintptr_t sp)
 {
-    if (cfa <= w->stack_mark)
+    struct unwind_walk *w = arg;
+
+    if (sp <= w->stack_mark)
         return true;
     if (own_hi) {
         w->leading = w->leading && pc >= own_lo && pc < own_hi;
@@ -897,11 +900,6 @@ static bool walk_frame(struct unwind_walk *w, uintptr_t pc, uintptr_t cfa)
      * known. */
     return w->total - (w->last_entry + 1) <= w->lim ||
            !(own_hi ? !w->leading : w->total >= SKIP_MAX);
-}
-
-static bool fast_step(void *arg, uintptr_t pc, uintptr_t cfa)
-{
-    return walk_frame(arg, pc, cfa);
 }
 
 static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx,
@@ -932,7 +930,7 @@ static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
         return 2;
     }
     w.stack_mark = (uintptr_t)__builtin_frame_address(0);
-    if (omi_stackwalk_walk(fast_step, &w) < 0) {
+    if (omi_stackwalk_walk(walk_frame, &w) < 0) {
         /* A frame the fast walk does not know: libgcc's, from the top. */
         w = (struct unwind_walk){ pcs, 0, lim + SKIP_MAX + 1, 0,
                                   w.stack_mark, -1, true, lim };
