@@ -44,7 +44,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
-#include <unwind.h>
 
 #include "os.h"
 #include "stackwalk.h"
