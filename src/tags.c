@@ -12,8 +12,10 @@
  *   map:    arena number (address >> 20) -> directory: two levels of
  *           2^14 pointers (the second mapped when first needed); a
  *           directory holds the records of its arena's 256 pages (2 KiB,
- *           made when first needed)
- *   record: | sc | capacity | next (free list) | tag[capacity] |
+ *           made when first needed), each slot a record's address with
+ *           the record's class in its low 5 bits (0: none)
+ *   record: | sc | capacity | page | next (free list) | all_next |
+ *           tag[capacity] |, 32-aligned
  *   tag:    | time:21 | epoch:2 | slack:6 | inner:5 | domain:5 |
  *           sampled:1 | tb + 1:24 |   0: no trace; size = class size -
  *           slack; inner: where in its block the pointer is, in 16-byte
@@ -94,10 +96,16 @@ struct record {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-/* The records of one arena's pages. */
+/* The records of one arena's pages: each slot is a record's address with
+ * the record's class in its low bits (records are RECORD_ALIGN-aligned),
+ * so that a lookup checks the class without reading the record's header
+ * (a cache line of its own for all but its first tags); 0: no record. */
 struct directory {
-    _Atomic(struct record *) page[POOLS_PER_ARENA];
+    _Atomic uintptr_t page[POOLS_PER_ARENA];
 };
+
+#define RECORD_ALIGN 32
+_Static_assert(NSMALL <= RECORD_ALIGN, "a slot's low bits hold the class");
 
 static _Atomic(struct directory *_Atomic *) level1[LEVEL];
 static struct omi_region mem;           /* directories, records: lock */
@@ -108,16 +116,13 @@ atomic_bool omi_tags_made;
 
 /* ---- The map ---- */
 
-/* The second level of arena number hi << LEVEL_BITS | ..., made when
- * missing (make): NULL when there is none (or no memory). */
-static struct directory *_Atomic *level2(size_t hi, bool make)
+/* Map the second level of arena number hi << LEVEL_BITS | ...: NULL when
+ * there is no memory. */
+static OM_NOINLINE struct directory *_Atomic *level2_make(size_t hi)
 {
-    struct directory *_Atomic *l2 = atomic_load_explicit(
-        &level1[hi], memory_order_acquire);
+    struct directory *_Atomic *l2 = NULL;
     struct directory *_Atomic *fresh;
 
-    if (l2 || !make)
-        return l2;
     fresh = omi_os_map(LEVEL * sizeof(*fresh), omi_os_page_size());
     if (!fresh)
         return NULL;
@@ -129,6 +134,16 @@ static struct directory *_Atomic *level2(size_t hi, bool make)
     mapped += LEVEL * sizeof(*fresh);
     pthread_mutex_unlock(&lock);
     return fresh;
+}
+
+/* The second level of arena number hi << LEVEL_BITS | ..., made when
+ * missing (make): NULL when there is none (or no memory). */
+OM_INLINE struct directory *_Atomic *level2(size_t hi, bool make)
+{
+    struct directory *_Atomic *l2 = atomic_load_explicit(
+        &level1[hi], memory_order_acquire);
+
+    return l2 || !make ? l2 : level2_make(hi);
 }
 
 /* A directory for the arena of slot d, made when missing. */
@@ -148,7 +163,7 @@ static struct directory *directory_make(struct directory *_Atomic *d)
 }
 
 /* The record slot of p's page, the directory made when missing (make). */
-static _Atomic(struct record *) *slot_of(uintptr_t p, bool make)
+OM_INLINE _Atomic uintptr_t *slot_of(uintptr_t p, bool make)
 {
     uintptr_t arena = p >> ARENA_BITS;
     struct directory *_Atomic *l2 = level2(arena >> LEVEL_BITS, make);
@@ -164,8 +179,28 @@ static _Atomic(struct record *) *slot_of(uintptr_t p, bool make)
                : NULL;
 }
 
+static uintptr_t slot_word(const struct record *r)
+{
+    return (uintptr_t)r | r->sc;
+}
+
+static struct record *word_record(uintptr_t w)
+{
+    return (struct record *)(w & ~(uintptr_t)(RECORD_ALIGN - 1));
+}
+
+/* The record in p's page's slot when it is one of class sc, else NULL. */
+OM_INLINE struct record *record_of(uintptr_t p, unsigned sc)
+{
+    _Atomic uintptr_t *slot = slot_of(p, false);
+    uintptr_t w = slot ? atomic_load_explicit(slot, memory_order_acquire)
+                       : 0;
+
+    return w && (w & (RECORD_ALIGN - 1)) == sc ? word_record(w) : NULL;
+}
+
 /* The small pool holding p, or NULL (not objmem's, or not small). */
-static struct pool *small_pool(uintptr_t p)
+OM_INLINE struct pool *small_pool(uintptr_t p)
 {
     struct arena *a = omi_arena_of((const void *)p);
     struct pool *pool;
@@ -185,20 +220,24 @@ static struct record *record_new(unsigned sc)
 {
     struct record *r = free_records[sc];
     size_t cap = omi_class_capacity(sc);
+    char *raw;
 
     if (r) {
         free_records[sc] = r->next;
         r->next = NULL;
         return r;
     }
-    r = omi_region_alloc(&mem, sizeof(*r) + cap * sizeof(r->tag[0]));
-    if (r) {
-        r->sc = (uint16_t)sc;
-        r->capacity = (uint16_t)cap;
-        r->all_next = all_records;
-        all_records = r;
-        atomic_store_explicit(&omi_tags_made, true, memory_order_relaxed);
-    }
+    raw = omi_region_alloc(&mem, sizeof(*r) + cap * sizeof(r->tag[0]) +
+                                     RECORD_ALIGN);
+    if (!raw)
+        return NULL;
+    r = (struct record *)(((uintptr_t)raw + RECORD_ALIGN - 1) &
+                          ~(uintptr_t)(RECORD_ALIGN - 1));
+    r->sc = (uint16_t)sc;
+    r->capacity = (uint16_t)cap;
+    r->all_next = all_records;
+    all_records = r;
+    atomic_store_explicit(&omi_tags_made, true, memory_order_relaxed);
     return r;
 }
 
@@ -215,38 +254,37 @@ static void record_free(struct record *r)
 
 void omi_tags_page_released(uintptr_t page)
 {
-    _Atomic(struct record *) *slot = slot_of(page, false);
-    struct record *r;
+    _Atomic uintptr_t *slot = slot_of(page, false);
+    uintptr_t w;
 
     if (!slot || !atomic_load_explicit(slot, memory_order_acquire))
         return;
     pthread_mutex_lock(&lock);
-    r = atomic_load(slot);
-    if (r) {
-        atomic_store_explicit(slot, NULL, memory_order_release);
-        record_free(r);
+    w = atomic_load(slot);
+    if (w) {
+        atomic_store_explicit(slot, 0, memory_order_release);
+        record_free(word_record(w));
     }
     pthread_mutex_unlock(&lock);
 }
 
 /* The record of the page of p for class sc, made when missing or of
  * another class: NULL when there is no memory. */
-static struct record *record_for(uintptr_t p, unsigned sc)
+static OM_NOINLINE struct record *record_make(uintptr_t p, unsigned sc)
 {
-    _Atomic(struct record *) *slot = slot_of(p, true);
+    _Atomic uintptr_t *slot = slot_of(p, true);
     struct record *r, *old;
+    uintptr_t w;
 
     if (!slot)
         return NULL;
-    r = atomic_load_explicit(slot, memory_order_acquire);
-    if (likely(r && r->sc == sc))
-        return r;
     pthread_mutex_lock(&lock);
-    old = atomic_load(slot);
+    w = atomic_load(slot);
+    old = w ? word_record(w) : NULL;
     r = old && old->sc == sc ? old : record_new(sc);
     if (r && r != old) {
         r->page = p & ~(uintptr_t)(POOL_SIZE - 1);
-        atomic_store_explicit(slot, r, memory_order_release);
+        atomic_store_explicit(slot, slot_word(r), memory_order_release);
         if (old)                        /* the page changed class */
             record_free(old);
     }
@@ -326,8 +364,8 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
     i = index_in(v->ptr, block, &inner);
     if (size > block || block - size > MAX_SLACK || (v->ptr & 15))
         return 0;
-    r = record_for(v->ptr, pool->sc);
-    if (!r)
+    r = record_of(v->ptr, pool->sc);
+    if (unlikely(!r) && !(r = record_make(v->ptr, pool->sc)))
         return 0;
     was = atomic_load_explicit(&r->tag[i], memory_order_relaxed);
     atomic_store_explicit(&r->tag[i], tag_pack(v, block, inner, epoch),
@@ -340,17 +378,12 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
 
 /* The tag word of p (NULL: none), with its block's size and p's place
  * in the block. */
-static _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
+OM_INLINE _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
 {
     struct pool *pool = small_pool(p);
-    _Atomic(struct record *) *slot;
-    struct record *r;
+    struct record *r = pool ? record_of(p, pool->sc) : NULL;
 
-    if (!pool)
-        return NULL;
-    slot = slot_of(p, false);
-    r = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
-    if (!r || r->sc != pool->sc)
+    if (!r)
         return NULL;
     *block = omi_pool_class_size(pool->sc);
     return &r->tag[index_in(p, *block, inner)];
@@ -367,7 +400,7 @@ static bool tag_matches(uint64_t t, unsigned domain, unsigned inner,
 
 /* The tag word of (domain, p) with its trace in *out, or NULL; *word is
  * the word p's tag would be in (NULL: none), whatever it holds. */
-static _Atomic uint64_t *tag_find(unsigned domain, uintptr_t p,
+OM_INLINE _Atomic uint64_t *tag_find(unsigned domain, uintptr_t p,
                                   unsigned epoch, struct omi_trace_rec *out,
                                   _Atomic uint64_t **word)
 {
@@ -410,11 +443,17 @@ typedef void (*tag_fn)(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
 
 /* Every tag of the records that have a page (the list, not the map: a
  * walk of the map would read 2^18 words per second level). */
-static void walk(tag_fn fn, void *ctx)
+OM_INLINE void walk(tag_fn fn, void *ctx)
 {
     for (struct record *r = all_records; r; r = r->all_next) {
         size_t block = omi_pool_class_size(r->sc);
 
+        /* The list is walked by pointer: without this, each record's
+         * header is a cache miss the walk waits for. */
+        if (r->all_next) {
+            __builtin_prefetch(r->all_next);
+            __builtin_prefetch(&r->all_next->tag[4]);
+        }
         for (size_t i = 0; r->page && i < r->capacity; i++)
             if (atomic_load_explicit(&r->tag[i], memory_order_relaxed))
                 fn(ctx, &r->tag[i], r->page + i * block, block, r);
@@ -427,7 +466,7 @@ struct each {
     unsigned epoch;
 };
 
-static void each_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
+OM_INLINE void each_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
                      size_t block, const struct record *r)
 {
     struct each *e = ctx;
@@ -518,13 +557,15 @@ static int audit_free(void)
 static int audit_pages(void)
 {
     for (struct record *r = all_records; r; r = r->all_next) {
-        _Atomic(struct record *) *slot;
+        _Atomic uintptr_t *slot;
         struct pool *pool;
+
         if (!r->page)
             continue;
         slot = slot_of(r->page, false);
         pool = small_pool(r->page);
-        if (!slot || atomic_load(slot) != r || !pool || pool->sc != r->sc)
+        if (!slot || atomic_load(slot) != slot_word(r) || !pool ||
+            pool->sc != r->sc)
             return omi_check_fail("tags.4", (void *)r->page, "a record of "
                                   "class %u on a page that is not its "
                                   "class's pool", r->sc);

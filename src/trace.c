@@ -522,15 +522,17 @@ static void counters_restart(bool clear)
     atomic_fetch_add(&count_epoch, 1);
 }
 
-/* The bytes a trace adds to current: its size, or its estimate. */
-static size_t trace_bytes(uint64_t meta)
+/* The estimate of the bytes a sampled trace of size bytes stands for. */
+static OM_NOINLINE size_t sampled_bytes(uint64_t size)
 {
-    uint64_t size = meta >> 1;
-
-    if (!(meta & 1))
-        return size;
     return (size_t)llround((double)size *
                            sample_weight(size, atomic_load(&sample_mean)));
+}
+
+/* The bytes a trace adds to current: its size, or its estimate. */
+OM_INLINE size_t trace_bytes(uint64_t meta)
+{
+    return likely(!(meta & 1)) ? meta >> 1 : sampled_bytes(meta >> 1);
 }
 
 /* ---- The traces: sharded open-addressing tables ---- */
@@ -684,7 +686,7 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
 /* A small block of objmem's: its trace is a tag (tags.c), of generation
  * g: if a stop or a clear came between, the tag reads as none.  false: it
  * cannot be a tag. */
-static bool tag_put(const struct slot *v, uint32_t g)
+OM_INLINE bool tag_put(const struct slot *v, uint32_t g)
 {
     struct slot old;
     int rc;
@@ -702,19 +704,14 @@ static bool tag_put(const struct slot *v, uint32_t g)
     return true;
 }
 
-/* Record a trace, replacing one of the same key; v->tb was interned in
- * generation g (a trace of an older one is dropped: its traceback was
- * forgotten).  false: lost. */
-static bool trace_put(const struct slot *v, uint32_t g)
+/* trace_put for a trace that cannot be a tag: the hash table. */
+static OM_NOINLINE bool table_put(const struct slot *v, uint32_t g)
 {
     uint64_t h = key_hash(slot_domain(v), v->ptr);
     size_t fi = filter_index(slot_domain(v), v->ptr);
     struct shard *sh = shard_of(fi);
     struct slot *slot;
     bool ok = true;
-
-    if (tag_put(v, g))
-        return true;
 
     pthread_mutex_lock(&sh->lock);
     if (!atomic_load_explicit(&tracing, memory_order_relaxed) ||
@@ -741,8 +738,16 @@ out:
     return ok;
 }
 
+/* Record a trace, replacing one of the same key; v->tb was interned in
+ * generation g (a trace of an older one is dropped: its traceback was
+ * forgotten).  false: lost. */
+OM_INLINE bool trace_put(const struct slot *v, uint32_t g)
+{
+    return tag_put(v, g) || table_put(v, g);
+}
+
 /* Forget the trace of (domain, ptr), if any; its slot in *out. */
-static bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
+OM_INLINE bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
 {
     size_t fi = filter_index(domain, ptr);
     bool found;
@@ -1203,7 +1208,7 @@ static long tb_intern_locked(const struct rawframe *f, uint32_t n,
 }
 
 /* The per-thread cache: two ways per set, the newer first.  -1: a miss. */
-static long cache_find(uint64_t h, uint32_t g)
+OM_INLINE long cache_find(uint64_t h, uint32_t g)
 {
     const struct tb_cache_entry *c = &tb_cache[(h ^ h >> 32) % TB_CACHE & ~1u];
 
@@ -1246,20 +1251,12 @@ static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
 /* The traceback id of the runtime's frames.  With a key, the per-thread
  * cache is asked first: by the key (with the limit in it: a key stands
  * for that many frames), where a miss leaves its id. */
-static long traceback_source(int lim)
+static OM_NOINLINE long source_intern(int lim, uint64_t k, uint32_t g)
 {
     struct rawframe f[MAX_FRAMES];
-    om_frame_key_fn kf = key_fn;
-    uint64_t k = kf ? kf(source_ctx, lim) : 0;
-    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     int n, total;
     long id;
 
-    if (k) {
-        k ^= (uint64_t)lim << 57 | 1;
-        if ((id = cache_find(k, g)) >= 0)
-            return id;
-    }
     f[0] = (struct rawframe){ 0, 0, 0, 0 };    /* (GCC cannot tell) */
     total = capture_source(f, lim, &n);
     id = tb_intern(f, (uint32_t)n, (uint32_t)total, 1);
@@ -1268,18 +1265,36 @@ static long traceback_source(int lim)
     return id;
 }
 
+OM_INLINE long traceback_source(int lim)
+{
+    om_frame_key_fn kf = key_fn;
+    uint64_t k = kf ? kf(source_ctx, lim) : 0;
+    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
+    long id;
+
+    if (k) {
+        k ^= (uint64_t)lim << 57 | 1;
+        if ((id = cache_find(k, g)) >= 0)
+            return id;
+    }
+    return source_intern(lim, k, g);
+}
+
 /* The current thread's traceback id; -1 when it cannot be recorded. */
-static long traceback_now(void)
+static OM_NOINLINE long traceback_c(int lim)
 {
     struct rawframe f[MAX_FRAMES];
-    int lim = atomic_load_explicit(&limit, memory_order_relaxed);
-    int n, total;
+    int total = capture_c(f, lim);
+    int n = total < lim ? total : lim;
 
-    if (source_fn)
-        return traceback_source(lim);
-    total = capture_c(f, lim);
-    n = total < lim ? total : lim;
     return tb_intern(f, (uint32_t)n, (uint32_t)total, 0);
+}
+
+OM_INLINE long traceback_now(void)
+{
+    int lim = atomic_load_explicit(&limit, memory_order_relaxed);
+
+    return source_fn ? traceback_source(lim) : traceback_c(lim);
 }
 
 /* Forget every traceback: the caches see a new generation. */
@@ -1341,7 +1356,7 @@ static bool sample_hit(size_t size, size_t mean)
 }
 
 /* Ticks since tracing started (CLOCK_MONOTONIC_COARSE: a few ns). */
-static uint32_t now_ticks(void)
+OM_INLINE uint32_t now_ticks(void)
 {
     struct timespec ts;
     int64_t ns;
@@ -1386,7 +1401,7 @@ static long domain_index(unsigned d, bool add)
 
 /* Trace (domain index di, p, size) with the current traceback.  The
  * caller has set reentrant. */
-static int record(unsigned di, const void *p, size_t size, bool sampled)
+OM_INLINE int record(unsigned di, const void *p, size_t size, bool sampled)
 {
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     long id = (counter_mine(), traceback_now());
@@ -1406,7 +1421,7 @@ static bool is_tracing(void)
 }
 
 /* After an allocation of size bytes at p in domain d. */
-static void on_alloc(unsigned d, void *p, size_t size)
+OM_INLINE void on_alloc(unsigned d, void *p, size_t size)
 {
     size_t mean;
 
@@ -1432,7 +1447,7 @@ static void peak_forget(void)
 }
 
 /* Add one trace to the sums of its traceback (ntb of them). */
-static void peak_add(const struct slot *v, size_t ntb, size_t mean)
+OM_INLINE void peak_add(const struct slot *v, size_t ntb, size_t mean)
 {
     uint64_t size = v->meta >> 1;
     double w = v->meta & 1 ? sample_weight(size, mean) : 1.0;

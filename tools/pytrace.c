@@ -146,22 +146,25 @@ static _PyInterpreterFrame *newest_frame(PyThreadState *ts)
 
 /* The calling thread's state when it holds the GIL, else NULL: the
  * state that holds the GIL must be this thread's own.  The thread's state
- * is remembered (a thread keeps one for its life, mostly); a state
- * remembered but since deleted and made again for another thread fails
- * the thread check, and the thread asks CPython again. */
+ * is remembered with its thread's ident (a thread keeps one state for its
+ * life, mostly); a state remembered but since deleted and made again for
+ * another thread fails the ident check, and the thread asks CPython
+ * again. */
 static __thread PyThreadState *my_state;
+static __thread unsigned long my_ident;
 
-static PyThreadState *holder(void)
+static inline __attribute__((always_inline)) PyThreadState *holder(void)
 {
     PyThreadState *ts = _PyThreadState_GET();
 
     if (!ts)
         return NULL;
-    if (ts == my_state && ts->thread_id == PyThread_get_thread_ident())
+    if (ts == my_state && ts->thread_id == my_ident)
         return ts;
     if (ts != PyGILState_GetThisThreadState())
         return NULL;
     my_state = ts;
+    my_ident = PyThread_get_thread_ident();
     return ts;
 }
 
@@ -189,20 +192,13 @@ static uint64_t rotl(uint64_t x, int r)
     return x << r | x >> (64 - r);
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x7fb5d329728ea185ULL;
-    x ^= x >> 27;
-    x *= 0x81dadef4bc2dd44dULL;
-    return x ^ x >> 33;
-}
-
 /*
  * The key of the frames python_frames would give: each frame's code
  * object and instruction, with the fields that line_of checks against a
  * code object reborn at the same address (so equal keys give equal
  * frames, as line_of's cache does), and whether the stack goes deeper.
+ * One multiply a frame: the fields are pointers and small numbers, laid
+ * in different bits before they are mixed.
  */
 static uint64_t python_key(void *ctx, int max)
 {
@@ -219,19 +215,18 @@ static uint64_t python_key(void *ctx, int max)
         if (_PyFrame_IsIncomplete(f))
             continue;
         if (n < max) {
-            uint64_t v, w;
-
             code = f->f_code;
-            v = (uintptr_t)code * 0x9e3779b97f4a7c15ULL +
-                ((uint64_t)(unsigned)_PyInterpreterFrame_LASTI(f) << 32 |
-                 (unsigned)code->co_firstlineno);
-            w = (uintptr_t)code->co_filename * 0xc2b2ae3d27d4eb4fULL ^
-                (uintptr_t)code->co_name;
-            h = (rotl(h, 23) ^ v ^ w) * 0x165667b19e3779f9ULL;
+            h = (rotl(h, 23) ^ (uintptr_t)code ^
+                 rotl((uintptr_t)code->co_filename, 17) ^
+                 rotl((uintptr_t)code->co_name, 31) ^
+                 (uint64_t)(unsigned)_PyInterpreterFrame_LASTI(f) << 44 ^
+                 (uint64_t)(unsigned)code->co_firstlineno << 52) *
+                0x9e3779b97f4a7c15ULL;
         }
         n++;
     }
-    return mix(h ^ (uint64_t)n);
+    h ^= (uint64_t)n;
+    return h ^ h >> 29;
 }
 #endif
 
