@@ -227,8 +227,10 @@ static struct record *record_new(unsigned sc)
         r->next = NULL;
         return r;
     }
+    /* The region's cuts are 16-aligned: 16 more bytes make room for a
+     * 32-aligned record. */
     raw = omi_region_alloc(&mem, sizeof(*r) + cap * sizeof(r->tag[0]) +
-                                     RECORD_ALIGN);
+                                     RECORD_ALIGN - 16);
     if (!raw)
         return NULL;
     r = (struct record *)(((uintptr_t)raw + RECORD_ALIGN - 1) &

@@ -1436,6 +1436,26 @@ OM_INLINE void on_alloc(unsigned d, void *p, size_t size)
         omi_capture_write_pending();
 }
 
+/* Sampling's "no" without a call: the countdown stays above 0. */
+OM_INLINE bool sample_skips(size_t size)
+{
+    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
+        likely(until_sample > (int64_t)size) &&
+        likely(!atomic_load_explicit(&omi_capture_pending,
+                                     memory_order_relaxed))) {
+        until_sample -= (int64_t)size;
+        return true;
+    }
+    return false;
+}
+
+/* on_alloc out of line, for the wrappers whose callers sample: the
+ * countdown's "no" stays a short path (sample_skips first). */
+static OM_NOINLINE void alloc_traced(unsigned d, void *p, size_t size)
+{
+    on_alloc(d, p, size);
+}
+
 /* ---- The snapshot at the peak ---- */
 
 /* Forget the sums kept at the peak.  Under ctl_lock. */
@@ -1563,7 +1583,8 @@ static void *trace_malloc(void *ctx, size_t size)
         return k->under.malloc(k->under.ctx, size);
     reentrant = true;
     p = k->under.malloc(k->under.ctx, size);
-    on_alloc(k->domain, p, size);
+    if (!sample_skips(size))
+        alloc_traced(k->domain, p, size);
     reentrant = false;
     omi_domain_caller = 0;
     return p;
@@ -1578,7 +1599,8 @@ static void *trace_calloc(void *ctx, size_t nelem, size_t elsize)
         return k->under.calloc(k->under.ctx, nelem, elsize);
     reentrant = true;
     p = k->under.calloc(k->under.ctx, nelem, elsize);
-    on_alloc(k->domain, p, nelem * elsize);
+    if (!sample_skips(nelem * elsize))
+        alloc_traced(k->domain, p, nelem * elsize);
     reentrant = false;
     omi_domain_caller = 0;
     return p;
@@ -1602,7 +1624,7 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
     if (p && is_tracing())
         had = trace_forget(k->domain, (uintptr_t)p, &old);
     q = k->under.realloc(k->under.ctx, p, size);
-    if (q)
+    if (q && !sample_skips(size))
         on_alloc(k->domain, q, size);
     else if (had)
         trace_put(&old, g);
@@ -1657,13 +1679,7 @@ static void *gp_trace_malloc(void *ctx, size_t size)
 
     if (unlikely(reentrant))
         return p;
-    /* sample_hit's "no" without the call: the countdown stays above 0. */
-    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
-        likely(until_sample > (int64_t)size) &&
-        likely(!atomic_load_explicit(&omi_capture_pending,
-                                     memory_order_relaxed)))
-        until_sample -= (int64_t)size;
-    else
+    if (!sample_skips(size))
         gp_alloc_slow(ctx, p, size);
     omi_domain_caller = 0;
     return p;
