@@ -1624,10 +1624,12 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
     if (p && is_tracing())
         had = trace_forget(k->domain, (uintptr_t)p, &old);
     q = k->under.realloc(k->under.ctx, p, size);
-    if (q && !sample_skips(size))
+    if (!q) {
+        if (had)
+            trace_put(&old, g);
+    } else if (!sample_skips(size)) {
         on_alloc(k->domain, q, size);
-    else if (had)
-        trace_put(&old, g);
+    }
     reentrant = false;
     omi_domain_caller = 0;
     return q;

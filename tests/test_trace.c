@@ -813,6 +813,30 @@ static void test_sampling_big_blocks(void **state)
     assert_int_equal(traced(), 0);
 }
 
+/* A sampled block realloc'd to a block the countdown skips: the old
+ * trace goes, and none comes back (it did once: the old trace was put
+ * back as if the realloc had failed). */
+static void test_sampled_realloc(void **state)
+{
+    void *p, *q;
+
+    assert_int_equal(om_trace_start_sampling(64 * 1024), 0);
+    p = om_malloc(4 << 20);         /* sampled but with odds of e^-64 */
+    assert_non_null(p);
+    assert_non_null(om_trace_get_object_traceback(p));
+    assert_true(traced() >= 4 << 20);
+    /* 16 bytes: sampled with odds of at most 16 / 64 KiB. */
+    q = om_realloc(p, 16);
+    assert_non_null(q);
+    assert_null(om_trace_get_object_traceback(p));
+    assert_null(om_trace_get_object_traceback(q));
+    assert_int_equal(traced(), 0);
+    om_free(q);
+    assert_int_equal(traced(), 0);
+    assert_int_equal(om_check(), 0);
+    om_trace_stop();
+}
+
 /* ---- Addresses, times and the heap map ---- */
 
 /* The page record of address p in map m, or NULL. */
@@ -1112,6 +1136,7 @@ int main(void)
         T(test_oom_while_recording),
         T(test_sampling_estimates),
         T(test_sampling_big_blocks),
+        T(test_sampled_realloc),
         T(test_heap_map),
         T(test_keep_peak),
         T(test_dump_through),
