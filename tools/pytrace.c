@@ -197,8 +197,9 @@ static uint64_t rotl(uint64_t x, int r)
  * object and instruction, with the fields that line_of checks against a
  * code object reborn at the same address (so equal keys give equal
  * frames, as line_of's cache does), and whether the stack goes deeper.
- * One multiply a frame: the fields are pointers and small numbers, laid
- * in different bits before they are mixed.
+ * One multiply a frame: the pointers are rotated and the instruction and
+ * first line shifted to the high bits (above a code pointer's), so that
+ * the fields spread over the word before the multiply mixes them.
  */
 static uint64_t python_key(void *ctx, int max)
 {
