@@ -62,7 +62,7 @@
 /* ---- Settings ---- */
 
 #define NBACKENDS 2
-#define NPATTERNS 5
+#define NPATTERNS 6
 #define MAX_REPS 99
 #define SMALL_INTS 100          /* values 0..99: cached in both */
 #define INTERN_DISTINCT 10000   /* distinct strings in the intern pattern */
@@ -84,6 +84,7 @@ struct settings {
     long list_items;            /* items appended to each list */
     long dict_keys;             /* str keys inserted into the dict */
     long interns;               /* strings interned and dropped */
+    long instances;             /* instances made, kept, read, dropped */
     int reps;                   /* children per (backend, pattern) */
     bool quick;                 /* ten times fewer operations */
 };
@@ -99,6 +100,7 @@ static void settings_init(struct settings *s, bool quick, int reps)
     s->list_items = 1000000 / scale;
     s->dict_keys = 1000000 / scale;
     s->interns = 1000000 / scale;
+    s->instances = 1000000 / scale;
 }
 
 /* ---- Small helpers ---- */
@@ -215,7 +217,17 @@ struct obj_api {
     void *(*str_new)(const char *s, ptrdiff_t len);
     void *(*intern)(const char *s);
     void (*decref)(void *o);
+    void *(*class_new)(const char *name);   /* a class without slots */
+    void *(*instance_new)(void *cls);
+    int (*setattr)(void *o, int name, void *value);  /* name: ATTR_X.. */
+    void *(*getattr)(void *o, int name);             /* new reference */
 };
+
+/* The attribute names of the instances pattern, by number: objmem takes
+ * the C string, CPython the str object made (interned) once, as an
+ * extension module's cached identifiers. */
+enum { ATTR_X, ATTR_Y, NATTRS };
+static const char *const attr_names[NATTRS] = { "x", "y" };
 
 static void *om_float_new(double v)
 {
@@ -277,15 +289,64 @@ static void om_drop(void *o)
     om_decref(o);
 }
 
-/* State of the child: which backend it is, and CPython's variadic pack. */
+static void *om_class_make(const char *name)
+{
+    return om_class_new(name, NULL, 0, 0);
+}
+
+static void *om_instance_make(void *cls)
+{
+    return om_instance_new(cls);
+}
+
+static int om_attr_set(void *o, int name, void *value)
+{
+    return om_setattr(o, attr_names[name], value);
+}
+
+static void *om_attr_get(void *o, int name)
+{
+    return om_getattr(o, attr_names[name]);
+}
+
+/* State of the child: which backend it is, and CPython's calls that
+ * the table cannot take as they are. */
 static struct {
     void *(*py_pack)(ptrdiff_t n, ...); /* PyTuple_Pack */
     void *python;                       /* libpython's handle, or NULL */
+    void *(*call)(void *callable, const char *fmt, ...);
+                                        /* PyObject_CallFunction */
+    void *type_type;                    /* &PyType_Type */
+    void *(*call_noargs)(void *callable);
+    int (*set_attr)(void *o, void *name, void *value);
+    void *(*get_attr)(void *o, void *name);
+    void *names[NATTRS];                /* interned str objects */
 } child;
 
 static void *py_pack2(void *a, void *b)
 {
     return child.py_pack(2, a, b);
+}
+
+/* type(name, (), {}): a class as a class statement without a body. */
+static void *py_class_new(const char *name)
+{
+    return child.call(child.type_type, "s(){}", name);
+}
+
+static void *py_instance_new(void *cls)
+{
+    return child.call_noargs(cls);
+}
+
+static int py_setattr(void *o, int name, void *value)
+{
+    return child.set_attr(o, child.names[name], value);
+}
+
+static void *py_getattr(void *o, int name)
+{
+    return child.get_attr(o, child.names[name]);
 }
 
 static int open_objmem(struct obj_api *api)
@@ -302,6 +363,10 @@ static int open_objmem(struct obj_api *api)
     api->str_new = om_str_new;
     api->intern = om_intern_str;
     api->decref = om_drop;
+    api->class_new = om_class_make;
+    api->instance_new = om_instance_make;
+    api->setattr = om_attr_set;
+    api->getattr = om_attr_get;
     emit("info", "objmem %s, linked statically", om_version());
     return 0;
 }
@@ -359,6 +424,8 @@ static void start_python(void)
         fclose(null);
 }
 
+static void *check(void *o, const char *what);
+
 static int open_cpython(struct obj_api *api)
 {
     unsetenv("PYTHONMALLOC");
@@ -382,6 +449,19 @@ static int open_cpython(struct obj_api *api)
     api->intern = (void *(*)(const char *))
                   py_sym("PyUnicode_InternFromString");
     api->decref = (void (*)(void *))py_sym("Py_DecRef");
+    child.call = (void *(*)(void *, const char *, ...))
+                 py_sym("PyObject_CallFunction");
+    child.type_type = py_sym("PyType_Type");
+    child.call_noargs = (void *(*)(void *))py_sym("PyObject_CallNoArgs");
+    child.set_attr = (int (*)(void *, void *, void *))
+                     py_sym("PyObject_SetAttr");
+    child.get_attr = (void *(*)(void *, void *))py_sym("PyObject_GetAttr");
+    for (int i = 0; i < NATTRS; i++)
+        child.names[i] = check(api->intern(attr_names[i]), "intern");
+    api->class_new = py_class_new;
+    api->instance_new = py_instance_new;
+    api->setattr = py_setattr;
+    api->getattr = py_getattr;
     return 0;
 }
 
@@ -547,6 +627,46 @@ static NOIPA double time_intern(const struct obj_api *api,
     return ns;
 }
 
+/* instances: make n instances of one class and set x and y (cached
+ * small ints) on each; read x back from each; drop them all.  The
+ * instances are kept in an array mapped before the timer starts. */
+static NOIPA double time_instances(const struct obj_api *api,
+                                   const struct settings *s)
+{
+    void *ints[SMALL_INTS], *cls, **keep;
+    size_t bytes = (size_t)s->instances * sizeof(void *);
+    long wrong = 0;
+    double t0, ns;
+
+    keep = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (keep == MAP_FAILED)
+        die("cannot map %zu bytes", bytes);
+    small_ints(api, ints);
+    cls = check(api->class_new("C"), "class_new");
+    t0 = thread_ns();
+    for (long i = 0; i < s->instances; i++) {
+        keep[i] = check(api->instance_new(cls), "instance_new");
+        if (api->setattr(keep[i], ATTR_X, ints[i % SMALL_INTS]) != 0 ||
+            api->setattr(keep[i], ATTR_Y, ints[(i + 1) % SMALL_INTS]))
+            die("setattr failed at instance %ld", i);
+    }
+    for (long i = 0; i < s->instances; i++) {
+        void *x = check(api->getattr(keep[i], ATTR_X), "getattr");
+
+        wrong += x != ints[i % SMALL_INTS];
+        api->decref(x);
+    }
+    drop_all(api, keep, s->instances);
+    ns = thread_ns() - t0;
+    if (wrong)
+        die("getattr gave %ld wrong values", wrong);
+    api->decref(cls);
+    drop_all(api, ints, SMALL_INTS);
+    unmap_array(keep, (size_t)s->instances, sizeof(void *));
+    return ns;
+}
+
 static void describe_floats(const struct settings *s)
 {
     printf("%ld times: make a float (i * 0.5), drop it\n", s->floats);
@@ -573,6 +693,13 @@ static void describe_dict(const struct settings *s)
            "dict\n", s->dict_keys, s->dict_keys - 1);
 }
 
+static void describe_instances(const struct settings *s)
+{
+    printf("make %ld instances of a class without slots, set x and y "
+           "on each\n   (cached ints), read x back from each, drop "
+           "them (not one of the issue's five)\n", s->instances);
+}
+
 static void describe_intern(const struct settings *s)
 {
     printf("%ld times: intern \"s<i %% %d>\" (%d distinct), drop the "
@@ -588,6 +715,10 @@ static long ops_list(const struct settings *s)
 }
 static long ops_dict(const struct settings *s) { return s->dict_keys; }
 static long ops_intern(const struct settings *s) { return s->interns; }
+static long ops_instances(const struct settings *s)
+{
+    return s->instances;
+}
 
 struct pattern {
     const char *name;
@@ -605,6 +736,8 @@ static const struct pattern patterns[NPATTERNS] = {
     {"dict", "str key + insert (+ its share of the drop)", time_dict,
      ops_dict, describe_dict},
     {"intern", "intern + drop", time_intern, ops_intern, describe_intern},
+    {"instances", "new + 2 setattr + getattr + drop", time_instances,
+     ops_instances, describe_instances},
 };
 
 static int find_backend(const char *name)
@@ -631,6 +764,19 @@ static int find_pattern(const char *name)
  * set its allocator and free lists going; this does the same for objmem,
  * so that neither side's first-use set-up lands in a pattern's figures.
  */
+static void warm_instances(const struct obj_api *api, void *value)
+{
+    void *cls = check(api->class_new("Warm"), "class_new");
+    void *o = check(api->instance_new(cls), "instance_new");
+
+    if (api->setattr(o, ATTR_X, value) != 0 ||
+        api->setattr(o, ATTR_Y, value) != 0)
+        die("warm-up: setattr failed");
+    api->decref(check(api->getattr(o, ATTR_X), "getattr"));
+    api->decref(o);
+    api->decref(cls);
+}
+
 static void warm_up(const struct obj_api *api)
 {
     void *one = check(api->int_new(1), "int_new");
@@ -647,6 +793,7 @@ static void warm_up(const struct obj_api *api)
     api->decref(dict);
     api->decref(key);
     api->decref(check(api->intern("warm"), "intern"));
+    warm_instances(api, one);
     api->decref(one);
 }
 
@@ -1154,7 +1301,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_objects [--reps N] [--quick] "
             "[--pattern P[,P...]]\n"
-            "patterns: floats tuples list dict intern\n"
+            "patterns: floats tuples list dict intern instances\n"
             "--reps: children per (backend, pattern), 1..%d (default 5, "
             "3 with --quick)\n--quick: 10x fewer operations\n", MAX_REPS);
 }

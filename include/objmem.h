@@ -463,13 +463,21 @@ OM_API size_t om_dict_len(const om_object *d);
 
 /*
  * Classes.  om_class_new makes a class whose instances keep their
- * attributes in a dict (nslots == 0: CPython's default, 56 bytes an
- * instance as python3 3.11) or in slots (nslots > 0, slot_names given:
- * CPython's __slots__, 16 + 8 per slot and the GC pre-header).  Instances
- * keep a reference to their class.  om_getattr returns a new reference,
- * or NULL with errno = ENOENT (no such attribute) or EINVAL;
- * om_setattr returns 0, -ENOENT (not a slot of the class), -ENOMEM or
+ * attributes by key-sharing (nslots == 0: CPython's default, 56 bytes an
+ * instance as python3 3.11, plus an array of values, 8 bytes a value,
+ * the names being kept once by the class) or in slots (nslots > 0,
+ * slot_names given: CPython's __slots__, 16 + 8 per slot and the GC
+ * pre-header).  Instances keep a reference to their class.
+ * om_getattr returns a new reference, or NULL with errno = ENOENT (no
+ * such attribute) or EINVAL; om_setattr and om_delattr return 0,
+ * -ENOENT (not a slot of the class; for om_delattr, not set), -ENOMEM or
  * -EINVAL.  Attribute names are interned.
+ * om_instance_dict is vars(o): a new reference to o's attribute dict,
+ * made on the first call (o's attributes then live in it, so changes
+ * to it are changes to o's attributes); NULL with errno = EINVAL for a
+ * slots instance or a non-instance, ENOMEM.  An instance also gets a
+ * dict of its own when its class already shares 30 names and it sets
+ * another (as CPython 3.11).
  */
 OM_API om_object *om_class_new(const char *name,
                                const char *const *slot_names, size_t nslots,
@@ -477,10 +485,13 @@ OM_API om_object *om_class_new(const char *name,
 OM_API om_object *om_instance_new(om_object *cls);
 OM_API om_object *om_getattr(om_object *o, const char *name);
 OM_API int om_setattr(om_object *o, const char *name, om_object *value);
+OM_API int om_delattr(om_object *o, const char *name);
+OM_API om_object *om_instance_dict(om_object *o);
 
 /*
  * The articles' deep_getsizeof: om_sizeof of o and of everything it
- * reaches through traverse, each object once.  (size_t)-1 with errno =
+ * reaches through traverse, each object once, and the attribute values
+ * of the instances among them (which sys.getsizeof leaves out).  (size_t)-1 with errno =
  * ENOMEM when the walk runs out of memory.
  */
 OM_API size_t om_deep_sizeof(om_object *o);

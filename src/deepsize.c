@@ -2,6 +2,9 @@
  * deepsize.c - L3: om_deep_sizeof, the articles' deep_getsizeof: the size
  * of an object and of everything it reaches, each object once.
  *
+ * An instance's attribute values (class.c) count with the instance: they
+ * are its memory, though sys.getsizeof, and so om_sizeof, leaves them out.
+ *
  * The walk uses its own stack and a set of the objects seen (open
  * addressing on the address), both in the RAW domain, so that a chain of
  * a million nested containers takes no deep C stack and the walk does
@@ -98,7 +101,7 @@ size_t om_deep_sizeof(om_object *o)
         om_object *x = w.stack[--w.depth];
         if (!first_visit(&w, x))
             continue;
-        total += om_sizeof(x);
+        total += om_sizeof(x) + omi_class_values_size(x);
         if (x->type->traverse)
             x->type->traverse(x, push, &w);
     }

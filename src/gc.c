@@ -37,7 +37,8 @@
  * (untrack, uncount).
  *
  * Invariants (checked by omi_gc_check, which also checks weakref.1-2 on
- * every ref, refs being tracked objects):
+ * every ref and class.1, 3-5 on every instance, both being tracked
+ * objects):
  *   1. Outside a collection, every list is a well-formed circular list:
  *      x.next.prev == x, every member is tracked, no member has
  *      COLLECTING or UNREACHABLE set.
@@ -1185,6 +1186,8 @@ static int check_list(gc_head *list, const char *name)
                                   "object", name);
         if (o->type == &omi_weakref_type && omi_weakref_check(o) != 0)
             return -EFAULT;             /* weakref.1-2, for every ref */
+        if (omi_class_check_instance(o) != 0)
+            return -EFAULT;             /* class.1, 3-5, every instance */
         if (++n > ((size_t)1 << 40))
             return omi_check_fail("gc.1", list, "%s loops", name);
     }

@@ -243,6 +243,13 @@ bool omi_dict_next(const om_object *d, size_t *pos, om_object **key,
 /* class.c: the name of a class object, or NULL for another object. */
 const char *omi_class_name(const om_object *o);
 
+/* class.c: bytes of instance o's attribute values, 0 when it has none:
+ * what om_deep_sizeof counts beside om_sizeof. */
+size_t omi_class_values_size(const om_object *o);
+
+/* class.c: invariants 1 and 3-5 for o when o is an instance; else 0. */
+int omi_class_check_instance(const om_object *o);
+
 /* str.c: verify the intern table. */
 int omi_str_check(void);
 

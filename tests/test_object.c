@@ -818,10 +818,15 @@ static void test_dict_sizes_match_python(void **state)
 /* Interned names used below, made first: they are immortal. */
 static void make_names(void)
 {
-    const char *names[] = { "x", "y", "z", "Point", "Thing" };
+    const char *names[] = { "x", "y", "z", "w", "Point", "Thing" };
+    char k[16];
 
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         om_str_literal(names[i]);
+    for (int i = 0; i < 30; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        om_str_literal(k);
+    }
     live0 = om_live_objects();
     blocks0 = blocks_in_use();
 }
@@ -854,23 +859,31 @@ static void test_class_slots(void **state)
 
 static void test_class_dict_and_deep_size(void **state)
 {
-    om_object *cls, *a, *x, *l, *v;
+    om_object *cls, *a, *x, *l, *v, *d;
 
     make_names();
     x = om_float_from_double(1.5);
     cls = om_class_new("Thing", NULL, 0, 0);
     a = om_instance_new(cls);
     assert_int_equal(om_sizeof(a), 56);         /* CPython 3.11 */
+    assert_int_equal(om_deep_sizeof(a), 56);    /* no values yet */
     assert_int_equal(om_setattr(a, "x", x), 0);
     assert_int_equal(om_setattr(a, "y", x), 0);
     v = om_getattr(a, "y");
     assert_ptr_equal(v, x);
     om_decref(v);
-    /* a, its dict, the two keys, and x once */
+    /* a, its values (a 32-byte block: 8 bytes of prefix and room for
+     * three pointers), x once */
+    assert_int_equal(om_deep_sizeof(a), 56 + 32 + om_sizeof(x));
+    /* vars(a): the attributes move to a dict, which the walk then counts
+     * with its two keys instead of the values */
+    d = om_instance_dict(a);
+    assert_non_null(d);
+    assert_int_equal(om_dict_len(d), 2);
     assert_int_equal(om_deep_sizeof(a),
-                     56 + om_sizeof(*(om_object **)((char *)a - 32)) +
-                     om_sizeof(om_str_literal("x")) +
+                     56 + om_sizeof(d) + om_sizeof(om_str_literal("x")) +
                      om_sizeof(om_str_literal("y")) + om_sizeof(x));
+    om_decref(d);
     l = om_list_new(0);
     om_list_append(l, x);
     om_list_append(l, x);
@@ -879,6 +892,201 @@ static void test_class_dict_and_deep_size(void **state)
     om_decref(a);
     om_decref(cls);
     om_decref(x);
+    assert_objects_clean();
+}
+
+static void assert_repr(om_object *o, const char *want);
+
+static size_t pool_bytes(void)
+{
+    struct om_stats s;
+
+    assert_int_equal(om_stats_get(&s), 0);
+    return s.bytes_in_use;
+}
+
+/* Key-sharing: 100 instances that set x and y hold 100 arrays of two
+ * values (24 bytes, a 32-byte block) and no dict, the names being kept
+ * once by the class; as dicts (vars()) they would hold 100 dicts. */
+static void test_key_sharing_memory(void **state)
+{
+    om_object *cls, *keep[100], *one = om_int_from_i64(1), *d;
+    size_t before, shared;
+
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    for (int i = 0; i < 100; i++)
+        keep[i] = om_instance_new(cls);
+    om_setattr(keep[0], "x", one);              /* the class learns x, y */
+    om_setattr(keep[0], "y", one);
+    before = pool_bytes();
+    for (int i = 1; i < 100; i++) {
+        assert_int_equal(om_setattr(keep[i], "x", one), 0);
+        assert_int_equal(om_setattr(keep[i], "y", one), 0);
+    }
+    shared = pool_bytes() - before;
+    assert_int_equal(shared, 99 * 32);
+    before = pool_bytes();
+    for (int i = 1; i < 100; i++) {
+        d = om_instance_dict(keep[i]);
+        assert_ptr_equal(om_dict_get(d, om_str_literal("y")), one);
+        om_decref(d);
+    }
+    assert_true(pool_bytes() - before >= 99 * (184 - 32));
+    for (int i = 0; i < 100; i++)
+        om_decref(keep[i]);
+    om_decref(cls);
+    assert_objects_clean();
+}
+
+static void assert_attr(om_object *o, const char *name, om_object *want)
+{
+    om_object *v = om_getattr(o, name);
+
+    if (!want) {
+        assert_null(v);
+        assert_int_equal(errno, ENOENT);
+        return;
+    }
+    assert_ptr_equal(v, want);
+    om_decref(v);
+}
+
+/* An instance's attributes keep its own insertion order, which its dict
+ * shows; after vars() the dict and the attributes are one. */
+static void test_instance_order_and_dict(void **state)
+{
+    om_object *cls, *a, *b, *d, *v[4];
+    char want[80];
+
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    a = om_instance_new(cls);
+    b = om_instance_new(cls);
+    for (int i = 0; i < 4; i++)
+        v[i] = om_int_from_i64(i + 1);
+    assert_int_equal(om_setattr(a, "x", v[0]), 0);    /* class: x, y, z */
+    assert_int_equal(om_setattr(a, "y", v[1]), 0);
+    assert_int_equal(om_setattr(a, "z", v[2]), 0);
+    assert_int_equal(om_setattr(b, "z", v[2]), 0);    /* b: z, x, y */
+    assert_int_equal(om_setattr(b, "x", v[0]), 0);
+    assert_int_equal(om_setattr(b, "y", v[1]), 0);
+    assert_int_equal(om_delattr(b, "x"), 0);          /* b: z, y, x */
+    assert_int_equal(om_delattr(b, "x"), -ENOENT);
+    assert_attr(b, "x", NULL);
+    assert_int_equal(om_setattr(b, "x", v[3]), 0);
+    assert_int_equal(om_setattr(b, "y", v[0]), 0);    /* replaces: order */
+    assert_int_equal(om_check(), 0);
+    d = om_instance_dict(b);
+    assert_repr(d, "{'z': 3, 'y': 1, 'x': 4}");
+    assert_ptr_equal(om_instance_dict(b), d);         /* the same dict */
+    om_decref(d);
+    assert_int_equal(om_dict_set(d, om_str_literal("w"), v[1]), 0);
+    assert_attr(b, "w", v[1]);                        /* dict -> attr */
+    assert_int_equal(om_delattr(b, "z"), 0);          /* attr -> dict */
+    assert_int_equal(om_dict_len(d), 3);
+    assert_int_equal(om_delattr(b, "z"), -ENOENT);
+    om_decref(d);
+    d = om_instance_dict(a);
+    assert_repr(d, "{'x': 1, 'y': 2, 'z': 3}");
+    om_decref(d);
+    snprintf(want, sizeof(want), "<Thing object at %p>", (void *)a);
+    assert_repr(a, want);
+    assert_int_equal(om_check(), 0);
+    om_decref(a);
+    om_decref(b);
+    om_decref(cls);
+    for (int i = 0; i < 4; i++)
+        om_decref(v[i]);
+    assert_objects_clean();
+}
+
+/* A class shares 30 names; an instance setting a 31st gets a dict of its
+ * own, the others keep their values. */
+static void test_shared_keys_full(void **state)
+{
+    om_object *cls, *a, *b, *c, *one = om_int_from_i64(1), *d;
+    char name[16];
+
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    a = om_instance_new(cls);
+    b = om_instance_new(cls);
+    c = om_instance_new(cls);
+    for (int i = 0; i < 30; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        assert_int_equal(om_setattr(a, name, one), 0);
+    }
+    assert_int_equal(om_setattr(b, "k7", one), 0);
+    assert_int_equal(om_setattr(b, "not shared", one), 0);
+    assert_int_equal(om_setattr(c, "k29", one), 0);
+    assert_int_equal(om_check(), 0);
+    assert_attr(b, "not shared", one);
+    assert_attr(b, "k7", one);
+    assert_attr(b, "k8", NULL);
+    assert_attr(c, "not shared", NULL);
+    assert_attr(a, "k29", one);
+    assert_attr(c, "k29", one);
+    d = om_instance_dict(b);                    /* b's own, made above */
+    assert_int_equal(om_dict_len(d), 2);
+    om_decref(d);
+    /* a holds its 30 values, 32 bytes of prefix and 30 pointers; no dict */
+    assert_int_equal(om_deep_sizeof(a), 56 + 32 + 30 * 8 + om_sizeof(one));
+    om_decref(a);
+    om_decref(b);
+    om_decref(c);
+    om_decref(cls);
+    assert_objects_clean();
+}
+
+/* om_delattr on slots; the errors of the attribute calls. */
+static void test_delattr_and_errors(void **state)
+{
+    const char *slots[] = { "x", "y" };
+    om_object *cls, *p, *one = om_int_from_i64(1);
+
+    make_names();
+    cls = om_class_new("Point", slots, 2, 0);
+    p = om_instance_new(cls);
+    assert_int_equal(om_delattr(p, "x"), -ENOENT);    /* not set */
+    assert_int_equal(om_delattr(p, "z"), -ENOENT);    /* not a slot */
+    assert_int_equal(om_setattr(p, "x", one), 0);
+    assert_int_equal(om_delattr(p, "x"), 0);
+    assert_attr(p, "x", NULL);
+    errno = 0;
+    assert_null(om_instance_dict(p));                 /* no __dict__ */
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(om_instance_dict(one));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(om_delattr(one, "x"), -EINVAL);
+    assert_int_equal(om_delattr(p, NULL), -EINVAL);
+    assert_int_equal(om_setattr(p, "x", NULL), -EINVAL);
+    om_decref(p);
+    om_decref(cls);
+    assert_objects_clean();
+}
+
+/* om_check finds an instance whose values disagree with their order
+ * (class.4); mended, it passes again. */
+static void test_check_finds_broken_values(void **state)
+{
+    om_object *cls, *a, *one = om_int_from_i64(1);
+    unsigned char *values;
+
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    a = om_instance_new(cls);
+    assert_int_equal(om_setattr(a, "x", one), 0);
+    assert_int_equal(om_setattr(a, "y", one), 0);
+    values = *(unsigned char **)((char *)a - 24);     /* the pre-header */
+    assert_int_equal(values[1], 2);                   /* used */
+    values[1] = 1;                                    /* y: set, unlisted */
+    assert_int_equal(om_check(), -EFAULT);
+    values[1] = 2;
+    assert_int_equal(om_check(), 0);
+    om_decref(a);
+    om_decref(cls);
     assert_objects_clean();
 }
 
@@ -1095,6 +1303,11 @@ int main(void)
         cmocka_unit_test_setup(test_dict_sizes_match_python, setup),
         cmocka_unit_test_setup(test_class_slots, setup),
         cmocka_unit_test_setup(test_class_dict_and_deep_size, setup),
+        cmocka_unit_test_setup(test_key_sharing_memory, setup),
+        cmocka_unit_test_setup(test_instance_order_and_dict, setup),
+        cmocka_unit_test_setup(test_shared_keys_full, setup),
+        cmocka_unit_test_setup(test_delattr_and_errors, setup),
+        cmocka_unit_test_setup(test_check_finds_broken_values, setup),
         cmocka_unit_test_setup(test_deep_sizeof_chain, setup),
         cmocka_unit_test_setup(test_instance_sizes_match_python, setup),
         cmocka_unit_test_setup(test_repr, setup),
