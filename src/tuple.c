@@ -7,6 +7,15 @@
  * go on a free list per length, up to 2000 each (CPython's
  * PyTuple_MAXSAVESIZE and PyTuple_MAXFREELIST).
  *
+ * Tracking.  om_tuple_new's tuple is tracked from birth (its items come
+ * later).  om_tuple_pack's is tracked only when an item may be tracked
+ * (CPython 3.15's rule, gh-139389): a tuple of ints, strings and
+ * untracked tuples can be in no cycle, and a tree of such tuples built
+ * bottom-up is never seen by the collector at all (3.11 tracks it and
+ * untracks it a level per collection, because a collection's survivors
+ * come back in an order that puts parents before their children).
+ * om_tuple_set tracks an untracked tuple that gets an item that may be.
+ *
  * Invariants:
  *   1. A tuple's items are NULL only while it is being filled.
  *   2. There is one empty tuple.
@@ -87,7 +96,7 @@ static int tuple_clear(om_object *o)
     return 0;
 }
 
-/* A tuple of n >= 1 items, its items not set yet. */
+/* A tuple of n >= 1 items, its items not set yet, untracked. */
 static om_object *tuple_alloc(size_t n)
 {
     struct om_freelist *fl = freelist_for(n);
@@ -97,8 +106,6 @@ static om_object *tuple_alloc(size_t n)
         t = omi_object_new_from(&om_tuple_type, n, fl);
     else
         ((om_varobject *)t)->size = (ptrdiff_t)n;
-    if (t)
-        omi_gc_link(t);                 /* items NULL or set: traversable */
     return t;
 }
 
@@ -108,14 +115,17 @@ om_object *om_tuple_new(size_t n)
 
     if (n == 0)
         return &empty.head.base;
-    if ((t = tuple_alloc(n)) != NULL)
+    if ((t = tuple_alloc(n)) != NULL) {
         for (size_t i = 0; i < n; i++)
             ((struct tuple_object *)t)->items[i] = NULL;   /* invariant 1 */
+        omi_gc_link(t);                 /* items NULL: traversable */
+    }
     return t;
 }
 
 om_object *om_tuple_pack(size_t n, ...)
 {
+    bool track = false;
     om_object *t;
     va_list ap;
 
@@ -128,8 +138,11 @@ om_object *om_tuple_pack(size_t n, ...)
         om_object *item = va_arg(ap, om_object *);
         om_incref(item);
         ((struct tuple_object *)t)->items[i] = item;
+        track = track || omi_gc_may_be_tracked(item);
     }
     va_end(ap);
+    if (track)
+        omi_gc_link(t);
     return t;
 }
 
@@ -162,6 +175,8 @@ int om_tuple_set(om_object *t, size_t i, om_object *item)
     }
     old = ((struct tuple_object *)t)->items[i];
     ((struct tuple_object *)t)->items[i] = item;
+    if (item && omi_gc_may_be_tracked(item) && !omi_gc_may_be_tracked(t))
+        omi_gc_link(t);
     om_xdecref(old);
     return 0;
 }
