@@ -534,15 +534,16 @@ OM_API void om_gc_get_threshold(int out[3]);
 OM_API void om_gc_get_count(int out[3]);
 
 /*
- * Incremental mode (off by default): generation 0 is collected as
- * before, but where generation 1 or 2 would be, an increment collects
- * the young objects with the next slice of the old generation (0.25% of
- * it, or twice the young objects, 4096 at least), so a pause stays short
- * however large the heap.  A round of at most 400 increments scans the
+ * Incremental mode (off by default): generation 1 is collected as
+ * before, but each generation 0 collection is followed by the next
+ * slice of the old generation (0.025% of it, 1024 objects at least, or
+ * more when young objects grow old faster), so a pause stays short
+ * however large the heap.  A round of at most 4000 increments scans the
  * whole old generation; a full collection comes only when the old
  * generation has doubled since the last one, which bounds the garbage
  * that waits (a cycle split between slices, or one through a container
- * of over 64 KiB, which increments leave out).  om_gc_collect(2) is a
+ * of over 64 KiB, which increments leave out).  Callbacks and stats see
+ * an increment as a collection of generation 2.  om_gc_collect(2) is a
  * full collection in either mode.
  */
 OM_API void om_gc_set_incremental(bool on);
