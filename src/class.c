@@ -181,7 +181,7 @@ static void values_release(struct values *v)
 }
 
 /* The index of the class's shared key called name, or -1.  The first
- * bytes are compared inline: most keys differ there. */
+ * byte is compared inline: most names differ there. */
 static ptrdiff_t key_index(const struct class_object *cls, const char *name)
 {
     for (size_t i = 0; i < cls->nkeys; i++) {

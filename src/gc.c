@@ -769,7 +769,7 @@ static size_t take_old(gc_head *list, size_t n)
  */
 static size_t collect(int generation, size_t *uncollectable);
 
-static size_t collect_increment(size_t *uncollectable, size_t *scanned)
+static size_t collect_increment(size_t *uncollectable)
 {
     gc_head work;
     size_t slice, taken, survivors, collected, young_unc;
@@ -791,7 +791,6 @@ static size_t collect_increment(size_t *uncollectable, size_t *scanned)
                              uncollectable);
     *uncollectable += young_unc;
     gc.old_size = gc.old_size - taken + survivors;
-    *scanned = taken;
     return collected;
 }
 
@@ -858,13 +857,13 @@ static void invoke_callbacks(const char *phase, int generation,
 static size_t collect_with_callbacks(int generation)
 {
     int shown = generation == INCREMENT ? NGENS - 1 : generation;
-    size_t collected, uncollectable, scanned;
+    size_t collected, uncollectable;
 
     gc.collecting = true;
     update_auto();
     invoke_callbacks("start", shown, 0, 0);
     if (generation == INCREMENT) {
-        collected = collect_increment(&uncollectable, &scanned);
+        collected = collect_increment(&uncollectable);
         gc.stats[shown].collections++;
         gc.stats[shown].collected += collected;
         gc.stats[shown].uncollectable += uncollectable;
