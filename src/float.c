@@ -6,7 +6,6 @@
  *   1. A float's value never changes after it is made.
  */
 #include <errno.h>
-#include <math.h>
 
 #include "object.h"
 

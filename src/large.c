@@ -15,10 +15,12 @@
  *   cache  up to CACHE_SLOTS freed mappings, so that a loop that
  *          allocates and frees a large buffer maps it once.  They stay
  *          resident, so their bytes are bounded by what the program
- *          holds: 1 MiB plus an eighth of the live large bytes, 64 MiB at
- *          most (a fixed 64 MiB kept 20 MB more resident than glibc
- *          through python3's json.dumps of 7 MB), except that the cache
- *          may always hold one mapping of up to 32 MiB.
+ *          holds: 256 KiB plus an eighth of the live large bytes, 64
+ *          MiB at most (a fixed 64 MiB kept 20 MB more resident than
+ *          glibc through python3's json.dumps of 7 MB; a base of 1 MiB
+ *          kept git log -p 0.5 MB, a tenth of its RSS, above it, for
+ *          no time saved), except that the cache may always hold one
+ *          mapping of up to 32 MiB.
  *          A cached mapping is reused for a request of at most its size
  *          and more than 3/4 of it; the purger unmaps those that stay
  *          unused for the purge delay, om_collect all of them.
@@ -50,7 +52,7 @@
 #include "tool.h"
 
 #define CACHE_SLOTS 64
-#define CACHE_BASE ((size_t)1 << 20)
+#define CACHE_BASE ((size_t)256 << 10)
 #define CACHE_MAX ((size_t)64 << 20)
 #define CACHE_ONE_MAX ((size_t)32 << 20)
 #define TOMBSTONE ((uintptr_t)1)

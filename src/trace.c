@@ -78,7 +78,6 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -86,6 +85,7 @@
 #include <unwind.h>
 
 #include "domain.h"
+#include "fmath.h"
 #include "heap.h"
 #include "options.h"
 #include "os.h"
@@ -286,7 +286,7 @@ static struct shard *shard_of(size_t fi)
 /* A sampled block weighs 1/p: the blocks it stands for. */
 static double sample_weight(uint64_t size, size_t mean)
 {
-    double p = -expm1(-(double)size / (double)mean);
+    double p = -omi_fmath_expm1(-(double)size / (double)mean);
 
     return p > 0 ? 1.0 / p : (double)mean;
 }
@@ -525,7 +525,7 @@ static void counters_restart(bool clear)
 /* The estimate of the bytes a sampled trace of size bytes stands for. */
 static OM_NOINLINE size_t sampled_bytes(uint64_t size)
 {
-    return (size_t)llround((double)size *
+    return (size_t)omi_fmath_llround((double)size *
                            sample_weight(size, atomic_load(&sample_mean)));
 }
 
@@ -1339,7 +1339,7 @@ static int64_t sample_gap(size_t mean)
     x ^= x >> 27;
     rng_state = x;
     u = (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-    return (int64_t)(-log1p(-u) * (double)mean) + 1;
+    return (int64_t)(-omi_fmath_log1p(-u) * (double)mean) + 1;
 }
 
 /* Sampling: does this allocation of size bytes get a trace? */
@@ -2284,7 +2284,7 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
             continue;
         t = snapshot_tb(p, f.idx, (uint32_t)i);
         rc = t < 0 ? -ENOMEM : omi_snapshot_add_record(p,
-            &(struct omi_snap_trace){ (uint64_t)llround(ps->bytes /
+            &(struct omi_snap_trace){ (uint64_t)omi_fmath_llround(ps->bytes /
                                                         ps->count),
                                       ps->count, 0, 0, (uint32_t)t,
                                       ps->domain });

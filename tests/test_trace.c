@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "fmath.h"
 #include "trace.h"
 
 static size_t blocks0;
@@ -1114,6 +1115,52 @@ static void test_symbols(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* Sampling's math (fmath.c, so that objmem links no libm) against the C
+ * library's: a relative error below 1e-15 over the ranges tracing uses
+ * and beyond, the special values, and llround's halves. */
+static double rel_error(double got, double want)
+{
+    if (got == want)
+        return 0;
+    return fabs((got - want) / (want != 0 ? want : 1));
+}
+
+static void test_fmath_against_libm(void **state)
+{
+    double worst_expm1 = 0, worst_log1p = 0;
+
+    (void)state;
+    for (int i = 0; i <= 200000; i++) {
+        double u = i / 200000.0;
+        /* -size/mean (sample weights) and both sides of 0 */
+        double xs[] = { -u * 60, -u * 1e-3, u * 2 - 1, u * 700, -u * 1e-12 };
+        /* -u (sample gaps), and big arguments */
+        double ys[] = { -u, u * 1e6, u * 0.5 - 0.25, -u * 1e-9 };
+        for (size_t k = 0; k < sizeof(xs) / sizeof(xs[0]); k++)
+            worst_expm1 = fmax(worst_expm1, rel_error(omi_fmath_expm1(xs[k]),
+                                                      expm1(xs[k])));
+        for (size_t k = 0; k < sizeof(ys) / sizeof(ys[0]); k++)
+            if (ys[k] > -1)
+                worst_log1p = fmax(worst_log1p,
+                                   rel_error(omi_fmath_log1p(ys[k]),
+                                             log1p(ys[k])));
+        assert_true(omi_fmath_llround(u * 1e9 + 0.5) ==
+                    llround(u * 1e9 + 0.5));
+    }
+    assert_true(worst_expm1 < 1e-15);
+    assert_true(worst_log1p < 1e-15);
+    assert_true(omi_fmath_expm1(0) == 0 && omi_fmath_log1p(0) == 0);
+    assert_true(omi_fmath_expm1(-800) == -1);
+    assert_true(isinf(omi_fmath_expm1(710)));
+    assert_true(isinf(omi_fmath_log1p(-1)) && omi_fmath_log1p(-1) < 0);
+    assert_true(isnan(omi_fmath_log1p(-2)));
+    assert_int_equal(omi_fmath_llround(2.5), 3);
+    assert_int_equal(omi_fmath_llround(-2.5), -3);
+    assert_int_equal(omi_fmath_llround(0.49999999999999994), 0);
+    assert_int_equal(omi_fmath_llround(1e15 + 0.5), llround(1e15 + 0.5));
+    assert_int_equal(om_check(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1141,6 +1188,7 @@ int main(void)
         T(test_keep_peak),
         T(test_dump_through),
         T(test_symbols),
+        T(test_fmath_against_libm),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
