@@ -1,6 +1,6 @@
 /*
- * fmath.h - L0: exp(x) - 1, log(1 + x) and rounding, for tracing, without
- * libm (fmath.c says why and how).
+ * fmath.h - cross-cutting: exp(x) - 1, log(1 + x) and rounding for
+ * tracing, without libm (fmath.c says why and how).
  */
 #ifndef OM_FMATH_H
 #define OM_FMATH_H
