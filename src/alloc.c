@@ -131,6 +131,12 @@ OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *))
         return;
     }
     if (likely(kind == OWNER_FULL) && likely(pool->sc < NSMALL)) {
+        /* The first free into this pool: if frees are running through
+         * the class's pools in order, the next one is the next pool of
+         * its run; fetch its descriptor now, not at its first free
+         * (1M blocks of 16..512 B freed in order: 26.4 -> 25.6 ns a
+         * malloc+free; take_small does the same for malloc). */
+        __builtin_prefetch(pool + 1, 1);
         c = &h->cache[pool->sc];
         /* A second free in a row into the same FULL pool (or a double
          * free): the pool itself takes it, and is FULL no more. */

@@ -285,8 +285,10 @@ static struct pool *take_small(struct heap *h, unsigned sc)
     if (pool && (pool = take_from(h, omi_arena_of_pool(pool), 1,
                                   TAKE_RESERVED, pool))) {
         if (omi_pool_index(pool) + 1 < POOLS_PER_ARENA &&
-            omi_arena_is_reserved(omi_arena_of_pool(pool), pool + 1))
+            omi_arena_is_reserved(omi_arena_of_pool(pool), pool + 1)) {
             h->next_pool[sc] = pool + 1;
+            __builtin_prefetch(pool + 1, 1);
+        }
         return pool;
     }
     for (uint64_t m = h->binmap; m && looked < RUN_SEARCH_ARENAS;
