@@ -59,7 +59,8 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      in the heap's block cache and those on its remote list.
  */
 struct pool {
-    _Alignas(32) _Atomic uintptr_t owner;    /* heap address | OWNER_FULL; 0 when free */
+    /* heap address | OWNER_FULL; 0 when free */
+    _Alignas(32) _Atomic uintptr_t owner;
     void *free;                 /* first free block, NULL when none */
     uint8_t sc;                 /* size class, kept while DIRTY */
     _Atomic uint8_t state;      /* enum pool_state */
