@@ -240,7 +240,7 @@ static void print_heaps(FILE *out, const struct snapshot *s)
     print_one(out, "# blocks served by the raw domain",
               raw > 0 ? (uint64_t)raw : 0);
     fputc('\n', out);
-    fprintf(out, "large blocks (above %zu bytes, a mapping each)\n",
+    fprintf(out, "large blocks (above %zu bytes, mapped)\n",
             MEDIUM_MAX);
     print_one(out, "# large blocks", s->large.blocks);
     print_one(out, "# bytes in large blocks", s->large.bytes);

@@ -230,6 +230,47 @@ static void test_large_cache(void **state)
     assert_heap_clean(before);
 }
 
+/* A cached mapping a quarter or more bigger than a request is split: the
+ * request takes its head and the tail stays cached, for the next one; a
+ * piece is a block like any other (calloc zeroes it, realloc moves it by
+ * mremap, free caches it). */
+static void test_large_cache_split(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0;
+    unsigned char *first, *p, *q;
+
+    om_collect(true);
+    s0 = stats();
+    first = om_gp_malloc(1 << 20);
+    assert_non_null(first);
+    memset(first, 0xee, 1 << 20);
+    om_gp_free(first);
+    p = om_gp_malloc(256 << 10);
+    assert_ptr_equal(p, first);
+    assert_int_equal(om_gp_usable_size(p), 256 << 10);
+    assert_int_equal(stats().large_cached_bytes, 768 << 10);
+    q = om_gp_calloc(1, 500 << 10);             /* 512 KiB of the 768 */
+    assert_ptr_equal(q, first + (256 << 10));
+    assert_int_equal(om_gp_usable_size(q), 512 << 10);
+    for (size_t i = 0; i < 500 << 10; i += 509)    /* what it asked */
+        assert_int_equal(q[i], 0);
+    assert_int_equal(stats().large_cached_bytes, 256 << 10);
+    assert_int_equal(stats().large_maps_total, s0.large_maps_total + 1);
+    assert_int_equal(om_check(), 0);
+    fill(p, 256 << 10, 9);
+    p = om_gp_realloc(p, 600 << 10);            /* q is in the way */
+    assert_non_null(p);
+    assert_true(filled(p, 256 << 10, 9));
+    assert_int_equal(om_check(), 0);
+    om_gp_free(q);
+    om_gp_free(p);
+    assert_int_equal(om_check(), 0);
+    om_collect(true);
+    assert_int_equal(stats().large_cached_bytes, 0);
+    assert_heap_clean(before);
+}
+
 /* realloc across the three kinds keeps the contents; a large one grows
  * in place or by mremap. */
 static void test_realloc_kinds(void **state)
@@ -332,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_medium_random),
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_large_cache),
+        cmocka_unit_test(test_large_cache_split),
         cmocka_unit_test(test_realloc_kinds),
         cmocka_unit_test(test_aligned),
         cmocka_unit_test(test_edges),
