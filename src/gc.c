@@ -376,11 +376,12 @@ static bool tuple_is_atomic(const om_object *t)
 /* Can o be in no cycle, by CPython's rules (scan->untrack: tuples;
  * scan->untrack_dicts: dicts too, only in a full collection, as CPython:
  * a dict being built would otherwise be checked again and again)? */
-static bool is_atomic_container(om_object *o, const struct scan *scan)
+static OM_NOINLINE bool is_atomic_container(om_object *o,
+                                             const struct scan *scan)
 {
     if (o->type == &om_tuple_type)
         return tuple_is_atomic(o);
-    return scan->untrack_dicts && o->type == &om_dict_type &&
+    return scan->untrack_dicts &&
            o->type->traverse(o, visit_may_be_tracked, NULL) == 0;
 }
 
@@ -403,7 +404,8 @@ static void move_unreachable(gc_head *young, gc_head *unreachable,
     while (g != young) {
         om_object *o = object_of(g);
         if (get_refs(g) > 0) {
-            if (scan->untrack && is_atomic_container(o, scan)) {
+            if ((o->type == &om_tuple_type || o->type == &om_dict_type) &&
+                scan->untrack && is_atomic_container(o, scan)) {
                 /* reaches no tracked object: nothing to traverse */
                 prev->next = g->next;
                 g->next = 0;
