@@ -14,7 +14,10 @@
  *
  * When a domain's table is still the default one, its entry point calls
  * the fast path directly instead of through the table: the table is read
- * (one load and compare) but the indirect call is saved.
+ * (one load and compare) but the indirect call is saved.  While tracing
+ * samples such a domain, its entry points do the same for every request
+ * that the tracing wrapper would serve from the fast path without a
+ * trace (see "Sampling inline" below).
  *
  * Invariants:
  *   1. A block handed out lies in a USED or FULL pool of the size class of
@@ -30,6 +33,7 @@
 #include "heap.h"
 #include "large.h"
 #include "tool.h"
+#include "trace.h"
 
 static _Atomic long raw_blocks;         /* live requests served by RAW */
 
@@ -64,7 +68,8 @@ long omi_alloc_raw_blocks(void)
 
 /* ---- Fast paths ---- */
 
-OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
+/* A block for a request of 1..SMALL_THRESHOLD bytes. */
+OM_INLINE OM_NO_ASAN void *block_alloc(size_t size)
 {
     struct heap *h;
     struct cache *c;
@@ -72,8 +77,6 @@ OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
     void **b;
     unsigned sc;
 
-    if (unlikely(size - 1 >= SMALL_THRESHOLD))
-        return large_alloc(size);
     sc = omi_pool_class(size);
     h = omi_heap_tls;
     pool = h->first[sc];
@@ -94,6 +97,64 @@ OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
     return b;
 }
 
+OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
+{
+    if (unlikely(size - 1 >= SMALL_THRESHOLD))
+        return large_alloc(size);
+    return block_alloc(size);
+}
+
+/*
+ * Sampling inline (OMI_TABLE_SAMPLED, domain.h).  The domain's table is
+ * tracing's wrapper over the default one; the entry points do here what
+ * that wrapper does in the common case, without the indirect calls: a
+ * small request the countdown skips comes from the fast path, and a free
+ * into a pool with no traced block (pool.h, invariant 5) goes to it.
+ * Everything else goes through the table.
+ */
+static OM_NOINLINE void table_free(int d, void *p)
+{
+    omi_domains[d].free(omi_domains[d].ctx, p);
+}
+
+/* The small pool in use that holds block p, or NULL. */
+static struct pool *small_pool_of(uintptr_t p)
+{
+    struct pool *pool;
+    unsigned state;
+
+    if (!omi_arena_owns((void *)p))
+        return NULL;
+    pool = omi_arena_pool_of(omi_arena_base((void *)p), (void *)p);
+    state = omi_pool_state(pool);
+    return (state == POOL_USED || state == POOL_FULL) && pool->sc < NSMALL
+           ? pool : NULL;
+}
+
+/* Saturating: a count at UINT16_MAX stays there (too many is safe). */
+void omi_alloc_note_trace(uintptr_t p, int by)
+{
+    struct pool *pool = small_pool_of(p);
+    uint16_t v;
+
+    if (!pool)
+        return;
+    v = atomic_load_explicit(&pool->traced, memory_order_relaxed);
+    do {
+        if (v == UINT16_MAX || (by < 0 && v == 0))
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(
+                 &pool->traced, &v, (uint16_t)(v + by),
+                 memory_order_relaxed, memory_order_relaxed));
+}
+
+bool omi_alloc_trace_noted(uintptr_t p)
+{
+    struct pool *pool = small_pool_of(p);
+
+    return !pool || atomic_load(&pool->traced) > 0;
+}
+
 /*
  * Into one of our USED pools, a block goes straight back on the pool's
  * list; into one of our FULL pools, on the heap's cache, which spares the
@@ -102,7 +163,8 @@ OM_INLINE OM_NO_ASAN void *small_alloc(size_t size)
  * cache and be flushed back one by one, so the second in a row into the
  * same FULL pool goes to the pool instead.
  */
-OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *))
+OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *),
+                                     int sampled)
 {
     struct heap *h = omi_heap_tls;
     struct pool *pool;
@@ -110,10 +172,18 @@ OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *))
     uintptr_t kind;
 
     if (unlikely(!omi_arena_owns(p))) {
-        not_ours(p);
+        if (sampled >= 0)
+            table_free(sampled, p);
+        else
+            not_ours(p);
         return;
     }
     pool = omi_arena_pool_of(omi_arena_base(p), p);
+    if (sampled >= 0 &&
+        unlikely(atomic_load_explicit(&pool->traced, memory_order_relaxed))) {
+        table_free(sampled, p);
+        return;
+    }
     /* Every block is 16-byte aligned: anything else is an interior
      * pointer, which the slow path reports. */
     if (unlikely((uintptr_t)p & (ALIGNMENT - 1)))
@@ -156,7 +226,7 @@ slow:
 
 OM_INLINE OM_NO_ASAN void small_free(void *p)
 {
-    block_free(p, large_free);
+    block_free(p, large_free, -1);
 }
 
 /* Block bytes at p when p is one of our blocks, else 0. */
@@ -246,17 +316,35 @@ OM_NO_ASAN void omi_small_free(void *ctx, void *p)
 
 /* ---- Entry points of the MEM and OBJ domains ---- */
 
+/* A sampled domain's request of size bytes that its wrapper would serve
+ * from the fast path with no trace (trace.h). */
+OM_INLINE bool sample_skips(size_t size)
+{
+    return likely(size - 1 < SMALL_THRESHOLD) &&
+           likely(omi_trace_countdown_skips(size));
+}
+
 #define DOMAIN_ENTRY_POINTS(d, prefix)                                      \
     OM_NO_ASAN void *prefix##malloc(size_t size)                            \
     {                                                                       \
-        if (likely(omi_domain_small[d]))                                    \
+        unsigned mode = omi_domain_small[d];                                \
+                                                                            \
+        if (likely(mode == OMI_TABLE_SMALL))                                \
             return small_alloc(size);                                       \
+        if (mode == OMI_TABLE_SAMPLED && sample_skips(size))                \
+            return block_alloc(size);                                       \
         OMI_NOTE_CALLER();                                                  \
         return omi_domains[d].malloc(omi_domains[d].ctx, size);             \
     }                                                                       \
     OM_NO_ASAN void *prefix##calloc(size_t nelem, size_t elsize)            \
     {                                                                       \
-        if (likely(omi_domain_small[d]))                                    \
+        unsigned mode = omi_domain_small[d];                                \
+        size_t size;                                                        \
+                                                                            \
+        if (likely(mode == OMI_TABLE_SMALL) ||                              \
+            (mode == OMI_TABLE_SAMPLED &&                                   \
+             !__builtin_mul_overflow(nelem, elsize, &size) &&               \
+             sample_skips(size)))                                           \
             return small_calloc(nelem, elsize);                             \
         OMI_NOTE_CALLER();                                                  \
         return omi_domains[d].calloc(omi_domains[d].ctx, nelem, elsize);    \
@@ -268,8 +356,12 @@ OM_NO_ASAN void omi_small_free(void *ctx, void *p)
     }                                                                       \
     OM_NO_ASAN void prefix##free(void *p)                                   \
     {                                                                       \
-        if (likely(omi_domain_small[d]))                                    \
+        unsigned mode = omi_domain_small[d];                                \
+                                                                            \
+        if (likely(mode == OMI_TABLE_SMALL))                                \
             small_free(p);                                                  \
+        else if (mode == OMI_TABLE_SAMPLED)                                 \
+            block_free(p, large_free, d);                                   \
         else                                                                \
             omi_domains[d].free(omi_domains[d].ctx, p);                     \
     }
@@ -324,7 +416,7 @@ OM_NO_ASAN void *om_aligned_alloc(size_t alignment, size_t size)
     }
     if (alignment <= ALIGNMENT)
         return om_malloc(size);
-    if (!omi_domain_small[OM_DOMAIN_MEM]) {
+    if (omi_domain_small[OM_DOMAIN_MEM] != OMI_TABLE_SMALL) {
         errno = ENOTSUP;
         return NULL;
     }
@@ -403,7 +495,7 @@ static void gp_not_ours(void *p)
 
 OM_NO_ASAN void om_gp_free(void *p)
 {
-    block_free(p, gp_not_ours);
+    block_free(p, gp_not_ours, -1);
 }
 
 OM_NO_ASAN void *om_gp_calloc(size_t nelem, size_t elsize)

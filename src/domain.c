@@ -64,7 +64,8 @@ struct om_allocator omi_domains[3] = {
                         omi_small_realloc, omi_small_free },
 };
 
-bool omi_domain_small[3] = { false, true, true };
+uint8_t omi_domain_small[3] = { OMI_TABLE_OTHER, OMI_TABLE_SMALL,
+                                  OMI_TABLE_SMALL };
 
 OM_TLS uintptr_t omi_domain_caller;
 bool omi_domain_want_caller;
@@ -94,7 +95,16 @@ void om_set_allocator(enum om_domain d, const struct om_allocator *a)
     omi_domain_small[d] = a->malloc == omi_small_malloc &&
                           a->calloc == omi_small_calloc &&
                           a->realloc == omi_small_realloc &&
-                          a->free == omi_small_free;
+                          a->free == omi_small_free ? OMI_TABLE_SMALL
+                                                    : OMI_TABLE_OTHER;
+}
+
+void omi_domain_set_sampled(enum om_domain d, bool on)
+{
+    if (on)
+        omi_domain_small[d] = OMI_TABLE_SAMPLED;
+    else if (omi_domain_small[d] == OMI_TABLE_SAMPLED)
+        omi_domain_small[d] = OMI_TABLE_OTHER;
 }
 
 bool omi_domain_raw_is_system(void)

@@ -35,9 +35,21 @@ void omi_gp_set_foreign(const struct omi_gp_foreign *f);
 /* alloc.c: live MEM/OBJ requests served by the RAW domain. */
 long omi_alloc_raw_blocks(void);
 
-/* omi_domain_small[d]: domain d's table is the small-object allocator's
- * own, so its entry points may call the fast paths directly. */
-extern bool omi_domain_small[3];
+/*
+ * omi_domain_small[d]: what domain d's entry points may do without
+ * calling its table.  SMALL: the table is the small-object allocator's
+ * own, so they call the fast paths directly.  SAMPLED: the table is
+ * tracing's wrapper (trace.c) over that one while tracing samples, so
+ * they take sampling's countdown and the fast paths inline, and call the
+ * table only for what the wrapper would do more than that (a sample, a
+ * request for RAW, a free into a pool whose blocks have traces).
+ */
+enum { OMI_TABLE_OTHER, OMI_TABLE_SMALL, OMI_TABLE_SAMPLED };
+extern uint8_t omi_domain_small[3];
+
+/* trace.c: domain d's table is now tracing's sampling wrapper over the
+ * small-object allocator (on), or no longer (off). */
+void omi_domain_set_sampled(enum om_domain d, bool on);
 
 /* True while the raw domain is the unwrapped system allocator. */
 bool omi_domain_raw_is_system(void);

@@ -63,6 +63,7 @@ OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc)
     omi_tool_freed(page, pages * POOL_SIZE);
     pool->free = page;
     pool->sc = (uint8_t)sc;
+    atomic_store_explicit(&pool->traced, 0, memory_order_relaxed);
 }
 
 bool omi_pool_is_block(const struct pool *pool, const void *p)

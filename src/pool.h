@@ -57,6 +57,11 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      list has no cycle.
  *   4. used + |free| == capacity; used counts the blocks handed out, those
  *      in the heap's block cache and those on its remote list.
+ *   5. A USED or FULL small pool's traced is at least the number of its
+ *      blocks with a trace in tracing's table (omi_trace_check verifies
+ *      it): a free into a pool whose traced is 0 has no trace to forget.
+ *      It may count too many (traces cleared all at once), never too
+ *      few; it is zeroed when the pool gets its class.
  */
 struct pool {
     /* heap address | OWNER_FULL; 0 when free */
@@ -69,6 +74,8 @@ struct pool {
     _Atomic uint16_t dirty_since; /* purge epoch when it became DIRTY */
     uint16_t scratch;           /* om_check's tally of cached and remote
                                    blocks */
+    _Atomic uint16_t traced;    /* small pools: at least the traces of its
+                                   blocks in tracing's table (trace.c) */
 };
 
 /* 32 bytes, aligned to 32: a descriptor never straddles two cache lines

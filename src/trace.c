@@ -73,6 +73,8 @@
  *      below fr_count; every traceback's chain of nodes from its leaf
  *      is nframe long; the path set holds each node and traceback once,
  *      in its probe run, and the frame set each frame.
+ *   6. A trace in the table of a small block of objmem's is counted by
+ *      the block's pool (pool.h, invariant 5).
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -237,7 +239,7 @@ static struct idset frames_set;
 
 static OM_TLS bool reentrant;
 static OM_TLS struct tb_cache_entry tb_cache[TB_CACHE];
-static OM_TLS int64_t until_sample;
+OM_TLS int64_t omi_trace_until_sample;
 static OM_TLS uint64_t rng_state;
 
 /* ---- Small helpers ---- */
@@ -679,6 +681,7 @@ static bool trace_take(struct shard *sh, uint64_t h, unsigned domain,
     *out = *s;
     shard_remove_at(sh, (size_t)(s - sh->slots));
     filter_bump(filter_index(domain, ptr), -1);
+    omi_alloc_note_trace(ptr, -1);
     memory_sub(trace_bytes(out->meta));
     return true;
 }
@@ -730,6 +733,7 @@ static OM_NOINLINE bool table_put(const struct slot *v, uint32_t g)
     } else {
         sh->used++;
         filter_bump(fi, 1);
+        omi_alloc_note_trace(v->ptr, 1);
     }
     *slot = *v;
     memory_add(trace_bytes(v->meta));
@@ -1345,13 +1349,13 @@ static int64_t sample_gap(size_t mean)
 /* Sampling: does this allocation of size bytes get a trace? */
 static bool sample_hit(size_t size, size_t mean)
 {
-    if (!until_sample)
-        until_sample = sample_gap(mean);
-    until_sample -= (int64_t)size;
-    if (likely(until_sample > 0))
+    if (!omi_trace_until_sample)
+        omi_trace_until_sample = sample_gap(mean);
+    omi_trace_until_sample -= (int64_t)size;
+    if (likely(omi_trace_until_sample > 0))
         return false;
-    while (until_sample <= 0)
-        until_sample += sample_gap(mean);
+    while (omi_trace_until_sample <= 0)
+        omi_trace_until_sample += sample_gap(mean);
     return true;
 }
 
@@ -1439,14 +1443,8 @@ OM_INLINE void on_alloc(unsigned d, void *p, size_t size)
 /* Sampling's "no" without a call: the countdown stays above 0. */
 OM_INLINE bool sample_skips(size_t size)
 {
-    if (atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
-        likely(until_sample > (int64_t)size) &&
-        likely(!atomic_load_explicit(&omi_capture_pending,
-                                     memory_order_relaxed))) {
-        until_sample -= (int64_t)size;
-        return true;
-    }
-    return false;
+    return atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
+           omi_trace_countdown_skips(size);
 }
 
 /* on_alloc out of line, for the wrappers whose callers sample: the
@@ -1727,6 +1725,28 @@ static void hooks_install(void)
     }
 }
 
+/* While sampling, a domain whose wrapper is ours over the small-object
+ * allocator's table lets its entry points take the countdown inline
+ * (alloc.c); else they call the wrapper. */
+static void sampled_update(void)
+{
+    for (unsigned d = OM_DOMAIN_MEM; d <= OM_DOMAIN_OBJ; d++) {
+        const struct om_allocator *u = &hooks[d].under;
+        struct om_allocator cur;
+
+        om_get_allocator((enum om_domain)d, &cur);
+        omi_domain_set_sampled((enum om_domain)d,
+                               atomic_load(&tracing) &&
+                               atomic_load(&sample_mean) && hooked[d] &&
+                               cur.malloc == trace_malloc &&
+                               cur.ctx == &hooks[d] &&
+                               u->malloc == omi_domain_default_small.malloc &&
+                               u->calloc == omi_domain_default_small.calloc &&
+                               u->realloc == omi_domain_default_small.realloc &&
+                               u->free == omi_domain_default_small.free);
+    }
+}
+
 /* Put back the tables we wrapped, where ours is still the live one. */
 static void hooks_remove(void)
 {
@@ -1910,6 +1930,11 @@ static int start_locked(int nframes, size_t mean)
         own_checked = true;
     }
     atomic_store(&limit, nframes);
+    /* This thread draws its first gap afresh.  Other threads keep theirs:
+     * under the same mean that changes nothing (the exponential law has
+     * no memory); under another, their first sample follows the old law. */
+    if (!atomic_load(&tracing) || atomic_load(&sample_mean) != mean)
+        omi_trace_until_sample = 0;
     if (atomic_load(&tracing) && atomic_load(&sample_mean) != mean) {
         /* A new mean re-weighs old samples: start afresh. */
         atomic_store(&tracing, false);
@@ -1928,6 +1953,7 @@ static int start_locked(int nframes, size_t mean)
         atomic_store(&tracing, true);
     }
     want_caller_update();
+    sampled_update();
     return 0;
 }
 
@@ -1966,6 +1992,7 @@ void om_trace_stop(void)
     if (atomic_load(&tracing)) {
         atomic_store(&tracing, false);
         want_caller_update();
+        sampled_update();
         hooks_remove();
         shards_clear();
         tracebacks_clear();
@@ -2429,6 +2456,9 @@ static int check_shard(int i, size_t *bytes)
         if (shard_of(filter_index(slot_domain(v), v->ptr)) != sh)
             return omi_check_fail("trace.1", (void *)v->ptr,
                                   "trace in shard %d", i);
+        if (!omi_alloc_trace_noted(v->ptr))
+            return omi_check_fail("trace.6", (void *)v->ptr,
+                                  "its pool counts no traced block");
         counts[filter_index(slot_domain(v), v->ptr) % FILTER_PER_SHARD]++;
         *bytes += trace_bytes(v->meta);
     }

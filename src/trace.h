@@ -19,6 +19,33 @@ int omi_trace_check(void);
  * to the last such function are left out of tracebacks. */
 void omi_trace_add_entry(const void *fn);
 
+/*
+ * Sampling's countdown: the bytes this thread may still allocate before
+ * its next sample.  A request of size bytes that leaves it above 0, with
+ * no capture waiting, is skipped here, without a call: the wrappers ask
+ * this first, and so do the entry points of a sampled domain (alloc.c).
+ */
+extern OM_TLS int64_t omi_trace_until_sample;
+extern atomic_bool omi_capture_pending;
+
+OM_INLINE bool omi_trace_countdown_skips(size_t size)
+{
+    if (likely(omi_trace_until_sample > (int64_t)size) &&
+        likely(!atomic_load_explicit(&omi_capture_pending,
+                                     memory_order_relaxed))) {
+        omi_trace_until_sample -= (int64_t)size;
+        return true;
+    }
+    return false;
+}
+
+/* L2 (alloc.c): a trace of block p enters (+1) or leaves (-1) the table:
+ * p's pool counts it when p is a small block of objmem's. */
+void omi_alloc_note_trace(uintptr_t p, int by);
+/* om_check: p's pool counts at least one trace (true for any p that is
+ * not a small block). */
+bool omi_alloc_trace_noted(uintptr_t p);
+
 /* ---- trace.c and tags.c: one trace ---- */
 
 struct omi_trace_rec {
@@ -57,8 +84,8 @@ void omi_tags_fork_child(void);
 
 /* ---- capture.c ---- */
 
-/* Set by SIGUSR2: the next traced allocation writes a capture. */
-extern atomic_bool omi_capture_pending;
+/* Set by SIGUSR2: the next traced allocation writes a capture
+ * (omi_capture_pending, declared above). */
 void omi_capture_write_pending(void);
 
 /* Start tracing as OBJMEM_TRACE / OBJMEM_TRACE_SAMPLE ask, with the

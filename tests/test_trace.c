@@ -695,6 +695,47 @@ static void test_threads(void **state)
     assert_int_equal(traced(), 0);
 }
 
+/* Sampling inline in threads: each thread frees its neighbour's blocks
+ * (cross-thread frees, into pools whose counts another thread keeps),
+ * while the neighbour may still be allocating. */
+static void **sampled_v[THREADS];
+static pthread_barrier_t sampled_barrier;
+
+static void *thread_sampled(void *arg)
+{
+    size_t id = (size_t)arg;
+    void **mine = calloc(PER_THREAD, sizeof(void *));
+
+    for (int i = 0; i < PER_THREAD; i++)
+        mine[i] = om_malloc(16 + (size_t)(i % 8) * 32);
+    sampled_v[id] = mine;
+    pthread_barrier_wait(&sampled_barrier);
+    for (int i = PER_THREAD - 1; i >= 0; i--)
+        om_free(sampled_v[(id + 1) % THREADS][i]);
+    for (int i = 0; i < PER_THREAD / 2; i++)       /* and some more */
+        om_free(om_malloc(64));
+    return NULL;
+}
+
+static void test_sampling_threads(void **state)
+{
+    pthread_t t[THREADS];
+
+    assert_int_equal(om_trace_start_sampling(1024), 0);
+    assert_int_equal(pthread_barrier_init(&sampled_barrier, NULL, THREADS),
+                     0);
+    for (size_t i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thread_sampled,
+                                        (void *)i), 0);
+    for (size_t i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&sampled_barrier);
+    assert_int_equal(traced(), 0);
+    assert_int_equal(om_check(), 0);
+    for (size_t i = 0; i < THREADS; i++)
+        free(sampled_v[i]);
+}
+
 /* ---- Out of memory while recording ---- */
 
 static void test_oom_while_recording(void **state)
@@ -836,6 +877,164 @@ static void test_sampled_realloc(void **state)
     assert_int_equal(traced(), 0);
     assert_int_equal(om_check(), 0);
     om_trace_stop();
+}
+
+/*
+ * Sampling inline: while sampling, om_malloc and om_obj_malloc take the
+ * countdown and the fast path themselves, and om_free asks the tracing
+ * wrapper only when the block's pool counts a traced block.  With a mean
+ * of 256 bytes most 64-byte blocks are sampled: every trace must belong
+ * to a live block of the right domain, and frees in any order must take
+ * each trace away.
+ */
+#define INLINE_N 6000
+
+static bool is_live(void *const *blocks, const bool *gone, size_t n,
+                    uintptr_t addr, size_t *at)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((uintptr_t)blocks[i] == addr && !gone[i]) {
+            *at = i;
+            return true;
+        }
+    return false;
+}
+
+/* Every trace of the snapshot is a live block of blocks, domain MEM for
+ * the even ones and OBJ for the odd ones; returns the number of traces. */
+static size_t check_live_traces(void *const *blocks, const bool *gone,
+                                size_t n)
+{
+    struct om_snapshot *s = om_trace_take_snapshot();
+    struct om_trace_info t;
+    size_t count, at = 0;
+
+    assert_non_null(s);
+    count = om_snapshot_count(s);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal(om_snapshot_trace(s, i, &t), 0);
+        assert_true(is_live(blocks, gone, n, t.address, &at));
+        assert_int_equal(t.domain, at % 2 ? OM_DOMAIN_OBJ : OM_DOMAIN_MEM);
+        assert_int_equal(t.size, 64);
+        assert_true(t.weight > 1.0);
+    }
+    om_snapshot_free(s);
+    return count;
+}
+
+static void test_sampling_inline(void **state)
+{
+    void **blocks = calloc(INLINE_N, sizeof(void *));
+    bool *gone = calloc(INLINE_N, sizeof(bool));
+    size_t before, after;
+    uint64_t x = 7;
+
+    assert_int_equal(om_trace_start_sampling(256), 0);
+    for (size_t i = 0; i < INLINE_N; i++) {
+        blocks[i] = i % 2 ? om_obj_malloc(64) : om_malloc(64);
+        assert_non_null(blocks[i]);
+    }
+    before = check_live_traces(blocks, gone, INLINE_N);
+    /* P(a 64-byte block is sampled) = 1 - e^-0.25 = 0.22. */
+    assert_true(before > INLINE_N / 8 && before < INLINE_N / 3);
+    assert_int_equal(om_check(), 0);
+    /* Free two blocks in three, scattered. */
+    for (size_t i = 0; i < INLINE_N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        if ((x >> 33) % 3 != 0) {
+            (i % 2 ? om_obj_free : om_free)(blocks[i]);
+            gone[i] = true;
+        }
+    }
+    after = check_live_traces(blocks, gone, INLINE_N);
+    assert_true(after < before && after > 0);
+    assert_int_equal(om_check(), 0);
+    for (size_t i = 0; i < INLINE_N; i++)
+        if (!gone[i]) {
+            (i % 2 ? om_obj_free : om_free)(blocks[i]);
+            gone[i] = true;
+        }
+    assert_int_equal(check_live_traces(blocks, gone, INLINE_N), 0);
+    assert_int_equal(traced(), 0);
+    assert_int_equal(om_check(), 0);
+    free(blocks);
+    free(gone);
+}
+
+/* A trace in the table whose pool counts none is what om_check reports
+ * (trace.6): a free into that pool would skip the wrapper and leave the
+ * trace behind.  Counts that are too high after a clear are harmless:
+ * the frees still go through the wrapper and find nothing. */
+static void test_sampling_pool_counts(void **state)
+{
+    void *p[64];
+    struct om_snapshot *s;
+    struct om_trace_info t;
+    void *victim = NULL;
+
+    assert_int_equal(om_trace_start_sampling(16), 0);
+    for (int i = 0; i < 64; i++)
+        p[i] = om_malloc(48);           /* sampled with odds 1 - e^-3 */
+    s = om_trace_take_snapshot();
+    assert_true(om_snapshot_count(s) > 0);
+    assert_int_equal(om_snapshot_trace(s, 0, &t), 0);
+    om_snapshot_free(s);
+    for (int i = 0; i < 64; i++)
+        if ((uintptr_t)p[i] == t.address)
+            victim = p[i];
+    assert_non_null(victim);
+    /* Take the pool's count down to 0, whatever the number of traces. */
+    for (int i = 0; i < 64; i++)
+        omi_alloc_note_trace((uintptr_t)victim, -1);
+    assert_int_equal(om_check(), -EFAULT);
+    for (int i = 0; i < 64; i++)
+        if (om_trace_get_object_traceback(p[i]))
+            omi_alloc_note_trace((uintptr_t)p[i], 1);
+    assert_int_equal(om_check(), 0);
+    /* Clear: the counts stay, the traces go. */
+    om_trace_clear_traces();
+    assert_int_equal(traced(), 0);
+    for (int i = 0; i < 64; i++)
+        om_free(p[i]);
+    assert_int_equal(traced(), 0);
+    assert_int_equal(om_check(), 0);
+}
+
+/* Sampling, then every block, then sampling again: the entry points
+ * follow (no inline countdown while every block is traced). */
+static void test_sampling_mode_switch(void **state)
+{
+    void *p[100];
+    struct om_snapshot *s;
+
+    assert_int_equal(om_trace_start_sampling(1 << 20), 0);
+    for (int i = 0; i < 100; i++)
+        p[i] = om_malloc(32);
+    om_trace_stop();
+    for (int i = 0; i < 100; i++)
+        om_free(p[i]);
+    assert_int_equal(om_trace_start(1), 0);
+    for (int i = 0; i < 100; i++)
+        p[i] = om_malloc(32);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), 100);
+    om_snapshot_free(s);
+    assert_int_equal(traced(), 100 * 32);
+    /* Sampling while tracing every block starts afresh, with the
+     * wrapper over the table (the domains are hooked already). */
+    assert_int_equal(om_trace_start_sampling(16), 0);
+    assert_int_equal(traced(), 0);
+    for (int i = 0; i < 100; i++)
+        om_free(p[i]);
+    for (int i = 0; i < 100; i++)
+        p[i] = om_obj_malloc(64);
+    assert_true(traced() > 0);
+    assert_int_equal(om_check(), 0);
+    for (int i = 0; i < 100; i++)
+        om_obj_free(p[i]);
+    assert_int_equal(traced(), 0);
+    om_trace_stop();
+    assert_int_equal(om_check(), 0);
 }
 
 /* ---- Addresses, times and the heap map ---- */
@@ -1184,6 +1383,10 @@ int main(void)
         T(test_sampling_estimates),
         T(test_sampling_big_blocks),
         T(test_sampled_realloc),
+        T(test_sampling_inline),
+        T(test_sampling_threads),
+        T(test_sampling_pool_counts),
+        T(test_sampling_mode_switch),
         T(test_heap_map),
         T(test_keep_peak),
         T(test_dump_through),
