@@ -32,6 +32,12 @@ void omi_freelist_register(struct om_freelist *fl)
     omi_stats_set_extra(print_freelists);
 }
 
+void omi_freelist_push_first(struct om_freelist *fl, void *mem)
+{
+    omi_freelist_register(fl);
+    (void)omi_freelist_push(fl, mem);
+}
+
 struct om_freelist *om_freelist_new(const char *name, size_t size,
                                     size_t cap)
 {

@@ -66,6 +66,10 @@ struct om_freelist {
 /* Put fl on the registry (the stats report, om_clear_freelists). */
 void omi_freelist_register(struct om_freelist *fl);
 
+/* omi_freelist_push for a list with room, not registered yet: registers
+ * it, then pushes (out of line: the inline push keeps no register). */
+void omi_freelist_push_first(struct om_freelist *fl, void *mem);
+
 /* Take memory for one object from fl; NULL when it is empty. */
 OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
 {
@@ -83,8 +87,10 @@ OM_INLINE bool omi_freelist_push(struct om_freelist *fl, void *mem)
 {
     if (fl->len >= fl->cap)
         return false;
-    if (unlikely(!fl->registered))
-        omi_freelist_register(fl);
+    if (unlikely(!fl->registered)) {
+        omi_freelist_push_first(fl, mem);
+        return true;
+    }
     *(void **)mem = fl->head;
     fl->head = mem;
     fl->len++;

@@ -64,11 +64,24 @@ static struct om_freelist *freelist_for(size_t n)
     return n >= 1 && n <= MAX_SAVE ? &freelists[n] : NULL;
 }
 
+/* Drop the items of o, each slot NULL before its item goes (a decref
+ * may run code that looks at o). */
+OM_INLINE void drop_items(om_object *o)
+{
+    struct tuple_object *t = (struct tuple_object *)o;
+
+    for (size_t i = 0; i < om_tuple_len(o); i++) {
+        om_object *item = t->items[i];
+        t->items[i] = NULL;
+        om_xdecref(item);
+    }
+}
+
 static void tuple_dealloc(om_object *o)
 {
     struct om_freelist *fl = freelist_for(om_tuple_len(o));
 
-    tuple_clear(o);
+    drop_items(o);
     if (!fl || !omi_object_release(o, &om_tuple_type, fl))
         omi_object_free_into(o, fl);
 }
@@ -86,18 +99,12 @@ static int tuple_traverse(om_object *o, om_visitproc visit, void *arg)
 
 static int tuple_clear(om_object *o)
 {
-    struct tuple_object *t = (struct tuple_object *)o;
-
-    for (size_t i = 0; i < om_tuple_len(o); i++) {
-        om_object *item = t->items[i];
-        t->items[i] = NULL;
-        om_xdecref(item);
-    }
+    drop_items(o);
     return 0;
 }
 
 /* A tuple of n >= 1 items, its items not set yet, untracked. */
-static om_object *tuple_alloc(size_t n)
+OM_INLINE om_object *tuple_alloc(size_t n)
 {
     struct om_freelist *fl = freelist_for(n);
     om_object *t;
