@@ -1696,12 +1696,12 @@ static bool is_hook_table(const struct om_allocator *a)
     return a->malloc == trace_malloc || a->malloc == gp_trace_malloc;
 }
 
-static bool is_gp_table(const struct om_allocator *a)
+/* a's four functions are those of table t. */
+static bool same_functions(const struct om_allocator *a,
+                           const struct om_allocator *t)
 {
-    return a->malloc == om_gp_allocator.malloc &&
-           a->calloc == om_gp_allocator.calloc &&
-           a->realloc == om_gp_allocator.realloc &&
-           a->free == om_gp_allocator.free;
+    return a->malloc == t->malloc && a->calloc == t->calloc &&
+           a->realloc == t->realloc && a->free == t->free;
 }
 
 /* Wrap the three domains (the ones already wrapped stay). */
@@ -1716,7 +1716,7 @@ static void hooks_install(void)
         hooks[d] = (struct hook){ d, cur };
         mine = (struct om_allocator){ &hooks[d], trace_malloc, trace_calloc,
                                       trace_realloc, trace_free };
-        if (is_gp_table(&cur)) {
+        if (same_functions(&cur, &om_gp_allocator)) {
             mine.malloc = gp_trace_malloc;
             mine.free = gp_trace_free;
         }
@@ -1740,10 +1740,7 @@ static void sampled_update(void)
                                atomic_load(&sample_mean) && hooked[d] &&
                                cur.malloc == trace_malloc &&
                                cur.ctx == &hooks[d] &&
-                               u->malloc == omi_domain_default_small.malloc &&
-                               u->calloc == omi_domain_default_small.calloc &&
-                               u->realloc == omi_domain_default_small.realloc &&
-                               u->free == omi_domain_default_small.free);
+                               same_functions(u, &omi_domain_default_small));
     }
 }
 
