@@ -23,7 +23,6 @@
 static size_t page_size;
 static atomic_long fail_countdown;   /* > 0: the map that brings it to 0 fails */
 static atomic_bool fail_every;
-static atomic_uint_least64_t maps_done;
 
 size_t omi_os_page_size(void)
 {
@@ -90,8 +89,6 @@ void *omi_os_map(size_t size, size_t align)
             p = (void *)start;
         }
     }
-    if (p)
-        atomic_fetch_add_explicit(&maps_done, 1, memory_order_relaxed);
     errno = saved;
     return p;
 }
@@ -105,10 +102,7 @@ void *omi_os_remap(void *p, size_t old_size, size_t new_size)
         return NULL;
     q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
     errno = saved;
-    if (q == MAP_FAILED)
-        return NULL;
-    atomic_fetch_add_explicit(&maps_done, 1, memory_order_relaxed);
-    return q;
+    return q == MAP_FAILED ? NULL : q;
 }
 
 void omi_os_unmap(void *p, size_t size)
@@ -125,9 +119,4 @@ void omi_os_purge(void *p, size_t size)
 
     madvise(p, size, MADV_DONTNEED);
     errno = saved;
-}
-
-uint64_t omi_os_maps_done(void)
-{
-    return atomic_load(&maps_done);
 }

@@ -32,7 +32,4 @@ void omi_os_unmap(void *p, size_t size);
  */
 void omi_os_purge(void *p, size_t size);
 
-/* Count of successful mappings and unmappings, for the tests. */
-uint64_t omi_os_maps_done(void);
-
 #endif /* OM_OS_H */
