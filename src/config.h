@@ -40,8 +40,9 @@
  * when objmem is the whole process's malloc (the shim, om_gp_malloc).
  * Eight classes per doubling (576, 640, 704, ..., 1024, 1152, ...), so
  * rounding a request up wastes less than 12.5%; a class's blocks sit in a
- * span of contiguous pools sized so that it holds at least 4 blocks and
- * loses at most 1/8 of its bytes to the tail (pool.c's table).  Four per
+ * span of contiguous pools that holds at least 4 blocks and loses little
+ * to its tail: at most 1/32 where a span of up to twice the fewest pages
+ * allows it (pool.c's table, docs/design.md).  Four per
  * doubling (up to 20% lost) left sqlite3 3.2 MB above glibc's 14 MB peak:
  * its 1032- and 4104-byte requests lost a quarter each.  Larger requests
  * are mapped one by one (large.c).  32 KiB: bench/README.md has the

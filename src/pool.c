@@ -12,9 +12,11 @@
  *
  * A medium class's span is threaded the same way across its pages; its
  * tail descriptors point at the head.  The medium table below is what
- * config.h promises: eight classes per doubling, and for each the fewest
- * pages that hold at least 4 blocks with at most 1/8 of the span lost
- * at its end (tests/test_alloc.c recomputes both rules).
+ * config.h promises: eight classes per doubling, and for each, among the
+ * page counts from the fewest that hold 4 blocks to twice that, the
+ * fewest that lose at most 1/32 of the span at its end, or failing that
+ * the one that loses the smallest share (tests/test_gp.c recomputes the
+ * rule; docs/design.md has the figures).
  *
  * Invariants: pool.h lists them (1-4); omi_pool_check verifies them.
  */
@@ -22,20 +24,20 @@
 #include "tool.h"
 
 const struct omi_medium_class omi_medium[NMEDIUM_MAX] = {
-    {   576,  1, 7 }, {   640,  1, 6 }, {   704,  2, 11 }, {   768,  1, 5 },
-    {   832,  2, 9 }, {   896,  1, 4 }, {   960,  1, 4 }, {  1024,  1, 4 },
-    {  1152,  2, 7 }, {  1280,  2, 6 }, {  1408,  3, 8 }, {  1536,  2, 5 },
-    {  1664,  3, 7 }, {  1792,  2, 4 }, {  1920,  2, 4 }, {  2048,  2, 4 },
-    {  2304,  3, 5 }, {  2560,  4, 6 }, {  2816,  3, 4 }, {  3072,  3, 4 },
-    {  3328,  5, 6 }, {  3584,  4, 4 }, {  3840,  4, 4 }, {  4096,  4, 4 },
-    {  4608,  5, 4 }, {  5120,  5, 4 }, {  5632,  6, 4 }, {  6144,  6, 4 },
-    {  6656,  7, 4 }, {  7168,  7, 4 }, {  7680,  8, 4 }, {  8192,  8, 4 },
-    {  9216,  9, 4 }, { 10240, 10, 4 }, { 11264, 11, 4 }, { 12288, 12, 4 },
-    { 13312, 13, 4 }, { 14336, 14, 4 }, { 15360, 15, 4 }, { 16384, 16, 4 },
-    { 18432, 18, 4 }, { 20480, 20, 4 }, { 22528, 22, 4 }, { 24576, 24, 4 },
-    { 26624, 26, 4 }, { 28672, 28, 4 }, { 30720, 30, 4 }, { 32768, 32, 4 },
-    { 36864, 36, 4 }, { 40960, 40, 4 }, { 45056, 44, 4 }, { 49152, 48, 4 },
-    { 53248, 52, 4 }, { 57344, 56, 4 }, { 61440, 60, 4 }, { 65536, 64, 4 },
+    {   576,  1,  7 }, {   640,  1,  6 }, {   704,  2, 11 }, {   768,  1,  5 },
+    {   832,  2,  9 }, {   896,  2,  9 }, {   960,  1,  4 }, {  1024,  1,  4 },
+    {  1152,  2,  7 }, {  1280,  2,  6 }, {  1408,  4, 11 }, {  1536,  3,  8 },
+    {  1664,  3,  7 }, {  1792,  4,  9 }, {  1920,  2,  4 }, {  2048,  2,  4 },
+    {  2304,  4,  7 }, {  2560,  5,  8 }, {  2816,  5,  7 }, {  3072,  3,  4 },
+    {  3328,  5,  6 }, {  3584,  7,  8 }, {  3840,  4,  4 }, {  4096,  4,  4 },
+    {  4608,  8,  7 }, {  5120,  5,  4 }, {  5632,  7,  5 }, {  6144,  6,  4 },
+    {  6656, 10,  6 }, {  7168,  7,  4 }, {  7680, 15,  8 }, {  8192,  8,  4 },
+    {  9216,  9,  4 }, { 10240, 10,  4 }, { 11264, 11,  4 }, { 12288, 12,  4 },
+    { 13312, 13,  4 }, { 14336, 14,  4 }, { 15360, 15,  4 }, { 16384, 16,  4 },
+    { 18432, 18,  4 }, { 20480, 20,  4 }, { 22528, 22,  4 }, { 24576, 24,  4 },
+    { 26624, 26,  4 }, { 28672, 28,  4 }, { 30720, 30,  4 }, { 32768, 32,  4 },
+    { 36864, 36,  4 }, { 40960, 40,  4 }, { 45056, 44,  4 }, { 49152, 48,  4 },
+    { 53248, 52,  4 }, { 57344, 56,  4 }, { 61440, 60,  4 }, { 65536, 64,  4 },
 };
 
 char *omi_pool_page(const struct pool *pool)

@@ -17,8 +17,16 @@ static struct om_stats stats(void)
     return s;
 }
 
-/* The table: eight classes per doubling, each with the fewest pages that
- * hold 4 blocks and lose at most 1/8 of the span. */
+/* Bytes a span of `pages` pools loses at its end to blocks of size. */
+static size_t span_tail(size_t pages, size_t size)
+{
+    return pages * POOL_SIZE % size;
+}
+
+/* The table: eight classes per doubling.  Each span has, among the page
+ * counts from the fewest that hold 4 blocks (least) to twice that, the
+ * fewest whose tail loses at most 1/32 of the span; failing that, the one
+ * that loses the smallest share (the fewest pages on a tie). */
 static void test_medium_table(void **state)
 {
     size_t prev = SMALL_THRESHOLD;
@@ -27,16 +35,22 @@ static void test_medium_table(void **state)
         const struct omi_medium_class *c = &omi_medium[i];
         size_t base = (size_t)512 << (i / 8);
         size_t span = (size_t)c->pages * POOL_SIZE;
+        size_t least = (4 * (size_t)c->size + POOL_SIZE - 1) / POOL_SIZE;
+        size_t want = 0, best = least;
 
         assert_int_equal(c->size, base + (i % 8 + 1) * base / 8);
         assert_true(c->size > prev);
         assert_int_equal(c->capacity, span / c->size);
         assert_true(c->capacity >= 4);
-        assert_true((span - c->capacity * (size_t)c->size) * 8 <= span);
-        if (c->pages > 1) {
-            size_t less = span - POOL_SIZE, cap = less / c->size;
-            assert_false(cap >= 4 && (less - cap * c->size) * 8 <= less);
+        for (size_t p = least; p <= 2 * least && !want; p++) {
+            if (span_tail(p, c->size) * 32 <= p * POOL_SIZE)
+                want = p;
+            /* tail(p) / p < tail(best) / best, in integers */
+            if (span_tail(p, c->size) * best < span_tail(best, c->size) * p)
+                best = p;
         }
+        assert_int_equal(c->pages, want ? want : best);
+        assert_true(span_tail(c->pages, c->size) * 8 <= span);
         prev = c->size;
     }
     /* Every request finds the smallest class that holds it. */
