@@ -437,8 +437,8 @@ static void release_pool(struct heap *h, struct pool *pool)
  * The allocation pool of a class is kept when it empties, so that a
  * malloc/free loop on one block stays fast; so is a span of up to
  * KEEP_SPAN_PAGES pools (the medium classes up to 2 KiB but four, 19
- * pools: 76 KiB a heap at most).  Bigger spans go back at once: a thread done with its
- * buffers must not keep 128 KiB per class.
+ * pools: 76 KiB a heap at most).  Bigger spans go back at once: a thread
+ * done with its buffers must not keep 128 KiB per class.
  */
 #define KEEP_SPAN_PAGES 2
 
