@@ -20,8 +20,9 @@
  *     (keeping one); under the immediate policy the heap purges the dirty
  *     pools of its emptiest arenas as soon as it holds more than
  *     PURGE_TRIGGER_POOLS, down to PURGE_KEEP_POOLS, and unmaps an empty
- *     arena when it keeps one already.  The first pool of a class is kept
- *     when it empties, so a malloc/free loop on one block stays fast;
+ *     arena when it keeps one already.  Under either, a new arena first
+ *     trims large.c's cache.  The first pool of a class is kept when it
+ *     empties, so a malloc/free loop on one block stays fast;
  *   - thread exit: the heap gives back all it can and is abandoned; a
  *     thread that starts later adopts it whole.  A thread that frees into
  *     an abandoned heap claims it, puts its remote list back, and releases
@@ -204,9 +205,15 @@ static struct arena *bin_fullest(const struct heap *h)
 
 /* ---- Pools and arenas: taking, giving back, purging ---- */
 
+/* A new arena: the heap grows, so the mappings that large.c keeps for
+ * reuse beyond its base go first (a program's next phase wants small
+ * blocks, not the large ones it freed). */
 static struct arena *add_arena(struct heap *h)
 {
-    struct arena *a = omi_arena_new(h);
+    struct arena *a;
+
+    omi_large_trim();
+    a = omi_arena_new(h);
 
     if (!a)
         return NULL;

@@ -28,6 +28,14 @@ void *omi_large_realloc(void *p, size_t size);
  * returns the bytes unmapped. */
 size_t omi_large_purge(unsigned min_age);
 
+/*
+ * The small-block heap is growing (a new arena): unmap cached mappings,
+ * the biggest first, until the cache holds no more than CACHE_BASE and an
+ * eighth of the live large bytes - none of the allowances for one big
+ * mapping or for churn.  Returns the bytes unmapped.
+ */
+size_t omi_large_trim(void);
+
 /* Copy up to max live large blocks (address, mapped bytes) into out:
  * how many were copied. */
 size_t omi_large_list(struct om_heap_large *out, size_t max);

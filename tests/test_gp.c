@@ -244,6 +244,36 @@ static void test_large_cache(void **state)
     assert_heap_clean(before);
 }
 
+/* A new arena (the small-block heap grows) first unmaps the cached
+ * mappings beyond the cache's base: the one big mapping that the cache
+ * may always keep goes. */
+static void test_arena_trims_cache(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s1, s2;
+    static void *v[20000];
+    void *big;
+    size_t n = 0;
+
+    om_collect(true);
+    big = om_gp_malloc(4 << 20);
+    assert_non_null(big);
+    om_gp_free(big);
+    s1 = stats();
+    assert_int_equal(s1.large_cached_bytes, 4 << 20);
+    while (n < 20000 && stats().arenas_current == s1.arenas_current)
+        for (int i = 0; i < 256; i++)       /* 16 pools */
+            assert_non_null(v[n++] = om_gp_malloc(256));
+    s2 = stats();
+    assert_int_equal(s2.arenas_current, s1.arenas_current + 1);
+    assert_int_equal(s2.large_cached_bytes, 0);
+    assert_int_equal(om_check(), 0);
+    for (size_t i = 0; i < n; i++)
+        om_gp_free(v[i]);
+    om_collect(true);
+    assert_heap_clean(before);
+}
+
 /* A cached mapping a quarter or more bigger than a request is split: the
  * request takes its head and the tail stays cached, for the next one; a
  * piece is a block like any other (calloc zeroes it, realloc moves it by
@@ -388,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_large_cache),
         cmocka_unit_test(test_large_cache_split),
+        cmocka_unit_test(test_arena_trims_cache),
         cmocka_unit_test(test_realloc_kinds),
         cmocka_unit_test(test_aligned),
         cmocka_unit_test(test_edges),
