@@ -21,8 +21,10 @@
  *     pools of its emptiest arenas as soon as it holds more than
  *     PURGE_TRIGGER_POOLS, down to PURGE_KEEP_POOLS, and unmaps an empty
  *     arena when it keeps one already.  Under either, a new arena first
- *     trims large.c's cache.  The first pool of a class is kept when it
- *     empties, so a malloc/free loop on one block stays fast;
+ *     trims large.c's cache, and a large block mapped fresh first has
+ *     the heap purge about as many dirty pools (omi_heap_make_room).
+ *     The first pool of a class is kept when it empties, so a
+ *     malloc/free loop on one block stays fast;
  *   - thread exit: the heap gives back all it can and is abandoned; a
  *     thread that starts later adopts it whole.  A thread that frees into
  *     an abandoned heap claims it, puts its remote list back, and releases
@@ -371,6 +373,16 @@ static void purge(struct heap *h, size_t keep)
             omi_arena_purge(a, 0, false);
             h->ndirty -= omi_arena_sync_hints(a);
         }
+}
+
+void omi_heap_make_room(size_t bytes)
+{
+    struct heap *h = omi_heap_tls;
+    size_t pools = bytes / POOL_SIZE;
+
+    if (h->ndirty == 0 || omi_purge_mode() == PURGE_NEVER)
+        return;
+    purge(h, h->ndirty > pools ? h->ndirty - pools : 0);
 }
 
 /* The purge policy, after pools became dirty (purge.c explains it). */

@@ -244,6 +244,47 @@ static void test_large_cache(void **state)
     assert_heap_clean(before);
 }
 
+/* A large block mapped fresh first has the heap give back about as many
+ * dirty pools (in a program that has not churned large mappings: this
+ * test runs first); none under the never-purge policy. */
+static void test_large_makes_room(void **state)
+{
+    size_t before = blocks_in_use();
+    long delay = om_get_purge_delay();
+    struct om_stats s1, s2;
+    static void *v[3200];
+    void *big;
+
+    om_collect(true);
+    assert_true(stats().large_maps_total < 200);
+    for (int never = 1; never >= 0; never--) {
+        assert_int_equal(om_set_purge_delay(never ? -1 : 60000), 0);
+        for (int i = 0; i < 3200; i++)      /* 200 pools of 256 bytes */
+            assert_non_null(v[i] = om_gp_malloc(256));
+        for (int i = 0; i < 3200; i++)
+            om_gp_free(v[i]);
+        s1 = stats();
+        assert_true(s1.pools_free_dirty >= 64);
+        big = om_gp_malloc(256 << 10);      /* 64 fresh pages */
+        assert_non_null(big);
+        s2 = stats();
+        assert_int_equal(s2.large_maps_total, s1.large_maps_total + 1);
+        if (never) {
+            assert_int_equal(s2.pools_free_dirty, s1.pools_free_dirty);
+            assert_int_equal(s2.bytes_purged_total, s1.bytes_purged_total);
+        } else {
+            assert_true(s2.pools_free_dirty + 64 <= s1.pools_free_dirty);
+            assert_true(s2.bytes_purged_total >=
+                        s1.bytes_purged_total + 64 * POOL_SIZE);
+        }
+        om_gp_free(big);
+        assert_int_equal(om_check(), 0);
+        om_collect(true);
+    }
+    assert_int_equal(om_set_purge_delay(delay), 0);
+    assert_heap_clean(before);
+}
+
 /* A new arena (the small-block heap grows) first unmaps the cached
  * mappings beyond the cache's base: the one big mapping that the cache
  * may always keep goes. */
@@ -411,6 +452,7 @@ static void test_foreign_is_fatal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_large_makes_room),
         cmocka_unit_test(test_medium_table),
         cmocka_unit_test(test_every_size),
         cmocka_unit_test(test_medium_spans_return),
