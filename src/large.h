@@ -30,9 +30,9 @@ size_t omi_large_purge(unsigned min_age);
 
 /*
  * The small-block heap is growing (a new arena): unmap cached mappings,
- * the biggest first, until the cache holds no more than CACHE_BASE and an
- * eighth of the live large bytes - none of the allowances for one big
- * mapping or for churn.  Returns the bytes unmapped.
+ * the biggest first, until the cache is within its limit (CACHE_BASE and
+ * a share of the live large bytes) without the allowance for one big
+ * mapping.  Returns the bytes unmapped.
  */
 size_t omi_large_trim(void);
 
