@@ -433,7 +433,7 @@ size_t omi_large_purge(unsigned min_age)
     return unmap_all(out, n);
 }
 
-size_t omi_large_trim(void)
+void omi_large_trim(void)
 {
     struct cached out[CACHE_SLOTS];
     size_t n = 0;
@@ -448,7 +448,7 @@ size_t omi_large_trim(void)
         cache_remove(&cache[big]);
     }
     pthread_mutex_unlock(&lock);
-    return unmap_all(out, n);
+    unmap_all(out, n);
 }
 
 void omi_large_totals(struct omi_large_totals *out)

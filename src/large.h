@@ -32,9 +32,9 @@ size_t omi_large_purge(unsigned min_age);
  * The small-block heap is growing (a new arena): unmap cached mappings,
  * the biggest first, until the cache is within its limit (CACHE_BASE and
  * a share of the live large bytes) without the allowance for one big
- * mapping.  Returns the bytes unmapped.
+ * mapping.
  */
-size_t omi_large_trim(void);
+void omi_large_trim(void);
 
 /* Copy up to max live large blocks (address, mapped bytes) into out:
  * how many were copied. */
