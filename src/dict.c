@@ -10,7 +10,14 @@
  *                       |          usable x {hash, key, value}     |
  *
  * An index is EMPTY (-1), DUMMY (-2, a deleted entry) or the position of
- * an entry; entries stay in insertion order.  A table of size s holds
+ * an entry, with a tag of the entry's hash in the index's spare high bits
+ * (an index of 2^n slots needs n bits; the rest of its 7, 15 or 31 value
+ * bits hold the tag): a probe that meets another key's index compares
+ * the tags and reads that key's entry and hash only when they agree.  For
+ * a 1M-key dict that is 10 bits, and an insert of a new key stops reading
+ * the two cache lines (entry, key object) of each key it passes.  The
+ * table's size is CPython's to the byte.  Entries stay in insertion
+ * order.  A table of size s holds
  * 2s/3 entries (usable); when they are used up the table is rebuilt at
  * the smallest power of two >= 3 * used, as CPython's GROWTH_RATE.  An
  * empty dict has no keys table (64 bytes, as sys.getsizeof({})).
@@ -19,7 +26,8 @@
  * dicts: om_check has no walk of live objects until the collector):
  *   1. used == entries with a key; nentries <= 2s/3; usable + nentries
  *      == 2s/3.
- *   2. Every entry with a key is found from its hash by probing.
+ *   2. Every entry with a key is found from its hash by probing (its
+ *      index's tag is its hash's).
  */
 #include <errno.h>
 #include <string.h>
@@ -118,6 +126,7 @@ static void *entries_of(const struct keys *k)
     return (char *)(uintptr_t)k->indices + ((size_t)1 << k->log2_index_bytes);
 }
 
+/* Index i as stored: EMPTY, DUMMY, or an entry's position and tag. */
 static ptrdiff_t get_index(const struct keys *k, size_t i)
 {
     switch (k->log2_size <= 7 ? 0 : k->log2_size <= 15 ? 1 : 2) {
@@ -143,6 +152,24 @@ static void set_index(struct keys *k, size_t i, ptrdiff_t ix)
         ((int32_t *)(void *)k->indices)[i] = (int32_t)ix;
         break;
     }
+}
+
+/* The tag of hash in k's indices: its spare bits, from a multiply that
+ * mixes every bit of the hash in (an int's hash is its value). */
+static size_t hash_tag(const struct keys *k, size_t hash)
+{
+    unsigned bits = (8u << (k->log2_index_bytes - k->log2_size)) - 1 -
+                    k->log2_size;
+
+    return bits ? (size_t)((uint64_t)hash * 0x9e3779b97f4a7c15u >>
+                           (64 - bits))
+                : 0;
+}
+
+/* An entry's position with its hash's tag, as an index stores it. */
+static ptrdiff_t tagged(const struct keys *k, size_t ix, size_t hash)
+{
+    return (ptrdiff_t)(ix | hash_tag(k, hash) << k->log2_size);
 }
 
 static struct keys *new_keys(unsigned log2_size, enum kind kind)
@@ -221,6 +248,7 @@ static ptrdiff_t lookup(struct keys *k, om_object *key, size_t hash,
                         size_t *slot)
 {
     size_t mask = table_size(k) - 1, i = hash & mask, perturb = hash;
+    size_t tag = hash_tag(k, hash);
     bool have_free = false;
 
     for (;;) {
@@ -234,8 +262,11 @@ static ptrdiff_t lookup(struct keys *k, om_object *key, size_t hash,
             if (!have_free)
                 *slot = i;
             have_free = true;
-        } else {
-            om_object *other = *entry_key(k, (size_t)ix);
+        } else if ((size_t)ix >> k->log2_size == tag) {
+            om_object *other;
+
+            ix &= (ptrdiff_t)mask;
+            other = *entry_key(k, (size_t)ix);
             if (other == key || (stored_hash(k, (size_t)ix) == hash &&
                                  keys_equal(other, key))) {
                 *slot = i;
@@ -270,7 +301,7 @@ static void append_entry(struct keys *k, size_t slot, size_t hash,
         ((struct entry *)entries_of(k))[ix].hash = hash;
     *entry_key(k, ix) = key;
     *entry_value(k, ix) = value;
-    set_index(k, slot, (ptrdiff_t)ix);
+    set_index(k, slot, tagged(k, ix, hash));
     k->nentries++;
     k->usable--;
 }
@@ -285,22 +316,48 @@ static unsigned log2_for(size_t n)
     return log2;
 }
 
-/* Rebuild the table at the growth size and the given kind; the live
- * entries move over in order. */
+/* Where index i of k lies (to prefetch it). */
+static const void *index_at(const struct keys *k, size_t i)
+{
+    return k->indices + (i << (k->log2_index_bytes - k->log2_size));
+}
+
+/*
+ * Rebuild the table at the growth size and the given kind; the live
+ * entries move over in order.  A str key's hash is in the key object,
+ * and the new index it goes to is anywhere in the table: both are cache
+ * misses in a big dict, so the entries go over in runs of REBUILD_RUN,
+ * the next run's keys and this run's new indices prefetched first.
+ */
+#define REBUILD_RUN 16
+
 static int rebuild(struct dict_object *d, enum kind kind)
 {
     struct keys *old = d->keys, *k = new_keys(log2_for((size_t)d->used),
                                               kind);
+    size_t n = old ? (size_t)old->nentries : 0, mask, hash[REBUILD_RUN];
 
     if (!k)
         return -ENOMEM;
-    for (size_t i = 0; old && i < (size_t)old->nentries; i++) {
-        om_object *key = *entry_key(old, i);
-        if (!key)
-            continue;
-        size_t hash = stored_hash(old, i);
-        append_entry(k, find_empty(k, hash), hash, key,
-                     *entry_value(old, i));
+    mask = table_size(k) - 1;
+    for (size_t run = 0; run < n; run += REBUILD_RUN) {
+        size_t len = n - run < REBUILD_RUN ? n - run : REBUILD_RUN;
+
+        for (size_t j = run + REBUILD_RUN; j < run + 2 * REBUILD_RUN &&
+                                           j < n; j++)
+            __builtin_prefetch(*entry_key(old, j));
+        for (size_t j = 0; j < len; j++) {
+            if (!*entry_key(old, run + j))
+                continue;
+            hash[j] = stored_hash(old, run + j);
+            __builtin_prefetch(index_at(k, hash[j] & mask), 1);
+        }
+        for (size_t j = 0; j < len; j++) {
+            om_object *key = *entry_key(old, run + j);
+            if (key)
+                append_entry(k, find_empty(k, hash[j]), hash[j], key,
+                             *entry_value(old, run + j));
+        }
     }
     om_free(old);
     d->keys = k;
@@ -360,6 +417,7 @@ static void maintain_tracking(om_object *d, om_object *key, om_object *value)
 int om_dict_set(om_object *o, om_object *key, om_object *value)
 {
     struct dict_object *d = as_dict(o);
+    struct keys *looked;
     size_t hash, slot;
     ptrdiff_t ix;
 
@@ -367,8 +425,9 @@ int om_dict_set(om_object *o, om_object *key, om_object *value)
         return -EINVAL;
     maintain_tracking(o, key, value);
     hash = key_hash(key);
-    if (d->keys) {
-        ix = lookup(d->keys, key, hash, &slot);
+    looked = d->keys;
+    if (looked) {
+        ix = lookup(looked, key, hash, &slot);
         if (ix >= 0) {                  /* replace the value */
             om_object *old = *entry_value(d->keys, (size_t)ix);
             om_incref(value);
@@ -379,7 +438,8 @@ int om_dict_set(om_object *o, om_object *key, om_object *value)
     }
     if (make_room(d, key) != 0)
         return -ENOMEM;
-    (void)lookup(d->keys, key, hash, &slot);
+    if (d->keys != looked)              /* new: slot is of the old one */
+        (void)lookup(d->keys, key, hash, &slot);
     om_incref(key);
     om_incref(value);
     append_entry(d->keys, slot, hash, key, value);

@@ -36,7 +36,7 @@ struct small_int {
 
 static void int_dealloc(om_object *o)
 {
-    om_object_free(o);
+    omi_object_free_plain(o);
 }
 
 /* CPython 3.11's int.__sizeof__: 0 counts as one digit. */
@@ -129,6 +129,15 @@ om_object *om_int_from_i64(int64_t value)
 
     if (is_small(value))
         return small_int(value);
+    if (mag <= MASK) {                  /* one digit, not cached */
+        struct small_int *one = (struct small_int *)omi_object_alloc_plain(
+            &om_int_type, sizeof(om_varobject) + sizeof(uint32_t));
+        if (!one)
+            return NULL;
+        one->head.size = value < 0 ? -1 : 1;
+        one->digit = (uint32_t)mag;
+        return &one->head.base;
+    }
     for (uint64_t m = mag >> SHIFT; m; m >>= SHIFT)
         digits++;                       /* exactly: 28 bytes for 30 bits */
     x = new_int(digits);

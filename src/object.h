@@ -221,6 +221,33 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
     return omi_freelist_push(fl, mem);
 }
 
+/* An object of type t, which has no pre-header, no free list and is not
+ * collected, in size bytes from the OBJ domain, refcnt 1 and nothing
+ * else set: the caller writes every other field (int's one-digit path). */
+OM_INLINE om_object *omi_object_alloc_plain(const struct om_type *t,
+                                            size_t size)
+{
+    om_object *o = (om_object *)om_obj_malloc(size);
+
+    OM_ASSERT(omi_object_presize(t) == 0 && !t->freelist);
+    if (o) {
+        o->refcnt = 1;
+        o->type = t;
+        omi_object_live++;
+    }
+    return o;
+}
+
+/* om_object_free for such an object. */
+OM_INLINE void omi_object_free_plain(om_object *o)
+{
+    OM_ASSERT(omi_object_live > 0 && omi_object_presize(o->type) == 0 &&
+              !o->type->freelist);
+    omi_object_live--;
+    o->type = &omi_freed_type;
+    om_obj_free(o);
+}
+
 /* om_new_var / om_object_free with a free list of the caller's choice
  * (tuples keep one per length). */
 om_object *omi_object_new_from(const struct om_type *t, size_t nitems,

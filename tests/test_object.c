@@ -779,6 +779,80 @@ static void test_dict_random(void **state)
     assert_objects_clean();
 }
 
+/* Keys whose hashes are equal (ints v and v + 2^61 - 1): the index tags
+ * agree, so each probe must still tell the keys apart by value. */
+static void test_dict_equal_hashes(void **state)
+{
+    enum { PAIRS = 300 };
+    static om_object *keys[2 * PAIRS];
+    const int64_t modulus = ((int64_t)1 << 61) - 1;
+    om_object *d = om_dict_new();
+
+    for (int i = 0; i < PAIRS; i++) {
+        keys[2 * i] = om_int_from_i64(1000 + 7 * i);
+        keys[2 * i + 1] = om_int_from_i64(1000 + 7 * i + modulus);
+        assert_true(omi_int_hash(keys[2 * i]) ==
+                    omi_int_hash(keys[2 * i + 1]));
+    }
+    for (int i = 0; i < 2 * PAIRS; i++)
+        assert_int_equal(om_dict_set(d, keys[i], keys[i ^ 1]), 0);
+    assert_int_equal(omi_dict_check(d), 0);
+    for (int i = 0; i < 2 * PAIRS; i++)
+        assert_ptr_equal(om_dict_get(d, keys[i]), keys[i ^ 1]);
+    for (int i = 0; i < PAIRS; i++)             /* the first of each pair */
+        assert_int_equal(om_dict_del(d, keys[2 * i]), 0);
+    for (int i = 0; i < PAIRS; i++) {
+        errno = 0;
+        assert_null(om_dict_get(d, keys[2 * i]));
+        assert_int_equal(errno, ENOENT);
+        assert_ptr_equal(om_dict_get(d, keys[2 * i + 1]), keys[2 * i]);
+    }
+    assert_int_equal(om_dict_len(d), PAIRS);
+    assert_int_equal(omi_dict_check(d), 0);
+    om_decref(d);
+    for (int i = 0; i < 2 * PAIRS; i++)
+        om_decref(keys[i]);
+    assert_objects_clean();
+}
+
+/* 60,000 str keys: tables with 1-, 2- and 4-byte indices (tags of 4..0,
+ * 7..0 and 15..0 bits), found again after rebuilds and deletes. */
+static void test_dict_large(void **state)
+{
+    enum { KEYS = 60000 };
+    static om_object *keys[KEYS];
+    om_object *d = om_dict_new();
+    char text[32];
+
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(text, sizeof(text), "k%d", i);
+        keys[i] = om_str_from_utf8(text, strlen(text));
+        assert_int_equal(om_dict_set(d, keys[i], om_int_from_i64(i % 200)),
+                         0);
+        if ((i & (i - 1)) == 0)                 /* powers of two */
+            assert_int_equal(omi_dict_check(d), 0);
+    }
+    for (int i = 0; i < KEYS; i += 3)
+        assert_int_equal(om_dict_del(d, keys[i]), 0);
+    for (int i = 0; i < KEYS; i++) {
+        om_object *got = om_dict_get(d, keys[i]);
+        int64_t v;
+        if (i % 3 == 0) {
+            assert_null(got);
+            continue;
+        }
+        assert_non_null(got);
+        assert_int_equal(om_int_as_i64(got, &v), 0);
+        assert_int_equal(v, i % 200);
+    }
+    assert_int_equal(om_dict_len(d), KEYS - (KEYS + 2) / 3);
+    assert_int_equal(omi_dict_check(d), 0);
+    om_decref(d);
+    for (int i = 0; i < KEYS; i++)
+        om_decref(keys[i]);
+    assert_objects_clean();
+}
+
 /* Dicts of 1..100 str keys, and of int keys, as python3 sizes them. */
 static void test_dict_sizes_match_python(void **state)
 {
@@ -1300,6 +1374,8 @@ int main(void)
         cmocka_unit_test_setup(test_str_sizes_match_python, setup),
         cmocka_unit_test_setup(test_dict_basics, setup),
         cmocka_unit_test_setup(test_dict_random, setup),
+        cmocka_unit_test_setup(test_dict_equal_hashes, setup),
+        cmocka_unit_test_setup(test_dict_large, setup),
         cmocka_unit_test_setup(test_dict_sizes_match_python, setup),
         cmocka_unit_test_setup(test_class_slots, setup),
         cmocka_unit_test_setup(test_class_dict_and_deep_size, setup),
