@@ -8,7 +8,7 @@
  * report lists them in CPython's format.
  *
  * Invariants (checked by omi_freelist_check):
- *   1. len == the length of the list <= cap.
+ *   1. len == the length of the list; it and the hot one are <= cap.
  *   2. Every list in use is on the registry, once.
  */
 #include <errno.h>
@@ -74,9 +74,10 @@ static void print_freelists(FILE *out)
     fputc('\n', out);
     for (struct om_freelist *fl = registry; fl; fl = fl->next) {
         snprintf(label, sizeof(label), "%zu free %ss * %zu bytes each",
-                 fl->len, fl->name, fl->size);
+                 omi_freelist_count(fl), fl->name, fl->size);
         fprintf(out, "%48s =", label);
-        omi_stats_print_value(out, (uint64_t)(fl->len * fl->size));
+        omi_stats_print_value(out,
+                              (uint64_t)(omi_freelist_count(fl) * fl->size));
     }
 }
 
@@ -88,7 +89,7 @@ int omi_freelist_check(void)
         size_t n = 0;
         for (void *m = fl->head; m && n <= fl->cap; m = *(void **)m)
             n++;
-        if (n != fl->len || n > fl->cap)
+        if (n != fl->len || omi_freelist_count(fl) > fl->cap)
             return omi_check_fail("freelist.1", fl, "%s: len %zu, %zu on "
                                   "the list, cap %zu", fl->name, fl->len, n,
                                   fl->cap);

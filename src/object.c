@@ -23,8 +23,9 @@
  * bounded stack (CPython's trashcan).
  *
  * Invariants:
- *   1. omi_object_live == objects made by om_new/om_new_var (or taken
- *      from a free list by omi_object_reuse) and not yet freed.
+ *   1. omi_object_made - omi_object_freed == objects made by om_new/
+ *      om_new_var (or taken from a free list by omi_object_reuse) and
+ *      not yet freed.
  *   2. A freed object's type reads omi_freed_type until its memory is
  *      reused, so that debug builds catch a refcount change on it.
  */
@@ -35,7 +36,7 @@
 
 #define TRASH_DEPTH 50
 
-size_t omi_object_live;                 /* invariant 1 */
+size_t omi_object_made, omi_object_freed;       /* invariant 1 */
 static unsigned depth;                  /* nested deallocs now */
 static om_object *deferred;             /* the trashcan */
 
@@ -44,7 +45,7 @@ const struct om_type omi_freed_type = { .name = "<freed object>" };
 
 size_t om_live_objects(void)
 {
-    return omi_object_live;
+    return omi_object_made - omi_object_freed;
 }
 
 /* ---- Allocation ---- */
@@ -73,7 +74,7 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
     o = (om_object *)(mem + pre);
     o->refcnt = 1;
     o->type = t;
-    omi_object_live++;
+    omi_object_made++;
     return o;
 }
 
@@ -137,8 +138,8 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
         return;
     if (t->flags & OM_TPFLAGS_GC)
         omi_gc_on_dealloc(o);
-    OM_ASSERT(omi_object_live > 0);
-    omi_object_live--;
+    OM_ASSERT(omi_object_made > omi_object_freed);
+    omi_object_freed++;
     o->type = &omi_freed_type;
     om_obj_free(mem);
 }

@@ -45,23 +45,34 @@ OM_INLINE om_object **omi_object_dict_ptr(const om_object *o)
 }
 
 /*
- * A free list: freed objects of one size, linked through their first
- * word, up to cap of them.  Invariants (checked by omi_freelist_check):
- *   1. len == the length of the list, len <= cap.
+ * A free list: freed objects of one size, up to cap of them: the latest
+ * one in `hot`, the others linked through their first word.  An object
+ * made and dropped in a loop goes through `hot` alone: each push and pop
+ * waits only on the other's store of hot, where the list made it wait
+ * on the head, the object's link and len in turn.
+ * Invariants (checked by omi_freelist_check):
+ *   1. len == the length of the list, len + (hot != NULL) <= cap.
  *   2. Every registered list is on the registry once.
  */
 struct om_freelist {
     const char *name;           /* "float", as in the stats report */
     size_t size;                /* bytes per object, pre-header included */
     size_t cap;                 /* most objects kept */
-    size_t len;                 /* objects kept now */
-    void *head;                 /* first kept object's memory */
+    size_t len;                 /* objects on the list (hot not counted) */
+    void *head;                 /* first listed object's memory */
+    void *hot;                  /* the latest kept, or NULL */
     bool registered;            /* on the registry */
     struct om_freelist *next;   /* registry link */
 };
 
 #define OMI_FREELIST_INIT(name, size, cap) \
-    { name, size, cap, 0, NULL, false, NULL }
+    { name, size, cap, 0, NULL, NULL, false, NULL }
+
+/* Objects kept in fl. */
+OM_INLINE size_t omi_freelist_count(const struct om_freelist *fl)
+{
+    return fl->len + (fl->hot != NULL);
+}
 
 /* Put fl on the registry (the stats report, om_clear_freelists). */
 void omi_freelist_register(struct om_freelist *fl);
@@ -73,9 +84,13 @@ void omi_freelist_push_first(struct om_freelist *fl, void *mem);
 /* Take memory for one object from fl; NULL when it is empty. */
 OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
 {
-    void *mem = fl->head;
+    void *mem = fl->hot;
 
-    if (!mem)
+    if (likely(mem)) {
+        fl->hot = NULL;
+        return mem;
+    }
+    if (!(mem = fl->head))
         return NULL;
     fl->head = *(void **)mem;
     fl->len--;
@@ -85,10 +100,14 @@ OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
 /* Keep mem (an object's memory, size bytes) in fl; false when fl is full. */
 OM_INLINE bool omi_freelist_push(struct om_freelist *fl, void *mem)
 {
-    if (fl->len >= fl->cap)
+    if (omi_freelist_count(fl) >= fl->cap)
         return false;
     if (unlikely(!fl->registered)) {
         omi_freelist_push_first(fl, mem);
+        return true;
+    }
+    if (likely(!fl->hot)) {
+        fl->hot = mem;
         return true;
     }
     *(void **)mem = fl->head;
@@ -174,8 +193,11 @@ OM_INLINE void omi_gc_on_dealloc(om_object *o)
         omi_gc_young.count--;
 }
 
-/* object.c's count of live objects (om_live_objects). */
-extern size_t omi_object_live;
+/* object.c's counts of objects made and freed (om_live_objects is the
+ * difference).  Two counters, each only ever incremented: one that the
+ * fast paths both incremented and decremented made a loop of makes and
+ * drops wait on it twice per turn. */
+extern size_t omi_object_made, omi_object_freed;
 
 /* The fast path of om_new for type t, whose objects are fl->size bytes:
  * an object from fl, refcnt 1, its pre-header zeroed and nothing else
@@ -187,7 +209,7 @@ OM_INLINE om_object *omi_object_reuse(const struct om_type *t,
     om_object *o;
     char *mem;
 
-    if (!fl->head)
+    if (!fl->hot && !fl->head)
         return NULL;
     if (t->flags & OM_TPFLAGS_GC)
         omi_gc_on_alloc();              /* may collect, fill fl */
@@ -197,7 +219,7 @@ OM_INLINE om_object *omi_object_reuse(const struct om_type *t,
     o = (om_object *)(mem + pre);
     o->refcnt = 1;
     o->type = t;
-    omi_object_live++;
+    omi_object_made++;
     return o;
 }
 
@@ -211,12 +233,12 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
 {
     char *mem = (char *)o - omi_object_presize(t);
 
-    if (fl->len >= fl->cap)
+    if (omi_freelist_count(fl) >= fl->cap)
         return false;
     if (t->flags & OM_TPFLAGS_GC)
         omi_gc_on_dealloc(o);
-    OM_ASSERT(omi_object_live > 0);
-    omi_object_live--;
+    OM_ASSERT(omi_object_made > omi_object_freed);
+    omi_object_freed++;
     o->type = &omi_freed_type;
     return omi_freelist_push(fl, mem);
 }
@@ -233,7 +255,7 @@ OM_INLINE om_object *omi_object_alloc_plain(const struct om_type *t,
     if (o) {
         o->refcnt = 1;
         o->type = t;
-        omi_object_live++;
+        omi_object_made++;
     }
     return o;
 }
@@ -241,9 +263,9 @@ OM_INLINE om_object *omi_object_alloc_plain(const struct om_type *t,
 /* om_object_free for such an object. */
 OM_INLINE void omi_object_free_plain(om_object *o)
 {
-    OM_ASSERT(omi_object_live > 0 && omi_object_presize(o->type) == 0 &&
+    OM_ASSERT(omi_object_made > omi_object_freed && omi_object_presize(o->type) == 0 &&
               !o->type->freelist);
-    omi_object_live--;
+    omi_object_freed++;
     o->type = &omi_freed_type;
     om_obj_free(o);
 }

@@ -270,6 +270,44 @@ static void test_user_freelist(void **state)
     b = om_new(&t);
     assert_ptr_equal(a, b);
     om_decref(b);
+    {
+        /* Three freed into a list of two: the first two are kept (the
+         * first as the hot one, the second listed), the third goes back
+         * to the OBJ domain; the hot one comes back first. */
+        om_object *o[3], *again[3];
+        for (int i = 0; i < 3; i++)
+            o[i] = om_new(&t);
+        for (int i = 0; i < 3; i++)
+            om_decref(o[i]);
+        assert_int_equal(om_check(), 0);
+        for (int i = 0; i < 3; i++)
+            again[i] = om_new(&t);
+        assert_ptr_equal(again[0], o[0]);
+        assert_ptr_equal(again[1], o[1]);
+        for (int i = 0; i < 3; i++)
+            om_decref(again[i]);
+    }
+    {
+        /* A list of cap 0 keeps nothing. */
+        static struct om_type z = {
+            .name = "zero", .basic_size = 32, .dealloc = plain_dealloc,
+        };
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out;
+
+        z.freelist = om_freelist_new("zero", 32, 0);
+        assert_non_null(z.freelist);
+        om_decref(om_new(&z));
+        om_decref(om_new(&z));
+        out = open_memstream(&text, &len);
+        om_debug_malloc_stats(out);
+        fclose(out);
+        assert_non_null(strstr(text, "0 free zeros * 32 bytes each ="));
+        assert_non_null(strstr(text, "2 free cells * 48 bytes each ="));
+        free(text);
+        assert_int_equal(om_check(), 0);
+    }
     errno = 0;
     assert_null(om_freelist_new("tiny", 4, 1));
     assert_int_equal(errno, EINVAL);
