@@ -449,16 +449,20 @@ OM_INLINE void walk(tag_fn fn, void *ctx)
 {
     for (struct record *r = all_records; r; r = r->all_next) {
         size_t block = omi_pool_class_size(r->sc);
+        struct record *next = r->all_next;
 
         /* The list is walked by pointer: without this, each record's
-         * header is a cache miss the walk waits for. */
-        if (r->all_next) {
-            __builtin_prefetch(r->all_next);
-            __builtin_prefetch(&r->all_next->tag[4]);
-        }
-        for (size_t i = 0; r->page && i < r->capacity; i++)
+         * header and tags are cache misses the walk waits for.  So the
+         * next record's lines are asked for while this one is read: its
+         * header now, a line of its tags every 8 tags of this one. */
+        if (next)
+            __builtin_prefetch(next);
+        for (size_t i = 0; r->page && i < r->capacity; i++) {
+            if (next && i % 8 == 0)
+                __builtin_prefetch(&next->tag[i]);
             if (atomic_load_explicit(&r->tag[i], memory_order_relaxed))
                 fn(ctx, &r->tag[i], r->page + i * block, block, r);
+        }
     }
 }
 

@@ -201,8 +201,13 @@ static atomic_size_t peak_threshold = SIZE_MAX;
 static atomic_bool peak_pending;
 /* At the peak, per traceback: the blocks (weights) and their bytes, and
  * the domain of one of them (a mapping, reused). */
+/* The traces of one traceback at the peak: exact ones counted in
+ * integers, sampled ones at their weights (an add in doubles per trace,
+ * and a test of the count before the first, made the sum wait on the
+ * last one's store at every trace). */
 struct peak_sum {
-    double count, bytes;
+    uint64_t blocks, bytes;             /* exact traces */
+    double sampled_count, sampled_bytes;
     uint32_t domain;
     uint32_t pad;
 };
@@ -1468,15 +1473,20 @@ static void peak_forget(void)
 OM_INLINE void peak_add(const struct slot *v, size_t ntb, size_t mean)
 {
     uint64_t size = v->meta >> 1;
-    double w = v->meta & 1 ? sample_weight(size, mean) : 1.0;
     struct peak_sum *p = &peak_sums[v->tb];
 
     if (v->tb >= ntb)
         return;                 /* from before a clear */
-    if (p->count == 0)
-        p->domain = atomic_load(&domains[slot_domain(v)]);
-    p->count += w;
-    p->bytes += (double)size * w;
+    p->domain = atomic_load_explicit(&domains[slot_domain(v)],
+                                     memory_order_relaxed);
+    if (likely(!(v->meta & 1))) {
+        p->blocks++;
+        p->bytes += size;
+    } else {
+        double w = sample_weight(size, mean);
+        p->sampled_count += w;
+        p->sampled_bytes += (double)size * w;
+    }
 }
 
 static void peak_add_tag(void *ctx, const struct slot *v)
@@ -2302,15 +2312,17 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
     rc = p ? fill_start(&f, scratch) : -ENOMEM;
     for (size_t i = 0; i < peak_ntb && i < f.count && rc == 0; i++) {
         const struct peak_sum *ps = &peak_sums[i];
+        double count = (double)ps->blocks + ps->sampled_count;
+        double bytes = (double)ps->bytes + ps->sampled_bytes;
         long t;
 
-        if (ps->count < 1)
+        if (count < 1)
             continue;
         t = snapshot_tb(p, f.idx, (uint32_t)i);
         rc = t < 0 ? -ENOMEM : omi_snapshot_add_record(p,
-            &(struct omi_snap_trace){ (uint64_t)omi_fmath_llround(ps->bytes /
-                                                        ps->count),
-                                      ps->count, 0, 0, (uint32_t)t,
+            &(struct omi_snap_trace){ (uint64_t)omi_fmath_llround(bytes /
+                                                                  count),
+                                      count, 0, 0, (uint32_t)t,
                                       ps->domain });
     }
     if (rc < 0) {
