@@ -108,8 +108,8 @@
 #define SKIP_MAX 16             /* frames of the allocation path itself */
 #define FILTER_BITS 14           /* 16 Ki counters: 32 KiB */
 #define FILTER_GRAIN 8           /* a counter per 256 bytes */
-#define TB_CACHE 64             /* per-thread traceback cache entries
-                                   (32 sets of two) */
+#define TB_CACHE_SET_BITS 5     /* per-thread traceback cache: 32 sets */
+#define TB_CACHE (2 << TB_CACHE_SET_BITS)       /* of two entries */
 #define DEFAULT_SAMPLING_FRAMES 16
 
 /* ---- Data ---- */
@@ -1216,10 +1216,19 @@ static long tb_intern_locked(const struct rawframe *f, uint32_t n,
     return path_intern(above, tb_what(total, source), n, r);
 }
 
+/* The set of key or hash h in the per-thread cache: the top bits of a
+ * multiply, which every bit of h reaches (a frame key's low bits may all
+ * be alike: its instruction offset lies in its high bits). */
+OM_INLINE struct tb_cache_entry *cache_set(uint64_t h)
+{
+    return &tb_cache[(h * 0x9e3779b97f4a7c15ULL) >>
+                     (64 - TB_CACHE_SET_BITS) << 1];
+}
+
 /* The per-thread cache: two ways per set, the newer first.  -1: a miss. */
 OM_INLINE long cache_find(uint64_t h, uint32_t g)
 {
-    const struct tb_cache_entry *c = &tb_cache[(h ^ h >> 32) % TB_CACHE & ~1u];
+    const struct tb_cache_entry *c = cache_set(h);
 
     if (c[0].hash == h && c[0].gen == g)
         return c[0].id;
@@ -1230,7 +1239,7 @@ OM_INLINE long cache_find(uint64_t h, uint32_t g)
 
 static void cache_put(uint64_t h, uint32_t id, uint32_t g)
 {
-    struct tb_cache_entry *c = &tb_cache[(h ^ h >> 32) % TB_CACHE & ~1u];
+    struct tb_cache_entry *c = cache_set(h);
 
     c[1] = c[0];
     c[0] = (struct tb_cache_entry){ h, id, g };
