@@ -35,7 +35,7 @@ void omi_freelist_register(struct om_freelist *fl)
 void omi_freelist_push_first(struct om_freelist *fl, void *mem)
 {
     omi_freelist_register(fl);
-    (void)omi_freelist_push(fl, mem);
+    omi_freelist_put(fl, mem);
 }
 
 struct om_freelist *om_freelist_new(const char *name, size_t size,

@@ -77,8 +77,8 @@ OM_INLINE size_t omi_freelist_count(const struct om_freelist *fl)
 /* Put fl on the registry (the stats report, om_clear_freelists). */
 void omi_freelist_register(struct om_freelist *fl);
 
-/* omi_freelist_push for a list with room, not registered yet: registers
- * it, then pushes (out of line: the inline push keeps no register). */
+/* omi_freelist_put for a list with room, not registered yet: registers
+ * it, then puts (out of line: the inline put keeps no register). */
 void omi_freelist_push_first(struct om_freelist *fl, void *mem);
 
 /* Take memory for one object from fl; NULL when it is empty. */
@@ -97,24 +97,23 @@ OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
     return mem;
 }
 
-/* Keep mem (an object's memory, size bytes) in fl; false when fl is full. */
-OM_INLINE bool omi_freelist_push(struct om_freelist *fl, void *mem)
+/* Keep mem (an object's memory, size bytes) in fl, which has room. */
+OM_INLINE void omi_freelist_put(struct om_freelist *fl, void *mem)
 {
-    if (omi_freelist_count(fl) >= fl->cap)
-        return false;
+    OM_ASSERT(omi_freelist_count(fl) < fl->cap);
     if (unlikely(!fl->registered)) {
         omi_freelist_push_first(fl, mem);
-        return true;
+        return;
     }
     if (likely(!fl->hot)) {
         fl->hot = mem;
-        return true;
+        return;
     }
     *(void **)mem = fl->head;
     fl->head = mem;
     fl->len++;
-    return true;
 }
+
 
 /*
  * gc.c's state that the object layer's fast paths touch (gc.c explains
@@ -240,7 +239,8 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
     OM_ASSERT(omi_object_made > omi_object_freed);
     omi_object_freed++;
     o->type = &omi_freed_type;
-    return omi_freelist_push(fl, mem);
+    omi_freelist_put(fl, mem);
+    return true;
 }
 
 /* An object of type t, which has no pre-header, no free list and is not
