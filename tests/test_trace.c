@@ -1216,6 +1216,77 @@ static void test_keep_peak(void **state)
     om_trace_keep_peak(0);
 }
 
+/* The peak keeps each traceback's domain (one of its traces'), and sums
+ * sampled traces at their weights. */
+static void test_keep_peak_domains_and_samples(void **state)
+{
+    static char buffer[5000];
+    void *live[300];
+    size_t n = 0, k = 0, top;
+    struct om_snapshot *s;
+    const struct om_snapshot *peak;
+    struct om_trace_info t;
+    double w = 1 / (1 - exp(-1000.0 / 4096)), now = 0;
+    bool seen[2] = { false, false };
+
+    om_trace_keep_peak(10);
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(om_trace_track(7, buffer, 5000), 0);
+    grow_by(live, &n, 10);
+    shrink_by(live, &n, 1);             /* keeps the peak */
+    s = om_trace_take_snapshot();
+    peak = om_snapshot_peak(s);
+    assert_non_null(peak);
+    assert_int_equal(om_snapshot_count(peak), 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(om_snapshot_trace(peak, i, &t), 0);
+        if (t.domain == 7) {
+            assert_int_equal(t.size, 5000);
+            assert_true(t.weight == 1);
+        } else {
+            assert_int_equal(t.domain, OM_DOMAIN_MEM);
+            assert_int_equal(t.size, 1000);
+            assert_true(t.weight == 10);
+        }
+        seen[t.domain == 7] = true;
+    }
+    assert_true(seen[0] && seen[1]);
+    om_snapshot_free(s);
+    assert_int_equal(om_trace_untrack(7, buffer), 0);
+    shrink_by(live, &n, n);
+    om_trace_stop();
+
+    /* Sampled: 1000-byte blocks all weigh w, so the peak's one record is
+     * 1000 bytes, and its weight is w times the samples then live.  The
+     * free of a sampled block keeps it (the others skip tracing): those
+     * left after it, and one more. */
+    assert_int_equal(om_trace_start_sampling(4096), 0);
+    grow_by(live, &n, 250);
+    top = traced();
+    while (n > 0 && traced() == top)
+        shrink_by(live, &n, 1);
+    s = om_trace_take_snapshot();
+    peak = om_snapshot_peak(s);
+    assert_non_null(peak);
+    assert_int_equal(om_snapshot_count(peak), 1);
+    assert_int_equal(om_snapshot_trace(peak, 0, &t), 0);
+    assert_int_equal(t.size, 1000);
+    for (size_t i = 0; i < om_snapshot_count(s); i++) {
+        struct om_trace_info u;
+
+        assert_int_equal(om_snapshot_trace(s, i, &u), 0);
+        assert_true(fabs(u.weight - w) < 1e-9);
+        now += u.weight;
+        k++;
+    }
+    assert_true(k > 10);                /* p = 0.22 a block: about 54 */
+    assert_true(fabs(t.weight - now - w) < 1e-3);
+    om_snapshot_free(s);
+    shrink_by(live, &n, n);
+    assert_int_equal(traced(), 0);
+    om_trace_keep_peak(0);
+}
+
 /* A capture written to something that is not a regular file goes
  * through it: a FIFO stays a FIFO (OBJMEM_TRACE_FILE=/dev/null must not
  * turn /dev/null into a file), a symbolic link stays a link. */
@@ -1389,6 +1460,7 @@ int main(void)
         T(test_sampling_mode_switch),
         T(test_heap_map),
         T(test_keep_peak),
+        T(test_keep_peak_domains_and_samples),
         T(test_dump_through),
         T(test_symbols),
         T(test_fmath_against_libm),
