@@ -266,6 +266,12 @@ typedef int (*om_visitproc)(om_object *child, void *arg);
 #define OM_TPFLAGS_GC (1ul << 0)        /* a container: GC pre-header */
 #define OM_TPFLAGS_MANAGED_DICT (1ul << 1) /* attribute dict pointer in a
                                               pre-header, as CPython 3.11 */
+/* A promise: no finalize, no legacy_del, no weak references, not a GC
+ * container.  Then nothing but the type's dealloc has to run when a
+ * refcnt reaches 0, so om_decref calls it directly, as Py_DECREF calls
+ * tp_dealloc (float, int and str set it).  om_new refuses (EINVAL) a
+ * type that sets it and breaks it. */
+#define OM_TPFLAGS_PLAIN (1ul << 2)
 
 struct om_freelist;
 
@@ -335,8 +341,14 @@ static inline void om_decref(om_object *o)
 #if defined(OM_DEBUG_REFCNT)
     om_refcnt_check(o, -1);
 #endif
-    if (!om_is_immortal(o) && --o->refcnt == 0)
-        om_dealloc(o);
+    if (!om_is_immortal(o) && --o->refcnt == 0) {
+        const struct om_type *t = o->type;
+
+        if (t->flags & OM_TPFLAGS_PLAIN)
+            t->dealloc(o);
+        else
+            om_dealloc(o);
+    }
 }
 
 static inline void om_xincref(om_object *o)

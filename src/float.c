@@ -26,6 +26,7 @@ static void float_dealloc(om_object *o)
 const struct om_type om_float_type = {
     .name = "float",
     .basic_size = sizeof(struct float_object),
+    .flags = OM_TPFLAGS_PLAIN,
     .dealloc = float_dealloc,
     .freelist = &float_freelist,
 };

@@ -52,6 +52,7 @@ const struct om_type om_int_type = {
     .name = "int",
     .basic_size = sizeof(om_varobject),
     .item_size = sizeof(uint32_t),
+    .flags = OM_TPFLAGS_PLAIN,
     .dealloc = int_dealloc,
     .size_of = omi_int_sizeof,
 };

@@ -45,6 +45,7 @@ static size_t str_sizeof(const om_object *o);
 const struct om_type om_str_type = {
     .name = "str",
     .basic_size = sizeof(struct str_object),
+    .flags = OM_TPFLAGS_PLAIN,
     .dealloc = str_dealloc,
     .size_of = str_sizeof,
 };

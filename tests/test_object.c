@@ -255,6 +255,55 @@ static void test_float_freelist(void **state)
     assert_objects_clean();
 }
 
+/* OM_TPFLAGS_PLAIN: om_decref calls the type's dealloc itself, once, and
+ * om_new refuses a type that sets the flag with a finalizer, a legacy
+ * del, weak references or the GC flag, leaving nothing allocated. */
+static void test_plain_flag(void **state)
+{
+    static const struct om_type fast = {
+        .name = "fast", .basic_size = 32, .flags = OM_TPFLAGS_PLAIN,
+        .dealloc = plain_dealloc,
+    };
+    static const struct om_type broken[] = {
+        { .name = "b1", .basic_size = 32, .flags = OM_TPFLAGS_PLAIN,
+          .dealloc = plain_dealloc, .finalize = note_finalize },
+        { .name = "b2", .basic_size = 32, .flags = OM_TPFLAGS_PLAIN,
+          .dealloc = plain_dealloc, .legacy_del = note_finalize },
+        { .name = "b3", .basic_size = 32, .flags = OM_TPFLAGS_PLAIN,
+          .dealloc = plain_dealloc, .weaklist_offset = 16 },
+        { .name = "b4", .basic_size = sizeof(struct box),
+          .flags = OM_TPFLAGS_PLAIN | OM_TPFLAGS_GC,
+          .dealloc = box_dealloc, .traverse = box_traverse },
+    };
+    size_t before = deallocs, blocks = blocks_in_use();
+    om_object *o = om_new(&fast), *p = om_new(&fast);
+
+    assert_non_null(o);
+    assert_non_null(p);
+    om_incref(o);
+    om_decref(o);
+    assert_int_equal(deallocs, before);
+    om_decref(o);
+    assert_int_equal(deallocs, before + 1);
+    om_xdecref(p);                      /* the NULL-safe one too */
+    assert_int_equal(deallocs, before + 2);
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        errno = 0;
+        assert_null(om_new(&broken[i]));
+        assert_int_equal(errno, EINVAL);
+        assert_null(om_new_var(&broken[i], 3));
+        assert_int_equal(errno, EINVAL);
+    }
+    assert_int_equal(blocks_in_use(), blocks);
+    /* The built-in leaf types make the promise; containers cannot. */
+    assert_true(om_float_type.flags & OM_TPFLAGS_PLAIN);
+    assert_true(om_int_type.flags & OM_TPFLAGS_PLAIN);
+    assert_true(om_str_type.flags & OM_TPFLAGS_PLAIN);
+    assert_false(om_tuple_type.flags & OM_TPFLAGS_PLAIN);
+    assert_int_equal(om_check(), 0);
+    assert_objects_clean();
+}
+
 /* A user type with its own free list. */
 static void test_user_freelist(void **state)
 {
@@ -1396,6 +1445,7 @@ int main(void)
         cmocka_unit_test_setup(test_finalize_once, setup),
         cmocka_unit_test_setup(test_deep_chain, setup),
         cmocka_unit_test_setup(test_float_freelist, setup),
+        cmocka_unit_test_setup(test_plain_flag, setup),
         cmocka_unit_test_setup(test_user_freelist, setup),
         cmocka_unit_test_setup(test_int_small_cache, setup),
         cmocka_unit_test_setup(test_int_exact_blocks, setup),
