@@ -270,7 +270,8 @@ typedef int (*om_visitproc)(om_object *child, void *arg);
  * container.  Then nothing but the type's dealloc has to run when a
  * refcnt reaches 0, so om_decref calls it directly, as Py_DECREF calls
  * tp_dealloc (float, int and str set it).  om_new refuses (EINVAL) a
- * type that sets it and breaks it. */
+ * type that sets it and breaks it, om_class_new a class that asks for it
+ * (instances are GC objects). */
 #define OM_TPFLAGS_PLAIN (1ul << 2)
 
 struct om_freelist;

@@ -362,7 +362,9 @@ om_object *om_class_new(const char *name, const char *const *slot_names,
 {
     struct class_object *cls;
 
-    if (!name || (nslots && !slot_names) || nslots > 4096) {
+    /* Instances are GC objects: they cannot be OM_TPFLAGS_PLAIN. */
+    if (!name || (nslots && !slot_names) || nslots > 4096 ||
+        (flags & OM_TPFLAGS_PLAIN)) {
         errno = EINVAL;
         return NULL;
     }

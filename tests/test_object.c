@@ -294,6 +294,9 @@ static void test_plain_flag(void **state)
         assert_null(om_new_var(&broken[i], 3));
         assert_int_equal(errno, EINVAL);
     }
+    errno = 0;
+    assert_null(om_class_new("C", NULL, 0, OM_TPFLAGS_PLAIN));
+    assert_int_equal(errno, EINVAL);
     assert_int_equal(blocks_in_use(), blocks);
     /* The built-in leaf types make the promise; containers cannot. */
     assert_true(om_float_type.flags & OM_TPFLAGS_PLAIN);
