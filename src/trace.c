@@ -211,6 +211,7 @@ static atomic_bool peak_pending;
 #define PEAK_ONE ((uint64_t)1 << PEAK_BITS)
 #define PEAK_DOMAIN_SHIFT 56
 #define PEAK_COUNT_MASK (((uint64_t)1 << PEAK_DOMAIN_SHIFT) - 1)
+_Static_assert(MAX_DOMAINS <= 256, "a domain index fits count's top byte");
 struct peak_sum {
     uint64_t count;             /* domain index << 56 | blocks * PEAK_ONE */
     uint64_t bytes;             /* bytes * PEAK_ONE */
