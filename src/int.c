@@ -36,7 +36,7 @@ struct small_int {
 
 static void int_dealloc(om_object *o)
 {
-    omi_object_free_plain(o);
+    omi_object_free_bare(o, &om_int_type);
 }
 
 /* CPython 3.11's int.__sizeof__: 0 counts as one digit. */
@@ -131,7 +131,7 @@ om_object *om_int_from_i64(int64_t value)
     if (is_small(value))
         return small_int(value);
     if (mag <= MASK) {                  /* one digit, not cached */
-        struct small_int *one = (struct small_int *)omi_object_alloc_plain(
+        struct small_int *one = (struct small_int *)omi_object_alloc_bare(
             &om_int_type, sizeof(om_varobject) + sizeof(uint32_t));
         if (!one)
             return NULL;

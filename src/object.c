@@ -78,9 +78,7 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
     else if (!(mem = om_obj_calloc(1, size)))
         return NULL;
     o = (om_object *)(mem + pre);
-    o->refcnt = 1;
-    o->type = t;
-    omi_object_made++;
+    omi_object_born(o, t);
     return o;
 }
 
@@ -142,11 +140,7 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
 
     if (fl && size == fl->size && omi_object_release(o, t, fl))
         return;
-    if (t->flags & OM_TPFLAGS_GC)
-        omi_gc_on_dealloc(o);
-    OM_ASSERT(omi_object_made > omi_object_freed);
-    omi_object_freed++;
-    o->type = &omi_freed_type;
+    omi_object_retire(o, t);
     om_obj_free(mem);
 }
 

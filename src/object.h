@@ -114,7 +114,6 @@ OM_INLINE void omi_freelist_put(struct om_freelist *fl, void *mem)
     fl->len++;
 }
 
-
 /*
  * gc.c's state that the object layer's fast paths touch (gc.c explains
  * the lists): generation 0's list, its count, and threshold 0 as it
@@ -198,6 +197,29 @@ OM_INLINE void omi_gc_on_dealloc(om_object *o)
  * drops wait on it twice per turn. */
 extern size_t omi_object_made, omi_object_freed;
 
+/* What a freed object's type field reads until its memory is reused. */
+extern const struct om_type omi_freed_type;
+
+/* Every object's start: refcnt 1, type t, counted as made. */
+OM_INLINE void omi_object_born(om_object *o, const struct om_type *t)
+{
+    o->refcnt = 1;
+    o->type = t;
+    omi_object_made++;
+}
+
+/* Every object's end, before its memory goes: untracked and uncounted
+ * (a GC type's), counted as freed, its type the freed one (invariant 2
+ * of object.c). */
+OM_INLINE void omi_object_retire(om_object *o, const struct om_type *t)
+{
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_on_dealloc(o);
+    OM_ASSERT(omi_object_made > omi_object_freed);
+    omi_object_freed++;
+    o->type = &omi_freed_type;
+}
+
 /* The fast path of om_new for type t, whose objects are fl->size bytes:
  * an object from fl, refcnt 1, its pre-header zeroed and nothing else
  * (the caller sets every field); NULL when fl is empty. */
@@ -216,14 +238,9 @@ OM_INLINE om_object *omi_object_reuse(const struct om_type *t,
         return NULL;
     memset(mem, 0, pre);
     o = (om_object *)(mem + pre);
-    o->refcnt = 1;
-    o->type = t;
-    omi_object_made++;
+    omi_object_born(o, t);
     return o;
 }
-
-/* What a freed object's type field reads until its memory is reused. */
-extern const struct om_type omi_freed_type;
 
 /* The fast path of om_object_free for o, of type t, fl->size bytes: onto
  * fl; false (and nothing done) when fl is full. */
@@ -234,11 +251,7 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
 
     if (omi_freelist_count(fl) >= fl->cap)
         return false;
-    if (t->flags & OM_TPFLAGS_GC)
-        omi_gc_on_dealloc(o);
-    OM_ASSERT(omi_object_made > omi_object_freed);
-    omi_object_freed++;
-    o->type = &omi_freed_type;
+    omi_object_retire(o, t);
     omi_freelist_put(fl, mem);
     return true;
 }
@@ -246,27 +259,22 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
 /* An object of type t, which has no pre-header, no free list and is not
  * collected, in size bytes from the OBJ domain, refcnt 1 and nothing
  * else set: the caller writes every other field (int's one-digit path). */
-OM_INLINE om_object *omi_object_alloc_plain(const struct om_type *t,
-                                            size_t size)
+OM_INLINE om_object *omi_object_alloc_bare(const struct om_type *t,
+                                           size_t size)
 {
     om_object *o = (om_object *)om_obj_malloc(size);
 
     OM_ASSERT(omi_object_presize(t) == 0 && !t->freelist);
-    if (o) {
-        o->refcnt = 1;
-        o->type = t;
-        omi_object_made++;
-    }
+    if (o)
+        omi_object_born(o, t);
     return o;
 }
 
-/* om_object_free for such an object. */
-OM_INLINE void omi_object_free_plain(om_object *o)
+/* om_object_free for such an object, of type t. */
+OM_INLINE void omi_object_free_bare(om_object *o, const struct om_type *t)
 {
-    OM_ASSERT(omi_object_made > omi_object_freed && omi_object_presize(o->type) == 0 &&
-              !o->type->freelist);
-    omi_object_freed++;
-    o->type = &omi_freed_type;
+    OM_ASSERT(o->type == t && omi_object_presize(t) == 0 && !t->freelist);
+    omi_object_retire(o, t);
     om_obj_free(o);
 }
 
