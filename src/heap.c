@@ -438,6 +438,7 @@ static void release_pool(struct heap *h, struct pool *pool)
         omi_tags_page_released((uintptr_t)omi_pool_page(pool));
     for (size_t i = 0; i < n; i++) {
         atomic_store_explicit(&pool[i].owner, 0, memory_order_relaxed);
+        pool[i].used = 0;               /* a first tail's uncarved count */
         omi_arena_put_pool(a, pool + i);
     }
     h->ndirty += n;
@@ -775,8 +776,13 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
     pool = h->first[sc];
     if (pool->free)                     /* a drain put blocks back */
         return pop_block(pool);
-    if (pool != &empty_pool)
+    if (pool != &empty_pool) {
+        if (omi_pool_uncarved(pool)) {  /* a span's next page */
+            omi_pool_carve(pool);
+            return pop_block(pool);
+        }
         mark_full(h, pool);
+    }
     h->first[sc] = &empty_pool;
     pool = partial_take(h, sc);
     if (!pool && !(pool = take_pool(h, sc))) {

@@ -10,7 +10,9 @@
  * objects made one after another landed in scattered places (a collection
  * walking a million of them took 69 ns an object instead of 13).
  *
- * A medium class's span is threaded the same way across its pages; its
+ * A medium class's span is threaded the same way, but a page at a time
+ * (pool.h): its blocks are 4 or more over up to 64 pages, and a span
+ * whose class has a block or two in use must not fault in the rest.  Its
  * tail descriptors point at the head.  The medium table below is what
  * config.h promises: eight classes per doubling, and for each, among the
  * page counts from the fewest that hold 4 blocks to twice that, the
@@ -45,12 +47,34 @@ char *omi_pool_page(const struct pool *pool)
     return (char *)omi_arena_of_pool(pool) + omi_pool_index(pool) * POOL_SIZE;
 }
 
+/* Thread the blocks of pool's span from block `from` (the first not
+ * threaded) to the last that starts in the same page: they become the
+ * free list, which was empty.  A one-page pool gets all its blocks. */
+OM_INLINE OM_NO_ASAN void carve(struct pool *pool, size_t from)
+{
+    size_t size = omi_pool_class_size(pool->sc);
+    size_t to = omi_pool_capacity(pool);
+    char *page = omi_pool_page(pool), *b, *last;
+
+    if (omi_class_pages(pool->sc) > 1) {
+        size_t end = (from * size / POOL_SIZE + 1) * POOL_SIZE;
+        size_t cap = to;
+
+        to = (end + size - 1) / size;
+        if (to > cap)
+            to = cap;
+        pool[1].used = (uint16_t)(cap - to);
+    }
+    last = page + (to - 1) * size;
+    for (b = page + from * size; b < last; b += size)
+        *(void **)b = b + size;
+    *(void **)last = NULL;
+    pool->free = page + from * size;
+}
+
 OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc)
 {
-    size_t size = omi_pool_class_size(sc);
     size_t pages = omi_class_pages(sc);
-    char *page = omi_pool_page(pool);
-    size_t n = omi_class_capacity(sc);
 
     OM_ASSERT(pool->used == 0);
     for (size_t i = 1; i < pages; i++) {
@@ -59,13 +83,16 @@ OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc)
         tail->sc = (uint8_t)sc;
         omi_pool_set_state(tail, POOL_TAIL);
     }
-    for (size_t i = 0; i + 1 < n; i++)
-        *(void **)(page + i * size) = page + (i + 1) * size;
-    *(void **)(page + (n - 1) * size) = NULL;
-    omi_tool_freed(page, pages * POOL_SIZE);
-    pool->free = page;
     pool->sc = (uint8_t)sc;
+    omi_tool_freed(omi_pool_page(pool), pages * POOL_SIZE);
+    carve(pool, 0);
     atomic_store_explicit(&pool->traced, 0, memory_order_relaxed);
+}
+
+void omi_pool_carve(struct pool *pool)
+{
+    OM_ASSERT(pool->free == NULL && omi_pool_uncarved(pool) > 0);
+    carve(pool, omi_pool_capacity(pool) - omi_pool_uncarved(pool));
 }
 
 bool omi_pool_is_block(const struct pool *pool, const void *p)
@@ -116,7 +143,8 @@ static int check_tail(const struct pool *pool)
     hs = omi_pool_state(head);
     if ((hs != POOL_USED && hs != POOL_FULL) || head->sc != pool->sc ||
         head + omi_class_pages(head->sc) <= pool ||
-        atomic_load(&pool->owner) != 0 || pool->used != 0)
+        atomic_load(&pool->owner) != 0 ||
+        pool->used > (pool == head + 1 ? omi_pool_capacity(head) : 0))
         return omi_check_fail("pool.1", pool, "tail of %p: head state %u "
                               "class %u, own class %u", (const void *)head,
                               hs, head->sc, pool->sc);
@@ -143,17 +171,18 @@ int omi_pool_check(const struct pool *pool)
                                   "is not its tail", i);
     if ((state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
         (owner & ~OWNER_FULL) == 0 || state == POOL_PURGING ||
-        (state == POOL_FULL && pool->free != NULL))
+        (state == POOL_FULL && (pool->free || omi_pool_uncarved(pool))))
         return omi_check_fail("pool.2", pool, "state %u, owner %p, free %p",
                               state, (void *)owner, pool->free);
     nfree = count_free(pool);
     if (nfree < 0)
         return (int)nfree;
-    if (pool->used + (size_t)nfree != omi_pool_capacity(pool) ||
-        pool->scratch > pool->used)
-        return omi_check_fail("pool.4", pool, "used %u + free %ld != "
-                              "capacity %zu, or %u cached or remote",
-                              pool->used, nfree, omi_pool_capacity(pool),
-                              pool->scratch);
+    if (pool->used + (size_t)nfree + omi_pool_uncarved(pool) !=
+        omi_pool_capacity(pool) || pool->scratch > pool->used)
+        return omi_check_fail("pool.4", pool, "used %u + free %ld + "
+                              "uncarved %zu != capacity %zu, or %u cached "
+                              "or remote", pool->used, nfree,
+                              omi_pool_uncarved(pool),
+                              omi_pool_capacity(pool), pool->scratch);
     return 0;
 }

@@ -19,6 +19,12 @@
  *   span:  | head page | tail page | ... |   blocks straddle the pages
  *          | block 0 | block 1 | block 2 | ... (pages * 4096 % size unused)
  *
+ * A span's blocks are threaded a page at a time ("carved"): those that
+ * start in the page of the first block not threaded yet, when the free
+ * list runs dry.  The first tail descriptor's `used` counts the blocks
+ * not threaded yet, so a span of one 32 KiB block faults in 32 KiB, not
+ * the 128 KiB of its four.
+ *
  * Pool states (docs/design.md §3 draws the machine):
  *   CLEAN    free, not resident: never used, or given back with madvise
  *   DIRTY    free, resident: kept for reuse until it is purged
@@ -50,13 +56,16 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  * A pool descriptor.  Invariants (checked by omi_pool_check):
  *   1. USED/FULL: sc < NCLASSES (block size, capacity and pages from
  *      the class); TAIL: free is the head of its span, a USED or FULL
- *      pool of the same class whose run covers this pool.
- *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL and
- *      free == NULL; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
+ *      pool of the same class whose run covers this pool; used == 0,
+ *      but for the first tail, whose used is the span's uncarved count.
+ *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL,
+ *      free == NULL and nothing uncarved; CLEAN/DIRTY/PURGING: owner ==
+ *      0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
  *      list has no cycle.
- *   4. used + |free| == capacity; used counts the blocks handed out, those
- *      in the heap's block cache and those on its remote list.
+ *   4. used + |free| + uncarved == capacity; used counts the blocks
+ *      handed out, those in the heap's block cache and those on its
+ *      remote list; the uncarved blocks are the span's last ones.
  *   5. A USED or FULL small pool's traced is at least the number of its
  *      blocks with a trace in tracing's table (omi_trace_check verifies
  *      it): a free into a pool whose traced is 0 has no trace to forget.
@@ -172,12 +181,24 @@ OM_INLINE struct pool *omi_pool_head(struct pool *pool)
 /* The first byte of the page a pool describes. */
 char *omi_pool_page(const struct pool *pool);
 
+/* The blocks of pool's span not threaded on its free list yet (0 for a
+ * one-page pool). */
+OM_INLINE size_t omi_pool_uncarved(const struct pool *pool)
+{
+    return omi_class_pages(pool->sc) > 1 ? pool[1].used : 0;
+}
+
 /*
  * Give a pool just taken from its arena (the head of a run of
- * omi_class_pages(sc) pools) size class sc: thread all its blocks on the
- * free list in address order, and make the rest of the run its TAIL.
+ * omi_class_pages(sc) pools) size class sc: thread the blocks that start
+ * in its first page on the free list in address order (all of them for
+ * a one-page pool), and make the rest of the run its TAIL.
  */
 void omi_pool_init(struct pool *pool, unsigned sc);
+
+/* Thread the next page's blocks of pool's span, whose free list is
+ * empty and which has uncarved blocks. */
+void omi_pool_carve(struct pool *pool);
 
 /*
  * True when p is at a block boundary inside pool, a pool holding a class.

@@ -2,12 +2,14 @@
  * test_rss.c - freed memory really goes back to the OS: RSS read from
  * /proc/self/statm drops after 99% of a million blocks are freed, with no
  * call, under each purge policy; and a batch loop that frees and allocates
- * again keeps its pages under the default (deferred) policy.
+ * again keeps its pages under the default (deferred) policy; a medium
+ * span faults in its pages as its blocks are handed out.
  *
  * With 64-byte blocks a 4 KiB page holds 64 of them; when 1% survive at
  * random a page is empty with probability 0.99^64 = 52.6%, which bounds
  * what any page-granular allocator can give back.
  */
+#include <sys/mman.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -175,6 +177,35 @@ static void test_batch_keeps_pages(void **state)
     assert_heap_clean(before);
 }
 
+/* A medium span (om_gp_malloc's blocks above 512 bytes) faults in its
+ * pages a block at a time: the largest class (32 KiB) has spans of 32 pages and 4 blocks, and a span taken
+ * after a full purge is not resident.  Each malloc threads the next
+ * block (writing its first word); before carving was lazy, the first
+ * malloc wrote all four and faulted in pages 0, 8, 16 and 24 at once. */
+static void test_span_faults_block_by_block(void **state)
+{
+    enum { BIG = 32768, NB = 4, PAGES = NB * BIG / 4096 };
+    size_t before = blocks_in_use();
+    unsigned char vec[PAGES];
+    char *p[NB];
+
+    skip_under_sanitizers();
+    om_collect(true);
+    for (int i = 0; i < NB; i++) {
+        p[i] = om_gp_malloc(BIG);
+        assert_non_null(p[i]);
+        assert_ptr_equal(p[i], p[0] + (size_t)i * BIG);  /* one span */
+        assert_int_equal(om_check(), 0);
+        assert_int_equal(mincore(p[0], NB * BIG, vec), 0);
+        for (int pg = 0; pg < PAGES; pg++)
+            assert_int_equal(vec[pg] & 1,
+                             pg % (BIG / 4096) == 0 && pg / 8 <= i);
+    }
+    for (int i = 0; i < NB; i++)
+        om_gp_free(p[i]);
+    assert_heap_clean(before);
+}
+
 /* ---- Copy-on-write after fork: om_immortalize_heap ---- */
 
 /* Instagram's story: a worker that only reads the parent's objects still
@@ -222,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_rss_drops_immediate),
         cmocka_unit_test(test_rss_never),
         cmocka_unit_test(test_batch_keeps_pages),
+        cmocka_unit_test(test_span_faults_block_by_block),
         cmocka_unit_test(test_immortalized_heap_stays_shared),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
