@@ -89,7 +89,7 @@ OM_NO_ASAN void omi_pool_init(struct pool *pool, unsigned sc)
     atomic_store_explicit(&pool->traced, 0, memory_order_relaxed);
 }
 
-void omi_pool_carve(struct pool *pool)
+OM_NO_ASAN void omi_pool_carve(struct pool *pool)
 {
     OM_ASSERT(pool->free == NULL && omi_pool_uncarved(pool) > 0);
     carve(pool, omi_pool_capacity(pool) - omi_pool_uncarved(pool));
