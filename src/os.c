@@ -3,6 +3,9 @@
  * nowhere else, so the rest of objmem builds on any system that can give
  * it aligned, zeroed, purgeable memory.
  *
+ * Helper threads (the purger, tracing's ticker) start here too: detached,
+ * with a small stack, taking no signal, and sleep here.
+ *
  * Fault injection (om_debug_fail_maps): fail the nth map from now, or every
  * map.  The sweep in tests/test_oom.c uses it to prove that each failure
  * gives NULL + ENOMEM, leaks nothing and leaves a working allocator.
@@ -14,8 +17,11 @@
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "os.h"
@@ -118,5 +124,35 @@ void omi_os_purge(void *p, size_t size)
     int saved = errno;
 
     madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+/* ---- Helper threads ---- */
+
+int omi_os_thread_start(void *(*fn)(void *))
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread takes none */
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    rc = pthread_create(&t, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -rc;
+}
+
+void omi_os_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    int saved = errno;
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
     errno = saved;
 }

@@ -1,5 +1,6 @@
 /*
- * os.h - L1: pages from the kernel.  The only module with platform code.
+ * os.h - L1: pages from the kernel, and helper threads.  The only module
+ * with platform code.
  */
 #ifndef OM_OS_H
 #define OM_OS_H
@@ -31,5 +32,15 @@ void omi_os_unmap(void *p, size_t size);
  * mapped and reads as zeroes when touched again.  errno is kept.
  */
 void omi_os_purge(void *p, size_t size);
+
+/*
+ * Start fn(NULL) on a detached thread with a 64 KiB stack and every
+ * signal blocked (a helper of objmem's must take none of the program's):
+ * 0, or a negative errno.
+ */
+int omi_os_thread_start(void *(*fn)(void *));
+
+/* Sleep ms milliseconds (through signals).  errno is kept. */
+void omi_os_sleep_ms(long ms);
 
 #endif /* OM_OS_H */

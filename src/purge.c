@@ -39,13 +39,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "large.h"
 #include "options.h"
+#include "os.h"
 
 #define DELAY_UNSET LONG_MIN
 #define PIN_BATCH 64
@@ -101,14 +101,6 @@ static long tick_ms(void)
     return t < 10 ? 10 : t > 250 ? 250 : t;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /*
  * Sleep while no pool is DIRTY.  A heap signals when it makes pools dirty
  * and sees the purger asleep; a signal that slips between the purger's
@@ -160,30 +152,11 @@ static void *purger_main(void *arg)
     for (;;) {
         if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0)
             wait_for_dirt();
-        sleep_ms(tick_ms());
+        omi_os_sleep_ms(tick_ms());
         omi_arena_epoch_advance();
         purge_old();
     }
     return NULL;
-}
-
-static void start_thread(void)
-{
-    pthread_attr_t attr;
-    pthread_t t;
-    sigset_t all, old;
-    int rc;
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the purger takes none */
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    rc = pthread_create(&t, &attr, purger_main, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        atomic_store(&thread_failed, true);
 }
 
 void omi_purge_notify(void)
@@ -194,7 +167,8 @@ void omi_purge_notify(void)
         return;
     if (atomic_load_explicit(&started, memory_order_relaxed) == 0 &&
         atomic_compare_exchange_strong(&started, &expected, 1)) {
-        start_thread();
+        if (omi_os_thread_start(purger_main) != 0)
+            atomic_store(&thread_failed, true);
         return;
     }
     if (atomic_load(&sleeping)) {

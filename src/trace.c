@@ -13,8 +13,9 @@
  *                | ptr | size:63 sampled:1 | tb:32 | domain:8 time:24 |
  *                domain is an index in `domains` (the three of objmem
  *                are 0, 1, 2, and om_trace_track may name up to 253
- *                more); time is when the block was traced, in TICKs
- *                since tracing started, saturating after three days.
+ *                more); time is when the block was traced, in ticks
+ *                (1/64 s) since tracing started, saturating after three
+ *                days: the ticker thread's tick_word, or the clock.
  *   tracebacks:  a tree (a trie of stacks, outermost frame at the root):
  *                a node is (the node of its caller's frame, a frame id);
  *                frames are interned (fr_dir: the frames that deep
@@ -1378,8 +1379,25 @@ static bool sample_hit(size_t size, size_t mean)
     return true;
 }
 
-/* Ticks since tracing started (CLOCK_MONOTONIC_COARSE: a few ns). */
-OM_INLINE uint32_t now_ticks(void)
+/*
+ * The clock.  A trace carries the tick (1/64 s since tracing started) it
+ * was made in.  Reading the clock for each (the vDSO's coarse clock and
+ * the arithmetic) took 4% of objmem-python's traced time (geometric mean
+ * of bench_trace's five workloads, 1.43x -> 1.37x without it), so a
+ * ticker thread, started with tracing, publishes the tick in tick_word
+ * once a tick and a trace reads one word.  tick_word is 0 (read the
+ * clock) while no ticker runs: before its first tick, when it could not
+ * start, in a fork child.  The ticker stores only under tick_lock, having
+ * seen tracing on there; tracing_set turns tracing off and zeroes the
+ * word under the same lock, so no tick of a run outlives it.
+ */
+static _Atomic uint32_t tick_word;      /* the tick + 1; 0: read the clock */
+static atomic_int ticker_started;
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tick_cond = PTHREAD_COND_INITIALIZER;
+
+/* Ticks since tracing started, from the clock. */
+static uint32_t clock_ticks(void)
 {
     struct timespec ts;
     int64_t ns;
@@ -1391,6 +1409,56 @@ OM_INLINE uint32_t now_ticks(void)
         return 0;
     ns = ns / (1000000000 / TICKS_PER_S);
     return ns > TIME_MAX ? TIME_MAX : (uint32_t)ns;
+}
+
+/* Ticks since tracing started: the ticker's, else the clock's. */
+OM_INLINE uint32_t now_ticks(void)
+{
+    uint32_t w = atomic_load_explicit(&tick_word, memory_order_relaxed);
+
+    return likely(w != 0) ? w - 1 : clock_ticks();
+}
+
+static void *ticker_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&tick_lock);
+    for (;;) {
+        if (!atomic_load(&tracing)) {
+            pthread_cond_wait(&tick_cond, &tick_lock);
+            continue;
+        }
+        atomic_store_explicit(&tick_word, clock_ticks() + 1,
+                              memory_order_relaxed);
+        pthread_mutex_unlock(&tick_lock);
+        omi_os_sleep_ms(1000 / TICKS_PER_S);
+        pthread_mutex_lock(&tick_lock);
+    }
+    return NULL;
+}
+
+/* Tracing on or off; off zeroes the tick, on wakes the ticker. */
+static void tracing_set(bool on)
+{
+    pthread_mutex_lock(&tick_lock);
+    atomic_store(&tracing, on);
+    if (on)
+        pthread_cond_signal(&tick_cond);
+    else
+        atomic_store(&tick_word, 0);
+    pthread_mutex_unlock(&tick_lock);
+}
+
+/* Start the ticker if none runs (no lock of tracing's held: the new
+ * thread's memory may be traced). */
+static void ticker_ensure(void)
+{
+    int expected = 0;
+
+    if (atomic_load(&tracing) && atomic_load(&ticker_started) == 0 &&
+        atomic_compare_exchange_strong(&ticker_started, &expected, 1) &&
+        omi_os_thread_start(ticker_main) != 0)
+        atomic_store(&ticker_started, 0);
 }
 
 /* The index of domain value d: objmem's three are themselves; others are
@@ -1922,6 +1990,11 @@ static void fork_child(void)
         pthread_mutex_init(&shards[i].lock, NULL);
     pthread_mutex_init(&tb_lock, NULL);
     pthread_mutex_init(&ctl_lock, NULL);
+    /* No ticker here: the clock, until tracing starts again. */
+    pthread_mutex_init(&tick_lock, NULL);
+    pthread_cond_init(&tick_cond, NULL);
+    atomic_store(&tick_word, 0);
+    atomic_store(&ticker_started, 0);
     if (atomic_load(&tracing))
         counters_after_fork();
 }
@@ -1957,7 +2030,7 @@ static int start_locked(int nframes, size_t mean)
         omi_trace_until_sample = 0;
     if (atomic_load(&tracing) && atomic_load(&sample_mean) != mean) {
         /* A new mean re-weighs old samples: start afresh. */
-        atomic_store(&tracing, false);
+        tracing_set(false);
         shards_clear();
         tracebacks_clear();
     }
@@ -1970,7 +2043,7 @@ static int start_locked(int nframes, size_t mean)
                      ts.tv_nsec);
         atomic_store(&lost, 0);
         hooks_install();
-        atomic_store(&tracing, true);
+        tracing_set(true);
     }
     want_caller_update();
     sampled_update();
@@ -1988,6 +2061,7 @@ int om_trace_start(int nframes)
     rc = start_locked(nframes, atomic_load(&tracing) ?
                       atomic_load(&sample_mean) : 0);
     pthread_mutex_unlock(&ctl_lock);
+    ticker_ensure();
     return rc;
 }
 
@@ -2003,6 +2077,7 @@ int om_trace_start_sampling(size_t mean_bytes)
                               : DEFAULT_SAMPLING_FRAMES;
     rc = start_locked(n, mean_bytes);
     pthread_mutex_unlock(&ctl_lock);
+    ticker_ensure();
     return rc;
 }
 
@@ -2010,7 +2085,7 @@ void om_trace_stop(void)
 {
     pthread_mutex_lock(&ctl_lock);
     if (atomic_load(&tracing)) {
-        atomic_store(&tracing, false);
+        tracing_set(false);
         want_caller_update();
         sampled_update();
         hooks_remove();

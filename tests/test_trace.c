@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fmath.h"
 #include "trace.h"
@@ -1116,6 +1117,84 @@ static void test_heap_map(void **state)
         om_free(blocks[i]);
 }
 
+/* ---- Times ---- */
+
+/* The time_ms of p's trace in s (fails when p has none). */
+static uint64_t time_of(const struct om_snapshot *s, const void *p)
+{
+    struct om_trace_info t;
+
+    for (size_t i = 0; i < om_snapshot_count(s); i++) {
+        assert_int_equal(om_snapshot_trace(s, i, &t), 0);
+        if (t.address == (uintptr_t)p)
+            return t.time_ms;
+    }
+    fail_msg("no trace of %p", p);
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static void *timed_first, *timed_second;
+
+/* In a fork child, which has no ticker: its traces read the clock. */
+static void trace_time_in_child(void)
+{
+    struct om_snapshot *s;
+    void *p;
+    uint64_t before;
+
+    s = om_trace_take_snapshot();
+    before = time_of(s, timed_second);
+    om_snapshot_free(s);
+    sleep_ms(300);
+    p = om_malloc(48);
+    s = om_trace_take_snapshot();
+    fprintf(stderr, "child: %llu ms after %llu\n",
+            (unsigned long long)time_of(s, p), (unsigned long long)before);
+    if (time_of(s, p) >= before + 200)
+        fprintf(stderr, "child time ok\n");
+    om_snapshot_free(s);
+    om_free(p);
+}
+
+/* A trace's time is when its block was traced, to the tick (1/64 s):
+ * from the ticker thread, and in a fork child from the clock.  The bounds
+ * leave the ticker 100 ms late. */
+static void test_trace_times(void **state)
+{
+    struct om_snapshot *s;
+    struct om_snapshot_info info;
+    uint64_t t1, t2;
+    char out[1024];
+    int status;
+
+    assert_int_equal(om_trace_start(1), 0);
+    timed_first = om_malloc(48);
+    sleep_ms(400);
+    timed_second = om_malloc(48);
+    s = om_trace_take_snapshot();
+    t1 = time_of(s, timed_first);
+    t2 = time_of(s, timed_second);
+    om_snapshot_get_info(s, &info);
+    assert_true(t1 < 200);
+    assert_true(t2 >= t1 + 300);
+    assert_true(info.time_ms >= t2);
+    om_snapshot_free(s);
+    status = run_child(trace_time_in_child, false, out, sizeof(out));
+    print_message("%s", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(out, "child time ok"));
+    om_free(timed_first);
+    om_free(timed_second);
+}
+
 /* ---- The snapshot at the peak ---- */
 
 /* The bytes of a snapshot's traces, each weighing its blocks. */
@@ -1438,6 +1517,7 @@ int main(void)
         T(test_traced_memory),
         T(test_object_traceback),
         T(test_domains),
+        T(test_trace_times),
         T(test_realloc_moves),
         T(test_stop_and_clear),
         T(test_records_follow_pages),
