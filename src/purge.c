@@ -35,7 +35,6 @@
  *   2. While paused > 0, the purger starts no work; pause returns only
  *      when no work is under way (no pool is PURGING).
  */
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
