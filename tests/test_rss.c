@@ -85,12 +85,6 @@ static void free_survivors(void)
         om_free(v[order[i]]);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 /* Default policy: back within a second, with no call into objmem. */
 static void test_rss_drops_deferred(void **state)
 {

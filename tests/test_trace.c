@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "fmath.h"
 #include "trace.h"
@@ -1131,14 +1130,6 @@ static uint64_t time_of(const struct om_snapshot *s, const void *p)
     }
     fail_msg("no trace of %p", p);
     return 0;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 static void *timed_first, *timed_second;

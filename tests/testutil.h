@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "objmem.h"
@@ -34,6 +35,15 @@ static inline void assert_heap_clean(size_t blocks_before)
 {
     assert_int_equal(om_check(), 0);
     assert_int_equal(blocks_in_use(), blocks_before);
+}
+
+/* Sleep ms milliseconds, through signals. */
+static inline void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
 }
 
 /* Resident bytes of this process, from /proc/self/statm. */
