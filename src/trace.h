@@ -21,18 +21,18 @@ void omi_trace_add_entry(const void *fn);
 
 /*
  * Sampling's countdown: the bytes this thread may still allocate before
- * its next sample.  A request of size bytes that leaves it above 0, with
- * no capture waiting, is skipped here, without a call: the wrappers ask
- * this first, and so do the entry points of a sampled domain (alloc.c).
+ * its next sample.  A request of size bytes that leaves it above 0 is
+ * skipped here, without a call: the wrappers ask this first, and so do
+ * the entry points of a sampled domain (alloc.c).  A capture asked for
+ * by SIGUSR2 is not asked about: it waits for the next sample either
+ * way, as trace.c's on_alloc writes it after recording a trace.
  */
 extern OM_TLS int64_t omi_trace_until_sample;
 extern atomic_bool omi_capture_pending;
 
 OM_INLINE bool omi_trace_countdown_skips(size_t size)
 {
-    if (likely(omi_trace_until_sample > (int64_t)size) &&
-        likely(!atomic_load_explicit(&omi_capture_pending,
-                                     memory_order_relaxed))) {
+    if (likely(omi_trace_until_sample > (int64_t)size)) {
         omi_trace_until_sample -= (int64_t)size;
         return true;
     }
