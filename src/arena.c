@@ -276,18 +276,39 @@ bool omi_arena_take_reserved(struct arena *a, struct pool *pool)
     return true;
 }
 
+/* A word at a time: the free pools' bits (header pools have none,
+ * invariant 2), a run of ones or of zeros per step, carried across words.
+ * Testing bit by bit, git log -p under the shim spent 0.9% of its time
+ * here (its 32 KiB blocks take spans of 32 pools). */
 struct pool *omi_arena_take_run(struct arena *a, size_t n)
 {
     size_t run = 0;
 
     if (a->nfree < n)
         return NULL;
-    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
-        run = bit_test(a->dirty, i) || bit_test(a->clean, i) ? run + 1 : 0;
-        if (run == n) {
-            for (size_t j = i + 1 - n; j <= i; j++)
-                take_index(a, j);
-            return &a->pools[i + 1 - n];
+    for (size_t w = 0; w < POOLS_PER_ARENA / 64; w++) {
+        uint64_t free = a->dirty[w] | a->clean[w];
+        unsigned bit = 0;
+
+        while (bit < 64) {
+            uint64_t rest = free >> bit;
+            /* ~rest has the `bit` top bits set: ones <= 64 - bit */
+            unsigned ones = ~rest ? (unsigned)__builtin_ctzll(~rest) : 64;
+
+            if (ones == 0) {
+                run = 0;
+                bit = rest ? bit + (unsigned)__builtin_ctzll(rest) : 64;
+                continue;
+            }
+            if (run + ones >= n) {
+                size_t first = w * 64 + bit - run;
+
+                for (size_t j = first; j < first + n; j++)
+                    take_index(a, j);
+                return &a->pools[first];
+            }
+            run += ones;
+            bit += ones;
         }
     }
     return NULL;

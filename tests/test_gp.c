@@ -8,7 +8,7 @@
 #include <pthread.h>
 
 #include "testutil.h"
-#include "pool.h"
+#include "arena.h"
 
 static struct om_stats stats(void)
 {
@@ -168,6 +168,40 @@ static void test_medium_random(void **state)
     }
     for (int i = 0; i < 4096; i++)
         om_gp_free(v[i]);
+    assert_heap_clean(before);
+}
+
+/* A span takes the lowest run of free pools, across the 64-pool words of
+ * the arena's bitmaps: 24-pool spans (class 24576, 4 blocks) fit 10 to
+ * an arena's 253 free pools, only 8 if a run could not cross a word. */
+static void test_spans_cross_words(void **state)
+{
+    size_t before = blocks_in_use();
+    const size_t pages = 24, per_arena = USABLE_POOLS / pages * 4;
+    static void *v[400];
+    size_t most = 0;
+
+    if (MEDIUM_MAX < 24576)
+        skip();
+    assert_int_equal(omi_class_pages(omi_pool_medium_class(24576)), pages);
+    om_collect(true);
+    for (int i = 0; i < 400; i++) {     /* 100 spans: several new arenas */
+        v[i] = om_gp_malloc(24576);
+        assert_non_null(v[i]);
+    }
+    for (int i = 0; i < 400; i++) {
+        size_t same = 0;
+        for (int j = 0; j < 400; j++)
+            same += ((uintptr_t)v[j] >> ARENA_BITS) ==
+                    ((uintptr_t)v[i] >> ARENA_BITS);
+        if (same > most)
+            most = same;
+    }
+    assert_int_equal(most, per_arena);
+    assert_int_equal(om_check(), 0);
+    for (int i = 0; i < 400; i++)
+        om_gp_free(v[i]);
+    om_collect(true);
     assert_heap_clean(before);
 }
 
@@ -457,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_every_size),
         cmocka_unit_test(test_medium_spans_return),
         cmocka_unit_test(test_medium_random),
+        cmocka_unit_test(test_spans_cross_words),
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_large_cache),
         cmocka_unit_test(test_large_cache_split),
