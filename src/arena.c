@@ -287,11 +287,11 @@ struct pool *omi_arena_take_run(struct arena *a, size_t n)
     if (a->nfree < n)
         return NULL;
     for (size_t w = 0; w < POOLS_PER_ARENA / 64; w++) {
-        uint64_t free = a->dirty[w] | a->clean[w];
+        uint64_t avail = a->dirty[w] | a->clean[w];
         unsigned bit = 0;
 
         while (bit < 64) {
-            uint64_t rest = free >> bit;
+            uint64_t rest = avail >> bit;
             /* ~rest has the `bit` top bits set: ones <= 64 - bit */
             unsigned ones = ~rest ? (unsigned)__builtin_ctzll(~rest) : 64;
 
