@@ -433,9 +433,8 @@ static void release_pool(struct heap *h, struct pool *pool)
     size_t n = omi_class_pages(pool->sc);
 
     /* Tracing's tags of the page (tags.c) go with it. */
-    if (unlikely(atomic_load_explicit(&omi_tags_made, memory_order_relaxed))
-        && pool->sc < NSMALL)
-        omi_tags_page_released((uintptr_t)omi_pool_page(pool));
+    if (unlikely(atomic_load_explicit(&pool->tags, memory_order_relaxed)))
+        omi_tags_pool_released(pool);
     for (size_t i = 0; i < n; i++) {
         atomic_store_explicit(&pool[i].owner, 0, memory_order_relaxed);
         pool[i].used = 0;               /* a first tail's uncarved count */

@@ -20,7 +20,8 @@
  * the one that loses the smallest share (tests/test_gp.c recomputes the
  * rule; docs/design.md has the figures).
  *
- * Invariants: pool.h lists them (1-4); omi_pool_check verifies them.
+ * Invariants: pool.h lists them (1-6); omi_pool_check verifies them
+ * (5 with trace.c).
  */
 #include "arena.h"
 #include "tool.h"
@@ -158,6 +159,11 @@ int omi_pool_check(const struct pool *pool)
 
     unsigned state = omi_pool_state(pool);
 
+    if (atomic_load(&pool->tags) &&
+        ((state != POOL_USED && state != POOL_FULL) || pool->sc >= NSMALL))
+        return omi_check_fail("pool.6", pool, "tags record %u on a pool of "
+                              "state %u, class %u", atomic_load(&pool->tags),
+                              state, pool->sc);
     if (state == POOL_CLEAN || state == POOL_DIRTY)
         return check_free_state(pool);
     if (state == POOL_TAIL)

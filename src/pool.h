@@ -71,6 +71,8 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      it): a free into a pool whose traced is 0 has no trace to forget.
  *      It may count too many (traces cleared all at once), never too
  *      few; it is zeroed when the pool gets its class.
+ *   6. tags is 0 but on a USED or FULL small pool (tags.c's record of
+ *      the page goes when the pool goes back to its arena).
  */
 struct pool {
     /* heap address | OWNER_FULL; 0 when free */
@@ -85,6 +87,9 @@ struct pool {
                                    blocks */
     _Atomic uint16_t traced;    /* small pools: at least the traces of its
                                    blocks in tracing's table (trace.c) */
+    uint16_t pad;
+    _Atomic uint32_t tags;      /* small pools: the handle of the record
+                                   of its blocks' tags (tags.c); 0: none */
 };
 
 /* 32 bytes, aligned to 32: a descriptor never straddles two cache lines

@@ -9,13 +9,14 @@
  * page, at the block's index: consecutive blocks, consecutive words,
  * 8 bytes a trace, and no lock.
  *
- *   map:    arena number (address >> 20) -> directory: two levels of
- *           2^14 pointers (the second mapped when first needed); a
- *           directory holds the records of its arena's 256 pages (2 KiB,
- *           made when first needed), each slot a record's address with
- *           the record's class in its low 5 bits (0: none)
- *   record: | sc | capacity | page | next (free list) | all_next |
- *           tag[capacity] |, 32-aligned
+ *   pool:   the page's descriptor (pool.h) holds its record's handle,
+ *           32 bits: chunk number << 13 | 32-byte unit in the chunk
+ *           (0: none), so the lookup costs no load beyond the
+ *           descriptor the free path reads anyway
+ *   chunks: 256 KiB mappings records are cut from (chunks[], at most
+ *           16384: 4 GiB of records; beyond, the hash table)
+ *   record: | sc | capacity | handle | page | next (free list) |
+ *           all_next | tag[capacity] |, 32-aligned
  *   tag:    | time:21 | epoch:2 | slack:6 | inner:5 | domain:5 |
  *           sampled:1 | tb + 1:24 |   0: no trace; size = class size -
  *           slack; inner: where in its block the pointer is, in 16-byte
@@ -23,11 +24,11 @@
  *           bytes in); epoch: the low bits of trace.c's generation, so
  *           that a tag written as a clear or a stop came reads as none
  *
- * A record is made for a page (under `lock`, from `mem`) the first time a
- * block of it is traced.  When L2 gives the page back (every block of it
- * free: no thread can be writing one of its tags), its record, zeroed,
- * goes to the free list of its class; so does the old record of a page
- * that changes class.  Without that, a third of the records of Python's
+ * A record is made for a page (under `lock`, from a chunk) the first
+ * time a block of it is traced.  When L2 gives the page back (every block
+ * of it free: no thread can be writing one of its tags), its record,
+ * zeroed, goes to the free list of its class, and the descriptor's
+ * handle to 0: a page never changes class with a record.  Without that, a third of the records of Python's
  * churn were of pages no longer in use (907 of 3121).  Records are never
  * unmapped: stopping tracing zeroes them, and the next traces reuse them
  * (tracing after a stop must not find a record gone under a late
@@ -37,8 +38,8 @@
  * the one that frees it, with plain (relaxed) atomic loads and stores: no
  * two threads hold the same block, so no locked instruction is needed.
  * A tag written as tracing stops or clears carries the old epoch, and
- * every reader takes it for none.  Readers (snapshots, om_check) hold `lock`, so no
- * record changes page under them.
+ * every reader takes it for none.  Readers (snapshots, om_check) hold
+ * `lock`, so no record changes page under them.
  *
  * A block that cannot be tagged (not in an arena, a medium or large
  * block, a tracked domain beyond 127, no memory for a record) goes to the
@@ -50,9 +51,10 @@
  *   2. A record on a free list has no non-zero tag.
  *   3. recip divides exactly: (g * recip[d]) >> 16 == g / d for every
  *      step g in a page and every small class's d.
- *   4. A record with a page is the one in its page's slot, and the page
- *      is a small pool (USED or FULL) of the record's class: a page given
- *      back keeps no record.
+ *   4. A record with a page is the one its page's descriptor names, and
+ *      the page is a small pool (USED or FULL) of the record's class: a
+ *      page given back keeps no record (pool.h's invariant 6 is the
+ *      descriptors' side).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -65,8 +67,6 @@
 #include "region.h"
 #include "trace.h"
 
-#define LEVEL_BITS 14
-#define LEVEL ((size_t)1 << LEVEL_BITS)
 #define PAGE_BITS 12
 #define TB_BITS 24
 #define DOMAIN_SHIFT 25
@@ -79,16 +79,22 @@
 #define MAX_SLACK 63
 #define MAX_TIME ((1u << 21) - 1)
 #define EPOCHS 3
+#define RECORD_ALIGN 32
+#define UNIT_BITS 5                     /* a handle counts 32-byte units */
+#define CHUNK_BITS 18                   /* records come in 256 KiB chunks */
+#define CHUNK ((size_t)1 << CHUNK_BITS)
+#define MAX_CHUNKS 16384                /* 4 GiB of records */
 
-_Static_assert(ADDRESS_BITS - ARENA_BITS <= 2 * LEVEL_BITS,
-               "two levels cover the address space");
 _Static_assert(POOL_SIZE == (size_t)1 << PAGE_BITS, "a pool is a page");
 _Static_assert(NSMALL <= 32 && ALIGNMENT == 16, "recip's classes");
+_Static_assert(RECORD_ALIGN == 1 << UNIT_BITS, "a unit is an alignment");
+_Static_assert((uint64_t)MAX_CHUNKS << (CHUNK_BITS - UNIT_BITS) <=
+                   (uint64_t)1 << 32, "a handle is 32 bits");
 
 struct record {
     uint16_t sc;
     uint16_t capacity;
-    uint32_t pad;
+    uint32_t handle;                    /* its own handle */
     uintptr_t page;                     /* its page's address; 0: free */
     struct record *next;                /* on a free list */
     struct record *all_next;            /* every record, for walks */
@@ -96,107 +102,42 @@ struct record {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-/* The records of one arena's pages: each slot is a record's address with
- * the record's class in its low bits (records are RECORD_ALIGN-aligned),
- * so that a lookup checks the class without reading the record's header
- * (a cache line of its own for all but its first tags); 0: no record. */
-struct directory {
-    _Atomic uintptr_t page[POOLS_PER_ARENA];
-};
-
-#define RECORD_ALIGN 32
-_Static_assert(NSMALL <= RECORD_ALIGN, "a slot's low bits hold the class");
-
-static _Atomic(struct directory *_Atomic *) level1[LEVEL];
-static struct omi_region mem;           /* directories, records: lock */
-static size_t mapped;                   /* second levels, bytes */
+/* The chunks records are cut from, in the order they were mapped: a
+ * handle's high bits index them.  A slot is written (under lock) before
+ * any handle into its chunk is published (release), so a reader that
+ * loaded a handle (acquire) reads the slot written. */
+static char *chunks[MAX_CHUNKS];
+static size_t nchunks, chunk_used;      /* under lock */
+static char *spare;                     /* a chunk mapped, not yet cut */
 static struct record *free_records[NSMALL];
 static struct record *all_records;     /* under lock */
-atomic_bool omi_tags_made;
 
-/* ---- The map ---- */
+/* ---- Records and their handles ---- */
 
-/* Map the second level of arena number hi << LEVEL_BITS | ...: NULL when
- * there is no memory. */
-static OM_NOINLINE struct directory *_Atomic *level2_make(size_t hi)
+OM_INLINE struct record *record_at(uint32_t h)
 {
-    struct directory *_Atomic *l2 = NULL;
-    struct directory *_Atomic *fresh;
+    return (struct record *)(chunks[h >> (CHUNK_BITS - UNIT_BITS)] +
+                             ((size_t)(h & ((1u << (CHUNK_BITS - UNIT_BITS)) -
+                                            1)) << UNIT_BITS));
+}
 
-    fresh = omi_os_map(LEVEL * sizeof(*fresh), omi_os_page_size());
-    if (!fresh)
-        return NULL;
-    if (!atomic_compare_exchange_strong(&level1[hi], &l2, fresh)) {
-        omi_os_unmap(fresh, LEVEL * sizeof(*fresh));
-        return l2;
+/* size bytes (a multiple of RECORD_ALIGN) of zeroed memory for a record,
+ * with its handle in *h: NULL when the last chunk is full and there is
+ * no spare (or no more handles).  Under lock.  The
+ * first unit of the first chunk is left unused: handle 0 is none. */
+static struct record *record_room(size_t size, uint32_t *h)
+{
+    if (nchunks == 0 || chunk_used + size > CHUNK) {
+        if (nchunks == MAX_CHUNKS || !spare)
+            return NULL;
+        chunks[nchunks++] = spare;
+        spare = NULL;
+        chunk_used = nchunks == 1 ? RECORD_ALIGN : 0;
     }
-    pthread_mutex_lock(&lock);
-    mapped += LEVEL * sizeof(*fresh);
-    pthread_mutex_unlock(&lock);
-    return fresh;
-}
-
-/* The second level of arena number hi << LEVEL_BITS | ..., made when
- * missing (make): NULL when there is none (or no memory). */
-OM_INLINE struct directory *_Atomic *level2(size_t hi, bool make)
-{
-    struct directory *_Atomic *l2 = atomic_load_explicit(
-        &level1[hi], memory_order_acquire);
-
-    return l2 || !make ? l2 : level2_make(hi);
-}
-
-/* A directory for the arena of slot d, made when missing. */
-static struct directory *directory_make(struct directory *_Atomic *d)
-{
-    struct directory *dir;
-
-    pthread_mutex_lock(&lock);
-    dir = atomic_load(d);
-    if (!dir) {
-        dir = omi_region_alloc(&mem, sizeof(*dir));
-        if (dir)
-            atomic_store_explicit(d, dir, memory_order_release);
-    }
-    pthread_mutex_unlock(&lock);
-    return dir;
-}
-
-/* The record slot of p's page, the directory made when missing (make). */
-OM_INLINE _Atomic uintptr_t *slot_of(uintptr_t p, bool make)
-{
-    uintptr_t arena = p >> ARENA_BITS;
-    struct directory *_Atomic *l2 = level2(arena >> LEVEL_BITS, make);
-    struct directory *dir;
-
-    if (!l2)
-        return NULL;
-    dir = atomic_load_explicit(&l2[arena & (LEVEL - 1)],
-                               memory_order_acquire);
-    if (!dir && make)
-        dir = directory_make(&l2[arena & (LEVEL - 1)]);
-    return dir ? &dir->page[(p >> PAGE_BITS) & (POOLS_PER_ARENA - 1)]
-               : NULL;
-}
-
-static uintptr_t slot_word(const struct record *r)
-{
-    return (uintptr_t)r | r->sc;
-}
-
-static struct record *word_record(uintptr_t w)
-{
-    return (struct record *)(w & ~(uintptr_t)(RECORD_ALIGN - 1));
-}
-
-/* The record in p's page's slot when it is one of class sc, else NULL. */
-OM_INLINE struct record *record_of(uintptr_t p, unsigned sc)
-{
-    _Atomic uintptr_t *slot = slot_of(p, false);
-    uintptr_t w = slot ? atomic_load_explicit(slot, memory_order_acquire)
-                       : 0;
-
-    return w && (w & (RECORD_ALIGN - 1)) == sc ? word_record(w) : NULL;
+    *h = (uint32_t)((nchunks - 1) << (CHUNK_BITS - UNIT_BITS) |
+                    chunk_used >> UNIT_BITS);
+    chunk_used += size;
+    return record_at(*h);
 }
 
 /* The small pool holding p, or NULL (not objmem's, or not small). */
@@ -215,31 +156,38 @@ OM_INLINE struct pool *small_pool(uintptr_t p)
     return pool;
 }
 
-/* A record for class sc, from its free list or new.  Under lock. */
+/* The record of a small pool's page, or NULL.  Its class is the pool's:
+ * the record goes (omi_tags_pool_released) before the page changes
+ * class. */
+OM_INLINE struct record *record_of(const struct pool *pool)
+{
+    uint32_t h = atomic_load_explicit(&pool->tags, memory_order_acquire);
+
+    return h ? record_at(h) : NULL;
+}
+
+/* A record for class sc, from its free list or new: NULL when a new one
+ * needs a chunk and there is no spare.  Under lock. */
 static struct record *record_new(unsigned sc)
 {
     struct record *r = free_records[sc];
     size_t cap = omi_class_capacity(sc);
-    char *raw;
+    uint32_t h;
 
     if (r) {
         free_records[sc] = r->next;
         r->next = NULL;
         return r;
     }
-    /* The region's cuts are 16-aligned: 16 more bytes make room for a
-     * 32-aligned record. */
-    raw = omi_region_alloc(&mem, sizeof(*r) + cap * sizeof(r->tag[0]) +
-                                     RECORD_ALIGN - 16);
-    if (!raw)
+    r = record_room((sizeof(*r) + cap * sizeof(r->tag[0]) + RECORD_ALIGN -
+                     1) & ~(size_t)(RECORD_ALIGN - 1), &h);
+    if (!r)
         return NULL;
-    r = (struct record *)(((uintptr_t)raw + RECORD_ALIGN - 1) &
-                          ~(uintptr_t)(RECORD_ALIGN - 1));
     r->sc = (uint16_t)sc;
     r->capacity = (uint16_t)cap;
+    r->handle = h;
     r->all_next = all_records;
     all_records = r;
-    atomic_store_explicit(&omi_tags_made, true, memory_order_relaxed);
     return r;
 }
 
@@ -254,44 +202,45 @@ static void record_free(struct record *r)
     free_records[r->sc] = r;
 }
 
-void omi_tags_page_released(uintptr_t page)
+void omi_tags_pool_released(struct pool *pool)
 {
-    _Atomic uintptr_t *slot = slot_of(page, false);
-    uintptr_t w;
+    uint32_t h;
 
-    if (!slot || !atomic_load_explicit(slot, memory_order_acquire))
-        return;
     pthread_mutex_lock(&lock);
-    w = atomic_load(slot);
-    if (w) {
-        atomic_store_explicit(slot, 0, memory_order_release);
-        record_free(word_record(w));
+    h = atomic_load(&pool->tags);
+    if (h) {
+        atomic_store_explicit(&pool->tags, 0, memory_order_relaxed);
+        record_free(record_at(h));
     }
     pthread_mutex_unlock(&lock);
 }
 
-/* The record of the page of p for class sc, made when missing or of
- * another class: NULL when there is no memory. */
-static OM_NOINLINE struct record *record_make(uintptr_t p, unsigned sc)
+/* The record of small pool pool (p in its page), made when missing: NULL
+ * when there is no memory.  A chunk is mapped outside the lock, as the
+ * spare the next record is cut from. */
+static OM_NOINLINE struct record *record_make(struct pool *pool, uintptr_t p)
 {
-    _Atomic uintptr_t *slot = slot_of(p, true);
-    struct record *r, *old;
-    uintptr_t w;
+    struct record *r;
+    char *c = NULL;
 
-    if (!slot)
-        return NULL;
-    pthread_mutex_lock(&lock);
-    w = atomic_load(slot);
-    old = w ? word_record(w) : NULL;
-    r = old && old->sc == sc ? old : record_new(sc);
-    if (r && r != old) {
-        r->page = p & ~(uintptr_t)(POOL_SIZE - 1);
-        atomic_store_explicit(slot, slot_word(r), memory_order_release);
-        if (old)                        /* the page changed class */
-            record_free(old);
+    for (int tries = 0;; tries++) {
+        pthread_mutex_lock(&lock);
+        if (c && !spare) {
+            spare = c;
+            c = NULL;
+        }
+        r = record_of(pool);
+        if (!r && (r = record_new(pool->sc))) {
+            r->page = p & ~(uintptr_t)(POOL_SIZE - 1);
+            atomic_store_explicit(&pool->tags, r->handle,
+                                  memory_order_release);
+        }
+        pthread_mutex_unlock(&lock);
+        if (c)                          /* another thread gave a spare */
+            omi_os_unmap(c, CHUNK);
+        if (r || tries == 1 || !(c = omi_os_map(CHUNK, RECORD_ALIGN)))
+            return r;
     }
-    pthread_mutex_unlock(&lock);
-    return r;
 }
 
 /* ---- Tags ---- */
@@ -366,8 +315,8 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
     i = index_in(v->ptr, block, &inner);
     if (size > block || block - size > MAX_SLACK || (v->ptr & 15))
         return 0;
-    r = record_of(v->ptr, pool->sc);
-    if (unlikely(!r) && !(r = record_make(v->ptr, pool->sc)))
+    r = record_of(pool);
+    if (unlikely(!r) && !(r = record_make(pool, v->ptr)))
         return 0;
     was = atomic_load_explicit(&r->tag[i], memory_order_relaxed);
     atomic_store_explicit(&r->tag[i], tag_pack(v, block, inner, epoch),
@@ -383,7 +332,7 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
 OM_INLINE _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
 {
     struct pool *pool = small_pool(p);
-    struct record *r = pool ? record_of(p, pool->sc) : NULL;
+    struct record *r = pool ? record_of(pool) : NULL;
 
     if (!r)
         return NULL;
@@ -513,7 +462,7 @@ size_t omi_tags_memory(void)
     size_t n;
 
     pthread_mutex_lock(&lock);
-    n = mem.mapped + mapped;
+    n = (nchunks + (spare != NULL)) * CHUNK;
     pthread_mutex_unlock(&lock);
     return n;
 }
@@ -563,15 +512,13 @@ static int audit_free(void)
 static int audit_pages(void)
 {
     for (struct record *r = all_records; r; r = r->all_next) {
-        _Atomic uintptr_t *slot;
         struct pool *pool;
 
         if (!r->page)
             continue;
-        slot = slot_of(r->page, false);
         pool = small_pool(r->page);
-        if (!slot || atomic_load(slot) != slot_word(r) || !pool ||
-            pool->sc != r->sc)
+        if (!pool || atomic_load(&pool->tags) != r->handle ||
+            record_at(r->handle) != r || pool->sc != r->sc)
             return omi_check_fail("tags.4", (void *)r->page, "a record of "
                                   "class %u on a page that is not its "
                                   "class's pool", r->sc);

@@ -72,10 +72,10 @@ void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
                    void *ctx, unsigned epoch);
 void omi_tags_clear(void);
 size_t omi_tags_memory(void);
-/* L2 (heap.c) gives back the small pool at page, every block of it free:
- * its record, if it has one, goes back to its class's free list. */
-extern atomic_bool omi_tags_made;       /* a record was ever made */
-void omi_tags_page_released(uintptr_t page);
+/* L2 (heap.c) gives back a small pool with a record (pool->tags), every
+ * block of it free: the record goes back to its class's free list. */
+struct pool;
+void omi_tags_pool_released(struct pool *pool);
 int omi_tags_check(void);
 /* fork(): the tags' lock taken, released, reset (trace.c's handlers). */
 void omi_tags_fork_prepare(void);
