@@ -61,9 +61,20 @@ void om_clear_freelists(void)
 {
     for (struct om_freelist *fl = registry; fl; fl = fl->next) {
         void *mem;
-        while ((mem = omi_freelist_pop(fl)) != NULL)
+        while ((mem = omi_freelist_pop(fl)) != NULL) {
+            omi_object_freed++;
             om_obj_free(mem);
+        }
     }
+}
+
+size_t omi_freelist_total(void)
+{
+    size_t n = 0;
+
+    for (struct om_freelist *fl = registry; fl; fl = fl->next)
+        n += omi_freelist_count(fl);
+    return n;
 }
 
 /* CPython's _PyDebugAllocatorStats line: "N free <name>s * S bytes each". */

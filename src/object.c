@@ -23,9 +23,9 @@
  * bounded stack (CPython's trashcan).
  *
  * Invariants:
- *   1. omi_object_made - omi_object_freed == objects made by om_new/
- *      om_new_var (or taken from a free list by omi_object_reuse) and
- *      not yet freed.
+ *   1. omi_object_made - omi_object_freed == the objects whose memory
+ *      the OBJ domain gave (om_new, om_new_var, ...) and has not had
+ *      back: the live objects and those on free lists.
  *   2. A freed object's type reads omi_freed_type until its memory is
  *      reused, so that debug builds catch a refcount change on it.
  */
@@ -45,7 +45,7 @@ const struct om_type omi_freed_type = { .name = "<freed object>" };
 
 size_t om_live_objects(void)
 {
-    return omi_object_made - omi_object_freed;
+    return omi_object_made - omi_object_freed - omi_freelist_total();
 }
 
 /* ---- Allocation ---- */
@@ -75,7 +75,9 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
         mem = omi_freelist_pop(fl);
     if (mem)
         memset(mem, 0, size);
-    else if (!(mem = om_obj_calloc(1, size)))
+    else if ((mem = om_obj_calloc(1, size)))
+        omi_object_made++;
+    else
         return NULL;
     o = (om_object *)(mem + pre);
     omi_object_born(o, t);
@@ -141,6 +143,8 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
     if (fl && size == fl->size && omi_object_release(o, t, fl))
         return;
     omi_object_retire(o, t);
+    OM_ASSERT(omi_object_made > omi_object_freed);
+    omi_object_freed++;
     om_obj_free(mem);
 }
 

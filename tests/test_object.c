@@ -235,11 +235,25 @@ static void test_float_freelist(void **state)
 
     assert_true(om_float_as_double(f) == 1.5);
     assert_int_equal(om_sizeof(f), 24);
+    assert_int_equal(om_live_objects(), live0 + 1);
     om_decref(f);
+    assert_int_equal(om_live_objects(), live0);     /* kept, not live */
     g = om_float_from_double(2.5);
     assert_ptr_equal(g, f);             /* the same memory, reused */
     assert_true(om_float_as_double(g) == 2.5);
+    assert_int_equal(om_live_objects(), live0 + 1);
     om_decref(g);
+    for (int i = 0; i < 200; i++)
+        v[i] = om_float_from_double(i);
+    assert_int_equal(om_live_objects(), live0 + 200);
+    for (int i = 0; i < 150; i++)
+        om_decref(v[i]);
+    assert_int_equal(om_live_objects(), live0 + 50);
+    for (int i = 150; i < 200; i++)
+        om_decref(v[i]);
+    assert_int_equal(om_live_objects(), live0);
+    om_clear_freelists();               /* 100 go back to OBJ */
+    assert_int_equal(om_live_objects(), live0);
     for (int i = 0; i < 200; i++)
         v[i] = om_float_from_double(i);
     for (int i = 0; i < 200; i++)
