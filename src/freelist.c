@@ -32,10 +32,11 @@ void omi_freelist_register(struct om_freelist *fl)
     omi_stats_set_extra(print_freelists);
 }
 
-void omi_freelist_push_first(struct om_freelist *fl, void *mem)
+void omi_freelist_push_first(struct om_freelist *fl, void *mem, bool gc)
 {
     omi_freelist_register(fl);
-    omi_freelist_put(fl, mem);
+    fl->gc = gc;
+    omi_freelist_put(fl, mem, gc);
 }
 
 struct om_freelist *om_freelist_new(const char *name, size_t size,
@@ -62,6 +63,8 @@ void om_clear_freelists(void)
     for (struct om_freelist *fl = registry; fl; fl = fl->next) {
         void *mem;
         while ((mem = omi_freelist_pop(fl)) != NULL) {
+            if (fl->gc)
+                omi_gc_uncount();
             omi_object_freed++;
             om_obj_free(mem);
         }

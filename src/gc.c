@@ -27,14 +27,16 @@
  * cleared, which breaks the cycles so reference counting frees them.
  *
  * Counting: generation 0's count is GC allocations minus deallocations
- * since its last collection; a generation's count is collections of the
- * one below since its own.  A GC allocation collects when count 0 passes
- * threshold 0: the oldest generation whose count passed its threshold,
- * the oldest only when its pending survivors are 25% of its size.
+ * since its last collection, of memory from and back to the OBJ domain
+ * (an object a free list takes or gives is neither, as in CPython 3.11);
+ * a generation's count is collections of the one below since its own.
+ * A GC allocation collects when count 0 passes threshold 0: the oldest
+ * generation whose count passed its threshold, the oldest only when its
+ * pending survivors are 25% of its size.
  *
- * The object layer calls in at two points, as CPython's object allocator
- * does: omi_gc_on_alloc (count, maybe collect) and omi_gc_on_dealloc
- * (untrack, uncount).
+ * The object layer calls in as CPython's object allocator does:
+ * omi_gc_on_alloc (count, maybe collect), omi_gc_unlink (untrack, at
+ * every GC object's end) and omi_gc_uncount (its memory gone back).
  *
  * Invariants (checked by omi_gc_check, which also checks weakref.1-2 on
  * every ref and class.1, 3-5 on every instance, both being tracked

@@ -69,16 +69,18 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
         errno = EINVAL;                 /* a broken promise */
         return NULL;
     }
-    if (t->flags & OM_TPFLAGS_GC)
-        omi_gc_on_alloc();              /* may collect */
-    if (fl && size == fl->size)
-        mem = omi_freelist_pop(fl);
-    if (mem)
+    if (fl && size == fl->size && (mem = omi_freelist_pop(fl))) {
         memset(mem, 0, size);
-    else if ((mem = om_obj_calloc(1, size)))
+    } else {
+        if (t->flags & OM_TPFLAGS_GC)
+            omi_gc_on_alloc();          /* may collect */
+        if (!(mem = om_obj_calloc(1, size))) {
+            if (t->flags & OM_TPFLAGS_GC)
+                omi_gc_uncount();
+            return NULL;
+        }
         omi_object_made++;
-    else
-        return NULL;
+    }
     o = (om_object *)(mem + pre);
     omi_object_born(o, t);
     return o;
@@ -143,6 +145,8 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
     if (fl && size == fl->size && omi_object_release(o, t, fl))
         return;
     omi_object_retire(o, t);
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_uncount();
     OM_ASSERT(omi_object_made > omi_object_freed);
     omi_object_freed++;
     om_obj_free(mem);

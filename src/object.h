@@ -62,11 +62,13 @@ struct om_freelist {
     void *head;                 /* first listed object's memory */
     void *hot;                  /* the latest kept, or NULL */
     bool registered;            /* on the registry */
+    bool gc;                    /* holds objects of a GC type (set at the
+                                   first push): a clear uncounts them */
     struct om_freelist *next;   /* registry link */
 };
 
 #define OMI_FREELIST_INIT(name, size, cap) \
-    { name, size, cap, 0, NULL, NULL, false, NULL }
+    { name, size, cap, 0, NULL, NULL, false, false, NULL }
 
 /* Objects kept in fl. */
 OM_INLINE size_t omi_freelist_count(const struct om_freelist *fl)
@@ -81,7 +83,7 @@ size_t omi_freelist_total(void);
 
 /* omi_freelist_put for a list with room, not registered yet: registers
  * it, then puts (out of line: the inline put keeps no register). */
-void omi_freelist_push_first(struct om_freelist *fl, void *mem);
+void omi_freelist_push_first(struct om_freelist *fl, void *mem, bool gc);
 
 /* Take memory for one object from fl; NULL when it is empty. */
 OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
@@ -99,12 +101,13 @@ OM_INLINE void *omi_freelist_pop(struct om_freelist *fl)
     return mem;
 }
 
-/* Keep mem (an object's memory, size bytes) in fl, which has room. */
-OM_INLINE void omi_freelist_put(struct om_freelist *fl, void *mem)
+/* Keep mem (an object's memory, size bytes; gc: of a GC type) in fl,
+ * which has room. */
+OM_INLINE void omi_freelist_put(struct om_freelist *fl, void *mem, bool gc)
 {
     OM_ASSERT(omi_freelist_count(fl) < fl->cap);
     if (unlikely(!fl->registered)) {
-        omi_freelist_push_first(fl, mem);
+        omi_freelist_push_first(fl, mem, gc);
         return;
     }
     if (likely(!fl->hot)) {
@@ -144,7 +147,8 @@ void omi_gc_collect_auto(void);
 int omi_gc_check(void);
 
 /* Called by the object layer as CPython's allocator calls its collector:
- * before a GC object is allocated (count it, maybe collect) ... */
+ * before a GC object's memory comes from the OBJ domain (count it, maybe
+ * collect) ... */
 OM_INLINE void omi_gc_on_alloc(void)
 {
     if (unlikely(++omi_gc_young.count > omi_gc_young.threshold))
@@ -185,10 +189,13 @@ OM_INLINE bool omi_gc_may_be_tracked(const om_object *o)
            (o->type != &om_tuple_type || omi_object_gc_head(o)->next != 0);
 }
 
-/* ... and when one is freed (untrack it, uncount it). */
-OM_INLINE void omi_gc_on_dealloc(om_object *o)
+/* ... and when its memory goes back (uncount it).  An object that a
+ * free list takes or gives is not counted either way, as CPython 3.11's
+ * free lists (a tuple popped from one skips PyObject_GC_NewVar, one
+ * pushed skips PyObject_GC_Del): a make-and-drop loop through a free
+ * list touches no count. */
+OM_INLINE void omi_gc_uncount(void)
 {
-    omi_gc_unlink(o);
     if (omi_gc_young.count > 0)
         omi_gc_young.count--;
 }
@@ -212,12 +219,12 @@ OM_INLINE void omi_object_born(om_object *o, const struct om_type *t)
 }
 
 /* Every object's end, before its memory goes to a free list or the
- * domain: untracked and uncounted (a GC type's), its type the freed one
- * (invariant 2 of object.c). */
+ * domain: untracked (a GC type's), its type the freed one (invariant 2
+ * of object.c). */
 OM_INLINE void omi_object_retire(om_object *o, const struct om_type *t)
 {
     if (t->flags & OM_TPFLAGS_GC)
-        omi_gc_on_dealloc(o);
+        omi_gc_unlink(o);
     o->type = &omi_freed_type;
 }
 
@@ -231,10 +238,6 @@ OM_INLINE om_object *omi_object_reuse(const struct om_type *t,
     om_object *o;
     char *mem;
 
-    if (!fl->hot && !fl->head)
-        return NULL;
-    if (t->flags & OM_TPFLAGS_GC)
-        omi_gc_on_alloc();              /* may collect, fill fl */
     if (!(mem = (char *)omi_freelist_pop(fl)))
         return NULL;
     memset(mem, 0, pre);
@@ -253,7 +256,7 @@ OM_INLINE bool omi_object_release(om_object *o, const struct om_type *t,
     if (omi_freelist_count(fl) >= fl->cap)
         return false;
     omi_object_retire(o, t);
-    omi_freelist_put(fl, mem);
+    omi_freelist_put(fl, mem, t->flags & OM_TPFLAGS_GC);
     return true;
 }
 

@@ -106,8 +106,10 @@ static void test_collector_on_by_default(void **state)
         om_decref(l);
     }
     om_gc_get_stats(s);
-    assert_true(s[0].collections >= made / 700 - 1);
-    assert_true(om_live_objects() < live0 + 700 + 1);
+    /* A list taken from the free list (80 of them after each collection
+     * frees its 700) is not counted, as CPython 3.11's. */
+    assert_true(s[0].collections >= made / (700 + 80) - 1);
+    assert_true(om_live_objects() < live0 + 700 + 80 + 1);
     om_gc_collect(2);
     assert_objects_clean();
 }
