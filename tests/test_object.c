@@ -271,6 +271,34 @@ static void test_float_freelist(void **state)
     assert_objects_clean();
 }
 
+/* Generation 0's count moves when a GC object's memory comes from OBJ
+ * or goes back, not when a free list takes or gives it (CPython 3.11). */
+static void test_gc_count_and_freelists(void **state)
+{
+    om_object *a = om_int_from_i64(1), *b = om_int_from_i64(2), *t;
+    int c0[3], c[3];
+
+    om_gc_disable();
+    om_gc_get_count(c0);
+    t = om_tuple_pack(2, a, b);         /* fresh memory: counted */
+    om_gc_get_count(c);
+    assert_int_equal(c[0], c0[0] + 1);
+    om_decref(t);                       /* onto the 2-tuples' list */
+    om_gc_get_count(c);
+    assert_int_equal(c[0], c0[0] + 1);
+    t = om_tuple_pack(2, a, b);         /* from the list: not counted */
+    om_gc_get_count(c);
+    assert_int_equal(c[0], c0[0] + 1);
+    om_decref(t);
+    om_clear_freelists();               /* its memory goes back */
+    om_gc_get_count(c);
+    assert_int_equal(c[0], c0[0]);
+    om_gc_enable();
+    om_decref(a);
+    om_decref(b);
+    assert_objects_clean();
+}
+
 /* OM_TPFLAGS_PLAIN: om_decref calls the type's dealloc itself, once, and
  * om_new refuses a type that sets the flag with a finalizer, a legacy
  * del, weak references or the GC flag, leaving nothing allocated. */
@@ -1464,6 +1492,7 @@ int main(void)
         cmocka_unit_test_setup(test_finalize_once, setup),
         cmocka_unit_test_setup(test_deep_chain, setup),
         cmocka_unit_test_setup(test_float_freelist, setup),
+        cmocka_unit_test_setup(test_gc_count_and_freelists, setup),
         cmocka_unit_test_setup(test_plain_flag, setup),
         cmocka_unit_test_setup(test_user_freelist, setup),
         cmocka_unit_test_setup(test_int_small_cache, setup),
