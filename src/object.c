@@ -144,12 +144,7 @@ void omi_object_free_into(om_object *o, struct om_freelist *fl)
 
     if (fl && size == fl->size && omi_object_release(o, t, fl))
         return;
-    omi_object_retire(o, t);
-    if (t->flags & OM_TPFLAGS_GC)
-        omi_gc_uncount();
-    OM_ASSERT(omi_object_made > omi_object_freed);
-    omi_object_freed++;
-    om_obj_free(mem);
+    omi_object_give_back(o, t, mem);
 }
 
 void om_object_free(om_object *o)

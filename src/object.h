@@ -276,14 +276,24 @@ OM_INLINE om_object *omi_object_alloc_bare(const struct om_type *t,
     return o;
 }
 
+/* The end of object o, of type t, whose memory mem goes back to the OBJ
+ * domain (not to a free list): retired, uncounted, freed. */
+OM_INLINE void omi_object_give_back(om_object *o, const struct om_type *t,
+                                    void *mem)
+{
+    omi_object_retire(o, t);
+    if (t->flags & OM_TPFLAGS_GC)
+        omi_gc_uncount();
+    OM_ASSERT(omi_object_made > omi_object_freed);
+    omi_object_freed++;
+    om_obj_free(mem);
+}
+
 /* om_object_free for such an object, of type t. */
 OM_INLINE void omi_object_free_bare(om_object *o, const struct om_type *t)
 {
     OM_ASSERT(o->type == t && omi_object_presize(t) == 0 && !t->freelist);
-    omi_object_retire(o, t);
-    OM_ASSERT(omi_object_made > omi_object_freed);
-    omi_object_freed++;
-    om_obj_free(o);
+    omi_object_give_back(o, t, o);
 }
 
 /* om_new_var / om_object_free with a free list of the caller's choice

@@ -28,11 +28,11 @@
  * time a block of it is traced.  When L2 gives the page back (every block
  * of it free: no thread can be writing one of its tags), its record,
  * zeroed, goes to the free list of its class, and the descriptor's
- * handle to 0: a page never changes class with a record.  Without that, a third of the records of Python's
- * churn were of pages no longer in use (907 of 3121).  Records are never
- * unmapped: stopping tracing zeroes them, and the next traces reuse them
- * (tracing after a stop must not find a record gone under a late
- * writer).
+ * handle to 0: a page never changes class with a record.  Without that,
+ * a third of the records of Python's churn were of pages no longer in
+ * use (907 of 3121).  Records are never unmapped: stopping tracing
+ * zeroes them, and the next traces reuse them (tracing after a stop must
+ * not find a record gone under a late writer).
  *
  * A tag is written by the thread that allocated the block and cleared by
  * the one that frees it, with plain (relaxed) atomic loads and stores: no
@@ -64,7 +64,6 @@
 #include "arena.h"
 #include "os.h"
 #include "pool.h"
-#include "region.h"
 #include "trace.h"
 
 #define PAGE_BITS 12
@@ -123,8 +122,8 @@ OM_INLINE struct record *record_at(uint32_t h)
 
 /* size bytes (a multiple of RECORD_ALIGN) of zeroed memory for a record,
  * with its handle in *h: NULL when the last chunk is full and there is
- * no spare (or no more handles).  Under lock.  The
- * first unit of the first chunk is left unused: handle 0 is none. */
+ * no spare (or no more handles).  Under lock.  The first unit of the
+ * first chunk is left unused: handle 0 is none. */
 static struct record *record_room(size_t size, uint32_t *h)
 {
     if (nchunks == 0 || chunk_used + size > CHUNK) {
