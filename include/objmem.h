@@ -134,6 +134,10 @@ OM_API int om_setup_debug_hooks(void);
  * above the reuse reserve; force=true purges everything free.  It acts on
  * the calling thread's heap and on the heaps of threads that have exited,
  * and asks every other live thread to do the same at its next slow path.
+ * A thread that is about to wait for long (a pool's worker between
+ * bursts) should call it itself: a waiting thread runs no slow path, and
+ * its caches keep pages that nobody else may give back (under the shim,
+ * malloc_trim(0) is om_collect(true)).
  */
 OM_API void om_collect(bool force);
 
