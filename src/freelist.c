@@ -62,12 +62,8 @@ void om_clear_freelists(void)
 {
     for (struct om_freelist *fl = registry; fl; fl = fl->next) {
         void *mem;
-        while ((mem = omi_freelist_pop(fl)) != NULL) {
-            if (fl->gc)
-                omi_gc_uncount();
-            omi_object_freed++;
-            om_obj_free(mem);
-        }
+        while ((mem = omi_freelist_pop(fl)) != NULL)
+            omi_object_memory_back(mem, fl->gc);
     }
 }
 

@@ -276,17 +276,24 @@ OM_INLINE om_object *omi_object_alloc_bare(const struct om_type *t,
     return o;
 }
 
-/* The end of object o, of type t, whose memory mem goes back to the OBJ
- * domain (not to a free list): retired, uncounted, freed. */
-OM_INLINE void omi_object_give_back(om_object *o, const struct om_type *t,
-                                    void *mem)
+/* A retired object's memory mem (gc: of a GC type) goes back to the OBJ
+ * domain: uncounted, counted as freed, freed. */
+OM_INLINE void omi_object_memory_back(void *mem, bool gc)
 {
-    omi_object_retire(o, t);
-    if (t->flags & OM_TPFLAGS_GC)
+    if (gc)
         omi_gc_uncount();
     OM_ASSERT(omi_object_made > omi_object_freed);
     omi_object_freed++;
     om_obj_free(mem);
+}
+
+/* The end of object o, of type t, whose memory mem goes back to the OBJ
+ * domain (not to a free list): retired, then given back. */
+OM_INLINE void omi_object_give_back(om_object *o, const struct om_type *t,
+                                    void *mem)
+{
+    omi_object_retire(o, t);
+    omi_object_memory_back(mem, t->flags & OM_TPFLAGS_GC);
 }
 
 /* om_object_free for such an object, of type t. */
