@@ -1764,16 +1764,28 @@ static OM_NOINLINE void gp_alloc_slow(const struct hook *k, void *p,
     reentrant = false;
 }
 
-static void *gp_trace_malloc(void *ctx, size_t size)
+static OM_NOINLINE void *gp_trace_malloc_traced(void *ctx, size_t size)
 {
     void *p = om_gp_malloc(size);
 
     if (unlikely(reentrant))
         return p;
-    if (!sample_skips(size))
-        gp_alloc_slow(ctx, p, size);
+    gp_alloc_slow(ctx, p, size);
     omi_domain_caller = 0;
     return p;
+}
+
+/* Sampling: the countdown first, so that a request it skips is a tail
+ * call of om_gp_malloc with no frame of its own.  A skipped request made
+ * inside tracing (reentrant) counts down too; as the countdown has no
+ * memory, the traced requests' chances stay the same. */
+static void *gp_trace_malloc(void *ctx, size_t size)
+{
+    if (likely(sample_skips(size))) {
+        omi_domain_caller = 0;
+        return om_gp_malloc(size);
+    }
+    return gp_trace_malloc_traced(ctx, size);
 }
 
 static void gp_trace_free(void *ctx, void *p)

@@ -471,37 +471,84 @@ static void test_trace_bad_capture(void **state)
                              "not 'size'\n");
 }
 
-/* objmem python --trace: tracebacks name Python files and lines. */
-static void test_trace_python(void **state)
+/* Write a Python script, text, as tmp/name. */
+static void write_py(const char *name, const char *text)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Run tmp/script under `objmem python --trace=nframes`, which writes a
+ * capture at the script's SIGUSR2, and read `objmem top ARGS` of that
+ * capture into out_shim. */
+static void python_top(const char *script, int nframes, const char *args)
 {
     char cmd[1024];
 
-    if (LAUNCHER[0] == '\0')
-        skip();
-    FILE *f;
-
-    snprintf(cmd, sizeof(cmd), "%s/app.py", tmp);
-    f = fopen(cmd, "w");
-    assert_non_null(f);
-    fputs("keep = []\n"
-          "def grow():\n"
-          "    for i in range(4000):\n"
-          "        keep.append(bytes(1000))\n"
-          "grow()\n"
-          "import os, signal\n"
-          "os.kill(os.getpid(), signal.SIGUSR2)\n"
-          "x = [1]\n", f);
-    fclose(f);
-    /* The bytes objects and the list's growth, all from line 4 (the
-     * script's name is as CPython gives it: a full path). */
-    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=py %s python --trace=4 "
-             "app.py && %s top py.1 --by traceback --limit 1", TOOL, TOOL);
+    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=py %s python --trace=%d "
+             "%s && %s top py.1 %s", TOOL, nframes, script, TOOL, args);
     assert_int_equal(run("", cmd), 0);
     read_out(out_shim);
+}
+
+/* objmem python --trace: tracebacks name Python files and lines. */
+static void test_trace_python(void **state)
+{
+    if (LAUNCHER[0] == '\0')
+        skip();
+    write_py("app.py", "keep = []\n"
+             "def grow():\n"
+             "    for i in range(4000):\n"
+             "        keep.append(bytes(1000))\n"
+             "grow()\n"
+             "import os, signal\n"
+             "os.kill(os.getpid(), signal.SIGUSR2)\n"
+             "x = [1]\n");
+    /* The bytes objects and the list's growth, all from line 4 (the
+     * script's name is as CPython gives it: a full path). */
+    python_top("app.py", 4, "--by traceback --limit 1");
     assert_non_null(strstr(out_shim, "app.py:4 in grow\n        "));
     assert_non_null(strstr(out_shim, "app.py:5 in <module>\n    4.0 MiB "
                                      "in 4001 blocks (average 1.0 KiB)\n"));
     assert_non_null(strstr(out_shim, "\n#1: /"));
+}
+
+/* Lines read on from a code object's last lookup (pytrace.c): a site
+ * before the last one in the same code (line 5 after line 7, a jump
+ * back) and module-level sites in order come out on their own lines. */
+static void test_trace_python_lines(void **state)
+{
+    if (LAUNCHER[0] == '\0')
+        skip();
+    write_py("lines.py", "keep = []\n"
+             "def back():\n"
+             "    for i in range(2):\n"
+             "        if i:\n"
+             "            keep.append(bytearray(70000))\n"
+             "        else:\n"
+             "            keep.append(bytearray(50000))\n"
+             "back()\n"
+             "keep.append(bytearray(30000))\n"
+             "x = 1\n"
+             "keep.append(bytearray(20000))\n"
+             "import os, signal\n"
+             "os.kill(os.getpid(), signal.SIGUSR2)\n");
+    python_top("lines.py", 1, "--by lineno --limit 1000");
+    /* Each bytearray and its buffer; line 7 also made the list's array. */
+    assert_non_null(strstr(out_shim, "lines.py:5 in back\n    68.4 KiB in 2 "));
+    assert_non_null(strstr(out_shim, "lines.py:7 in back\n    48.9 KiB in 3 "));
+    assert_non_null(strstr(out_shim, "lines.py:9 in <module>\n    29.4 KiB "
+                                     "in 2 "));
+    assert_non_null(strstr(out_shim, "lines.py:11 in <module>\n    19.6 KiB "
+                                     "in 2 "));
+    assert_null(strstr(out_shim, "lines.py:10 "));
+    assert_null(strstr(out_shim, "lines.py:6 "));
 }
 
 /* ---- Exports: folded stacks, the HTML flame graph, pprof ---- */
@@ -816,24 +863,19 @@ static void test_trace_pins(void **state)
     char cmd[1024], want[512];
     const char *dom, *rect;
     size_t rects = 0;
-    FILE *f;
 
     if (LAUNCHER[0] == '\0')
         skip();
-    snprintf(cmd, sizeof(cmd), "%s/pins.py", tmp);
-    f = fopen(cmd, "w");
-    assert_non_null(f);
-    fputs("import os, signal\n"
-          "class Node:\n"
-          "    def __init__(self, i): self.i = i; self.s = 'n%d' % i\n"
-          "def build():\n"
-          "    return [Node(i) for i in range(60000)]\n"
-          "data = build()\n"
-          "keep = data[::100]\n"
-          "del data\n"
-          "os.kill(os.getpid(), signal.SIGUSR2)\n"
-          "x = [1]\n", f);
-    fclose(f);
+    write_py("pins.py", "import os, signal\n"
+             "class Node:\n"
+             "    def __init__(self, i): self.i = i; self.s = 'n%d' % i\n"
+             "def build():\n"
+             "    return [Node(i) for i in range(60000)]\n"
+             "data = build()\n"
+             "keep = data[::100]\n"
+             "del data\n"
+             "os.kill(os.getpid(), signal.SIGUSR2)\n"
+             "x = [1]\n");
     snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=pin %s python --trace=2 "
              "pins.py && %s pins pin.1 --by filename --limit 1 --html "
              "pins.html", TOOL, TOOL);
@@ -928,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_trace_signal_and_diff),
         cmocka_unit_test(test_trace_bad_capture),
         cmocka_unit_test(test_trace_python),
+        cmocka_unit_test(test_trace_python_lines),
         cmocka_unit_test(test_trace_pins),
         cmocka_unit_test(test_export_folded),
         cmocka_unit_test(test_export_html),

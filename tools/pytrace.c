@@ -33,6 +33,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "objmem.h"
@@ -103,6 +104,101 @@ struct line_cache {
 
 static struct line_cache lines[LINE_CACHE];
 
+/*
+ * Where the last line lookup of a code object stopped in its line table
+ * (co_linetable, the format of CPython's Objects/locations.md), so that
+ * the next lookup at a later instruction reads on from there.
+ * PyCode_Addr2Line decodes from the table's start every time: at start-
+ * up, where nearly every allocation site is new, a module body's sites
+ * cost it the square of the body's length (5.4 of the 12 ms that tracing
+ * added to an empty script).  Entries are found by code object and
+ * checked as line_cache's are, with the table's identity and size; every
+ * read is bounds-checked against the table, so a stale entry can give a
+ * wrong line, never a read outside the table.
+ */
+struct line_walk {
+    const PyCodeObject *code;
+    const PyObject *table, *filename, *name;
+    int firstlineno;
+    int size;
+    int pos;                    /* the next entry's first byte */
+    int start, end;             /* the last entry read covers [start, end) */
+    int line;                   /* its line, -1 for none */
+    int computed;               /* the line the deltas have reached */
+};
+
+#define LINE_WALKS 256                  /* a power of two */
+
+static struct line_walk walks[LINE_WALKS];
+
+/* An entry's first byte has bit 7 set, the bytes after it never do. */
+#define ENTRY_START 0x80
+
+/* A signed varint (6-bit chunks, low first, 0x40: more follow) at *pos. */
+static int read_svarint(const uint8_t *t, int size, int *pos)
+{
+    unsigned v = 0;
+    int shift = 0;
+
+    while (*pos < size && shift < 30) {
+        uint8_t b = t[(*pos)++];
+
+        v |= (unsigned)(b & 63) << shift;
+        shift += 6;
+        if (!(b & 64))
+            break;
+    }
+    return v & 1 ? -(int)(v >> 1) : (int)(v >> 1);
+}
+
+/* Read the entry at w->pos: false at the table's end. */
+static int walk_step(struct line_walk *w, const uint8_t *t)
+{
+    uint8_t b;
+    int code;
+
+    if (w->pos >= w->size || !(t[w->pos] & ENTRY_START))
+        return 0;
+    b = t[w->pos++];
+    code = b >> 3 & 15;
+    if (code == 13 || code == 14)       /* no columns, long form */
+        w->computed += read_svarint(t, w->size, &w->pos);
+    else if (code >= 10 && code <= 12)  /* one line, 0 to 2 below */
+        w->computed += code - 10;
+    w->line = code == 15 ? -1 : w->computed;    /* 15: no location */
+    w->start = w->end;
+    w->end += ((b & 7) + 1) * (int)sizeof(_Py_CODEUNIT);
+    while (w->pos < w->size && !(t[w->pos] & ENTRY_START))
+        w->pos++;
+    return 1;
+}
+
+/* PyCode_Addr2Line(code, lasti), read on from the last lookup. */
+static int line_at(PyCodeObject *code, int lasti)
+{
+    struct line_walk *w = &walks[((uintptr_t)code >> 4 ^ (uintptr_t)code >> 12) &
+                                 (LINE_WALKS - 1)];
+    PyObject *table = code->co_linetable;
+    const uint8_t *t;
+
+    if (lasti < 0)
+        return code->co_firstlineno;
+    if (!table || !PyBytes_Check(table) || PyBytes_GET_SIZE(table) > INT_MAX)
+        return PyCode_Addr2Line(code, lasti);
+    t = (const uint8_t *)PyBytes_AS_STRING(table);
+    if (w->code != code || w->table != table || w->filename != code->co_filename ||
+        w->name != code->co_name || w->firstlineno != code->co_firstlineno ||
+        w->size != PyBytes_GET_SIZE(table) || lasti < w->start)
+        *w = (struct line_walk){ code, table, code->co_filename, code->co_name,
+                                 code->co_firstlineno,
+                                 (int)PyBytes_GET_SIZE(table), 0, 0, 0, -1,
+                                 code->co_firstlineno };
+    while (lasti >= w->end)
+        if (!walk_step(w, t))
+            return -1;
+    return w->line;
+}
+
 static struct line_cache *line_of(PyCodeObject *code, int lasti)
 {
     size_t h = ((uintptr_t)code >> 4) * 31 + (size_t)lasti;
@@ -114,7 +210,15 @@ static struct line_cache *line_of(PyCodeObject *code, int lasti)
         return c;
     c->code = code;
     c->lasti = lasti;
-    c->line = PyCode_Addr2Line(code, lasti);
+    c->line = line_at(code, lasti);
+#if OM_DEBUG >= 2
+    if (c->line != PyCode_Addr2Line(code, lasti)) {
+        fprintf(stderr, "pytrace: line %d at %d of %s, PyCode_Addr2Line %d\n",
+                c->line, lasti, PyUnicode_AsUTF8(code->co_qualname),
+                PyCode_Addr2Line(code, lasti));
+        abort();
+    }
+#endif
     c->filename = code->co_filename;
     c->name = code->co_name;
     c->firstlineno = code->co_firstlineno;
