@@ -22,13 +22,17 @@
  *
  * The line of a frame is cached by (code object, instruction offset).
  * A key (om_trace_set_frame_key) hashes the same, so that tracing asks
- * for the frames only when a stack is new to the thread.
- * The cache is shared by the threads: its entries are written and read
- * with the GIL held (the source gives no frames without it).
+ * for the frames only when a stack is new to the thread.  A line not
+ * cached is read from the code object's line table on from where its
+ * last lookup stopped (`walks`), not from the table's start.
+ * The caches are shared by the threads: their entries are written and
+ * read with the GIL held (the source gives no frames without it).
  *
  * Invariants:
  *   1. Every pointer the source returns belongs to an object in `kept`.
  *   2. The source is called only with the GIL held, or returns 0.
+ *   3. A walk reads its table only at 0 <= pos < size, size the length
+ *      of the table it names (checked before each read).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
