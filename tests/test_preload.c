@@ -541,8 +541,10 @@ static void test_trace_python_lines(void **state)
              "os.kill(os.getpid(), signal.SIGUSR2)\n");
     python_top("lines.py", 1, "--by lineno --limit 1000");
     /* Each bytearray and its buffer; line 7 also made the list's array. */
-    assert_non_null(strstr(out_shim, "lines.py:5 in back\n    68.4 KiB in 2 "));
-    assert_non_null(strstr(out_shim, "lines.py:7 in back\n    48.9 KiB in 3 "));
+    assert_non_null(strstr(out_shim, "lines.py:5 in back\n    68.4 KiB "
+                                     "in 2 "));
+    assert_non_null(strstr(out_shim, "lines.py:7 in back\n    48.9 KiB "
+                                     "in 3 "));
     assert_non_null(strstr(out_shim, "lines.py:9 in <module>\n    29.4 KiB "
                                      "in 2 "));
     assert_non_null(strstr(out_shim, "lines.py:11 in <module>\n    19.6 KiB "

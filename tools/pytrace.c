@@ -167,7 +167,7 @@ static int walk_step(struct line_walk *w, const uint8_t *t)
     code = b >> 3 & 15;
     if (code == 13 || code == 14)       /* no columns, long form */
         w->computed += read_svarint(t, w->size, &w->pos);
-    else if (code >= 10 && code <= 12)  /* one line, 0 to 2 below */
+    else if (code >= 10 && code <= 12)  /* one-line form: 0 to 2 on */
         w->computed += code - 10;
     w->line = code == 15 ? -1 : w->computed;    /* 15: no location */
     w->start = w->end;
@@ -180,8 +180,8 @@ static int walk_step(struct line_walk *w, const uint8_t *t)
 /* PyCode_Addr2Line(code, lasti), read on from the last lookup. */
 static int line_at(PyCodeObject *code, int lasti)
 {
-    struct line_walk *w = &walks[((uintptr_t)code >> 4 ^ (uintptr_t)code >> 12) &
-                                 (LINE_WALKS - 1)];
+    uintptr_t h = (uintptr_t)code >> 4 ^ (uintptr_t)code >> 12;
+    struct line_walk *w = &walks[h & (LINE_WALKS - 1)];
     PyObject *table = code->co_linetable;
     const uint8_t *t;
 
@@ -190,13 +190,17 @@ static int line_at(PyCodeObject *code, int lasti)
     if (!table || !PyBytes_Check(table) || PyBytes_GET_SIZE(table) > INT_MAX)
         return PyCode_Addr2Line(code, lasti);
     t = (const uint8_t *)PyBytes_AS_STRING(table);
-    if (w->code != code || w->table != table || w->filename != code->co_filename ||
-        w->name != code->co_name || w->firstlineno != code->co_firstlineno ||
+    if (w->code != code || w->table != table ||
+        w->filename != code->co_filename || w->name != code->co_name ||
+        w->firstlineno != code->co_firstlineno ||
         w->size != PyBytes_GET_SIZE(table) || lasti < w->start)
-        *w = (struct line_walk){ code, table, code->co_filename, code->co_name,
-                                 code->co_firstlineno,
-                                 (int)PyBytes_GET_SIZE(table), 0, 0, 0, -1,
-                                 code->co_firstlineno };
+        *w = (struct line_walk){ .code = code, .table = table,
+                                 .filename = code->co_filename,
+                                 .name = code->co_name,
+                                 .firstlineno = code->co_firstlineno,
+                                 .size = (int)PyBytes_GET_SIZE(table),
+                                 .line = -1,
+                                 .computed = code->co_firstlineno };
     while (lasti >= w->end)
         if (!walk_step(w, t))
             return -1;
