@@ -441,6 +441,49 @@ void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
     pthread_mutex_unlock(&lock);
 }
 
+struct sum {
+    struct omi_peak_sum *sums;
+    size_t ntb;
+    unsigned epoch;
+    void (*fn)(void *ctx, const struct omi_trace_rec *v);
+    void *ctx;
+};
+
+/* peak_add (trace.c) for an exact tag, without unpacking it: the pass
+ * over every tag at each new peak called a function per tag. */
+OM_INLINE void sum_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
+                       size_t block, const struct record *r)
+{
+    struct sum *e = ctx;
+    uint64_t t = atomic_load_explicit(tag, memory_order_relaxed);
+    uint64_t tb = (t & ((1u << TB_BITS) - 1)) - 1;
+    struct omi_peak_sum *p;
+
+    if (!tag_live(t, e->epoch) || tb >= e->ntb)
+        return;
+    if (unlikely((t >> TB_BITS) & 1)) {
+        struct omi_trace_rec v = tag_unpack(t, ptr, block);
+
+        e->fn(e->ctx, &v);
+        return;
+    }
+    p = &e->sums[tb];
+    p->count = ((p->count + OMI_PEAK_ONE) & OMI_PEAK_COUNT_MASK) |
+               ((t >> DOMAIN_SHIFT) & MAX_DOMAIN) << OMI_PEAK_DOMAIN_SHIFT;
+    p->bytes += (block - ((t >> SLACK_SHIFT) & MAX_SLACK)) << OMI_PEAK_BITS;
+}
+
+void omi_tags_sum(struct omi_peak_sum *sums, size_t ntb, unsigned epoch,
+                  void (*fn)(void *ctx, const struct omi_trace_rec *v),
+                  void *ctx)
+{
+    struct sum e = { sums, ntb, epoch, fn, ctx };
+
+    pthread_mutex_lock(&lock);
+    walk(sum_one, &e);
+    pthread_mutex_unlock(&lock);
+}
+
 static void clear_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
                       size_t block, const struct record *r)
 {

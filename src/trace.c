@@ -201,24 +201,15 @@ static atomic_uint peak_step;           /* percent; 0: off */
 static atomic_size_t peak_threshold = SIZE_MAX;
 static atomic_bool peak_pending;
 /* At the peak, per traceback, the sum of its traces (a mapping, reused).
- * Fixed point, PEAK_ONE to a block, so that exact and sampled traces
+ * Fixed point, OMI_PEAK_ONE to a block, so that exact and sampled traces
  * both add integers: a sampled trace adds its weight and its weighted
  * size so scaled (an add in doubles per trace, and a test of the count
  * before the first, made the sum wait on the last one's store at every
  * trace).  count's top byte is the domain index of one of the traces:
  * 16 bytes a traceback, where two sums in integers and two in doubles
  * took 40 (at 25 frames, Python's churn keeps 9,000 tracebacks). */
-#define PEAK_BITS 16
-#define PEAK_ONE ((uint64_t)1 << PEAK_BITS)
-#define PEAK_DOMAIN_SHIFT 56
-#define PEAK_COUNT_MASK (((uint64_t)1 << PEAK_DOMAIN_SHIFT) - 1)
 _Static_assert(MAX_DOMAINS <= 256, "a domain index fits count's top byte");
-struct peak_sum {
-    uint64_t count;             /* domain index << 56 | blocks * PEAK_ONE */
-    uint64_t bytes;             /* bytes * PEAK_ONE */
-};
-
-static struct peak_sum *peak_sums;
+static struct omi_peak_sum *peak_sums;
 static size_t peak_sums_cap, peak_ntb;
 static bool peak_valid;
 static uint32_t peak_gen;               /* the tracebacks' generation */
@@ -1554,19 +1545,19 @@ static void peak_forget(void)
 /* Add one trace to the sums of its traceback (ntb of them). */
 OM_INLINE void peak_add(const struct slot *v, size_t ntb, size_t mean)
 {
-    uint64_t size = v->meta >> 1, n = PEAK_ONE, bytes = size << PEAK_BITS;
-    struct peak_sum *p = &peak_sums[v->tb];
+    uint64_t size = v->meta >> 1, n = OMI_PEAK_ONE, bytes = size << OMI_PEAK_BITS;
+    struct omi_peak_sum *p = &peak_sums[v->tb];
 
     if (v->tb >= ntb)
         return;                 /* from before a clear */
     if (unlikely(v->meta & 1)) {
-        double w = sample_weight(size, mean) * (double)PEAK_ONE;
+        double w = sample_weight(size, mean) * (double)OMI_PEAK_ONE;
 
         n = (uint64_t)(w + 0.5);
         bytes = (uint64_t)((double)size * w + 0.5);
     }
-    p->count = ((p->count + n) & PEAK_COUNT_MASK) |
-               (uint64_t)slot_domain(v) << PEAK_DOMAIN_SHIFT;
+    p->count = ((p->count + n) & OMI_PEAK_COUNT_MASK) |
+               (uint64_t)slot_domain(v) << OMI_PEAK_DOMAIN_SHIFT;
     p->bytes += bytes;
 }
 
@@ -1591,13 +1582,13 @@ static void peak_sum_all(size_t ntb)
                 peak_add(&sh->slots[j], args[0], args[1]);
         pthread_mutex_unlock(&sh->lock);
     }
-    omi_tags_each(peak_add_tag, args, atomic_load(&gen));
+    omi_tags_sum(peak_sums, ntb, atomic_load(&gen), peak_add_tag, args);
 }
 
 /* Room for n sums, zeroed (a mapping of its own, reused). */
 static bool peak_room(size_t n)
 {
-    struct peak_sum *fresh;
+    struct omi_peak_sum *fresh;
 
     if (n > peak_sums_cap) {
         size_t cap = n * 3 / 2;
@@ -2411,11 +2402,11 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
     p = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
     rc = p ? fill_start(&f, scratch) : -ENOMEM;
     for (size_t i = 0; i < peak_ntb && i < f.count && rc == 0; i++) {
-        const struct peak_sum *ps = &peak_sums[i];
-        double count = (double)(ps->count & PEAK_COUNT_MASK) / PEAK_ONE;
-        double bytes = (double)ps->bytes / PEAK_ONE;
+        const struct omi_peak_sum *ps = &peak_sums[i];
+        double count = (double)(ps->count & OMI_PEAK_COUNT_MASK) / OMI_PEAK_ONE;
+        double bytes = (double)ps->bytes / OMI_PEAK_ONE;
         unsigned domain = atomic_load(&domains[ps->count >>
-                                               PEAK_DOMAIN_SHIFT]);
+                                               OMI_PEAK_DOMAIN_SHIFT]);
         long t;
 
         if (count < 1)

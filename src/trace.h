@@ -70,6 +70,23 @@ int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
                   struct omi_trace_rec *out);
 void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
                    void *ctx, unsigned epoch);
+/* The peak's sums (trace.c), one per traceback.  Fixed point,
+ * OMI_PEAK_ONE to a block, so that exact and sampled traces both add
+ * integers; count's top byte is the domain index of one of the traces. */
+#define OMI_PEAK_BITS 16
+#define OMI_PEAK_ONE ((uint64_t)1 << OMI_PEAK_BITS)
+#define OMI_PEAK_DOMAIN_SHIFT 56
+#define OMI_PEAK_COUNT_MASK (((uint64_t)1 << OMI_PEAK_DOMAIN_SHIFT) - 1)
+struct omi_peak_sum {
+    uint64_t count;             /* domain index << 56 | blocks * PEAK_ONE */
+    uint64_t bytes;             /* bytes * PEAK_ONE */
+};
+/* omi_tags_each for the peak: every exact tag of this epoch adds itself
+ * to sums[its traceback] (none from ntb on: from before a clear), with
+ * no call per tag; a sampled one goes to fn. */
+void omi_tags_sum(struct omi_peak_sum *sums, size_t ntb, unsigned epoch,
+                  void (*fn)(void *ctx, const struct omi_trace_rec *v),
+                  void *ctx);
 void omi_tags_clear(void);
 size_t omi_tags_memory(void);
 /* L2 (heap.c) gives back a small pool with a record (pool->tags), every

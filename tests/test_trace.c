@@ -1286,6 +1286,62 @@ static void test_keep_peak(void **state)
     om_trace_keep_peak(0);
 }
 
+/* A second allocation site, in the OBJ domain. */
+static __attribute__((noinline)) void *obj_alloc_here(size_t size)
+{
+    void *p = om_obj_malloc(size);
+
+    __asm__ volatile("" ::: "memory");  /* not a tail call */
+    return p;
+}
+
+/* The peak of small blocks, whose traces are tags beside their pages
+ * (tags.c) and are summed there: each traceback's requested bytes (not
+ * its blocks' sizes), its blocks and its domain, exact. */
+static void test_keep_peak_tags(void **state)
+{
+    void *a[300], *b[200];
+    struct om_snapshot *s;
+    const struct om_snapshot *peak;
+    struct om_statistic *st;
+    struct om_trace_info t;
+    size_t n;
+
+    om_trace_keep_peak(10);
+    assert_int_equal(om_trace_start(1), 0);
+    for (size_t i = 0; i < 300; i++)    /* 100 and 90 in 112-byte blocks */
+        a[i] = alloc_here(i % 2 ? 90 : 100);
+    for (size_t i = 0; i < 200; i++)
+        b[i] = obj_alloc_here(40);
+    assert_int_equal(traced(), 150 * 190 + 200 * 40);
+    om_free(a[299]);                    /* keeps the peak */
+    s = om_trace_take_snapshot();
+    peak = om_snapshot_peak(s);
+    assert_non_null(peak);
+    assert_int_equal(snapshot_bytes(peak), 150 * 190 + 200 * 40);
+    assert_int_equal(om_snapshot_statistics(peak, OM_KEY_TRACEBACK, false,
+                                            &st, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(st[0].size, 150 * 190);
+    assert_int_equal(st[0].count, 300);
+    assert_int_equal(st[1].size, 200 * 40);
+    assert_int_equal(st[1].count, 200);
+    assert_int_equal(om_snapshot_count(peak), 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(om_snapshot_trace(peak, i, &t), 0);
+        assert_int_equal(t.domain, t.size == 40 ? OM_DOMAIN_OBJ
+                                                : OM_DOMAIN_MEM);
+    }
+    om_snapshot_free(s);
+    for (size_t i = 0; i < 299; i++)
+        om_free(a[i]);
+    for (size_t i = 0; i < 200; i++)
+        om_obj_free(b[i]);
+    assert_int_equal(traced(), 0);
+    om_trace_stop();
+    om_trace_keep_peak(0);
+}
+
 /* The peak keeps each traceback's domain (one of its traces'), and sums
  * sampled traces at their weights. */
 static void test_keep_peak_domains_and_samples(void **state)
@@ -1531,6 +1587,7 @@ int main(void)
         T(test_sampling_mode_switch),
         T(test_heap_map),
         T(test_keep_peak),
+        T(test_keep_peak_tags),
         T(test_keep_peak_domains_and_samples),
         T(test_dump_through),
         T(test_symbols),
