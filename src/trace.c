@@ -1545,7 +1545,8 @@ static void peak_forget(void)
 /* Add one trace to the sums of its traceback (ntb of them). */
 OM_INLINE void peak_add(const struct slot *v, size_t ntb, size_t mean)
 {
-    uint64_t size = v->meta >> 1, n = OMI_PEAK_ONE, bytes = size << OMI_PEAK_BITS;
+    uint64_t size = v->meta >> 1, n = OMI_PEAK_ONE;
+    uint64_t bytes = size << OMI_PEAK_BITS;
     struct omi_peak_sum *p = &peak_sums[v->tb];
 
     if (v->tb >= ntb)
