@@ -117,24 +117,10 @@ static OM_NOINLINE void table_free(int d, void *p)
     omi_domains[d].free(omi_domains[d].ctx, p);
 }
 
-/* The small pool in use that holds block p, or NULL. */
-static struct pool *small_pool_of(uintptr_t p)
-{
-    struct pool *pool;
-    unsigned state;
-
-    if (!omi_arena_owns((void *)p))
-        return NULL;
-    pool = omi_arena_pool_of(omi_arena_base((void *)p), (void *)p);
-    state = omi_pool_state(pool);
-    return (state == POOL_USED || state == POOL_FULL) && pool->sc < NSMALL
-           ? pool : NULL;
-}
-
 /* Saturating: a count at UINT16_MAX stays there (too many is safe). */
 void omi_alloc_note_trace(uintptr_t p, int by)
 {
-    struct pool *pool = small_pool_of(p);
+    struct pool *pool = omi_arena_small_pool((void *)p);
     uint16_t v;
 
     if (!pool)
@@ -150,7 +136,7 @@ void omi_alloc_note_trace(uintptr_t p, int by)
 
 bool omi_alloc_trace_noted(uintptr_t p)
 {
-    struct pool *pool = small_pool_of(p);
+    struct pool *pool = omi_arena_small_pool((void *)p);
 
     return !pool || atomic_load(&pool->traced) > 0;
 }

@@ -101,6 +101,20 @@ OM_INLINE struct pool *omi_arena_pool_of(struct arena *a, const void *p)
     return &a->pools[((uintptr_t)p >> POOL_BITS) & (POOLS_PER_ARENA - 1)];
 }
 
+/* The small pool in use (USED or FULL) that holds p, or NULL. */
+OM_INLINE struct pool *omi_arena_small_pool(const void *p)
+{
+    struct pool *pool;
+    unsigned state;
+
+    if (!omi_arena_owns(p))
+        return NULL;
+    pool = omi_arena_pool_of(omi_arena_base(p), p);
+    state = omi_pool_state(pool);
+    return (state == POOL_USED || state == POOL_FULL) && pool->sc < NSMALL
+           ? pool : NULL;
+}
+
 /* The arena of a pool descriptor. */
 OM_INLINE struct arena *omi_arena_of_pool(const struct pool *pool)
 {

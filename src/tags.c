@@ -139,22 +139,6 @@ static struct record *record_room(size_t size, uint32_t *h)
     return record_at(*h);
 }
 
-/* The small pool holding p, or NULL (not objmem's, or not small). */
-OM_INLINE struct pool *small_pool(uintptr_t p)
-{
-    struct arena *a = omi_arena_of((const void *)p);
-    struct pool *pool;
-    unsigned state;
-
-    if (!a)
-        return NULL;
-    pool = omi_arena_pool_of(a, (const void *)p);
-    state = omi_pool_state(pool);
-    if ((state != POOL_USED && state != POOL_FULL) || pool->sc >= NSMALL)
-        return NULL;
-    return pool;
-}
-
 /* The record of a small pool's page, or NULL.  Its class is the pool's:
  * the record goes (omi_tags_pool_released) before the page changes
  * class. */
@@ -302,7 +286,7 @@ static struct omi_trace_rec tag_unpack(uint64_t t, uintptr_t block_start,
 int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
                  struct omi_trace_rec *old)
 {
-    struct pool *pool = small_pool(v->ptr);
+    struct pool *pool = omi_arena_small_pool((void *)v->ptr);
     size_t block, size = v->meta >> 1, i;
     struct record *r;
     unsigned inner;
@@ -330,7 +314,7 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
  * in the block. */
 OM_INLINE _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
 {
-    struct pool *pool = small_pool(p);
+    struct pool *pool = omi_arena_small_pool((void *)p);
     struct record *r = pool ? record_of(pool) : NULL;
 
     if (!r)
@@ -531,7 +515,7 @@ static void audit_one(void *ctx, _Atomic uint64_t *tag, uintptr_t ptr,
                       size_t block, const struct record *r)
 {
     int *rc = ctx;
-    struct pool *pool = small_pool(ptr);
+    struct pool *pool = omi_arena_small_pool((void *)ptr);
 
     if (*rc == 0 && (!pool || pool->sc != r->sc))
         *rc = omi_check_fail("tags.1", (void *)ptr, "a tag on a page that "
@@ -558,7 +542,7 @@ static int audit_pages(void)
 
         if (!r->page)
             continue;
-        pool = small_pool(r->page);
+        pool = omi_arena_small_pool((void *)r->page);
         if (!pool || atomic_load(&pool->tags) != r->handle ||
             record_at(r->handle) != r || pool->sc != r->sc)
             return omi_check_fail("tags.4", (void *)r->page, "a record of "
