@@ -149,27 +149,13 @@ bool omi_alloc_trace_noted(uintptr_t p)
  * cache and be flushed back one by one, so the second in a row into the
  * same FULL pool goes to the pool instead.
  */
-OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *),
-                                     int sampled)
+/* block_free from the pool of p on (h: the thread's heap). */
+OM_INLINE OM_NO_ASAN void block_free_in(struct heap *h, struct pool *pool,
+                                        void *p)
 {
-    struct heap *h = omi_heap_tls;
-    struct pool *pool;
     struct cache *c;
     uintptr_t kind;
 
-    if (unlikely(!omi_arena_owns(p))) {
-        if (sampled >= 0)
-            table_free(sampled, p);
-        else
-            not_ours(p);
-        return;
-    }
-    pool = omi_arena_pool_of(omi_arena_base(p), p);
-    if (sampled >= 0 &&
-        unlikely(atomic_load_explicit(&pool->traced, memory_order_relaxed))) {
-        table_free(sampled, p);
-        return;
-    }
     /* Every block is 16-byte aligned: anything else is an interior
      * pointer, which the slow path reports. */
     if (unlikely((uintptr_t)p & (ALIGNMENT - 1)))
@@ -208,6 +194,27 @@ OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *),
     }
 slow:
     omi_heap_free_slow(h, pool, p);
+}
+
+OM_INLINE OM_NO_ASAN void block_free(void *p, void (*not_ours)(void *),
+                                     int sampled)
+{
+    struct pool *pool;
+
+    if (unlikely(!omi_arena_owns(p))) {
+        if (sampled >= 0)
+            table_free(sampled, p);
+        else
+            not_ours(p);
+        return;
+    }
+    pool = omi_arena_pool_of(omi_arena_base(p), p);
+    if (sampled >= 0 &&
+        unlikely(atomic_load_explicit(&pool->traced, memory_order_relaxed))) {
+        table_free(sampled, p);
+        return;
+    }
+    block_free_in(omi_heap_tls, pool, p);
 }
 
 OM_INLINE OM_NO_ASAN void small_free(void *p)
@@ -482,6 +489,11 @@ static void gp_not_ours(void *p)
 OM_NO_ASAN void om_gp_free(void *p)
 {
     block_free(p, gp_not_ours, -1);
+}
+
+OM_NO_ASAN void omi_gp_free_in(struct pool *pool, void *p)
+{
+    block_free_in(omi_heap_tls, pool, p);
 }
 
 OM_NO_ASAN void *om_gp_calloc(size_t nelem, size_t elsize)

@@ -31,6 +31,10 @@ struct omi_gp_foreign {
 };
 
 void omi_gp_set_foreign(const struct omi_gp_foreign *f);
+/* om_gp_free of p, a block of pool, its small pool in use
+ * (omi_arena_small_pool): tracing's free (trace.c) has looked it up. */
+struct pool;
+void omi_gp_free_in(struct pool *pool, void *p);
 
 /* alloc.c: live MEM/OBJ requests served by the RAW domain. */
 long omi_alloc_raw_blocks(void);

@@ -311,10 +311,10 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
 }
 
 /* The tag word of p (NULL: none), with its block's size and p's place
- * in the block. */
-OM_INLINE _Atomic uint64_t *tag_of(uintptr_t p, size_t *block, unsigned *inner)
+ * in the block; pool: p's (omi_arena_small_pool), or NULL. */
+OM_INLINE _Atomic uint64_t *tag_of(struct pool *pool, uintptr_t p,
+                                   size_t *block, unsigned *inner)
 {
-    struct pool *pool = omi_arena_small_pool((void *)p);
     struct record *r = pool ? record_of(pool) : NULL;
 
     if (!r)
@@ -334,13 +334,14 @@ static bool tag_matches(uint64_t t, unsigned domain, unsigned inner,
 
 /* The tag word of (domain, p) with its trace in *out, or NULL; *word is
  * the word p's tag would be in (NULL: none), whatever it holds. */
-OM_INLINE _Atomic uint64_t *tag_find(unsigned domain, uintptr_t p,
-                                  unsigned epoch, struct omi_trace_rec *out,
-                                  _Atomic uint64_t **word)
+OM_INLINE _Atomic uint64_t *tag_find(struct pool *pool, unsigned domain,
+                                     uintptr_t p, unsigned epoch,
+                                     struct omi_trace_rec *out,
+                                     _Atomic uint64_t **word)
 {
     size_t block = 0;
     unsigned inner = 0;
-    _Atomic uint64_t *t = tag_of(p, &block, &inner);
+    _Atomic uint64_t *t = tag_of(pool, p, &block, &inner);
     uint64_t v = t ? atomic_load_explicit(t, memory_order_relaxed) : 0;
 
     *word = t;
@@ -350,11 +351,11 @@ OM_INLINE _Atomic uint64_t *tag_find(unsigned domain, uintptr_t p,
     return t;
 }
 
-int omi_tags_take(unsigned domain, uintptr_t p, unsigned epoch,
-                  struct omi_trace_rec *out)
+int omi_tags_take(struct pool *pool, unsigned domain, uintptr_t p,
+                  unsigned epoch, struct omi_trace_rec *out)
 {
     _Atomic uint64_t *word;
-    _Atomic uint64_t *t = tag_find(domain, p, epoch, out, &word);
+    _Atomic uint64_t *t = tag_find(pool, domain, p, epoch, out, &word);
     uint64_t v = word ? atomic_load_explicit(word, memory_order_relaxed) : 0;
 
     if (t || (v && !tag_live(v, epoch)))   /* taken, or a stale epoch's */
@@ -367,7 +368,8 @@ int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
 {
     _Atomic uint64_t *word;
 
-    return tag_find(domain, p, epoch, out, &word) != NULL;
+    return tag_find(omi_arena_small_pool((void *)p), domain, p, epoch, out,
+                    &word) != NULL;
 }
 
 /* ---- Walking every record (under lock) ---- */

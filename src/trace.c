@@ -87,6 +87,7 @@
 #include <time.h>
 #include <unwind.h>
 
+#include "arena.h"
 #include "domain.h"
 #include "fmath.h"
 #include "heap.h"
@@ -752,16 +753,18 @@ OM_INLINE bool trace_put(const struct slot *v, uint32_t g)
     return tag_put(v, g) || table_put(v, g);
 }
 
-/* Forget the trace of (domain, ptr), if any; its slot in *out. */
-OM_INLINE bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
+/* Forget the trace of (domain, ptr), if any; its slot in *out.  pool:
+ * ptr's small pool in use (omi_arena_small_pool), or NULL. */
+OM_INLINE bool trace_forget_in(struct pool *pool, unsigned domain,
+                               uintptr_t ptr, struct slot *out)
 {
     size_t fi = filter_index(domain, ptr);
     bool found;
 
     counter_mine();
     if (!atomic_load_explicit(&sample_mean, memory_order_relaxed) &&
-        omi_tags_take(domain, ptr, atomic_load_explicit(&gen,
-                                                        memory_order_relaxed),
+        omi_tags_take(pool, domain, ptr,
+                      atomic_load_explicit(&gen, memory_order_relaxed),
                       out)) {
         memory_sub(trace_bytes(out->meta));
         return true;
@@ -772,6 +775,12 @@ OM_INLINE bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     found = trace_take(shard_of(fi), key_hash(domain, ptr), domain, ptr, out);
     pthread_mutex_unlock(&shard_of(fi)->lock);
     return found;
+}
+
+OM_INLINE bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
+{
+    return trace_forget_in(omi_arena_small_pool((void *)ptr), domain, ptr,
+                           out);
 }
 
 /* The traces in all shards, read without the locks (an estimate). */
@@ -1780,9 +1789,23 @@ static void *gp_trace_malloc(void *ctx, size_t size)
     return gp_trace_malloc_traced(ctx, size);
 }
 
+/* A small block while every block is traced: the pool looked up once,
+ * for its tag and for the free. */
 static void gp_trace_free(void *ctx, void *p)
 {
-    on_free(((const struct hook *)ctx)->domain, p);
+    unsigned d = ((const struct hook *)ctx)->domain;
+    struct slot old;
+    struct pool *pool;
+
+    if (likely(!reentrant && is_tracing() &&
+               !atomic_load_explicit(&sample_mean, memory_order_relaxed)) &&
+        likely((pool = omi_arena_small_pool(p)) != NULL)) {
+        peak_check();
+        trace_forget_in(pool, d, (uintptr_t)p, &old);
+        omi_gp_free_in(pool, p);
+        return;
+    }
+    on_free(d, p);
     om_gp_free(p);
 }
 

@@ -64,8 +64,10 @@ struct omi_trace_rec {
  */
 int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
                  struct omi_trace_rec *old);
-int omi_tags_take(unsigned domain, uintptr_t p, unsigned epoch,
-                  struct omi_trace_rec *out);
+struct pool;
+/* take: pool is p's small pool in use (omi_arena_small_pool), or NULL. */
+int omi_tags_take(struct pool *pool, unsigned domain, uintptr_t p,
+                  unsigned epoch, struct omi_trace_rec *out);
 int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
                   struct omi_trace_rec *out);
 void omi_tags_each(void (*fn)(void *ctx, const struct omi_trace_rec *v),
@@ -91,7 +93,6 @@ void omi_tags_clear(void);
 size_t omi_tags_memory(void);
 /* L2 (heap.c) gives back a small pool with a record (pool->tags), every
  * block of it free: the record goes back to its class's free list. */
-struct pool;
 void omi_tags_pool_released(struct pool *pool);
 int omi_tags_check(void);
 /* fork(): the tags' lock taken, released, reset (trace.c's handlers). */
