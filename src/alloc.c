@@ -147,9 +147,9 @@ bool omi_alloc_trace_noted(uintptr_t p)
  * pool a FULL -> USED move (and the list it joins) per free.  Frees that
  * run through one pool (a batch freed in order) would all land in the
  * cache and be flushed back one by one, so the second in a row into the
- * same FULL pool goes to the pool instead.
+ * same FULL pool goes to the pool instead.  block_free_in is the part
+ * after p's pool is known (h: the thread's heap).
  */
-/* block_free from the pool of p on (h: the thread's heap). */
 OM_INLINE OM_NO_ASAN void block_free_in(struct heap *h, struct pool *pool,
                                         void *p)
 {

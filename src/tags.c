@@ -311,11 +311,15 @@ int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
 }
 
 /* The tag word of p (NULL: none), with its block's size and p's place
- * in the block; pool: p's (omi_arena_small_pool), or NULL. */
+ * in the block; pool: p's small pool in use, or NULL (not known). */
 OM_INLINE _Atomic uint64_t *tag_of(struct pool *pool, uintptr_t p,
                                    size_t *block, unsigned *inner)
 {
-    struct record *r = pool ? record_of(pool) : NULL;
+    struct record *r;
+
+    if (!pool)
+        pool = omi_arena_small_pool((void *)p);
+    r = pool ? record_of(pool) : NULL;
 
     if (!r)
         return NULL;
@@ -368,8 +372,7 @@ int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
 {
     _Atomic uint64_t *word;
 
-    return tag_find(omi_arena_small_pool((void *)p), domain, p, epoch, out,
-                    &word) != NULL;
+    return tag_find(NULL, domain, p, epoch, out, &word) != NULL;
 }
 
 /* ---- Walking every record (under lock) ---- */

@@ -754,7 +754,7 @@ OM_INLINE bool trace_put(const struct slot *v, uint32_t g)
 }
 
 /* Forget the trace of (domain, ptr), if any; its slot in *out.  pool:
- * ptr's small pool in use (omi_arena_small_pool), or NULL. */
+ * ptr's small pool in use, or NULL (not known). */
 OM_INLINE bool trace_forget_in(struct pool *pool, unsigned domain,
                                uintptr_t ptr, struct slot *out)
 {
@@ -779,8 +779,7 @@ OM_INLINE bool trace_forget_in(struct pool *pool, unsigned domain,
 
 OM_INLINE bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
 {
-    return trace_forget_in(omi_arena_small_pool((void *)ptr), domain, ptr,
-                           out);
+    return trace_forget_in(NULL, domain, ptr, out);
 }
 
 /* The traces in all shards, read without the locks (an estimate). */

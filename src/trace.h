@@ -65,7 +65,8 @@ struct omi_trace_rec {
 int omi_tags_put(const struct omi_trace_rec *v, unsigned epoch,
                  struct omi_trace_rec *old);
 struct pool;
-/* take: pool is p's small pool in use (omi_arena_small_pool), or NULL. */
+/* take: pool is p's small pool in use (omi_arena_small_pool) when the
+ * caller knows it, else NULL. */
 int omi_tags_take(struct pool *pool, unsigned domain, uintptr_t p,
                   unsigned epoch, struct omi_trace_rec *out);
 int omi_tags_find(unsigned domain, uintptr_t p, unsigned epoch,
