@@ -705,12 +705,16 @@ OM_API size_t om_trace_get_memory(void);
 /*
  * Keep a snapshot of the traces at their high-water mark, for "what was
  * live at the peak" (memray's and Fil's question): taken when the traced
- * memory first goes down after a new peak at least step_percent above the
- * last one kept (each retake sums the traces by traceback, a pass over
- * them: at 10%, a growing heap is summed about 10 times its final size
- * over the run, at 25% about 5 times).  Snapshots then carry
- * it (om_snapshot_peak).  0 turns it off.  Captures (OBJMEM_TRACE) keep
- * it with a step of OBJMEM_TRACE_PEAK percent (25 by default).
+ * memory first falls a sixteenth below a high-water mark at least
+ * step_percent above the memory last kept, as the traces stood just
+ * before that free (a big block freed at the top is in it), so it holds
+ * at least 15/16 of that mark.  Each take sums the traces by traceback, a
+ * pass over them: about once per such fall, and a heap that only grows
+ * is summed once at its end.  Snapshots then carry it
+ * (om_snapshot_peak); one taken while the memory stands within a
+ * sixteenth of a new mark carries none: it stands for the peak itself.
+ * 0 turns it off.  Captures (OBJMEM_TRACE) keep it with a step of
+ * OBJMEM_TRACE_PEAK percent (25 by default).
  */
 OM_API void om_trace_keep_peak(unsigned step_percent);
 

@@ -9,10 +9,9 @@
  * flag (async-signal-safe), and the next traced allocation writes the
  * capture, numbered NAME.1, NAME.2, ...  The file name comes from
  * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace).  A capture carries the
- * snapshot at the peak too (om_trace_keep_peak, retaken when the peak
- * grows by OBJMEM_TRACE_PEAK percent, 25 by default: each retake is a
- * pass over the traces, a fifth of a traced run at 10%), for `objmem
- * peak`.
+ * snapshot at the peak too (om_trace_keep_peak: retaken when the traced
+ * memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK percent, 25 by
+ * default, above the memory last kept), for `objmem peak`.
  *
  * The shim starts it itself (omi_capture_start), when its RAW domain is
  * objmem's; everything else, from this module's constructor.

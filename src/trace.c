@@ -196,9 +196,14 @@ static _Atomic(uint16_t) *filter;       /* 1 << FILTER_BITS counters */
 static _Atomic(int64_t) start_ns;       /* when tracing started */
 
 /* The snapshot at the peak (om_trace_keep_peak): peak_pending says the
- * traced memory reached a peak above peak_threshold and has not gone down
- * since; the first free then keeps a snapshot (under ctl_lock). */
+ * traced memory reached a peak above peak_threshold and has not fallen a
+ * sixteenth (PEAK_DROP) below its high-water mark since; the free that
+ * makes it fall keeps the traces' sums as they were before it (under
+ * ctl_lock), and the next threshold is a step above the memory kept.  A
+ * heap that grows with frees between is summed once, not at every step
+ * (a pass at every step walked about five times its final traces). */
 static atomic_uint peak_step;           /* percent; 0: off */
+#define PEAK_DROP 16                    /* kept a 1/16 drop below the mark */
 static atomic_size_t peak_threshold = SIZE_MAX;
 static atomic_bool peak_pending;
 /* At the peak, per traceback, the sum of its traces (a mapping, reused).
@@ -753,8 +758,34 @@ OM_INLINE bool trace_put(const struct slot *v, uint32_t g)
     return tag_put(v, g) || table_put(v, g);
 }
 
+/* After a trace went: with a peak worth keeping pending, has this
+ * thread's view of the traced memory (its counter's, as peak_note's)
+ * fallen a sixteenth below the high-water mark? */
+OM_INLINE bool peak_due(void)
+{
+    struct counter *c = my_counter;
+    int64_t now, hw = (int64_t)atomic_load_explicit(&peak,
+                                                    memory_order_relaxed);
+
+    if (likely(!atomic_load_explicit(&peak_pending, memory_order_relaxed)))
+        return false;
+    if (c) {
+        int64_t hi = c->base +
+                     atomic_load_explicit(&c->hi, memory_order_relaxed);
+
+        now = c->base + atomic_load_explicit(&c->delta, memory_order_relaxed);
+        hw = hi > hw ? hi : hw;
+    } else {
+        now = (int64_t)atomic_load_explicit(&current, memory_order_relaxed);
+    }
+    return now < hw - hw / PEAK_DROP;
+}
+
+static void peak_keep(const struct slot *extra);
+
 /* Forget the trace of (domain, ptr), if any; its slot in *out.  pool:
- * ptr's small pool in use, or NULL (not known). */
+ * ptr's small pool in use, or NULL (not known).  The peak is kept here
+ * when this trace's going is the one that makes it due (peak_due). */
 OM_INLINE bool trace_forget_in(struct pool *pool, unsigned domain,
                                uintptr_t ptr, struct slot *out)
 {
@@ -767,13 +798,17 @@ OM_INLINE bool trace_forget_in(struct pool *pool, unsigned domain,
                       atomic_load_explicit(&gen, memory_order_relaxed),
                       out)) {
         memory_sub(trace_bytes(out->meta));
-        return true;
+        found = true;
+    } else {
+        if (!atomic_load_explicit(&filter[fi], memory_order_relaxed))
+            return false;       /* no trace in the table counts here */
+        pthread_mutex_lock(&shard_of(fi)->lock);
+        found = trace_take(shard_of(fi), key_hash(domain, ptr), domain, ptr,
+                           out);
+        pthread_mutex_unlock(&shard_of(fi)->lock);
     }
-    if (!atomic_load_explicit(&filter[fi], memory_order_relaxed))
-        return false;           /* no trace in the table counts here */
-    pthread_mutex_lock(&shard_of(fi)->lock);
-    found = trace_take(shard_of(fi), key_hash(domain, ptr), domain, ptr, out);
-    pthread_mutex_unlock(&shard_of(fi)->lock);
+    if (found && unlikely(peak_due()))
+        peak_keep(out);
     return found;
 }
 
@@ -1614,38 +1649,37 @@ static bool peak_room(size_t n)
     return true;
 }
 
-/* Before a trace goes, with the traced memory at a new peak worth
- * keeping: keep its sums per traceback (memory in the tracebacks' number,
- * not the traces'); a snapshot is made of them only when one is taken. */
-static OM_NOINLINE void peak_keep(void)
+/* A trace gone (extra) took the traced memory a sixteenth below its
+ * high-water mark, which stands a step above the last one kept: keep the
+ * sums per traceback of the traces as they were before it went (memory
+ * in the tracebacks' number, not the traces'); a snapshot is made of them
+ * only when one is taken.  The next step is from the memory kept. */
+static OM_NOINLINE void peak_keep(const struct slot *extra)
 {
-    size_t at, cur, ntb;
+    size_t at, cur, ntb, mean = atomic_load(&sample_mean);
 
+    if (!atomic_exchange(&peak_pending, false))
+        return;                 /* another thread keeps it */
     pthread_mutex_lock(&ctl_lock);
     counted(&cur, &at);
+    cur += trace_bytes(extra->meta);
     pthread_mutex_lock(&tb_lock);
     ntb = tb_count;
     pthread_mutex_unlock(&tb_lock);
     if (atomic_load(&tracing) && peak_room(ntb + 1)) {
         peak_sum_all(ntb);
+        peak_add(extra, ntb, mean);
         peak_valid = true;
         peak_ntb = ntb;
         peak_gen = atomic_load(&gen);
         peak_info = (struct om_snapshot_info){
-            0, atomic_load(&limit), atomic_load(&sample_mean),
-            atomic_load(&lost), cur, at, 0,
+            0, atomic_load(&limit), mean, atomic_load(&lost), cur,
+            at > cur ? at : cur, 0,
             (uint64_t)now_ticks() * 1000 / TICKS_PER_S };
         atomic_store(&peak_threshold,
-                     at + at / 100 * atomic_load(&peak_step));
+                     cur + cur / 100 * atomic_load(&peak_step));
     }
     pthread_mutex_unlock(&ctl_lock);
-}
-
-static inline void peak_check(void)
-{
-    if (unlikely(atomic_load_explicit(&peak_pending, memory_order_relaxed)) &&
-        atomic_exchange(&peak_pending, false))
-        peak_keep();
 }
 
 void om_trace_keep_peak(unsigned step_percent)
@@ -1707,8 +1741,6 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
 
     if (reentrant)
         return k->under.realloc(k->under.ctx, p, size);
-    if (p && is_tracing())
-        peak_check();
     reentrant = true;
     if (p && is_tracing())
         had = trace_forget(k->domain, (uintptr_t)p, &old);
@@ -1726,7 +1758,8 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
 
 /* A free while tracing.  Sampling asks the filter first: a block without
  * a trace changes nothing, so neither the peak nor the table is looked at
- * (the peak kept at the first free that lowers current is the same). */
+ * (the peak kept at the free that takes current below its mark is the
+ * same). */
 static inline void on_free(unsigned d, void *p)
 {
     struct slot old;
@@ -1737,7 +1770,6 @@ static inline void on_free(unsigned d, void *p)
         likely(!atomic_load_explicit(&filter[filter_index(d, (uintptr_t)p)],
                                      memory_order_relaxed)))
         return;
-    peak_check();
     trace_forget(d, (uintptr_t)p, &old);
 }
 
@@ -1799,7 +1831,6 @@ static void gp_trace_free(void *ctx, void *p)
     if (likely(!reentrant && is_tracing() &&
                !atomic_load_explicit(&sample_mean, memory_order_relaxed)) &&
         likely((pool = omi_arena_small_pool(p)) != NULL)) {
-        peak_check();
         trace_forget_in(pool, d, (uintptr_t)p, &old);
         omi_gp_free_in(pool, p);
         return;

@@ -1231,9 +1231,11 @@ static void shrink_by(void **live, size_t *n, size_t k)
 
 static void test_keep_peak(void **state)
 {
-    void *live[300];
-    size_t n = 0;
+    void *live[300], *big;
+    size_t n = 0, nst;
     struct om_snapshot *s, *back;
+    const struct om_snapshot *peak;
+    struct om_statistic *st;
     struct om_snapshot_info info;
     char path[] = "/tmp/objmem-peak-XXXXXX";
     int fd = mkstemp(path);
@@ -1242,41 +1244,62 @@ static void test_keep_peak(void **state)
     close(fd);
     om_trace_keep_peak(10);
     assert_int_equal(om_trace_start(1), 0);
-    grow_by(live, &n, 100);
-    shrink_by(live, &n, 50);            /* the first free keeps it */
+    grow_by(live, &n, 100);             /* 100,000 bytes */
+    shrink_by(live, &n, 6);             /* 94,000: within a sixteenth */
+    /* While the memory stands within a sixteenth of its high-water mark,
+     * the snapshot stands for the peak, and carries none. */
     s = om_trace_take_snapshot();
-    assert_int_equal(om_snapshot_count(s), 50);
+    assert_int_equal(om_snapshot_count(s), 94);
+    assert_null(om_snapshot_peak(s));
+    om_snapshot_free(s);
+    /* The free that goes below 93,750 keeps the traces as they were
+     * before it. */
+    shrink_by(live, &n, 1);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), 93);
     assert_non_null(om_snapshot_peak(s));
-    assert_peak(om_snapshot_peak(s), 100000, 100);
-    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 100000);
+    assert_peak(om_snapshot_peak(s), 94000, 94);
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 94000);
+    om_snapshot_get_info(om_snapshot_peak(s), &info);
+    assert_int_equal(info.current, 94000);
+    assert_int_equal(info.peak, 100000);
     /* Kept as sums per traceback: no addresses, no heap map. */
     assert_null(om_snapshot_heap(om_snapshot_peak(s)));
     assert_null(om_snapshot_peak(om_snapshot_peak(s)));
     om_snapshot_free(s);
-    /* A peak less than 10% higher is not retaken. */
-    grow_by(live, &n, 55);              /* 105,000 bytes */
-    shrink_by(live, &n, 1);
+    /* A peak less than 10% above the memory kept is not retaken. */
+    grow_by(live, &n, 10);              /* 103,000 bytes */
+    shrink_by(live, &n, 50);
     s = om_trace_take_snapshot();
-    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 100000);
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 94000);
     om_snapshot_free(s);
-    /* Higher still: while the memory stands at its peak, the snapshot is
-     * the peak itself, and carries none. */
-    grow_by(live, &n, 101);             /* 205,000 bytes */
+    /* Higher still, with one big block on top (a second traceback):
+     * while the memory stands at its peak, the snapshot is the peak. */
+    big = om_malloc(100000);            /* 153,000 bytes */
     s = om_trace_take_snapshot();
     om_snapshot_get_info(s, &info);
-    assert_int_equal(info.current, 205000);
-    assert_int_equal(info.peak, 205000);
+    assert_int_equal(info.current, 153000);
+    assert_int_equal(info.peak, 153000);
     assert_null(om_snapshot_peak(s));
     om_snapshot_free(s);
-    shrink_by(live, &n, 1);
+    /* Its free is the drop: the peak kept holds the big block. */
+    om_free(big);
     s = om_trace_take_snapshot();
-    assert_int_equal(snapshot_bytes(om_snapshot_peak(s)), 205000);
+    peak = om_snapshot_peak(s);
+    assert_int_equal(snapshot_bytes(peak), 153000);
+    assert_int_equal(om_snapshot_statistics(peak, OM_KEY_TRACEBACK, false,
+                                            &st, &nst), 0);
+    assert_int_equal(nst, 2);
+    assert_int_equal(st[0].size, 100000);
+    assert_int_equal(st[0].count, 1);
+    assert_int_equal(st[1].size, 53000);
+    assert_int_equal(st[1].count, 53);
     /* It goes with the capture. */
     assert_int_equal(om_snapshot_dump(s, path), 0);
     back = om_snapshot_load(path);
     assert_non_null(back);
-    assert_int_equal(om_snapshot_count(back), 204);
-    assert_int_equal(snapshot_bytes(om_snapshot_peak(back)), 205000);
+    assert_int_equal(om_snapshot_count(back), 53);
+    assert_int_equal(snapshot_bytes(om_snapshot_peak(back)), 153000);
     assert_non_null(om_snapshot_heap(back));
     om_snapshot_free(back);
     om_snapshot_free(s);
@@ -1305,7 +1328,7 @@ static void test_keep_peak_tags(void **state)
     const struct om_snapshot *peak;
     struct om_statistic *st;
     struct om_trace_info t;
-    size_t n;
+    size_t n, na = 300, top, a_bytes = 0;
 
     om_trace_keep_peak(10);
     assert_int_equal(om_trace_start(1), 0);
@@ -1313,17 +1336,24 @@ static void test_keep_peak_tags(void **state)
         a[i] = alloc_here(i % 2 ? 90 : 100);
     for (size_t i = 0; i < 200; i++)
         b[i] = obj_alloc_here(40);
-    assert_int_equal(traced(), 150 * 190 + 200 * 40);
-    om_free(a[299]);                    /* keeps the peak */
+    top = traced();
+    assert_int_equal(top, 150 * 190 + 200 * 40);
+    /* Frees from the end until one goes a sixteenth below the peak: the
+     * traces are kept as they were before it, na blocks of a. */
+    while (traced() >= top - top / 16)
+        om_free(a[--na]);
+    for (size_t i = 0; i <= na; i++)
+        a_bytes += i % 2 ? 90 : 100;
+    assert_int_equal(na, 275);          /* 25 frees of 90 and 100 bytes */
     s = om_trace_take_snapshot();
     peak = om_snapshot_peak(s);
     assert_non_null(peak);
-    assert_int_equal(snapshot_bytes(peak), 150 * 190 + 200 * 40);
+    assert_int_equal(snapshot_bytes(peak), a_bytes + 200 * 40);
     assert_int_equal(om_snapshot_statistics(peak, OM_KEY_TRACEBACK, false,
                                             &st, &n), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(st[0].size, 150 * 190);
-    assert_int_equal(st[0].count, 300);
+    assert_int_equal(st[0].size, a_bytes);
+    assert_int_equal(st[0].count, na + 1);
     assert_int_equal(st[1].size, 200 * 40);
     assert_int_equal(st[1].count, 200);
     assert_int_equal(om_snapshot_count(peak), 2);
@@ -1333,7 +1363,7 @@ static void test_keep_peak_tags(void **state)
                                                 : OM_DOMAIN_MEM);
     }
     om_snapshot_free(s);
-    for (size_t i = 0; i < 299; i++)
+    for (size_t i = 0; i < na; i++)
         om_free(a[i]);
     for (size_t i = 0; i < 200; i++)
         om_obj_free(b[i]);
@@ -1359,7 +1389,7 @@ static void test_keep_peak_domains_and_samples(void **state)
     assert_int_equal(om_trace_start(1), 0);
     assert_int_equal(om_trace_track(7, buffer, 5000), 0);
     grow_by(live, &n, 10);
-    shrink_by(live, &n, 1);             /* keeps the peak */
+    shrink_by(live, &n, 1);             /* 1000 of 15,000: keeps the peak */
     s = om_trace_take_snapshot();
     peak = om_snapshot_peak(s);
     assert_non_null(peak);
@@ -1384,12 +1414,13 @@ static void test_keep_peak_domains_and_samples(void **state)
 
     /* Sampled: 1000-byte blocks all weigh w, so the peak's one record is
      * 1000 bytes, and its weight is w times the samples then live.  The
-     * free of a sampled block keeps it (the others skip tracing): those
-     * left after it, and one more. */
+     * free of the sampled block that takes the estimate a sixteenth
+     * below its peak keeps it (the others skip tracing): those left
+     * after it, and one more. */
     assert_int_equal(om_trace_start_sampling(4096), 0);
     grow_by(live, &n, 250);
     top = traced();
-    while (n > 0 && traced() == top)
+    while (n > 0 && traced() >= top - top / 16)
         shrink_by(live, &n, 1);
     s = om_trace_take_snapshot();
     peak = om_snapshot_peak(s);

@@ -241,7 +241,8 @@ static void print_stat(FILE *out, size_t rank, const struct om_statistic *st,
 }
 
 /* The snapshot at the peak in capture c: the one it carries, or c itself
- * when it was taken at its peak; NULL after a message. */
+ * when it was taken within a sixteenth of its peak (om_trace_keep_peak
+ * keeps none then); NULL after a message. */
 static const struct om_snapshot *at_peak(const struct om_snapshot *c,
                                          const char *path)
 {
@@ -250,7 +251,7 @@ static const struct om_snapshot *at_peak(const struct om_snapshot *c,
     if (om_snapshot_peak(c))
         return om_snapshot_peak(c);
     om_snapshot_get_info(c, &i);
-    if (i.current == i.peak)
+    if (i.current >= i.peak - i.peak / 16)
         return c;
     fprintf(stderr, "objmem: %s: no snapshot at the peak in this capture "
             "(om_trace_keep_peak was off)\n", path);
