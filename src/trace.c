@@ -758,14 +758,15 @@ OM_INLINE bool trace_put(const struct slot *v, uint32_t g)
     return tag_put(v, g) || table_put(v, g);
 }
 
-/* After a trace went: with a peak worth keeping pending, has this
- * thread's view of the traced memory (its counter's, as peak_note's)
- * fallen a sixteenth below the high-water mark? */
+/* After a trace went: with a peak worth keeping pending, has the traced
+ * memory as this thread sees it (current, which the others' moves keep
+ * within FLUSH_BYTES each, and its own delta) fallen a sixteenth below
+ * the high-water mark (peak, or its own high point)? */
 OM_INLINE bool peak_due(void)
 {
     struct counter *c = my_counter;
-    int64_t now, hw = (int64_t)atomic_load_explicit(&peak,
-                                                    memory_order_relaxed);
+    int64_t now = 0, hw = (int64_t)atomic_load_explicit(&peak,
+                                                        memory_order_relaxed);
 
     if (likely(!atomic_load_explicit(&peak_pending, memory_order_relaxed)))
         return false;
@@ -773,11 +774,10 @@ OM_INLINE bool peak_due(void)
         int64_t hi = c->base +
                      atomic_load_explicit(&c->hi, memory_order_relaxed);
 
-        now = c->base + atomic_load_explicit(&c->delta, memory_order_relaxed);
+        now = atomic_load_explicit(&c->delta, memory_order_relaxed);
         hw = hi > hw ? hi : hw;
-    } else {
-        now = (int64_t)atomic_load_explicit(&current, memory_order_relaxed);
     }
+    now += (int64_t)atomic_load_explicit(&current, memory_order_relaxed);
     return now < hw - hw / PEAK_DROP;
 }
 
@@ -1621,9 +1621,11 @@ static void peak_sum_all(size_t ntb)
         struct shard *sh = &shards[i];
 
         pthread_mutex_lock(&sh->lock);
-        for (size_t j = 0; sh->slots && j <= sh->mask; j++)
-            if (sh->slots[j].ptr)
+        for (size_t j = 0, n = sh->used; n && j <= sh->mask; j++)
+            if (sh->slots[j].ptr) {
                 peak_add(&sh->slots[j], args[0], args[1]);
+                n--;
+            }
         pthread_mutex_unlock(&sh->lock);
     }
     omi_tags_sum(peak_sums, ntb, atomic_load(&gen), peak_add_tag, args);
