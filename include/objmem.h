@@ -709,8 +709,8 @@ OM_API size_t om_trace_get_memory(void);
  * step_percent above the memory last kept, as the traces stood just
  * before that free (a big block freed at the top is in it), so it holds
  * at least 15/16 of that mark.  Each take sums the traces by traceback, a
- * pass over them: about once per such fall, and a heap that only grows
- * is summed once at its end.  Snapshots then carry it
+ * pass over them, once per such fall: a heap that grows with frees
+ * between is summed once, when it falls.  Snapshots then carry it
  * (om_snapshot_peak); one taken while the memory stands within a
  * sixteenth of a new mark carries none: it stands for the peak itself.
  * 0 turns it off.  Captures (OBJMEM_TRACE) keep it with a step of
