@@ -497,7 +497,9 @@ static void python_top(const char *script, int nframes, const char *args)
     read_out(out_shim);
 }
 
-/* objmem python --trace: tracebacks name Python files and lines. */
+/* objmem python --trace: tracebacks name Python files and lines.  A
+ * stack deeper than the limit says so, one exactly as deep does not (the
+ * key and the frames judge "deeper" alike, pytrace.c's has_older). */
 static void test_trace_python(void **state)
 {
     if (LAUNCHER[0] == '\0')
@@ -506,7 +508,10 @@ static void test_trace_python(void **state)
              "def grow():\n"
              "    for i in range(4000):\n"
              "        keep.append(bytes(1000))\n"
-             "grow()\n"
+             "def main():\n"
+             "    grow()\n"
+             "    return bytes(3000)\n"
+             "last = main()\n"
              "import os, signal\n"
              "os.kill(os.getpid(), signal.SIGUSR2)\n"
              "x = [1]\n");
@@ -514,9 +519,17 @@ static void test_trace_python(void **state)
      * script's name is as CPython gives it: a full path). */
     python_top("app.py", 4, "--by traceback --limit 1");
     assert_non_null(strstr(out_shim, "app.py:4 in grow\n        "));
-    assert_non_null(strstr(out_shim, "app.py:5 in <module>\n    4.0 MiB "
+    assert_non_null(strstr(out_shim, "app.py:6 in main\n        "));
+    assert_non_null(strstr(out_shim, "app.py:8 in <module>\n    4.0 MiB "
                                      "in 4001 blocks (average 1.0 KiB)\n"));
     assert_non_null(strstr(out_shim, "\n#1: /"));
+    /* At 2 frames, grow's stack goes on past the limit, main's not. */
+    python_top("app.py", 2, "--by traceback --limit 1000");
+    assert_non_null(strstr(out_shim, "app.py:6 in main\n        ... 1 more "
+                                     "frames\n    4.0 MiB in 4001 blocks"));
+    assert_non_null(strstr(out_shim, "app.py:7 in main\n        "));
+    assert_non_null(strstr(out_shim, "app.py:8 in <module>\n    3.0 KiB "
+                                     "in 1 blocks"));
 }
 
 /* Lines read on from a code object's last lookup (pytrace.c): a site

@@ -280,21 +280,55 @@ static inline __attribute__((always_inline)) PyThreadState *holder(void)
     return ts;
 }
 
+/*
+ * Whether the stack goes on past frame f: any older frame that is
+ * Python's, complete or not (3.12's C-stack entry frames are not).  The
+ * source and the key both judge "deeper" by this, so equal keys give
+ * equal totals.  An incomplete frame (still in its prologue) is only ever
+ * the newest one, for its prologue calls nothing; so this says what
+ * skipping incomplete frames all the way down would, without reading the
+ * older frame and its code object (one frame, 8 to 10 runs alternated
+ * with the walk that checked it: churn 228 -> 226 ms, strings 241 -> 240,
+ * dicts 550 -> 547).
+ */
+static inline bool has_older(_PyInterpreterFrame *f)
+{
+    bool older = false;
+
+    for (_PyInterpreterFrame *o = f->previous; o && !older;
+         o = o->previous)
+#if PY_VERSION_HEX >= 0x030C0000
+        older = o->owner != FRAME_OWNED_BY_CSTACK;
+#else
+        older = true;
+#endif
+#if OM_DEBUG >= 2
+    /* Debug builds check the claim: a complete frame lies beyond. */
+    bool complete = false;
+
+    for (f = f->previous; f && !complete; f = f->previous)
+        complete = !_PyFrame_IsIncomplete(f);
+    if (complete != older) {
+        fprintf(stderr, "pytrace: an incomplete frame below the newest\n");
+        abort();
+    }
+#endif
+    return older;
+}
+
 static int python_frames(void *ctx, struct om_frame *frames, int max)
 {
     PyThreadState *ts = holder();
     int n = 0;
 
-    if (!ts)
+    if (!ts || max < 1)
         return 0;
-    /* Count one frame past max at most: the stack was deeper. */
-    for (_PyInterpreterFrame *f = newest_frame(ts); f && n <= max;
-         f = f->previous) {
+    for (_PyInterpreterFrame *f = newest_frame(ts); f; f = f->previous) {
         if (_PyFrame_IsIncomplete(f))
             continue;
-        if (n < max)
-            frame_of(f, &frames[n]);
-        n++;
+        frame_of(f, &frames[n]);
+        if (++n == max)
+            return n + has_older(f);    /* one past max: deeper */
     }
     return n;
 }
@@ -319,24 +353,24 @@ static uint64_t python_key(void *ctx, int max)
     uint64_t h = 0x243f6a8885a308d3ULL;
     int n = 0;
 
-    if (!ts)
+    if (!ts || max < 1)
         return 0;
-    for (_PyInterpreterFrame *f = newest_frame(ts); f && n <= max;
-         f = f->previous) {
+    for (_PyInterpreterFrame *f = newest_frame(ts); f; f = f->previous) {
         PyCodeObject *code;
 
         if (_PyFrame_IsIncomplete(f))
             continue;
-        if (n < max) {
-            code = f->f_code;
-            h = (rotl(h, 23) ^ (uintptr_t)code ^
-                 rotl((uintptr_t)code->co_filename, 17) ^
-                 rotl((uintptr_t)code->co_name, 31) ^
-                 (uint64_t)(unsigned)_PyInterpreterFrame_LASTI(f) << 44 ^
-                 (uint64_t)(unsigned)code->co_firstlineno << 52) *
-                0x9e3779b97f4a7c15ULL;
+        code = f->f_code;
+        h = (rotl(h, 23) ^ (uintptr_t)code ^
+             rotl((uintptr_t)code->co_filename, 17) ^
+             rotl((uintptr_t)code->co_name, 31) ^
+             (uint64_t)(unsigned)_PyInterpreterFrame_LASTI(f) << 44 ^
+             (uint64_t)(unsigned)code->co_firstlineno << 52) *
+            0x9e3779b97f4a7c15ULL;
+        if (++n == max) {
+            n += has_older(f);
+            break;
         }
-        n++;
     }
     h ^= (uint64_t)n;
     return h ^ h >> 29;
