@@ -233,14 +233,17 @@ static void test_stop_and_clear(void **state)
 /*
  * A page given back takes its tags' record with it (tags.c): after the
  * blocks of 50-odd pages are freed and the pages given back, om_check
- * finds no record on a page that is not in use (tags.4), and rounds that
- * trace the same number of pages, of two classes in turn, reuse the
- * records instead of making more.
+ * finds no record on a page that is not in use (tags.4), each record on
+ * one list, in use or free (tags.5), a snapshot with half the blocks
+ * freed finds the other half, and rounds that trace the same number of
+ * pages, of two classes in turn, reuse the records instead of making
+ * more.
  */
 static void test_records_follow_pages(void **state)
 {
     enum { N = 4000 };
     static void *p[N];
+    struct om_snapshot *snap;
     size_t mem2 = 0;
 
     assert_int_equal(om_trace_start(1), 0);
@@ -249,7 +252,12 @@ static void test_records_follow_pages(void **state)
         for (int i = 0; i < N; i++)
             assert_non_null(p[i] = om_malloc(size));
         assert_int_equal(traced(), N * size);
-        for (int i = 0; i < N; i++)
+        for (int i = 0; i < N; i += 2)
+            om_free(p[i]);
+        snap = om_trace_take_snapshot();
+        assert_int_equal(om_snapshot_count(snap), N / 2);
+        om_snapshot_free(snap);
+        for (int i = 1; i < N; i += 2)
             om_free(p[i]);
         assert_int_equal(traced(), 0);
         om_collect(true);
