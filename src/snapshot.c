@@ -24,9 +24,9 @@
  *                                 traces[ntraces], tracebacks[ntracebacks]
  *
  * The string set is open addressing with linear probing, keyed by a
- * hash of the bytes taken eight at a time (str_hash); growing maps a table twice the size, moves
- * the pointers and unmaps the old one.  Strings live in the region and
- * are never freed before the snapshot.
+ * hash of the bytes taken eight at a time (str_hash); growing maps a
+ * table twice the size, moves the pointers and unmaps the old one.
+ * Strings live in the region and are never freed before the snapshot.
  *
  * Statistics group in two passes: the traces' sums per traceback (so the
  * per-trace work is four additions), then each used traceback's sums go
