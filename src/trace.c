@@ -976,13 +976,6 @@ static OM_NOINLINE int capture_c(struct rawframe *f, int lim)
                              lim };
     int skip, n, total;
 
-    if (lim == 1 && omi_domain_caller) {
-        /* The entry point noted its caller: no unwinding (the stack is
-         * taken to be deeper, as it nearly always is). */
-        f[0] = (struct rawframe){ omi_domain_caller - 1, 0, 0, 0 };
-        omi_domain_caller = 0;
-        return 2;
-    }
     w.stack_mark = (uintptr_t)__builtin_frame_address(0);
     if (omi_stackwalk_walk(walk_frame, &w) < 0) {
         /* A frame the fast walk does not know: libgcc's, from the top. */
@@ -1348,11 +1341,25 @@ static OM_NOINLINE long traceback_c(int lim)
     return tb_intern(f, (uint32_t)n, (uint32_t)total, 0);
 }
 
+/* One frame, whose caller the entry point noted: no unwinding (the stack
+ * is taken to be deeper, as it nearly always is), and none of
+ * traceback_c's frame arrays. */
+static OM_NOINLINE long traceback_caller(void)
+{
+    struct rawframe f = { omi_domain_caller - 1, 0, 0, 0 };
+
+    omi_domain_caller = 0;
+    return tb_intern(&f, 1, 2, 0);
+}
+
 OM_INLINE long traceback_now(void)
 {
     int lim = atomic_load_explicit(&limit, memory_order_relaxed);
 
-    return source_fn ? traceback_source(lim) : traceback_c(lim);
+    if (source_fn)
+        return traceback_source(lim);
+    return lim == 1 && omi_domain_caller ? traceback_caller()
+                                         : traceback_c(lim);
 }
 
 /* Forget every traceback: the caches see a new generation. */
