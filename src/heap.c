@@ -22,7 +22,8 @@
  *     PURGE_TRIGGER_POOLS, down to PURGE_KEEP_POOLS, and unmaps an empty
  *     arena when it keeps one already.  Under either, a new arena first
  *     trims large.c's cache, and a large block mapped fresh first has
- *     the heap purge about as many dirty pools (omi_heap_make_room).
+ *     the heap purge about as many dirty pools (omi_heap_make_room; a
+ *     large block that grows, as many of its older dirty pools).
  *     The first pool of a class is kept when it empties, so a
  *     malloc/free loop on one block stays fast;
  *   - thread exit: the heap gives back all it can and is abandoned; a
@@ -365,24 +366,24 @@ static void release_arena(struct heap *h, struct arena *a)
  * Purge the dirty pools of the emptiest arenas until keep dirty hints
  * remain; hints of pools the purger gave back meanwhile are cleared too.
  */
-static void purge(struct heap *h, size_t keep)
+static void purge(struct heap *h, size_t keep, unsigned min_age)
 {
     for (unsigned b = EMPTY_BIN; b > 0 && h->ndirty > keep; b--)
         for (struct arena *a = h->bins[b]; a && h->ndirty > keep;
              a = a->next) {
-            omi_arena_purge(a, 0, false);
+            omi_arena_purge(a, min_age, false);
             h->ndirty -= omi_arena_sync_hints(a);
         }
 }
 
-void omi_heap_make_room(size_t bytes)
+void omi_heap_make_room(size_t bytes, unsigned min_age)
 {
     struct heap *h = omi_heap_tls;
     size_t pools = bytes / POOL_SIZE;
 
-    if (h->ndirty == 0 || omi_purge_mode() == PURGE_NEVER)
+    if (h->ndirty == 0 || pools == 0 || omi_purge_mode() == PURGE_NEVER)
         return;
-    purge(h, h->ndirty > pools ? h->ndirty - pools : 0);
+    purge(h, h->ndirty > pools ? h->ndirty - pools : 0, min_age);
 }
 
 /* The purge policy, after pools became dirty (purge.c explains it). */
@@ -394,7 +395,7 @@ static void after_dirty(struct heap *h)
         break;
     case PURGE_IMMEDIATE:
         if (h->ndirty > PURGE_TRIGGER_POOLS)
-            purge(h, PURGE_KEEP_POOLS);
+            purge(h, PURGE_KEEP_POOLS, 0);
         break;
     case PURGE_NEVER:
         break;
@@ -816,7 +817,7 @@ static void heap_collect(struct heap *h, bool force)
         while (h->bins[EMPTY_BIN])
             release_arena(h, h->bins[EMPTY_BIN]);
     }
-    purge(h, force ? 0 : PURGE_KEEP_POOLS);
+    purge(h, force ? 0 : PURGE_KEEP_POOLS, 0);
 }
 
 void om_collect(bool force)

@@ -102,15 +102,16 @@ void omi_heap_cache_flush(struct heap *h, struct cache *c);
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool);
 
 /*
- * A large block is about to be mapped fresh, bytes of it (large.c: a
- * cache miss, in a program that does not churn large mappings): the
- * calling thread's heap first gives back about as many of its dirty
- * pools, the emptiest arenas' first, whole arenas at a time.  Memory freed
- * in small blocks so makes room for the large one, as in a heap that
- * reuses it (glibc's), instead of staying resident beside it for the
- * purge delay.  Nothing under the never-purge policy.
+ * bytes of fresh pages are about to be mapped for a large block (large.c:
+ * a cache miss, or a growing realloc, in a program that does not churn
+ * large mappings): the calling thread's heap first gives back about as
+ * many of its dirty pools that have been dirty for min_age purge epochs
+ * or more (0: any), the emptiest arenas' first, whole arenas at a time.
+ * Memory freed in small blocks so makes room for the large one, as in a
+ * heap that reuses it (glibc's), instead of staying resident beside it
+ * for the purge delay.  Nothing under the never-purge policy.
  */
-void omi_heap_make_room(size_t bytes);
+void omi_heap_make_room(size_t bytes, unsigned min_age);
 
 /* Bytes mapped for one heap structure. */
 size_t omi_heap_struct_bytes(void);

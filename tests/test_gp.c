@@ -278,6 +278,31 @@ static void test_large_cache(void **state)
     assert_heap_clean(before);
 }
 
+/* 200 pools of 256-byte blocks made and freed: dirty pools. */
+static void make_dirty_pools(void)
+{
+    static void *v[3200];
+
+    for (int i = 0; i < 3200; i++)
+        assert_non_null(v[i] = om_gp_malloc(256));
+    for (int i = 0; i < 3200; i++)
+        om_gp_free(v[i]);
+}
+
+/* From s1 to s2, 64 dirty pools or more were purged, or (never) none. */
+static void assert_room_made(bool never, const struct om_stats *s1,
+                             const struct om_stats *s2)
+{
+    if (never) {
+        assert_int_equal(s2->pools_free_dirty, s1->pools_free_dirty);
+        assert_int_equal(s2->bytes_purged_total, s1->bytes_purged_total);
+    } else {
+        assert_true(s2->pools_free_dirty + 64 <= s1->pools_free_dirty);
+        assert_true(s2->bytes_purged_total >=
+                    s1->bytes_purged_total + 64 * POOL_SIZE);
+    }
+}
+
 /* A large block mapped fresh first has the heap give back about as many
  * dirty pools (in a program that has not churned large mappings: this
  * test runs first); none under the never-purge policy. */
@@ -286,31 +311,63 @@ static void test_large_makes_room(void **state)
     size_t before = blocks_in_use();
     long delay = om_get_purge_delay();
     struct om_stats s1, s2;
-    static void *v[3200];
     void *big;
 
     om_collect(true);
     assert_true(stats().large_maps_total < 200);
     for (int never = 1; never >= 0; never--) {
         assert_int_equal(om_set_purge_delay(never ? -1 : 60000), 0);
-        for (int i = 0; i < 3200; i++)      /* 200 pools of 256 bytes */
-            assert_non_null(v[i] = om_gp_malloc(256));
-        for (int i = 0; i < 3200; i++)
-            om_gp_free(v[i]);
+        make_dirty_pools();
         s1 = stats();
         assert_true(s1.pools_free_dirty >= 64);
         big = om_gp_malloc(256 << 10);      /* 64 fresh pages */
         assert_non_null(big);
         s2 = stats();
         assert_int_equal(s2.large_maps_total, s1.large_maps_total + 1);
-        if (never) {
-            assert_int_equal(s2.pools_free_dirty, s1.pools_free_dirty);
-            assert_int_equal(s2.bytes_purged_total, s1.bytes_purged_total);
-        } else {
-            assert_true(s2.pools_free_dirty + 64 <= s1.pools_free_dirty);
-            assert_true(s2.bytes_purged_total >=
-                        s1.bytes_purged_total + 64 * POOL_SIZE);
-        }
+        assert_room_made(never, &s1, &s2);
+        om_gp_free(big);
+        assert_int_equal(om_check(), 0);
+        om_collect(true);
+    }
+    assert_int_equal(om_set_purge_delay(delay), 0);
+    assert_heap_clean(before);
+}
+
+/* A large block that grows (realloc, mremap) first has the heap give
+ * back about as many pools, but only pools dirty for GROWTH_MIN_AGE (3)
+ * purge epochs or more: those of a round just freed stay for the next
+ * one; none under the never-purge policy. */
+static void test_large_growth_makes_room(void **state)
+{
+    size_t before = blocks_in_use();
+    long delay = om_get_purge_delay();
+    struct om_stats s1, s2, s3;
+    void *big;
+
+    om_collect(true);
+    assert_true(stats().large_maps_total < 200);
+    for (int never = 1; never >= 0; never--) {
+        assert_int_equal(om_set_purge_delay(never ? -1 : 60000), 0);
+        big = om_gp_malloc(64 << 10);
+        assert_non_null(big);
+        make_dirty_pools();
+        s1 = stats();
+        assert_true(s1.pools_free_dirty >= 128);
+        /* Dirty for less than 3 epochs: kept. */
+        omi_arena_epoch_advance();
+        omi_arena_epoch_advance();
+        big = om_gp_realloc(big, (64 << 10) + (256 << 10));
+        assert_non_null(big);
+        s2 = stats();
+        assert_int_equal(s2.pools_free_dirty, s1.pools_free_dirty);
+        assert_int_equal(s2.bytes_purged_total, s1.bytes_purged_total);
+        /* For 3: about the growth's 64 pages go. */
+        omi_arena_epoch_advance();
+        big = om_gp_realloc(big, (64 << 10) + (512 << 10));
+        assert_non_null(big);
+        s3 = stats();
+        assert_int_equal(s3.large_blocks, s1.large_blocks);
+        assert_room_made(never, &s1, &s3);
         om_gp_free(big);
         assert_int_equal(om_check(), 0);
         om_collect(true);
@@ -487,6 +544,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_large_makes_room),
+        cmocka_unit_test(test_large_growth_makes_room),
         cmocka_unit_test(test_medium_table),
         cmocka_unit_test(test_every_size),
         cmocka_unit_test(test_medium_spans_return),
