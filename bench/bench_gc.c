@@ -11,13 +11,17 @@
  * Shapes (issue 4):
  *   full N      a full collection with N live tracked instances
  *               (N = 1e5, 1e6, 3e6): ns per object
- *   young       a generation 0 collection with 1e6 live young lists
+ *   young       a generation 0 collection with 1e6 live young instances
+ *               (empty lists would not be tracked: list.c)
  *   cycles      1e6 garbage 2-cycles of lists collected, dealloc
  *               included: ns per object
- *   auto        an allocation loop of 4M steps (one in four kept, one in
- *               sixteen a garbage cycle, default thresholds): the pauses
- *               of the automatic collections (p50, p99, max) and the
- *               collector's share of the loop's time
+ *   auto        an allocation loop of 4M steps (a new list each; one in
+ *               four kept, one in sixteen a garbage cycle, default
+ *               thresholds): the pauses of the automatic collections
+ *               (p50, p99, max) and the collector's share of the loop's
+ *               time
+ *   autoi       the same loop with instances (tracked for life, where
+ *               objmem's empty lists are not)
  *   inc         the auto loop again in incremental mode, 3M live
  *               instances held (python3 3.11 has no such mode: "-")
  *   trees       binary trees of tuples: a stretch tree of depth 21 made,
@@ -57,6 +61,10 @@ static const struct key keys[] = {
     { "auto_p99", "us", "<= 100" },
     { "auto_max", "us", "<= 5000" },
     { "auto_gc_share", "%", "<= 15" },
+    { "autoi_p50", "us", "" },
+    { "autoi_p99", "us", "<= 100" },
+    { "autoi_max", "us", "<= 5000" },
+    { "autoi_gc_share", "%", "<= 15" },
     { "inc_p50", "us", "" },
     { "inc_p99", "us", "<= 100" },
     { "inc_max", "us", "<= 5000" },
@@ -105,21 +113,18 @@ static double om_full(long n)
 
 static double om_young(long n)
 {
-    om_object *keep = om_list_new(0);
+    om_object *cls = om_class_new("C", NULL, 0, 0), *keep;
     double t0, ns;
 
     om_gc_collect(2);
     om_gc_disable();
-    for (long i = 0; i < n; i++) {
-        om_object *l = om_list_new(0);
-        om_list_append(keep, l);
-        om_decref(l);
-    }
+    keep = keep_instances(cls, n);
     t0 = thread_ns();
     om_gc_collect(0);
     ns = thread_ns() - t0;
     om_gc_enable();
     om_decref(keep);
+    om_decref(cls);
     return ns / (double)n;
 }
 
@@ -162,8 +167,10 @@ static double percentile(double *v, int n, double p)
     return n ? v[i] : 0;
 }
 
-/* The allocation loop; its figures go out under prefix ("auto", "inc"). */
-static void om_auto(FILE *out, const char *prefix, long steps)
+/* The allocation loop; its figures go out under prefix ("auto", "autoi",
+ * "inc").  Its objects are lists, or instances of cls when not NULL. */
+static void om_auto(FILE *out, const char *prefix, long steps,
+                    om_object *cls)
 {
     om_object *keep = om_list_new(0);
     double t0, total, sum = 0;
@@ -174,9 +181,11 @@ static void om_auto(FILE *out, const char *prefix, long steps)
     om_gc_callback_add(on_gc, NULL);
     t0 = thread_ns();
     for (long i = 0; i < steps; i++) {
-        om_object *o = om_list_new(0);
-        if (i % 16 == 0)
-            om_list_append(o, o);       /* a garbage cycle */
+        om_object *o = cls ? om_instance_new(cls) : om_list_new(0);
+        if (i % 16 == 1 && cls)
+            om_setattr(o, "me", o);     /* a garbage cycle (never kept) */
+        else if (i % 16 == 1)
+            om_list_append(o, o);
         if (i % 4 == 0)
             om_list_append(keep, o);
         om_decref(o);
@@ -205,7 +214,7 @@ static void om_incremental(FILE *out, long live, long steps)
 
     om_gc_collect(2);
     om_gc_set_incremental(true);
-    om_auto(out, "inc", steps);
+    om_auto(out, "inc", steps, NULL);
     om_gc_set_incremental(false);
     om_decref(keep);
     om_decref(cls);
@@ -266,7 +275,10 @@ static void objmem_child(FILE *out, int part)
     put(out, "full_3e6", om_full(3000000 / scale));
     put(out, "young_1e6", om_young(1000000 / scale));
     put(out, "cycles_1e6", om_cycles(1000000 / scale));
-    om_auto(out, "auto", 4000000 / scale);
+    om_auto(out, "auto", 4000000 / scale, NULL);
+    om_object *cls = om_class_new("C", NULL, 0, 0);
+    om_auto(out, "autoi", 4000000 / scale, cls);
+    om_decref(cls);
     put(out, "trees", om_trees(quick ? 16 : 20));
 }
 
@@ -282,7 +294,7 @@ static const char *PY_SCRIPT =
     "    gc.collect(); t0 = t(); gc.collect(); ns = t() - t0\n"
     "    del keep; return ns / n\n"
     "def young(n):\n"
-    "    gc.collect(); gc.disable(); keep = [[] for _ in range(n)]\n"
+    "    gc.collect(); gc.disable(); keep = [C() for _ in range(n)]\n"
     "    t0 = t(); gc.collect(0); ns = t() - t0; gc.enable()\n"
     "    del keep; return ns / n\n"
     "def cycles(n):\n"
@@ -296,19 +308,23 @@ static const char *PY_SCRIPT =
     "def cb(phase, info):\n"
     "    if phase == 'start': start[0] = t()\n"
     "    else: pauses.append(t() - start[0])\n"
-    "def auto(steps):\n"
-    "    keep = []; gc.collect(); gc.callbacks.append(cb); t0 = t()\n"
+    "def auto(steps, pre, make):\n"
+    "    keep = []; pauses.clear(); gc.collect(); gc.callbacks.append(cb)\n"
+    "    t0 = t()\n"
     "    for i in range(steps):\n"
-    "        o = []\n"
-    "        if i % 16 == 0: o.append(o)\n"
+    "        o = [] if make is list else C()\n"
+    "        if i % 16 == 1:\n"
+    "            if make is C: o.me = o\n"
+    "            else: o.append(o)\n"
     "        if i % 4 == 0: keep.append(o)\n"
     "        del o\n"
     "    total = t() - t0; gc.callbacks.remove(cb)\n"
     "    p = sorted(pauses); n = len(p)\n"
     "    pct = lambda q: p[int(q * (n - 1) + 0.5)] if n else 0\n"
-    "    print('auto_p50', pct(0.5) / 1e3); print('auto_p99', pct(0.99) / 1e3)\n"
-    "    print('auto_max', (p[-1] if n else 0) / 1e3)\n"
-    "    print('auto_gc_share', 100 * sum(p) / total)\n"
+    "    print(pre + '_p50', pct(0.5) / 1e3)\n"
+    "    print(pre + '_p99', pct(0.99) / 1e3)\n"
+    "    print(pre + '_max', (p[-1] if n else 0) / 1e3)\n"
+    "    print(pre + '_gc_share', 100 * sum(p) / total)\n"
     "def make(d):\n"
     "    return (make(d - 1), make(d - 1)) if d else (None, None)\n"
     "def check(tr):\n"
@@ -322,7 +338,8 @@ static const char *PY_SCRIPT =
     "print('full_3e6', full(3000000 // scale))\n"
     "print('young_1e6', young(1000000 // scale))\n"
     "print('cycles_1e6', cycles(1000000 // scale))\n"
-    "auto(4000000 // scale)\n"
+    "auto(4000000 // scale, 'auto', list)\n"
+    "auto(4000000 // scale, 'autoi', C)\n"
     "print('trees', trees(16 if quick else 20))\n";
 
 /* ---- The driver ---- */

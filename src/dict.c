@@ -409,9 +409,8 @@ static int make_room(struct dict_object *d, om_object *key)
  * may be part of a cycle. */
 static void maintain_tracking(om_object *d, om_object *key, om_object *value)
 {
-    if (!om_gc_is_tracked(d) &&
-        (omi_gc_may_be_tracked(key) || omi_gc_may_be_tracked(value)))
-        omi_gc_link(d);
+    omi_gc_track_for(d, key);
+    omi_gc_track_for(d, value);
 }
 
 int om_dict_set(om_object *o, om_object *key, om_object *value)

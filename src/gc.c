@@ -32,7 +32,10 @@
  * a generation's count is collections of the one below since its own.
  * A GC allocation collects when count 0 passes threshold 0: the oldest
  * generation whose count passed its threshold, the oldest only when its
- * pending survivors are 25% of its size.
+ * pending survivors are 25% of its size, both measured in work (objects
+ * plus the references they hold: what a collection visits), not in
+ * objects as CPython's: a list of a million numbers is one object there,
+ * and a million visits.
  *
  * The object layer calls in as CPython's object allocator does:
  * omi_gc_on_alloc (count, maybe collect), omi_gc_unlink (untrack, at
@@ -45,6 +48,9 @@
  *      x.next.prev == x, every member is tracked, no member has
  *      COLLECTING or UNREACHABLE set.
  *   2. Every member of a list is an object of a GC type with refcnt > 0.
+ *   3. An untracked dict or list that a tracked object holds holds no
+ *      item that may be tracked (the rule that lets them leave the lists:
+ *      dict.c, list.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -80,8 +86,11 @@ static struct {
     unsigned debug;
     struct generation gens[NGENS];
     gc_head permanent;
-    size_t long_lived_total;        /* survivors of the last full collection */
-    size_t long_lived_pending;      /* moved into generation 2 since */
+    size_t long_lived_total;        /* work (objects + their references)
+                                       of the survivors of the last full
+                                       collection */
+    size_t long_lived_pending;      /* ... of those moved into generation
+                                       2 since */
     bool incremental;               /* om_gc_set_incremental */
     size_t old_size;                /* generation 2's size, kept up to date
                                        by collections (deaths by refcount
@@ -322,11 +331,13 @@ static void subtract_refs(gc_head *list)
 struct scan {
     size_t left;                /* objects in unreachable */
     size_t kept;                /* objects left in young, still tracked */
+    size_t refs;                /* references the kept hold (visited) */
     bool special;               /* some may have a finalizer to run or a
                                    legacy_del (conservative) */
     bool finalizers;            /* some may have a finalizer to run */
     bool untrack;               /* untrack the reachable atomic tuples */
-    bool untrack_dicts;         /* ... and dicts (a full collection) */
+    bool untrack_mutable;       /* ... and dicts and lists (a full
+                                   collection) */
 };
 
 struct reach {
@@ -339,6 +350,7 @@ static int visit_reachable(om_object *child, void *arg)
     struct reach *r = arg;
     gc_head *reachable = r->reachable, *g = collecting_head(child);
 
+    r->scan->refs++;
     if (!g)
         return 0;
     if (g->next & NEXT_UNREACHABLE) {
@@ -376,14 +388,15 @@ static bool tuple_is_atomic(const om_object *t)
 }
 
 /* Can o be in no cycle, by CPython's rules (scan->untrack: tuples;
- * scan->untrack_dicts: dicts too, only in a full collection, as CPython:
- * a dict being built would otherwise be checked again and again)? */
+ * scan->untrack_mutable: dicts, and lists by the same rule (list.c), only
+ * in a full collection, as CPython's dicts: one being built would
+ * otherwise be checked again and again)? */
 static OM_NOINLINE bool is_atomic_container(om_object *o,
                                              const struct scan *scan)
 {
     if (o->type == &om_tuple_type)
         return tuple_is_atomic(o);
-    return scan->untrack_dicts &&
+    return scan->untrack_mutable &&
            o->type->traverse(o, visit_may_be_tracked, NULL) == 0;
 }
 
@@ -406,7 +419,8 @@ static void move_unreachable(gc_head *young, gc_head *unreachable,
     while (g != young) {
         om_object *o = object_of(g);
         if (get_refs(g) > 0) {
-            if ((o->type == &om_tuple_type || o->type == &om_dict_type) &&
+            if ((o->type == &om_tuple_type || o->type == &om_dict_type ||
+                 o->type == &om_list_type) &&
                 scan->untrack && is_atomic_container(o, scan)) {
                 /* reaches no tracked object: nothing to traverse */
                 prev->next = g->next;
@@ -675,20 +689,21 @@ static void print_start(int generation)
  * Collect the set young (its objects COLLECTING-free, on one list): the
  * garbage goes, the rest moves to old (stays, when old == young: the
  * oldest generation).  full: a collection of the whole old generation
- * (dicts are untracked then).  *survivors (when not NULL) gets the
- * objects moved or kept.  Returns the collected, *uncollectable the rest
- * of the unreachable.
+ * (dicts and lists are untracked then).  *survivors gets the objects
+ * moved or kept, *work those plus the references they hold.  Returns the
+ * collected, *uncollectable the rest of the unreachable.
  */
 static size_t collect_set(gc_head *young, gc_head *old, bool full,
-                          size_t *survivors, size_t *uncollectable)
+                          size_t *survivors, size_t *work,
+                          size_t *uncollectable)
 {
     gc_head unreachable, finalizers, final;
-    struct scan scan = { .untrack = true, .untrack_dicts = full };
+    struct scan scan = { .untrack = true, .untrack_mutable = full };
     size_t collected = 0, n = 0;
 
     deduce_unreachable(young, &unreachable, &scan);
-    if (survivors)
-        *survivors = scan.kept;
+    *survivors = scan.kept;
+    *work = scan.kept + scan.refs;
     if (young != old)
         list_merge(young, old);
 
@@ -782,8 +797,8 @@ static size_t collect(int generation, size_t *uncollectable);
 
 static size_t collect_increment(size_t *uncollectable)
 {
-    gc_head work;
-    size_t slice, taken, survivors, collected, young_unc;
+    gc_head slice_list;
+    size_t slice, taken, survivors, work, collected, young_unc;
 
     collected = collect(0, &young_unc);
     if (gc.round_left == 0)
@@ -795,11 +810,11 @@ static size_t collect_increment(size_t *uncollectable)
         slice = INC_MIN_SLICE;
     if (slice > gc.round_left)
         slice = gc.round_left;
-    list_init(&work);
-    taken = take_old(&work, slice);
+    list_init(&slice_list);
+    taken = take_old(&slice_list, slice);
     gc.round_left -= slice;
-    collected += collect_set(&work, gen_head(NGENS - 1), false, &survivors,
-                             uncollectable);
+    collected += collect_set(&slice_list, gen_head(NGENS - 1), false,
+                             &survivors, &work, uncollectable);
     *uncollectable += young_unc;
     gc.old_size = gc.old_size - taken + survivors;
     return collected;
@@ -808,7 +823,7 @@ static size_t collect_increment(size_t *uncollectable)
 static size_t collect(int generation, size_t *uncollectable)
 {
     gc_head *young = gen_head(generation), *old;
-    size_t collected, survivors;
+    size_t collected, survivors, work;
     uint64_t t0 = 0, us;
 
     if (gc.debug & OM_GC_DEBUG_STATS) {
@@ -823,17 +838,15 @@ static size_t collect(int generation, size_t *uncollectable)
         list_merge(gen_head(i), young);
     old = generation + 1 < NGENS ? gen_head(generation + 1) : young;
 
-    survivors = 0;                      /* counted for the old generation */
-    collected = collect_set(young, old, young == old,
-                            generation >= NGENS - 2 ? &survivors : NULL,
+    collected = collect_set(young, old, young == old, &survivors, &work,
                             uncollectable);
     if (generation == NGENS - 2) {
-        gc.long_lived_pending += survivors;
+        gc.long_lived_pending += work;
         gc.old_size += survivors;
         gc.promoted = survivors;
     } else if (generation == NGENS - 1) {
         gc.long_lived_pending = 0;
-        gc.long_lived_total = survivors;
+        gc.long_lived_total = work;
         gc.old_size = gc.old_full_size = survivors;
         gc.round_left = 0;
         om_clear_freelists();
@@ -900,7 +913,10 @@ ptrdiff_t om_gc_collect(int generation)
 }
 
 /* The automatic collection: the oldest generation past its threshold
- * (the oldest only when 25% of it is new since its last collection). */
+ * (the oldest only when 25% of its work is new since its last
+ * collection: full collections then cost a bounded multiple of the work
+ * that made them, as CPython's rule intends, though a container's items
+ * are visited and not counted there). */
 static void collect_generations(void)
 {
     if (gc.incremental) {
@@ -1191,6 +1207,19 @@ om_object *om_gc_get_referrers(om_object *o)
 
 /* ---- Checks ---- */
 
+/* Invariant 3 for child, an object that a tracked object holds. */
+static int visit_check_untracked(om_object *child, void *arg)
+{
+    (void)arg;
+    if (child && (child->type == &om_dict_type ||
+                  child->type == &om_list_type) &&
+        !om_gc_is_tracked(child) &&
+        child->type->traverse(child, visit_may_be_tracked, NULL) != 0)
+        return omi_check_fail("gc.3", child, "an untracked %s holds an "
+                              "item that may be tracked", child->type->name);
+    return 0;
+}
+
 static int check_list(gc_head *list, const char *name)
 {
     gc_head *prev = list;
@@ -1208,6 +1237,9 @@ static int check_list(gc_head *list, const char *name)
             return -EFAULT;             /* weakref.1-2, for every ref */
         if (omi_class_check_instance(o) != 0)
             return -EFAULT;             /* class.1, 3-5, every instance */
+        if (o->type->traverse &&
+            o->type->traverse(o, visit_check_untracked, NULL) != 0)
+            return -EFAULT;
         if (++n > ((size_t)1 << 40))
             return omi_check_fail("gc.1", list, "%s loops", name);
     }

@@ -7,9 +7,18 @@
  *
  * Freed lists go on a free list of 80 (CPython's PyList_MAXFREELIST).
  *
+ * Tracking follows CPython's rule for dicts, not its rule for lists: a
+ * list is born untracked and is tracked from the first item it gets that
+ * may be part of a cycle (om_list_append, om_list_extend, om_list_set:
+ * the only ways in); a full collection untracks the reachable ones that
+ * hold no such item (gc.c).  A list of numbers or strings, however long,
+ * then costs the collector nothing (CPython visits every item of it at
+ * every collection of its generation).
+ *
  * Invariants:
  *   1. 0 <= size <= allocated; items is NULL iff allocated == 0.
  *   2. items[0 .. size-1] are references (not NULL).
+ *   3. An untracked list holds no item that may be tracked.
  */
 #include <errno.h>
 #include <string.h>
@@ -125,8 +134,6 @@ om_object *om_list_new(size_t n)
     om_object *o = om_new(&om_list_type);
     struct list_object *l;
 
-    if (o)
-        omi_gc_link(o);
     if (!o || n == 0)
         return o;
     l = as_list(o);
@@ -173,6 +180,7 @@ int om_list_append(om_object *o, om_object *item)
     if (resize(l, n + 1) != 0)
         return -ENOMEM;
     om_incref(item);
+    omi_gc_track_for(o, item);
     l->items[n] = item;
     return 0;
 }
@@ -226,6 +234,7 @@ int om_list_extend(om_object *o, const om_object *items)
         src = l->items;                 /* l.extend(l): its array moved */
     for (size_t i = 0; i < n; i++) {
         om_incref(src[i]);
+        omi_gc_track_for(o, src[i]);
         l->items[old + i] = src[i];
     }
     return 0;
@@ -248,6 +257,7 @@ int om_list_set(om_object *o, size_t i, om_object *item)
         om_xdecref(item);
         return -EINVAL;
     }
+    omi_gc_track_for(o, item);
     old = as_list(o)->items[i];
     as_list(o)->items[i] = item;
     om_decref(old);

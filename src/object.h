@@ -189,6 +189,15 @@ OM_INLINE bool omi_gc_may_be_tracked(const om_object *o)
            (o->type != &om_tuple_type || omi_object_gc_head(o)->next != 0);
 }
 
+/* CPython's MAINTAIN_TRACKING, for the mutable containers (dicts and
+ * lists): one that is not tracked is from the first item it gets that may
+ * be part of a cycle. */
+OM_INLINE void omi_gc_track_for(om_object *container, const om_object *item)
+{
+    if (!omi_object_gc_head(container)->next && omi_gc_may_be_tracked(item))
+        omi_gc_link(container);
+}
+
 /* ... and when its memory goes back (uncount it).  An object that a
  * free list takes or gives is not counted either way, as CPython 3.11's
  * free lists (a tuple popped from one skips PyObject_GC_NewVar, one
