@@ -387,17 +387,28 @@ static bool tuple_is_atomic(const om_object *t)
     return true;
 }
 
-/* Can o be in no cycle, by CPython's rules (scan->untrack: tuples;
- * scan->untrack_mutable: dicts, and lists by the same rule (list.c), only
- * in a full collection, as CPython's dicts: one being built would
- * otherwise be checked again and again)? */
-static OM_NOINLINE bool is_atomic_container(om_object *o,
-                                             const struct scan *scan)
+/* May o leave the lists if it holds nothing that may be tracked, by
+ * CPython's rules (scan->untrack: tuples; scan->untrack_mutable: dicts,
+ * and lists by the same rule (list.c), only in a full collection, as
+ * CPython's dicts: one being built would otherwise be checked again and
+ * again)? */
+static inline bool may_untrack(const om_object *o, const struct scan *scan)
+{
+    const struct om_type *t = o->type;
+
+    return scan->untrack &&
+           (t == &om_tuple_type ||
+            (scan->untrack_mutable &&
+             (t == &om_dict_type || t == &om_list_type)));
+}
+
+/* Does o, a container may_untrack accepted, hold nothing that may be
+ * tracked? */
+static OM_NOINLINE bool is_atomic_container(om_object *o)
 {
     if (o->type == &om_tuple_type)
         return tuple_is_atomic(o);
-    return scan->untrack_mutable &&
-           o->type->traverse(o, visit_may_be_tracked, NULL) == 0;
+    return o->type->traverse(o, visit_may_be_tracked, NULL) == 0;
 }
 
 /*
@@ -419,9 +430,7 @@ static void move_unreachable(gc_head *young, gc_head *unreachable,
     while (g != young) {
         om_object *o = object_of(g);
         if (get_refs(g) > 0) {
-            if ((o->type == &om_tuple_type || o->type == &om_dict_type ||
-                 o->type == &om_list_type) &&
-                scan->untrack && is_atomic_container(o, scan)) {
+            if (may_untrack(o, scan) && is_atomic_container(o)) {
                 /* reaches no tracked object: nothing to traverse */
                 prev->next = g->next;
                 g->next = 0;
