@@ -268,8 +268,9 @@ typedef struct om_varobject {
 typedef int (*om_visitproc)(om_object *child, void *arg);
 
 #define OM_TPFLAGS_GC (1ul << 0)        /* a container: GC pre-header */
-#define OM_TPFLAGS_MANAGED_DICT (1ul << 1) /* attribute dict pointer in a
-                                              pre-header, as CPython 3.11 */
+#define OM_TPFLAGS_MANAGED_DICT (1ul << 1) /* one pre-header word for the
+                                              attribute dict or values, as
+                                              CPython 3.12 */
 /* A promise: no finalize, no legacy_del, no weak references, not a GC
  * container.  Then nothing but the type's dealloc has to run when a
  * refcnt reaches 0, so om_decref calls it directly, as Py_DECREF calls

@@ -4,8 +4,11 @@
  * classes without them.
  *
  *   slots instance: | gc next | gc prev | refcnt | type | slot 0 | ... |
- *   dict instance:  | dict* | values* | gc next | gc prev | refcnt | type |
- *                   | weakref list |            (56 bytes, as CPython 3.11)
+ *   dict instance:  | managed | gc next | gc prev | refcnt | type |
+ *                   | weakref list |                            (48 bytes)
+ *   managed: 0, a dict (low bit 0) or values | 1: CPython 3.12's
+ *   dict_or_values; 3.11 kept the dict and the values pointers in two
+ *   words (56 bytes, a 64-byte block) though one of them is always NULL
  *   values (MEM domain, at most one per instance, made at the first
  *   attribute):     | cap | used | order[used] ... | value 0 | value 1 | ...
  *                   |<- prefix: 2 + cap bytes, to 8 ->|<- cap pointers ->|
@@ -32,8 +35,9 @@
  * collector's walk of tracked objects):
  *   1. An instance's type is the om_type inside a live class object.
  *   2. A slots instance has no dict and no values.
- *   3. A dict instance has a dict or values or neither, never both; its
- *      dict is a dict.
+ *   3. A dict instance's managed word is 0, a dict (low bit clear: the
+ *      object is a dict) or values (low bit set); never both, since one
+ *      word holds one.
  *   4. values: used <= cap <= SHARED_KEYS_MAX, used <= the class's key
  *      count; order[0..used) are distinct indexes below cap, and they
  *      are exactly the indexes whose value is not NULL.
@@ -100,10 +104,34 @@ static om_object **slots_of(om_object *o)
 
 /* ---- Values: the attributes of a key-sharing instance ---- */
 
-/* The values pointer, the pre-header word after the dict pointer. */
-static struct values **values_ptr(const om_object *o)
+/* The managed word's tag: the word holds values, not a dict. */
+#define VALUES_TAG ((uintptr_t)1)
+
+/* Dict instance o's attribute dict, or NULL (values, or nothing yet). */
+static om_object *inst_dict(const om_object *o)
 {
-    return (struct values **)(omi_object_dict_ptr(o) + 1);
+    uintptr_t w = *omi_object_managed(o);
+
+    return (w & VALUES_TAG) ? NULL : (om_object *)w;
+}
+
+/* Dict instance o's values, or NULL (a dict, or nothing yet). */
+static struct values *inst_values(const om_object *o)
+{
+    uintptr_t w = *omi_object_managed(o);
+
+    return (w & VALUES_TAG) ? (struct values *)(w - VALUES_TAG) : NULL;
+}
+
+/* o keeps d (or v, or nothing when NULL) from now on. */
+static void set_dict(om_object *o, om_object *d)
+{
+    *omi_object_managed(o) = (uintptr_t)d;
+}
+
+static void set_values(om_object *o, struct values *v)
+{
+    *omi_object_managed(o) = v ? (uintptr_t)v | VALUES_TAG : 0;
 }
 
 static size_t prefix_bytes(size_t cap)
@@ -213,7 +241,7 @@ static ptrdiff_t add_key(struct class_object *cls, const char *name)
 static int make_dict(om_object *o)
 {
     struct class_object *cls = class_of(o);
-    struct values *v = *values_ptr(o);
+    struct values *v = inst_values(o);
     om_object *d = om_dict_new();
     int rc = d ? 0 : -ENOMEM;
 
@@ -224,8 +252,7 @@ static int make_dict(om_object *o)
         om_xdecref(d);
         return rc;
     }
-    *values_ptr(o) = NULL;
-    *omi_object_dict_ptr(o) = d;
+    set_dict(o, d);
     values_release(v);
     return 0;
 }
@@ -244,9 +271,9 @@ static int instance_traverse(om_object *o, om_visitproc visit, void *arg)
                 return rc;
         return 0;
     }
-    if (*omi_object_dict_ptr(o))
-        return visit(*omi_object_dict_ptr(o), arg);
-    if ((v = *values_ptr(o)) != NULL)
+    if (inst_dict(o))
+        return visit(inst_dict(o), arg);
+    if ((v = inst_values(o)) != NULL)
         for (size_t i = 0; i < v->used; i++)
             if ((rc = visit(values_of(v)[v->order[i]], arg)) != 0)
                 return rc;
@@ -260,10 +287,9 @@ static int instance_clear(om_object *o)
     om_object *old;
 
     if (!cls->nslots) {
-        old = *omi_object_dict_ptr(o);
-        v = *values_ptr(o);
-        *omi_object_dict_ptr(o) = NULL;
-        *values_ptr(o) = NULL;
+        old = inst_dict(o);
+        v = inst_values(o);
+        set_dict(o, NULL);
         om_xdecref(old);
         values_release(v);
         return 0;
@@ -303,19 +329,16 @@ om_object *om_instance_new(om_object *c)
 
 om_object *om_instance_dict(om_object *o)
 {
-    om_object **dict;
-
     if (!is_instance(o) || has_slots(o)) {
         errno = EINVAL;
         return NULL;
     }
-    dict = omi_object_dict_ptr(o);
-    if (!*dict && make_dict(o) != 0) {
+    if (!inst_dict(o) && make_dict(o) != 0) {
         errno = ENOMEM;
         return NULL;
     }
-    om_incref(*dict);
-    return *dict;
+    om_incref(inst_dict(o));
+    return inst_dict(o);
 }
 
 /* ---- Classes ---- */
@@ -412,7 +435,7 @@ static om_object **place_of(om_object *o, const char *name)
         i = slot_index(cls, name);
         return i < 0 ? NULL : &slots_of(o)[i];
     }
-    v = *values_ptr(o);
+    v = inst_values(o);
     i = key_index(cls, name);
     return i < 0 || !v || (size_t)i >= v->cap ? NULL : &values_of(v)[i];
 }
@@ -437,8 +460,8 @@ om_object *om_getattr(om_object *o, const char *name)
         errno = EINVAL;
         return NULL;
     }
-    if (!has_slots(o) && *omi_object_dict_ptr(o))
-        value = dict_get(*omi_object_dict_ptr(o), name);
+    if (!has_slots(o) && inst_dict(o))
+        value = dict_get(inst_dict(o), name);
     else if ((place = place_of(o, name)) != NULL)
         value = *place;
     if (!value) {
@@ -465,14 +488,14 @@ static int dict_set(om_object *d, const char *name, om_object *value)
  * values as needed. */
 static int values_set(om_object *o, size_t ix, om_object *value)
 {
-    struct values *v = *values_ptr(o);
+    struct values *v = inst_values(o);
     om_object *old;
 
     if (!v || ix >= v->cap) {
         v = grow_values(v, ix, class_of(o)->nkeys);
         if (!v)
             return -ENOMEM;
-        *values_ptr(o) = v;
+        set_values(o, v);
     }
     old = values_of(v)[ix];
     om_incref(value);
@@ -487,7 +510,7 @@ static int values_set(om_object *o, size_t ix, om_object *value)
 static int values_del(om_object *o, const char *name)
 {
     om_object **place = place_of(o, name), *old;
-    struct values *v = *values_ptr(o);
+    struct values *v = inst_values(o);
 
     if (!place || !(old = *place))
         return -ENOENT;
@@ -503,8 +526,8 @@ static int set_shared(om_object *o, const char *name, om_object *value)
     ptrdiff_t ix;
     int rc;
 
-    if (*omi_object_dict_ptr(o))
-        return dict_set(*omi_object_dict_ptr(o), name, value);
+    if (inst_dict(o))
+        return dict_set(inst_dict(o), name, value);
     if (!value)
         return values_del(o, name);
     ix = add_key(class_of(o), name);
@@ -514,7 +537,7 @@ static int set_shared(om_object *o, const char *name, om_object *value)
         return (int)ix;                 /* -ENOMEM */
     if ((rc = make_dict(o)) != 0)       /* the class is full */
         return rc;
-    return dict_set(*omi_object_dict_ptr(o), name, value);
+    return dict_set(inst_dict(o), name, value);
 }
 
 static int set_slot(om_object *o, const char *name, om_object *value)
@@ -557,7 +580,7 @@ size_t omi_class_values_size(const om_object *o)
 {
     struct values *v;
 
-    if (!is_instance(o) || has_slots(o) || !(v = *values_ptr(o)))
+    if (!is_instance(o) || has_slots(o) || !(v = inst_values(o)))
         return 0;
     return values_bytes(v->cap);
 }
@@ -620,10 +643,10 @@ int omi_class_check_instance(const om_object *o)
         return 0;                       /* 2: no pre-header to check */
     if ((rc = check_keys(cls)) != 0)
         return rc;
-    dict = *omi_object_dict_ptr(o);
-    v = *values_ptr(o);
-    if ((dict && v) || (dict && dict->type != &om_dict_type))
-        return omi_check_fail("class.3", o, "dict %p, values %p",
-                              (void *)dict, (void *)v);
+    dict = inst_dict(o);
+    if (dict && dict->type != &om_dict_type)
+        return omi_check_fail("class.3", o, "managed word %p is no dict",
+                              (void *)dict);
+    v = inst_values(o);
     return v ? check_values(o, v, cls) : 0;
 }

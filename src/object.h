@@ -31,17 +31,19 @@ OM_INLINE struct omi_gc_head *omi_object_gc_head(const om_object *o)
 }
 
 /* Bytes in front of an object of type t: the GC pre-header, and in
- * front of it the managed-dict pre-header (dict pointer, values). */
+ * front of it the managed-dict word (class.c: the attribute dict, or the
+ * values array tagged with its low bit, as CPython 3.12's
+ * dict_or_values; 3.11 kept the two in two words). */
 OM_INLINE size_t omi_object_presize(const struct om_type *t)
 {
     return ((t->flags & OM_TPFLAGS_GC) ? sizeof(struct omi_gc_head) : 0) +
-           ((t->flags & OM_TPFLAGS_MANAGED_DICT) ? 2 * sizeof(void *) : 0);
+           ((t->flags & OM_TPFLAGS_MANAGED_DICT) ? sizeof(void *) : 0);
 }
 
-/* The attribute dict pointer of an object with a managed dict. */
-OM_INLINE om_object **omi_object_dict_ptr(const om_object *o)
+/* The managed-dict word of an object with a managed dict (a GC type). */
+OM_INLINE uintptr_t *omi_object_managed(const om_object *o)
 {
-    return (om_object **)(uintptr_t)o - 4;
+    return (uintptr_t *)(uintptr_t)o - 3;
 }
 
 /*
