@@ -50,10 +50,11 @@ size_t om_live_objects(void)
 
 /* ---- Allocation ---- */
 
-/* An object of type t with extra bytes after basic_size, zeroed, from fl
- * when fl holds objects of that size. */
-static om_object *alloc_object(const struct om_type *t, size_t extra,
-                               struct om_freelist *fl)
+/* An object of type t with extra bytes after basic_size, from fl when fl
+ * holds objects of that size: zeroed, or with zero false only its
+ * pre-header (the caller sets every field after the header). */
+OM_INLINE om_object *alloc_object(const struct om_type *t, size_t extra,
+                                  struct om_freelist *fl, bool zero)
 {
     size_t pre = omi_object_presize(t), size;
     char *mem = NULL;
@@ -70,15 +71,18 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
         return NULL;
     }
     if (fl && size == fl->size && (mem = omi_freelist_pop(fl))) {
-        memset(mem, 0, size);
+        memset(mem, 0, zero ? size : pre);
     } else {
         if (t->flags & OM_TPFLAGS_GC)
             omi_gc_on_alloc();          /* may collect */
-        if (!(mem = om_obj_calloc(1, size))) {
+        mem = zero ? om_obj_calloc(1, size) : om_obj_malloc(size);
+        if (!mem) {
             if (t->flags & OM_TPFLAGS_GC)
                 omi_gc_uncount();
             return NULL;
         }
+        if (!zero)
+            memset(mem, 0, pre);
         omi_object_made++;
     }
     o = (om_object *)(mem + pre);
@@ -86,8 +90,8 @@ static om_object *alloc_object(const struct om_type *t, size_t extra,
     return o;
 }
 
-om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
-                               struct om_freelist *fl)
+OM_INLINE om_object *new_items(const struct om_type *t, size_t nitems,
+                               struct om_freelist *fl, bool zero)
 {
     size_t extra;
     om_object *o;
@@ -96,15 +100,27 @@ om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
         errno = ENOMEM;
         return NULL;
     }
-    o = alloc_object(t, extra, fl);
+    o = alloc_object(t, extra, fl, zero);
     if (o && t->item_size)
         ((om_varobject *)o)->size = (ptrdiff_t)nitems;
     return o;
 }
 
+om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
+                               struct om_freelist *fl)
+{
+    return new_items(t, nitems, fl, true);
+}
+
+om_object *omi_object_new_unzeroed(const struct om_type *t, size_t nitems,
+                                   struct om_freelist *fl)
+{
+    return new_items(t, nitems, fl, false);
+}
+
 om_object *omi_object_new_extra(const struct om_type *t, size_t extra)
 {
-    return alloc_object(t, extra, NULL);
+    return alloc_object(t, extra, NULL, true);
 }
 
 om_object *om_new(const struct om_type *t)

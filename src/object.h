@@ -318,6 +318,10 @@ OM_INLINE void omi_object_free_bare(om_object *o, const struct om_type *t)
  * (tuples keep one per length). */
 om_object *omi_object_new_from(const struct om_type *t, size_t nitems,
                                struct om_freelist *fl);
+/* The same with only the pre-header zeroed: the caller sets the items
+ * (tuples: 64 bytes zeroed and then written again cost a memset call). */
+om_object *omi_object_new_unzeroed(const struct om_type *t, size_t nitems,
+                                   struct om_freelist *fl);
 void omi_object_free_into(om_object *o, struct om_freelist *fl);
 
 /* An object of type t with extra bytes after basic_size (str). */
