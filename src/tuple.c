@@ -110,7 +110,7 @@ OM_INLINE om_object *tuple_alloc(size_t n)
     om_object *t;
 
     if (!fl || !(t = omi_object_reuse(&om_tuple_type, fl)))
-        t = omi_object_new_unzeroed(&om_tuple_type, n, fl);
+        t = omi_object_new_unzeroed(&om_tuple_type, n, NULL); /* fl empty */
     else
         ((om_varobject *)t)->size = (ptrdiff_t)n;
     return t;
