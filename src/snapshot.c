@@ -1030,6 +1030,17 @@ int om_snapshot_statistics(const struct om_snapshot *s, enum om_key key,
     return err;
 }
 
+/* a - b, saturated to [-PTRDIFF_MAX, PTRDIFF_MAX]: the sums of a loaded
+ * capture may be anything up to SIZE_MAX. */
+static ptrdiff_t size_diff(size_t a, size_t b)
+{
+    size_t d = a >= b ? a - b : b - a;
+
+    if (d > PTRDIFF_MAX)
+        d = PTRDIFF_MAX;
+    return a >= b ? (ptrdiff_t)d : -(ptrdiff_t)d;
+}
+
 /* *d for the group grp, whose sums are now (NULL: only in before) and
  * before (NULL: only in now); false when out of memory. */
 static bool fill_diff(struct om_snapshot *dst, struct om_statistic_diff *d,
@@ -1042,8 +1053,8 @@ static bool fill_diff(struct om_snapshot *dst, struct om_statistic_diff *d,
     d->traceback = result_key(dst, grp);
     d->size = now ? round_sum(now->size) : 0;
     d->count = now ? round_sum(now->count) : 0;
-    d->size_diff = (ptrdiff_t)d->size - (ptrdiff_t)size_before;
-    d->count_diff = (ptrdiff_t)d->count - (ptrdiff_t)count_before;
+    d->size_diff = size_diff(d->size, size_before);
+    d->count_diff = size_diff(d->count, count_before);
     return d->traceback != NULL;
 }
 
@@ -2057,6 +2068,9 @@ static int decode_trace(struct loader *l, uint64_t i, const unsigned char *p)
     if (!(weight >= 1.0 && weight <= DBL_MAX))
         return bad("trace %lu has a weight below 1 or not finite",
                    (unsigned long)i);
+    if (get_u64(p) > PTRDIFF_MAX)       /* no block is that big */
+        return bad("trace %lu has a size of %lu bytes", (unsigned long)i,
+                   (unsigned long)get_u64(p));
     if (omi_snapshot_add_trace(l->s, tb, get_u32(p + 20), get_u64(p),
                                weight) != 0)
         return out_of_memory();

@@ -540,6 +540,33 @@ static void test_compare(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* Sums beyond PTRDIFF_MAX (a loaded capture may hold any sizes up to
+ * it): the sizes saturate at SIZE_MAX, the differences at +-PTRDIFF_MAX. */
+static void test_compare_saturates(void **state)
+{
+    struct om_snapshot *big = new_snapshot(), *small = new_snapshot();
+    struct om_statistic_diff *d;
+    size_t n;
+
+    add_n(big, 0, PTRDIFF_MAX, 1, "a.c:1", 3);
+    add_n(small, 0, 8, 1, "a.c:1", 1);
+    assert_int_equal(om_snapshot_compare(big, small, OM_KEY_LINENO, false,
+                                         &d, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(d[0].size == SIZE_MAX);
+    assert_true(d[0].size_diff == PTRDIFF_MAX);
+    assert_int_equal(d[0].count_diff, 2);
+    assert_int_equal(om_snapshot_compare(small, big, OM_KEY_LINENO, false,
+                                         &d, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(d[0].size, 8);
+    assert_true(d[0].size_diff == -PTRDIFF_MAX);
+    assert_int_equal(d[0].count_diff, -2);
+    om_snapshot_free(big);
+    om_snapshot_free(small);
+    assert_int_equal(om_check(), 0);
+}
+
 static void test_compare_cumulative(void **state)
 {
     struct om_snapshot *before = new_snapshot(), *now = new_snapshot();
@@ -1078,6 +1105,7 @@ struct craft {
     size_t strs_len;
     uint32_t nframe, file_off, func_off, frame_reserved;
     uint32_t trace_tb;
+    uint64_t trace_size;        /* 0: the usual 10 bytes */
     double weight;
     uint32_t trcs_reserved;
     uint64_t trcs_len;
@@ -1140,7 +1168,7 @@ static void craft_trcs(struct fb *f, const struct craft *k)
 
     memcpy(&w, &k->weight, sizeof(w));
     f_section(f, "TRCS", k->trcs_len, k->trcs_reserved);
-    f_le(f, 10, 8);
+    f_le(f, k->trace_size ? k->trace_size : 10, 8);
     f_le(f, w, 8);
     f_le(f, k->trace_tb, 4);
     f_le(f, 0, 4);
@@ -1201,6 +1229,9 @@ static void test_load_crafted(void **state)
     s = load_bytes(buf, craft(buf, CRAFT(.meta_len = 64)));
     assert_non_null(s);                 /* a later, longer META */
     om_snapshot_free(s);
+    s = load_bytes(buf, craft(buf, CRAFT(.trace_size = PTRDIFF_MAX)));
+    assert_non_null(s);                 /* the biggest block there can be */
+    om_snapshot_free(s);
     s = load_bytes(buf, craft(buf, CRAFT(.func_off = 0xffffffff)));
     assert_non_null(s);                 /* no function */
     assert_null(s->tracebacks[0]->frames[0].function);
@@ -1219,6 +1250,10 @@ static void test_load_crafted_damage(void **state)
     expect_crafted_bad(CRAFT(.trace_tb = 1), "trace 0 names traceback 1 of 1");
     expect_crafted_bad(CRAFT(.strs = "a.c\0fx", .strs_len = 6),
                        "does not end with a NUL");
+    expect_crafted_bad(CRAFT(.trace_size = (uint64_t)PTRDIFF_MAX + 1),
+                       "trace 0 has a size of 9223372036854775808 bytes");
+    expect_crafted_bad(CRAFT(.trace_size = UINT64_MAX),
+                       "trace 0 has a size of 18446744073709551615 bytes");
     expect_crafted_bad(CRAFT(.weight = 0.5), "trace 0 has a weight");
     expect_crafted_bad(CRAFT(.weight = NAN), "trace 0 has a weight");
     expect_crafted_bad(CRAFT(.weight = INFINITY), "trace 0 has a weight");
@@ -1252,6 +1287,73 @@ static void test_load_trailing(void **state)
 
     memcpy(buf + n, "junk", 4);
     expect_damaged(buf, n + 4, "no END section at the end");
+    assert_int_equal(om_check(), 0);
+}
+
+/* A capture with a right checksum but any field changed (a crafted or
+ * damaged file that the checksum does not catch): the loader refuses it
+ * with EINVAL and a reason, or what it loads answers every query, and
+ * compares with itself and with the original.  A seeded walk of 3000
+ * changes, single bytes and whole words set to edge values; the
+ * comparison once took a sum beyond PTRDIFF_MAX into a signed overflow
+ * (found so, on objmem-python's captures). */
+static void test_load_mutated(void **state)
+{
+    static const uint64_t edges[] = {
+        0, 1, 2, 7, 0xff, 0xffff, 0x7fffffff, 0x80000000, 0xffffffff,
+        (uint64_t)PTRDIFF_MAX, (uint64_t)PTRDIFF_MAX + 1, UINT64_MAX,
+    };
+    struct om_snapshot *orig = new_snapshot(), *s;
+    unsigned char base[FILE_MAX], buf[FILE_MAX];
+    struct om_statistic_diff *d;
+    struct om_statistic *st;
+    char path[PATH_MAX];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    size_t n, m, loaded = 0;
+
+    add_n(orig, 0, 10, 1, "a.c:1:f b.c:2:g", 2);
+    add_n(orig, 1, 700, 3.5, "c.c:3:h", 1);
+    add_n(orig, 2, 1 << 20, 1, "a.c:1:f", 1);
+    add_n(orig, 0, 24, 1, "", 1);
+    assert_int_equal(om_snapshot_dump(orig, path_of(path, "m.omt")), 0);
+    n = read_bytes(path, base, sizeof(base));
+    unlink(path);
+    for (int i = 0; i < 3000; i++) {
+        size_t at;
+
+        memcpy(buf, base, n);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        at = 16 + (size_t)(x >> 8) % (n - 24 - 16 - 8);
+        if (x & 1)
+            buf[at] ^= (unsigned char)(1u << (x >> 1 & 7));
+        else
+            put_le(buf + (at & ~(size_t)3), edges[(x >> 1) % 12],
+                   x & 2 ? 8 : 4);
+        put_le(buf + n - 8, fnv1a(buf, n - 24), 8);
+        errno = 0;
+        s = load_bytes(buf, n);
+        if (!s) {
+            assert_int_equal(errno, EINVAL);
+            assert_true(om_snapshot_load_error()[0] != '\0');
+            continue;
+        }
+        loaded++;
+        for (int k = OM_KEY_FILENAME; k <= OM_KEY_TRACEBACK; k++) {
+            assert_int_equal(om_snapshot_statistics(s, k, false, &st, &m), 0);
+            /* cumulative: by file and by line (tracemalloc's rule) */
+            assert_int_equal(om_snapshot_statistics(s, k, true, &st, &m),
+                             k == OM_KEY_TRACEBACK ? -EINVAL : 0);
+            assert_int_equal(om_snapshot_compare(s, s, k, false, &d, &m), 0);
+            for (size_t j = 0; j < m; j++)
+                assert_true(d[j].size_diff == 0 && d[j].count_diff == 0);
+            assert_int_equal(om_snapshot_compare(s, orig, k, false, &d, &m),
+                             0);
+        }
+        om_snapshot_free(s);
+    }
+    /* Most changes hit a size, a weight, a line or a pc and still load. */
+    assert_true(loaded > 300 && loaded < 2700);
+    om_snapshot_free(orig);
     assert_int_equal(om_check(), 0);
 }
 
@@ -1514,6 +1616,7 @@ int main(void)
         cmocka_unit_test(test_statistics_weights),
         cmocka_unit_test(test_statistics_args),
         cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_compare_saturates),
         cmocka_unit_test(test_compare_cumulative),
         cmocka_unit_test(test_filter_glob),
         cmocka_unit_test(test_filter_semantics),
@@ -1527,6 +1630,7 @@ int main(void)
         cmocka_unit_test(test_load_unknown_section),
         cmocka_unit_test(test_load_crafted),
         cmocka_unit_test(test_load_crafted_damage),
+        cmocka_unit_test(test_load_mutated),
         cmocka_unit_test(test_load_trailing),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_out_of_memory_growth),
