@@ -299,7 +299,7 @@ struct om_type {
 
 /*
  * A new object of type t with refcnt 1 (its other bytes zero), or NULL
- * with errno = ENOMEM.  A GC type gets CPython's two-word pre-header in
+ * with errno = ENOMEM (EINVAL when t is NULL).  A GC type gets CPython's two-word pre-header in
  * front of the object.  om_new_var makes room for nitems items and sets
  * the varobject's size.
  */
@@ -369,7 +369,8 @@ static inline void om_xdecref(om_object *o)
         om_decref(o);
 }
 
-/* sys.getsizeof: basic size, items, and the GC pre-header of GC types. */
+/* sys.getsizeof: basic size, items, and the GC pre-header of GC types
+ * (0 for NULL). */
 OM_API size_t om_sizeof(const om_object *o);
 
 /* Objects alive now (every build; the tests end on "no leaked object"). */
@@ -397,7 +398,7 @@ OM_API om_object *om_bool(bool value);
  * om_int_from_string takes an optional sign, base 2..36, or 0 to read a
  * 0x/0o/0b prefix, and '_' between digits, as Python's int(s, base).
  * om_int_as_i64 returns 0, -ERANGE when the value does not fit (*out
- * untouched), or -EINVAL for another type.  om_int_to_string returns the
+ * untouched), or -EINVAL for another type or a NULL out.  om_int_to_string returns the
  * decimal text in memory from om_malloc (free it with om_free).
  */
 OM_API extern const struct om_type om_int_type;
@@ -409,9 +410,11 @@ OM_API char *om_int_to_string(const om_object *o);
 /*
  * tuple: om_tuple_new(n) makes n empty slots (fill them with
  * om_tuple_set, which steals the reference, as PyTuple_SetItem);
- * om_tuple_pack(n, ...) takes n objects and increfs them.  The empty
- * tuple is an immortal singleton.  om_tuple_get returns a borrowed
- * reference (NULL with errno = EINVAL out of range).
+ * om_tuple_pack(n, ...) takes n objects and increfs them (NULL with
+ * errno = EINVAL when one is NULL: none is kept).  The empty tuple is an
+ * immortal singleton.  om_tuple_get returns a borrowed reference (NULL
+ * with errno = EINVAL out of range).  om_tuple_len, om_list_len,
+ * om_str_len and om_dict_len are 0 for NULL or another type.
  */
 OM_API extern const struct om_type om_tuple_type;
 OM_API om_object *om_tuple_new(size_t n);
@@ -546,7 +549,8 @@ OM_API void om_gc_enable(void);
 OM_API void om_gc_disable(void);
 OM_API bool om_gc_is_enabled(void);
 
-/* Thresholds; t0 == 0 stops automatic collection.  Negative reads 0. */
+/* Thresholds; t0 == 0 stops automatic collection.  Negative reads 0.
+ * The getters (and om_gc_get_stats) write nothing when out is NULL. */
 OM_API void om_gc_set_threshold(int t0, int t1, int t2);
 OM_API void om_gc_get_threshold(int out[3]);
 OM_API void om_gc_get_count(int out[3]);

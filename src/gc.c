@@ -991,13 +991,13 @@ void om_gc_set_threshold(int t0, int t1, int t2)
 void om_gc_get_threshold(int out[3])
 {
     ready();
-    for (int i = 0; i < NGENS; i++)
+    for (int i = 0; out && i < NGENS; i++)
         out[i] = gc.gens[i].threshold;
 }
 
 void om_gc_get_count(int out[3])
 {
-    for (int i = 0; i < NGENS; i++)
+    for (int i = 0; out && i < NGENS; i++)
         out[i] = *gen_count(i) > INT_MAX ? INT_MAX : (int)*gen_count(i);
 }
 
@@ -1050,7 +1050,7 @@ size_t om_gc_get_freeze_count(void)
 
 void om_gc_get_stats(struct om_gc_stats out[3])
 {
-    for (int i = 0; i < NGENS; i++)
+    for (int i = 0; out && i < NGENS; i++)
         out[i] = gc.stats[i];
 }
 

@@ -255,7 +255,7 @@ int om_int_as_i64(const om_object *o, int64_t *out)
     uint64_t mag = 0;
     size_t n;
 
-    if (!o || o->type != &om_int_type)
+    if (!o || o->type != &om_int_type || !out)
         return -EINVAL;
     n = ndigits_of(x);
     if (n > 3)

@@ -150,12 +150,12 @@ om_object *om_list_new(size_t n)
     return o;
 }
 
+static bool is_list(const om_object *o);
+
 size_t om_list_len(const om_object *l)
 {
-    return len(as_list(l));
+    return is_list(l) ? len(as_list(l)) : 0;
 }
-
-static bool is_list(const om_object *o);
 
 int om_list_clear(om_object *l)
 {

@@ -125,11 +125,15 @@ om_object *omi_object_new_extra(const struct om_type *t, size_t extra)
 
 om_object *om_new(const struct om_type *t)
 {
-    return omi_object_new_from(t, 0, t->freelist);
+    return om_new_var(t, 0);
 }
 
 om_object *om_new_var(const struct om_type *t, size_t nitems)
 {
+    if (!t) {
+        errno = EINVAL;
+        return NULL;
+    }
     return omi_object_new_from(t, nitems, t->freelist);
 }
 
@@ -143,8 +147,13 @@ static size_t item_count(const om_object *o)
 
 size_t om_sizeof(const om_object *o)
 {
-    const struct om_type *t = o->type;
-    size_t items = t->item_size ? item_count(o) * t->item_size : 0;
+    const struct om_type *t;
+    size_t items;
+
+    if (!o)
+        return 0;
+    t = o->type;
+    items = t->item_size ? item_count(o) * t->item_size : 0;
 
     if (t->size_of)
         return omi_object_presize(t) + t->size_of(o);

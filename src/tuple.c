@@ -59,6 +59,12 @@ static struct {
     om_varobject head;
 } empty = { { 0, 0 }, { { OM_IMMORTAL_REFCNT, &om_tuple_type }, 0 } };
 
+/* The item count of t, a tuple. */
+static size_t tuple_size(const om_object *t)
+{
+    return (size_t)((const om_varobject *)t)->size;
+}
+
 static struct om_freelist *freelist_for(size_t n)
 {
     return n >= 1 && n <= MAX_SAVE ? &freelists[n] : NULL;
@@ -70,7 +76,7 @@ OM_INLINE void drop_items(om_object *o)
 {
     struct tuple_object *t = (struct tuple_object *)o;
 
-    for (size_t i = 0; i < om_tuple_len(o); i++) {
+    for (size_t i = 0; i < tuple_size(o); i++) {
         om_object *item = t->items[i];
         t->items[i] = NULL;
         om_xdecref(item);
@@ -79,7 +85,7 @@ OM_INLINE void drop_items(om_object *o)
 
 static void tuple_dealloc(om_object *o)
 {
-    struct om_freelist *fl = freelist_for(om_tuple_len(o));
+    struct om_freelist *fl = freelist_for(tuple_size(o));
 
     drop_items(o);
     if (!fl || !omi_object_release(o, &om_tuple_type, fl))
@@ -91,7 +97,7 @@ static int tuple_traverse(om_object *o, om_visitproc visit, void *arg)
     struct tuple_object *t = (struct tuple_object *)o;
     int rc;
 
-    for (size_t i = 0; i < om_tuple_len(o); i++)
+    for (size_t i = 0; i < tuple_size(o); i++)
         if (t->items[i] && (rc = visit(t->items[i], arg)) != 0)
             return rc;
     return 0;
@@ -132,7 +138,7 @@ om_object *om_tuple_new(size_t n)
 
 om_object *om_tuple_pack(size_t n, ...)
 {
-    bool track = false;
+    bool track = false, missing = false;
     om_object *t;
     va_list ap;
 
@@ -143,11 +149,19 @@ om_object *om_tuple_pack(size_t n, ...)
     va_start(ap, n);
     for (size_t i = 0; i < n; i++) {
         om_object *item = va_arg(ap, om_object *);
-        om_incref(item);
+        if (item) {
+            om_incref(item);
+            track = track || omi_gc_may_be_tracked(item);
+        }
+        missing = missing || !item;
         ((struct tuple_object *)t)->items[i] = item;
-        track = track || omi_gc_may_be_tracked(item);
     }
     va_end(ap);
+    if (unlikely(missing)) {            /* the items given go back */
+        om_decref(t);
+        errno = EINVAL;
+        return NULL;
+    }
     if (track)
         omi_gc_link(t);
     return t;
@@ -155,12 +169,12 @@ om_object *om_tuple_pack(size_t n, ...)
 
 size_t om_tuple_len(const om_object *t)
 {
-    return (size_t)((const om_varobject *)t)->size;
+    return t && t->type == &om_tuple_type ? tuple_size(t) : 0;
 }
 
 static bool in_range(const om_object *t, size_t i)
 {
-    return t && t->type == &om_tuple_type && i < om_tuple_len(t);
+    return t && t->type == &om_tuple_type && i < tuple_size(t);
 }
 
 om_object *om_tuple_get(const om_object *t, size_t i)

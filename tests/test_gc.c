@@ -178,6 +178,11 @@ static void test_reachable_survives(void **state)
     om_gc_get_count(count);
     assert_int_equal(count[1], 0);
     assert_int_equal(count[2], 1);
+    om_gc_get_count(NULL);              /* nowhere to write: nothing */
+    om_gc_get_threshold(NULL);
+    om_gc_get_stats(NULL);
+    om_gc_get_count(count);
+    assert_int_equal(count[2], 1);
     om_list_clear(l);
     om_decref(l);
     assert_clean();

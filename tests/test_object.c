@@ -154,6 +154,13 @@ static void test_gc_preheader_and_var(void **state)
     errno = 0;
     assert_null(om_new_var(&var_type, SIZE_MAX / 4));
     assert_int_equal(errno, ENOMEM);
+    errno = 0;                          /* no type */
+    assert_null(om_new(NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(om_new_var(NULL, 5));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(om_sizeof(NULL), 0);
     assert_objects_clean();
 }
 
@@ -522,6 +529,7 @@ static void test_int_from_string(void **state)
         assert_int_equal(errno, EINVAL);
     }
     assert_int_equal(om_int_as_i64(om_none(), &out), -EINVAL);
+    assert_int_equal(om_int_as_i64(om_int_from_i64(3), NULL), -EINVAL);
     assert_objects_clean();
 }
 
@@ -594,6 +602,15 @@ static void test_tuple(void **state)
     u = om_tuple_pack(2, b, b);
     assert_ptr_equal(u, t);             /* the 2-tuple free list */
     om_decref(u);
+    /* Bad input: a missing item, another type, NULL. */
+    errno = 0;
+    assert_null(om_tuple_pack(3, a, NULL, b));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(om_refcnt(a), 1);  /* given back */
+    assert_int_equal(om_refcnt(b), 1);
+    assert_int_equal(om_tuple_len(a), 0);
+    assert_int_equal(om_tuple_len(om_none()), 0);
+    assert_int_equal(om_tuple_len(NULL), 0);
     om_decref(a);
     om_decref(b);
     assert_objects_clean();
@@ -617,6 +634,9 @@ static void test_list(void **state)
     assert_int_equal(om_list_set(n, 0, om_float_from_double(3)), 0);
     assert_int_equal(om_list_extend(n, x), -EINVAL);
     assert_int_equal(om_list_append(x, x), -EINVAL);
+    assert_int_equal(om_list_len(t), 0);    /* not a list */
+    assert_int_equal(om_list_len(om_none()), 0);
+    assert_int_equal(om_list_len(NULL), 0);
     errno = 0;
     assert_null(om_list_get(l, 10));
     assert_int_equal(errno, EINVAL);
