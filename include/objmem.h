@@ -299,9 +299,9 @@ struct om_type {
 
 /*
  * A new object of type t with refcnt 1 (its other bytes zero), or NULL
- * with errno = ENOMEM (EINVAL when t is NULL).  A GC type gets CPython's two-word pre-header in
- * front of the object.  om_new_var makes room for nitems items and sets
- * the varobject's size.
+ * with errno = ENOMEM (EINVAL when t is NULL).  A GC type gets CPython's
+ * two-word pre-header in front of the object.  om_new_var makes room for
+ * nitems items and sets the varobject's size.
  */
 OM_API om_object *om_new(const struct om_type *t);
 OM_API om_object *om_new_var(const struct om_type *t, size_t nitems);
@@ -398,8 +398,9 @@ OM_API om_object *om_bool(bool value);
  * om_int_from_string takes an optional sign, base 2..36, or 0 to read a
  * 0x/0o/0b prefix, and '_' between digits, as Python's int(s, base).
  * om_int_as_i64 returns 0, -ERANGE when the value does not fit (*out
- * untouched), or -EINVAL for another type or a NULL out.  om_int_to_string returns the
- * decimal text in memory from om_malloc (free it with om_free).
+ * untouched), or -EINVAL for another type or a NULL out.
+ * om_int_to_string returns the decimal text in memory from om_malloc
+ * (free it with om_free).
  */
 OM_API extern const struct om_type om_int_type;
 OM_API om_object *om_int_from_i64(int64_t value);
