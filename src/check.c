@@ -14,6 +14,7 @@
 #include "heap.h"
 #include "large.h"
 #include "object.h"
+#include "os.h"
 #include "purge.h"
 #include "trace.h"
 
@@ -94,6 +95,8 @@ int om_check(void)
         rc = omi_gc_check();
     if (rc == 0)
         rc = omi_trace_check();
+    if (rc == 0)
+        rc = omi_os_check();
     omi_purge_resume();
     return rc;
 }

@@ -656,6 +656,7 @@ static void heap_detach(void *arg)
 {
     struct heap *h = arg;
 
+    omi_os_thread_leaving();
     if (omi_heap_tls != h)
         return;
     heap_collect(h, true);

@@ -4,7 +4,19 @@
  * it aligned, zeroed, purgeable memory.
  *
  * Helper threads (the purger, tracing's ticker) start here too: detached,
- * with a small stack, taking no signal, and sleep here.
+ * taking no signal, named "objmem-*", and sleep here.  They must not keep
+ * a program alive: without them, a process whose main thread leaves by
+ * pthread_exit ends (the C library calls exit(0)) when its last thread
+ * does.  With a helper running forever it never would (and, every thread
+ * left blocking every signal, not even SIGTERM ends it).  So each helper
+ * asks about once a second whether it is the program's last (the main
+ * thread a zombie and every other thread a helper) and then returns:
+ * the last one out ends the process as the program's own last thread
+ * would have, atexit handlers and all (its stack is sized for them).
+ * Once the main thread is known to have left (its heap's exit, or the
+ * state seen), they ask every 20 ms for a second after each thread's
+ * exit, so the process ends about as soon as it would have without them
+ * (and a program that goes on without its main thread pays little).
  *
  * Fault injection (om_debug_fail_maps): fail the nth map from now, or every
  * map.  The sweep in tests/test_oom.c uses it to prove that each failure
@@ -14,13 +26,18 @@
  *   1. Every mapping returned is aligned as asked and zero-filled.
  *   2. errno is the same after each function as before it.
  *   3. No lock is held here: callers make these calls outside their locks.
+ *   4. helpers counts only threads between omi_os_helper_begin and
+ *      omi_os_helper_end, so it never exceeds the helpers alive: 0 to 2
+ *      (the purger, the ticker), in a fork child too.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +146,23 @@ void omi_os_purge(void *p, size_t size)
 
 /* ---- Helper threads ---- */
 
+static atomic_int helpers;              /* invariant 4 */
+static atomic_bool main_left;           /* the main thread has exited */
+static atomic_long last_leave_ms;       /* when a thread last exited */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+/* A fork child has none of its parent's helpers. */
+static void helpers_fork_child(void)
+{
+    atomic_store(&helpers, 0);
+    atomic_store(&main_left, false);
+}
+
+static void register_fork(void)
+{
+    pthread_atfork(NULL, NULL, helpers_fork_child);
+}
+
 int omi_os_thread_start(void *(*fn)(void *))
 {
     pthread_attr_t attr;
@@ -136,15 +170,130 @@ int omi_os_thread_start(void *(*fn)(void *))
     sigset_t all, old;
     int rc;
 
+    pthread_once(&fork_once, register_fork);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread takes none */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    /* Virtual size only: the exit handlers may run here (see above). */
+    pthread_attr_setstacksize(&attr, 1024 * 1024);
     rc = pthread_create(&t, &attr, fn, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return -rc;
+}
+
+void omi_os_helper_begin(const char *name)
+{
+    int saved = errno;
+
+    atomic_fetch_add(&helpers, 1);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    errno = saved;
+}
+
+void omi_os_helper_end(void)
+{
+    atomic_fetch_sub(&helpers, 1);
+}
+
+/*
+ * Field 3 (the state) and field 20 (the thread count) of /proc/self/stat,
+ * which are the main thread's state and the whole process's count.  The
+ * name (field 2) may hold spaces and parentheses: fields are counted from
+ * its last ')'.  False when the file cannot be read.
+ */
+static bool read_stat(char *state, long *threads)
+{
+    char buf[512], *p, *end;
+    ssize_t n;
+    int fd, field;
+
+    fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    for (p = end = buf; *p; p++)
+        if (*p == ')')
+            end = p;
+    if (end == buf || end[1] != ' ' || !end[2])
+        return false;
+    *state = end[2];
+    p = end + 3;
+    for (field = 3; field < 20 && *p; p++)
+        if (*p == ' ')
+            field++;
+    if (field != 20 || *p < '0' || *p > '9')
+        return false;
+    for (*threads = 0; *p >= '0' && *p <= '9'; p++)
+        *threads = *threads * 10 + (*p - '0');
+    return true;
+}
+
+bool omi_os_helper_orphaned(void)
+{
+    int saved = errno, counted = atomic_load(&helpers);    /* first */
+    long threads;
+    char state;
+    bool orphaned = false;
+
+    if (read_stat(&state, &threads) && state == 'Z') {
+        atomic_store(&main_left, true);
+        orphaned = threads == (long)counted + 1;
+    }
+    errno = saved;
+    return orphaned;
+}
+
+static long coarse_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long omi_os_helper_poll_ms(void)
+{
+    if (atomic_load_explicit(&main_left, memory_order_relaxed) &&
+        coarse_ms() - atomic_load(&last_leave_ms) < 1000)
+        return 20;
+    return 1000;
+}
+
+void omi_os_thread_leaving(void)
+{
+    int saved = errno;
+
+    if (gettid() == getpid())
+        atomic_store(&main_left, true);
+    atomic_store(&last_leave_ms, coarse_ms());
+    errno = saved;
+}
+
+int omi_os_check(void)
+{
+    int n = atomic_load(&helpers);
+
+    if (n < 0 || n > OMI_OS_HELPER_KINDS)
+        return omi_check_fail("os.4", NULL, "%d helpers counted, at most %d "
+                              "run", n, OMI_OS_HELPER_KINDS);
+    return 0;
+}
+
+void omi_os_deadline(struct timespec *until, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_sec += ms / 1000;
+    until->tv_nsec += (ms % 1000) * 1000000L;
+    if (until->tv_nsec >= 1000000000L) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000L;
+    }
 }
 
 void omi_os_sleep_ms(long ms)

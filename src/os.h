@@ -34,11 +34,44 @@ void omi_os_unmap(void *p, size_t size);
 void omi_os_purge(void *p, size_t size);
 
 /*
- * Start fn(NULL) on a detached thread with a 64 KiB stack and every
- * signal blocked (a helper of objmem's must take none of the program's):
- * 0, or a negative errno.
+ * Start fn(NULL) on a detached thread with every signal blocked (a helper
+ * of objmem's must take none of the program's): 0, or a negative errno.
+ * fn calls omi_os_helper_begin first, asks omi_os_helper_orphaned every
+ * omi_os_helper_poll_ms, and when it answers true calls omi_os_helper_end
+ * and returns.
  */
 int omi_os_thread_start(void *(*fn)(void *));
+
+/* The kinds of helper threads: the purger and tracing's ticker. */
+#define OMI_OS_HELPER_KINDS 2
+
+/* A helper starts (counted; the thread named name, at most 15 chars). */
+void omi_os_helper_begin(const char *name);
+
+/* A helper leaves (no longer counted). */
+void omi_os_helper_end(void);
+
+/*
+ * True when the program has left: its main thread is gone (pthread_exit)
+ * and every other thread is a helper, so the helpers must end for the
+ * process to end.  Reads /proc (three system calls); errno is kept.
+ */
+bool omi_os_helper_orphaned(void);
+
+/* How often a helper asks: 1000 ms, or 20 once the main thread has left
+ * and for a second after a thread's exit. */
+long omi_os_helper_poll_ms(void);
+
+/* A thread of the program is exiting (its heap's pthread key destructor);
+ * after the main thread's, helpers ask more often.  errno is kept. */
+void omi_os_thread_leaving(void);
+
+/* om_check's part: invariant os.4.  0, or the fatal path's code. */
+int omi_os_check(void);
+
+/* The CLOCK_REALTIME time ms milliseconds from now, for a timed wait. */
+struct timespec;
+void omi_os_deadline(struct timespec *until, long ms);
 
 /* Sleep ms milliseconds (through signals).  errno is kept. */
 void omi_os_sleep_ms(long ms);

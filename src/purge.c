@@ -35,6 +35,7 @@
  *   2. While paused > 0, the purger starts no work; pause returns only
  *      when no work is under way (no pool is PURGING).
  */
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -103,23 +104,31 @@ static long tick_ms(void)
 /*
  * Sleep while no pool is DIRTY.  A heap signals when it makes pools dirty
  * and sees the purger asleep; a signal that slips between the purger's
- * count and its wait is caught by the timeout (a second), so the purger
+ * count and its wait is caught by the timeout (a second, or less once the
+ * main thread has left: omi_os_helper_poll_ms), so the purger
  * needs no count that every heap updates (the counts are per arena, with
- * one writer each: arena.h).
+ * one writer each: arena.h).  False when the program has left (os.h):
+ * the purger must end.
  */
-static void wait_for_dirt(void)
+static bool wait_for_dirt(void)
 {
     struct timespec until;
+    int rc;
 
-    pthread_mutex_lock(&wake_lock);
-    atomic_store(&sleeping, true);
     while (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0) {
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
+        rc = 0;
+        pthread_mutex_lock(&wake_lock);
+        atomic_store(&sleeping, true);
+        if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0) {
+            omi_os_deadline(&until, omi_os_helper_poll_ms());
+            rc = pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
+        }
+        atomic_store(&sleeping, false);
+        pthread_mutex_unlock(&wake_lock);
+        if (rc == ETIMEDOUT && omi_os_helper_orphaned())   /* no lock held */
+            return false;
     }
-    atomic_store(&sleeping, false);
-    pthread_mutex_unlock(&wake_lock);
+    return true;
 }
 
 /* One tick's work: purge what has been dirty long enough. */
@@ -148,13 +157,25 @@ static void purge_old(void)
 
 static void *purger_main(void *arg)
 {
+    long slept = 0;
+
+    (void)arg;
+    omi_os_helper_begin("objmem-purger");
     for (;;) {
-        if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0)
-            wait_for_dirt();
+        if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0 &&
+            !wait_for_dirt())
+            break;
         omi_os_sleep_ms(tick_ms());
         omi_arena_epoch_advance();
         purge_old();
+        if ((slept += tick_ms()) >= omi_os_helper_poll_ms()) {
+            slept = 0;
+            if (omi_os_helper_orphaned())
+                break;
+        }
     }
+    /* started stays 1: no purger again while the process ends. */
+    omi_os_helper_end();
     return NULL;
 }
 

@@ -1462,19 +1462,44 @@ OM_INLINE uint32_t now_ticks(void)
 
 static void *ticker_main(void *arg)
 {
+    struct timespec until;
+    bool orphaned;
+    int ticks = 0;
+
     (void)arg;
+    omi_os_helper_begin("objmem-ticker");
     pthread_mutex_lock(&tick_lock);
     for (;;) {
         if (!atomic_load(&tracing)) {
-            pthread_cond_wait(&tick_cond, &tick_lock);
+            omi_os_deadline(&until, omi_os_helper_poll_ms());
+            if (pthread_cond_timedwait(&tick_cond, &tick_lock, &until) ==
+                    ETIMEDOUT) {
+                pthread_mutex_unlock(&tick_lock);  /* no lock held: /proc */
+                orphaned = omi_os_helper_orphaned();
+                pthread_mutex_lock(&tick_lock);
+                if (orphaned)
+                    break;
+            }
             continue;
         }
         atomic_store_explicit(&tick_word, clock_ticks() + 1,
                               memory_order_relaxed);
         pthread_mutex_unlock(&tick_lock);
         omi_os_sleep_ms(1000 / TICKS_PER_S);
+        if (++ticks * 1000 / TICKS_PER_S >= omi_os_helper_poll_ms()) {
+            ticks = 0;
+            if (omi_os_helper_orphaned()) {
+                pthread_mutex_lock(&tick_lock);
+                break;
+            }
+        }
         pthread_mutex_lock(&tick_lock);
     }
+    /* The process ends (os.h): traces read the clock from now on, and
+     * ticker_started stays 1, so no ticker starts again meanwhile. */
+    atomic_store(&tick_word, 0);
+    pthread_mutex_unlock(&tick_lock);
+    omi_os_helper_end();
     return NULL;
 }
 

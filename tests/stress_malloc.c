@@ -12,6 +12,12 @@
  *
  * Output: a checksum of the sizes each thread asked for (the same in
  * every run: each thread has its own seed) and the count of errors.
+ *
+ * --main-exits: one generation, and the main thread leaves by pthread_exit
+ * at once; a thread of its own joins the workers and prints.  The C
+ * library ends the process with exit(0) when that thread is done, so
+ * the atexit handler prints too: a helper thread of the allocator must
+ * not keep the process alive.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -232,6 +238,57 @@ static void foreign_pointer(void)
     dlclose(libc);
 }
 
+static pthread_t gen_threads[THREADS];
+
+/* Start a generation of workers (seeds from first). */
+static void start_generation(pthread_t *t, int first)
+{
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(first + i));
+}
+
+/* Join a generation: the sum of its checksums. */
+static uint64_t join_generation(pthread_t *t)
+{
+    uint64_t checksum = 0;
+
+    for (int i = 0; i < THREADS; i++) {
+        uint64_t *sum;
+        pthread_join(t[i], (void **)&sum);
+        checksum += *sum;
+        free(sum);
+    }
+    return checksum;
+}
+
+static void exit_handler(void)
+{
+    printf("exit handlers: ran\n");
+}
+
+/* --main-exits: the last thread of the process. */
+static void *closer(void *arg)
+{
+    uint64_t checksum = join_generation(gen_threads);
+
+    (void)arg;
+    while (ring_n > 0)
+        release(&ring[--ring_n]);
+    printf("main exited; checksum: %llu\n", (unsigned long long)checksum);
+    printf("errors: %ld\n", errors);
+    return NULL;
+}
+
+static void main_exits(void)
+{
+    pthread_t t;
+
+    atexit(exit_handler);
+    start_generation(gen_threads, 1);
+    pthread_create(&t, NULL, closer, NULL);
+    pthread_exit(NULL);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t checksum = 0;
@@ -240,25 +297,20 @@ int main(int argc, char **argv)
 
     /* --no-foreign: skip the foreign pointer (for allocators that cannot
      * take one, as Debian's mimalloc: bench_shim runs it under them). */
+    if (argc > 1 && strcmp(argv[1], "--main-exits") == 0)
+        main_exits();
     if (argc < 2 || strcmp(argv[1], "--no-foreign") != 0)
         foreign_pointer();
     for (int g = 0; g < GENERATIONS; g++) {
         pthread_t t[THREADS];
-        for (int i = 0; i < THREADS; i++)
-            pthread_create(&t[i], NULL, worker,
-                           (void *)(uintptr_t)(g * THREADS + i + 1));
+        start_generation(t, g * THREADS + 1);
         if (g == 1) {
             fflush(stdout);
             child = fork();
             if (child == 0)
                 _exit(child_work());
         }
-        for (int i = 0; i < THREADS; i++) {
-            uint64_t *sum;
-            pthread_join(t[i], (void **)&sum);
-            checksum += *sum;
-            free(sum);
-        }
+        checksum += join_generation(t);
     }
     while (ring_n > 0)
         release(&ring[--ring_n]);

@@ -155,6 +155,15 @@ static void write_sql(void)
     fclose(f);
 }
 
+/* The main thread leaves by pthread_exit: the process still ends when its
+ * last thread does, with its exit handlers (the purger kept it alive, with
+ * every signal blocked: only SIGKILL ended it). */
+static void test_main_exits(void **state)
+{
+    same_with_shim("", "timeout -s KILL 60 " STRESS " --main-exits");
+    assert_non_null(strstr(out_shim, "errors: 0\nexit handlers: ran\n"));
+}
+
 static void test_sqlite(void **state)
 {
     if (system("command -v sqlite3 >/dev/null") != 0)
@@ -969,6 +978,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exports),
         cmocka_unit_test(test_stress),
+        cmocka_unit_test(test_main_exits),
         cmocka_unit_test(test_sqlite),
         cmocka_unit_test(test_git),
         cmocka_unit_test(test_python),

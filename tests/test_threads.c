@@ -2,8 +2,11 @@
  * test_threads.c - the allocator under threads: cross-thread frees
  * (producers allocate, consumers free), heaps of exited threads given
  * back and adopted, and fork() while other threads allocate: while the
- * purger gives pages and large mappings back, and while they are traced.
+ * purger gives pages and large mappings back, and while they are traced;
+ * a program whose main thread leaves by pthread_exit still ends.
  */
+#include <dirent.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -308,6 +311,129 @@ static void test_fork_while_tracing(void **state)
     assert_heap_clean(before);
 }
 
+/* ---- The main thread leaves first: the helpers must not keep the
+ * process alive ---- */
+
+static int report_fd = -1;
+
+/* The child's exit handler: it ran, and the child goes now (LeakSanitizer's
+ * check at exit would see the parent's blocks, held by its lost main
+ * thread's stack, as leaks). */
+static void report_exit(void)
+{
+    (void)!write(report_fd, "x", 1);
+    _exit(0);
+}
+
+/* True when a thread of this process is named name (os.c names helpers). */
+static bool thread_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    bool found = false;
+
+    while (d && !found && (e = readdir(d)) != NULL) {
+        char path[300], comm[32] = "";
+        FILE *f;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) != NULL) {
+            found = fgets(comm, sizeof(comm), f) &&
+                    strncmp(comm, name, strlen(name)) == 0;
+            fclose(f);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* The last thread of the child: makes pools dirty (the purger starts),
+ * reports which helpers run, and returns. */
+static void *last_thread(void *arg)
+{
+    static void *v[20000];
+
+    (void)arg;
+    for (int i = 0; i < 20000; i++)
+        v[i] = om_malloc(100);
+    for (int i = 0; i < 20000; i++)
+        om_free(v[i]);
+    for (int i = 0; i < 200 && !thread_named("objmem-purger"); i++)
+        usleep(10000);
+    (void)!write(report_fd, thread_named("objmem-purger") ? "P" : "-", 1);
+    (void)!write(report_fd, thread_named("objmem-ticker") ? "T" : "-", 1);
+    return NULL;
+}
+
+/* A child whose main thread calls pthread_exit while last_thread runs,
+ * tracing as asked (-1: never started, 0: started then stopped, so the
+ * ticker waits, 1: on).  The C library ends a process with exit(0) when
+ * its last thread exits; a helper that never ends stopped that, and the
+ * child lived on with no thread that took signals.  Returns what the
+ * child wrote: the helpers it saw, then "x" from its atexit handler. */
+static void main_leaves_first(int tracing, char *got, size_t size)
+{
+    int fds[2], status;
+    size_t n = 0;
+    pid_t pid, reaped = 0;
+
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pthread_t t;
+        close(fds[0]);
+        report_fd = fds[1];
+        atexit(report_exit);
+        if (tracing >= 0 && om_trace_start(1) != 0)
+            _exit(2);
+        if (tracing == 0)
+            om_trace_stop();
+        if (pthread_create(&t, NULL, last_thread, NULL) != 0)
+            _exit(3);
+        pthread_exit(NULL);
+    }
+    close(fds[1]);
+    for (int waited = 0; n + 1 < size && waited < 10000; ) {
+        struct pollfd p = { fds[0], POLLIN, 0 };
+        ssize_t r;
+        if (poll(&p, 1, 100) == 0) {
+            waited += 100;
+            continue;
+        }
+        if ((r = read(fds[0], got + n, size - 1 - n)) <= 0)
+            break;                          /* EOF: the child has ended */
+        n += (size_t)r;
+    }
+    got[n] = 0;
+    close(fds[0]);
+    /* Its pipe closes a moment before it can be waited for. */
+    for (int i = 0; i < 500 && (reaped = waitpid(pid, &status, WNOHANG)) == 0;
+         i++)
+        usleep(10000);
+    if (reaped != pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("the child outlived its threads (it wrote \"%s\")", got);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_main_thread_exit(void **state)
+{
+    size_t before = blocks_in_use();
+    char got[16];
+
+    main_leaves_first(-1, got, sizeof(got));
+    assert_string_equal(got, "P-x");
+    main_leaves_first(0, got, sizeof(got));
+    assert_string_equal(got, "PTx");
+    main_leaves_first(1, got, sizeof(got));
+    assert_string_equal(got, "PTx");
+    assert_heap_clean(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_fork_while_purging),
         cmocka_unit_test(test_fork_while_tracing),
+        cmocka_unit_test(test_main_thread_exit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
