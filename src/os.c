@@ -8,15 +8,15 @@
  * a program alive: without them, a process whose main thread leaves by
  * pthread_exit ends (the C library calls exit(0)) when its last thread
  * does.  With a helper running forever it never would (and, every thread
- * left blocking every signal, not even SIGTERM ends it).  So each helper
- * asks about once a second whether it is the program's last (the main
- * thread a zombie and every other thread a helper) and then returns:
- * the last one out ends the process as the program's own last thread
- * would have, atexit handlers and all (its stack is sized for them).
- * Once the main thread is known to have left (its heap's exit, or the
- * state seen), they ask every 20 ms for a second after each thread's
- * exit, so the process ends about as soon as it would have without them
- * (and a program that goes on without its main thread pays little).
+ * left blocking every signal, not even SIGTERM ends it).  So once the
+ * main thread has left (a pthread key set in it at load, and its heap's,
+ * see it go), each helper asks about once a second, and every 20 ms for
+ * a second after any thread's exit, whether it is among the program's
+ * last (the main thread a zombie and every other thread a helper), and
+ * then returns: the last one out ends the process as the program's own
+ * last thread would have, atexit handlers and all (its stack is sized
+ * for them), about as soon.  While the main thread runs, no helper asks
+ * (no system call).
  *
  * Fault injection (om_debug_fail_maps): fail the nth map from now, or every
  * map.  The sweep in tests/test_oom.c uses it to prove that each failure
@@ -149,17 +149,38 @@ void omi_os_purge(void *p, size_t size)
 static atomic_int helpers;              /* invariant 4 */
 static atomic_bool main_left;           /* the main thread has exited */
 static atomic_long last_leave_ms;       /* when a thread last exited */
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static pthread_key_t main_key;          /* set in the main thread only */
+static bool main_key_made;
 
-/* A fork child has none of its parent's helpers. */
+/* The main thread's exit: its value of main_key goes, this runs. */
+static void main_exiting(void *value)
+{
+    (void)value;
+    omi_os_thread_leaving();
+}
+
+/* Watch the main thread: the thread that calls fork is the child's. */
+static void watch_main(void)
+{
+    if (main_key_made)
+        pthread_setspecific(main_key, &main_key);
+}
+
+/* A fork child has none of its parent's helpers, and a new main thread. */
 static void helpers_fork_child(void)
 {
     atomic_store(&helpers, 0);
     atomic_store(&main_left, false);
+    watch_main();
 }
 
-static void register_fork(void)
+/* At load, in the main thread (a program's, or the launcher's). */
+__attribute__((constructor)) static void os_init(void)
 {
+    if (gettid() != getpid())
+        return;                         /* loaded later, by another thread */
+    main_key_made = pthread_key_create(&main_key, main_exiting) == 0;
+    watch_main();
     pthread_atfork(NULL, NULL, helpers_fork_child);
 }
 
@@ -170,7 +191,6 @@ int omi_os_thread_start(void *(*fn)(void *))
     sigset_t all, old;
     int rc;
 
-    pthread_once(&fork_once, register_fork);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread takes none */
     pthread_attr_init(&attr);
@@ -239,12 +259,12 @@ bool omi_os_helper_orphaned(void)
     int saved = errno, counted = atomic_load(&helpers);    /* first */
     long threads;
     char state;
-    bool orphaned = false;
+    bool orphaned;
 
-    if (read_stat(&state, &threads) && state == 'Z') {
-        atomic_store(&main_left, true);
-        orphaned = threads == (long)counted + 1;
-    }
+    if (!atomic_load(&main_left))
+        return false;                   /* no system call while it runs */
+    orphaned = read_stat(&state, &threads) && state == 'Z' &&
+               threads == (long)counted + 1;
     errno = saved;
     return orphaned;
 }

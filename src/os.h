@@ -54,7 +54,8 @@ void omi_os_helper_end(void);
 /*
  * True when the program has left: its main thread is gone (pthread_exit)
  * and every other thread is a helper, so the helpers must end for the
- * process to end.  Reads /proc (three system calls); errno is kept.
+ * process to end.  Once the main thread is known to have left it reads
+ * /proc (three system calls); before, it makes none.  errno is kept.
  */
 bool omi_os_helper_orphaned(void);
 
