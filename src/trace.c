@@ -1407,6 +1407,11 @@ static int64_t sample_gap(size_t mean)
     return (int64_t)(-omi_fmath_log1p(-u) * (double)mean) + 1;
 }
 
+void omi_trace_seed(uint64_t seed)
+{
+    rng_state = seed ? seed : 1;
+}
+
 /* Sampling: does this allocation of size bytes get a trace? */
 static bool sample_hit(size_t size, size_t mean)
 {

@@ -15,6 +15,10 @@
 /* om_check: the invariants of trace.c. */
 int omi_trace_check(void);
 
+/* Tests: seed the calling thread's sampling generator (0 is made 1), so
+ * that a statistical check draws the same gaps at every run. */
+void omi_trace_seed(uint64_t seed);
+
 /* A function of the allocation API (the shim's malloc, say): the frames up
  * to the last such function are left out of tracebacks. */
 void omi_trace_add_entry(const void *fn);
