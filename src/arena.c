@@ -32,6 +32,12 @@
 #include "tool.h"
 
 _Atomic uint64_t omi_arena_map[MAP_WORDS];
+#define MAP_BIAS_UNSET ((uintptr_t)1 << 63)    /* every slot outside */
+_Atomic uintptr_t omi_arena_map_bias = MAP_BIAS_UNSET;
+static uintptr_t map_base;              /* the window's first slot */
+static bool map_placed;                 /* both under arena_lock */
+_Atomic(_Atomic uint64_t *) omi_arena_outside[MAP_ROOT_SIZE];
+static atomic_size_t outside_leaves;    /* leaves mapped, never unmapped */
 static size_t map_bits;                 /* bits set, under arena_lock */
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -45,19 +51,63 @@ _Static_assert(META_POOLS < POOLS_PER_ARENA / 8,
 
 /* ---- The arena map ---- */
 
-/* Set or clear a's bit (arena lock held); map_bits counts the set bits. */
-static void map_mark(uintptr_t a, bool on)
+#define LEAF_BYTES (((size_t)1 << MAP_LEAF_BITS) / 8)
+#define LEAF_MASK (((uintptr_t)1 << MAP_LEAF_BITS) - 1)
+
+/* The word that holds slot's bit (arena lock held; the first arena places
+ * the window around itself), or NULL when slot is outside the window and
+ * its leaf is not mapped yet. */
+static _Atomic uint64_t *map_word(uintptr_t slot)
 {
-    uint64_t bit = (uint64_t)1 << ((a >> ARENA_BITS) & 63);
-    _Atomic uint64_t *word = &omi_arena_map[a >> (ARENA_BITS + 6)];
+    _Atomic uint64_t *leaf;
+
+    if (!map_placed) {
+        map_base = slot > MAP_WINDOW / 2 ?
+                   (slot - MAP_WINDOW / 2) & ~(uintptr_t)63 : 0;
+        map_placed = true;
+        atomic_store(&omi_arena_map_bias, (uintptr_t)omi_arena_map -
+                     (map_base >> 6) * sizeof(uint64_t));
+    }
+    if (slot - map_base < MAP_WINDOW)
+        return &omi_arena_map[(slot - map_base) >> 6];
+    leaf = atomic_load(&omi_arena_outside[slot >> MAP_LEAF_BITS]);
+    return leaf ? &leaf[(slot & LEAF_MASK) >> 6] : NULL;
+}
+
+/* Map the leaf for slot (no lock held: a system call); false when the
+ * kernel refuses.  A leaf stays for the process's life, as CPython's. */
+static bool map_add_leaf(uintptr_t slot)
+{
+    _Atomic uint64_t *leaf = omi_os_map(LEAF_BYTES, 0), *none = NULL;
+
+    if (!leaf)
+        return false;
+    if (atomic_compare_exchange_strong(&omi_arena_outside[slot >> MAP_LEAF_BITS],
+                                       &none, leaf))
+        atomic_fetch_add(&outside_leaves, 1);
+    else
+        omi_os_unmap(leaf, LEAF_BYTES);         /* another thread's won */
+    return true;
+}
+
+/* Set or clear a's bit (arena lock held); map_bits counts the set bits.
+ * False (nothing done) when a's bit needs a leaf not mapped yet. */
+static bool map_mark(uintptr_t a, bool on)
+{
+    uintptr_t slot = a >> ARENA_BITS;
+    uint64_t bit = (uint64_t)1 << (slot & 63);
+    _Atomic uint64_t *word = map_word(slot);
     uint64_t old;
 
+    if (!word)
+        return false;
     if (on)
         old = atomic_fetch_or(word, bit);
     else
         old = atomic_fetch_and(word, ~bit);
     if (((old & bit) != 0) != on)
         map_bits += on ? 1 : (size_t)-1;
+    return true;
 }
 
 size_t omi_arena_map_bits(void)
@@ -65,14 +115,47 @@ size_t omi_arena_map_bits(void)
     return map_bits;
 }
 
+uintptr_t omi_arena_map_window(void)
+{
+    return map_base;
+}
+
+int omi_arena_map_check(void)
+{
+    uintptr_t want = map_placed ? (uintptr_t)omi_arena_map -
+                                  (map_base >> 6) * sizeof(uint64_t)
+                                : MAP_BIAS_UNSET;
+
+    if (map_base % 64 != 0)
+        return omi_check_fail("map.1", NULL, "window at slot %#lx, not a "
+                              "multiple of 64", (unsigned long)map_base);
+    if (atomic_load(&omi_arena_map_bias) != want)
+        return omi_check_fail("map.1", NULL, "bias %#lx for a window at "
+                              "slot %#lx", (unsigned long)
+                              atomic_load(&omi_arena_map_bias),
+                              (unsigned long)map_base);
+    return 0;
+}
+
+size_t omi_arena_map_bytes(void)
+{
+    return sizeof(omi_arena_map) + sizeof(omi_arena_outside) +
+           atomic_load(&outside_leaves) * LEAF_BYTES;
+}
+
 /* ---- Arena lifetime ---- */
 
 /* The map bit and the list entry change together, under the lock, so
  * that a fork() child never sees one without the other. */
-static void list_insert(struct arena *a)
+static bool list_insert(struct arena *a)
 {
     omi_arena_lock();
-    map_mark((uintptr_t)a, true);
+    while (!map_mark((uintptr_t)a, true)) {
+        omi_arena_unlock();
+        if (!map_add_leaf((uintptr_t)a >> ARENA_BITS))
+            return false;
+        omi_arena_lock();
+    }
     a->all_next = all_arenas;
     a->all_prev = NULL;
     if (all_arenas)
@@ -83,6 +166,7 @@ static void list_insert(struct arena *a)
     if (totals.current > totals.highwater)
         totals.highwater = totals.current;
     omi_arena_unlock();
+    return true;
 }
 
 static void list_remove(struct arena *a)
@@ -115,7 +199,10 @@ struct arena *omi_arena_new(struct heap *h)
     a->nfree = USABLE_POOLS;
     for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++)
         a->clean[i / 64] |= (uint64_t)1 << (i % 64);
-    list_insert(a);
+    if (!list_insert(a)) {
+        omi_os_unmap(a, ARENA_SIZE);
+        return NULL;
+    }
     return a;
 }
 

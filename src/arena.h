@@ -67,20 +67,50 @@ struct arena {
 #define META_POOLS ((sizeof(struct arena) + POOL_SIZE - 1) / POOL_SIZE)
 #define USABLE_POOLS (POOLS_PER_ARENA - META_POOLS)
 
-/* The arena map: bit i of word w <=> an arena at (w * 64 + i) MiB. */
+/*
+ * The arena map (config.h): bit s % 64 of word (s - base) / 64 <=> an
+ * arena at slot s (its address >> ARENA_BITS), for s in the window
+ * [base, base + MAP_WINDOW); base is a multiple of 64, placed around the
+ * first arena.  Slots outside the window are in the two-level map
+ * (omi_arena_outside: leaves of 2^MAP_LEAF_BITS slots).  Readers take one
+ * word, the bias: the address of slot s's word is bias + (s >> 6) * 8, a
+ * word of omi_arena_map exactly when s is in the window (before the first
+ * arena, the bias puts every slot outside), so the load's address costs
+ * what a map with no window cost: a shift and an add.
+ */
 extern _Atomic uint64_t omi_arena_map[MAP_WORDS];
+extern _Atomic uintptr_t omi_arena_map_bias;
+extern _Atomic(_Atomic uint64_t *) omi_arena_outside[MAP_ROOT_SIZE];
+
+/* True when slot, outside the window, holds an objmem arena.  Inline: a
+ * call here would make every free keep p in a callee-saved register (a
+ * push and a pop). */
+OM_INLINE bool omi_arena_owns_outside(uintptr_t slot)
+{
+    _Atomic uint64_t *leaf;
+    uintptr_t i = slot & (((uintptr_t)1 << MAP_LEAF_BITS) - 1);
+
+    if (slot >> (ADDRESS_BITS - ARENA_BITS))
+        return false;
+    leaf = atomic_load_explicit(&omi_arena_outside[slot >> MAP_LEAF_BITS],
+                                memory_order_acquire);
+    return leaf && (atomic_load_explicit(&leaf[i >> 6],
+                                         memory_order_relaxed) >>
+                    (slot & 63)) & 1;
+}
 
 /* True when p is in an objmem arena. */
 OM_INLINE bool omi_arena_owns(const void *p)
 {
-    uintptr_t a = (uintptr_t)p;
+    uintptr_t slot = (uintptr_t)p >> ARENA_BITS, w;
     uint64_t word;
 
-    if (unlikely(a >> ADDRESS_BITS))
-        return false;
-    word = atomic_load_explicit(&omi_arena_map[a >> (ARENA_BITS + 6)],
-                                memory_order_relaxed);
-    return (word >> ((a >> ARENA_BITS) & 63)) & 1;
+    w = atomic_load_explicit(&omi_arena_map_bias, memory_order_relaxed) +
+        (slot >> 6) * sizeof(uint64_t);
+    if (unlikely(w - (uintptr_t)omi_arena_map >= sizeof(omi_arena_map)))
+        return omi_arena_owns_outside(slot);
+    word = atomic_load_explicit((_Atomic uint64_t *)w, memory_order_relaxed);
+    return (word >> (slot & 63)) & 1;
 }
 
 /* The arena an address would belong to (whether or not it is ours). */
@@ -211,6 +241,16 @@ void omi_arena_fork_child(void);
 
 /* Bits set in the arena map (arena lock held). */
 size_t omi_arena_map_bits(void);
+
+/* The arena map's own bytes: the window, the outside root and its leaves. */
+size_t omi_arena_map_bytes(void);
+
+/* The window's first slot (arena lock held), or 0 before the first arena. */
+uintptr_t omi_arena_map_window(void);
+
+/* om_check's part of map.1 (arena lock held): the window's base and the
+ * readers' bias agree.  0, or the fatal path's code. */
+int omi_arena_map_check(void);
 
 /* Verify an arena's invariants (lock held). */
 int omi_arena_check(const struct arena *a);

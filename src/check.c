@@ -3,7 +3,8 @@
  * heap, arena, pool, free list and remote list and verifies each numbered
  * invariant of arena.h, pool.h and heap.h, plus the arena map's own:
  *
- *   map.1  the arena map marks exactly the arenas on the global list.
+ *   map.1  the arena map marks exactly the arenas on the global list, and
+ *          its window's base and bias agree.
  *
  * It pauses the purger and holds the arena lock while it walks; other
  * threads must not allocate meanwhile (their heaps are theirs alone).  Heaps orphaned by fork() are
@@ -45,7 +46,7 @@ static int check_map(void)
     if (omi_arena_map_bits() != arenas)
         return omi_check_fail("map.1", NULL, "%zu marks for %zu arenas",
                               omi_arena_map_bits(), arenas);
-    return 0;
+    return omi_arena_map_check();
 }
 
 static int check_arenas(void)

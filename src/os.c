@@ -80,11 +80,22 @@ static bool injected_failure(void)
     return false;
 }
 
+static _Atomic(void *) next_at;         /* tests: omi_os_debug_next_at */
+
 static void *map_raw(size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *hint = atomic_load_explicit(&next_at, memory_order_relaxed), *p;
+
+    if (unlikely(hint != NULL))
+        hint = atomic_exchange(&next_at, NULL);
+    p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+void omi_os_debug_next_at(void *addr)
+{
+    atomic_store(&next_at, addr);
 }
 
 void *omi_os_map(size_t size, size_t align)

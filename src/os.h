@@ -24,6 +24,10 @@ void *omi_os_map(size_t size, size_t align);
  */
 void *omi_os_remap(void *p, size_t old_size, size_t new_size);
 
+/* Tests: the next mapping asks the kernel for addr (a hint: the kernel
+ * gives it when the range is free, somewhere else otherwise). */
+void omi_os_debug_next_at(void *addr);
+
 /* Unmap [p, p+size).  errno is kept. */
 void omi_os_unmap(void *p, size_t size);
 

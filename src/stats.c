@@ -224,7 +224,7 @@ static void print_returned(FILE *out, const struct snapshot *s)
     fprintf(out, "arena map counts\n");
     print_one(out, "# arena map bits set", s->arenas.current);
     print_one(out, "# bytes reserved for the arena map",
-              MAP_WORDS * sizeof(uint64_t));
+              omi_arena_map_bytes());
     fputc('\n', out);
 }
 

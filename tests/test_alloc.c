@@ -1,12 +1,15 @@
 /*
  * test_alloc.c - the small-object allocator, single-threaded: size
  * classes, alignment, realloc, calloc, foreign pointers, arena release,
- * aligned allocation, errno, the stats report, and a random sequence of a
- * million operations checked against a shadow model.
+ * aligned allocation, errno, the stats report, the arena map's window and
+ * what lies outside it, and a random sequence of a million operations
+ * checked against a shadow model.
  */
 #include <malloc.h>
 
 #include "testutil.h"
+#include "arena.h"
+#include "os.h"
 
 static size_t round16(size_t n)
 {
@@ -444,6 +447,74 @@ static void random_step(struct shadow *live, size_t *n, uint64_t *r)
     }
 }
 
+/* An arena outside the map's window (4 TiB around the first arena) is
+ * marked in the outside map, whose leaf is mapped when the first such
+ * arena needs it; when that mapping fails, so does the arena, and nothing
+ * is left marked.  (Skipped where mmap does not take address hints:
+ * ThreadSanitizer keeps the program's mappings in its own ranges.) */
+static void test_arena_outside_window(void **state)
+{
+    size_t before = blocks_in_use(), map_before, bits_before;
+    void *p = om_malloc(64);
+    struct arena *home = omi_arena_of(p), *far;
+    uintptr_t base, slot;
+    char *at;
+
+    omi_arena_lock();
+    base = omi_arena_map_window();
+    map_before = omi_arena_map_bytes();
+    bits_before = omi_arena_map_bits();
+    omi_arena_unlock();
+    assert_non_null(home);
+    assert_int_equal(base % 64, 0);
+    assert_true(((uintptr_t)home >> ARENA_BITS) - base < MAP_WINDOW);
+    assert_int_equal(map_before, MAP_WORDS * 8 + MAP_ROOT_SIZE * 8);
+    /* A slot below the window, or above it when the window is low. */
+    slot = base > MAP_WINDOW + 8192 ? base - MAP_WINDOW / 2 - 777
+                                    : base + MAP_WINDOW + 777;
+    at = (char *)(slot << ARENA_BITS);
+    assert_false(omi_arena_owns(at));
+
+    omi_os_debug_next_at(at);
+    far = omi_arena_new(home->heap);
+    assert_non_null(far);
+    if ((char *)far != at) {
+        omi_arena_release(far);
+        om_free(p);
+        skip();
+    }
+    assert_int_equal(omi_arena_map_bytes(), map_before + 32768);
+    omi_arena_lock();
+    assert_int_equal(omi_arena_map_bits(), bits_before + 1);
+    omi_arena_unlock();
+    assert_true(omi_arena_owns(at + 12345));
+    assert_ptr_equal(omi_arena_of(at + ARENA_SIZE - 1), far);
+    assert_false(omi_arena_owns(at + ARENA_SIZE));
+    assert_false(omi_arena_owns(at - 1));
+    assert_ptr_equal(omi_arena_of(p), home);    /* the window's still */
+    omi_arena_release(far);
+    assert_false(omi_arena_owns(at + 12345));
+    assert_int_equal(omi_arena_map_bytes(), map_before + 32768);  /* stays */
+
+    /* Another leaf's slot: the arena's own mapping works, its leaf's
+     * fails, and the arena goes with it. */
+    if (slot < base)
+        at -= (size_t)1 << (MAP_LEAF_BITS + ARENA_BITS);
+    else
+        at += (size_t)1 << (MAP_LEAF_BITS + ARENA_BITS);
+    assert_int_equal(om_debug_fail_maps(2, false), 0);
+    omi_os_debug_next_at(at);
+    assert_null(omi_arena_new(home->heap));
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_false(omi_arena_owns(at));
+    assert_int_equal(omi_arena_map_bytes(), map_before + 32768);
+    omi_arena_lock();
+    assert_int_equal(omi_arena_map_bits(), bits_before);
+    omi_arena_unlock();
+    om_free(p);
+    assert_heap_clean(before);
+}
+
 /* 1M random operations against a shadow model, om_check every 10k. */
 static void test_random_shadow(void **state)
 {
@@ -482,6 +553,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stats_report),
         cmocka_unit_test(test_stats_at_exit),
         cmocka_unit_test(test_bad_frees_are_fatal),
+        cmocka_unit_test(test_arena_outside_window),
 #if defined(__SANITIZE_ADDRESS__)
         cmocka_unit_test(test_asan_sees_pool_use_after_free),
 #endif

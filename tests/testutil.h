@@ -108,7 +108,9 @@ static inline void assert_dies_saying(void (*act)(void), const char *what)
     int status = run_child(act, false, out, sizeof(out));
 
     assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_non_null(strstr(out, what));
+    if (!strstr(out, what))
+        fail_msg("the child died without saying \"%s\"; it said:\n%s", what,
+                 out);
 }
 
 /* act() returns, and the process, exiting normally, says what. */
