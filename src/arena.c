@@ -35,7 +35,6 @@ _Atomic uint64_t omi_arena_map[MAP_WORDS];
 #define MAP_BIAS_UNSET ((uintptr_t)1 << 63)    /* every slot outside */
 _Atomic uintptr_t omi_arena_map_bias = MAP_BIAS_UNSET;
 static uintptr_t map_base;              /* the window's first slot */
-static bool map_placed;                 /* both under arena_lock */
 _Atomic(_Atomic uint64_t *) omi_arena_outside[MAP_ROOT_SIZE];
 static atomic_size_t outside_leaves;    /* leaves mapped, never unmapped */
 static size_t map_bits;                 /* bits set, under arena_lock */
@@ -61,10 +60,9 @@ static _Atomic uint64_t *map_word(uintptr_t slot)
 {
     _Atomic uint64_t *leaf;
 
-    if (!map_placed) {
+    if (atomic_load(&omi_arena_map_bias) == MAP_BIAS_UNSET) {
         map_base = slot > MAP_WINDOW / 2 ?
                    (slot - MAP_WINDOW / 2) & ~(uintptr_t)63 : 0;
-        map_placed = true;
         atomic_store(&omi_arena_map_bias, (uintptr_t)omi_arena_map -
                      (map_base >> 6) * sizeof(uint64_t));
     }
@@ -79,11 +77,12 @@ static _Atomic uint64_t *map_word(uintptr_t slot)
 static bool map_add_leaf(uintptr_t slot)
 {
     _Atomic uint64_t *leaf = omi_os_map(LEAF_BYTES, 0), *none = NULL;
+    _Atomic(_Atomic uint64_t *) *root = &omi_arena_outside[slot >>
+                                                           MAP_LEAF_BITS];
 
     if (!leaf)
         return false;
-    if (atomic_compare_exchange_strong(&omi_arena_outside[slot >> MAP_LEAF_BITS],
-                                       &none, leaf))
+    if (atomic_compare_exchange_strong(root, &none, leaf))
         atomic_fetch_add(&outside_leaves, 1);
     else
         omi_os_unmap(leaf, LEAF_BYTES);         /* another thread's won */
@@ -122,18 +121,19 @@ uintptr_t omi_arena_map_window(void)
 
 int omi_arena_map_check(void)
 {
-    uintptr_t want = map_placed ? (uintptr_t)omi_arena_map -
-                                  (map_base >> 6) * sizeof(uint64_t)
-                                : MAP_BIAS_UNSET;
+    uintptr_t bias = atomic_load(&omi_arena_map_bias);
 
     if (map_base % 64 != 0)
         return omi_check_fail("map.1", NULL, "window at slot %#lx, not a "
                               "multiple of 64", (unsigned long)map_base);
-    if (atomic_load(&omi_arena_map_bias) != want)
+    if (bias != MAP_BIAS_UNSET && bias != (uintptr_t)omi_arena_map -
+                                          (map_base >> 6) * sizeof(uint64_t))
         return omi_check_fail("map.1", NULL, "bias %#lx for a window at "
-                              "slot %#lx", (unsigned long)
-                              atomic_load(&omi_arena_map_bias),
+                              "slot %#lx", (unsigned long)bias,
                               (unsigned long)map_base);
+    if (bias == MAP_BIAS_UNSET && map_bits != 0)
+        return omi_check_fail("map.1", NULL, "%zu marks, no window",
+                              map_bits);
     return 0;
 }
 

@@ -185,14 +185,15 @@ static void helpers_fork_child(void)
     watch_main();
 }
 
-/* At load, in the main thread (a program's, or the launcher's). */
+/* At load, in the main thread (a program's, or the launcher's), or in a
+ * thread that loads objmem later (its heap's exit still tells). */
 __attribute__((constructor)) static void os_init(void)
 {
+    pthread_atfork(NULL, NULL, helpers_fork_child);
     if (gettid() != getpid())
-        return;                         /* loaded later, by another thread */
+        return;
     main_key_made = pthread_key_create(&main_key, main_exiting) == 0;
     watch_main();
-    pthread_atfork(NULL, NULL, helpers_fork_child);
 }
 
 int omi_os_thread_start(void *(*fn)(void *))
