@@ -90,7 +90,8 @@ OM_API size_t om_usable_size(const void *p);
  * free it with om_free.  Alignments up to the small threshold are served
  * from the pools; larger ones, or large sizes, by the system allocator
  * while the RAW domain is the default.  Alignments above 16 need the MEM
- * domain's default table (not replaced, no debug hooks): ENOTSUP
+ * domain's default table (not replaced, no debug hooks), or the system
+ * table (OBJMEM_ALLOCATOR=malloc: posix_memalign's block): ENOTSUP
  * otherwise, as when RAW is replaced.  EINVAL for a bad alignment.
  */
 OM_API void *om_aligned_alloc(size_t alignment, size_t size);
@@ -120,7 +121,10 @@ OM_API extern const struct om_allocator om_gp_allocator;
  * Install CPython's debug hooks on all three domains (as
  * PYTHONMALLOC=debug): guard bytes, fill patterns, the domain id in each
  * block, checks on free and realloc.  Also done at start-up when the
- * environment has OBJMEM_ALLOCATOR=debug.  Call it before any block is
+ * environment has OBJMEM_ALLOCATOR=debug (or malloc_debug: over the C
+ * library's malloc, which malloc alone gives MEM and OBJ, as
+ * PYTHONMALLOC=malloc; malloc is the default under a Valgrind tool that
+ * tracks malloc, such as memcheck).  Call it before any block is
  * allocated through the domains, or free only blocks allocated after it.
  * Returns 0, or -EALREADY when the hooks are already installed.
  */

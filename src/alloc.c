@@ -375,19 +375,18 @@ size_t om_usable_size(const void *p)
     size = small_size(p);
     if (size)
         return size;
-    return omi_domain_raw_is_system() ? malloc_usable_size((void *)(uintptr_t)p) : 0;
+    return omi_domain_is_system(OM_DOMAIN_RAW)
+               ? malloc_usable_size((void *)(uintptr_t)p)
+               : 0;
 }
 
-/* Over-aligned large blocks come from the system allocator directly. */
-static void *large_aligned(size_t alignment, size_t size)
+/* A block of the system allocator aligned to alignment (a power of two),
+ * or NULL with errno. */
+static void *sys_aligned(size_t alignment, size_t size)
 {
     void *p = NULL;
     int rc;
 
-    if (!omi_domain_raw_is_system()) {
-        errno = ENOTSUP;
-        return NULL;
-    }
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
     rc = posix_memalign(&p, alignment, size ? size : 1);
@@ -395,7 +394,21 @@ static void *large_aligned(size_t alignment, size_t size)
         errno = rc;
         return NULL;
     }
-    atomic_fetch_add_explicit(&raw_blocks, 1, memory_order_relaxed);
+    return p;
+}
+
+/* Over-aligned large blocks come from the system allocator directly. */
+static void *large_aligned(size_t alignment, size_t size)
+{
+    void *p;
+
+    if (!omi_domain_is_system(OM_DOMAIN_RAW)) {
+        errno = ENOTSUP;
+        return NULL;
+    }
+    p = sys_aligned(alignment, size);
+    if (p)
+        atomic_fetch_add_explicit(&raw_blocks, 1, memory_order_relaxed);
     return p;
 }
 
@@ -409,6 +422,8 @@ OM_NO_ASAN void *om_aligned_alloc(size_t alignment, size_t size)
     }
     if (alignment <= ALIGNMENT)
         return om_malloc(size);
+    if (omi_domain_is_system(OM_DOMAIN_MEM))
+        return sys_aligned(alignment, size);    /* allocator=malloc */
     if (omi_domain_small[OM_DOMAIN_MEM] != OMI_TABLE_SMALL) {
         errno = ENOTSUP;
         return NULL;

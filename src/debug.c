@@ -60,7 +60,9 @@
  *      except through the underlying table.
  *
  * The hooks go on at start-up when the environment has
- * OBJMEM_ALLOCATOR=debug (a constructor; a program that starts before
+ * OBJMEM_ALLOCATOR=debug or malloc_debug (a constructor, which also gives
+ * MEM and OBJ the system table for malloc and malloc_debug; a program
+ * that starts before
  * constructors run, such as a preloaded shim, calls om_setup_debug_hooks()
  * itself).  See docs/design.md, "Debug hooks".
  */
@@ -486,9 +488,26 @@ size_t omi_debug_block_size(const void *p)
     return read_size((const unsigned char *)p - HEAD_BYTES);
 }
 
-/* OBJMEM_ALLOCATOR=debug: install the hooks before main() allocates. */
-__attribute__((constructor)) static void hooks_from_environment(void)
+/*
+ * OBJMEM_ALLOCATOR, before main() allocates: malloc and malloc_debug give
+ * MEM and OBJ the system table (PYTHONMALLOC=malloc: every block is the C
+ * library's, so that Valgrind or the C library's own checks see each
+ * one); debug and malloc_debug install the hooks.
+ */
+__attribute__((weak)) bool omi_allocator_auto = true;
+
+__attribute__((constructor)) static void allocator_from_environment(void)
 {
-    if (strcmp(omi_option_str(OMI_OPT_ALLOCATOR), "debug") == 0)
+    const char *a;
+
+    if (!omi_allocator_auto)
+        return;                         /* the shim: start() did it */
+    a = omi_option_str(OMI_OPT_ALLOCATOR);
+
+    if (strncmp(a, "malloc", 6) == 0) {
+        om_set_allocator(OM_DOMAIN_MEM, &omi_domain_default_raw);
+        om_set_allocator(OM_DOMAIN_OBJ, &omi_domain_default_raw);
+    }
+    if (strcmp(a, "debug") == 0 || strcmp(a, "malloc_debug") == 0)
         om_setup_debug_hooks();
 }

@@ -5,7 +5,8 @@
  * RAW defaults to the system allocator with CPython's rules: a request of
  * 0 bytes is made a request of 1, so it returns a unique pointer; sizes
  * above PTRDIFF_MAX fail with ENOMEM.  MEM and OBJ default to the
- * small-object allocator (alloc.c).
+ * small-object allocator (alloc.c); allocator=malloc gives them the
+ * system table (debug.c's constructor).
  *
  * Invariants:
  *   1. Every table has all four functions set.
@@ -107,9 +108,9 @@ void omi_domain_set_sampled(enum om_domain d, bool on)
         omi_domain_small[d] = OMI_TABLE_OTHER;
 }
 
-bool omi_domain_raw_is_system(void)
+bool omi_domain_is_system(enum om_domain d)
 {
-    return omi_domains[OM_DOMAIN_RAW].malloc == sys_malloc;
+    return omi_domains[d].malloc == sys_malloc;
 }
 
 void *om_raw_malloc(size_t size)

@@ -55,8 +55,13 @@ extern uint8_t omi_domain_small[3];
  * small-object allocator (on), or no longer (off). */
 void omi_domain_set_sampled(enum om_domain d, bool on);
 
-/* True while the raw domain is the unwrapped system allocator. */
-bool omi_domain_raw_is_system(void);
+/* True while domain d's table is the unwrapped system allocator: RAW's
+ * default, MEM's and OBJ's with allocator=malloc. */
+bool omi_domain_is_system(enum om_domain d);
+
+/* debug.c's constructor applies the allocator option (malloc, debug,
+ * malloc_debug) unless the shim, which applies it itself, says false. */
+extern bool omi_allocator_auto;
 
 /* debug.c: true while the debug hooks wrap domain d. */
 bool omi_debug_hooks_on(enum om_domain d);

@@ -48,8 +48,10 @@ static struct option options[OMI_OPT_COUNT] = {
         "objmem.%p.stats", "where reports go: a file (%p: the pid, %e: "
         "the program's name, %%: %), or stderr, or stdout", NULL, "" },
     [OMI_OPT_ALLOCATOR] = { "allocator", "OBJMEM_ALLOCATOR", STRING,
-        "objmem", "objmem, or debug: CPython's debug hooks on every block",
-        NULL, "" },
+        "objmem", "objmem; debug: CPython's debug hooks on every block; "
+        "malloc: the C library's malloc for every block (the default under "
+        "a Valgrind tool that tracks malloc); malloc_debug: both", NULL,
+        "" },
     [OMI_OPT_VERBOSE] = { "verbose", "OBJMEM_VERBOSE", BOOL, "0",
         "print the options and their sources on stderr at start", NULL,
         "" },
@@ -115,6 +117,42 @@ static const char *env_get(const char *name)
 
 /* ---- Values ---- */
 
+/* v (len bytes) is exactly w. */
+static bool is_word(const char *v, size_t len, const char *w)
+{
+    return strlen(w) == len && strncmp(v, w, len) == 0;
+}
+
+/*
+ * A Valgrind tool that replaces malloc to track every block (memcheck,
+ * massif, helgrind, drd, dhat) preloads vgpreload_<tool>-<platform>.so
+ * beside vgpreload_core; a tool that does not (callgrind, cachegrind)
+ * preloads the core alone.  Under such a tool the pools would hide every
+ * block from it, so the allocator option defaults to malloc there, as
+ * CPython built with Valgrind support uses malloc under Valgrind.
+ */
+static bool valgrind_tracks_malloc(void)
+{
+    const char *v = env_get("LD_PRELOAD");
+    static const char pre[] = "vgpreload_";
+
+    for (; v && *v; v += strcspn(v, ": ")) {
+        size_t len;
+        const char *base;
+
+        v += strspn(v, ": ");
+        len = strcspn(v, ": ");
+        base = v + len;
+        while (base > v && base[-1] != '/')
+            base--;
+        if ((size_t)(v + len - base) > sizeof(pre) - 1 &&
+            strncmp(base, pre, sizeof(pre) - 1) == 0 &&
+            strncmp(base + sizeof(pre) - 1, "core-", 5) != 0)
+            return true;
+    }
+    return false;
+}
+
 static void append(char *w, size_t *n, const char *s, size_t len)
 {
     size_t room = sizeof(warnings[0]) - 1 - *n;
@@ -177,9 +215,10 @@ static bool valid(const struct option *o, const char *v, size_t len)
         return len < 19;
     case STRING:
         if (o == &options[OMI_OPT_ALLOCATOR])
-            return (len == 6 && strncmp(v, "objmem", 6) == 0) ||
-                   (len == 5 && strncmp(v, "debug", 5) == 0) ||
-                   (len == 7 && strncmp(v, "pymalloc", 7) == 0);
+            return is_word(v, len, "objmem") || is_word(v, len, "debug") ||
+                   is_word(v, len, "pymalloc") ||
+                   is_word(v, len, "malloc") ||
+                   is_word(v, len, "malloc_debug");
         return true;
     }
     return false;
@@ -247,6 +286,10 @@ void omi_options_load(void)
     for (unsigned i = 0; i < OMI_OPT_COUNT; i++) {
         strcpy(options[i].value, options[i].def);
         options[i].source = "default";
+    }
+    if (valgrind_tracks_malloc()) {
+        strcpy(options[OMI_OPT_ALLOCATOR].value, "malloc");
+        options[OMI_OPT_ALLOCATOR].source = "Valgrind";
     }
     if ((conf = env_get("OBJMEM_CONF")))
         parse_conf(conf);

@@ -16,7 +16,11 @@
  * With allocator=debug every block goes through the RAW domain, whose
  * table is then objmem's general-purpose family wrapped in CPython's
  * debug hooks; the choice is made before the first block is handed out,
- * so every block has its frame.  An over-aligned block (alignment above
+ * so every block has its frame.  With allocator=malloc objmem steps
+ * aside: every call goes to the C library's function (LIBC mode; the
+ * default under a Valgrind tool that tracks malloc, options.c), and
+ * malloc_debug puts the debug hooks over the C library's malloc.  An
+ * over-aligned block (alignment above
  * 16) cannot carry the frame: in debug mode it is a mapping of its own,
  * recognised on free by being page-aligned and in the large-block table
  * (a framed block never starts on a page).
@@ -43,6 +47,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "domain.h"
 #include "large.h"
 #include "options.h"
@@ -61,14 +66,25 @@ int malloc_trim(size_t pad);
 #pragma GCC visibility pop
 
 /* FAST: om_gp_* directly.  TRACE and DEBUG: through the RAW domain, which
- * is om_gp_allocator wrapped by tracing or by the debug hooks (or both). */
-enum mode { MODE_UNSET, MODE_STARTING, MODE_FAST, MODE_TRACE, MODE_DEBUG };
+ * is om_gp_allocator (or, for malloc_debug, the C library's) wrapped by
+ * tracing or by the debug hooks (or both).  LIBC: the C library's
+ * functions. */
+enum mode { MODE_UNSET, MODE_STARTING, MODE_FAST, MODE_TRACE, MODE_DEBUG,
+            MODE_LIBC };
 
 static _Atomic int mode;
+/* The thread deciding the mode: its own calls meanwhile (dlsym's, say)
+ * are served by om_gp, and gp_blocks notes that LIBC mode has some. */
+static OM_TLS bool in_start;
+static atomic_bool gp_blocks;
 
 /* ---- Foreign pointers: the C library's own ---- */
 
 static struct {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    int (*trim)(size_t);
     void (*free)(void *);
     void *(*realloc)(void *, size_t);
     size_t (*usable_size)(void *);
@@ -77,6 +93,11 @@ static struct {
 static void libc_resolve(void)
 {
     if (!libc.free) {
+        libc.malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+        libc.calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+        libc.memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT,
+                                                         "memalign");
+        libc.trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
         libc.usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT,
                                                      "malloc_usable_size");
         libc.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT,
@@ -86,6 +107,20 @@ static void libc_resolve(void)
     if (!libc.free)
         omi_fatal("free of an address objmem never handed out", NULL,
                   "and the C library's free cannot be found");
+}
+
+/* p is a block of objmem's (a pool's, a span's or a large mapping). */
+static bool ours(const void *p)
+{
+    return omi_arena_owns(p) || omi_large_size(p) != 0;
+}
+
+/* LIBC mode: a block objmem handed out while the mode was being decided
+ * goes back to objmem, any other to the C library. */
+static bool libc_block(const void *p)
+{
+    return !p || !atomic_load_explicit(&gp_blocks, memory_order_relaxed) ||
+           !ours(p);
 }
 
 static void foreign_free(void *p)
@@ -110,7 +145,38 @@ static const struct omi_gp_foreign foreign = {
     foreign_free, foreign_realloc, foreign_usable_size
 };
 
+/* The C library's malloc family as a domain table: RAW's for
+ * malloc_debug, under the debug hooks. */
+static void *libc_table_malloc(void *ctx, size_t size)
+{
+    return libc.malloc(size);
+}
+
+static void *libc_table_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return libc.calloc(nelem, elsize);
+}
+
+static void *libc_table_realloc(void *ctx, void *p, size_t size)
+{
+    return libc.realloc(p, size);
+}
+
+static void libc_table_free(void *ctx, void *p)
+{
+    libc.free(p);
+}
+
+static const struct om_allocator libc_table = {
+    NULL, libc_table_malloc, libc_table_calloc, libc_table_realloc,
+    libc_table_free
+};
+
 /* ---- Start-up ---- */
+
+/* debug.c must not apply the allocator option from its constructor:
+ * start() has, before the first block. */
+bool omi_allocator_auto = false;
 
 /* Tracing from the shim: the capture module must not start it from its
  * constructor, before the RAW domain is objmem's (start() does). */
@@ -134,16 +200,27 @@ static void trace_entries(void)
 static void start(void)
 {
     int expected = MODE_UNSET;
+    const char *a;
 
     if (!atomic_compare_exchange_strong(&mode, &expected, MODE_STARTING)) {
         while (atomic_load(&mode) == MODE_STARTING)
             ;                   /* another thread's first call: brief */
         return;
     }
+    in_start = true;
     omi_options_load();
     omi_gp_set_foreign(&foreign);
-    if (strcmp(omi_option_str(OMI_OPT_ALLOCATOR), "debug") == 0) {
-        om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
+    a = omi_option_str(OMI_OPT_ALLOCATOR);
+    if (strncmp(a, "malloc", 6) == 0)
+        libc_resolve();
+    if (strcmp(a, "malloc") == 0) {
+        atomic_store(&mode, MODE_LIBC);
+        in_start = false;
+        return;
+    }
+    if (strcmp(a, "debug") == 0 || strcmp(a, "malloc_debug") == 0) {
+        om_set_allocator(OM_DOMAIN_RAW, a[0] == 'm' ? &libc_table
+                                                    : &om_gp_allocator);
         om_setup_debug_hooks();
         atomic_store(&mode, MODE_DEBUG);
     } else if (omi_option_long(OMI_OPT_TRACE) > 0 ||
@@ -152,8 +229,10 @@ static void start(void)
         atomic_store(&mode, MODE_TRACE);
     } else {
         atomic_store(&mode, MODE_FAST);
+        in_start = false;
         return;
     }
+    in_start = false;
     trace_entries();
     omi_capture_start();
 }
@@ -164,10 +243,19 @@ OM_INLINE int current_mode(void)
     int m = atomic_load_explicit(&mode, memory_order_relaxed);
 
     if (unlikely(m < MODE_FAST)) {
+        if (in_start) {                 /* our own call from start() */
+            atomic_store(&gp_blocks, true);
+            return MODE_FAST;
+        }
         start();
         m = atomic_load(&mode);
     }
     return m;
+}
+
+OM_INLINE bool libc_mode(void)
+{
+    return unlikely(current_mode() == MODE_LIBC);
 }
 
 OM_INLINE bool debug_mode(void)
@@ -178,7 +266,9 @@ OM_INLINE bool debug_mode(void)
 /* TRACE or DEBUG: every call goes through the RAW domain. */
 OM_INLINE bool domain_mode(void)
 {
-    return unlikely(current_mode() != MODE_FAST);
+    int m = current_mode();
+
+    return unlikely(m != MODE_FAST && m != MODE_LIBC);
 }
 
 /* ---- Debug mode's over-aligned blocks ---- */
@@ -237,6 +327,8 @@ static void *debug_realloc(void *p, size_t size)
 
 EXPORT void *malloc(size_t size)
 {
+    if (libc_mode())
+        return libc.malloc(size);
     if (domain_mode()) {
         OMI_NOTE_CALLER();
         return om_raw_malloc(size);
@@ -246,7 +338,9 @@ EXPORT void *malloc(size_t size)
 
 EXPORT void free(void *p)
 {
-    if (!domain_mode())
+    if (libc_mode() && libc_block(p))
+        libc.free(p);
+    else if (!domain_mode())
         om_gp_free(p);
     else if (debug_mode())
         debug_free(p);
@@ -256,6 +350,8 @@ EXPORT void free(void *p)
 
 EXPORT void *calloc(size_t nelem, size_t elsize)
 {
+    if (libc_mode())
+        return libc.calloc(nelem, elsize);
     if (domain_mode()) {
         OMI_NOTE_CALLER();
         return om_raw_calloc(nelem, elsize);
@@ -265,6 +361,8 @@ EXPORT void *calloc(size_t nelem, size_t elsize)
 
 EXPORT void *realloc(void *p, size_t size)
 {
+    if (libc_mode() && libc_block(p))
+        return libc.realloc(p, size);
     if (domain_mode())
         OMI_NOTE_CALLER();
     if (domain_mode() && !debug_mode())
@@ -305,6 +403,8 @@ static void *trace_aligned(size_t alignment, size_t size)
 
 static void *aligned(size_t alignment, size_t size)
 {
+    if (libc_mode())
+        return libc.memalign(alignment, size);
     if (!domain_mode())
         return om_gp_aligned_alloc(alignment, size);
     if (debug_mode())
@@ -378,6 +478,8 @@ EXPORT void *pvalloc(size_t size)
 
 EXPORT size_t malloc_usable_size(void *p)
 {
+    if (libc_mode() && libc_block(p))
+        return libc.usable_size ? libc.usable_size(p) : 0;
     if (unlikely(debug_mode()))
         return debug_usable_size(p);
     return om_gp_usable_size(p);
@@ -387,6 +489,8 @@ EXPORT size_t malloc_usable_size(void *p)
  * have been released. */
 EXPORT int malloc_trim(size_t pad)
 {
+    if (libc_mode())
+        return libc.trim ? libc.trim(pad) : 0;
     om_collect(true);
     return 1;
 }

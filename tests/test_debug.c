@@ -11,6 +11,15 @@
  * --env-child, the program instead checks that OBJMEM_ALLOCATOR=debug
  * installed them on its own, then overflows a block (test_environment
  * runs it that way).
+ *
+ * The allocator option's other values: with --malloc-child KIND the
+ * program checks that the MEM and OBJ domains are what KIND says (malloc:
+ * the C library's; malloc_debug: the hooks over it; objmem: the pools)
+ * under the environment the parent gave it (OBJMEM_ALLOCATOR, or a
+ * Valgrind tool's preload in LD_PRELOAD).  Where valgrind is installed,
+ * --uaf-child and --objects-child run under memcheck: it must see a use
+ * after free and a leak of om_malloc blocks, and nothing wrong with a
+ * workload of objects and collections.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -683,6 +692,258 @@ static void test_environment(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* ---- The allocator option: malloc, malloc_debug, under Valgrind ---- */
+
+/* In a child: MEM and OBJ are what kind says.  0: all checks passed. */
+static int malloc_child(const char *kind)
+{
+    bool hooked = strcmp(kind, "malloc_debug") == 0;
+    bool pools = strcmp(kind, "objmem") == 0;
+    struct om_stats s0, s1;
+    om_object *str, *list;
+    unsigned char *p;
+    void *q;
+
+    if (om_stats_get(&s0) != 0 ||
+        omi_debug_hooks_on(OM_DOMAIN_MEM) != hooked ||
+        omi_debug_hooks_on(OM_DOMAIN_OBJ) != hooked) {
+        fprintf(stderr, "malloc child: hooks %d, not %d\n",
+                omi_debug_hooks_on(OM_DOMAIN_MEM), hooked);
+        return 3;
+    }
+    p = om_malloc(24);
+    str = om_str_from_utf8("a string of thirty-two bytes...", 31);
+    list = om_list_new(0);
+    errno = 0;
+    q = om_aligned_alloc(64, 100);
+    if (!p || !str || !list || om_list_append(list, str) != 0 ||
+        om_usable_size(p) < 24 || (hooked && om_usable_size(p) != 24) ||
+        (hooked ? q || errno != ENOTSUP : !q || (uintptr_t)q % 64)) {
+        fprintf(stderr, "malloc child: bad blocks (usable %zu, aligned "
+                "%p, errno %d)\n", om_usable_size(p), q, errno);
+        return 4;
+    }
+    om_stats_get(&s1);
+    /* The C library's blocks are not the pools': p, the string, the list
+     * and its items (pools: at least 4 blocks more). */
+    if (pools ? s1.blocks_in_use < s0.blocks_in_use + 4
+              : s1.blocks_in_use != s0.blocks_in_use) {
+        fprintf(stderr, "malloc child: pool blocks %zu -> %zu\n",
+                s0.blocks_in_use, s1.blocks_in_use);
+        return 5;
+    }
+    om_free(q);
+    om_decref(str);
+    om_decref(list);
+    if (om_check() != 0)
+        return 6;
+    fprintf(stderr, "malloc child: %s ok\n", kind);
+    fflush(stderr);
+    if (hooked) {
+        p[24] = 'X';                    /* the hooks see it */
+        om_free(p);
+        fprintf(stderr, "malloc child: overflow not caught\n");
+        return 7;
+    }
+    om_free(p);
+    return 0;
+}
+
+struct exec_args {
+    const char *const *env;     /* NAME=VALUE, or NAME alone to unset */
+    bool vg;                    /* under valgrind */
+    const char *self, *arg1, *arg2;
+};
+
+/* In a child: the environment changed, this program exec'd with args. */
+static void exec_child(void *p)
+{
+    const struct exec_args *a = p;
+
+    for (const char *const *e = a->env; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char name[64];
+
+        snprintf(name, sizeof(name), "%.*s",
+                 (int)(eq ? eq - *e : (ptrdiff_t)strlen(*e)), *e);
+        if (eq)
+            setenv(name, eq + 1, 1);
+        else
+            unsetenv(name);
+    }
+    if (a->vg)
+        execlp("valgrind", "valgrind", "-q", "--error-exitcode=9",
+               "--leak-check=full", a->self, a->arg1, a->arg2,
+               (char *)NULL);
+    else
+        execl(a->self, "test_debug", a->arg1, a->arg2, (char *)NULL);
+    _exit(127);
+}
+
+/* Run this program with arg1 and arg2 (may be NULL) in a child, its
+ * environment changed by env, under valgrind when vg is set; the child's
+ * stderr and status go to *d. */
+static void run_child(const char *const *env, bool vg, const char *arg1,
+                      const char *arg2, struct death *d)
+{
+    static char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    struct exec_args a = { env, vg, self, arg1, arg2 };
+
+    assert_true(n > 0);
+    self[n] = '\0';
+    die_in_child(exec_child, &a, d);
+}
+
+static void assert_exited(const struct death *d, int code)
+{
+    if (!WIFEXITED(d->status) || WEXITSTATUS(d->status) != code)
+        fail_msg("child status 0x%x, not exit %d; stderr:\n%s", d->status,
+                 code, d->err);
+}
+
+/* A preload path as Valgrind's tools name theirs (it need not exist:
+ * the dynamic linker skips it with a warning). */
+#define VG_DIR "/nonexistent/valgrind/"
+#define MEMCHECK VG_DIR "vgpreload_memcheck-amd64-linux.so"
+#define CORE VG_DIR "vgpreload_core-amd64-linux.so"
+
+static void test_allocator_malloc(void **state)
+{
+    static const char *const env[] = { "OBJMEM_ALLOCATOR=malloc", NULL };
+    static struct death d;
+
+    run_child(env, false, "--malloc-child", "malloc", &d);
+    assert_exited(&d, 0);
+    assert_said(&d, "malloc child: malloc ok");
+}
+
+static void test_allocator_malloc_debug(void **state)
+{
+    static const char *const env[] = { "OBJMEM_ALLOCATOR=malloc_debug",
+                                       NULL };
+    static struct death d;
+    void *p = NULL;
+    const char *at;
+
+    run_child(env, false, "--malloc-child", "malloc_debug", &d);
+    assert_said(&d, "malloc child: malloc_debug ok");
+    at = strstr(d.err, "fatal error: bad trailing pad byte at ");
+    if (!at || sscanf(at, "fatal error: bad trailing pad byte at %p",
+                      &p) != 1)
+        fail_msg("child said:\n%s", d.err);
+    assert_report(&d, "bad trailing pad byte", p, 24, 'm');
+}
+
+/* A Valgrind tool that tracks malloc makes malloc the default; one that
+ * does not (the core alone: callgrind, cachegrind) leaves objmem's pools,
+ * and so does OBJMEM_ALLOCATOR=objmem, the user's word. */
+static void test_allocator_under_valgrind(void **state)
+{
+    static const char *const memcheck[] = {
+        "OBJMEM_ALLOCATOR", "LD_PRELOAD=" CORE ":" MEMCHECK, NULL };
+    static const char *const core[] = {
+        "OBJMEM_ALLOCATOR", "LD_PRELOAD=" CORE, NULL };
+    static const char *const chosen[] = {
+        "OBJMEM_ALLOCATOR=objmem", "LD_PRELOAD=" CORE " " MEMCHECK, NULL };
+    static struct death d;
+
+    run_child(memcheck, false, "--malloc-child", "malloc", &d);
+    assert_exited(&d, 0);
+    assert_said(&d, "malloc child: malloc ok");
+    run_child(core, false, "--malloc-child", "objmem", &d);
+    assert_exited(&d, 0);
+    assert_said(&d, "malloc child: objmem ok");
+    run_child(chosen, false, "--malloc-child", "objmem", &d);
+    assert_exited(&d, 0);
+    assert_said(&d, "malloc child: objmem ok");
+}
+
+/* Under memcheck: a read after om_free, and an om_obj_malloc block lost. */
+static int uaf_child(void)
+{
+    char *p = om_malloc(40), *lost = om_obj_malloc(100);
+    volatile char c;
+
+    if (!p || !lost)
+        return 3;
+    strcpy(p, "hello");
+    om_free(p);
+    c = p[1];
+    (void)c;
+    lost[0] = 1;
+    lost = NULL;
+    return 0;
+}
+
+/* Under memcheck: objects of every core type, an instance in a cycle
+ * collected, its weak reference cleared; memcheck must find nothing (no
+ * read of memory never written, no leak, no bad free). */
+static int objects_child(void)
+{
+    om_object *l = om_list_new(0), *d = om_dict_new(), *t, *w;
+    om_object *cls = om_class_new("C", NULL, 0, 0), *a;
+    char text[32];
+
+    if (!l || !d || !cls || !(a = om_instance_new(cls)))
+        return 3;
+    for (int i = 0; i < 2000; i++) {
+        om_object *k, *v;
+
+        snprintf(text, sizeof(text), "key %d", i);
+        k = om_str_from_utf8(text, strlen(text));
+        v = i % 2 ? om_int_from_i64((int64_t)i << 40)
+                  : om_float_from_double(i * 0.5);
+        t = om_tuple_pack(2, k, v);
+        if (!k || !v || !t || om_dict_set(d, k, t) != 0 ||
+            om_list_append(l, v) != 0)
+            return 4;
+        om_decref(k);
+        om_decref(v);
+        om_decref(t);
+    }
+    /* a -> l -> a, and l -> d */
+    if (om_setattr(a, "items", l) != 0 || om_list_append(l, a) != 0 ||
+        om_list_append(l, d) != 0 || !(w = om_weakref_new(a, NULL, NULL)))
+        return 5;
+    om_decref(a);
+    om_decref(l);
+    om_decref(d);
+    if (om_gc_collect(2) < 2 || om_weakref_get(w) != NULL)
+        return 6;
+    om_decref(w);
+    om_decref(cls);
+    om_gc_collect(2);
+    om_clear_freelists();               /* as a program leaving cleanly */
+    if (om_check() != 0)
+        return 7;
+    fprintf(stderr, "objects child: ok\n");
+    return 0;
+}
+
+static bool valgrind_found(void)
+{
+    return system("valgrind --version >/dev/null 2>&1") == 0;
+}
+
+static void test_valgrind_sees_blocks(void **state)
+{
+    static const char *const env[] = { "OBJMEM_ALLOCATOR", NULL };
+    static struct death d;
+
+    if (UNDER_ASAN || UNDER_TSAN || !valgrind_found())
+        skip();                         /* a sanitizer's runtime, or none */
+    run_child(env, true, "--uaf-child", NULL, &d);
+    assert_exited(&d, 9);
+    assert_said(&d, "Invalid read of size 1");
+    assert_said(&d, "100 bytes in 1 blocks are definitely lost");
+    run_child(env, true, "--objects-child", NULL, &d);
+    assert_exited(&d, 0);
+    assert_said(&d, "objects child: ok");
+    if (strstr(d.err, "=="))
+        fail_msg("memcheck said:\n%s", d.err);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -704,10 +965,20 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wrong_domain_free),
         cmocka_unit_test(test_wrong_domain_realloc),
         cmocka_unit_test(test_environment),
+        cmocka_unit_test(test_allocator_malloc),
+        cmocka_unit_test(test_allocator_malloc_debug),
+        cmocka_unit_test(test_allocator_under_valgrind),
+        cmocka_unit_test(test_valgrind_sees_blocks),
     };
 
     if (argc > 1 && strcmp(argv[1], "--env-child") == 0)
         return env_child();
+    if (argc > 2 && strcmp(argv[1], "--malloc-child") == 0)
+        return malloc_child(argv[2]);
+    if (argc > 1 && strcmp(argv[1], "--uaf-child") == 0)
+        return uaf_child();
+    if (argc > 1 && strcmp(argv[1], "--objects-child") == 0)
+        return objects_child();
     /* -EALREADY: OBJMEM_ALLOCATOR=debug is set and hooked already. */
     if (om_setup_debug_hooks() != 0 && !omi_debug_hooks_on(OM_DOMAIN_MEM)) {
         fprintf(stderr, "test_debug: the debug hooks are not on\n");

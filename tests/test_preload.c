@@ -287,19 +287,50 @@ static void test_children(void **state)
 }
 
 /* OBJMEM_ALLOCATOR=debug: CPython's debug hooks on every block. */
-static void test_debug_catches_overflow(void **state)
+/* With allocator a (debug or malloc_debug) the victim runs clean, and
+ * its overflow is caught. */
+static void overflow_caught(const char *a)
 {
     char env[512];
 
-    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_ALLOCATOR=debug",
-             PRELOAD);
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_ALLOCATOR=%s",
+             PRELOAD, a);
     assert_int_equal(run(env, "exec " VICTIM), 0);
     assert_int_not_equal(run(env, "exec " VICTIM " overflow"), 0);
     read_out(out_shim);
     assert_non_null(strstr(err, "bad trailing pad byte"));
+}
+
+static void test_debug_catches_overflow(void **state)
+{
+    char env[512];
+
+    overflow_caught("debug");
     /* Without the debug allocator the overflow goes unseen. */
     snprintf(env, sizeof(env), "LD_PRELOAD=%s", PRELOAD);
     assert_int_equal(run(env, "exec " VICTIM " overflow"), 0);
+}
+
+/* allocator=malloc: objmem steps aside, every block is the C library's
+ * (the stress program's threads, cross-thread frees and fork included;
+ * its report counts nothing of objmem's); malloc_debug: the debug hooks
+ * over the C library's malloc catch the victim's overflow. */
+static void test_allocator_malloc(void **state)
+{
+    char env[1024], path[512], report[1 << 16];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_ALLOCATOR=malloc "
+             "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=%s/libc.%%e.stats",
+             PRELOAD, tmp);
+    assert_int_equal(run(env, "exec " STRESS), 0);
+    snprintf(path, sizeof(path), "%s/libc.stress_malloc.stats", tmp);
+    slurp(path, report, sizeof(report));
+    assert_non_null(strstr(report, "\nallocator: malloc\n"));
+    assert_non_null(strstr(report, "\nblocks_in_use: 0\n"));
+    assert_non_null(strstr(report, "\nlarge_maps_total: 0\n"));
+    assert_non_null(strstr(report, "\narenas_total: 0\n"));
+    unlink(path);
+    overflow_caught("malloc_debug");
 }
 
 /* A program that locks all its memory under the default RLIMIT_MEMLOCK
@@ -997,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_exports),
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_main_exits),
+        cmocka_unit_test(test_allocator_malloc),
         cmocka_unit_test(test_mlockall),
         cmocka_unit_test(test_sqlite),
         cmocka_unit_test(test_git),
