@@ -2,7 +2,9 @@
  * test_gc.c - the cycle collector: cycles through each core container,
  * finalizers (once, resurrection), legacy finalizers and the garbage
  * list, SAVEALL, callbacks, stats, generations and thresholds, automatic
- * collection, freeze, tracking rules, introspection, a deep cycle.  Each
+ * collection, freeze, tracking rules, introspection, a deep cycle, and
+ * random graphs of every kind of container, with finalizers and weak
+ * references, checked against a model of what their roots reach.  Each
  * test ends with no live test objects and om_check() passing.
  */
 #include <errno.h>
@@ -879,6 +881,928 @@ static void test_deep_cycle(void **state)
     assert_clean();
 }
 
+/* ---- Random graphs against a model ---- */
+
+/*
+ * A random graph of nodes (with and without a finalizer), instances
+ * (some with a dict of their own), lists, dicts and tuples, mirrored by
+ * a model of its edges.  The test holds some objects (the roots) and
+ * changes the graph step by step, touching only what the roots reach
+ * (the rest may go at any GC allocation), collecting a random generation
+ * between steps, and checks the heap against reachability in the model
+ * after each step and each collection:
+ *   - what the roots reach is alive, and every live object holds what
+ *     the model says (a wrong clear leaves an object alive but empty);
+ *   - an unreachable object that no unreachable cycle reaches was freed
+ *     at once, by reference counting;
+ *   - after om_gc_collect(2) nothing unreachable is left (with the heap
+ *     frozen, no cycle and nothing a cycle reaches goes), and it
+ *     returned the number of tracked objects it found, exactly;
+ *   - each finalizer ran once, when its object died, and found its
+ *     reference intact (PEP 442: finalizers run before any clear);
+ *   - a callback ref the test holds was called once, when its target
+ *     died, with the target's refs cleared; one that a dict of the graph
+ *     holds: never while its target lives, once when the dict outlived
+ *     the target, never when both were garbage in one full collection;
+ *   - om_live_objects() counts the model's live objects, exactly.
+ * Liveness is read through a weak reference to each object; lists, dicts
+ * and tuples take none, so each holds a tag (below) that nothing else
+ * holds, and the weak reference names the tag, which dies with it.
+ * Objects come in clusters of 16, most edges inside one, so that whole
+ * clusters of cycles become garbage at once.  Rounds run with low
+ * thresholds (automatic collections between the test's), incremental
+ * mode (with ballast enough that increments split the graph) and a
+ * frozen heap.  A failure names the round's seed and the step.
+ */
+enum { RG_MAX = 640, RG_SLOTS = 6, RG_GREFS = 64, RG_STEPS = 12 };
+
+enum rg_kind { RG_NODE, RG_FIN, RG_INST, RG_LIST, RG_DICT, RG_TUPLE,
+               RG_KINDS };
+
+static const char *const rg_kind_name[RG_KINDS] = {
+    "node", "fin_node", "instance", "list", "dict", "tuple",
+};
+
+/* A graph dict's keys: its slots 0 .. RG_SLOTS - 1, its tag, its refs.
+ * Small ints are immortal: the keys add no object to count. */
+#define RG_TAG_KEY 100
+#define RG_REF_KEY 200
+
+enum rg_when { RG_STEP, RG_PARTIAL, RG_FULL };  /* what came before a check */
+
+struct rg_cb {                          /* a callback ref's record */
+    om_object *ref;                     /* the ref (NULL: none) */
+    int target;                         /* the object it names */
+    int calls;
+};
+
+struct rg_obj {
+    om_object *o;                       /* valid while alive */
+    om_object *tag;                     /* list, dict, tuple: its tag */
+    om_object *idict;                   /* an instance's own dict, if any */
+    om_object *wr;                      /* the test's ref to o or tag */
+    struct rg_cb cb;                    /* a callback ref the test holds */
+    enum rg_kind kind;
+    int out[RG_SLOTS];                  /* edge targets; -1: none */
+    int nout;                           /* slots in use */
+    int nrefs;                          /* dicts: refs held (keys 200..) */
+    int fin_calls;                      /* fin_node: finalizer calls */
+    int indeg;                          /* rg_mark_cyclic's count */
+    int cluster;                        /* most edges stay inside one */
+    bool root;                          /* the test holds a reference */
+    bool reach;                         /* the roots reach it */
+    bool cyclic;                        /* unreachable, a cycle reaches it */
+    bool alive, was;                    /* at this check, at the last */
+};
+
+struct rg_gref {                        /* a callback ref a dict holds */
+    int target, holder;
+    int key;                            /* its key in the dict */
+    int expect;                         /* calls expected; -1: not known */
+    struct rg_cb cb;
+};
+
+static struct {
+    struct rg_obj obj[RG_MAX];
+    struct rg_gref gref[RG_GREFS];
+    int n, ngref;
+    size_t nheld;                       /* refs the test holds */
+    uint64_t seed, rnd;
+    int step;
+    int near;                           /* the cluster rg_is_near takes */
+    om_object *cls;                     /* the instances' class */
+    om_object *ballast;                 /* a list of plain nodes */
+    int per;                            /* ballast nodes per new object */
+    size_t nballast;
+    size_t base;                        /* om_live_objects() at the start */
+    bool frozen;
+    const char *broken;                 /* what a finalizer or callback saw */
+    int gen2_started, gen2_asked;       /* collections of generation 2 */
+    int made, died_between, died_in_collect;   /* for the summary */
+} rg;
+
+/* A tag: a weakly referenceable object that is no container. */
+struct rg_tag {
+    om_object base;
+    void *weaklist;
+};
+
+static void rg_tag_dealloc(om_object *o)
+{
+    om_object_free(o);
+}
+
+static const struct om_type rg_tag_type = {
+    .name = "rg_tag", .basic_size = sizeof(struct rg_tag),
+    .dealloc = rg_tag_dealloc,
+    .weaklist_offset = offsetof(struct rg_tag, weaklist),
+};
+
+struct rg_node {
+    struct node n;
+    int id;                             /* its index in the model */
+};
+
+/* The finalizer runs before the collector clears anything: the node
+ * still points where the model says. */
+static void rg_finalize(om_object *o)
+{
+    struct rg_node *n = (struct rg_node *)o;
+    struct rg_obj *m = &rg.obj[n->id];
+
+    m->fin_calls++;
+    if (n->n.ref != (m->out[0] >= 0 ? rg.obj[m->out[0]].o : NULL) &&
+        !rg.broken)
+        rg.broken = "a finalizer met its node cleared";
+}
+
+#define RG_NODE_TYPE(tname, fin)                                            \
+    {                                                                       \
+        .name = tname, .basic_size = sizeof(struct rg_node),                \
+        .flags = OM_TPFLAGS_GC, .dealloc = node_dealloc,                    \
+        .traverse = node_traverse, .clear = node_clear, .finalize = fin,    \
+        .weaklist_offset = offsetof(struct node, weaklist),                 \
+    }
+
+static const struct om_type rg_node_type = RG_NODE_TYPE("rg_node", NULL);
+static const struct om_type rg_fin_type =
+    RG_NODE_TYPE("rg_fin_node", rg_finalize);
+
+/* Callbacks run once every ref to their target is cleared (theirs and
+ * the test's), each given its own ref. */
+static void rg_callback(om_object *ref, void *ctx)
+{
+    struct rg_cb *cb = ctx;
+    om_object *t = om_weakref_get(ref);
+    om_object *u = om_weakref_get(rg.obj[cb->target].wr);
+
+    cb->calls++;
+    if ((ref != cb->ref || t || u) && !rg.broken)
+        rg.broken = t || u ? "a callback met a ref not cleared"
+                           : "a callback was given another ref";
+    om_xdecref(t);
+    om_xdecref(u);
+}
+
+/* Counts the collections of generation 2, increments among them. */
+static void rg_gc_callback(const char *phase, const struct om_gc_info *info,
+                           void *ctx)
+{
+    if (info->generation == 2 && strcmp(phase, "start") == 0)
+        rg.gen2_started++;
+}
+
+static void rg_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Fail, saying where: the round's seed and the step. */
+static void rg_fail(const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    fail_msg("random graph %#llx, step %d: %s",
+             (unsigned long long)rg.seed, rg.step, what);
+}
+
+static int rg_below(int n)
+{
+    return (int)(rnd_next(&rg.rnd) % (uint64_t)n);
+}
+
+/* What the weak references to m name. */
+static om_object *rg_target(const struct rg_obj *m)
+{
+    return m->tag ? m->tag : m->o;
+}
+
+/* ---- The model ---- */
+
+/* Mark what is unreachable but reached from an unreachable cycle of
+ * live objects (alive at the last check: a dead object's references are
+ * gone): peel off, as Kahn's sort does, the unreachable objects that
+ * nothing unreachable refers to, until only the cycles and their reach
+ * are left. */
+static void rg_mark_cyclic(void)
+{
+    int queue[RG_MAX], head = 0, tail = 0;
+
+    for (int i = 0; i < rg.n; i++) {
+        rg.obj[i].indeg = 0;
+        rg.obj[i].cyclic = !rg.obj[i].reach && rg.obj[i].alive;
+    }
+    for (int i = 0; i < rg.n; i++)
+        for (int k = 0; rg.obj[i].cyclic && k < rg.obj[i].nout; k++)
+            if (rg.obj[i].out[k] >= 0)
+                rg.obj[rg.obj[i].out[k]].indeg++;
+    for (int i = 0; i < rg.n; i++)
+        if (rg.obj[i].cyclic && rg.obj[i].indeg == 0)
+            queue[tail++] = i;
+    while (head < tail) {
+        struct rg_obj *m = &rg.obj[queue[head++]];
+        m->cyclic = false;
+        for (int k = 0; k < m->nout; k++)
+            if (m->out[k] >= 0 && rg.obj[m->out[k]].cyclic &&
+                --rg.obj[m->out[k]].indeg == 0)
+                queue[tail++] = m->out[k];
+    }
+}
+
+/* Reachability from the roots, then rg_mark_cyclic. */
+static void rg_reach(void)
+{
+    int queue[RG_MAX], head = 0, tail = 0;
+
+    for (int i = 0; i < rg.n; i++) {
+        rg.obj[i].reach = rg.obj[i].root;
+        if (rg.obj[i].root)
+            queue[tail++] = i;
+    }
+    while (head < tail) {
+        struct rg_obj *m = &rg.obj[queue[head++]];
+        for (int k = 0; k < m->nout; k++) {
+            int t = m->out[k];
+            if (t >= 0 && !rg.obj[t].reach) {
+                rg.obj[t].reach = true;
+                queue[tail++] = t;
+            }
+        }
+    }
+    rg_mark_cyclic();
+}
+
+static bool rg_is_mutable(const struct rg_obj *m)
+{
+    return m->kind != RG_TUPLE;
+}
+
+static bool rg_has_edge(const struct rg_obj *m)
+{
+    for (int k = 0; rg_is_mutable(m) && k < m->nout; k++)
+        if (m->out[k] >= 0)
+            return true;
+    return false;
+}
+
+static bool rg_is_near(const struct rg_obj *m)
+{
+    return m->cluster == rg.near;
+}
+
+static bool rg_is_root(const struct rg_obj *m)
+{
+    return m->root;
+}
+
+static bool rg_is_not_root(const struct rg_obj *m)
+{
+    return !m->root;
+}
+
+static bool rg_lacks_cb(const struct rg_obj *m)
+{
+    return !m->cb.ref;
+}
+
+static bool rg_has_room(const struct rg_obj *m)
+{
+    return m->kind == RG_DICT && m->nrefs < 2;
+}
+
+/* A random reachable object that pred accepts (NULL: any); -1: none. */
+static int rg_pick(bool (*pred)(const struct rg_obj *))
+{
+    int seen = 0, pick = -1;
+
+    for (int i = 0; i < rg.n; i++)
+        if (rg.obj[i].reach && (!pred || pred(&rg.obj[i])) &&
+            rg_below(++seen) == 0)
+            pick = i;
+    return pick;
+}
+
+/* A random reachable object, in cluster c three times in four (when it
+ * has one): the graph is made of clusters, their own cycles inside,
+ * that die whole when the last reference from outside goes. */
+static int rg_pick_near(int c)
+{
+    int b = -1;
+
+    rg.near = c;
+    if (rg_below(4) != 0)
+        b = rg_pick(rg_is_near);
+    return b >= 0 ? b : rg_pick(NULL);
+}
+
+/* ---- Changing the graph (what the roots reach only) ---- */
+
+/* Point slot of a at b, or empty it (b < 0), and the model with it.  A
+ * list's slot k is its item k + 1 (item 0 is the tag); slot nout appends
+ * to it. */
+static void rg_link(int a, int slot, int b)
+{
+    struct rg_obj *m = &rg.obj[a];
+    om_object *o = m->o, *to = b >= 0 ? rg.obj[b].o : NULL;
+    om_object *key = om_int_from_i64(slot);
+
+    switch (m->kind) {
+    case RG_NODE:
+    case RG_FIN:
+        if (to)
+            node_set(o, to);
+        else
+            node_clear(o);
+        break;
+    case RG_INST:
+        assert_int_equal(to ? om_setattr(o, "other", to)
+                            : om_delattr(o, "other"), 0);
+        break;
+    case RG_LIST:
+        if (slot == m->nout) {
+            assert_int_equal(om_list_append(o, to), 0);
+            m->nout++;
+            break;
+        }
+        to = to ? to : om_none();
+        om_incref(to);
+        assert_int_equal(om_list_set(o, (size_t)slot + 1, to), 0);
+        break;
+    case RG_DICT:
+        assert_int_equal(to ? om_dict_set(o, key, to)
+                            : om_dict_del(o, key), 0);
+        break;
+    default:
+        fail_msg("a tuple's edges do not change");
+    }
+    m->out[slot] = b;
+    om_decref(key);
+}
+
+/* A slot of a to point somewhere: a list grows to RG_SLOTS. */
+static int rg_slot_for(const struct rg_obj *m)
+{
+    if (m->kind == RG_LIST && m->nout < RG_SLOTS)
+        return rg_below(m->nout + 1);
+    return m->kind == RG_LIST || m->kind == RG_DICT ? rg_below(RG_SLOTS)
+                                                    : 0;
+}
+
+/* A tuple of tag and up to three reachable objects: a tuple's edges are
+ * for life, and point only at older objects. */
+static om_object *rg_make_tuple(struct rg_obj *m, om_object *tag)
+{
+    om_object *it[3];
+    int want = rg_below(4);
+
+    for (m->nout = 0; m->nout < want; m->nout++) {
+        if ((m->out[m->nout] = rg_pick_near(m->cluster)) < 0)
+            break;
+        it[m->nout] = rg.obj[m->out[m->nout]].o;
+    }
+    switch (m->nout) {
+    case 0:
+        return om_tuple_pack(1, tag);
+    case 1:
+        return om_tuple_pack(2, tag, it[0]);
+    case 2:
+        return om_tuple_pack(3, tag, it[0], it[1]);
+    default:
+        return om_tuple_pack(4, tag, it[0], it[1], it[2]);
+    }
+}
+
+/* A list, dict or tuple holding a new tag. */
+static om_object *rg_make_holder(struct rg_obj *m)
+{
+    om_object *tag = om_new(&rg_tag_type), *o;
+    om_object *key = om_int_from_i64(RG_TAG_KEY);
+
+    assert_non_null(tag);
+    m->tag = tag;
+    if (m->kind == RG_LIST) {
+        o = om_list_new(0);
+        assert_non_null(o);
+        assert_int_equal(om_list_append(o, tag), 0);
+    } else if (m->kind == RG_DICT) {
+        o = om_dict_new();
+        assert_non_null(o);
+        assert_int_equal(om_dict_set(o, key, tag), 0);
+        m->nout = RG_SLOTS;
+    } else {
+        o = rg_make_tuple(m, tag);
+    }
+    assert_non_null(o);
+    om_decref(tag);
+    return o;
+}
+
+/* The object of model entry m (number id), of m->kind. */
+static om_object *rg_make(struct rg_obj *m, int id)
+{
+    om_object *o;
+
+    switch (m->kind) {
+    case RG_NODE:
+    case RG_FIN:
+        o = node_new(m->kind == RG_FIN ? &rg_fin_type : &rg_node_type, NULL);
+        ((struct rg_node *)o)->id = id;
+        m->nout = 1;
+        return o;
+    case RG_INST:
+        o = om_instance_new(rg.cls);
+        assert_non_null(o);
+        if (rg_below(3) == 0) {         /* vars(o): a dict of its own */
+            m->idict = om_instance_dict(o);
+            assert_non_null(m->idict);
+            om_decref(m->idict);
+        }
+        m->nout = 1;
+        return o;
+    default:
+        return rg_make_holder(m);
+    }
+}
+
+/* The test holds a callback ref to m. */
+static void rg_add_cb(struct rg_obj *m)
+{
+    m->cb.target = (int)(m - rg.obj);
+    m->cb.ref = om_weakref_new(rg_target(m), rg_callback, &m->cb);
+    assert_non_null(m->cb.ref);
+    rg.nheld++;
+}
+
+/* Dict h holds a callback ref to t, under a key of its own. */
+static void rg_add_gref(int h, int t)
+{
+    struct rg_gref *g = &rg.gref[rg.ngref];
+    om_object *key;
+
+    g->holder = h;
+    g->target = t;
+    g->key = RG_REF_KEY + rg.obj[h].nrefs;
+    key = om_int_from_i64(g->key);
+    g->expect = -1;
+    g->cb.calls = 0;
+    g->cb.target = t;
+    g->cb.ref = om_weakref_new(rg_target(&rg.obj[t]), rg_callback, &g->cb);
+    assert_non_null(g->cb.ref);
+    assert_int_equal(om_dict_set(rg.obj[h].o, key, g->cb.ref), 0);
+    om_decref(g->cb.ref);
+    om_decref(key);
+    rg.obj[h].nrefs++;
+    rg.ngref++;
+}
+
+/* A new object of a random kind, a root, with the test's weak ref to it
+ * and, one time in three, a callback ref; then rg.per ballast nodes,
+ * which the old generation keeps between the graph's objects: with more
+ * than a slice (1024) of them, increments split the graph.  (The reach
+ * flags must be current: a tuple picks its items.) */
+static int rg_new(void)
+{
+    int i = rg.n;
+    struct rg_obj *m = &rg.obj[i];
+
+    assert_true(i < RG_MAX);
+    memset(m, 0, sizeof(*m));
+    memset(m->out, -1, sizeof(m->out));
+    m->kind = (enum rg_kind)rg_below(RG_KINDS);
+    m->cluster = i / 16;
+    m->o = rg_make(m, i);
+    m->root = m->reach = m->alive = true;
+    rg.n++;
+    m->wr = om_weakref_new(rg_target(m), NULL, NULL);
+    assert_non_null(m->wr);
+    rg.nheld++;
+    if (rg_below(3) == 0)
+        rg_add_cb(m);
+    for (int k = 0; k < rg.per; k++, rg.nballast++) {
+        om_object *b = node_new(&node_type, NULL);
+        assert_int_equal(om_list_append(rg.ballast, b), 0);
+        om_decref(b);
+    }
+    return i;
+}
+
+static void rg_drop_root(int i)
+{
+    rg.obj[i].root = false;
+    om_decref(rg.obj[i].o);
+}
+
+static void rg_add_edge(void)
+{
+    int a = rg_pick(rg_is_mutable), b;
+
+    if (a >= 0 && (b = rg_pick_near(rg.obj[a].cluster)) >= 0)
+        rg_link(a, rg_slot_for(&rg.obj[a]), b);
+}
+
+static void rg_remove_edge(void)
+{
+    int a = rg_pick(rg_has_edge), slot = -1, seen = 0;
+
+    if (a < 0)
+        return;
+    for (int k = 0; k < rg.obj[a].nout; k++)
+        if (rg.obj[a].out[k] >= 0 && rg_below(++seen) == 0)
+            slot = k;
+    rg_link(a, slot, -1);
+}
+
+/* A new object, kept as a root, or put in a reachable container, or
+ * dropped at once (after pointing at itself, sometimes): garbage. */
+static void rg_add_object(void)
+{
+    int i, a;
+
+    if (rg.n == RG_MAX)
+        return;
+    i = rg_new();
+    switch (rg_below(3)) {
+    case 0:
+        return;
+    case 1:
+        if ((a = rg_pick(rg_is_mutable)) >= 0)
+            rg_link(a, rg_slot_for(&rg.obj[a]), i);
+        break;
+    default:
+        if (rg_is_mutable(&rg.obj[i]) && rg_below(2))
+            rg_link(i, rg_slot_for(&rg.obj[i]), i);
+    }
+    rg_drop_root(i);
+}
+
+static void rg_add_ref(void)
+{
+    int a;
+
+    if (rg_below(2)) {
+        if ((a = rg_pick(rg_lacks_cb)) >= 0)
+            rg_add_cb(&rg.obj[a]);
+    } else if (rg.ngref < RG_GREFS && (a = rg_pick(rg_has_room)) >= 0) {
+        rg_add_gref(a, rg_pick(NULL));
+    }
+}
+
+/* One random change, as likely to add references as to drop them.  A
+ * frozen heap gets only those that drop references: a new object, or an
+ * item that an untracked list or dict gets, would be tracked, and the
+ * collector could then free what the freeze did not take. */
+static void rg_change(void)
+{
+    int a;
+
+    rg_reach();
+    switch (rg_below(rg.frozen ? 5 : 12)) {
+    case 0: case 1:
+        if ((a = rg_pick(rg_is_root)) >= 0)
+            rg_drop_root(a);
+        break;
+    case 2: case 3: case 4:
+        rg_remove_edge();
+        break;
+    case 5: case 6: case 7:
+        rg_add_edge();
+        break;
+    case 8: case 9:
+        rg_add_object();
+        break;
+    case 10:
+        if ((a = rg_pick(rg_is_not_root)) >= 0) {
+            om_incref(rg.obj[a].o);
+            rg.obj[a].root = true;
+        }
+        break;
+    default:
+        rg_add_ref();
+    }
+}
+
+/* n objects, all roots while edges go in, then nine roots in ten
+ * dropped. */
+static void rg_build(int n)
+{
+    for (int i = 0; i < n; i++) {
+        rg_reach();
+        rg_new();
+        for (int e = 1 + rg_below(4); e > 0; e--)
+            rg_add_edge();
+        if (rg_below(4) == 0)
+            rg_add_ref();
+    }
+    for (int i = 0; i < rg.n; i++)
+        if (rg_below(10) != 0)
+            rg_drop_root(i);
+}
+
+/* ---- Checking the heap against the model ---- */
+
+/* Item k of m's container as the model has it (a list's slot k - 1). */
+static om_object *rg_item(const struct rg_obj *m, int k)
+{
+    if (k == 0)
+        return m->tag;
+    if (m->out[k - 1] < 0)
+        return m->kind == RG_LIST ? om_none() : NULL;
+    return rg.obj[m->out[k - 1]].o;
+}
+
+/* The references a dict holds: its tag, its slots, the graph's refs
+ * (keyed from RG_REF_KEY on). */
+static bool rg_dict_as_modelled(int i)
+{
+    const struct rg_obj *m = &rg.obj[i];
+    size_t n = 1 + (size_t)m->nrefs;
+    bool same = om_dict_get(m->o, om_int_from_i64(RG_TAG_KEY)) == m->tag;
+
+    for (int k = 0; k < RG_SLOTS; k++) {
+        n += m->out[k] >= 0;
+        same &= om_dict_get(m->o, om_int_from_i64(k)) == rg_item(m, k + 1);
+    }
+    for (int g = 0; g < rg.ngref; g++)
+        if (rg.gref[g].holder == i)
+            same &= om_dict_get(m->o, om_int_from_i64(rg.gref[g].key)) ==
+                    rg.gref[g].cb.ref;
+    return same && om_dict_len(m->o) == n;
+}
+
+/* Does live object i hold what the model says?  A collector that
+ * clears a live object (one it took for garbage, wrongly) leaves it
+ * alive but empty. */
+static bool rg_as_modelled(int i)
+{
+    const struct rg_obj *m = &rg.obj[i];
+    om_object *a;
+    bool same;
+
+    switch (m->kind) {
+    case RG_NODE:
+    case RG_FIN:
+        return ((struct node *)m->o)->ref == rg_item(m, 1);
+    case RG_INST:
+        a = om_getattr(m->o, "other");
+        same = a == rg_item(m, 1);
+        om_xdecref(a);
+        if (m->idict) {                 /* it keeps the dict it has */
+            a = om_instance_dict(m->o);
+            same &= a == m->idict;
+            om_xdecref(a);
+        }
+        return same;
+    case RG_LIST:
+        same = om_list_len(m->o) == (size_t)m->nout + 1;
+        for (int k = 0; same && k <= m->nout; k++)
+            same = om_list_get(m->o, (size_t)k) == rg_item(m, k);
+        return same;
+    case RG_DICT:
+        return rg_dict_as_modelled(i);
+    default:
+        same = om_tuple_len(m->o) == (size_t)m->nout + 1;
+        for (int k = 0; same && k <= m->nout; k++)
+            same = om_tuple_get(m->o, (size_t)k) == rg_item(m, k);
+        return same;
+    }
+}
+
+/* Object i against the model: its liveness read now, what it holds,
+ * its finalizer and callback counts. */
+static void rg_check_obj(int i, enum rg_when when)
+{
+    struct rg_obj *m = &rg.obj[i];
+    om_object *t = om_weakref_get(m->wr);
+    const char *kind = rg_kind_name[m->kind];
+
+    m->was = m->alive;
+    m->alive = t != NULL;
+    if (m->was && !m->alive)
+        *(when == RG_STEP ? &rg.died_between : &rg.died_in_collect) += 1;
+    if (t && (t != rg_target(m) || !m->was))
+        rg_fail("%s %d: its weak ref gives %s", kind, i,
+                m->was ? "another object" : "it back from the dead");
+    om_xdecref(t);
+    if (m->reach && !m->alive)
+        rg_fail("%s %d is reachable, and dead", kind, i);
+    if (m->alive && !rg_as_modelled(i))
+        rg_fail("%s %d is alive, and not as it was left", kind, i);
+    if (!m->reach && m->alive && !m->cyclic)
+        rg_fail("%s %d: no reference left, still alive", kind, i);
+    if (!m->reach && m->alive && !rg.frozen && when == RG_FULL)
+        rg_fail("%s %d is unreachable, alive after a full collection",
+                kind, i);
+    if (m->cyclic && m->was && !m->alive && rg.frozen)
+        rg_fail("%s %d, frozen garbage, was freed", kind, i);
+    if (m->kind == RG_FIN && m->fin_calls != !m->alive)
+        rg_fail("%s %d, %s: its finalizer ran %d times", kind, i,
+                m->alive ? "alive" : "dead", m->fin_calls);
+    if (m->cb.ref && m->cb.calls != !m->alive)
+        rg_fail("%s %d, %s: its callback ran %d times", kind, i,
+                m->alive ? "alive" : "dead", m->cb.calls);
+}
+
+/* A ref in the graph: its callback runs when its target dies while it
+ * lives, and not when both are garbage in one collection; when both
+ * died in one step (one chain of deallocations), either may be first. */
+static void rg_check_gref(int i, enum rg_when when)
+{
+    struct rg_gref *g = &rg.gref[i];
+    const struct rg_obj *t = &rg.obj[g->target], *h = &rg.obj[g->holder];
+
+    if (t->alive) {
+        if (!h->alive)
+            g->expect = 0;              /* went with its dict */
+        if (g->cb.calls != 0)
+            rg_fail("ref %d: callback before its target died", i);
+        return;
+    }
+    if (g->expect < 0 && h->alive)
+        g->expect = 1;                  /* it outlived its target */
+    else if (g->expect < 0 && when == RG_FULL && t->was && h->was)
+        g->expect = 0;                  /* garbage with its target */
+    else if (g->expect < 0 && g->cb.calls <= 1)
+        g->expect = g->cb.calls;
+    if (g->cb.calls != g->expect)
+        rg_fail("ref %d (in dict %d, to %s %d): callback ran %d times, "
+                "%d expected", i, g->holder, rg_kind_name[t->kind],
+                g->target, g->cb.calls, g->expect);
+}
+
+/* Objects alive by the weak refs: the model's, their tags and dicts,
+ * the refs. */
+static size_t rg_expected_live(void)
+{
+    size_t n = rg.base + rg.nheld + rg.nballast;
+
+    for (int i = 0; i < rg.n; i++)
+        if (rg.obj[i].alive)
+            n += 1 + (rg.obj[i].tag || rg.obj[i].idict);
+    for (int i = 0; i < rg.ngref; i++)
+        if (rg.obj[rg.gref[i].holder].alive)
+            n++;
+    return n;
+}
+
+/* The whole heap against the model (when: what came just before). */
+static void rg_check(enum rg_when when)
+{
+    rg_reach();
+    for (int i = 0; i < rg.n; i++)
+        rg_check_obj(i, when);
+    for (int i = 0; i < rg.ngref; i++)
+        rg_check_gref(i, when);
+    if (rg.broken)
+        rg_fail("%s", rg.broken);
+    if (om_live_objects() != rg_expected_live())
+        rg_fail("%zu objects live, %zu expected", om_live_objects(),
+                rg_expected_live());
+    assert_int_equal(om_list_len(om_gc_garbage()), 0);
+    assert_int_equal(om_check(), 0);
+}
+
+/* What om_gc_collect(2) finds, right after rg_check: the unreachable
+ * objects left that are tracked (instances' dicts too), and the refs
+ * their dicts hold. */
+static ptrdiff_t rg_expected_found(void)
+{
+    ptrdiff_t n = 0;
+
+    for (int i = 0; i < rg.n; i++)
+        if (!rg.obj[i].reach && rg.obj[i].alive)
+            n += om_gc_is_tracked(rg.obj[i].o) +
+                 (rg.obj[i].idict && om_gc_is_tracked(rg.obj[i].idict));
+    for (int i = 0; i < rg.ngref; i++)
+        if (!rg.obj[rg.gref[i].holder].reach &&
+            rg.obj[rg.gref[i].holder].alive)
+            n++;
+    return n;
+}
+
+/* Collect generation gen (after rg_check), then check.  A younger
+ * generation, or an increment, finds some of the garbage at most. */
+static void rg_collect(int gen)
+{
+    ptrdiff_t found = rg_expected_found(), got = om_gc_collect(gen);
+
+    rg.gen2_asked += gen == 2;
+    if (rg.frozen ? got != 0 : gen == 2 ? got != found
+                                         : got < 0 || got > found)
+        rg_fail("om_gc_collect(%d) found %td, expected %s%td", gen, got,
+                rg.frozen || gen == 2 ? "" : "at most ",
+                rg.frozen ? 0 : found);
+    rg_check(gen == 2 ? RG_FULL : RG_PARTIAL);
+}
+
+/* Steps of up to n changes, each checked, then collected or not. */
+static void rg_steps(int steps, int n)
+{
+    for (int s = 0; s < steps; s++, rg.step++) {
+        for (int k = 1 + rg_below(n); k > 0; k--)
+            rg_change();
+        rg_check(RG_STEP);
+        if (rg_below(4) > 0)
+            rg_collect(rg_below(3));
+    }
+}
+
+/* Freeze the heap, young objects and garbage cycles included, then drop
+ * references: the collector frees no frozen object, though reference
+ * counting does; unfrozen, a full collection finds the garbage. */
+static void rg_frozen_steps(void)
+{
+    for (int k = 0; k < 16; k++)        /* young objects, some garbage */
+        rg_change();
+    rg_check(RG_STEP);
+    om_gc_freeze();
+    assert_true(om_gc_get_freeze_count() > 0);
+    rg.frozen = true;
+    rg_steps(4, 8);
+    om_gc_unfreeze();
+    assert_int_equal(om_gc_get_freeze_count(), 0);
+    rg.frozen = false;
+    rg_collect(2);
+}
+
+/* The end of a round: no roots, a full collection (every finalizer and
+ * callback has run then), the refs dropped: back to the start. */
+static void rg_release(void)
+{
+    for (int i = 0; i < rg.n; i++)
+        if (rg.obj[i].root)
+            rg_drop_root(i);
+    rg_check(RG_STEP);
+    rg_collect(2);
+    for (int i = 0; i < rg.n; i++) {
+        om_decref(rg.obj[i].wr);
+        om_xdecref(rg.obj[i].cb.ref);
+    }
+    rg.nheld = 0;
+    assert_int_equal(om_list_clear(rg.ballast), 0);
+    rg.nballast = 0;
+    assert_int_equal(om_live_objects(), rg.base);
+}
+
+/* One graph: built, changed step by step (frozen for a while, when
+ * freeze), released; with threshold 0 at t0, increments or not. */
+static void rg_round(uint64_t seed, int t0, bool incremental, bool freeze)
+{
+    rg.seed = rg.rnd = seed;
+    rg.n = rg.ngref = rg.step = 0;
+    rg.nheld = 0;
+    rg.gen2_started = rg.gen2_asked = 0;
+    om_gc_set_threshold(t0, t0 < 700 ? 3 : 10, t0 < 700 ? 3 : 10);
+    om_gc_set_incremental(incremental);
+    rg.cls = om_class_new("RG", NULL, 0, 0);
+    rg.ballast = om_list_new(0);
+    assert_true(rg.cls && rg.ballast);
+    rg.per = incremental ? 8 : 0;
+    rg.base = om_live_objects();
+    rg_build(200 + rg_below(100));
+    rg_check(RG_STEP);
+    if (freeze)
+        rg_frozen_steps();
+    rg_steps(RG_STEPS, 24);
+    rg_release();
+    if (incremental && !torture())      /* increments ran */
+        assert_true(rg.gen2_started > rg.gen2_asked);
+    rg.made += rg.n;
+    om_decref(rg.ballast);
+    om_decref(rg.cls);
+    om_gc_set_incremental(false);
+}
+
+static void test_random_graphs(void **state)
+{
+    static const struct {
+        uint64_t seed;
+        int t0;                         /* threshold 0 */
+        bool incremental, freeze;
+    } rounds[] = {
+        { 0x9e3779b97f4a7c15ull, 700, false, false },
+        { 0x243f6a8885a308d3ull, 25, false, false },
+        { 0x13198a2e03707344ull, 25, true, false },
+        { 0xa4093822299f31d0ull, 100, true, false },
+        { 0x082efa98ec4e6c89ull, 700, false, true },
+        { 0x452821e638d01377ull, 10, true, true },
+    };
+
+    memset(&rg, 0, sizeof(rg));
+    assert_int_equal(om_gc_callback_add(rg_gc_callback, NULL), 0);
+    for (size_t r = 0; r < sizeof(rounds) / sizeof(rounds[0]); r++)
+        rg_round(rounds[r].seed, rounds[r].t0, rounds[r].incremental,
+                 rounds[r].freeze);
+    assert_int_equal(om_gc_callback_remove(rg_gc_callback, NULL), 0);
+    print_message("random graphs: %d objects, %d freed between "
+                  "collections, %d by om_gc_collect\n", rg.made,
+                  rg.died_between, rg.died_in_collect);
+    om_gc_set_threshold(700, 10, 10);
+    assert_int_equal(om_gc_collect(2), 0);
+    assert_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +1835,7 @@ int main(void)
         cmocka_unit_test_setup(test_incremental_leaves_huge_containers,
                                setup),
         cmocka_unit_test_setup(test_deep_cycle, setup),
+        cmocka_unit_test_setup(test_random_graphs, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
