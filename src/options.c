@@ -133,23 +133,12 @@ static bool is_word(const char *v, size_t len, const char *w)
  */
 static bool valgrind_tracks_malloc(void)
 {
+    static const char pre[] = "/vgpreload_";    /* Valgrind's paths */
     const char *v = env_get("LD_PRELOAD");
-    static const char pre[] = "vgpreload_";
 
-    for (; v && *v; v += strcspn(v, ": ")) {
-        size_t len;
-        const char *base;
-
-        v += strspn(v, ": ");
-        len = strcspn(v, ": ");
-        base = v + len;
-        while (base > v && base[-1] != '/')
-            base--;
-        if ((size_t)(v + len - base) > sizeof(pre) - 1 &&
-            strncmp(base, pre, sizeof(pre) - 1) == 0 &&
-            strncmp(base + sizeof(pre) - 1, "core-", 5) != 0)
+    for (; v && (v = strstr(v, pre)); v++)
+        if (strncmp(v + sizeof(pre) - 1, "core-", 5) != 0)
             return true;
-    }
     return false;
 }
 

@@ -325,24 +325,29 @@ static void *debug_realloc(void *p, size_t size)
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* The four hot entry points read the mode once, the fast one first. */
+
 EXPORT void *malloc(size_t size)
 {
-    if (libc_mode())
+    int m = current_mode();
+
+    if (likely(m == MODE_FAST))
+        return om_gp_malloc(size);
+    if (m == MODE_LIBC)
         return libc.malloc(size);
-    if (domain_mode()) {
-        OMI_NOTE_CALLER();
-        return om_raw_malloc(size);
-    }
-    return om_gp_malloc(size);
+    OMI_NOTE_CALLER();
+    return om_raw_malloc(size);
 }
 
 EXPORT void free(void *p)
 {
-    if (libc_mode() && libc_block(p))
-        libc.free(p);
-    else if (!domain_mode())
+    int m = current_mode();
+
+    if (likely(m == MODE_FAST) || (m == MODE_LIBC && !libc_block(p)))
         om_gp_free(p);
-    else if (debug_mode())
+    else if (m == MODE_LIBC)
+        libc.free(p);
+    else if (m == MODE_DEBUG)
         debug_free(p);
     else
         om_raw_free(p);
@@ -350,31 +355,32 @@ EXPORT void free(void *p)
 
 EXPORT void *calloc(size_t nelem, size_t elsize)
 {
-    if (libc_mode())
+    int m = current_mode();
+
+    if (likely(m == MODE_FAST))
+        return om_gp_calloc(nelem, elsize);
+    if (m == MODE_LIBC)
         return libc.calloc(nelem, elsize);
-    if (domain_mode()) {
-        OMI_NOTE_CALLER();
-        return om_raw_calloc(nelem, elsize);
-    }
-    return om_gp_calloc(nelem, elsize);
+    OMI_NOTE_CALLER();
+    return om_raw_calloc(nelem, elsize);
 }
 
 EXPORT void *realloc(void *p, size_t size)
 {
-    if (libc_mode() && libc_block(p))
+    int m = current_mode();
+
+    if (likely(m == MODE_FAST) || (m == MODE_LIBC && !libc_block(p)))
+        return om_gp_realloc(p, size);
+    if (m == MODE_LIBC)
         return libc.realloc(p, size);
-    if (domain_mode())
-        OMI_NOTE_CALLER();
-    if (domain_mode() && !debug_mode())
+    OMI_NOTE_CALLER();
+    if (m != MODE_DEBUG)
         return om_raw_realloc(p, size);
-    if (unlikely(debug_mode())) {
-        if (p && size == 0) {
-            debug_free(p);
-            return NULL;
-        }
-        return debug_realloc(p, size);
+    if (p && size == 0) {
+        debug_free(p);
+        return NULL;
     }
-    return om_gp_realloc(p, size);
+    return debug_realloc(p, size);
 }
 
 EXPORT void *reallocarray(void *p, size_t nelem, size_t elsize)
