@@ -107,6 +107,10 @@ OM_API void *om_aligned_alloc(size_t alignment, size_t size);
  * realloc(p, 0) frees p and returns NULL (glibc's rule).  A pointer that
  * objmem never handed out is reported as a bad free.  om_gp_allocator is
  * the family as a domain table (om_set_allocator(OM_DOMAIN_RAW, ...)).
+ * The family is always objmem's: the allocator option (OBJMEM_ALLOCATOR)
+ * chooses the domains' tables and the shim's mode, not this; a runtime
+ * that installs om_gp_allocator reads the option itself to step aside
+ * under memcheck, as objmem-python does (om_option_get).
  */
 OM_API void *om_gp_malloc(size_t size);
 OM_API void *om_gp_calloc(size_t nelem, size_t elsize);
@@ -123,8 +127,8 @@ OM_API extern const struct om_allocator om_gp_allocator;
  * block, checks on free and realloc.  Also done at start-up when the
  * environment has OBJMEM_ALLOCATOR=debug (or malloc_debug: over the C
  * library's malloc, which malloc alone gives MEM and OBJ, as
- * PYTHONMALLOC=malloc; malloc is the default under a Valgrind tool that
- * tracks malloc, such as memcheck).  Call it before any block is
+ * PYTHONMALLOC=malloc; malloc is the default under a tool that watches
+ * malloc: Valgrind's memcheck, heaptrack, memusage, ...).  Call it before any block is
  * allocated through the domains, or free only blocks allocated after it.
  * Returns 0, or -EALREADY when the hooks are already installed.
  */

@@ -3,8 +3,10 @@
 # Usage: scripts/deps.sh [test|bench]
 set -eu
 # chromium: test_preload opens the flame graph page in it (headless).
-# valgrind: test_debug checks that memcheck sees every block under it.
+# valgrind, heaptrack, libc-devtools (memusage): test_debug checks that
+# each sees every block under it.
 want="cmake gcc make pkg-config libcmocka-dev chromium libdw1 valgrind"
+want="$want heaptrack libc-devtools"
 if [ "${1:-test}" = bench ]; then
     want="$want libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"
     want="$want python3-dev"

@@ -64,6 +64,11 @@
  * the end of its last page; realloc resizes it with mremap, without a
  * copy.
  *
+ * The table also keeps the high-water marks of the live mappings, their
+ * count and their bytes (glibc's max_n_mmaps and max_mmapped_mem, which
+ * the shim's malloc_stats prints), raised where an entry goes in, under
+ * the lock that is taken there anyway.
+ *
  * Invariants (om_check, through omi_large_check):
  *   1. live == the table's entries; every entry's address is aligned to
  *      the page and its size a non-zero page multiple; count + tombs
@@ -71,6 +76,7 @@
  *   2. cached bytes == the sum of the cache's sizes; every cached
  *      mapping is page-aligned, its size a non-zero page multiple, and
  *      not in the table.
+ *   3. max_count >= count and max_bytes >= live bytes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -107,6 +113,7 @@ static size_t capacity, count, tombs;
 static struct cached cache[CACHE_SLOTS];
 static size_t ncached, cached_bytes;
 static size_t live_bytes;
+static size_t max_count, max_bytes;     /* high-water marks of the two */
 static uint64_t maps_total;
 
 /* fork(): heap.c's handlers call these, in their order of the L2 locks. */
@@ -212,6 +219,10 @@ static bool insert(uintptr_t addr, size_t size)
     put(table, capacity, addr, size);
     count++;
     live_bytes += size;
+    if (count > max_count)
+        max_count = count;
+    if (live_bytes > max_bytes)
+        max_bytes = live_bytes;
     pthread_mutex_unlock(&lock);
     return true;
 }
@@ -467,6 +478,8 @@ void omi_large_totals(struct omi_large_totals *out)
     out->bytes = live_bytes;
     out->cached_bytes = cached_bytes;
     out->table_bytes = capacity * sizeof(struct entry);
+    out->max_blocks = max_count;
+    out->max_bytes = max_bytes;
     pthread_mutex_unlock(&lock);
     out->maps_total = __atomic_load_n(&maps_total, __ATOMIC_RELAXED);
 }
@@ -529,6 +542,10 @@ int omi_large_check(void)
     if (rc == 0 && csum != cached_bytes)
         rc = omi_check_fail("large.2", NULL, "cache holds %zu bytes, "
                             "count %zu", csum, cached_bytes);
+    if (rc == 0 && (max_count < count || max_bytes < live_bytes))
+        rc = omi_check_fail("large.3", NULL, "high-water marks %zu blocks, "
+                            "%zu bytes below %zu, %zu", max_count,
+                            max_bytes, count, live_bytes);
     pthread_mutex_unlock(&lock);
     return rc;
 }

@@ -55,8 +55,11 @@ struct omi_large_totals {
     size_t cached_bytes;        /* freed mappings kept for reuse */
     size_t table_bytes;         /* the address table */
     uint64_t maps_total;        /* mappings ever made */
+    size_t max_blocks;          /* most live large blocks at once */
+    size_t max_bytes;           /* most mapped bytes in them at once */
 };
 
+/* The figures above, read under the cache's lock. */
 void omi_large_totals(struct omi_large_totals *out);
 
 /* Verify large.c's invariants. */

@@ -50,7 +50,9 @@ static struct option options[OMI_OPT_COUNT] = {
     [OMI_OPT_ALLOCATOR] = { "allocator", "OBJMEM_ALLOCATOR", STRING,
         "objmem", "objmem; debug: CPython's debug hooks on every block; "
         "malloc: the C library's malloc for every block (the default under "
-        "a Valgrind tool that tracks malloc); malloc_debug: both", NULL,
+        "a tool that watches malloc: Valgrind's memcheck, massif, "
+        "helgrind, drd, dhat; heaptrack, memusage, libc_malloc_debug); "
+        "malloc_debug: both", NULL,
         "" },
     [OMI_OPT_VERBOSE] = { "verbose", "OBJMEM_VERBOSE", BOOL, "0",
         "print the options and their sources on stderr at start", NULL,
@@ -102,17 +104,21 @@ static void read_proc_environ(void)
     close(fd);
 }
 
-static const char *env_get(const char *name)
+/* name's value in what read_proc_environ read, or NULL. */
+static const char *proc_env_get(const char *name)
 {
     size_t len = strlen(name);
 
-    if (environ)
-        return getenv(name);
     for (size_t i = 0; i < proc_env_len; i += strlen(proc_env + i) + 1)
         if (strncmp(proc_env + i, name, len) == 0 &&
             proc_env[i + len] == '=')
             return proc_env + i + len + 1;
     return NULL;
+}
+
+static const char *env_get(const char *name)
+{
+    return environ ? getenv(name) : proc_env_get(name);
 }
 
 /* ---- Values ---- */
@@ -124,22 +130,44 @@ static bool is_word(const char *v, size_t len, const char *w)
 }
 
 /*
- * A Valgrind tool that replaces malloc to track every block (memcheck,
- * massif, helgrind, drd, dhat) preloads vgpreload_<tool>-<platform>.so
- * beside vgpreload_core; a tool that does not (callgrind, cachegrind)
- * preloads the core alone.  Under such a tool the pools would hide every
- * block from it, so the allocator option defaults to malloc there, as
- * CPython built with Valgrind support uses malloc under Valgrind.
+ * A tool that watches malloc to see every block: a Valgrind tool that
+ * replaces it (memcheck, massif, helgrind, drd, dhat: each preloads
+ * vgpreload_<tool>-<platform>.so beside vgpreload_core; callgrind and
+ * cachegrind preload the core alone, and measure the pools as they run),
+ * heaptrack, glibc's memusage, or glibc's malloc debugging (mtrace,
+ * mcheck and MALLOC_CHECK_ live in libc_malloc_debug.so since 2.34).
+ * Under one the pools would hide every block from it, so the allocator
+ * option defaults to malloc there, as CPython built with Valgrind
+ * support uses malloc under Valgrind.  Returns the tool's name (the
+ * option's source), or NULL.  A tool attached later (heaptrack -p)
+ * cannot be seen: OBJMEM_ALLOCATOR=malloc is for that.
  */
-static bool valgrind_tracks_malloc(void)
+static const char *malloc_watcher(void)
 {
-    static const char pre[] = "/vgpreload_";    /* Valgrind's paths */
-    const char *v = env_get("LD_PRELOAD");
+    static const char vg[] = "/vgpreload_";     /* Valgrind's paths */
+    static const char *const libs[][2] = {
+        { "libheaptrack_", "heaptrack" },
+        { "libmemusage.so", "memusage" },
+        { "libc_malloc_debug.so", "libc_malloc_debug" },
+    };
+    const char *v = env_get("LD_PRELOAD"), *s;
 
-    for (; v && (v = strstr(v, pre)); v++)
-        if (strncmp(v + sizeof(pre) - 1, "core-", 5) != 0)
-            return true;
-    return false;
+    if (!v && environ && proc_env_len == 0) {
+        /* heaptrack's library unsets LD_PRELOAD as it starts (so that
+         * the program's children are not traced), before main; the
+         * process's first environment still has it. */
+        read_proc_environ();
+        v = proc_env_get("LD_PRELOAD");
+    }
+    if (!v)
+        return NULL;
+    for (s = v; (s = strstr(s, vg)); s++)
+        if (strncmp(s + sizeof(vg) - 1, "core-", 5) != 0)
+            return "Valgrind";
+    for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++)
+        if (strstr(v, libs[i][0]))
+            return libs[i][1];
+    return NULL;
 }
 
 static void append(char *w, size_t *n, const char *s, size_t len)
@@ -261,7 +289,7 @@ static void parse_conf(const char *conf)
 void omi_options_load(void)
 {
     int expected = 0;
-    const char *conf;
+    const char *conf, *watcher;
 
     if (atomic_load_explicit(&state, memory_order_acquire) == 2)
         return;
@@ -276,9 +304,9 @@ void omi_options_load(void)
         strcpy(options[i].value, options[i].def);
         options[i].source = "default";
     }
-    if (valgrind_tracks_malloc()) {
+    if ((watcher = malloc_watcher())) {
         strcpy(options[OMI_OPT_ALLOCATOR].value, "malloc");
-        options[OMI_OPT_ALLOCATOR].source = "Valgrind";
+        options[OMI_OPT_ALLOCATOR].source = watcher;
     }
     if ((conf = env_get("OBJMEM_CONF")))
         parse_conf(conf);

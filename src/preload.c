@@ -2,7 +2,11 @@
  * preload.c - the malloc shim: libobjmem-preload.so, so that
  * LD_PRELOAD=libobjmem-preload.so CMD runs CMD with objmem as its malloc.
  * Built into its own library with the rest of objmem linked in statically
- * and hidden; it exports the malloc family and nothing else (preload.map).
+ * and hidden; it exports the malloc family and glibc's statistics
+ * functions, and nothing else (preload.map).  mallinfo2, mallinfo,
+ * malloc_stats and malloc_info report objmem's figures, not glibc's heap
+ * (which holds next to nothing): the section "glibc's statistics
+ * functions" below maps each field.
  *
  * Every size comes from objmem's general-purpose family (alloc.c): the
  * pools, the medium spans, large mappings.  Rules kept from glibc's
@@ -18,7 +22,7 @@
  * debug hooks; the choice is made before the first block is handed out,
  * so every block has its frame.  With allocator=malloc objmem steps
  * aside: every call goes to the C library's function (LIBC mode; the
- * default under a Valgrind tool that tracks malloc, options.c), and
+ * default under a tool that watches malloc, options.c), and
  * malloc_debug puts the debug hooks over the C library's malloc.  An
  * over-aligned block (alignment above
  * 16) cannot carry the frame: in debug mode it is a mapping of its own,
@@ -37,12 +41,17 @@
  *   1. Before the first block is handed out, mode is decided and never
  *      changes afterwards.
  *   2. Every exported function keeps errno unless it fails.
+ *   3. mallinfo2's uordblks + fordblks == arena, and mallinfo,
+ *      malloc_stats and malloc_info report the same figures, gathered
+ *      the same way (gather).
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +61,7 @@
 #include "large.h"
 #include "options.h"
 #include "os.h"
+#include "stats.h"
 #include "trace.h"
 
 #pragma GCC visibility push(default)
@@ -77,6 +87,9 @@ static _Atomic int mode;
  * are served by om_gp, and gp_blocks notes that LIBC mode has some. */
 static OM_TLS bool in_start;
 static atomic_bool gp_blocks;
+/* allocator=malloc or malloc_debug: the C library's heap holds the
+ * blocks, so its statistics functions are the ones that describe them. */
+static bool libc_stats;
 
 /* ---- Foreign pointers: the C library's own ---- */
 
@@ -88,7 +101,21 @@ static struct {
     void (*free)(void *);
     void *(*realloc)(void *, size_t);
     size_t (*usable_size)(void *);
+    struct mallinfo2 (*mallinfo2)(void);
+    struct mallinfo (*mallinfo)(void);
+    void (*stats)(void);
+    int (*info)(int, FILE *);
 } libc;
+
+/* The C library's statistics functions (LIBC mode forwards to them). */
+static void libc_resolve_stats(void)
+{
+    libc.mallinfo2 = (struct mallinfo2 (*)(void))dlsym(RTLD_NEXT,
+                                                       "mallinfo2");
+    libc.mallinfo = (struct mallinfo (*)(void))dlsym(RTLD_NEXT, "mallinfo");
+    libc.stats = (void (*)(void))dlsym(RTLD_NEXT, "malloc_stats");
+    libc.info = (int (*)(int, FILE *))dlsym(RTLD_NEXT, "malloc_info");
+}
 
 static void libc_resolve(void)
 {
@@ -211,8 +238,11 @@ static void start(void)
     omi_options_load();
     omi_gp_set_foreign(&foreign);
     a = omi_option_str(OMI_OPT_ALLOCATOR);
-    if (strncmp(a, "malloc", 6) == 0)
+    if (strncmp(a, "malloc", 6) == 0) {
         libc_resolve();
+        libc_resolve_stats();
+        libc_stats = true;
+    }
     if (strcmp(a, "malloc") == 0) {
         atomic_store(&mode, MODE_LIBC);
         in_start = false;
@@ -509,6 +539,228 @@ EXPORT void *__libc_realloc(void *p, size_t s) { return realloc(p, s); }
 EXPORT void *__libc_memalign(size_t a, size_t s) { return memalign(a, s); }
 EXPORT void *__libc_valloc(size_t s) { return valloc(s); }
 EXPORT void *__libc_pvalloc(size_t s) { return pvalloc(s); }
+
+/* ---- glibc's statistics functions ---- */
+
+/*
+ * mallinfo2, mallinfo, malloc_stats and malloc_info.  Under the shim
+ * glibc's own would describe glibc's heap, which holds next to nothing;
+ * these describe objmem's, as tcmalloc's override does its own.  One
+ * "arena" for the whole process: the pools' arenas (every heap's), with
+ * the large mappings beside them as glibc's mmapped chunks.  mallinfo2's
+ * fields, from omi_stats_get_classes (om_stats_get's figures, stats.c)
+ * and omi_large_totals (large.c):
+ *
+ *   arena     arenas_current * ARENA_SIZE: the bytes the pools' arenas
+ *             hold from the OS now, header pages and free pools included
+ *             (given-back pools too: still mapped); not the large mappings
+ *   uordblks  bytes_in_use: the blocks handed out from those arenas, small
+ *             and medium, at their class sizes (a block in a heap's block
+ *             cache is free)
+ *   fordblks  arena - uordblks: free blocks, free pools, the arena header
+ *             pages and the pools' tail bytes; so uordblks + fordblks ==
+ *             arena exactly (both come from one walk of the arenas)
+ *   ordblks   free "chunks": the free blocks of the pools in use, plus the
+ *             free pools (dirty and clean)
+ *   hblks     large_blocks: the live large mappings
+ *   hblkhd    large_bytes: their mapped bytes (each block's
+ *             malloc_usable_size: its request rounded up to the page and
+ *             to its size class of pages, large.c)
+ *   keepcost  pools_free_dirty * POOL_SIZE + large_cached_bytes: what
+ *             malloc_trim(0) (om_collect(true)) gives back at once, the
+ *             free resident pools and the cache of freed large mappings.
+ *             A lower bound: the pools a trim first empties (a heap's
+ *             emptied first pool of a class, pools whose last blocks sit
+ *             in a heap's block cache) are not counted.  Right after
+ *             malloc_trim(0) in a single-threaded program it is 0: the
+ *             trim gave all of it back
+ *   smblks, fsmblks, usmblks  0: no fastbins (glibc's usmblks is 0 too)
+ *
+ * mallinfo is the same figures in ints, each saturating at INT_MAX
+ * (glibc's wrap).  malloc_stats prints glibc's layout ("Arena 0:", then
+ * "Total (incl. mmap):" and the high-water marks) with omi_print_fd, on
+ * fd 2 without stdio and without allocating: "system bytes" is arena
+ * (arena + hblkhd in the total), "in use bytes" uordblks (uordblks +
+ * hblkhd in the total), as glibc's; the figures are printed whole where
+ * glibc's are truncated to 32 bits.  "max mmap regions" and "max mmap
+ * bytes" are large.c's high-water marks of hblks and hblkhd.
+ * malloc_info writes glibc's XML to the caller's FILE with fprintf, the
+ * one place the shim uses stdio: the figures are gathered first and no
+ * objmem lock is held while it prints (fprintf may call malloc).  One
+ * <heap nr="0">; a <size> per class with free blocks in its pools in use
+ * (from the request sizes the class serves to its block size; total =
+ * count * block size); "fast" is 0 0, "rest" is ordblks and fordblks,
+ * "mmap" hblks and hblkhd, system "current" arena and "max" the arenas'
+ * high-water mark in bytes, aspace "total" and "mprotect" arena.  A
+ * non-zero options gives -1 with errno EINVAL, as the manual page says
+ * (glibc's code returns EINVAL itself).
+ *
+ * With allocator=malloc (LIBC mode) or malloc_debug the C library's heap
+ * holds the blocks, and the four forward to its functions.  mallopt is
+ * not exported: it stays glibc's, and tunes only glibc's heap.
+ */
+
+struct figures {
+    struct mallinfo2 mi;            /* mallinfo2's fields, mapped above */
+    size_t system_max;              /* most arena bytes at once */
+    size_t max_mmaps;               /* most live large mappings at once */
+    size_t max_mmapped;             /* most bytes in them at once */
+    size_t free_blocks[NCLASSES];   /* per class, in its pools in use */
+};
+
+static size_t max_of(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Every figure the four report, from one walk; no lock held after. */
+static void gather(struct figures *f)
+{
+    struct om_stats s;
+    struct omi_large_totals large;
+    size_t arena, nfree = 0;
+
+    omi_stats_get_classes(&s, f->free_blocks);
+    omi_large_totals(&large);
+    for (unsigned sc = 0; sc < NCLASSES; sc++)
+        nfree += f->free_blocks[sc];
+    arena = s.arenas_current * ARENA_SIZE;
+    memset(&f->mi, 0, sizeof(f->mi));
+    f->mi.arena = arena;
+    f->mi.uordblks = s.bytes_in_use < arena ? s.bytes_in_use : arena;
+    f->mi.fordblks = arena - f->mi.uordblks;
+    f->mi.ordblks = nfree + s.pools_free_dirty + s.pools_free_clean;
+    f->mi.hblks = s.large_blocks;
+    f->mi.hblkhd = s.large_bytes;
+    f->mi.keepcost = s.pools_free_dirty * POOL_SIZE + s.large_cached_bytes;
+    f->system_max = max_of(s.arenas_highwater * ARENA_SIZE, arena);
+    f->max_mmaps = max_of(large.max_blocks, s.large_blocks);
+    f->max_mmapped = max_of(large.max_bytes, s.large_bytes);
+}
+
+/* The C library's heap holds the blocks (starting objmem if need be). */
+static bool stats_are_libc(void)
+{
+    (void)current_mode();
+    return libc_stats;
+}
+
+/* objmem's figures in glibc's fields (the mapping above). */
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct figures f;
+
+    if (stats_are_libc())
+        return libc.mallinfo2 ? libc.mallinfo2() : (struct mallinfo2){ 0 };
+    gather(&f);
+    return f.mi;
+}
+
+/* v in an int: INT_MAX when it does not fit. */
+static int saturate(size_t v)
+{
+    return v > INT_MAX ? INT_MAX : (int)v;
+}
+
+/* glibc declares mallinfo deprecated (its ints wrap); it is defined here
+ * all the same, for the programs that still call it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+EXPORT struct mallinfo mallinfo(void)
+{
+    struct figures f;
+    const struct mallinfo2 *m = &f.mi;
+
+    if (stats_are_libc())
+        return libc.mallinfo ? libc.mallinfo() : (struct mallinfo){ 0 };
+    gather(&f);
+    return (struct mallinfo){
+        .arena = saturate(m->arena), .ordblks = saturate(m->ordblks),
+        .smblks = saturate(m->smblks), .hblks = saturate(m->hblks),
+        .hblkhd = saturate(m->hblkhd), .usmblks = saturate(m->usmblks),
+        .fsmblks = saturate(m->fsmblks), .uordblks = saturate(m->uordblks),
+        .fordblks = saturate(m->fordblks), .keepcost = saturate(m->keepcost),
+    };
+}
+#pragma GCC diagnostic pop
+
+/* glibc's text on fd 2, with write(2): no stdio, no allocation. */
+EXPORT void malloc_stats(void)
+{
+    struct figures f;
+    const struct mallinfo2 *m = &f.mi;
+
+    if (stats_are_libc()) {
+        if (libc.stats)
+            libc.stats();
+        return;
+    }
+    gather(&f);
+    omi_print_fd(2, "Arena 0:\n"
+                 "system bytes     = %10zu\n"
+                 "in use bytes     = %10zu\n"
+                 "Total (incl. mmap):\n"
+                 "system bytes     = %10zu\n"
+                 "in use bytes     = %10zu\n"
+                 "max mmap regions = %10zu\n"
+                 "max mmap bytes   = %10zu\n",
+                 m->arena, m->uordblks, m->arena + m->hblkhd,
+                 m->uordblks + m->hblkhd, f.max_mmaps, f.max_mmapped);
+}
+
+/* malloc_info's <heap>: the classes with free blocks, then its totals. */
+static void info_heap(FILE *fp, const struct figures *f)
+{
+    const struct mallinfo2 *m = &f->mi;
+    size_t from = 1;
+
+    fputs("<heap nr=\"0\">\n<sizes>\n", fp);
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        size_t to = omi_pool_class_size(sc), n = f->free_blocks[sc];
+        if (n)
+            fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" "
+                    "count=\"%zu\"/>\n", from, to, n * to, n);
+        from = to + 1;
+    }
+    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+            "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+            "<system type=\"current\" size=\"%zu\"/>\n"
+            "<system type=\"max\" size=\"%zu\"/>\n"
+            "<aspace type=\"total\" size=\"%zu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n",
+            m->ordblks, m->fordblks, m->arena, f->system_max, m->arena,
+            m->arena);
+}
+
+/* glibc's XML on fp: 0, or -1 with errno EINVAL for options != 0 (or
+ * no fp).  fprintf may allocate: every figure is taken before it runs. */
+EXPORT int malloc_info(int options, FILE *fp)
+{
+    struct figures f;
+    const struct mallinfo2 *m = &f.mi;
+    int saved = errno;
+
+    if (stats_are_libc())
+        return libc.info ? libc.info(options, fp) : 0;
+    if (options != 0 || !fp) {
+        errno = EINVAL;
+        return -1;
+    }
+    gather(&f);
+    fputs("<malloc version=\"1\">\n", fp);
+    info_heap(fp, &f);
+    fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+            "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+            "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+            "<system type=\"current\" size=\"%zu\"/>\n"
+            "<system type=\"max\" size=\"%zu\"/>\n"
+            "<aspace type=\"total\" size=\"%zu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%zu\"/>\n</malloc>\n",
+            m->ordblks, m->fordblks, m->hblks, m->hblkhd, m->arena,
+            f.system_max, m->arena, m->arena);
+    errno = saved;
+    return 0;
+}
 
 /* ---- Start and exit ---- */
 

@@ -1,8 +1,10 @@
 /*
  * stats.c - X (cross-cutting): om_stats_get and om_debug_malloc_stats, the
- * report of CPython's sys._debugmallocstats() for objmem's pools.
+ * report of CPython's sys._debugmallocstats() for objmem's pools; and
+ * omi_stats_get_classes, om_stats_get's figures with the free blocks of
+ * each class, for the shim's mallinfo2 and malloc_info (preload.c).
  *
- * Both walk every arena under the arena lock into a snapshot on the stack
+ * All walk every arena under the arena lock into a snapshot on the stack
  * (nothing allocated through objmem), drop the lock, then report.  The
  * report's arena figures balance to the byte:
  *
@@ -90,43 +92,60 @@ static void take_snapshot(struct snapshot *s)
     }
 }
 
+/* om_stats_get's figures from snapshot s. */
+static void fill_stats(const struct snapshot *s, struct om_stats *out)
+{
+    size_t nheaps;
+
+    memset(out, 0, sizeof(*out));
+    for (unsigned sc = 0; sc < NCLASSES; sc++) {
+        out->blocks_in_use += s->rows[sc].used;
+        out->bytes_in_use += s->rows[sc].used * omi_pool_class_size(sc);
+        out->pools_in_use += s->rows[sc].pools;
+    }
+    nheaps = s->heaps[HEAP_ACTIVE] + s->heaps[HEAP_ABANDONED] +
+             s->heaps[HEAP_CLAIMED] + s->heaps[HEAP_ORPHANED];
+    out->bytes_mapped = s->arenas.current * ARENA_SIZE +
+                        nheaps * omi_heap_struct_bytes() + s->large.bytes +
+                        s->large.cached_bytes + s->large.table_bytes;
+    out->bytes_resident = out->bytes_mapped - s->clean * POOL_SIZE;
+    out->large_blocks = s->large.blocks;
+    out->large_bytes = s->large.bytes;
+    out->large_cached_bytes = s->large.cached_bytes;
+    out->large_maps_total = s->large.maps_total;
+    out->raw_blocks = omi_alloc_raw_blocks() > 0 ?
+                      (size_t)omi_alloc_raw_blocks() : 0;
+    out->pools_free_dirty = s->dirty;
+    out->pools_free_clean = s->clean;
+    out->arenas_current = s->arenas.current;
+    out->arenas_highwater = s->arenas.highwater;
+    out->arenas_total = s->arenas.total;
+    out->heaps_active = s->heaps[HEAP_ACTIVE] + s->heaps[HEAP_CLAIMED];
+    out->heaps_abandoned = s->heaps[HEAP_ABANDONED];
+    out->bytes_purged_total = s->arenas.purged_bytes;
+    out->bytes_unmapped_total = s->arenas.unmapped_bytes;
+    out->pools_per_arena = USABLE_POOLS;
+}
+
 int om_stats_get(struct om_stats *out)
 {
     struct snapshot s;
-    size_t nheaps;
 
     if (!out)
         return -EINVAL;
     take_snapshot(&s);
-    memset(out, 0, sizeof(*out));
-    for (unsigned sc = 0; sc < NCLASSES; sc++) {
-        out->blocks_in_use += s.rows[sc].used;
-        out->bytes_in_use += s.rows[sc].used * omi_pool_class_size(sc);
-        out->pools_in_use += s.rows[sc].pools;
-    }
-    nheaps = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_ABANDONED] +
-             s.heaps[HEAP_CLAIMED] + s.heaps[HEAP_ORPHANED];
-    out->bytes_mapped = s.arenas.current * ARENA_SIZE +
-                        nheaps * omi_heap_struct_bytes() + s.large.bytes +
-                        s.large.cached_bytes + s.large.table_bytes;
-    out->bytes_resident = out->bytes_mapped - s.clean * POOL_SIZE;
-    out->large_blocks = s.large.blocks;
-    out->large_bytes = s.large.bytes;
-    out->large_cached_bytes = s.large.cached_bytes;
-    out->large_maps_total = s.large.maps_total;
-    out->raw_blocks = omi_alloc_raw_blocks() > 0 ?
-                      (size_t)omi_alloc_raw_blocks() : 0;
-    out->pools_free_dirty = s.dirty;
-    out->pools_free_clean = s.clean;
-    out->arenas_current = s.arenas.current;
-    out->arenas_highwater = s.arenas.highwater;
-    out->arenas_total = s.arenas.total;
-    out->heaps_active = s.heaps[HEAP_ACTIVE] + s.heaps[HEAP_CLAIMED];
-    out->heaps_abandoned = s.heaps[HEAP_ABANDONED];
-    out->bytes_purged_total = s.arenas.purged_bytes;
-    out->bytes_unmapped_total = s.arenas.unmapped_bytes;
-    out->pools_per_arena = USABLE_POOLS;
+    fill_stats(&s, out);
     return 0;
+}
+
+void omi_stats_get_classes(struct om_stats *out, size_t *free_blocks)
+{
+    struct snapshot s;
+
+    take_snapshot(&s);
+    fill_stats(&s, out);
+    for (unsigned sc = 0; sc < NCLASSES; sc++)
+        free_blocks[sc] = s.rows[sc].avail;
 }
 
 /* ---- The report ---- */

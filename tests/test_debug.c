@@ -19,7 +19,8 @@
  * Valgrind tool's preload in LD_PRELOAD).  Where valgrind is installed,
  * --uaf-child and --objects-child run under memcheck: it must see a use
  * after free and a leak of om_malloc blocks, and nothing wrong with a
- * workload of objects and collections.
+ * workload of objects and collections.  --leak-child N runs under
+ * heaptrack, memusage and glibc's mtrace: each must count its N blocks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <errno.h>
+#include <mcheck.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -837,7 +840,8 @@ static void test_allocator_malloc_debug(void **state)
 
 /* A Valgrind tool that tracks malloc makes malloc the default; one that
  * does not (the core alone: callgrind, cachegrind) leaves objmem's pools,
- * and so does OBJMEM_ALLOCATOR=objmem, the user's word. */
+ * and so does OBJMEM_ALLOCATOR=objmem, the user's word.  So do heaptrack's,
+ * memusage's and glibc's malloc debugging library. */
 static void test_allocator_under_valgrind(void **state)
 {
     static const char *const memcheck[] = {
@@ -846,6 +850,14 @@ static void test_allocator_under_valgrind(void **state)
         "OBJMEM_ALLOCATOR", "LD_PRELOAD=" CORE, NULL };
     static const char *const chosen[] = {
         "OBJMEM_ALLOCATOR=objmem", "LD_PRELOAD=" CORE " " MEMCHECK, NULL };
+    static const char *const others[][3] = {
+        { "OBJMEM_ALLOCATOR",
+          "LD_PRELOAD=/nonexistent/lib/heaptrack/libheaptrack_preload.so",
+          NULL },
+        { "OBJMEM_ALLOCATOR", "LD_PRELOAD=/nonexistent/libmemusage.so",
+          NULL },
+        { "OBJMEM_ALLOCATOR", "LD_PRELOAD=libc_malloc_debug.so.0", NULL },
+    };
     static struct death d;
 
     run_child(memcheck, false, "--malloc-child", "malloc", &d);
@@ -857,6 +869,13 @@ static void test_allocator_under_valgrind(void **state)
     run_child(chosen, false, "--malloc-child", "objmem", &d);
     assert_exited(&d, 0);
     assert_said(&d, "malloc child: objmem ok");
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        if (UNDER_ASAN && i == 2)
+            continue;   /* a real library: ASan's runtime must come first */
+        run_child(others[i], false, "--malloc-child", "malloc", &d);
+        assert_exited(&d, 0);
+        assert_said(&d, "malloc child: malloc ok");
+    }
 }
 
 /* Under memcheck: a read after om_free, and an om_obj_malloc block lost. */
@@ -944,6 +963,107 @@ static void test_valgrind_sees_blocks(void **state)
         fail_msg("memcheck said:\n%s", d.err);
 }
 
+/* ---- Other tools that watch malloc: heaptrack, memusage, mtrace ---- */
+
+/* In a child: n blocks of om_malloc(200), never freed, traced by glibc's
+ * mtrace (MALLOC_TRACE names the file) when trace is set. */
+static int leak_child(long n, bool trace)
+{
+    if (trace)
+        mtrace();
+    for (long i = 0; i < n; i++) {
+        char *p = om_malloc(200);
+
+        if (!p)
+            return 3;
+        p[0] = 1;
+    }
+    return 0;
+}
+
+/* The number that follows key (and any colour codes) on the first line
+ * of the shell command cmd's output that holds key; -1 when none does. */
+static long number_after(const char *cmd, const char *key)
+{
+    FILE *f = popen(cmd, "r");
+    char line[1024];
+    long v = -1;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        char *at = strstr(line, key);
+
+        if (!at || v >= 0)
+            continue;                   /* read on: pclose waits */
+        at += strlen(key);
+        while (*at == '\033' && strchr(at, 'm'))
+            at = strchr(at, 'm') + 1;
+        while (*at == ' ' || *at == '\t')
+            at++;
+        if (isdigit((unsigned char)*at))
+            v = strtol(at, NULL, 10);
+    }
+    pclose(f);
+    return v;
+}
+
+/* What the shell line tool says of this program's --leak-child n, with
+ * the allocator option alloc ("" for none).  In tool, $S is the program,
+ * $N is n, $F a scratch file. */
+static long tool_says(const char *tool, const char *alloc, long n,
+                      const char *key)
+{
+    static char self[4096], cmd[16384];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    assert_true(len > 0);
+    self[len] = '\0';
+    snprintf(cmd, sizeof(cmd), "unset OBJMEM_ALLOCATOR OBJMEM_CONF; "
+             "S='%s' N=%ld F=/tmp/om_watch.%d; %s%s", self, n,
+             (int)getpid(), alloc, tool);
+    return number_after(cmd, key);
+}
+
+/* Each tool counts n blocks more for --leak-child n, from objmem's
+ * default under it; OBJMEM_ALLOCATOR=objmem hides them (the pools). */
+static void assert_tool_sees(const char *tool, const char *key)
+{
+    long a = tool_says(tool, "", 100, key);
+    long b = tool_says(tool, "", 1100, key);
+    long c = tool_says(tool, "OBJMEM_ALLOCATOR=objmem ", 1100, key);
+
+    if (a < 0 || b - a != 1000 || c != a - 100)
+        fail_msg("%s: %ld for 100 blocks, %ld for 1100, %ld for 1100 "
+                 "in the pools", tool, a, b, c);
+}
+
+static bool found(const char *program)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
+    return system(cmd) == 0;
+}
+
+/* heaptrack (its library unsets LD_PRELOAD before main: the option reads
+ * the process's first environment), glibc's memusage and its mtrace. */
+static void test_tools_see_blocks(void **state)
+{
+    if (UNDER_ASAN || UNDER_TSAN)
+        skip();                         /* their runtime replaces malloc */
+    if (found("memusage"))
+        assert_tool_sees("memusage \"$S\" --leak-child $N 2>&1", "malloc|");
+    assert_tool_sees("LD_PRELOAD=libc_malloc_debug.so.0 MALLOC_TRACE=$F "
+                     "\"$S\" --leak-child $N mtrace && "
+                     "grep -c ' + ' $F; rm -f $F", "");
+    if (found("heaptrack") && found("heaptrack_print"))
+        assert_tool_sees("heaptrack -o $F \"$S\" --leak-child $N "
+                         ">/dev/null 2>&1 && heaptrack_print $F.zst; "
+                         "rm -f $F.zst", "calls to allocation functions:");
+    else
+        skip();
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1089,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_allocator_malloc_debug),
         cmocka_unit_test(test_allocator_under_valgrind),
         cmocka_unit_test(test_valgrind_sees_blocks),
+        cmocka_unit_test(test_tools_see_blocks),
     };
 
     if (argc > 1 && strcmp(argv[1], "--env-child") == 0)
@@ -979,6 +1100,8 @@ int main(int argc, char **argv)
         return uaf_child();
     if (argc > 1 && strcmp(argv[1], "--objects-child") == 0)
         return objects_child();
+    if (argc > 2 && strcmp(argv[1], "--leak-child") == 0)
+        return leak_child(strtol(argv[2], NULL, 10), argc > 3);
     /* -EALREADY: OBJMEM_ALLOCATOR=debug is set and hooked already. */
     if (om_setup_debug_hooks() != 0 && !omi_debug_hooks_on(OM_DOMAIN_MEM)) {
         fprintf(stderr, "test_debug: the debug hooks are not on\n");

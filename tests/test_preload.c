@@ -6,7 +6,10 @@
  * repository; CPython's own tests with PYTHONMALLOC=malloc.  Each must
  * print the same as without the shim.  Then the options: the stats report
  * (to a file named with the pid, never to the program's stderr), verbose,
- * OBJMEM_CONF, children=0, and the debug allocator catching an overflow.
+ * OBJMEM_CONF, children=0, and the debug allocator catching an overflow;
+ * glibc's statistics functions (mallinfo2, mallinfo, malloc_stats,
+ * malloc_info) reporting objmem's figures, or glibc's with
+ * allocator=malloc.
  *
  * Then the objmem command: run (output, status, summary, --stats,
  * --output), stats (text, JSON, errors), config.
@@ -15,10 +18,13 @@
  * headless Chromium renders it) and pprof (read back with a protobuf
  * reader of our own).
  *
- * Then objmem-python: CPython as python3, on objmem, with its children.
+ * Then objmem-python: CPython as python3, on objmem, with its children;
+ * the allocator CPython's domains get from PYTHONMALLOC and the allocator
+ * option (under memcheck, the C library's: a freed object read is seen).
  *
- * Paths come from the build (PRELOAD, STRESS, VICTIM, TOOL, LAUNCHER,
- * SRC_DIR, PYTHON; LAUNCHER and PYTHON are "" when there is no CPython).
+ * Paths come from the build (PRELOAD, STRESS, VICTIM, MALLINFO_CHILD,
+ * TOOL, LAUNCHER, SRC_DIR, PYTHON; LAUNCHER and PYTHON are "" when there
+ * is no CPython).
  */
 #include <dirent.h>
 #include <sys/stat.h>
@@ -105,13 +111,15 @@ static void same_with_shim(const char *extra, const char *cmd)
     assert_int_equal(plain, 0);
 }
 
-/* The library exports the malloc family and nothing else. */
+/* The library exports the malloc family, glibc's statistics functions
+ * and nothing else. */
 static void test_exports(void **state)
 {
     char cmd[512];
     const char *want = "__libc_calloc __libc_free __libc_malloc "
                        "__libc_memalign __libc_pvalloc __libc_realloc "
-                       "__libc_valloc aligned_alloc calloc free malloc "
+                       "__libc_valloc aligned_alloc calloc free mallinfo "
+                       "mallinfo2 malloc malloc_info malloc_stats "
                        "malloc_trim malloc_usable_size memalign "
                        "posix_memalign pvalloc realloc reallocarray valloc ";
 
@@ -333,6 +341,153 @@ static void test_allocator_malloc(void **state)
     overflow_caught("malloc_debug");
 }
 
+/* ---- glibc's statistics functions: objmem's figures ---- */
+
+/* The figure on the line "name value" of out_shim. */
+static size_t child_figure(const char *name)
+{
+    char key[128];
+    const char *p;
+
+    snprintf(key, sizeof(key), "\n%s ", name);
+    if (strncmp(out_shim, key + 1, strlen(key + 1)) == 0)
+        p = out_shim + strlen(key + 1);
+    else if ((p = strstr(out_shim, key)))
+        p += strlen(key);
+    else
+        fail_msg("no figure %s in:\n%.3000s", name, out_shim);
+    return strtoull(p, NULL, 10);
+}
+
+/* The text mallinfo_child printed between "--- what\n" and "--- end\n",
+ * into buf. */
+static void child_text(const char *what, char *buf, size_t size)
+{
+    char mark[64];
+    const char *p, *end;
+
+    snprintf(mark, sizeof(mark), "--- %s\n", what);
+    p = strstr(out_shim, mark);
+    assert_non_null(p);
+    p += strlen(mark);
+    end = strstr(p, "--- end\n");
+    assert_non_null(end);
+    assert_true((size_t)(end - p) < size);
+    memcpy(buf, p, (size_t)(end - p));
+    buf[end - p] = '\0';
+}
+
+/* mallinfo2 before and after 1000 mallocs of 100 bytes (class 112) and a
+ * 1 MiB one; mallinfo; keepcost after malloc_trim(0). */
+static void check_mallinfo2(void)
+{
+    size_t usable = child_figure("usable"), big = child_figure("big_usable");
+    const char *names[] = { "a", "b", "c", "d", "e", "t" };
+    char key[32], key2[32], key3[32];
+
+    assert_int_equal(usable, 112);
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(key, sizeof(key), "%s.uordblks", names[i]);
+        snprintf(key2, sizeof(key2), "%s.fordblks", names[i]);
+        snprintf(key3, sizeof(key3), "%s.arena", names[i]);
+        assert_int_equal(child_figure(key) + child_figure(key2),
+                         child_figure(key3));
+    }
+    assert_int_equal(child_figure("b.uordblks") - child_figure("a.uordblks"),
+                     1000 * 112);
+    assert_int_equal(child_figure("c.uordblks"), child_figure("a.uordblks"));
+    /* The 1 MiB block: one mapping more, of its usable (mapped) size. */
+    assert_true(big >= (1 << 20) && big % 4096 == 0);
+    assert_int_equal(child_figure("d.hblks"), child_figure("c.hblks") + 1);
+    assert_int_equal(child_figure("d.hblkhd") - child_figure("c.hblkhd"),
+                     big);
+    assert_int_equal(child_figure("e.hblks"), child_figure("c.hblks"));
+    assert_int_equal(child_figure("e.hblkhd"), child_figure("c.hblkhd"));
+    assert_int_equal(child_figure("mallinfo_agrees"), 1);
+    assert_true(child_figure("e.keepcost") >= big);     /* cached */
+    assert_int_equal(child_figure("t.keepcost"), 0);
+}
+
+/* malloc_stats: glibc's lines, "in use bytes" uordblks in Arena 0 and
+ * uordblks + hblkhd in the total, as glibc's. */
+static void check_malloc_stats(void)
+{
+    char text[4096], want[4096];
+    size_t arena = child_figure("stats.arena");
+    size_t in_use = child_figure("stats.uordblks");
+    size_t hblkhd = child_figure("stats.hblkhd");
+    size_t regions = child_figure("stats.max_regions");
+    size_t max_bytes = child_figure("stats.max_bytes");
+
+    assert_true(hblkhd >= 1 << 20);
+    assert_int_equal(child_figure("stats.arena_in_use"), in_use);
+    assert_int_equal(child_figure("stats.total_in_use"), in_use + hblkhd);
+    assert_true(regions >= 1 && max_bytes >= hblkhd);
+    child_text("stats", text, sizeof(text));
+    snprintf(want, sizeof(want), "Arena 0:\n"
+             "system bytes     = %10zu\nin use bytes     = %10zu\n"
+             "Total (incl. mmap):\n"
+             "system bytes     = %10zu\nin use bytes     = %10zu\n"
+             "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n",
+             arena, in_use, arena + hblkhd, in_use + hblkhd, regions,
+             max_bytes);
+    assert_string_equal(text, want);
+}
+
+/* malloc_info: glibc's XML, whose mmap total is hblks and hblkhd; a
+ * non-zero options is refused. */
+static void check_malloc_info(void)
+{
+    static char xml[1 << 16];
+    const char *head = "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n";
+    size_t n;
+
+    assert_int_equal(child_figure("info.rc"), 0);
+    assert_true(child_figure("info.hblks") >= 1);
+    assert_int_equal(child_figure("info.mmap_count"),
+                     child_figure("info.hblks"));
+    assert_int_equal(child_figure("info.mmap_size"),
+                     child_figure("info.hblkhd"));
+    assert_int_equal((int)child_figure("info.bad_rc"), -1);
+    assert_int_equal(child_figure("info.bad_errno"), EINVAL);
+    child_text("info", xml, sizeof(xml));
+    n = strlen(xml);
+    assert_memory_equal(xml, head, strlen(head));
+    assert_true(n > 10);
+    assert_string_equal(xml + n - 10, "</malloc>\n");
+    assert_non_null(strstr(xml, "</sizes>\n<total type=\"fast\" count=\"0\" "
+                                "size=\"0\"/>\n<total type=\"rest\" "));
+    assert_non_null(strstr(xml, "\n<system type=\"max\" size=\""));
+    assert_non_null(strstr(xml, "\n<aspace type=\"mprotect\" size=\""));
+}
+
+/* mallinfo2, mallinfo, malloc_stats and malloc_info report objmem's
+ * figures under the shim (mallinfo_child prints them). */
+static void test_mallinfo(void **state)
+{
+    char env[512];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s", PRELOAD);
+    assert_int_equal(run(env, "exec " MALLINFO_CHILD), 0);
+    read_out(out_shim);
+    check_mallinfo2();
+    check_malloc_stats();
+    check_malloc_info();
+}
+
+/* allocator=malloc: the four are the C library's, whose uordblks counts
+ * its own chunks (at least the 100 bytes asked for, each). */
+static void test_mallinfo_libc(void **state)
+{
+    char env[512];
+
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_ALLOCATOR=malloc",
+             PRELOAD);
+    assert_int_equal(run(env, "exec " MALLINFO_CHILD " libc"), 0);
+    read_out(out_shim);
+    assert_true(child_figure("libc.rise") >= 1000 * 100);
+}
+
 /* A program that locks all its memory under the default RLIMIT_MEMLOCK
  * (8 MiB, as a user without CAP_IPC_LOCK has) gets its lock under the
  * shim as under glibc: the shim adds little to the process's virtual
@@ -405,9 +560,29 @@ static int tool(const char *env, const char *args)
 /* Errors: one clear line and a non-zero status. */
 static void test_tool_errors(void **state)
 {
+    char line[1024], text[1024];
+
     assert_int_equal(tool("", "run -- /no/such/program"), 127);
     assert_string_equal(err, "objmem: cannot run '/no/such/program': No "
                              "such file or directory\n");
+    /* A program the shim cannot reach says why, and keeps its status. */
+    snprintf(line, sizeof(line), "run -- %s", STATIC_VICTIM);
+    assert_int_equal(tool("", line), 0);
+    snprintf(text, sizeof(text), "objmem: %s is linked statically: the "
+             "shim cannot reach its malloc\n", STATIC_VICTIM);
+    assert_string_equal(err, text);
+    if (geteuid() == 0) {
+        /* Set-user-ID for nobody: the loader ignores LD_PRELOAD. */
+        snprintf(line, sizeof(line), "cp /bin/true %s/suid && chown 65534 "
+                 "%s/suid && chmod 4755 %s/suid", tmp, tmp, tmp);
+        assert_int_equal(system(line), 0);
+        snprintf(line, sizeof(line), "run -- %s/suid", tmp);
+        assert_int_equal(tool("", line), 0);
+        snprintf(text, sizeof(text), "objmem: %s/suid runs set-user-ID or "
+                 "set-group-ID (the loader ignores LD_PRELOAD there): the "
+                 "shim cannot reach its malloc\n", tmp);
+        assert_string_equal(err, text);
+    }
     assert_int_equal(tool("", "stats /etc/hostname"), 1);
     assert_string_equal(err, "objmem: /etc/hostname: not an objmem "
                              "report\n");
@@ -542,16 +717,17 @@ static void write_py(const char *name, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-/* Run tmp/script under `objmem python --trace=nframes`, which writes a
- * capture at the script's SIGUSR2, and read `objmem top ARGS` of that
- * capture into out_shim. */
-static void python_top(const char *script, int nframes, const char *args)
+/* Run tmp/script under `objmem python --trace=nframes` (env added to the
+ * environment), which writes a capture at the script's SIGUSR2, and read
+ * `objmem top ARGS` of that capture into out_shim. */
+static void python_top(const char *env, const char *script, int nframes,
+                       const char *args)
 {
     char cmd[1024];
 
     snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=py %s python --trace=%d "
              "%s && %s top py.1 %s", TOOL, nframes, script, TOOL, args);
-    assert_int_equal(run("", cmd), 0);
+    assert_int_equal(run(env, cmd), 0);
     read_out(out_shim);
 }
 
@@ -575,14 +751,19 @@ static void test_trace_python(void **state)
              "x = [1]\n");
     /* The bytes objects and the list's growth, all from line 4 (the
      * script's name is as CPython gives it: a full path). */
-    python_top("app.py", 4, "--by traceback --limit 1");
-    assert_non_null(strstr(out_shim, "app.py:4 in grow\n        "));
-    assert_non_null(strstr(out_shim, "app.py:6 in main\n        "));
-    assert_non_null(strstr(out_shim, "app.py:8 in <module>\n    4.0 MiB "
-                                     "in 4001 blocks (average 1.0 KiB)\n"));
-    assert_non_null(strstr(out_shim, "\n#1: /"));
+    for (int libc = 0; libc <= 1; libc++) {
+        /* The same over the C library's malloc (OBJMEM_ALLOCATOR=malloc:
+         * tracing wraps it in every domain). */
+        python_top(libc ? "OBJMEM_ALLOCATOR=malloc" : "", "app.py", 4,
+                   "--by traceback --limit 1");
+        assert_non_null(strstr(out_shim, "app.py:4 in grow\n        "));
+        assert_non_null(strstr(out_shim, "app.py:6 in main\n        "));
+        assert_non_null(strstr(out_shim, "app.py:8 in <module>\n    4.0 "
+                               "MiB in 4001 blocks (average 1.0 KiB)\n"));
+        assert_non_null(strstr(out_shim, "\n#1: /"));
+    }
     /* At 2 frames, grow's stack goes on past the limit, main's not. */
-    python_top("app.py", 2, "--by traceback --limit 1000");
+    python_top("", "app.py", 2, "--by traceback --limit 1000");
     assert_non_null(strstr(out_shim, "app.py:6 in main\n        ... 1 more "
                                      "frames\n    4.0 MiB in 4001 blocks"));
     assert_non_null(strstr(out_shim, "app.py:7 in main\n        "));
@@ -610,7 +791,7 @@ static void test_trace_python_lines(void **state)
              "keep.append(bytearray(20000))\n"
              "import os, signal\n"
              "os.kill(os.getpid(), signal.SIGUSR2)\n");
-    python_top("lines.py", 1, "--by lineno --limit 1000");
+    python_top("", "lines.py", 1, "--by lineno --limit 1000");
     /* Each bytearray and its buffer; line 7 also made the list's array. */
     assert_non_null(strstr(out_shim, "lines.py:5 in back\n    68.4 KiB "
                                      "in 2 "));
@@ -1022,6 +1203,85 @@ static void test_launcher(void **state)
     assert_non_null(strstr(out_shim, "objmem-python (pid "));
 }
 
+/* A Valgrind tool's preload path (it need not exist: the dynamic linker
+ * skips it with a warning). */
+#define MEMCHECK_PRELOAD \
+    "LD_PRELOAD=/nonexistent/valgrind/vgpreload_memcheck-amd64-linux.so"
+
+/* Which allocator CPython's domains get: PYTHONMALLOC decides when set
+ * (not under -E), else the allocator option (its default under a tool
+ * that watches malloc too); objmem's tables have no name for CPython. */
+static void test_launcher_allocator(void **state)
+{
+    static const struct {
+        const char *env, *args, *name;
+    } cases[] = {
+        { "", "", "cannot get allocators name" },
+        { "OBJMEM_ALLOCATOR=malloc", "", "malloc" },
+        { "OBJMEM_CONF=allocator:malloc", "", "malloc" },
+        { "OBJMEM_ALLOCATOR=malloc_debug", "", "malloc_debug" },
+        { "OBJMEM_ALLOCATOR=malloc", "-X dev", "malloc_debug" },
+        { "PYTHONMALLOC=malloc", "", "malloc" },
+        { "PYTHONMALLOC=malloc_debug", "", "malloc_debug" },
+        { "PYTHONMALLOC=malloc", "-E", "cannot get allocators name" },
+        { "OBJMEM_ALLOCATOR=malloc PYTHONMALLOC=pymalloc", "",
+          "cannot get allocators name" },
+        { MEMCHECK_PRELOAD, "", "malloc" },
+        { MEMCHECK_PRELOAD " OBJMEM_ALLOCATOR=objmem", "",
+          "cannot get allocators name" },
+    };
+    char cmd[1024], want[128];
+
+    if (LAUNCHER[0] == '\0')
+        skip();
+    write_py("name.py", "import _testcapi\n"
+             "try: print(_testcapi.pymem_getallocatorsname())\n"
+             "except RuntimeError as e: print(e)\n");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "%s %s name.py", LAUNCHER,
+                 cases[i].args);
+        assert_int_equal(run(cases[i].env, cmd), 0);
+        read_out(out_shim);
+        snprintf(want, sizeof(want), "%s\n", cases[i].name);
+        if (strcmp(out_shim, want) != 0)
+            fail_msg("%s objmem-python %s: '%s', not '%s'", cases[i].env,
+                     cases[i].args, out_shim, cases[i].name);
+    }
+    /* OBJMEM_ALLOCATOR=debug: CPython's debug hooks over objmem. */
+    snprintf(cmd, sizeof(cmd), "%s -c \"import _testcapi; "
+             "_testcapi.pymem_buffer_overflow()\"", LAUNCHER);
+    assert_int_not_equal(run("OBJMEM_ALLOCATOR=debug", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "bad trailing pad byte"));
+}
+
+/* Under memcheck, objmem-python's objects are the C library's blocks, so
+ * a read of a freed object is seen; in objmem's pools it is not. */
+static void test_launcher_under_valgrind(void **state)
+{
+    char cmd[1024];
+
+    if (LAUNCHER[0] == '\0' || system("valgrind --version >/dev/null "
+                                      "2>&1") != 0)
+        skip();
+    write_py("uaf.py", "import ctypes\n"
+             "b = bytearray(b'x' * 200)\n"
+             "at = id(b)\n"
+             "del b\n"
+             "ctypes.string_at(at, 8)\n"
+             "print('read')\n");
+    snprintf(cmd, sizeof(cmd), "valgrind -q --error-exitcode=9 %s uaf.py",
+             LAUNCHER);
+    assert_int_equal(run("", cmd), 9);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "read\n");
+    assert_non_null(strstr(err, "Invalid read of size 8"));
+    assert_int_equal(run("OBJMEM_ALLOCATOR=objmem", cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "read\n");
+    assert_null(strstr(err, "Invalid read"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1029,6 +1289,8 @@ int main(void)
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_main_exits),
         cmocka_unit_test(test_allocator_malloc),
+        cmocka_unit_test(test_mallinfo),
+        cmocka_unit_test(test_mallinfo_libc),
         cmocka_unit_test(test_mlockall),
         cmocka_unit_test(test_sqlite),
         cmocka_unit_test(test_git),
@@ -1042,6 +1304,8 @@ int main(void)
         cmocka_unit_test(test_tool_errors),
         cmocka_unit_test(test_tool_config),
         cmocka_unit_test(test_launcher),
+        cmocka_unit_test(test_launcher_allocator),
+        cmocka_unit_test(test_launcher_under_valgrind),
         cmocka_unit_test(test_trace_run),
         cmocka_unit_test(test_trace_signal_and_diff),
         cmocka_unit_test(test_trace_bad_capture),

@@ -358,7 +358,8 @@ static void *last_thread(void *arg)
         v[i] = om_malloc(100);
     for (int i = 0; i < 20000; i++)
         om_free(v[i]);
-    for (int i = 0; i < 200 && !thread_named("objmem-purger"); i++)
+    /* Up to 10 s: a loaded machine (CI, make -j) starts it late. */
+    for (int i = 0; i < 1000 && !thread_named("objmem-purger"); i++)
         usleep(10000);
     (void)!write(report_fd, thread_named("objmem-purger") ? "P" : "-", 1);
     (void)!write(report_fd, thread_named("objmem-ticker") ? "T" : "-", 1);
@@ -394,7 +395,7 @@ static void main_leaves_first(int tracing, char *got, size_t size)
         pthread_exit(NULL);
     }
     close(fds[1]);
-    for (int waited = 0; n + 1 < size && waited < 10000; ) {
+    for (int waited = 0; n + 1 < size && waited < 30000; ) {
         struct pollfd p = { fds[0], POLLIN, 0 };
         ssize_t r;
         if (poll(&p, 1, 100) == 0) {

@@ -10,8 +10,12 @@
  * before the first block is allocated through them, then initialise and
  * run.  RAW, MEM and OBJ all get objmem's general-purpose family
  * (om_gp_*: thread-safe, every size; RAW is called without the GIL).
- * PYTHONMALLOC=debug (or malloc_debug, pymalloc_debug) and -X dev put
- * CPython's debug hooks back on top, as they would be on pymalloc.
+ * PYTHONMALLOC=debug (or pymalloc_debug), OBJMEM_ALLOCATOR=debug and
+ * -X dev put CPython's debug hooks back on top, as they would be on
+ * pymalloc.  PYTHONMALLOC=malloc or malloc_debug, or else the allocator
+ * option's malloc (OBJMEM_ALLOCATOR, or its default under a tool that
+ * watches malloc, such as memcheck), leave CPython on the C library's
+ * malloc, as python3 (see choose()).
  * sys.executable is this program, so the interpreters Python starts (the
  * test suite's workers, subprocess, multiprocessing) run on objmem too.
  * OBJMEM_SHOW_STATS=1 writes the stats report at exit, as the shim does.
@@ -34,11 +38,43 @@
 #include "objmem.h"
 #include "pytrace.h"
 
-/* Debug hooks asked for: PYTHONMALLOC=*debug (unless -E or -I) or -X dev
- * (or PYTHONDEVMODE). */
-static int wants_debug_hooks(int argc, char **argv)
+/* What CPython's three domains get. */
+struct choice {
+    bool libc;          /* the C library's malloc, not objmem */
+    bool hooks;         /* CPython's debug hooks on top */
+    bool python;        /* PYTHONMALLOC chose: CPython applies it itself */
+};
+
+/* The allocator option's value (OBJMEM_ALLOCATOR, or its default). */
+static const char *allocator_option(void)
 {
-    int ignore_env = 0, dev = 0;
+    struct om_option o;
+
+    for (unsigned i = 0; om_option_get(i, &o); i++)
+        if (strcmp(o.key, "allocator") == 0)
+            return o.value;
+    return "objmem";
+}
+
+static bool ends_with_debug(const char *v)
+{
+    return strlen(v) >= 5 && strcmp(v + strlen(v) - 5, "debug") == 0;
+}
+
+/*
+ * PYTHONMALLOC (unless -E or -I), when set, decides as it does for
+ * python3: malloc and malloc_debug give the C library's malloc, any other
+ * value objmem in pymalloc's place; *debug adds the debug hooks.  Else
+ * the allocator option does: malloc and malloc_debug (also its default
+ * under a tool that watches malloc: Valgrind's memcheck, heaptrack, ...,
+ * options.c) give the C library's malloc, so that the tool sees every
+ * Python object, as python3 built with Valgrind support does; debug and
+ * malloc_debug add the hooks.  -X dev (or PYTHONDEVMODE) adds them too.
+ */
+static struct choice choose(int argc, char **argv)
+{
+    struct choice c = { false, false, false };
+    bool ignore_env = false, dev = false;
     const char *v;
 
     for (int i = 1; i < argc; i++) {
@@ -59,13 +95,20 @@ static int wants_debug_hooks(int argc, char **argv)
             i++;                /* -W takes the next argument */
     }
     if (!ignore_env) {
-        v = getenv("PYTHONMALLOC");
-        if (v && strlen(v) >= 5 && strcmp(v + strlen(v) - 5, "debug") == 0)
-            return 1;
         v = getenv("PYTHONDEVMODE");
         dev |= v && *v;
     }
-    return dev;
+    v = ignore_env ? NULL : getenv("PYTHONMALLOC");
+    if (v && *v) {
+        c.python = true;
+        c.libc = strncmp(v, "malloc", 6) == 0;
+        c.hooks = dev || ends_with_debug(v);
+    } else {
+        v = allocator_option();
+        c.libc = strncmp(v, "malloc", 6) == 0;
+        c.hooks = dev || ends_with_debug(v);
+    }
+    return c;
 }
 
 /* OBJMEM_SHOW_STATS=1: the stats report at exit, as the shim writes it. */
@@ -81,19 +124,22 @@ static void report_at_exit(void)
 }
 
 /* Tracing started from the environment (before main, over the default
- * tables): start it again over om_gp_* in all three domains, and give
- * CPython tracing's wrapper tables. */
-static void setup_tracing(void)
+ * tables): start it again over om_gp_* in all three domains (or, libc,
+ * over RAW's table, the C library's malloc), and give CPython tracing's
+ * wrapper tables. */
+static void setup_tracing(bool libc)
 {
     static const int py_domain[3] = { PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
                                       PYMEM_DOMAIN_OBJ };
     int nframes = om_trace_get_traceback_limit();
     size_t mean = om_trace_sampling_mean();
-    struct om_allocator traced;
+    struct om_allocator base = om_gp_allocator, traced;
 
     om_trace_stop();
+    if (libc)
+        om_get_allocator(OM_DOMAIN_RAW, &base);
     for (int d = OM_DOMAIN_RAW; d <= OM_DOMAIN_OBJ; d++)
-        om_set_allocator((enum om_domain)d, &om_gp_allocator);
+        om_set_allocator((enum om_domain)d, &base);
     pytrace_install();
     if (mean)
         om_trace_start_sampling(mean);
@@ -130,18 +176,25 @@ int main(int argc, char **argv)
     PyPreConfig pre;
     PyConfig config;
     PyStatus status;
+    struct choice c = choose(argc, argv);
+    bool traced = om_trace_is_tracing();
 
     atexit(report_at_exit);
     PyPreConfig_InitPythonConfig(&pre);
+    if (c.libc && !c.python)
+        pre.allocator = c.hooks ? PYMEM_ALLOCATOR_MALLOC_DEBUG
+                                : PYMEM_ALLOCATOR_MALLOC;
     status = Py_PreInitializeFromBytesArgs(&pre, argc, argv);
     if (PyStatus_Exception(status))
         die(status);
-    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &objmem);
-    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &objmem);
-    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &objmem);
-    if (om_trace_is_tracing())
-        setup_tracing();
-    if (wants_debug_hooks(argc, argv))
+    if (!c.libc) {
+        PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &objmem);
+        PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &objmem);
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &objmem);
+    }
+    if (traced)
+        setup_tracing(c.libc);
+    if (c.hooks && (!c.libc || traced))
         PyMem_SetupDebugHooks();
 
     PyConfig_InitPythonConfig(&config);

@@ -8,7 +8,9 @@
  * (and the per-class table with --stats).  Programs it starts run on the
  * shim too (their reports are counted), unless --no-children.  The
  * summary goes to stderr, so the program's stdout stays its own; the exit
- * status is the program's (128 + the signal when one killed it).
+ * status is the program's (128 + the signal when one killed it).  A
+ * program that left no report is looked at: linked statically, or set-
+ * user-ID for someone else, LD_PRELOAD cannot reach it, and run says so.
  *
  * stats: read a saved report back (objmem run --output FILE keeps it, as
  * OBJMEM_SHOW_STATS=1 does) and print the same summary, or its figures
@@ -19,7 +21,9 @@
  */
 #define _GNU_SOURCE 1
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -292,6 +296,60 @@ static int run_usage(void)
     return 2;
 }
 
+/* prog as execvp finds it (a name without a slash searched in PATH)
+ * into path; false when not found. */
+static bool find_program(const char *prog, char *path, size_t size)
+{
+    const char *dirs = getenv("PATH"), *end;
+
+    if (strchr(prog, '/'))
+        return snprintf(path, size, "%s", prog) < (int)size;
+    for (dirs = dirs ? dirs : "/usr/bin:/bin"; *dirs; dirs = end + !!*end) {
+        end = strchrnul(dirs, ':');
+        snprintf(path, size, "%.*s/%s", end == dirs ? 1 : (int)(end - dirs),
+                 end == dirs ? "." : dirs, prog);
+        if (access(path, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Why LD_PRELOAD cannot reach prog's malloc, or NULL when it can (or
+ * prog is not a 64-bit ELF file): linked statically (no interpreter), or
+ * set-user-ID or set-group-ID for someone else (the loader runs it
+ * securely and ignores a preload path). */
+static const char *unreachable(const char *prog)
+{
+    char path[PATH_MAX];
+    Elf64_Ehdr eh;
+    Elf64_Phdr ph;
+    struct stat st;
+    bool interp = false;
+    int fd;
+
+    if (!find_program(prog, path, sizeof(path)) ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return NULL;
+    if (fstat(fd, &st) != 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(ph)) {
+        close(fd);
+        return NULL;
+    }
+    for (unsigned i = 0; i < eh.e_phnum && !interp; i++)
+        interp = pread(fd, &ph, sizeof(ph),
+                       (off_t)(eh.e_phoff + i * sizeof(ph))) == sizeof(ph) &&
+                 ph.p_type == PT_INTERP;
+    close(fd);
+    if (!interp)
+        return "is linked statically";
+    if (((st.st_mode & S_ISUID) && st.st_uid != geteuid()) ||
+        ((st.st_mode & S_ISGID) && st.st_gid != getegid()))
+        return "runs set-user-ID or set-group-ID (the loader ignores "
+               "LD_PRELOAD there)";
+    return NULL;
+}
+
 /* The program's environment: ours, plus the shim and its options. */
 static void child_environment(const struct run_opts *o, const char *lib,
                               const char *pattern)
@@ -487,9 +545,15 @@ int objmem_run(int argc, char **argv)
         if (WIFSIGNALED(status))
             fprintf(stderr, "  killed by signal %d\n", WTERMSIG(status));
     } else if (code != 127) {
-        fprintf(stderr, "objmem: the program left no report: it ended "
-                "without running its exit handlers (_exit, a signal), or "
-                "it does not use the C library's malloc\n");
+        const char *why = unreachable(cmd[0]);
+
+        if (why)
+            fprintf(stderr, "objmem: %s %s: the shim cannot reach its "
+                    "malloc\n", cmd[0], why);
+        else
+            fprintf(stderr, "objmem: the program left no report: it ended "
+                    "without running its exit handlers (_exit, a signal), "
+                    "or it does not use the C library's malloc\n");
     }
     if (o.trace || o.sample)
         objmem_trace_found(pid);
