@@ -29,6 +29,7 @@
 
 #include "arena.h"
 #include "os.h"
+#include "probe.h"
 #include "tool.h"
 
 _Atomic uint64_t omi_arena_map[MAP_WORDS];
@@ -203,6 +204,7 @@ struct arena *omi_arena_new(struct heap *h)
         omi_os_unmap(a, ARENA_SIZE);
         return NULL;
     }
+    OMI_PROBE1(arena__new, (uintptr_t)a);
     return a;
 }
 
@@ -217,6 +219,7 @@ void omi_arena_release(struct arena *a)
     /* ASan's poison outlives the mapping: whatever is mapped here next
      * (a thread's stack, say) must not inherit it. */
     omi_tool_handed_out(a, ARENA_SIZE);
+    OMI_PROBE1(arena__release, (uintptr_t)a);
     omi_os_unmap(a, ARENA_SIZE);
 }
 
@@ -435,6 +438,8 @@ static bool mark_purging(struct pool *pool, uint16_t now, unsigned min_age)
 static void purge_run(struct arena *a, size_t start, size_t n)
 {
     omi_os_purge(omi_pool_page(&a->pools[start]), n * POOL_SIZE);
+    OMI_PROBE2(purge, (uintptr_t)omi_pool_page(&a->pools[start]),
+               n * POOL_SIZE);
     for (size_t i = start; i < start + n; i++)
         atomic_store_explicit(&a->pools[i].state, POOL_CLEAN,
                               memory_order_release);

@@ -58,6 +58,7 @@
 #include <time.h>
 
 #include "object.h"
+#include "probe.h"
 
 #define NGENS 3
 #define PREV_COLLECTING ((uintptr_t)2)
@@ -894,6 +895,7 @@ static size_t collect_with_callbacks(int generation)
 
     gc.collecting = true;
     update_auto();
+    OMI_PROBE2(gc__start, shown, generation == INCREMENT);
     invoke_callbacks("start", shown, 0, 0);
     if (generation == INCREMENT) {
         collected = collect_increment(&uncollectable);
@@ -904,6 +906,7 @@ static size_t collect_with_callbacks(int generation)
         collected = collect(generation, &uncollectable);
     }
     invoke_callbacks("stop", shown, collected, uncollectable);
+    OMI_PROBE2(gc__done, collected, uncollectable);
     gc.collecting = false;
     update_auto();
     return collected + uncollectable;

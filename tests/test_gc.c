@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "testnode.h"
+#include "config.h"         /* ARENA_SIZE, POOL_SIZE */
 #include "object.h"
 
 static size_t live0, blocks0;
@@ -1803,7 +1804,137 @@ static void test_random_graphs(void **state)
     assert_clean();
 }
 
-int main(void)
+/* ---- Static probes (src/probe.h), as gdb reads them ---- */
+
+/* In a child run under gdb: 50 garbage 2-cycles of lists collected, then
+ * 60,000 blocks of 64 bytes (several arenas), all but every 1000th freed
+ * and given back (purges), then the rest (the arenas released); no
+ * purger thread. */
+static int probe_child(void)
+{
+    static void *v[60000];
+
+    om_set_purge_delay(-1);             /* only om_collect gives back */
+    for (int i = 0; i < 50; i++) {
+        om_object *a = om_list_new(0), *b = om_list_new(0);
+
+        if (!a || !b || om_list_append(a, b) != 0 ||
+            om_list_append(b, a) != 0)
+            return 3;
+        om_decref(a);
+        om_decref(b);
+    }
+    if (om_gc_collect(2) != 100)
+        return 4;
+    for (int i = 0; i < 60000; i++)
+        if (!(v[i] = om_malloc(64)))
+            return 5;
+    for (int i = 0; i < 60000; i++)
+        if (i % 1000)
+            om_free(v[i]);
+    om_collect(true);
+    for (int i = 0; i < 60000; i += 1000)
+        om_free(v[i]);
+    om_collect(true);
+    return om_check() == 0 ? 0 : 6;
+}
+
+/* A gdb command file that prints a line for each probe hit: "NAME A B"
+ * (addresses as their remainder modulo the arena or the page). */
+static const char probe_script[] =
+    "set pagination off\n"
+    "break -probe-stap objmem:arena__new\n"
+    "commands\nsilent\n"
+    "printf \"hit arena__new %ld\\n\", $_probe_arg0 % %ARENA%\n"
+    "continue\nend\n"
+    "break -probe-stap objmem:arena__release\n"
+    "commands\nsilent\n"
+    "printf \"hit arena__release %ld\\n\", $_probe_arg0 % %ARENA%\n"
+    "continue\nend\n"
+    "break -probe-stap objmem:purge\n"
+    "commands\nsilent\n"
+    "printf \"hit purge %ld %ld\\n\", $_probe_arg0 % %POOL%, "
+    "$_probe_arg1 % %POOL% + ($_probe_arg1 > 0)\n"
+    "continue\nend\n"
+    "break -probe-stap objmem:gc__start\n"
+    "commands\nsilent\n"
+    "printf \"hit gc__start %ld %ld\\n\", $_probe_arg0, $_probe_arg1\n"
+    "continue\nend\n"
+    "break -probe-stap objmem:gc__done\n"
+    "commands\nsilent\n"
+    "printf \"hit gc__done %ld %ld\\n\", $_probe_arg0, $_probe_arg1\n"
+    "continue\nend\n"
+    "run\n";
+
+/* gdb finds the five probes by name and reads their arguments: the
+ * collection's generation and count, arenas aligned to their size and
+ * each released, purges of whole pages; and nothing else. */
+static void test_probes(void **state)
+{
+    static const char *const kinds[] = {
+        "hit gc__start 2 0\n", "hit gc__done 100 0\n",
+        "hit arena__new 0\n", "hit arena__release 0\n",
+        "hit purge 0 1\n",
+    };
+    static char script[2048];
+    char path[64], cmd[8192], self[4096], line[512];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int seen[5] = { 0 }, others = 0;
+    bool exited = false;
+    size_t n = 0;
+    FILE *f;
+
+    if (system("gdb --version >/dev/null 2>&1") != 0)
+        skip();
+    assert_true(len > 0);
+    self[len] = '\0';
+    /* The script with the sizes in it. */
+    for (const char *s = probe_script; *s; ) {
+        if (strncmp(s, "%ARENA%", 7) == 0 || strncmp(s, "%POOL%", 6) == 0) {
+            bool arena = s[1] == 'A';
+            n += (size_t)snprintf(script + n, sizeof(script) - n, "%zu",
+                                  arena ? ARENA_SIZE : POOL_SIZE);
+            s += arena ? 7 : 6;
+        } else {
+            script[n++] = *s++;
+        }
+    }
+    script[n] = '\0';
+    snprintf(path, sizeof(path), "/tmp/om_probes.%d.gdb", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(script, f);
+    assert_int_equal(fclose(f), 0);
+    /* LeakSanitizer cannot run under ptrace; the child collects only
+     * when it says (test_gc_torture runs this program too). */
+    snprintf(cmd, sizeof(cmd), "env -u OBJMEM_GC_TORTURE "
+             "ASAN_OPTIONS=detect_leaks=0 gdb -batch -nx -x %s --args '%s' "
+             "--probe-child 2>&1", path, self);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        size_t k = 0;
+
+        exited |= strstr(line, "exited normally") != NULL;
+        while (k < 5 && strcmp(line, kinds[k]) != 0)
+            k++;
+        if (k < 5)
+            seen[k]++;
+        else if (strncmp(line, "hit ", 4) == 0 && others++ == 0)
+            print_error("unexpected probe hit: %s", line);
+    }
+    assert_int_equal(pclose(f), 0);
+    unlink(path);
+    assert_true(exited);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_true(seen[2] >= 4);          /* 3.84 MB of blocks */
+    assert_int_equal(seen[3], seen[2]);
+    assert_true(seen[4] >= 1);
+    assert_int_equal(others, 0);
+}
+
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_self_cycle_list, setup),
@@ -1836,7 +1967,10 @@ int main(void)
                                setup),
         cmocka_unit_test_setup(test_deep_cycle, setup),
         cmocka_unit_test_setup(test_random_graphs, setup),
+        cmocka_unit_test_setup(test_probes, setup),
     };
 
+    if (argc > 1 && strcmp(argv[1], "--probe-child") == 0)
+        return probe_child();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
