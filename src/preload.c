@@ -709,6 +709,17 @@ EXPORT void malloc_stats(void)
 }
 
 /* malloc_info's <heap>: the classes with free blocks, then its totals. */
+/* malloc_info's lines of the memory from the system, in a <heap> and in
+ * the totals alike (one heap: the same figures). */
+static void info_system(FILE *fp, const struct figures *f)
+{
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
+            "<system type=\"max\" size=\"%zu\"/>\n"
+            "<aspace type=\"total\" size=\"%zu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%zu\"/>\n", f->mi.arena,
+            f->system_max, f->mi.arena, f->mi.arena);
+}
+
 static void info_heap(FILE *fp, const struct figures *f)
 {
     const struct mallinfo2 *m = &f->mi;
@@ -723,13 +734,10 @@ static void info_heap(FILE *fp, const struct figures *f)
         from = to + 1;
     }
     fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-            "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
-            "<system type=\"current\" size=\"%zu\"/>\n"
-            "<system type=\"max\" size=\"%zu\"/>\n"
-            "<aspace type=\"total\" size=\"%zu\"/>\n"
-            "<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n",
-            m->ordblks, m->fordblks, m->arena, f->system_max, m->arena,
-            m->arena);
+            "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n",
+            m->ordblks, m->fordblks);
+    info_system(fp, f);
+    fputs("</heap>\n", fp);
 }
 
 /* glibc's XML on fp: 0, or -1 with errno EINVAL for options != 0 (or
@@ -751,13 +759,10 @@ EXPORT int malloc_info(int options, FILE *fp)
     info_heap(fp, &f);
     fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
             "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
-            "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
-            "<system type=\"current\" size=\"%zu\"/>\n"
-            "<system type=\"max\" size=\"%zu\"/>\n"
-            "<aspace type=\"total\" size=\"%zu\"/>\n"
-            "<aspace type=\"mprotect\" size=\"%zu\"/>\n</malloc>\n",
-            m->ordblks, m->fordblks, m->hblks, m->hblkhd, m->arena,
-            f.system_max, m->arena, m->arena);
+            "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n",
+            m->ordblks, m->fordblks, m->hblks, m->hblkhd);
+    info_system(fp, &f);
+    fputs("</malloc>\n", fp);
     errno = saved;
     return 0;
 }

@@ -45,15 +45,16 @@ struct choice {
     bool python;        /* PYTHONMALLOC chose: CPython applies it itself */
 };
 
-/* The allocator option's value (OBJMEM_ALLOCATOR, or its default). */
-static const char *allocator_option(void)
+/* The value in force of objmem's option key (OBJMEM_<KEY>, OBJMEM_CONF
+ * or its default); "" for no such key. */
+static const char *option(const char *key)
 {
     struct om_option o;
 
     for (unsigned i = 0; om_option_get(i, &o); i++)
-        if (strcmp(o.key, "allocator") == 0)
+        if (strcmp(o.key, key) == 0)
             return o.value;
-    return "objmem";
+    return "";
 }
 
 static bool ends_with_debug(const char *v)
@@ -99,28 +100,22 @@ static struct choice choose(int argc, char **argv)
         dev |= v && *v;
     }
     v = ignore_env ? NULL : getenv("PYTHONMALLOC");
-    if (v && *v) {
-        c.python = true;
-        c.libc = strncmp(v, "malloc", 6) == 0;
-        c.hooks = dev || ends_with_debug(v);
-    } else {
-        v = allocator_option();
-        c.libc = strncmp(v, "malloc", 6) == 0;
-        c.hooks = dev || ends_with_debug(v);
-    }
+    c.python = v && *v;
+    if (!c.python)
+        v = option("allocator");
+    c.libc = strncmp(v, "malloc", 6) == 0;
+    c.hooks = dev || ends_with_debug(v);
     return c;
 }
 
 /* OBJMEM_SHOW_STATS=1: the stats report at exit, as the shim writes it. */
 static void report_at_exit(void)
 {
-    struct om_option o;
+    const char *v = option("show_stats");
 
-    for (unsigned i = 0; om_option_get(i, &o); i++)
-        if (strcmp(o.key, "show_stats") == 0 && strcmp(o.value, "0") != 0 &&
-            strcasecmp(o.value, "false") != 0 &&
-            strcasecmp(o.value, "no") != 0 && strcasecmp(o.value, "off"))
-            om_report_write();
+    if (*v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0 &&
+        strcasecmp(v, "no") != 0 && strcasecmp(v, "off") != 0)
+        om_report_write();
 }
 
 /* Tracing started from the environment (before main, over the default
