@@ -940,9 +940,13 @@ static int objects_child(void)
     return 0;
 }
 
-static bool valgrind_found(void)
+/* program is on PATH. */
+static bool found(const char *program)
 {
-    return system("valgrind --version >/dev/null 2>&1") == 0;
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
+    return system(cmd) == 0;
 }
 
 static void test_valgrind_sees_blocks(void **state)
@@ -950,7 +954,7 @@ static void test_valgrind_sees_blocks(void **state)
     static const char *const env[] = { "OBJMEM_ALLOCATOR", NULL };
     static struct death d;
 
-    if (UNDER_ASAN || UNDER_TSAN || !valgrind_found())
+    if (UNDER_ASAN || UNDER_TSAN || !found("valgrind"))
         skip();                         /* a sanitizer's runtime, or none */
     run_child(env, true, "--uaf-child", NULL, &d);
     assert_exited(&d, 9);
@@ -1035,14 +1039,6 @@ static void assert_tool_sees(const char *tool, const char *key)
     if (a < 0 || b - a != 1000 || c != a - 100)
         fail_msg("%s: %ld for 100 blocks, %ld for 1100, %ld for 1100 "
                  "in the pools", tool, a, b, c);
-}
-
-static bool found(const char *program)
-{
-    char cmd[256];
-
-    snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
-    return system(cmd) == 0;
 }
 
 /* heaptrack (its library unsets LD_PRELOAD before main: the option reads
