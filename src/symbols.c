@@ -13,13 +13,28 @@
  * flag, so those blocks are not traced.  Its strings live until
  * omi_symbols_close; the snapshot interns them before that.
  *
+ * Separate debug files are looked for on this machine only (find_debug):
+ * by build ID under the debug directories, then by the module's debug
+ * link beside it, in .debug/ beside it and under /usr/lib/debug, checked
+ * by the module's build ID, or the link's CRC when it has none.  libdw's standard callback would then ask debuginfod, whose
+ * client (Debian's libdw loads it whether or not DEBUGINFOD_URLS is set)
+ * starts libcurl, libssh2 and OpenSSL inside the traced program: a
+ * program that had cleaned OpenSSL up before the capture at exit (openssl
+ * and ssh-keygen under `objmem run --trace`) crashed in it, and with a
+ * server named the snapshot would wait on the network.
+ *
  * The few libdw declarations below are its stable ABI (libdwfl.h); the
  * handles are opaque.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "trace.h"
@@ -30,10 +45,12 @@ typedef struct Dwfl_Line Dwfl_Line;
 typedef uint64_t Dwarf_Addr;
 
 typedef int find_fn(void);              /* called through libdw only */
+typedef int debuginfo_fn(Dwfl_Module *, void **, const char *, Dwarf_Addr,
+                         const char *, const char *, uint32_t, char **);
 
 struct dwfl_callbacks {                 /* Dwfl_Callbacks */
     find_fn *find_elf;
-    find_fn *find_debuginfo;
+    debuginfo_fn *find_debuginfo;
     find_fn *section_address;
     char **debuginfo_path;
 };
@@ -52,7 +69,8 @@ struct dw {
                                const char **, const char **);
     void (*end)(Dwfl *);
     find_fn *proc_find_elf;
-    find_fn *standard_find_debuginfo;
+    debuginfo_fn *build_id_find_debuginfo;
+    int (*build_id)(Dwfl_Module *, const unsigned char **, Dwarf_Addr *);
 };
 
 struct omi_symbols {
@@ -89,10 +107,142 @@ static bool dw_load(void)
     SYM(module_info, "dwfl_module_info");
     SYM(end, "dwfl_end");
     SYM(proc_find_elf, "dwfl_linux_proc_find_elf");
-    SYM(standard_find_debuginfo, "dwfl_standard_find_debuginfo");
+    SYM(build_id_find_debuginfo, "dwfl_build_id_find_debuginfo");
+    SYM(build_id, "dwfl_module_build_id");
 #undef SYM
     dw_state = 1;
     return true;
+}
+
+/* What a module's debug file must match (open_link). */
+struct want {
+    struct stat module;         /* not the module itself */
+    const unsigned char *id;    /* its build ID, id_len bytes (or 0) */
+    size_t id_len;
+    uint32_t crc;               /* else the debug link's CRC */
+};
+
+/* The CRC-32 of .gnu_debuglink (ISO 3309, reflected) of fd's contents. */
+static uint32_t file_crc(int fd)
+{
+    static uint32_t table[256];
+    unsigned char buf[16384];
+    uint32_t crc = 0xffffffffu;
+    ssize_t n;
+
+    if (!table[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
+    return crc ^ 0xffffffffu;
+}
+
+/* The build ID note of ELF file fd (64-bit, this machine's byte order):
+ * its length, the ID in out (up to max bytes); 0 when it has none. */
+static size_t file_build_id(int fd, unsigned char *out, size_t max)
+{
+    Elf64_Ehdr eh;
+    Elf64_Shdr sh;
+    unsigned char notes[1024];
+
+    if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(sh))
+        return 0;
+    for (unsigned i = 0; i < eh.e_shnum; i++) {
+        size_t off = 0, len;
+
+        if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) !=
+                sizeof(sh) || sh.sh_type != SHT_NOTE ||
+            sh.sh_size > sizeof(notes) ||
+            pread(fd, notes, sh.sh_size, (off_t)sh.sh_offset) !=
+                (ssize_t)sh.sh_size)
+            continue;
+        for (len = sh.sh_size; off + sizeof(Elf64_Nhdr) <= len;) {
+            Elf64_Nhdr nh;
+            size_t name, desc;
+
+            memcpy(&nh, notes + off, sizeof(nh));
+            name = off + sizeof(nh);
+            desc = name + ((nh.n_namesz + 3) & ~3u);
+            if (desc + nh.n_descsz > len)
+                break;
+            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+                memcmp(notes + name, "GNU", 4) == 0 && nh.n_descsz <= max) {
+                memcpy(out, notes + desc, nh.n_descsz);
+                return nh.n_descsz;
+            }
+            off = desc + ((nh.n_descsz + 3) & ~3u);
+        }
+    }
+    return 0;
+}
+
+/* The debug link's file in dir: its descriptor, its name in *out; -1
+ * when there is none that fits.  It fits when it is a file, not the
+ * module itself, with the module's build ID when the module has one (as
+ * libdw checks), else with the link's CRC. */
+static int open_link(const char *dir, const char *sub, const char *link,
+                     const struct want *w, char **out)
+{
+    char path[4096];
+    unsigned char id[64];
+    struct stat st;
+    int fd, n = snprintf(path, sizeof(path), "%s%s/%s", dir, sub, link);
+    bool fits;
+
+    if (n < 0 || (size_t)n >= sizeof(path) ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    fits = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+           (st.st_dev != w->module.st_dev || st.st_ino != w->module.st_ino);
+    if (fits && w->id_len > 0)
+        fits = file_build_id(fd, id, sizeof(id)) == w->id_len &&
+               memcmp(id, w->id, w->id_len) == 0;
+    else if (fits)
+        fits = file_crc(fd) == w->crc && lseek(fd, 0, SEEK_SET) == 0;
+    if (!fits || !(*out = strdup(path))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* libdw's find_debuginfo, this machine's files only (see the top). */
+static int find_debug(Dwfl_Module *m, void **user, const char *name,
+                      Dwarf_Addr base, const char *file, const char *link,
+                      uint32_t crc, char **out)
+{
+    char dir[4096];
+    struct want w = { .crc = crc };
+    const unsigned char *bits;
+    Dwarf_Addr vaddr;
+    const char *slash;
+    int n, fd = dw.build_id_find_debuginfo(m, user, name, base, file, link, crc,
+                                        out);
+
+    if (fd >= 0 || !file || !link || !*link || strchr(link, '/') ||
+        !(slash = strrchr(file, '/')) ||
+        (size_t)(slash - file) >= sizeof(dir) || stat(file, &w.module) != 0)
+        return fd;
+    memcpy(dir, file, (size_t)(slash - file));
+    dir[slash - file] = '\0';
+    n = dw.build_id(m, &bits, &vaddr);
+    if (n > 0) {
+        w.id = bits;
+        w.id_len = (size_t)n;
+    }
+    if ((fd = open_link(dir, "", link, &w, out)) < 0 &&
+        (fd = open_link(dir, "/.debug", link, &w, out)) < 0 &&
+        (fd = open_link("/usr/lib/debug", dir, link, &w, out)) < 0)
+        return -1;
+    return fd;
 }
 
 struct omi_symbols *omi_symbols_open(void)
@@ -103,7 +253,7 @@ struct omi_symbols *omi_symbols_open(void)
     if (!dw_load())
         return &session;
     callbacks = (struct dwfl_callbacks){ dw.proc_find_elf,
-                                         dw.standard_find_debuginfo, NULL,
+                                         find_debug, NULL,
                                          &debuginfo_path };
     session.dwfl = dw.begin(&callbacks);
     if (session.dwfl && (dw.proc_report(session.dwfl, getpid()) != 0 ||

@@ -542,6 +542,26 @@ static void test_tool_run(void **state)
     assert_int_equal(run("", cmd), 0);
     read_out(out_shim);
     assert_string_equal(out_shim, "status 138\n");
+    /* The processes it started: how many, and the one with the highest
+     * peak; when it leaves no report itself (killed here; dash ends with
+     * _exit), the summary is that one's. */
+    snprintf(cmd, sizeof(cmd), "%s run -- bash -c \"true; sqlite3 "
+             ":memory: < script.sql; echo done\"", TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "objmem: /usr/bin/bash (pid "));
+    assert_non_null(strstr(err, "\n  1 more process ran on objmem\n"
+                                "  the largest: /usr/bin/sqlite3 (pid "));
+    snprintf(cmd, sizeof(cmd), "%s run -- sh -c \"sqlite3 :memory: < "
+             "script.sql; %s overflow; kill -KILL \\$\\$\"", TOOL, VICTIM);
+    assert_int_equal(run("", cmd), 137);
+    read_out(out_shim);
+    assert_non_null(strstr(err, "objmem: sh (pid "));
+    assert_non_null(strstr(err, ") left no report: it ended without "));
+    assert_non_null(strstr(err, "objmem: 2 processes it started ran on "
+                                "objmem; the largest:\n\nobjmem: "
+                                "/usr/bin/sqlite3 (pid "));
+    assert_non_null(strstr(err, "  peak RSS "));
 }
 
 /* Run the objmem command with args (env prepended); its status, with its

@@ -1559,6 +1559,135 @@ static void test_symbols(void **state)
     om_free(p);
 }
 
+/* Copy file from to to; with append, one byte more at the end (the ELF
+ * file stays whole, its CRC changes). */
+static void copy_file(const char *from, const char *to, bool append)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    ssize_t n;
+
+    assert_true(in >= 0 && out >= 0);
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        assert_int_equal(write(out, buf, (size_t)n), n);
+    assert_int_equal(n, 0);
+    if (append)
+        assert_int_equal(write(out, "", 1), 1);
+    close(in);
+    close(out);
+}
+
+/* Whether the process maps a file whose name holds what. */
+static bool maps_hold(const char *what)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    bool found = false;
+
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, what) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Module (debuglink_lib or debuglink_nobid) copied into a new directory,
+ * with debug files under the name its debug link gives: beside (one byte
+ * longer with append) beside it, in_dot in .debug/ beside it (either may
+ * be NULL); a block allocated in it, and its frame's file and line as a
+ * snapshot gives them: from a debug file when found, else none. */
+static void check_debuglink(const char *module, const char *beside,
+                            const char *in_dot, bool append, bool found)
+{
+    char dir[] = "/tmp/om-debuglink-XXXXXX", lib[128], dot[128];
+    char dbg[2][192];
+    const char *base = strrchr(module, '/') + 1;
+    void *(*alloc_in)(void *(*)(size_t), size_t);
+    const unsigned *line;
+    struct om_statistic *st;
+    struct om_snapshot *s;
+    const struct om_frame *f;
+    size_t n;
+    void *h, *p;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(lib, sizeof(lib), "%s/%s", dir, base);
+    snprintf(dot, sizeof(dot), "%s/.debug", dir);
+    snprintf(dbg[0], sizeof(dbg[0]), "%s/%s.debug", dir, base);
+    snprintf(dbg[1], sizeof(dbg[1]), "%s/%s.debug", dot, base);
+    assert_int_equal(mkdir(dot, 0755), 0);
+    copy_file(module, lib, false);
+    if (beside)
+        copy_file(beside, dbg[0], append);
+    if (in_dot)
+        copy_file(in_dot, dbg[1], false);
+    h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(h);
+    *(void **)&alloc_in = dlsym(h, "debuglink_alloc");
+    line = dlsym(h, "debuglink_line");
+    assert_true(alloc_in && line);
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = alloc_in(om_malloc, 24);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_TRACEBACK, false, &st,
+                                            &n), 0);
+    assert_int_equal(n, 1);
+    f = &st[0].traceback->frames[0];
+    assert_string_equal(f->function, "debuglink_alloc");
+    if (found) {
+        assert_non_null(strstr(f->filename, "tests/debuglink_lib.c"));
+        assert_int_equal(f->lineno, *line);
+    } else {
+        assert_string_equal(f->filename, lib);
+        assert_int_equal(f->lineno, 0);
+    }
+    om_snapshot_free(s);
+    om_free(p);
+    om_trace_stop();
+
+    dlclose(h);
+    unlink(dbg[0]);
+    unlink(dbg[1]);
+    rmdir(dot);
+    unlink(lib);
+    rmdir(dir);
+}
+
+/* A module's debug file found by its debug link, beside it or in .debug/
+ * beside it, when it has the module's build ID, or the link's CRC for a
+ * module without one (a file that does not fit sends the search on); and
+ * neither that search nor the build-ID one starts debuginfod's client,
+ * whose libcurl and OpenSSL crashed programs that had cleaned OpenSSL up
+ * before the capture at exit (symbols.c). */
+static void test_symbols_debuglink(void **state)
+{
+    const char *lib = DEBUGLINK_LIB, *nobid = DEBUGLINK_NOBID;
+    char lib_dbg[512], nobid_dbg[512];
+    void *dw = dlopen("libdw.so.1", RTLD_LAZY);
+
+    if (!dw) {
+        print_message("libdw.so.1 is not installed: nothing to look up\n");
+        return;
+    }
+    dlclose(dw);
+    snprintf(lib_dbg, sizeof(lib_dbg), "%s.debug", lib);
+    snprintf(nobid_dbg, sizeof(nobid_dbg), "%s.debug", nobid);
+    check_debuglink(lib, lib_dbg, NULL, false, true);
+    check_debuglink(lib, NULL, lib_dbg, false, true);
+    /* the build ID decides, not the CRC (libdw's rule) */
+    check_debuglink(lib, lib_dbg, NULL, true, true);
+    check_debuglink(lib, nobid_dbg, NULL, false, false);
+    check_debuglink(lib, nobid_dbg, lib_dbg, false, true);
+    /* without a build ID, the CRC */
+    check_debuglink(nobid, NULL, nobid_dbg, false, true);
+    check_debuglink(nobid, nobid_dbg, NULL, true, false);
+    check_debuglink(nobid, nobid_dbg, nobid_dbg, true, true);
+    assert_false(maps_hold("libdebuginfod"));
+    assert_false(maps_hold("libcurl"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 /* Sampling's math (fmath.c, so that objmem links no libm) against the C
@@ -1641,6 +1770,7 @@ int main(void)
         T(test_keep_peak_domains_and_samples),
         T(test_dump_through),
         T(test_symbols),
+        T(test_symbols_debuglink),
         T(test_fmath_against_libm),
     };
 

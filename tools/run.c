@@ -400,9 +400,10 @@ void objmem_trace_found(long pid)
 }
 
 /* The report of process pid among the reports in dir, into *out (false:
- * none); the count of the others in *others. */
+ * none); the count of the others in *others, and the one of them with the
+ * highest peak RSS in *big (its text NULL when there is none). */
 static bool find_report(const char *dir, long pid, size_t *others,
-                        struct report *out)
+                        struct report *out, struct report *big)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -410,6 +411,7 @@ static bool find_report(const char *dir, long pid, size_t *others,
 
     *others = 0;
     out->text = NULL;
+    big->text = NULL;
     if (!d)
         return false;
     while ((e = readdir(d))) {
@@ -427,8 +429,13 @@ static bool find_report(const char *dir, long pid, size_t *others,
         if (strtol(field(&r, "pid"), NULL, 10) == pid && !found) {
             *out = r;
             found = true;
+            continue;
+        }
+        (*others)++;
+        if (!big->text || num(&r, "peak_rss") > num(big, "peak_rss")) {
+            free(big->text);
+            *big = r;
         } else {
-            (*others)++;
             free(r.text);
         }
     }
@@ -461,7 +468,8 @@ int objmem_run(int argc, char **argv)
     char *py[argc + 2];
     int i, status, code;
     size_t others;
-    struct report r;
+    struct report r, big;
+    char peak[32];
     pid_t pid;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -535,13 +543,17 @@ int objmem_run(int argc, char **argv)
         *slash = '\0';
     else
         strcpy(dir, ".");
-    if (find_report(dir, pid, &others, &r)) {
+    if (find_report(dir, pid, &others, &r, &big)) {
         fprintf(stderr, "\n");
         summary(stderr, &r, o.stats);
-        if (others && o.children)
+        if (others && o.children) {
             fprintf(stderr, "  %zu more process%s ran on objmem%s%s\n",
                     others, others == 1 ? "" : "es",
                     o.output ? ", reports in " : "", o.output ? dir : "");
+            fprintf(stderr, "  the largest: %s (pid %s), peak RSS %s\n",
+                    field(&big, "program"), field(&big, "pid"),
+                    human(num(&big, "peak_rss"), peak, sizeof(peak)));
+        }
         if (WIFSIGNALED(status))
             fprintf(stderr, "  killed by signal %d\n", WTERMSIG(status));
     } else if (code != 127) {
@@ -551,13 +563,23 @@ int objmem_run(int argc, char **argv)
             fprintf(stderr, "objmem: %s %s: the shim cannot reach its "
                     "malloc\n", cmd[0], why);
         else
-            fprintf(stderr, "objmem: the program left no report: it ended "
+            fprintf(stderr, "objmem: %s (pid %ld) left no report: it ended "
                     "without running its exit handlers (_exit, a signal), "
-                    "or it does not use the C library's malloc\n");
+                    "or it does not use the C library's malloc\n", cmd[0],
+                    (long)pid);
+        /* A shell that ends with _exit (dash), a launcher: what it ran. */
+        if (others) {
+            fprintf(stderr, "objmem: %zu process%s it started ran on "
+                    "objmem%s%s; the largest:\n\n", others,
+                    others == 1 ? "" : "es", o.output ? ", reports in " : "",
+                    o.output ? dir : "");
+            summary(stderr, &big, o.stats);
+        }
     }
     if (o.trace || o.sample)
         objmem_trace_found(pid);
     free(r.text);
+    free(big.text);
     if (!o.output)
         remove_dir(tmpdir);
     return code;
