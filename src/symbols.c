@@ -9,6 +9,12 @@
  * table, when the module has debug information.  Without libdw, or for a
  * module it cannot read, dladdr gives the module and the exported symbol.
  *
+ * A function's name comes from a table of the module's symbols sorted by
+ * address, made at the module's first frame (a binary search): libdw's
+ * own lookup and dladdr each walk every symbol of the module, and cc1
+ * and node export 29,000 and 75,000, so a capture at exit took seconds
+ * (see mod_syms).  dladdr is asked once per module, for its file name.
+ *
  * libdw allocates with malloc: the caller (trace.c) holds its reentrant
  * flag, so those blocks are not traced.  Its strings live until
  * omi_symbols_close; the snapshot interns them before that.
@@ -25,6 +31,16 @@
  *
  * The few libdw declarations below are its stable ABI (libdwfl.h); the
  * handles are opaque.
+ *
+ * Data: one session (under tracing's ctl_lock) holds libdw's handle and
+ * up to MAX_MODS modules' tables (struct mod_syms), in a region of its
+ * own released when the session closes.
+ *
+ * Invariants (a session lives only while a snapshot is taken, so
+ * om_check never sees one; sym_at relies on them):
+ *   1. A module is in mods[] at most once.
+ *   2. A table is sorted by address, the best ranked first at one
+ *      address.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -37,12 +53,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "region.h"
 #include "trace.h"
 
 typedef struct Dwfl Dwfl;
 typedef struct Dwfl_Module Dwfl_Module;
 typedef struct Dwfl_Line Dwfl_Line;
 typedef uint64_t Dwarf_Addr;
+typedef struct Elf Elf;
 
 typedef int find_fn(void);              /* called through libdw only */
 typedef int debuginfo_fn(Dwfl_Module *, void **, const char *, Dwarf_Addr,
@@ -71,11 +89,37 @@ struct dw {
     find_fn *proc_find_elf;
     debuginfo_fn *build_id_find_debuginfo;
     int (*build_id)(Dwfl_Module *, const unsigned char **, Dwarf_Addr *);
+    int (*getsymtab)(Dwfl_Module *);
+    const char *(*getsym_info)(Dwfl_Module *, int, Elf64_Sym *, Dwarf_Addr *,
+                               uint32_t *, Elf **, Dwarf_Addr *);
 };
 
+/* A symbol of a module's table: where it starts, its size, its rank
+ * among symbols at one address (global 3, weak 2, local 1). */
+struct sym {
+    uint64_t addr;
+    uint64_t size;
+    const char *name;
+    unsigned rank;
+};
+
+/* A module's sorted table (n symbols) and its file name as dladdr
+ * gives it. */
+struct mod_syms {
+    Dwfl_Module *m;
+    struct sym *v;
+    size_t n;
+    const char *file;
+};
+
+#define MAX_MODS 512
+
 struct omi_symbols {
-    struct dw *dw;
     Dwfl *dwfl;
+    struct omi_region region;           /* the tables */
+    struct mod_syms mods[MAX_MODS];
+    size_t nmods;
+    size_t last;                        /* the module asked last */
 };
 
 static struct dw dw;
@@ -109,6 +153,8 @@ static bool dw_load(void)
     SYM(proc_find_elf, "dwfl_linux_proc_find_elf");
     SYM(build_id_find_debuginfo, "dwfl_build_id_find_debuginfo");
     SYM(build_id, "dwfl_module_build_id");
+    SYM(getsymtab, "dwfl_module_getsymtab");
+    SYM(getsym_info, "dwfl_module_getsym_info");
 #undef SYM
     dw_state = 1;
     return true;
@@ -266,10 +312,13 @@ struct omi_symbols *omi_symbols_open(void)
 
 void omi_symbols_close(struct omi_symbols *s)
 {
-    if (s && s->dwfl)
+    if (!s)
+        return;
+    if (s->dwfl)
         dw.end(s->dwfl);
-    if (s)
-        s->dwfl = NULL;
+    s->dwfl = NULL;
+    omi_region_release(&s->region);
+    s->nmods = s->last = 0;
 }
 
 /* dladdr's answer: the module, and the exported symbol if any. */
@@ -283,22 +332,124 @@ static struct om_frame frame_dladdr(uintptr_t pc)
     return (struct om_frame){ NULL, NULL, 0, (const void *)pc };
 }
 
+static int sym_order(const void *a, const void *b)
+{
+    const struct sym *x = a, *y = b;
+
+    if (x->addr != y->addr)
+        return x->addr < y->addr ? -1 : 1;
+    return (int)y->rank - (int)x->rank;         /* best first */
+}
+
+/* Module m's table, made on its first frame (NULL: no room, or no
+ * symbols, and libdw's own lookup answers).  Kept: defined symbols that
+ * name code or data (not sections, files or TLS), at their addresses in
+ * this process (not absolute ones: a version's name, LIBSELINUX_1.0, is
+ * one, at address 0). */
+static struct mod_syms *mod_syms(struct omi_symbols *s, Dwfl_Module *m,
+                                 uintptr_t pc)
+{
+    struct mod_syms *ms;
+    Dl_info info;
+    int n;
+
+    if (s->nmods > 0 && s->mods[s->last].m == m)
+        return &s->mods[s->last];
+    for (size_t i = 0; i < s->nmods; i++)
+        if (s->mods[i].m == m)
+            return &s->mods[s->last = i];
+    if (s->nmods == MAX_MODS)
+        return NULL;
+    ms = &s->mods[s->last = s->nmods++];
+    *ms = (struct mod_syms){ m, NULL, 0,
+                             dladdr((void *)pc, &info) ? info.dli_fname
+                                                       : NULL };
+    n = dw.getsymtab(m);
+    if (n > 0)
+        ms->v = omi_region_alloc(&s->region, (size_t)n * sizeof(*ms->v));
+    for (int i = 0; ms->v && i < n; i++) {
+        Elf64_Sym sym;
+        Dwarf_Addr addr;
+        unsigned type, bind;
+        const char *name = dw.getsym_info(m, i, &sym, &addr, NULL, NULL,
+                                          NULL);
+
+        type = ELF64_ST_TYPE(sym.st_info);
+        bind = ELF64_ST_BIND(sym.st_info);
+        if (!name || !*name || sym.st_shndx == SHN_UNDEF ||
+            sym.st_shndx == SHN_ABS || type == STT_SECTION ||
+            type == STT_FILE || type == STT_TLS)
+            continue;
+        ms->v[ms->n++] = (struct sym){ addr, sym.st_size, name,
+                                       bind == STB_GLOBAL ? 3u
+                                       : bind == STB_WEAK ? 2u : 1u };
+    }
+    if (ms->n > 1)
+        qsort(ms->v, ms->n, sizeof(*ms->v), sym_order);
+    return ms;
+}
+
+/* The symbol of ms that holds pc: of the nearest below it whose size
+ * covers it (within 64 symbols), the best ranked; else, when the nearest
+ * symbol of all is sizeless, the best ranked there; NULL when neither. */
+static const char *sym_at(const struct mod_syms *ms, uintptr_t pc)
+{
+    size_t lo = 0, hi = ms->n, first;
+
+    while (lo < hi) {                   /* the first symbol above pc */
+        size_t mid = lo + (hi - lo) / 2;
+        if (ms->v[mid].addr <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i-- > 0 && lo - i <= 64;) {
+        const struct sym *y = &ms->v[i];
+        const char *best;
+
+        if (pc - y->addr >= y->size)
+            continue;
+        best = y->name;             /* better ranks come first: go down */
+        while (i-- > 0 && ms->v[i].addr == y->addr)
+            if (pc - ms->v[i].addr < ms->v[i].size)
+                best = ms->v[i].name;
+        return best;
+    }
+    if (lo == 0 || ms->v[lo - 1].size != 0)
+        return NULL;
+    for (first = lo - 1; first > 0 && ms->v[first - 1].addr ==
+                                      ms->v[lo - 1].addr; first--)
+        ;
+    return ms->v[first].name;
+}
+
 struct om_frame omi_symbols_frame(struct omi_symbols *s, uintptr_t pc)
 {
-    struct om_frame f = frame_dladdr(pc);
+    struct om_frame f = { NULL, NULL, 0, (const void *)pc };
+    struct mod_syms *ms;
     Dwfl_Module *m;
     Dwfl_Line *line;
-    const char *name, *main_file = NULL, *src;
+    const char *main_file = NULL, *src;
     int lineno = 0;
 
     if (!s || !s->dwfl || !(m = dw.addrmodule(s->dwfl, pc)))
-        return f;
-    name = dw.addrname(m, pc);
-    if (name)
-        f.function = name;
-    dw.module_info(m, NULL, NULL, NULL, NULL, NULL, &main_file, NULL);
-    if (main_file && !f.filename)
+        return frame_dladdr(pc);
+    ms = mod_syms(s, m, pc);
+    f.filename = ms ? ms->file : NULL;
+    /* dladdr names only an exported symbol that holds pc: with the
+     * module's table, sym_at has looked through those already. */
+    f.function = ms && ms->v ? sym_at(ms, pc) : dw.addrname(m, pc);
+    if (!ms || (!f.function && !ms->v)) {
+        struct om_frame d = frame_dladdr(pc);
+        if (!f.function)
+            f.function = d.function;
+        if (!ms)
+            f.filename = d.filename;
+    }
+    if (!f.filename) {
+        dw.module_info(m, NULL, NULL, NULL, NULL, NULL, &main_file, NULL);
         f.filename = main_file;
+    }
     line = dw.getsrc(m, pc);
     src = line ? dw.lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
     if (src && lineno > 0) {
