@@ -22,12 +22,13 @@
  * Separate debug files are looked for on this machine only (find_debug):
  * by build ID under the debug directories, then by the module's debug
  * link beside it, in .debug/ beside it and under /usr/lib/debug, checked
- * by the module's build ID, or the link's CRC when it has none.  libdw's standard callback would then ask debuginfod, whose
- * client (Debian's libdw loads it whether or not DEBUGINFOD_URLS is set)
- * starts libcurl, libssh2 and OpenSSL inside the traced program: a
- * program that had cleaned OpenSSL up before the capture at exit (openssl
- * and ssh-keygen under `objmem run --trace`) crashed in it, and with a
- * server named the snapshot would wait on the network.
+ * by the module's build ID, or the link's CRC when it has none.  libdw's
+ * standard callback would then ask debuginfod, whose client (Debian's
+ * libdw loads it whether or not DEBUGINFOD_URLS is set) starts libcurl,
+ * libssh2 and OpenSSL inside the traced program: a program that had
+ * cleaned OpenSSL up before the capture at exit (openssl and ssh-keygen
+ * under `objmem run --trace`) crashed in it, and with a server named the
+ * snapshot would wait on the network.
  *
  * The few libdw declarations below are its stable ABI (libdwfl.h); the
  * handles are opaque.
@@ -270,8 +271,8 @@ static int find_debug(Dwfl_Module *m, void **user, const char *name,
     const unsigned char *bits;
     Dwarf_Addr vaddr;
     const char *slash;
-    int n, fd = dw.build_id_find_debuginfo(m, user, name, base, file, link, crc,
-                                        out);
+    int n, fd = dw.build_id_find_debuginfo(m, user, name, base, file, link,
+                                           crc, out);
 
     if (fd >= 0 || !file || !link || !*link || strchr(link, '/') ||
         !(slash = strrchr(file, '/')) ||
