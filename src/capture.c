@@ -8,10 +8,11 @@
  * services get captures meanwhile on SIGUSR2: the handler only raises a
  * flag (async-signal-safe), and the next traced allocation writes the
  * capture, numbered NAME.1, NAME.2, ...  The file name comes from
- * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace).  A capture carries the
- * snapshot at the peak too (om_trace_keep_peak: retaken when the traced
- * memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK percent, 25 by
- * default, above the memory last kept), for `objmem peak`.
+ * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a forked child writes
+ * one of its own at exit when OBJMEM_TRACE_FORKS is set.  A capture
+ * carries the snapshot at the peak too (om_trace_keep_peak: retaken when
+ * the traced memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK
+ * percent, 25 by default, above the memory last kept), for `objmem peak`.
  *
  * The shim starts it itself (omi_capture_start), when its RAW domain is
  * objmem's; everything else, from this module's constructor.
@@ -44,7 +45,7 @@ static pid_t owner;                     /* the process that started it */
 /* Write a capture to the trace file (n > 0: NAME.n): 0 or -errno. */
 static int capture_write(int n)
 {
-    char name[OMI_OPTION_MAX + 64], path[OMI_OPTION_MAX + 96];
+    char name[OMI_PATH_MAX], path[OMI_PATH_MAX + 32];
     struct om_snapshot *s = om_trace_take_snapshot();
     int rc;
 
@@ -75,12 +76,15 @@ static void on_sigusr2(int sig)
     atomic_store(&omi_capture_pending, true);
 }
 
-/* At exit: the live traces, in the process that started tracing (a
- * forked child that exits writes nothing, but an exec'd program reads
- * the environment afresh). */
+/* At exit: the live traces, in the process that started tracing.  A
+ * forked child that exits writes nothing (a shell's subshells would each
+ * leave a copy of the parent's traces), unless OBJMEM_TRACE_FORKS asks
+ * for it: a pre-forking server's workers hold its memory.  An exec'd
+ * program reads the environment afresh. */
 static void capture_at_exit(void)
 {
-    if (getpid() == owner && om_trace_is_tracing())
+    if ((getpid() == owner || omi_option_bool(OMI_OPT_TRACE_FORKS)) &&
+        om_trace_is_tracing())
         capture_write(0);
 }
 

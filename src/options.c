@@ -77,6 +77,10 @@ static struct option options[OMI_OPT_COUNT] = {
     [OMI_OPT_TRACE_PEAK] = { "trace_peak", "OBJMEM_TRACE_PEAK", LONG, "25",
         "a capture keeps the traces at their peak, summed again when the "
         "peak grows by this many percent (0: not kept)", NULL, "" },
+    [OMI_OPT_TRACE_FORKS] = { "trace_forks", "OBJMEM_TRACE_FORKS", BOOL,
+        "0", "a process forked from a traced one (without exec) writes a "
+        "capture of its own at exit too: the workers of a pre-forking "
+        "server", NULL, "" },
 };
 
 #define MAX_WARNINGS 8

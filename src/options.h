@@ -18,10 +18,14 @@ enum omi_opt {
     OMI_OPT_TRACE_SAMPLE,
     OMI_OPT_TRACE_FILE,
     OMI_OPT_TRACE_PEAK,
+    OMI_OPT_TRACE_FORKS,
     OMI_OPT_COUNT
 };
 
 #define OMI_OPTION_MAX 1024     /* bytes of a value, with its NUL */
+/* A file name from a pattern option, expanded (omi_report_expand): the
+ * start directory (PATH_MAX), the value, a pid and a program's name. */
+#define OMI_PATH_MAX (4096 + OMI_OPTION_MAX + 512)
 
 /* Read the environment (once; later calls return at once). */
 void omi_options_load(void);
@@ -32,7 +36,8 @@ long omi_option_long(enum omi_opt opt);
 bool omi_option_bool(enum omi_opt opt);
 
 /* report.c: expand a file name pattern (%p the pid, %e the program's
- * name, %% a %) into out.  Uses snprintf: not on allocation paths. */
+ * name, %% a %) into out, a relative one from the directory the program
+ * started in.  Uses snprintf: not on allocation paths. */
 void omi_report_expand(char *out, size_t size, const char *pattern);
 
 /* om_option_get and om_option_warning (objmem.h) list them all. */

@@ -4,9 +4,10 @@
  * reads back (tools/run.c):
  *
  *   # objmem report 1
- *   program: /usr/bin/sqlite3            "key: value" lines: who, peak
- *   pid: 4242                            and final RSS, om_stats_get's
- *   peak_rss: 19922944                   figures
+ *   program: /usr/bin/sqlite3            "key: value" lines: who (its
+ *   name: sqlite3                        file, the name it was started
+ *   pid: 4242                            as), peak and final RSS,
+ *   peak_rss: 19922944                   om_stats_get's figures
  *   ...
  *                                        a blank line
  *   Small block threshold = 512, ...     om_debug_malloc_stats's report
@@ -31,18 +32,56 @@
 #include "options.h"
 #include "os.h"
 
-/* Expand a file name pattern: %p the pid, %e the program's name. */
+/* The name the program was started as: argv[0]'s last component when
+ * the library loaded (before a program rewrites argv as its title), as
+ * core(5)'s %e.  redis-server is a link to redis-check-rdb, python3 to
+ * python3.11: the name is the one the user typed.  And the directory it
+ * started in, where a relative file name goes: a server that moves to
+ * its data directory (PostgreSQL) or to / (a daemon) would otherwise
+ * write its report and captures there, or fail to. */
+static char invoked[256];
+static char start_dir[4096];
+
+__attribute__((constructor)) static void remember_start(int argc, char **argv)
+{
+    const char *base;
+    size_t n = 0;
+
+    if (!getcwd(start_dir, sizeof(start_dir)))
+        start_dir[0] = '\0';
+    if (argc < 1 || !argv || !argv[0])
+        return;
+    base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    for (; base[n] && n + 1 < sizeof(invoked); n++)
+        invoked[n] = base[n];
+    invoked[n] = '\0';
+}
+
+/* The program's name (invoked, else its file's last component) into
+ * name; its file into exe (size bytes each, "" when unknown). */
+static void program_names(char *name, char *exe, size_t size)
+{
+    ssize_t len = readlink("/proc/self/exe", exe, size - 1);
+    const char *base;
+
+    exe[len > 0 ? len : 0] = '\0';
+    base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+    snprintf(name, size, "%s", invoked[0] ? invoked
+                               : base[0] ? base : "prog");
+}
+
+/* Expand a file name pattern: %p the pid, %e the program's name; a
+ * relative one is taken from the directory the program started in. */
 void omi_report_expand(char *out, size_t size, const char *pattern)
 {
-    char name[256] = "prog";
-    const char *base = name;
+    char base[256], exe[512];
     size_t n = 0;
-    ssize_t len = readlink("/proc/self/exe", name, sizeof(name) - 1);
 
-    if (len > 0) {
-        name[len] = '\0';
-        base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
-    }
+    program_names(base, exe, sizeof(base));
+    if (pattern[0] != '/' && start_dir[0] && size > 0)
+        n = (size_t)snprintf(out, size, "%s/", start_dir);
+    if (n >= size)
+        n = size - 1;
     for (const char *c = pattern; *c && n + 1 < size; c++) {
         if (c[0] == '%' && c[1] == 'p') {
             n += (size_t)snprintf(out + n, size - n, "%d", (int)getpid());
@@ -65,7 +104,7 @@ void omi_report_expand(char *out, size_t size, const char *pattern)
 static FILE *open_output(void)
 {
     const char *o = omi_option_str(OMI_OPT_OUTPUT);
-    char path[OMI_OPTION_MAX + 64];
+    char path[OMI_PATH_MAX];
     int fd;
 
     if (strcmp(o, "stderr") == 0)
@@ -98,19 +137,17 @@ int om_report_write(void)
 {
     struct om_stats s;
     struct rusage ru;
-    char exe[512] = "";
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char name[512], exe[512];
     FILE *out = open_output();
 
     if (!out)
         return -errno;
-    if (len > 0)
-        exe[len] = '\0';
+    program_names(name, exe, sizeof(exe));
     getrusage(RUSAGE_SELF, &ru);
     om_stats_get(&s);
     fprintf(out, "# objmem report 1\n");
-    fprintf(out, "program: %s\npid: %d\nppid: %d\n", exe, (int)getpid(),
-            (int)getppid());
+    fprintf(out, "program: %s\nname: %s\npid: %d\nppid: %d\n", exe, name,
+            (int)getpid(), (int)getppid());
     fprintf(out, "allocator: %s\n", omi_option_str(OMI_OPT_ALLOCATOR));
     fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n",
             (size_t)ru.ru_maxrss * 1024, rss_now());

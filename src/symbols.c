@@ -47,6 +47,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,12 +323,38 @@ void omi_symbols_close(struct omi_symbols *s)
     s->nmods = s->last = 0;
 }
 
+static char exe_path[4096];             /* the program's file, once read */
+
+/* dladdr for pc, with the module's file name made right for the program
+ * itself: dladdr names it by argv[0], which a program may have rewritten
+ * as its title (nginx's "nginx: worker process", PostgreSQL's), or which
+ * may be relative; /proc/self/exe has its file.  False when pc is in no
+ * module. */
+static bool module_of(uintptr_t pc, Dl_info *info)
+{
+    struct link_map *lm = NULL;
+
+    if (!dladdr1((void *)pc, info, (void **)&lm, RTLD_DL_LINKMAP) ||
+        !info->dli_fname)
+        return false;
+    if (lm && lm->l_name && lm->l_name[0] == '\0') {
+        if (!exe_path[0]) {
+            ssize_t n = readlink("/proc/self/exe", exe_path,
+                                 sizeof(exe_path) - 1);
+            exe_path[n > 0 ? n : 0] = '\0';
+        }
+        if (exe_path[0])
+            info->dli_fname = exe_path;
+    }
+    return true;
+}
+
 /* dladdr's answer: the module, and the exported symbol if any. */
 static struct om_frame frame_dladdr(uintptr_t pc)
 {
     Dl_info info;
 
-    if (dladdr((void *)pc, &info) && info.dli_fname)
+    if (module_of(pc, &info))
         return (struct om_frame){ info.dli_fname, info.dli_sname, 0,
                                   (const void *)pc };
     return (struct om_frame){ NULL, NULL, 0, (const void *)pc };
@@ -363,8 +390,7 @@ static struct mod_syms *mod_syms(struct omi_symbols *s, Dwfl_Module *m,
         return NULL;
     ms = &s->mods[s->last = s->nmods++];
     *ms = (struct mod_syms){ m, NULL, 0,
-                             dladdr((void *)pc, &info) ? info.dli_fname
-                                                       : NULL };
+                             module_of(pc, &info) ? info.dli_fname : NULL };
     n = dw.getsymtab(m);
     if (n > 0)
         ms->v = omi_region_alloc(&s->region, (size_t)n * sizeof(*ms->v));

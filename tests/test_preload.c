@@ -12,7 +12,8 @@
  * allocator=malloc.
  *
  * Then the objmem command: run (output, status, summary, --stats,
- * --output), stats (text, JSON, errors), config.
+ * --output; a service: signals passed on, a traced pre-forking server
+ * and its worker's capture, names), stats (text, JSON, errors), config.
  *
  * Then the exporters: flamegraph (folded stacks, and the HTML page as
  * headless Chromium renders it) and pprof (read back with a protobuf
@@ -22,9 +23,9 @@
  * the allocator CPython's domains get from PYTHONMALLOC and the allocator
  * option (under memcheck, the C library's: a freed object read is seen).
  *
- * Paths come from the build (PRELOAD, STRESS, VICTIM, MALLINFO_CHILD,
- * TOOL, LAUNCHER, SRC_DIR, PYTHON; LAUNCHER and PYTHON are "" when there
- * is no CPython).
+ * Paths come from the build (PRELOAD, STRESS, VICTIM, TRACE_VICTIM,
+ * SERVE_VICTIM, MALLINFO_CHILD, TOOL, LAUNCHER, SRC_DIR, PYTHON; LAUNCHER
+ * and PYTHON are "" when there is no CPython).
  */
 #include <dirent.h>
 #include <sys/stat.h>
@@ -89,6 +90,22 @@ static void read_out(char *buf)
     slurp(path, buf, sizeof(out_plain));
     snprintf(path, sizeof(path), "%s/err", tmp);
     slurp(path, err, sizeof(err));
+}
+
+/* Run the shell command line made from fmt; its status, with its output
+ * read into out_shim and err. */
+__attribute__((format(printf, 1, 2))) static int shell(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    int status;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    status = run("", cmd);
+    read_out(out_shim);
+    return status;
 }
 
 /* cmd prints the same, and exits the same, with and without the shim
@@ -557,11 +574,121 @@ static void test_tool_run(void **state)
     assert_int_equal(run("", cmd), 137);
     read_out(out_shim);
     assert_non_null(strstr(err, "objmem: sh (pid "));
-    assert_non_null(strstr(err, ") left no report: it ended without "));
+    assert_non_null(strstr(err, ") left no report: signal 9 (Killed) ended "
+                                "it before its exit handlers\n"));
     assert_non_null(strstr(err, "objmem: 2 processes it started ran on "
                                 "objmem; the largest:\n\nobjmem: "
                                 "/usr/bin/sqlite3 (pid "));
     assert_non_null(strstr(err, "  peak RSS "));
+}
+
+/* A service under `objmem run --trace=4` (with --follow-fork when
+ * forks): the signals sent to run reach it, SIGUSR2 for a capture
+ * meanwhile, SIGTERM to stop it; its summary follows.  It moved to /, but
+ * its captures are written where it started. */
+static void serve_traced(bool forks)
+{
+    assert_int_equal(shell(
+             "rm -f objmem.serve_victim.* srv.out; %s run --trace=4%s -- %s "
+             "> srv.out & p=$!; i=0; until grep -q ready srv.out; do "
+             "i=$((i+1)); [ $i -gt 500 ] && exit 9; sleep 0.01; done; "
+             "kill -USR2 $p; "
+             "until ls objmem.serve_victim.*.trace.1 > cap1 2>/dev/null; do "
+             "i=$((i+1)); [ $i -gt 1000 ] && exit 8; sleep 0.01; done; "
+             "kill -TERM $p; wait $p; echo status $?; cat srv.out; "
+             "ls objmem.serve_victim.*", TOOL, forks ? " --follow-fork" : "",
+             SERVE_VICTIM), 0);
+}
+
+/* The capture of process pid, as `objmem top` reads it, into out_shim. */
+static void serve_top(const char *name)
+{
+    assert_int_equal(shell("%s top %s --limit 3", TOOL, name), 0);
+}
+
+static void test_tool_run_service(void **state)
+{
+    char master[64], worker[64], *p;
+    long pid_master = 0, pid_worker = 0;
+
+    serve_traced(true);
+    assert_non_null(strstr(out_shim, "status 0\nready\nstopped\n"));
+    p = strstr(err, "objmem: " SERVE_VICTIM " (pid ");
+    assert_non_null(p);
+    pid_master = strtol(p + strlen("objmem: " SERVE_VICTIM " (pid "), NULL,
+                        10);
+    assert_non_null(strstr(err, "\n  1 more process ran on objmem\n"));
+    snprintf(master, sizeof(master), "objmem.serve_victim.%ld.trace",
+             pid_master);
+    p = strstr(err, "  1 more capture, of the processes it started: "
+                    "objmem.serve_victim.");
+    assert_non_null(p);
+    pid_worker = strtol(p + strlen("  1 more capture, of the processes it "
+                                   "started: objmem.serve_victim."), NULL,
+                        10);
+    assert_true(pid_worker > 0 && pid_worker != pid_master);
+    snprintf(worker, sizeof(worker), "objmem.serve_victim.%ld.trace",
+             pid_worker);
+    assert_non_null(strstr(err, "  capture in "));
+    assert_non_null(strstr(err, master));
+    /* Both captures and the SIGUSR2 one, in the directory it started in. */
+    assert_non_null(strstr(out_shim, master));
+    assert_non_null(strstr(out_shim, worker));
+    assert_non_null(strstr(out_shim, ".trace.1\n"));
+    /* The worker holds its blocks and the master's it inherited. */
+    serve_top(worker);
+    assert_non_null(strstr(out_shim, " in worker_block\n    58.6 KiB in 20 "
+                                     "blocks"));
+    assert_non_null(strstr(out_shim, " in master_block\n    9.8 KiB in 10 "
+                                     "blocks"));
+    serve_top(master);
+    assert_non_null(strstr(out_shim, " in master_block\n    9.8 KiB in 10 "
+                                     "blocks"));
+    assert_null(strstr(out_shim, "worker_block"));
+    /* Without --follow-fork, the master's capture alone. */
+    serve_traced(false);
+    assert_non_null(strstr(out_shim, "status 0\nready\nstopped\n"));
+    assert_null(strstr(err, "more capture"));
+    assert_non_null(strstr(err, "  capture in objmem.serve_victim."));
+    p = out_shim;
+    for (int n = 0; n < 3; n++) {       /* status, ready, stopped */
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    /* objmem.serve_victim.M.trace and its .1, nothing else. */
+    assert_non_null(strstr(p, ".trace\nobjmem.serve_victim."));
+    assert_non_null(strstr(p, ".trace.1\n"));
+    assert_null(strchr(strstr(p, ".trace.1\n") + 9, '\n'));
+    assert_int_equal(strncmp(p, "objmem.serve_victim.", 20), 0);
+}
+
+/* A signal ends a program before its exit handlers: run says which. A
+ * program started by another name (a link) is named as started, with its
+ * file; a relative report name is taken from where it started. */
+static void test_tool_run_names(void **state)
+{
+    assert_int_equal(shell("%s run -- sleep 10 & p=$!; sleep 0.3; kill -TERM "
+                           "$p; wait $p; echo status $?", TOOL), 0);
+    assert_string_equal(out_shim, "status 143\n");
+    assert_non_null(strstr(err, ") left no report: signal 15 (Terminated) "
+                                "ended it before its exit handlers\n"));
+    assert_int_equal(shell("ln -sf %s alias-victim && %s run -- "
+                           "./alias-victim", TRACE_VICTIM, TOOL), 0);
+    assert_non_null(strstr(err, "objmem: alias-victim (" TRACE_VICTIM
+                                ", pid "));
+    /* serve_victim moves to / and forks: both reports come here. */
+    assert_int_equal(shell("rm -f srv.out rep.*; ln -sf %s alias-server && "
+                           "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=rep.%%e.%%p "
+                           "LD_PRELOAD=%s ./alias-server > srv.out & p=$!; "
+                           "i=0; until grep -q ready srv.out; do i=$((i+1)); "
+                           "[ $i -gt 500 ] && exit 9; sleep 0.01; done; kill "
+                           "-TERM $p; wait $p; echo status $?; ls rep.* | wc "
+                           "-l; head -3 rep.alias-server.$p", SERVE_VICTIM,
+                           PRELOAD), 0);
+    assert_non_null(strstr(out_shim, "status 0\n2\n# objmem report 1\n"
+                                     "program: " SERVE_VICTIM "\nname: "
+                                     "alias-server\n"));
 }
 
 /* Run the objmem command with args (env prepended); its status, with its
@@ -1321,6 +1448,8 @@ int main(void)
         cmocka_unit_test(test_children),
         cmocka_unit_test(test_debug_catches_overflow),
         cmocka_unit_test(test_tool_run),
+        cmocka_unit_test(test_tool_run_service),
+        cmocka_unit_test(test_tool_run_names),
         cmocka_unit_test(test_tool_errors),
         cmocka_unit_test(test_tool_config),
         cmocka_unit_test(test_launcher),

@@ -18,12 +18,15 @@ int objmem_tour(void);
 int objmem_run(int argc, char **argv);
 int objmem_stats(int argc, char **argv);
 
-/* run.c: --trace[=N] / --sample=BYTES (false: arg is neither), their
- * environment, and the message naming a traced run's capture. */
-bool objmem_trace_option(const char *arg, const char **trace,
-                         const char **sample);
-void objmem_trace_environment(const char *trace, const char *sample);
-void objmem_trace_found(long pid);
+/* run.c: --trace[=N] / --sample=BYTES / --follow-fork (false: arg is
+ * none of them), and their environment. */
+struct objmem_trace_opts {
+    const char *trace;          /* frames to trace (OBJMEM_TRACE), or NULL */
+    const char *sample;         /* OBJMEM_TRACE_SAMPLE, or NULL */
+    bool forks;                 /* OBJMEM_TRACE_FORKS */
+};
+bool objmem_trace_option(const char *arg, struct objmem_trace_opts *t);
+void objmem_trace_environment(const struct objmem_trace_opts *t);
 
 /* reports.c: the verbs that read capture files, and the loader they
  * share (NULL after a message on stderr). */

@@ -54,8 +54,11 @@ static const char *HELP =
     "(512 KiB:\n"
     "                     cheap enough for production); estimates with "
     "their error\n"
-    "        The exit status is CMD's (128 + N when signal N killed it).\n"
-    "  python [--trace[=N]] [--sample=B] ARGS...\n"
+    "        --follow-fork  traced, processes forked from it (without exec)\n"
+    "                     write captures of their own too: a server's workers\n"
+    "        The exit status is CMD's (128 + N when signal N killed it);\n"
+    "        signals sent to run (TERM, HUP, USR2, ...) go on to CMD.\n"
+    "  python [--trace[=N]] [--sample=B] [--follow-fork] ARGS...\n"
     "        run python3 ARGS... with objmem as the allocator of its three "
     "domains\n"
     "        (the launcher objmem-python; its subprocesses too); traced,\n"
@@ -130,15 +133,15 @@ static int python(int argc, char **argv)
 {
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
-    const char *trace = NULL, *sample = NULL;
+    struct objmem_trace_opts t = { NULL, NULL, false };
     char *slash;
 
-    while (argc > 1 && objmem_trace_option(argv[1], &trace, &sample)) {
+    while (argc > 1 && objmem_trace_option(argv[1], &t)) {
         argv[1] = argv[0];
         argv++;
         argc--;
     }
-    objmem_trace_environment(trace, sample);
+    objmem_trace_environment(&t);
     if (n <= 0)
         return 2;
     path[n] = '\0';

@@ -128,12 +128,26 @@ static const char *human(unsigned long long bytes, char *buf, size_t size)
     return buf;
 }
 
+/* Who wrote r: "PROGRAM (pid N)", or "NAME (PROGRAM, pid N)" when it
+ * was started by another name (a link: redis-server to redis-check-rdb). */
+static const char *who(const struct report *r, char *buf, size_t size)
+{
+    const char *prog = field(r, "program"), *name = field(r, "name");
+    const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
+
+    if (*name && strcmp(name, base) != 0)
+        snprintf(buf, size, "%s (%s, pid %s)", name, prog, field(r, "pid"));
+    else
+        snprintf(buf, size, "%s (pid %s)", prog, field(r, "pid"));
+    return buf;
+}
+
 static void summary(FILE *out, const struct report *r, bool classes)
 {
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], w[PATH_MAX + 300];
 
-    fprintf(out, "objmem: %s (pid %s), allocator %s\n",
-            field(r, "program"), field(r, "pid"), field(r, "allocator"));
+    fprintf(out, "objmem: %s, allocator %s\n", who(r, w, sizeof(w)),
+            field(r, "allocator"));
     fprintf(out, "  peak RSS          %s    final RSS %s\n",
             human(num(r, "peak_rss"), a, sizeof(a)),
             human(num(r, "final_rss"), b, sizeof(b)));
@@ -258,33 +272,35 @@ struct run_opts {
     bool stats, debug, children, python;
     const char *output;         /* the report's path pattern, or NULL */
     const char *conf;
-    const char *trace;          /* frames to trace (OBJMEM_TRACE), or NULL */
-    const char *sample;         /* OBJMEM_TRACE_SAMPLE, or NULL */
+    struct objmem_trace_opts t;
 };
 
-/* --trace[=N] and --sample=BYTES, as environment values: false when
- * arg is neither. */
-bool objmem_trace_option(const char *arg, const char **trace,
-                         const char **sample)
+/* --trace[=N], --sample=BYTES and --follow-fork into t: false when arg
+ * is none of them. */
+bool objmem_trace_option(const char *arg, struct objmem_trace_opts *t)
 {
     if (strcmp(arg, "--trace") == 0)
-        *trace = "16";
+        t->trace = "16";
     else if (strncmp(arg, "--trace=", 8) == 0)
-        *trace = arg + 8;
+        t->trace = arg + 8;
     else if (strncmp(arg, "--sample=", 9) == 0)
-        *sample = arg + 9;
+        t->sample = arg + 9;
+    else if (strcmp(arg, "--follow-fork") == 0)
+        t->forks = true;
     else
         return false;
     return true;
 }
 
 /* Put the tracing options in the environment (before exec). */
-void objmem_trace_environment(const char *trace, const char *sample)
+void objmem_trace_environment(const struct objmem_trace_opts *t)
 {
-    if (trace)
-        setenv("OBJMEM_TRACE", trace, 1);
-    if (sample)
-        setenv("OBJMEM_TRACE_SAMPLE", sample, 1);
+    if (t->trace)
+        setenv("OBJMEM_TRACE", t->trace, 1);
+    if (t->sample)
+        setenv("OBJMEM_TRACE_SAMPLE", t->sample, 1);
+    if (t->forks)
+        setenv("OBJMEM_TRACE_FORKS", "1", 1);
 }
 
 static int run_usage(void)
@@ -292,7 +308,7 @@ static int run_usage(void)
     fprintf(stderr, "usage: objmem run [--stats] [--debug] [--output FILE] "
             "[--no-children]\n                  [--conf KEY:VALUE,...] "
             "[--python] [--trace[=N]] [--sample=BYTES]\n"
-            "                  [--] CMD [ARGS...]\n");
+            "                  [--follow-fork] [--] CMD [ARGS...]\n");
     return 2;
 }
 
@@ -374,34 +390,80 @@ static void child_environment(const struct run_opts *o, const char *lib,
         setenv("OBJMEM_CONF", o->conf, 1);
     if (o->python)
         setenv("PYTHONMALLOC", "malloc", 1);
-    objmem_trace_environment(o->trace, o->sample);
+    objmem_trace_environment(&o->t);
 }
 
-/* Say where a traced run's capture went (the default name, here). */
-void objmem_trace_found(long pid)
+/* The pid in a capture's default name, objmem.PROG.PID.trace (0: not
+ * such a name). */
+static long capture_pid(const char *name)
 {
-    char suffix[64];
+    size_t n = strlen(name);
+    const char *dot;
+    char *end;
+    long pid;
+
+    if (strncmp(name, "objmem.", 7) != 0 || n < 13 ||
+        strcmp(name + n - 6, ".trace") != 0)
+        return 0;
+    for (dot = name + n - 7; dot > name + 6 && *dot != '.'; dot--)
+        ;
+    if (dot <= name + 6)
+        return 0;
+    pid = strtol(dot + 1, &end, 10);
+    return end == name + n - 6 && pid > 0 ? pid : 0;
+}
+
+#define MAX_SHOWN 6
+
+/* Say where a traced run's captures went (the default names, here): the
+ * program's (pid), then those of the processes it started (n pids). */
+static void trace_found(long pid, const long *pids, size_t n)
+{
     DIR *d = opendir(".");
     struct dirent *e;
-    size_t len;
+    char shown[MAX_SHOWN][NAME_MAX + 1];
+    size_t more = 0;
 
     if (!d)
         return;
-    len = (size_t)snprintf(suffix, sizeof(suffix), ".%ld.trace", pid);
     while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
+        long p = capture_pid(e->d_name);
+        size_t i;
 
-        if (strncmp(e->d_name, "objmem.", 7) == 0 && n > len &&
-            strcmp(e->d_name + n - len, suffix) == 0)
+        if (p == 0)
+            continue;
+        if (p == pid) {
             fprintf(stderr, "  capture in %s: objmem top %s (or leaks, "
                     "diff)\n", e->d_name, e->d_name);
+            continue;
+        }
+        for (i = 0; i < n && pids[i] != p; i++)
+            ;
+        if (i < n && more < MAX_SHOWN)
+            snprintf(shown[more], sizeof(shown[more]), "%s", e->d_name);
+        more += i < n;
     }
     closedir(d);
+    if (more == 0)
+        return;
+    fprintf(stderr, "  %zu more capture%s, of the processes it started:",
+            more, more == 1 ? "" : "s");
+    for (size_t i = 0; i < more && i < MAX_SHOWN; i++)
+        fprintf(stderr, " %s", shown[i]);
+    if (more > MAX_SHOWN)
+        fprintf(stderr, " (and %zu more)", more - MAX_SHOWN);
+    fprintf(stderr, "\n");
 }
 
+#define MAX_PIDS 1024
+
+/* The pids of the other reports find_report saw (the first MAX_PIDS). */
+static long other_pids[MAX_PIDS];
+
 /* The report of process pid among the reports in dir, into *out (false:
- * none); the count of the others in *others, and the one of them with the
- * highest peak RSS in *big (its text NULL when there is none). */
+ * none); the count of the others in *others (their pids in other_pids),
+ * and the one of them with the highest peak RSS in *big (its text NULL
+ * when there is none). */
 static bool find_report(const char *dir, long pid, size_t *others,
                         struct report *out, struct report *big)
 {
@@ -431,6 +493,8 @@ static bool find_report(const char *dir, long pid, size_t *others,
             found = true;
             continue;
         }
+        if (*others < MAX_PIDS)
+            other_pids[*others] = strtol(field(&r, "pid"), NULL, 10);
         (*others)++;
         if (!big->text || num(&r, "peak_rss") > num(big, "peak_rss")) {
             free(big->text);
@@ -460,6 +524,45 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/*
+ * Signals sent to `objmem run` itself go on to the program, as sudo and
+ * timeout pass them: kill -TERM (a service manager, pkill) stops the
+ * program, whose report is then summarised, instead of leaving it
+ * running with no one to wait for it; kill -USR2 asks a traced program
+ * for a capture.  A signal the kernel sent (^C, ^\ and a window change
+ * from the terminal, a hang-up) reached the program's process group
+ * already, the program included, and is not sent twice; nor is one the
+ * program sent.
+ */
+static const int relay_signals[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH,
+};
+static volatile pid_t relay_pid;
+
+static void relay(int sig, siginfo_t *info, void *context)
+{
+    int saved = errno;
+
+    (void)context;
+    if (info->si_code <= 0 && info->si_pid != relay_pid)
+        kill(relay_pid, sig);
+    errno = saved;
+}
+
+/* Relay the signals above to pid from now on (they are blocked). */
+static void relay_to(pid_t pid)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = relay;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    relay_pid = pid;
+    for (size_t k = 0; k < sizeof(relay_signals) / sizeof(*relay_signals); k++)
+        sigaction(relay_signals[k], &sa, NULL);
+}
+
 int objmem_run(int argc, char **argv)
 {
     struct run_opts o = { .children = true };
@@ -469,7 +572,8 @@ int objmem_run(int argc, char **argv)
     int i, status, code;
     size_t others;
     struct report r, big;
-    char peak[32];
+    char peak[32], w[PATH_MAX + 300];
+    sigset_t relayed, mask;
     pid_t pid;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -488,7 +592,7 @@ int objmem_run(int argc, char **argv)
             o.output = argv[++i];
         } else if (strcmp(argv[i], "--conf") == 0 && i + 1 < argc) {
             o.conf = argv[++i];
-        } else if (!objmem_trace_option(argv[i], &o.trace, &o.sample)) {
+        } else if (!objmem_trace_option(argv[i], &o.t)) {
             return run_usage();
         }
     }
@@ -518,21 +622,25 @@ int objmem_run(int argc, char **argv)
         snprintf(pattern, sizeof(pattern), "%s/objmem.%%p.stats", tmpdir);
     }
     fflush(NULL);
+    sigemptyset(&relayed);
+    for (size_t k = 0; k < sizeof(relay_signals) / sizeof(*relay_signals); k++)
+        sigaddset(&relayed, relay_signals[k]);
+    sigprocmask(SIG_BLOCK, &relayed, &mask);
     pid = fork();
     if (pid < 0) {
         fprintf(stderr, "objmem: fork: %s\n", strerror(errno));
         return 2;
     }
     if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &mask, NULL);
         child_environment(&o, lib, pattern);
         execvp(cmd[0], cmd);
         fprintf(stderr, "objmem: cannot run '%s': %s\n", cmd[0],
                 strerror(errno));
         _exit(127);
     }
-    /* The terminal's ^C and ^\ are for the program. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
+    relay_to(pid);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     code = WIFEXITED(status) ? WEXITSTATUS(status)
@@ -550,8 +658,8 @@ int objmem_run(int argc, char **argv)
             fprintf(stderr, "  %zu more process%s ran on objmem%s%s\n",
                     others, others == 1 ? "" : "es",
                     o.output ? ", reports in " : "", o.output ? dir : "");
-            fprintf(stderr, "  the largest: %s (pid %s), peak RSS %s\n",
-                    field(&big, "program"), field(&big, "pid"),
+            fprintf(stderr, "  the largest: %s, peak RSS %s\n",
+                    who(&big, w, sizeof(w)),
                     human(num(&big, "peak_rss"), peak, sizeof(peak)));
         }
         if (WIFSIGNALED(status))
@@ -562,6 +670,10 @@ int objmem_run(int argc, char **argv)
         if (why)
             fprintf(stderr, "objmem: %s %s: the shim cannot reach its "
                     "malloc\n", cmd[0], why);
+        else if (WIFSIGNALED(status))
+            fprintf(stderr, "objmem: %s (pid %ld) left no report: signal "
+                    "%d (%s) ended it before its exit handlers\n", cmd[0],
+                    (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
         else
             fprintf(stderr, "objmem: %s (pid %ld) left no report: it ended "
                     "without running its exit handlers (_exit, a signal), "
@@ -576,8 +688,8 @@ int objmem_run(int argc, char **argv)
             summary(stderr, &big, o.stats);
         }
     }
-    if (o.trace || o.sample)
-        objmem_trace_found(pid);
+    if (o.t.trace || o.t.sample)
+        trace_found(pid, other_pids, others < MAX_PIDS ? others : MAX_PIDS);
     free(r.text);
     free(big.text);
     if (!o.output)
