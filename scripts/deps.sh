@@ -5,7 +5,8 @@ set -eu
 # chromium: test_preload opens the flame graph page in it (headless).
 # valgrind, heaptrack, libc-devtools (memusage): test_debug checks that
 # each sees every block under it.  gdb: test_gc reads the static probes.
-want="cmake gcc make pkg-config libcmocka-dev chromium libdw1 valgrind"
+# g++: test_preload traces a C++ program.
+want="cmake gcc g++ make pkg-config libcmocka-dev chromium libdw1 valgrind"
 want="$want heaptrack libc-devtools gdb"
 if [ "${1:-test}" = bench ]; then
     want="$want libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"

@@ -6,6 +6,7 @@
 #define OM_DOMAIN_H
 
 #include "base.h"
+#include "os.h"
 
 /* The live tables, indexed by enum om_domain.  Written only by
  * om_set_allocator (and the debug hooks through it). */
@@ -73,14 +74,17 @@ size_t omi_debug_block_size(const void *p);
  * The public entry points note their caller's return address here (the
  * first one reached: the shim's malloc before the om_raw_malloc it
  * calls) while tracing wants one-frame C tracebacks: trace.c then takes
- * it instead of unwinding the stack, and clears it.
+ * it instead of unwinding the stack, and clears it.  An untraced call
+ * (objmem's own work, os.h) notes nothing: no one would clear it, and
+ * the next traced call would take its caller.
  */
 extern OM_TLS uintptr_t omi_domain_caller;
 extern bool omi_domain_want_caller;
 
 #define OMI_NOTE_CALLER()                                                   \
     do {                                                                    \
-        if (unlikely(omi_domain_want_caller) && !omi_domain_caller)         \
+        if (unlikely(omi_domain_want_caller) && !omi_domain_caller &&       \
+            !omi_os_untraced)                                               \
             omi_domain_caller = (uintptr_t)__builtin_return_address(0);    \
     } while (0)
 

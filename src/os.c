@@ -196,11 +196,14 @@ __attribute__((constructor)) static void os_init(void)
     watch_main();
 }
 
+OM_TLS bool omi_os_untraced;
+
 int omi_os_thread_start(void *(*fn)(void *))
 {
     pthread_attr_t attr;
     pthread_t t;
     sigset_t all, old;
+    bool was = omi_os_untraced;
     int rc;
 
     sigfillset(&all);
@@ -209,7 +212,9 @@ int omi_os_thread_start(void *(*fn)(void *))
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     /* Virtual size only: the exit handlers may run here (see above). */
     pthread_attr_setstacksize(&attr, 1024 * 1024);
+    omi_os_untraced = true;
     rc = pthread_create(&t, &attr, fn, NULL);
+    omi_os_untraced = was;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return -rc;

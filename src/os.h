@@ -38,8 +38,18 @@ void omi_os_unmap(void *p, size_t size);
 void omi_os_purge(void *p, size_t size);
 
 /*
+ * True while the calling thread does objmem's own work: tracing records
+ * none of the allocations it makes then (the unwinder's, the
+ * symboliser's, a frame source's, the C library's for a helper thread).
+ * Tracing's reentrancy flag (trace.c) is this one, so that a module below
+ * it can set it too.
+ */
+extern OM_TLS bool omi_os_untraced;
+
+/*
  * Start fn(NULL) on a detached thread with every signal blocked (a helper
  * of objmem's must take none of the program's): 0, or a negative errno.
+ * The C library's allocations for the thread (its TLS) are untraced.
  * fn calls omi_os_helper_begin first, asks omi_os_helper_orphaned every
  * omi_os_helper_poll_ms, and when it answers true calls omi_os_helper_end
  * and returns.

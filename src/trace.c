@@ -245,7 +245,8 @@ static struct rawframe *fr_dir[ID_MAX / ID_CHUNK];
 static size_t fr_count;
 static struct idset frames_set;
 
-static OM_TLS bool reentrant;
+/* os.h's flag: objmem's own work, untraced. */
+#define reentrant omi_os_untraced
 static OM_TLS struct tb_cache_entry tb_cache[TB_CACHE];
 OM_TLS int64_t omi_trace_until_sample;
 static OM_TLS uint64_t rng_state;
@@ -2367,10 +2368,22 @@ static struct om_frame frame_public(uint32_t id, bool source)
     return out;
 }
 
-/* Traceback t's frames, the innermost first. */
-static void tb_frames(const struct tb *t, struct om_frame *out)
+/* A C frame in C++'s operator new or new[] (any of their overloads):
+ * the allocator's entry as C++ code calls it, above the caller. */
+static bool in_operator_new(const struct om_frame *f)
 {
-    uint32_t v = t->leaf;
+    return f->function && (strncmp(f->function, "_Znwm", 5) == 0 ||
+                           strncmp(f->function, "_Znam", 5) == 0);
+}
+
+/* Traceback t's frames, the innermost first: the number left out at the
+ * top.  Those are the leading frames in operator new, when a frame
+ * follows them, as objmem's own are left out at the walk: a C++
+ * program's sites are its callers, not the one function they all go
+ * through. */
+static uint32_t tb_frames(const struct tb *t, struct om_frame *out)
+{
+    uint32_t v = t->leaf, k = 0;
 
     for (uint32_t i = 0; i < t->nframe; i++) {
         const struct node *d = nd_at(v - 1);
@@ -2378,6 +2391,11 @@ static void tb_frames(const struct tb *t, struct om_frame *out)
         out[i] = frame_public(d->frame, t->source);
         v = d->parent;
     }
+    while (!t->source && k + 1 < t->nframe && in_operator_new(&out[k]))
+        k++;
+    if (k)
+        memmove(out, out + k, (t->nframe - k) * sizeof(*out));
+    return k;
 }
 
 /* Copy the slots of every shard into slots[0..cap): their number, or
@@ -2430,11 +2448,13 @@ static long snapshot_tb(struct om_snapshot *s, long *idx, uint32_t id)
 {
     struct om_frame frames[MAX_FRAMES];
     const struct tb *t = tb_at(id);
+    uint32_t k;
 
     if (idx[id] >= 0)
         return idx[id];
-    tb_frames(t, frames);
-    idx[id] = omi_snapshot_add_traceback(s, frames, t->nframe, t->total);
+    k = tb_frames(t, frames);
+    idx[id] = omi_snapshot_add_traceback(s, frames, t->nframe - k,
+                                         t->total - k);
     return idx[id];
 }
 
@@ -2637,10 +2657,12 @@ const struct om_traceback *om_trace_get_object_traceback(const void *p)
         if ((size_t)id < count) {
             const struct tb *t = tb_at((size_t)id);
 
+            uint32_t k;
+
             out = &object_tb.tb;
-            out->nframe = t->nframe;
-            out->total_nframe = t->total;
-            tb_frames(t, out->frames);
+            k = tb_frames(t, out->frames);
+            out->nframe = t->nframe - k;
+            out->total_nframe = t->total - k;
         }
     }
     reentrant = was;

@@ -831,6 +831,34 @@ static void test_trace_signal_and_diff(void **state)
                                      "(+100)\n"));
 }
 
+/* A C++ program's sites are its functions that call operator new (the
+ * leading frames in operator new are left out), named as the source
+ * spells them; the flame graph's frames too. */
+static void test_trace_cxx(void **state)
+{
+    static const char *const sites[] = {
+        " in app::make_array(int)\n    19.5 KiB in 5 blocks (average 3.9 "
+        "KiB)\n",
+        " in app::make_node(int)\n    2.3 KiB in 50 blocks (average 48 B)\n",
+    };
+
+    assert_int_equal(shell("rm -f objmem.cxx_victim.*; %s run --trace=4 -- "
+                           "%s && %s top objmem.cxx_victim.*.trace --limit 3",
+                           TOOL, CXX_VICTIM, TOOL), 0);
+    for (size_t i = 0; i < sizeof(sites) / sizeof(*sites); i++)
+        assert_non_null(strstr(out_shim, sites[i]));
+    assert_null(strstr(out_shim, "_Zn"));
+    assert_null(strstr(out_shim, "operator new"));
+    assert_int_equal(shell("%s leaks objmem.cxx_victim.*.trace --limit 3",
+                           TOOL), 0);
+    assert_non_null(strstr(out_shim, " in app::make_array(int)\n        "));
+    assert_non_null(strstr(out_shim, " in main\n"));
+    assert_int_equal(shell("%s flamegraph objmem.cxx_victim.*.trace", TOOL),
+                     0);
+    assert_non_null(strstr(out_shim, ";app::make_node(int) ("));
+    assert_null(strstr(out_shim, "_Zn"));
+}
+
 /* A damaged capture: one clear line, status 1. */
 static void test_trace_bad_capture(void **state)
 {
@@ -1457,6 +1485,7 @@ int main(void)
         cmocka_unit_test(test_launcher_under_valgrind),
         cmocka_unit_test(test_trace_run),
         cmocka_unit_test(test_trace_signal_and_diff),
+        cmocka_unit_test(test_trace_cxx),
         cmocka_unit_test(test_trace_bad_capture),
         cmocka_unit_test(test_trace_python),
         cmocka_unit_test(test_trace_python_lines),

@@ -42,6 +42,9 @@ const char *objmem_human(double bytes, char *buf, size_t size);
 bool objmem_parse_key(const char *v, enum om_key *key);
 void objmem_frame_text(const struct om_traceback *tb, char *buf,
                        size_t size);
+/* reports.c: a function's name as its source spells it (a C++ name
+ * demangled into buf, size bytes), else name itself. */
+const char *objmem_function_name(const char *name, char *buf, size_t size);
 void objmem_print_frames(FILE *out, const struct om_traceback *tb,
                          unsigned n);
 

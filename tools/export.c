@@ -239,7 +239,9 @@ static void put_frame(struct buf *b, const struct om_frame *f)
         return;
     }
     if (f->function) {
-        put_clean(b, f->function);
+        char name[1024];
+
+        put_clean(b, objmem_function_name(f->function, name, sizeof(name)));
         buf_str(b, " (");
     }
     if (f->lineno) {
@@ -736,21 +738,26 @@ static uint64_t str_index(struct pprof *p, const char *s)
 }
 
 /* The Function of a frame: its name ("[module]" for a C frame without a
- * symbol) and its file (a C frame's: the module's path). */
+ * symbol; a C++ name demangled), its file (a C frame's: the module's
+ * path) and its system name (the symbol as the binary has it). */
 static uint64_t function_id(struct pprof *p, const struct om_frame *f)
 {
     const char *file = f->filename ? f->filename : "<unknown>";
-    uint64_t key[2];
+    uint64_t key[3];
 
     if (f->function) {
-        key[0] = str_index(p, f->function);
+        char name[1024];
+
+        key[0] = str_index(p, objmem_function_name(f->function, name,
+                                                    sizeof(name)));
+        key[2] = str_index(p, f->function);
     } else {
         struct buf name = { 0 };
 
         buf_str(&name, "[");
         buf_str(&name, base_name(file));
         buf_str(&name, "]");
-        key[0] = str_index(p, buf_cstr(&name));
+        key[0] = key[2] = str_index(p, buf_cstr(&name));
         free(name.p);
     }
     key[1] = str_index(p, file);
@@ -836,12 +843,12 @@ static void put_mappings(struct buf *b, struct pprof *p)
 static void put_functions(struct buf *b, struct pprof *p)
 {
     for (size_t id = 1; id <= p->functions.n; id++) {
-        uint64_t key[2];
+        uint64_t key[3];
 
         memcpy(key, p->functions.keys[id - 1].p, sizeof(key));
         pb_uint(&p->tmp, 1, id);
         pb_uint(&p->tmp, 2, key[0]);
-        pb_uint(&p->tmp, 3, key[0]);
+        pb_uint(&p->tmp, 3, key[2]);
         pb_uint(&p->tmp, 4, key[1]);
         pb_sub(b, 5, &p->tmp);
     }

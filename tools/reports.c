@@ -9,8 +9,11 @@
  *                                           what grew between two captures
  *
  * The figures are tracemalloc's Snapshot.statistics and compare_to.  A
- * sampled capture prints estimates, each with one standard error.
+ * sampled capture prints estimates, each with one standard error.  C++
+ * functions are named as their source spells them (the C++ runtime's
+ * demangler, when the machine has libstdc++), in every verb's output.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,16 +53,55 @@ const char *objmem_human(double bytes, char *buf, size_t size)
 
 #define human objmem_human
 
+typedef char *demangle_fn(const char *, char *, size_t *, int *);
+
+/* libstdc++'s __cxa_demangle, loaded on the first C++ name; NULL when
+ * the machine has none. */
+static demangle_fn *demangler(void)
+{
+    static demangle_fn *fn;
+    static bool tried;
+
+    if (!tried) {
+        void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+
+        tried = true;
+        if (h)
+            *(void **)&fn = dlsym(h, "__cxa_demangle");
+    }
+    return fn;
+}
+
+const char *objmem_function_name(const char *name, char *buf, size_t size)
+{
+    demangle_fn *fn;
+    char *plain;
+    int status = -1;
+
+    if (!name || strncmp(name, "_Z", 2) != 0 || !(fn = demangler()))
+        return name;
+    plain = fn(name, NULL, NULL, &status);
+    if (status != 0 || !plain) {
+        free(plain);
+        return name;
+    }
+    snprintf(buf, size, "%s", plain);
+    free(plain);
+    return buf;
+}
+
 /* One frame into buf: "file:line in function", or the C form without a
  * line ("module in function [pc]"). */
 static void frame_text(const struct om_frame *f, char *buf, size_t size)
 {
     const char *file = f->filename ? f->filename : "<unknown>";
+    char name[1024];
     int n = f->lineno ? snprintf(buf, size, "%s:%u", file, f->lineno)
                       : snprintf(buf, size, "%s", file);
 
     if (n >= 0 && (size_t)n < size && f->function)
-        n += snprintf(buf + n, size - (size_t)n, " in %s", f->function);
+        n += snprintf(buf + n, size - (size_t)n, " in %s",
+                      objmem_function_name(f->function, name, sizeof(name)));
     if (n >= 0 && (size_t)n < size && !f->lineno && f->pc)
         snprintf(buf + n, size - (size_t)n, " [%p]", f->pc);
 }
@@ -75,7 +117,7 @@ void objmem_frame_text(const struct om_traceback *tb, char *buf,
 
 static void print_frame(FILE *out, const struct om_frame *f)
 {
-    char buf[1024];
+    char buf[2048];
 
     frame_text(f, buf, sizeof(buf));
     fputs(buf, out);
