@@ -24,6 +24,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -58,10 +59,11 @@ __attribute__((constructor)) static void remember_start(int argc, char **argv)
 }
 
 /* The program's name (invoked, else its file's last component) into
- * name; its file into exe (size bytes each, "" when unknown). */
-static void program_names(char *name, char *exe, size_t size)
+ * name (size bytes); its file into exe (PATH_MAX bytes, "" when
+ * unknown). */
+static void program_names(char *name, size_t size, char *exe)
 {
-    ssize_t len = readlink("/proc/self/exe", exe, size - 1);
+    ssize_t len = readlink("/proc/self/exe", exe, PATH_MAX - 1);
     const char *base;
 
     exe[len > 0 ? len : 0] = '\0';
@@ -74,10 +76,10 @@ static void program_names(char *name, char *exe, size_t size)
  * relative one is taken from the directory the program started in. */
 void omi_report_expand(char *out, size_t size, const char *pattern)
 {
-    char base[256], exe[512];
+    char base[256], exe[PATH_MAX];
     size_t n = 0;
 
-    program_names(base, exe, sizeof(base));
+    program_names(base, sizeof(base), exe);
     if (pattern[0] != '/' && start_dir[0] && size > 0)
         n = (size_t)snprintf(out, size, "%s/", start_dir);
     if (n >= size)
@@ -137,12 +139,12 @@ int om_report_write(void)
 {
     struct om_stats s;
     struct rusage ru;
-    char name[512], exe[512];
+    char name[256], exe[PATH_MAX];
     FILE *out = open_output();
 
     if (!out)
         return -errno;
-    program_names(name, exe, sizeof(exe));
+    program_names(name, sizeof(name), exe);
     getrusage(RUSAGE_SELF, &ru);
     om_stats_get(&s);
     fprintf(out, "# objmem report 1\n");
