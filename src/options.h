@@ -19,6 +19,7 @@ enum omi_opt {
     OMI_OPT_TRACE_FILE,
     OMI_OPT_TRACE_PEAK,
     OMI_OPT_TRACE_FORKS,
+    OMI_OPT_RUN,
     OMI_OPT_COUNT
 };
 

@@ -6,14 +6,17 @@
  *   # objmem report 1
  *   program: /usr/bin/sqlite3            "key: value" lines: who (its
  *   name: sqlite3                        file, the name it was started
- *   pid: 4242                            as), peak and final RSS,
+ *   pid: 4242                            as), the `objmem run` it is
+ *   ppid: 4241                           part of (OBJMEM_RUN, when
+ *   run: 4242.17a9f3c2                   set), peak and final RSS,
  *   peak_rss: 19922944                   om_stats_get's figures
  *   ...
  *                                        a blank line
  *   Small block threshold = 512, ...     om_debug_malloc_stats's report
  *
  * It goes where the output option says (options.c): a file named from a
- * pattern (%p the pid, %e the program's name), or stderr, or stdout.  It
+ * pattern (%p the pid, %e the program's name; without %p, one process
+ * keeps the name and others add .PID), or stderr, or stdout.  It
  * allocates (stdio), so it is never called on an allocation path: only
  * from destructors and the user's own calls.
  *
@@ -26,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -42,12 +46,14 @@
  * write its report and captures there, or fail to. */
 static char invoked[256];
 static char start_dir[4096];
+static pid_t load_pid;                  /* the process that loaded us */
 
 __attribute__((constructor)) static void remember_start(int argc, char **argv)
 {
     const char *base;
     size_t n = 0;
 
+    load_pid = getpid();
     if (!getcwd(start_dir, sizeof(start_dir)))
         start_dir[0] = '\0';
     if (argc < 1 || !argv || !argv[0])
@@ -72,12 +78,27 @@ static void program_names(char *name, size_t size, char *exe)
                                : base[0] ? base : "prog");
 }
 
+/* Whether a file name without %p is this process's as it stands: the
+ * program `objmem run` started (the pid OBJMEM_RUN begins with), else
+ * the process that loaded objmem.  Any other (a forked worker, a
+ * program it ran) adds ".PID", as core(5)'s core_uses_pid, instead of
+ * writing over the program's report. */
+static bool owns_plain_name(void)
+{
+    const char *run = omi_option_str(OMI_OPT_RUN);
+
+    if (run[0])
+        return strtol(run, NULL, 10) == (long)getpid();
+    return load_pid == 0 || load_pid == getpid();
+}
+
 /* Expand a file name pattern: %p the pid, %e the program's name; a
  * relative one is taken from the directory the program started in. */
 void omi_report_expand(char *out, size_t size, const char *pattern)
 {
     char base[256], exe[PATH_MAX];
     size_t n = 0;
+    bool pid = false;
 
     program_names(base, sizeof(base), exe);
     if (pattern[0] != '/' && start_dir[0] && size > 0)
@@ -87,6 +108,7 @@ void omi_report_expand(char *out, size_t size, const char *pattern)
     for (const char *c = pattern; *c && n + 1 < size; c++) {
         if (c[0] == '%' && c[1] == 'p') {
             n += (size_t)snprintf(out + n, size - n, "%d", (int)getpid());
+            pid = true;
             c++;
         } else if (c[0] == '%' && c[1] == 'e') {
             n += (size_t)snprintf(out + n, size - n, "%s", base);
@@ -100,7 +122,9 @@ void omi_report_expand(char *out, size_t size, const char *pattern)
         if (n >= size)
             n = size - 1;
     }
-    out[n] = '\0';
+    if (!pid && !owns_plain_name() && n < size)
+        n += (size_t)snprintf(out + n, size - n, ".%d", (int)getpid());
+    out[n < size ? n : size - 1] = '\0';
 }
 
 static FILE *open_output(void)
@@ -150,6 +174,8 @@ int om_report_write(void)
     fprintf(out, "# objmem report 1\n");
     fprintf(out, "program: %s\nname: %s\npid: %d\nppid: %d\n", exe, name,
             (int)getpid(), (int)getppid());
+    if (omi_option_str(OMI_OPT_RUN)[0])
+        fprintf(out, "run: %s\n", omi_option_str(OMI_OPT_RUN));
     fprintf(out, "allocator: %s\n", omi_option_str(OMI_OPT_ALLOCATOR));
     fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n",
             (size_t)ru.ru_maxrss * 1024, rss_now());

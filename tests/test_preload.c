@@ -689,6 +689,40 @@ static void test_tool_run_names(void **state)
     assert_non_null(strstr(out_shim, "status 0\n2\n# objmem report 1\n"
                                      "program: " SERVE_VICTIM "\nname: "
                                      "alias-server\n"));
+    /* A name without %p is the first process's; its fork adds .PID. */
+    assert_int_equal(shell("rm -rf named; mkdir named; "
+                           "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=named/rep "
+                           "LD_PRELOAD=%s %s > srv.out & p=$!; i=0; until "
+                           "grep -q ready srv.out; do i=$((i+1)); [ $i -gt "
+                           "500 ] && exit 9; sleep 0.01; done; kill -TERM $p; "
+                           "wait $p; ls named | wc -l; grep -c \"^pid: $p$\" "
+                           "named/rep; ls named/rep.* | grep -c -v "
+                           "\"rep.$p$\"", PRELOAD, SERVE_VICTIM), 0);
+    assert_string_equal(out_shim, "2\n1\n1\n");
+}
+
+/* run --output NAME into a directory that holds an earlier run's
+ * reports: the summary counts this run's processes only, the program
+ * keeps NAME and the processes it started write NAME.PID. */
+static void test_tool_run_output(void **state)
+{
+    write_sql();
+    for (int k = 1; k <= 2; k++) {
+        assert_int_equal(shell("%s%s run --output runs/rep -- bash -c "
+                               "\"true; sqlite3 :memory: < script.sql > "
+                               "/dev/null; echo done\"; ls runs | wc -l",
+                               k == 1 ? "rm -rf runs; mkdir runs; " : "",
+                               TOOL), 0);
+        assert_non_null(strstr(err, "objmem: /usr/bin/bash (pid "));
+        assert_non_null(strstr(err, "\n  1 more process ran on objmem, "
+                                    "reports in runs\n  the largest: "
+                                    "/usr/bin/sqlite3 (pid "));
+    }
+    assert_string_equal(out_shim, "done\n3\n");
+    assert_int_equal(shell("p=$(sed -n \"s/^pid: //p\" runs/rep); grep -c "
+                           "\"^run: $p\\.\" runs/rep; grep -l \"^ppid: $p$\" "
+                           "runs/rep.* | wc -l"), 0);
+    assert_string_equal(out_shim, "1\n1\n");
 }
 
 /* Run the objmem command with args (env prepended); its status, with its
@@ -1478,6 +1512,7 @@ int main(void)
         cmocka_unit_test(test_tool_run),
         cmocka_unit_test(test_tool_run_service),
         cmocka_unit_test(test_tool_run_names),
+        cmocka_unit_test(test_tool_run_output),
         cmocka_unit_test(test_tool_errors),
         cmocka_unit_test(test_tool_config),
         cmocka_unit_test(test_launcher),

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -367,9 +368,18 @@ static const char *unreachable(const char *prog)
 }
 
 /* The program's environment: ours, plus the shim and its options. */
-static void child_environment(const struct run_opts *o, const char *lib,
-                              const char *pattern)
+/* This run's id, OBJMEM_RUN: the program's pid and a nonce of the
+ * run's start (a pid comes back; the directory may hold older reports). */
+static void run_id(char *out, size_t size, long pid, unsigned long nonce)
 {
+    snprintf(out, size, "%ld.%lx", pid, nonce);
+}
+
+static void child_environment(const struct run_opts *o, const char *lib,
+                              const char *pattern, unsigned long nonce)
+{
+    char id[64];
+
     const char *old = getenv("LD_PRELOAD");
     char *preload;
 
@@ -382,6 +392,8 @@ static void child_environment(const struct run_opts *o, const char *lib,
     setenv("LD_PRELOAD", preload, 1);
     setenv("OBJMEM_SHOW_STATS", "1", 1);
     setenv("OBJMEM_OUTPUT", pattern, 1);
+    run_id(id, sizeof(id), (long)getpid(), nonce);
+    setenv("OBJMEM_RUN", id, 1);
     if (o->debug)
         setenv("OBJMEM_ALLOCATOR", "debug", 1);
     if (!o->children)
@@ -460,12 +472,14 @@ static void trace_found(long pid, const long *pids, size_t n)
 /* The pids of the other reports find_report saw (the first MAX_PIDS). */
 static long other_pids[MAX_PIDS];
 
-/* The report of process pid among the reports in dir, into *out (false:
- * none); the count of the others in *others (their pids in other_pids),
- * and the one of them with the highest peak RSS in *big (its text NULL
- * when there is none). */
-static bool find_report(const char *dir, long pid, size_t *others,
-                        struct report *out, struct report *big)
+/* The report of process pid among the reports of run id in dir, into
+ * *out (false: none); the count of the others in *others (their pids in
+ * other_pids), and the one of them with the highest peak RSS in *big
+ * (its text NULL when there is none).  Reports of other runs, or of no
+ * run, are not this one's. */
+static bool find_report(const char *dir, long pid, const char *id,
+                        size_t *others, struct report *out,
+                        struct report *big)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -484,7 +498,7 @@ static bool find_report(const char *dir, long pid, size_t *others,
         if (!join_path(path, sizeof(path), dir, e->d_name))
             continue;
         text = read_file(path);
-        if (!parse_report(text, &r)) {
+        if (!parse_report(text, &r) || strcmp(field(&r, "run"), id) != 0) {
             free(text);
             continue;
         }
@@ -572,8 +586,10 @@ int objmem_run(int argc, char **argv)
     int i, status, code;
     size_t others;
     struct report r, big;
-    char peak[32], w[PATH_MAX + 300];
+    char peak[32], w[PATH_MAX + 300], id[64];
     sigset_t relayed, mask;
+    struct timespec now;
+    unsigned long nonce;
     pid_t pid;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -621,6 +637,9 @@ int objmem_run(int argc, char **argv)
         }
         snprintf(pattern, sizeof(pattern), "%s/objmem.%%p.stats", tmpdir);
     }
+    clock_gettime(CLOCK_REALTIME, &now);
+    nonce = (unsigned long)now.tv_sec * 1000000000ul ^
+            (unsigned long)now.tv_nsec ^ (unsigned long)getpid() << 40;
     fflush(NULL);
     sigemptyset(&relayed);
     for (size_t k = 0; k < sizeof(relay_signals) / sizeof(*relay_signals); k++)
@@ -633,7 +652,7 @@ int objmem_run(int argc, char **argv)
     }
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &mask, NULL);
-        child_environment(&o, lib, pattern);
+        child_environment(&o, lib, pattern, nonce);
         execvp(cmd[0], cmd);
         fprintf(stderr, "objmem: cannot run '%s': %s\n", cmd[0],
                 strerror(errno));
@@ -651,7 +670,8 @@ int objmem_run(int argc, char **argv)
         *slash = '\0';
     else
         strcpy(dir, ".");
-    if (find_report(dir, pid, &others, &r, &big)) {
+    run_id(id, sizeof(id), (long)pid, nonce);
+    if (find_report(dir, pid, id, &others, &r, &big)) {
         fprintf(stderr, "\n");
         summary(stderr, &r, o.stats);
         if (others && o.children) {
