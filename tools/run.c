@@ -367,7 +367,6 @@ static const char *unreachable(const char *prog)
     return NULL;
 }
 
-/* The program's environment: ours, plus the shim and its options. */
 /* This run's id, OBJMEM_RUN: the program's pid and a nonce of the
  * run's start (a pid comes back; the directory may hold older reports). */
 static void run_id(char *out, size_t size, long pid, unsigned long nonce)
@@ -375,13 +374,12 @@ static void run_id(char *out, size_t size, long pid, unsigned long nonce)
     snprintf(out, size, "%ld.%lx", pid, nonce);
 }
 
+/* The program's environment: ours, plus the shim and its options. */
 static void child_environment(const struct run_opts *o, const char *lib,
                               const char *pattern, unsigned long nonce)
 {
-    char id[64];
-
     const char *old = getenv("LD_PRELOAD");
-    char *preload;
+    char *preload, id[64];
 
     if (old && *old) {
         if (asprintf(&preload, "%s:%s", lib, old) < 0)
