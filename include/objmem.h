@@ -915,7 +915,12 @@ OM_API const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s);
  * a capture of an older version). */
 OM_API const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s);
 /* Write to path: 0 or -errno.  Load: NULL with errno (EINVAL: not a
- * capture or a damaged one; om_snapshot_load_error says what is wrong). */
+ * capture or a damaged one; om_snapshot_load_error says what is wrong).
+ * A capture that a traced run wrote (OBJMEM_TRACE) gets its C frames'
+ * functions, files and lines when it is loaded, from the modules' files
+ * on this machine; a module rebuilt or gone since keeps its frames
+ * unnamed (its file and the address).  OBJMEM_TRACE_SYMBOLS=1 names them
+ * in the traced process instead. */
 OM_API int om_snapshot_dump(const struct om_snapshot *s, const char *path);
 OM_API struct om_snapshot *om_snapshot_load(const char *path);
 OM_API const char *om_snapshot_load_error(void);

@@ -14,6 +14,11 @@
  * the traced memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK
  * percent, 25 by default, above the memory last kept), for `objmem peak`.
  *
+ * A capture's C frames are named when it is loaded, not here (symbols.c,
+ * RAW): the process keeps libdw out and writes its module table, unless
+ * OBJMEM_TRACE_SYMBOLS asks for the names now, for a capture read on
+ * another machine.
+ *
  * The shim starts it itself (omi_capture_start), when its RAW domain is
  * objmem's; everything else, from this module's constructor.
  *
@@ -46,7 +51,8 @@ static pid_t owner;                     /* the process that started it */
 static int capture_write(int n)
 {
     char name[OMI_PATH_MAX], path[OMI_PATH_MAX + 32];
-    struct om_snapshot *s = om_trace_take_snapshot();
+    struct om_snapshot *s = omi_trace_take_capture(
+        omi_option_bool(OMI_OPT_TRACE_SYMBOLS));
     int rc;
 
     if (!s)

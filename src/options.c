@@ -81,6 +81,10 @@ static struct option options[OMI_OPT_COUNT] = {
         "0", "a process forked from a traced one (without exec) writes a "
         "capture of its own at exit too: the workers of a pre-forking "
         "server", NULL, "" },
+    [OMI_OPT_TRACE_SYMBOLS] = { "trace_symbols", "OBJMEM_TRACE_SYMBOLS",
+        BOOL, "0", "a capture names its C frames in the process that "
+        "writes it (libdw: tens of ms and of MB each time), not when it is "
+        "loaded: for a capture read on another machine", NULL, "" },
     [OMI_OPT_RUN] = { "run", "OBJMEM_RUN", STRING, "", "set by `objmem "
         "run`: PID.ID, the program it started and the run; each report "
         "names the run, and a report or capture name without %p is that "

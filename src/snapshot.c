@@ -76,6 +76,18 @@
  *         (offset, or 0xffffffff: none), u32 lineno, u32 0, u64 pc
  *   TRCS  ntraces records of 24 bytes: u64 size, f64 weight,
  *         u32 traceback (index in TBKS), u32 domain
+ *   MODS  (a raw capture's, optional, never inside PEAK) records of 64
+ *         bytes, one per module the process had loaded: u32 path
+ *         (offset in STRS), u32 build ID length (at most 32), u64 load
+ *         bias, u64 lo, u64 hi (its segments span [lo, hi)), 32 bytes of
+ *         build ID, zero-padded
+ *
+ * A raw capture (capture.c's, unless OBJMEM_TRACE_SYMBOLS) has C frames
+ * that give only their module and return address: the loader names them
+ * after decoding (decode_names: symbols.c's OFFLINE session, each pc
+ * asked once), the peak's too, and leaves out operator new's frames as
+ * a snapshot taken in the process does.  What it returns is named: no
+ * module table, and its dump is not raw.
  *
  * Each of the four is there once, in any order; other tags are skipped
  * (later versions add sections: a snapshot at the peak, a heap map), and
@@ -101,6 +113,9 @@
  *      at least 1 (1: traced exactly).
  *   5. What statistics and compare return lives in mem, until
  *      om_snapshot_free.
+ *   6. Every module's path is a string of the set, its range is not
+ *      empty and its build ID fits (nmods is 0 but in a raw snapshot,
+ *      which capture.c only dumps).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -132,6 +147,7 @@
 #define TAG_ADDRS TAG('A', 'D', 'D', 'R')
 #define TAG_HEAP TAG('H', 'E', 'A', 'P')
 #define TAG_PEAK TAG('P', 'E', 'A', 'K')
+#define TAG_MODS TAG('M', 'O', 'D', 'S')
 #define TAG_END TAG('E', 'N', 'D', 0)
 #define HEADER_BYTES 16             /* magic, version, 0 */
 #define SECTION_BYTES 16            /* tag, 0, length */
@@ -146,6 +162,7 @@
 #define TB_BYTES 8                  /* nframe, total_nframe */
 #define FRAME_BYTES 24
 #define TRACE_BYTES 24
+#define MOD_BYTES (32 + OMI_BUILD_ID_MAX)   /* path .. hi, the build ID */
 #define NO_STRING UINT32_MAX        /* a frame with no function */
 #define MAX_FRAMES 65535            /* per traceback, tracemalloc's limit */
 #define WRITE_BUF 16384
@@ -394,6 +411,26 @@ int omi_snapshot_add_record(struct om_snapshot *s,
     return 0;
 }
 
+int omi_snapshot_set_modules(struct om_snapshot *s,
+                             const struct omi_symbols *sym)
+{
+    const struct omi_module *from;
+    size_t n = omi_symbols_modules(sym, &from);
+    struct omi_module *to = n ? omi_region_alloc(&s->mem, n * sizeof(*to))
+                              : NULL;
+
+    if (n && !to)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        to[i] = from[i];
+        if (!(to[i].path = omi_snapshot_intern(s, from[i].path)))
+            return -ENOMEM;
+    }
+    s->mods = to;
+    s->nmods = n;
+    return 0;
+}
+
 int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
                            uint32_t domain, uint64_t size, double weight)
 {
@@ -525,6 +562,11 @@ static bool snapshot_is_sound(const struct om_snapshot *s)
     for (size_t i = 0; i < s->ntraces; i++)
         if (s->traces[i].traceback >= s->ntracebacks ||
             !(s->traces[i].weight >= 1.0))
+            return false;
+    for (size_t i = 0; i < s->nmods; i++)
+        if (!is_interned(&s->strings, s->mods[i].path) ||
+            s->mods[i].lo >= s->mods[i].hi ||
+            s->mods[i].id_len > OMI_BUILD_ID_MAX)
             return false;
     return true;
 }
@@ -1549,6 +1591,8 @@ static int plan_strings(const struct om_snapshot *s, struct omi_region *r,
                 plan->offset[strtab_slot(t, tb->frames[k].function)] = 1;
         }
     }
+    for (size_t i = 0; i < s->nmods; i++)
+        plan->offset[strtab_slot(t, s->mods[i].path)] = 1;
     for (size_t i = 0; t->slots && i <= t->mask; i++) {
         if (!plan->offset[i])
             continue;
@@ -1672,6 +1716,24 @@ static void write_traces(struct writer *w, const struct om_snapshot *s)
     }
 }
 
+static void write_mods(struct writer *w, const struct om_snapshot *s,
+                       const struct string_plan *plan)
+{
+    put_section(w, TAG_MODS, (uint64_t)s->nmods * MOD_BYTES);
+    for (size_t i = 0; i < s->nmods; i++) {
+        const struct omi_module *m = &s->mods[i];
+        unsigned char id[OMI_BUILD_ID_MAX] = { 0 };
+
+        memcpy(id, m->id, m->id_len);
+        put_u32(w, string_offset(s, plan, m->path));
+        put_u32(w, m->id_len);
+        put_u64(w, m->bias);
+        put_u64(w, m->lo);
+        put_u64(w, m->hi);
+        put(w, id, sizeof(id));
+    }
+}
+
 static void write_capture(struct writer *w, const struct om_snapshot *s,
                           const struct string_plan *plan);
 
@@ -1705,6 +1767,8 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
     write_tracebacks(w, s, plan);
     write_traces(w, s);
     write_addrs(w, s);
+    if (s->nmods)
+        write_mods(w, s, plan);
     if (s->heap)
         write_heap(w, s->heap);
     if (s->at_peak && w->depth == 0)
@@ -1803,6 +1867,7 @@ struct section {
 struct loader {
     struct capture c;
     struct section meta, strings, tracebacks, traces, addrs, heap, peak;
+    struct section mods;
     int depth;                          /* 1: a nested capture */
     uint64_t ntracebacks, ntraces;      /* as META says */
     struct om_snapshot *s;
@@ -1920,7 +1985,8 @@ static const char *tag_name(uint32_t tag)
            : tag == TAG_TRACEBACKS ? "TBKS"
            : tag == TAG_ADDRS ? "ADDR"
            : tag == TAG_HEAP ? "HEAP"
-           : tag == TAG_PEAK ? "PEAK" : "TRCS";
+           : tag == TAG_PEAK ? "PEAK"
+           : tag == TAG_MODS ? "MODS" : "TRCS";
 }
 
 /* The loader's handler: note where the four sections are. */
@@ -1934,7 +2000,8 @@ static int note_section(void *ctx, uint32_t tag, const unsigned char *p,
                         : tag == TAG_TRACES ? &l->traces
                         : tag == TAG_ADDRS ? &l->addrs
                         : tag == TAG_HEAP ? &l->heap
-                        : tag == TAG_PEAK && !l->depth ? &l->peak : NULL;
+                        : tag == TAG_PEAK && !l->depth ? &l->peak
+                        : tag == TAG_MODS && !l->depth ? &l->mods : NULL;
 
     if (!sec)
         return 0;               /* a later version's section */
@@ -2237,6 +2304,116 @@ static int decode_peak(struct loader *l)
     return 0;
 }
 
+/* MODS (optional, outside PEAK): the module table of a raw capture,
+ * into *out (paths into the file, n_out modules): 0 or -EINVAL. */
+static int decode_mods(const struct loader *l, struct omi_module *out,
+                       size_t *n_out)
+{
+    const unsigned char *p = l->mods.p;
+    size_t n = (size_t)(l->mods.len / MOD_BYTES);
+
+    if (l->mods.len % MOD_BYTES)
+        return bad("MODS section of %lu bytes, not a multiple of %d",
+                   (unsigned long)l->mods.len, MOD_BYTES);
+    for (size_t i = 0; i < n; i++, p += MOD_BYTES) {
+        struct omi_module *m = &out[i];
+        uint32_t off = get_u32(p);
+
+        if (off >= l->strings.len)
+            return bad("module %zu names string offset %u beyond the "
+                       "string table", i, off);
+        m->path = (const char *)l->strings.p + off;
+        m->id_len = get_u32(p + 4);
+        m->bias = get_u64(p + 8);
+        m->lo = get_u64(p + 16);
+        m->hi = get_u64(p + 24);
+        if (m->id_len > OMI_BUILD_ID_MAX)
+            return bad("module %zu has a build ID of %u bytes, more than "
+                       "%d", i, m->id_len, OMI_BUILD_ID_MAX);
+        if (m->lo >= m->hi)
+            return bad("module %zu spans no address", i);
+        memcpy(m->id, p + 32, OMI_BUILD_ID_MAX);
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* Name the C frames of s's tracebacks with sym, each pc asked once (memo:
+ * mask + 1 slots, a pc's named frame, pc NULL when empty), strings
+ * interned in s; then leave out operator new's frames, as a snapshot
+ * taken in the process does: 0 or -ENOMEM. */
+static int name_frames(struct om_snapshot *s, struct omi_symbols *sym,
+                       struct om_frame *memo, size_t mask)
+{
+    for (size_t i = 0; i < s->ntracebacks; i++) {
+        struct om_traceback *tb = s->tracebacks[i];
+        unsigned k;
+
+        if (tb->nframe == 0 || !tb->frames[0].pc)
+            continue;                   /* a frame source's */
+        for (k = 0; k < tb->nframe; k++) {
+            uintptr_t pc = (uintptr_t)tb->frames[k].pc;
+            size_t h = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+
+            struct om_frame named;
+
+            while (memo[h].pc && (uintptr_t)memo[h].pc != pc)
+                h = (h + 1) & mask;
+            if (!memo[h].pc) {
+                named = omi_symbols_frame(sym, pc);
+                if (!copy_frame(s, &memo[h], &named))
+                    return -ENOMEM;
+            }
+            tb->frames[k] = memo[h];
+        }
+        k = omi_symbols_trim_new(tb->frames, tb->nframe);
+        tb->nframe -= k;
+        tb->total_nframe -= k;
+    }
+    return 0;
+}
+
+/* A raw capture (MODS): its C frames named from the modules' files, and
+ * its peak's with them: 0, -EINVAL or -ENOMEM. */
+static int decode_names(struct loader *l)
+{
+    struct omi_region scratch = { 0 };
+    struct omi_symbols *sym;
+    struct omi_module *mods;
+    struct om_frame *memo;
+    size_t n = (size_t)(l->mods.len / MOD_BYTES), frames = 0, slots = 64;
+    int err;
+
+    if (!l->mods.seen)
+        return 0;
+    mods = alloc_array(&scratch, n + 1, sizeof(*mods));
+    if (!mods) {
+        omi_region_release(&scratch);
+        return out_of_memory();
+    }
+    if ((err = decode_mods(l, mods, &n)) != 0) {
+        omi_region_release(&scratch);
+        return err;
+    }
+    for (const struct om_snapshot *s = l->s; s; s = s->at_peak)
+        for (size_t i = 0; i < s->ntracebacks; i++)
+            frames += s->tracebacks[i]->nframe;
+    while (slots < 2 * frames)
+        slots *= 2;
+    memo = alloc_array(&scratch, slots, sizeof(*memo));
+    sym = memo ? omi_symbols_open_offline(mods, n) : NULL;
+    err = sym ? 0 : out_of_memory();
+    for (struct om_snapshot *s = l->s; s && !err; s = s->at_peak) {
+        memset(memo, 0, slots * sizeof(*memo));     /* s's own strings */
+        err = name_frames(s, sym, memo, slots - 1);
+    }
+    if (err == -ENOMEM)
+        out_of_memory();
+    omi_symbols_close(sym);
+    omi_region_release(&scratch);
+    return err;
+}
+
 static int decode(struct loader *l)
 {
     int err = decode_meta(l);
@@ -2316,6 +2493,8 @@ struct om_snapshot *om_snapshot_load(const char *path)
         err = walk_sections(&l.c, note_section, &l);
     if (!err)
         err = decode(&l);
+    if (!err)
+        err = decode_names(&l);
     if (buf)
         omi_os_unmap(buf, mapped);
     if (err) {

@@ -1,6 +1,7 @@
 /*
  * symbols.c - X (cross-cutting): C frames to function, file and line,
- * when a snapshot is taken (never when a block is allocated).
+ * when a snapshot is taken or a capture loaded (never when a block is
+ * allocated).
  *
  * With elfutils' libdw, loaded on demand (dlopen of libdw.so.1: no build
  * or link dependency, and nothing loaded into a program that never takes
@@ -19,6 +20,21 @@
  * flag, so those blocks are not traced.  Its strings live until
  * omi_symbols_close; the snapshot interns them before that.
  *
+ * Three kinds of session.  LIVE (omi_symbols_open) names the frames of
+ * this process, as om_trace_take_snapshot gives them.  RAW
+ * (omi_symbols_open_raw) loads no libdw: a frame gets only its module,
+ * from a table of the loaded modules taken by dl_iterate_phdr (file,
+ * load bias, address range, build ID), which the capture keeps (its MODS
+ * section) for OFFLINE (omi_symbols_open_offline) to name the frames
+ * when the capture is loaded: libdw reports each module's file at the
+ * bias it had, so a frame's address is its return address still, and a
+ * module whose file's build ID is not the one recorded (rebuilt since)
+ * keeps its frames unnamed.  Naming costs tens of milliseconds and of
+ * megabytes in a process that has debug information (libdw inflates
+ * libc's compressed DWARF: 45 ms and 12 MB for `uname`): a raw capture
+ * costs neither, in each process of a build and in a service at each
+ * SIGUSR2, and the loader pays once.
+ *
  * Separate debug files are looked for on this machine only (find_debug):
  * by build ID under the debug directories, then by the module's debug
  * link beside it, in .debug/ beside it and under /usr/lib/debug, checked
@@ -33,21 +49,28 @@
  * The few libdw declarations below are its stable ABI (libdwfl.h); the
  * handles are opaque.
  *
- * Data: one session (under tracing's ctl_lock) holds libdw's handle and
- * up to MAX_MODS modules' tables (struct mod_syms), in a region of its
- * own released when the session closes.
+ * Data: a session holds libdw's handle and up to MAX_MODS modules'
+ * tables (struct mod_syms), and for RAW and OFFLINE the module table
+ * (struct omi_module, sorted by address), in a region of its own released
+ * when the session closes.  LIVE and RAW use one static session (under
+ * tracing's ctl_lock); OFFLINE maps its own (a loader needs no lock).
  *
- * Invariants (a session lives only while a snapshot is taken, so
- * om_check never sees one; sym_at relies on them):
+ * Invariants (a session lives only while a snapshot is taken or a
+ * capture loaded, so om_check never sees one; sym_at and module_at rely
+ * on them):
  *   1. A module is in mods[] at most once.
  *   2. A table is sorted by address, the best ranked first at one
  *      address.
+ *   3. The module table is sorted by lo (RAW's ranges, the process's,
+ *      are disjoint); OFFLINE reports to libdw no module that overlaps
+ *      the one before it, and asks libdw only of a module it trusts.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +78,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "os.h"
 #include "region.h"
 #include "trace.h"
 
@@ -78,6 +102,8 @@ struct dwfl_callbacks {                 /* Dwfl_Callbacks */
 struct dw {
     Dwfl *(*begin)(const struct dwfl_callbacks *);
     int (*proc_report)(Dwfl *, pid_t);
+    Dwfl_Module *(*report_elf)(Dwfl *, const char *, const char *, int,
+                               Dwarf_Addr, bool);
     int (*report_end)(Dwfl *, void *, void *);
     Dwfl_Module *(*addrmodule)(Dwfl *, Dwarf_Addr);
     const char *(*addrname)(Dwfl_Module *, Dwarf_Addr);
@@ -116,35 +142,40 @@ struct mod_syms {
 
 #define MAX_MODS 512
 
+enum mode { LIVE, RAW, OFFLINE };
+
 struct omi_symbols {
+    enum mode mode;
     Dwfl *dwfl;
     struct omi_region region;           /* the tables */
     struct mod_syms mods[MAX_MODS];
     size_t nmods;
     size_t last;                        /* the module asked last */
+    struct omi_module *loaded;          /* RAW, OFFLINE: sorted by lo */
+    bool *trusted;                      /* OFFLINE: libdw may name it */
+    size_t nloaded;
 };
 
 static struct dw dw;
-static int dw_state;                    /* 0 untried, 1 loaded, -1 none */
-static struct omi_symbols session;      /* one at a time: under ctl_lock */
+static int dw_state;                    /* 1 loaded, -1 none */
+static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
+static struct omi_symbols session;      /* LIVE, RAW: under ctl_lock */
 static char *debuginfo_path;
 
-/* Load libdw's functions once: false when it is not there. */
-static bool dw_load(void)
+static void dw_load_once(void)
 {
     void *h;
 
-    if (dw_state)
-        return dw_state > 0;
     dw_state = -1;
     h = dlopen("libdw.so.1", RTLD_LAZY | RTLD_LOCAL);
     if (!h)
-        return false;
+        return;
 #define SYM(field, name)                                                    \
     if (!(*(void **)&dw.field = dlsym(h, name)))                            \
-        return false
+        return
     SYM(begin, "dwfl_begin");
     SYM(proc_report, "dwfl_linux_proc_report");
+    SYM(report_elf, "dwfl_report_elf");
     SYM(report_end, "dwfl_report_end");
     SYM(addrmodule, "dwfl_addrmodule");
     SYM(addrname, "dwfl_module_addrname");
@@ -159,7 +190,13 @@ static bool dw_load(void)
     SYM(getsym_info, "dwfl_module_getsym_info");
 #undef SYM
     dw_state = 1;
-    return true;
+}
+
+/* Load libdw's functions once: false when it is not there. */
+static bool dw_load(void)
+{
+    pthread_once(&dw_once, dw_load_once);
+    return dw_state > 0;
 }
 
 /* What a module's debug file must match (open_link). */
@@ -191,6 +228,31 @@ static uint32_t file_crc(int fd)
     return crc ^ 0xffffffffu;
 }
 
+/* The build ID in notes[0..len) (ELF notes): its length, the ID in out
+ * (up to max bytes); 0 when there is none. */
+static size_t note_build_id(const unsigned char *notes, size_t len,
+                            unsigned char *out, size_t max)
+{
+    for (size_t off = 0; len >= sizeof(Elf64_Nhdr) &&
+                         off <= len - sizeof(Elf64_Nhdr);) {
+        Elf64_Nhdr nh;
+        size_t name, desc;
+
+        memcpy(&nh, notes + off, sizeof(nh));
+        name = off + sizeof(nh);
+        desc = name + ((nh.n_namesz + 3) & ~(size_t)3);
+        if (desc > len || nh.n_descsz > len - desc)
+            break;
+        if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+            memcmp(notes + name, "GNU", 4) == 0 && nh.n_descsz <= max) {
+            memcpy(out, notes + desc, nh.n_descsz);
+            return nh.n_descsz;
+        }
+        off = desc + ((nh.n_descsz + 3) & ~(size_t)3);
+    }
+    return 0;
+}
+
 /* The build ID note of ELF file fd (64-bit, this machine's byte order):
  * its length, the ID in out (up to max bytes); 0 when it has none. */
 static size_t file_build_id(int fd, unsigned char *out, size_t max)
@@ -204,7 +266,7 @@ static size_t file_build_id(int fd, unsigned char *out, size_t max)
         eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(sh))
         return 0;
     for (unsigned i = 0; i < eh.e_shnum; i++) {
-        size_t off = 0, len;
+        size_t n;
 
         if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) !=
                 sizeof(sh) || sh.sh_type != SHT_NOTE ||
@@ -212,22 +274,8 @@ static size_t file_build_id(int fd, unsigned char *out, size_t max)
             pread(fd, notes, sh.sh_size, (off_t)sh.sh_offset) !=
                 (ssize_t)sh.sh_size)
             continue;
-        for (len = sh.sh_size; off + sizeof(Elf64_Nhdr) <= len;) {
-            Elf64_Nhdr nh;
-            size_t name, desc;
-
-            memcpy(&nh, notes + off, sizeof(nh));
-            name = off + sizeof(nh);
-            desc = name + ((nh.n_namesz + 3) & ~3u);
-            if (desc + nh.n_descsz > len)
-                break;
-            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-                memcmp(notes + name, "GNU", 4) == 0 && nh.n_descsz <= max) {
-                memcpy(out, notes + desc, nh.n_descsz);
-                return nh.n_descsz;
-            }
-            off = desc + ((nh.n_descsz + 3) & ~3u);
-        }
+        if ((n = note_build_id(notes, sh.sh_size, out, max)) > 0)
+            return n;
     }
     return 0;
 }
@@ -293,23 +341,162 @@ static int find_debug(Dwfl_Module *m, void **user, const char *name,
     return fd;
 }
 
-struct omi_symbols *omi_symbols_open(void)
+/* A libdw session with this file's callbacks, or NULL. */
+static Dwfl *dw_begin(void)
 {
     static struct dwfl_callbacks callbacks;
 
-    session.dwfl = NULL;
     if (!dw_load())
-        return &session;
+        return NULL;
     callbacks = (struct dwfl_callbacks){ dw.proc_find_elf,
                                          find_debug, NULL,
                                          &debuginfo_path };
-    session.dwfl = dw.begin(&callbacks);
+    return dw.begin(&callbacks);
+}
+
+struct omi_symbols *omi_symbols_open(void)
+{
+    session.mode = LIVE;
+    session.dwfl = dw_begin();
     if (session.dwfl && (dw.proc_report(session.dwfl, getpid()) != 0 ||
                          dw.report_end(session.dwfl, NULL, NULL) != 0)) {
         dw.end(session.dwfl);
         session.dwfl = NULL;
     }
     return &session;
+}
+
+static char exe_path[4096];             /* the program's file, once read */
+
+/* The program's own file ("" when /proc/self/exe cannot be read). */
+static const char *exe_file(void)
+{
+    if (!exe_path[0]) {
+        ssize_t n = readlink("/proc/self/exe", exe_path,
+                             sizeof(exe_path) - 1);
+        exe_path[n > 0 ? n : 0] = '\0';
+    }
+    return exe_path;
+}
+
+/* Put m into s's module table, kept sorted by lo (insertion: a few
+ * hundred modules at most, and qsort may allocate). */
+static void insert_module(struct omi_symbols *s, const struct omi_module *m)
+{
+    size_t i = s->nloaded++;
+
+    for (; i > 0 && s->loaded[i - 1].lo > m->lo; i--)
+        s->loaded[i] = s->loaded[i - 1];
+    s->loaded[i] = *m;
+}
+
+/* dl_iterate_phdr's callback for RAW: one loaded module into the table,
+ * its name copied (a module unloaded later frees its own). */
+static int collect_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct omi_symbols *s = arg;
+    struct omi_module m = { .bias = info->dlpi_addr, .lo = UINT64_MAX };
+    const char *name = info->dlpi_name;
+    char *copy;
+    size_t len;
+
+    (void)size;
+    if (s->nloaded == MAX_MODS)
+        return 1;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+        if (ph->p_type != PT_LOAD)
+            continue;
+        if (m.bias + ph->p_vaddr < m.lo)
+            m.lo = m.bias + ph->p_vaddr;
+        if (m.bias + ph->p_vaddr + ph->p_memsz > m.hi)
+            m.hi = m.bias + ph->p_vaddr + ph->p_memsz;
+    }
+    if (m.lo >= m.hi)
+        return 0;
+    for (unsigned i = 0; i < info->dlpi_phnum && !m.id_len; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uint64_t at = m.bias + ph->p_vaddr;
+
+        if (ph->p_type == PT_NOTE && at >= m.lo && at < m.hi &&
+            ph->p_filesz <= m.hi - at)
+            m.id_len = (uint32_t)note_build_id(
+                (const unsigned char *)(uintptr_t)at, ph->p_filesz, m.id,
+                sizeof(m.id));
+    }
+    if (!name || !*name)
+        name = exe_file()[0] ? exe_path : "<the program>";
+    len = strlen(name) + 1;
+    if (!(copy = omi_region_alloc(&s->region, len)))
+        return 1;
+    memcpy(copy, name, len);
+    m.path = copy;
+    insert_module(s, &m);
+    return 0;
+}
+
+struct omi_symbols *omi_symbols_open_raw(void)
+{
+    session.mode = RAW;
+    session.dwfl = NULL;
+    session.loaded = omi_region_alloc(&session.region,
+                                      MAX_MODS * sizeof(*session.loaded));
+    if (session.loaded)
+        dl_iterate_phdr(collect_module, &session);
+    return &session;
+}
+
+size_t omi_symbols_modules(const struct omi_symbols *s,
+                           const struct omi_module **out)
+{
+    *out = s ? s->loaded : NULL;
+    return s ? s->nloaded : 0;
+}
+
+/* m's file, as libdw reads it, has the build ID the capture recorded
+ * (or neither has one). */
+static bool same_build(Dwfl_Module *dm, const struct omi_module *m)
+{
+    const unsigned char *bits;
+    Dwarf_Addr vaddr;
+    int n = dw.build_id(dm, &bits, &vaddr);
+
+    if (n <= 0)
+        return m->id_len == 0;
+    return (uint32_t)n == m->id_len && memcmp(bits, m->id, m->id_len) == 0;
+}
+
+struct omi_symbols *omi_symbols_open_offline(const struct omi_module *mods,
+                                             size_t n)
+{
+    struct omi_symbols *s = omi_os_map(sizeof(*s), 0);
+
+    if (!s)
+        return NULL;
+    s->mode = OFFLINE;
+    n = n < MAX_MODS ? n : MAX_MODS;
+    s->loaded = omi_region_alloc(&s->region, n * sizeof(*s->loaded) + 1);
+    s->trusted = omi_region_alloc(&s->region, n * sizeof(*s->trusted) + 1);
+    if (!s->loaded || !s->trusted)
+        return s;               /* every frame keeps its module only */
+    for (size_t i = 0; i < n; i++)
+        insert_module(s, &mods[i]);
+    for (size_t i = 0; i < s->nloaded; i++) {
+        const struct omi_module *m = &s->loaded[i];
+        Dwfl_Module *dm;
+
+        if (m->path[0] != '/' || access(m->path, R_OK) != 0 ||
+            (i > 0 && m->lo < s->loaded[i - 1].hi))
+            continue;           /* the vdso, a file gone, an overlap */
+        if (!s->dwfl && !(s->dwfl = dw_begin()))
+            return s;           /* libdw loaded for a file only */
+        dm = dw.report_elf(s->dwfl, m->path, m->path, -1, m->bias, true);
+        s->trusted[i] = dm && same_build(dm, m);
+    }
+    if (s->dwfl)
+        dw.report_end(s->dwfl, NULL, NULL);
+    return s;
 }
 
 void omi_symbols_close(struct omi_symbols *s)
@@ -320,10 +507,28 @@ void omi_symbols_close(struct omi_symbols *s)
         dw.end(s->dwfl);
     s->dwfl = NULL;
     omi_region_release(&s->region);
-    s->nmods = s->last = 0;
+    s->nmods = s->last = s->nloaded = 0;
+    s->loaded = NULL;
+    s->trusted = NULL;
+    if (s->mode == OFFLINE)
+        omi_os_unmap(s, sizeof(*s));
 }
 
-static char exe_path[4096];             /* the program's file, once read */
+/* The module of s's table that holds pc, or NULL. */
+static const struct omi_module *module_at(const struct omi_symbols *s,
+                                          uintptr_t pc)
+{
+    size_t lo = 0, hi = s->nloaded;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->loaded[mid].lo <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && pc < s->loaded[lo - 1].hi ? &s->loaded[lo - 1] : NULL;
+}
 
 /* dladdr for pc, with the module's file name made right for the program
  * itself: dladdr names it by argv[0], which a program may have rewritten
@@ -337,15 +542,8 @@ static bool module_of(uintptr_t pc, Dl_info *info)
     if (!dladdr1((void *)pc, info, (void **)&lm, RTLD_DL_LINKMAP) ||
         !info->dli_fname)
         return false;
-    if (lm && lm->l_name && lm->l_name[0] == '\0') {
-        if (!exe_path[0]) {
-            ssize_t n = readlink("/proc/self/exe", exe_path,
-                                 sizeof(exe_path) - 1);
-            exe_path[n > 0 ? n : 0] = '\0';
-        }
-        if (exe_path[0])
-            info->dli_fname = exe_path;
-    }
+    if (lm && lm->l_name && lm->l_name[0] == '\0' && exe_file()[0])
+        info->dli_fname = exe_path;
     return true;
 }
 
@@ -370,12 +568,12 @@ static int sym_order(const void *a, const void *b)
 }
 
 /* Module m's table, made on its first frame (NULL: no room, or no
- * symbols, and libdw's own lookup answers).  Kept: defined symbols that
- * name code or data (not sections, files or TLS), at their addresses in
- * this process (not absolute ones: a version's name, LIBSELINUX_1.0, is
- * one, at address 0). */
+ * symbols, and libdw's own lookup answers), named by e (OFFLINE) or by
+ * dladdr.  Kept: defined symbols that name code or data (not sections,
+ * files or TLS), at their addresses in this process (not absolute ones:
+ * a version's name, LIBSELINUX_1.0, is one, at address 0). */
 static struct mod_syms *mod_syms(struct omi_symbols *s, Dwfl_Module *m,
-                                 uintptr_t pc)
+                                 uintptr_t pc, const struct omi_module *e)
 {
     struct mod_syms *ms;
     Dl_info info;
@@ -390,7 +588,9 @@ static struct mod_syms *mod_syms(struct omi_symbols *s, Dwfl_Module *m,
         return NULL;
     ms = &s->mods[s->last = s->nmods++];
     *ms = (struct mod_syms){ m, NULL, 0,
-                             module_of(pc, &info) ? info.dli_fname : NULL };
+                             e                     ? e->path
+                             : module_of(pc, &info) ? info.dli_fname
+                                                   : NULL };
     n = dw.getsymtab(m);
     if (n > 0)
         ms->v = omi_region_alloc(&s->region, (size_t)n * sizeof(*ms->v));
@@ -453,20 +653,28 @@ static const char *sym_at(const struct mod_syms *ms, uintptr_t pc)
 struct om_frame omi_symbols_frame(struct omi_symbols *s, uintptr_t pc)
 {
     struct om_frame f = { NULL, NULL, 0, (const void *)pc };
+    const struct omi_module *e = NULL;
     struct mod_syms *ms;
     Dwfl_Module *m;
     Dwfl_Line *line;
     const char *main_file = NULL, *src;
     int lineno = 0;
 
-    if (!s || !s->dwfl || !(m = dw.addrmodule(s->dwfl, pc)))
+    if (s && s->mode != LIVE) {         /* the module, from the table */
+        e = module_at(s, pc);
+        f.filename = e ? e->path : NULL;
+        if (s->mode == RAW || !e || !s->trusted[e - s->loaded] ||
+            !s->dwfl || !(m = dw.addrmodule(s->dwfl, pc)))
+            return f;
+    } else if (!s || !s->dwfl || !(m = dw.addrmodule(s->dwfl, pc))) {
         return frame_dladdr(pc);
-    ms = mod_syms(s, m, pc);
-    f.filename = ms ? ms->file : NULL;
+    }
+    ms = mod_syms(s, m, pc, e);
+    f.filename = ms ? ms->file : f.filename;
     /* dladdr names only an exported symbol that holds pc: with the
      * module's table, sym_at has looked through those already. */
     f.function = ms && ms->v ? sym_at(ms, pc) : dw.addrname(m, pc);
-    if (!ms || (!f.function && !ms->v)) {
+    if (!e && (!ms || (!f.function && !ms->v))) {
         struct om_frame d = frame_dladdr(pc);
         if (!f.function)
             f.function = d.function;
@@ -484,4 +692,23 @@ struct om_frame omi_symbols_frame(struct omi_symbols *s, uintptr_t pc)
         f.lineno = (unsigned)lineno;
     }
     return f;
+}
+
+/* A C frame in C++'s operator new or new[] (any of their overloads):
+ * the allocator's entry as C++ code calls it, above the caller. */
+static bool in_operator_new(const struct om_frame *f)
+{
+    return f->function && (strncmp(f->function, "_Znwm", 5) == 0 ||
+                           strncmp(f->function, "_Znam", 5) == 0);
+}
+
+unsigned omi_symbols_trim_new(struct om_frame *f, unsigned n)
+{
+    unsigned k = 0;
+
+    while (k + 1 < n && in_operator_new(&f[k]))
+        k++;
+    if (k)
+        memmove(f, f + k, (n - k) * sizeof(*f));
+    return k;
 }

@@ -34,7 +34,8 @@
  *                allocation takes no traceback lock.
  *   frames:      the C call stack (stackwalk.c; libgcc's _Unwind_Backtrace
  *                where it hands back), as return
- *                addresses, symbolised by om_trace_take_snapshot (the
+ *                addresses, symbolised by om_trace_take_snapshot, or for a
+ *                capture when it is loaded (omi_trace_take_capture; the
  *                walk stops one frame past the limit: total counts at
  *                most limit + 1); or a
  *                runtime's frame source, as (filename, function, lineno).
@@ -2342,6 +2343,7 @@ int om_trace_untrack(unsigned int domain, const void *ptr)
  * the same return addresses again and again, 4 s of a 0.4 s compile). */
 static struct omi_symbols *symbols;
 static enum { SYMBOLS_NONE, SYMBOLS_WANTED, SYMBOLS_OPEN } symbols_state;
+static bool symbols_raw;                /* a capture's: modules only */
 static struct om_frame *memo;           /* .pc NULL: not asked yet */
 static size_t memo_count;
 
@@ -2359,7 +2361,7 @@ static struct om_frame frame_public(uint32_t id, bool source)
     if (id < memo_count && memo[id].pc)
         return memo[id];
     if (symbols_state == SYMBOLS_WANTED) {
-        symbols = omi_symbols_open();
+        symbols = symbols_raw ? omi_symbols_open_raw() : omi_symbols_open();
         symbols_state = SYMBOLS_OPEN;
     }
     out = omi_symbols_frame(symbols, f->key);
@@ -2368,22 +2370,12 @@ static struct om_frame frame_public(uint32_t id, bool source)
     return out;
 }
 
-/* A C frame in C++'s operator new or new[] (any of their overloads):
- * the allocator's entry as C++ code calls it, above the caller. */
-static bool in_operator_new(const struct om_frame *f)
-{
-    return f->function && (strncmp(f->function, "_Znwm", 5) == 0 ||
-                           strncmp(f->function, "_Znam", 5) == 0);
-}
-
 /* Traceback t's frames, the innermost first: the number left out at the
- * top.  Those are the leading frames in operator new, when a frame
- * follows them, as objmem's own are left out at the walk: a C++
- * program's sites are its callers, not the one function they all go
- * through. */
+ * top (omi_symbols_trim_new: C++'s operator new; a raw snapshot's are
+ * left for the loader to trim, once named). */
 static uint32_t tb_frames(const struct tb *t, struct om_frame *out)
 {
-    uint32_t v = t->leaf, k = 0;
+    uint32_t v = t->leaf;
 
     for (uint32_t i = 0; i < t->nframe; i++) {
         const struct node *d = nd_at(v - 1);
@@ -2391,11 +2383,7 @@ static uint32_t tb_frames(const struct tb *t, struct om_frame *out)
         out[i] = frame_public(d->frame, t->source);
         v = d->parent;
     }
-    while (!t->source && k + 1 < t->nframe && in_operator_new(&out[k]))
-        k++;
-    if (k)
-        memmove(out, out + k, (t->nframe - k) * sizeof(*out));
-    return k;
+    return t->source ? 0 : omi_symbols_trim_new(out, t->nframe);
 }
 
 /* Copy the slots of every shard into slots[0..cap): their number, or
@@ -2554,7 +2542,10 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
     return p;
 }
 
-static struct om_snapshot *take_snapshot(bool with_peak)
+/* A snapshot of the traces, and of the peak's when with_peak; raw: its
+ * C frames name only their modules, with the module table (a capture's,
+ * named when it is loaded). */
+static struct om_snapshot *take_snapshot(bool with_peak, bool raw)
 {
     struct omi_region scratch = { 0 };
     struct om_snapshot *s = NULL;
@@ -2564,6 +2555,7 @@ static struct om_snapshot *take_snapshot(bool with_peak)
     pthread_mutex_lock(&ctl_lock);
     reentrant = true;
     symbols_state = SYMBOLS_WANTED;
+    symbols_raw = raw;
     pthread_mutex_lock(&tb_lock);
     memo_count = fr_count;
     pthread_mutex_unlock(&tb_lock);
@@ -2589,6 +2581,8 @@ static struct om_snapshot *take_snapshot(bool with_peak)
             rc = omi_heapmap_take(s);
         if (with_peak && !atomic_load(&peak_pending))
             s->at_peak = peak_snapshot(&scratch);
+        if (rc == 0 && raw && symbols_state == SYMBOLS_OPEN)
+            rc = omi_snapshot_set_modules(s, symbols);
     }
     omi_symbols_close(symbols);
     symbols = NULL;
@@ -2608,7 +2602,12 @@ static struct om_snapshot *take_snapshot(bool with_peak)
 
 struct om_snapshot *om_trace_take_snapshot(void)
 {
-    return take_snapshot(true);
+    return take_snapshot(true, false);
+}
+
+struct om_snapshot *omi_trace_take_capture(bool named)
+{
+    return take_snapshot(true, !named);
 }
 
 /* om_trace_get_object_traceback's answer, per thread. */

@@ -107,6 +107,11 @@ void omi_tags_fork_child(void);
 
 /* ---- capture.c ---- */
 
+/* trace.c: the snapshot a capture writes, with the peak's; its C frames
+ * named now (named) or when the capture is loaded (the module table
+ * kept): NULL + errno. */
+struct om_snapshot *omi_trace_take_capture(bool named);
+
 /* Set by SIGUSR2: the next traced allocation writes a capture
  * (omi_capture_pending, declared above). */
 void omi_capture_write_pending(void);
@@ -121,11 +126,36 @@ extern bool omi_capture_auto;
 
 struct omi_symbols;
 
+/* A module of a traced process, as a raw capture records it. */
+#define OMI_BUILD_ID_MAX 32
+struct omi_module {
+    const char *path;           /* its file (the vdso: a name) */
+    uint64_t bias;              /* load bias: address = bias + vaddr */
+    uint64_t lo, hi;            /* its segments span [lo, hi) */
+    uint32_t id_len;            /* bytes of its build ID; 0: none */
+    unsigned char id[OMI_BUILD_ID_MAX];
+};
+
 /* A session for one snapshot (libdw's, or none: then dladdr). */
 struct omi_symbols *omi_symbols_open(void);
+/* A session that names no frame: each gets its module only, from the
+ * table of the loaded modules (omi_symbols_modules). */
+struct omi_symbols *omi_symbols_open_raw(void);
+/* A session that names the frames of a process whose modules were mods
+ * (n of them, any order), from their files: NULL + ENOMEM. */
+struct omi_symbols *omi_symbols_open_offline(const struct omi_module *mods,
+                                             size_t n);
 void omi_symbols_close(struct omi_symbols *s);
 /* The frame of return address pc (s may be NULL). */
 struct om_frame omi_symbols_frame(struct omi_symbols *s, uintptr_t pc);
+/* A raw session's module table, sorted by address: its length. */
+size_t omi_symbols_modules(const struct omi_symbols *s,
+                           const struct omi_module **out);
+/* Leave out the leading frames of f[0..n) in C++'s operator new, when a
+ * frame follows them, as objmem's own are left out at the walk: a C++
+ * program's sites are its callers, not the one function they all go
+ * through.  Returns how many it left out (the rest moved to f[0]). */
+unsigned omi_symbols_trim_new(struct om_frame *f, unsigned n);
 
 /* ---- heapmap.c ---- */
 
@@ -166,6 +196,10 @@ struct om_snapshot {
     const struct om_heap_map *heap;     /* in mem, or NULL */
     struct om_snapshot *at_peak;        /* the snapshot at the peak (it
                                            owns it), or NULL */
+    const struct omi_module *mods;      /* in mem: a raw snapshot's C
+                                           frames name only their module,
+                                           one of these (else NULL) */
+    size_t nmods;
     size_t ntraces, traces_cap;
     struct omi_snap_trace *traces;
     size_t ntracebacks, tracebacks_cap;
@@ -188,5 +222,9 @@ int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
                            uint32_t domain, uint64_t size, double weight);
 int omi_snapshot_add_record(struct om_snapshot *s,
                             const struct omi_snap_trace *t);
+/* Give s the module table of raw session sym (copied, paths interned):
+ * 0 or -ENOMEM. */
+int omi_snapshot_set_modules(struct om_snapshot *s,
+                             const struct omi_symbols *sym);
 
 #endif /* OM_TRACE_H */

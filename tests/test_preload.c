@@ -27,7 +27,9 @@
  * SERVE_VICTIM, MALLINFO_CHILD, TOOL, LAUNCHER, SRC_DIR, PYTHON; LAUNCHER
  * and PYTHON are "" when there is no CPython).
  */
+#define _GNU_SOURCE 1                   /* memmem */
 #include <dirent.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -893,6 +895,63 @@ static void test_trace_cxx(void **state)
     assert_null(strstr(out_shim, "_Zn"));
 }
 
+/* Whether the file at tmp/name holds the bytes "MODS" (a raw capture's
+ * module table). */
+static bool has_modules(const char *name)
+{
+    static char buf[1 << 20];
+    char path[512];
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    n = slurp(path, buf, sizeof(buf));
+    assert_true(n > 0 && n < sizeof(buf) - 1);
+    return memmem(buf, n, "MODS", 4) != NULL;
+}
+
+/* A capture from the environment names its C frames when it is loaded
+ * (the process keeps its module table: no libdw in it), as a capture
+ * named in the process would; a module rebuilt or gone since keeps its
+ * frames unnamed, its file given; OBJMEM_TRACE_SYMBOLS=1 names them in
+ * the process, for a capture read elsewhere. */
+static void test_trace_named_at_load(void **state)
+{
+    static const char *const sites[] = {
+        "\n#1: " VICTIM_SRC ":17 in victim_leak_big\n    14.6 KiB in 3 "
+        "blocks",
+        "\n#2: " VICTIM_SRC ":27 in victim_leak_small\n    3.9 KiB in 100 "
+        "blocks",
+    };
+    char cmd[1024], unnamed[600];
+
+    snprintf(cmd, sizeof(cmd), "cp %s victim && "
+             "OBJMEM_TRACE_FILE=late ./victim && "
+             "OBJMEM_TRACE_FILE=early OBJMEM_TRACE_SYMBOLS=1 ./victim",
+             TRACE_VICTIM);
+    assert_int_equal(run("OBJMEM_TRACE=2 LD_PRELOAD=" PRELOAD, cmd), 0);
+    assert_true(has_modules("late"));
+    assert_false(has_modules("early"));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tool("", i ? "top early --limit 2"
+                                    : "top late --limit 2"),
+                         0);
+        for (size_t k = 0; k < sizeof(sites) / sizeof(*sites); k++)
+            assert_non_null(strstr(out_shim, sites[k]));
+    }
+    /* Another program of ours where the victim was, with symbols and
+     * lines of its own: its build ID is not the one recorded. */
+    snprintf(unnamed, sizeof(unnamed), "\n#1: %s/victim [0x", tmp);
+    assert_int_equal(shell("cp %s victim", SERVE_VICTIM), 0);
+    assert_int_equal(tool("", "top late --limit 1"), 0);
+    assert_non_null(strstr(out_shim, unnamed));
+    assert_null(strstr(out_shim, "victim_leak"));
+    assert_int_equal(tool("", "top early --limit 1"), 0);
+    assert_non_null(strstr(out_shim, sites[0]));
+    assert_int_equal(shell("rm victim"), 0);
+    assert_int_equal(tool("", "top late --limit 1"), 0);
+    assert_non_null(strstr(out_shim, unnamed));
+}
+
 /* A damaged capture: one clear line, status 1. */
 static void test_trace_bad_capture(void **state)
 {
@@ -1521,6 +1580,7 @@ int main(void)
         cmocka_unit_test(test_trace_run),
         cmocka_unit_test(test_trace_signal_and_diff),
         cmocka_unit_test(test_trace_cxx),
+        cmocka_unit_test(test_trace_named_at_load),
         cmocka_unit_test(test_trace_bad_capture),
         cmocka_unit_test(test_trace_python),
         cmocka_unit_test(test_trace_python_lines),

@@ -932,6 +932,57 @@ static void test_dump_load(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* A raw capture (a module table; C frames with their return addresses,
+ * named when loaded): the loader names each C frame from its module's
+ * file.  A module whose file is not there gives its frames its name only
+ * (test_trace and test_preload read real files); a pc outside every
+ * module is unknown; a frame source's frames (no pc) stay as they were.
+ * The result is named: no table, and a dump of it is not raw. */
+static void test_dump_load_modules(void **state)
+{
+    struct om_snapshot *s = new_snapshot(), *t, *u;
+    struct om_frame f[4] = {
+        { "raw", NULL, 0, (const void *)0x1234 },
+        { "raw", NULL, 0, (const void *)0x5800 },
+        { "raw", NULL, 0, (const void *)0x9000 },
+        { "raw", NULL, 0, (const void *)0x2ff0 },
+    };
+    char path[PATH_MAX];
+    struct omi_module *mods;
+    long tb;
+
+    tb = omi_snapshot_add_traceback(s, f, 4, 4);
+    assert_int_equal(tb, 0);
+    assert_int_equal(omi_snapshot_add_trace(s, 0, 0, 64, 1), 0);
+    add_n(s, 0, 8, 1, "app.py:3:g", 1);
+    mods = omi_region_alloc(&s->mem, 2 * sizeof(*mods));
+    assert_non_null(mods);
+    mods[0] = (struct omi_module){ omi_snapshot_intern(s, "/no/such/lib.so"),
+                                   0x1000, 0x1000, 0x3000, 20, { 1, 2, 3 } };
+    mods[1] = (struct omi_module){ omi_snapshot_intern(s, "/no/lib2.so"),
+                                   0x5000, 0x5000, 0x6000, 0, { 0 } };
+    s->mods = mods;
+    s->nmods = 2;
+    assert_int_equal(om_snapshot_dump(s, path_of(path, "raw.omt")), 0);
+    t = om_snapshot_load(path);
+    assert_non_null(t);
+    assert_int_equal(t->nmods, 0);
+    assert_string_equal(fmt_tb(t->tracebacks[0]), "/no/such/lib.so:0 "
+                        "/no/lib2.so:0 <unknown>:0 /no/such/lib.so:0");
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(t->tracebacks[0]->frames[i].pc, f[i].pc);
+    assert_string_equal(fmt_tb(t->tracebacks[1]), "app.py:3:g");
+    assert_int_equal(om_snapshot_dump(t, path), 0);
+    u = om_snapshot_load(path);
+    assert_non_null(u);
+    expect_same(t, u);
+    unlink(path);
+    om_snapshot_free(s);
+    om_snapshot_free(t);
+    om_snapshot_free(u);
+    assert_int_equal(om_check(), 0);
+}
+
 /* A capture many times the size of the write buffer. */
 static void test_dump_load_big(void **state)
 {
@@ -1109,6 +1160,10 @@ struct craft {
     double weight;
     uint32_t trcs_reserved;
     uint64_t trcs_len;
+    int mods;                   /* MODS sections, one module each */
+    uint64_t mod_len;           /* 0: the usual 64 bytes */
+    uint32_t mod_path, mod_id_len;
+    uint64_t mod_lo, mod_hi;
 };
 
 static const struct craft good = {
@@ -1174,6 +1229,21 @@ static void craft_trcs(struct fb *f, const struct craft *k)
     f_le(f, 0, 4);
 }
 
+/* MODS: one module, its path at mod_path, spanning [mod_lo, mod_hi). */
+static void craft_mods(struct fb *f, const struct craft *k)
+{
+    uint64_t len = k->mod_len ? k->mod_len : 64;
+
+    f_section(f, "MODS", len, 0);
+    f_le(f, k->mod_path, 4);
+    f_le(f, k->mod_id_len, 4);
+    f_le(f, k->mod_lo, 8);
+    f_le(f, k->mod_lo, 8);
+    f_le(f, k->mod_hi, 8);
+    memset(f->b + f->n, 0xab, (size_t)len - 32);
+    f->n += (size_t)len - 32;
+}
+
 static size_t craft(unsigned char *b, const struct craft *k)
 {
     struct fb f = { b, 0 };
@@ -1197,6 +1267,8 @@ static size_t craft(unsigned char *b, const struct craft *k)
     }
     if (!k->no_trcs)
         craft_trcs(&f, k);
+    for (int i = 0; i < k->mods; i++)
+        craft_mods(&f, k);
     f_section(&f, "END", 8, 0);
     f_le(&f, fnv1a(b, f.n - 16), 8);
     return f.n;
@@ -1235,6 +1307,15 @@ static void test_load_crafted(void **state)
     s = load_bytes(buf, craft(buf, CRAFT(.func_off = 0xffffffff)));
     assert_non_null(s);                 /* no function */
     assert_null(s->tracebacks[0]->frames[0].function);
+    om_snapshot_free(s);
+    /* A raw capture: the frame at 0x1234 is named by the loader, from
+     * module "a.c" (not a file: its module's name only). */
+    s = load_bytes(buf, craft(buf, CRAFT(.mods = 1, .mod_lo = 0x1000,
+                                         .mod_hi = 0x2000)));
+    assert_non_null(s);
+    assert_string_equal(fmt_tb(s->tracebacks[0]), "a.c:0");
+    assert_ptr_equal(s->tracebacks[0]->frames[0].pc, (void *)0x1234);
+    assert_int_equal(s->nmods, 0);
     om_snapshot_free(s);
     assert_int_equal(om_check(), 0);
 }
@@ -1276,6 +1357,17 @@ static void test_load_crafted_damage(void **state)
                        "runs into the END section");
     expect_crafted_bad(CRAFT(.end_inside = true), "END section at byte");
     expect_crafted_bad(CRAFT(.meta_len = 40), "META section of 40 bytes");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_len = 65, .mod_hi = 1),
+                       "MODS section of 65 bytes, not a multiple of 64");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_path = 6, .mod_hi = 1),
+                       "module 0 names string offset 6 beyond the string "
+                       "table");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_id_len = 33, .mod_hi = 1),
+                       "module 0 has a build ID of 33 bytes, more than 32");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_lo = 5, .mod_hi = 5),
+                       "module 0 spans no address");
+    expect_crafted_bad(CRAFT(.mods = 2, .mod_hi = 1),
+                       "a second MODS section at byte");
     assert_int_equal(om_check(), 0);
 }
 
@@ -1304,6 +1396,7 @@ static void test_load_mutated(void **state)
         (uint64_t)PTRDIFF_MAX, (uint64_t)PTRDIFF_MAX + 1, UINT64_MAX,
     };
     struct om_snapshot *orig = new_snapshot(), *s;
+    struct omi_module *mods;
     unsigned char base[FILE_MAX], buf[FILE_MAX];
     struct om_statistic_diff *d;
     struct om_statistic *st;
@@ -1315,6 +1408,16 @@ static void test_load_mutated(void **state)
     add_n(orig, 1, 700, 3.5, "c.c:3:h", 1);
     add_n(orig, 2, 1 << 20, 1, "a.c:1:f", 1);
     add_n(orig, 0, 24, 1, "", 1);
+    /* and a module table, with a C frame in it */
+    mods = omi_region_alloc(&orig->mem, sizeof(*mods));
+    assert_non_null(mods);
+    *mods = (struct omi_module){ omi_snapshot_intern(orig, "lib.so"), 0x1000,
+                                 0x1000, 0x3000, 2, { 7, 7 } };
+    orig->mods = mods;
+    orig->nmods = 1;
+    assert_true(omi_snapshot_add_traceback(orig, &(struct om_frame){
+        "lib.so", NULL, 0, (const void *)0x1800 }, 1, 1) >= 0);
+    assert_int_equal(omi_snapshot_add_trace(orig, 4, 0, 32, 1), 0);
     assert_int_equal(om_snapshot_dump(orig, path_of(path, "m.omt")), 0);
     n = read_bytes(path, base, sizeof(base));
     unlink(path);
@@ -1622,6 +1725,7 @@ int main(void)
         cmocka_unit_test(test_filter_semantics),
         cmocka_unit_test(test_filter_copies),
         cmocka_unit_test(test_dump_load),
+        cmocka_unit_test(test_dump_load_modules),
         cmocka_unit_test(test_dump_load_big),
         cmocka_unit_test(test_dump_only_named_strings),
         cmocka_unit_test(test_load_missing),

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
@@ -1559,6 +1560,64 @@ static void test_symbols(void **state)
     om_free(p);
 }
 
+/* A capture's snapshot (omi_trace_take_capture, not named): its C frames
+ * give only their module and address, with the table of the modules,
+ * until it is loaded; then they read as a snapshot taken here names
+ * them. */
+static void test_symbols_at_load(void **state)
+{
+    struct om_snapshot *named, *raw, *loaded;
+    struct om_statistic *st, *lst;
+    char path[] = "/tmp/objmem-raw-XXXXXX", self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int fd = mkstemp(path);
+    size_t n, ln;
+    void *p;
+
+    assert_true(fd >= 0 && len > 0);
+    close(fd);
+    self[len] = '\0';
+    assert_int_equal(om_trace_start(2), 0);
+    p = alloc_twice_removed(24);
+    named = om_trace_take_snapshot();
+    raw = omi_trace_take_capture(false);
+    assert_non_null(named);
+    assert_non_null(raw);
+    assert_true(raw->nmods > 0);
+    assert_int_equal(named->nmods, 0);
+    assert_int_equal(raw->ntracebacks, 1);
+    assert_string_equal(raw->tracebacks[0]->frames[0].filename, self);
+    assert_null(raw->tracebacks[0]->frames[0].function);
+    assert_int_equal(raw->tracebacks[0]->frames[0].lineno, 0);
+    assert_pc_in(raw->tracebacks[0]->frames[0].pc, (const void *)alloc_here);
+    assert_int_equal(om_snapshot_dump(raw, path), 0);
+    loaded = om_snapshot_load(path);
+    assert_non_null(loaded);
+    assert_int_equal(om_snapshot_statistics(named, OM_KEY_TRACEBACK, false,
+                                            &st, &n), 0);
+    assert_int_equal(om_snapshot_statistics(loaded, OM_KEY_TRACEBACK, false,
+                                            &lst, &ln), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ln, 1);
+    assert_int_equal(lst[0].size, 24);
+    assert_int_equal(lst[0].traceback->nframe, st[0].traceback->nframe);
+    for (unsigned i = 0; i < st[0].traceback->nframe; i++) {
+        const struct om_frame *a = &st[0].traceback->frames[i];
+        const struct om_frame *b = &lst[0].traceback->frames[i];
+
+        assert_string_equal(b->filename, a->filename);
+        assert_true(a->function && b->function);
+        assert_string_equal(b->function, a->function);
+        assert_int_equal(b->lineno, a->lineno);
+        assert_ptr_equal(b->pc, a->pc);
+    }
+    unlink(path);
+    om_snapshot_free(named);
+    om_snapshot_free(raw);
+    om_snapshot_free(loaded);
+    om_free(p);
+}
+
 /* Copy file from to to; with append, one byte more at the end (the ELF
  * file stays whole, its CRC changes). */
 static void copy_file(const char *from, const char *to, bool append)
@@ -1770,6 +1829,7 @@ int main(void)
         T(test_keep_peak_domains_and_samples),
         T(test_dump_through),
         T(test_symbols),
+        T(test_symbols_at_load),
         T(test_symbols_debuglink),
         T(test_fmath_against_libm),
     };
