@@ -81,11 +81,13 @@ size_t omi_debug_block_size(const void *p);
 extern OM_TLS uintptr_t omi_domain_caller;
 extern bool omi_domain_want_caller;
 
-#define OMI_NOTE_CALLER()                                                   \
+#define OMI_NOTE_CALLER_AT(pc)                                              \
     do {                                                                    \
         if (unlikely(omi_domain_want_caller) && !omi_domain_caller &&       \
             !omi_os_untraced)                                               \
-            omi_domain_caller = (uintptr_t)__builtin_return_address(0);    \
+            omi_domain_caller = (pc);                                       \
     } while (0)
+#define OMI_NOTE_CALLER()                                                   \
+    OMI_NOTE_CALLER_AT((uintptr_t)__builtin_return_address(0))
 
 #endif /* OM_DOMAIN_H */

@@ -2,11 +2,11 @@
  * preload.c - the malloc shim: libobjmem-preload.so, so that
  * LD_PRELOAD=libobjmem-preload.so CMD runs CMD with objmem as its malloc.
  * Built into its own library with the rest of objmem linked in statically
- * and hidden; it exports the malloc family and glibc's statistics
- * functions, and nothing else (preload.map).  mallinfo2, mallinfo,
- * malloc_stats and malloc_info report objmem's figures, not glibc's heap
- * (which holds next to nothing): the section "glibc's statistics
- * functions" below maps each field.
+ * and hidden; it exports the malloc family, glibc's statistics functions
+ * and C++'s operator new and delete, and nothing else (preload.map).
+ * mallinfo2, mallinfo, malloc_stats and malloc_info report objmem's
+ * figures, not glibc's heap (which holds next to nothing): the section
+ * "glibc's statistics functions" below maps each field.
  *
  * Every size comes from objmem's general-purpose family (alloc.c): the
  * pools, the medium spans, large mappings.  Rules kept from glibc's
@@ -73,6 +73,14 @@ void *__libc_memalign(size_t alignment, size_t size);
 void *__libc_valloc(size_t size);
 void *__libc_pvalloc(size_t size);
 int malloc_trim(size_t pad);
+/* C++'s operator new, new[], delete and delete[] (sized ones too), by
+ * their symbols. */
+void *_Znwm(size_t size);
+void *_Znam(size_t size);
+void _ZdlPv(void *p);
+void _ZdaPv(void *p);
+void _ZdlPvm(void *p, size_t size);
+void _ZdaPvm(void *p, size_t size);
 #pragma GCC visibility pop
 
 /* FAST: om_gp_* directly.  TRACE and DEBUG: through the RAW domain, which
@@ -529,6 +537,130 @@ EXPORT int malloc_trim(size_t pad)
         return libc.trim ? libc.trim(pad) : 0;
     om_collect(true);
     return 1;
+}
+
+/* ---- C++'s operator new and delete ----
+ *
+ * Interposed, as tcmalloc's and jemalloc's libraries do: a C++ block
+ * comes from objmem in one call, not through libstdc++'s operator new,
+ * its PLT and malloc, and a one-frame trace notes the C++ code that
+ * called new, not operator new (whose frame would be every C++
+ * program's one site).  new and new[] of any size (the aligned and
+ * nothrow forms stay libstdc++'s, over aligned_alloc and our new), and
+ * delete and delete[], sized or not.  Out of memory, new calls the
+ * new-handler and tries again, or throws std::bad_alloc when there is
+ * none, through libstdc++'s own functions (dlsym: a program with a C++
+ * operator new has libstdc++).  In LIBC mode libstdc++'s answer, so that
+ * a tool that watches malloc (memcheck) still sees new and delete.
+ */
+
+enum { CXX_NEW, CXX_NEW_ARRAY, CXX_DELETE, CXX_DELETE_ARRAY, CXX_NAMES };
+
+/* libstdc++'s definitions (LIBC mode), found when first needed. */
+static void *cxx_next(int which)
+{
+    static const char *const names[CXX_NAMES] = { "_Znwm", "_Znam",
+                                                  "_ZdlPv", "_ZdaPv" };
+    static void *next[CXX_NAMES];
+
+    if (!next[which])
+        next[which] = dlsym(RTLD_NEXT, names[which]);
+    if (!next[which])
+        omi_fatal("C++'s operator new or delete", NULL,
+                  "and libstdc++'s cannot be found");
+    return next[which];
+}
+
+/* new found no memory: the new-handler's turn (true: try again), else
+ * std::bad_alloc thrown. */
+static bool cxx_no_memory(void)
+{
+    static void (*(*get_handler)(void))(void);
+    static void (*throw_bad_alloc)(void);
+    void (*handler)(void);
+
+    if (!get_handler)
+        *(void **)&get_handler = dlsym(RTLD_DEFAULT,
+                                       "_ZSt15get_new_handlerv");
+    handler = get_handler ? get_handler() : NULL;
+    if (handler) {
+        handler();
+        return true;
+    }
+    if (!throw_bad_alloc)
+        *(void **)&throw_bad_alloc = dlsym(RTLD_DEFAULT,
+                                           "_ZSt17__throw_bad_allocv");
+    if (throw_bad_alloc)
+        throw_bad_alloc();      /* does not return */
+    omi_fatal("C++'s operator new", NULL,
+              "out of memory, and std::bad_alloc cannot be thrown");
+    return false;
+}
+
+/* new and new[] past the fast path: caller is the C++ code's call. */
+static __attribute__((noinline)) void *cxx_new(size_t size, int which,
+                                               uintptr_t caller)
+{
+    for (;;) {
+        int m = current_mode();
+        void *p;
+
+        if (m == MODE_LIBC)
+            return ((void *(*)(size_t))cxx_next(which))(size);
+        if (m == MODE_FAST) {
+            p = om_gp_malloc(size);
+        } else {
+            OMI_NOTE_CALLER_AT(caller);
+            p = om_raw_malloc(size);
+        }
+        if (p || !cxx_no_memory())
+            return p;
+    }
+}
+
+EXPORT void *_Znwm(size_t size)
+{
+    void *p;
+
+    if (likely(current_mode() == MODE_FAST) &&
+        likely((p = om_gp_malloc(size)) != NULL))
+        return p;
+    return cxx_new(size, CXX_NEW, (uintptr_t)__builtin_return_address(0));
+}
+
+EXPORT void *_Znam(size_t size)
+{
+    void *p;
+
+    if (likely(current_mode() == MODE_FAST) &&
+        likely((p = om_gp_malloc(size)) != NULL))
+        return p;
+    return cxx_new(size, CXX_NEW_ARRAY,
+                   (uintptr_t)__builtin_return_address(0));
+}
+
+/* delete and delete[], sized (_ZdlPvm, _ZdaPvm) or not. */
+static void cxx_delete(void *p, int which)
+{
+    if (unlikely(current_mode() == MODE_LIBC))
+        ((void (*)(void *))cxx_next(which))(p);
+    else
+        free(p);
+}
+
+EXPORT void _ZdlPv(void *p) { cxx_delete(p, CXX_DELETE); }
+EXPORT void _ZdaPv(void *p) { cxx_delete(p, CXX_DELETE_ARRAY); }
+
+EXPORT void _ZdlPvm(void *p, size_t size)
+{
+    (void)size;
+    cxx_delete(p, CXX_DELETE);
+}
+
+EXPORT void _ZdaPvm(void *p, size_t size)
+{
+    (void)size;
+    cxx_delete(p, CXX_DELETE_ARRAY);
 }
 
 /* The glibc names that some programs call directly. */

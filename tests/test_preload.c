@@ -130,12 +130,13 @@ static void same_with_shim(const char *extra, const char *cmd)
     assert_int_equal(plain, 0);
 }
 
-/* The library exports the malloc family, glibc's statistics functions
- * and nothing else. */
+/* The library exports the malloc family, glibc's statistics functions,
+ * C++'s operator new and delete, and nothing else. */
 static void test_exports(void **state)
 {
     char cmd[512];
-    const char *want = "__libc_calloc __libc_free __libc_malloc "
+    const char *want = "_ZdaPv _ZdaPvm _ZdlPv _ZdlPvm _Znam _Znwm "
+                       "__libc_calloc __libc_free __libc_malloc "
                        "__libc_memalign __libc_pvalloc __libc_realloc "
                        "__libc_valloc aligned_alloc calloc free mallinfo "
                        "mallinfo2 malloc malloc_info malloc_stats "
@@ -869,7 +870,9 @@ static void test_trace_signal_and_diff(void **state)
 
 /* A C++ program's sites are its functions that call operator new (the
  * leading frames in operator new are left out), named as the source
- * spells them; the flame graph's frames too. */
+ * spells them; the flame graph's frames too.  With one frame too: the
+ * shim's operator new notes its caller.  Out of memory, the shim's new
+ * calls the new-handler, then throws std::bad_alloc, as libstdc++'s. */
 static void test_trace_cxx(void **state)
 {
     static const char *const sites[] = {
@@ -878,13 +881,16 @@ static void test_trace_cxx(void **state)
         " in app::make_node(int)\n    2.3 KiB in 50 blocks (average 48 B)\n",
     };
 
-    assert_int_equal(shell("rm -f objmem.cxx_victim.*; %s run --trace=4 -- "
-                           "%s && %s top objmem.cxx_victim.*.trace --limit 3",
-                           TOOL, CXX_VICTIM, TOOL), 0);
-    for (size_t i = 0; i < sizeof(sites) / sizeof(*sites); i++)
-        assert_non_null(strstr(out_shim, sites[i]));
-    assert_null(strstr(out_shim, "_Zn"));
-    assert_null(strstr(out_shim, "operator new"));
+    for (int nframes = 1; nframes <= 4; nframes += 3) {
+        assert_int_equal(shell("rm -f objmem.cxx_victim.*; %s run --trace=%d "
+                               "-- %s && %s top objmem.cxx_victim.*.trace "
+                               "--limit 3", TOOL, nframes, CXX_VICTIM, TOOL),
+                         0);
+        for (size_t i = 0; i < sizeof(sites) / sizeof(*sites); i++)
+            assert_non_null(strstr(out_shim, sites[i]));
+        assert_null(strstr(out_shim, "_Zn"));
+        assert_null(strstr(out_shim, "operator new"));
+    }
     assert_int_equal(shell("%s leaks objmem.cxx_victim.*.trace --limit 3",
                            TOOL), 0);
     assert_non_null(strstr(out_shim, " in app::make_array(int)\n        "));
@@ -893,6 +899,11 @@ static void test_trace_cxx(void **state)
                      0);
     assert_non_null(strstr(out_shim, ";app::make_node(int) ("));
     assert_null(strstr(out_shim, "_Zn"));
+    same_with_shim("", CXX_VICTIM " oom");
+    assert_string_equal(out_shim, "bad_alloc after 2 calls of the handler\n"
+                                  "nothrow new: nullptr\n");
+    same_with_shim("OBJMEM_TRACE=1", CXX_VICTIM " oom");
+    same_with_shim("OBJMEM_ALLOCATOR=malloc", CXX_VICTIM " oom");
 }
 
 /* Whether the file at tmp/name holds the bytes "MODS" (a raw capture's
