@@ -914,6 +914,28 @@ OM_API const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s);
 /* The heap map taken with the snapshot, or NULL (a filtered snapshot, or
  * a capture of an older version). */
 OM_API const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s);
+/* The modules (the program, its shared objects) the traced process had
+ * loaded when the snapshot was taken, for its C frames: a snapshot with
+ * C frames has them, and so do its peak and a filtered copy.  A frame
+ * whose function or line is not known is still found: its address in
+ * the module's file, pc - bias, is what addr2line, objdump and gdb
+ * take, and the build ID says which build of the file it was. */
+struct om_module {
+    const char *path;           /* its file (the vdso: "linux-vdso.so.1") */
+    uintptr_t start, end;       /* its segments spanned [start, end) */
+    uintptr_t bias;             /* load bias: pc - bias is a file address */
+    const unsigned char *build_id;      /* NT_GNU_BUILD_ID's bytes */
+    size_t build_id_size;               /* 0: the file has none */
+};
+/* How many modules s has (0 for NULL). */
+OM_API size_t om_snapshot_module_count(const struct om_snapshot *s);
+/* Module i of s, by address: 0, -EINVAL (s or out NULL) or -ERANGE. */
+OM_API int om_snapshot_module(const struct om_snapshot *s, size_t i,
+                              struct om_module *out);
+/* The index of the module that holds pc (a C frame's), or -ENOENT
+ * (-EINVAL for s NULL). */
+OM_API int om_snapshot_find_module(const struct om_snapshot *s,
+                                   const void *pc);
 /* Write to path: 0 or -errno.  Load: NULL with errno (EINVAL: not a
  * capture or a damaged one; om_snapshot_load_error says what is wrong).
  * A capture that a traced run wrote (OBJMEM_TRACE) gets its C frames'

@@ -76,18 +76,19 @@
  *         (offset, or 0xffffffff: none), u32 lineno, u32 0, u64 pc
  *   TRCS  ntraces records of 24 bytes: u64 size, f64 weight,
  *         u32 traceback (index in TBKS), u32 domain
- *   MODS  (a raw capture's, optional, never inside PEAK) records of 64
- *         bytes, one per module the process had loaded: u32 path
- *         (offset in STRS), u32 build ID length (at most 32), u64 load
- *         bias, u64 lo, u64 hi (its segments span [lo, hi)), 32 bytes of
- *         build ID, zero-padded
+ *   MAPS  (optional, never inside PEAK: the peak's are the same) records
+ *         of 64 bytes, one per module the process had loaded, by
+ *         address, disjoint: u32 path (offset in STRS), u32 build ID
+ *         length (at most 32), u64 load bias, u64 lo, u64 hi (its
+ *         segments span [lo, hi)), 32 bytes of build ID, zero-padded
+ *   MODS  the same, in a raw capture; a file has one of the two
  *
  * A raw capture (capture.c's, unless OBJMEM_TRACE_SYMBOLS) has C frames
  * that give only their module and return address: the loader names them
- * after decoding (decode_names: symbols.c's OFFLINE session, each pc
+ * after decoding (decode_modules: symbols.c's OFFLINE session, each pc
  * asked once), the peak's too, and leaves out operator new's frames as
- * a snapshot taken in the process does.  What it returns is named: no
- * module table, and its dump is not raw.
+ * a snapshot taken in the process does.  What it returns is named, with
+ * the module table (s and its peak), and its dump writes MAPS.
  *
  * Each of the four is there once, in any order; other tags are skipped
  * (later versions add sections: a snapshot at the peak, a heap map), and
@@ -114,12 +115,13 @@
  *   5. What statistics and compare return lives in mem, until
  *      om_snapshot_free.
  *   6. Every module's path is a string of the set, its range is not
- *      empty and its build ID fits (nmods is 0 but in a raw snapshot,
- *      which capture.c only dumps).
+ *      empty and its build ID fits; the modules are sorted by address
+ *      and disjoint (om_snapshot_find_module's binary search).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -148,6 +150,7 @@
 #define TAG_HEAP TAG('H', 'E', 'A', 'P')
 #define TAG_PEAK TAG('P', 'E', 'A', 'K')
 #define TAG_MODS TAG('M', 'O', 'D', 'S')
+#define TAG_MAPS TAG('M', 'A', 'P', 'S')
 #define TAG_END TAG('E', 'N', 'D', 0)
 #define HEADER_BYTES 16             /* magic, version, 0 */
 #define SECTION_BYTES 16            /* tag, 0, length */
@@ -411,11 +414,11 @@ int omi_snapshot_add_record(struct om_snapshot *s,
     return 0;
 }
 
-int omi_snapshot_set_modules(struct om_snapshot *s,
-                             const struct omi_symbols *sym)
+/* s's module table: a copy of from[0..n) (sorted by lo), its paths
+ * interned: 0 or -ENOMEM. */
+static int copy_modules(struct om_snapshot *s, const struct omi_module *from,
+                        size_t n)
 {
-    const struct omi_module *from;
-    size_t n = omi_symbols_modules(sym, &from);
     struct omi_module *to = n ? omi_region_alloc(&s->mem, n * sizeof(*to))
                               : NULL;
 
@@ -429,6 +432,15 @@ int omi_snapshot_set_modules(struct om_snapshot *s,
     s->mods = to;
     s->nmods = n;
     return 0;
+}
+
+int omi_snapshot_set_modules(struct om_snapshot *s,
+                             const struct omi_symbols *sym)
+{
+    const struct omi_module *from;
+    size_t n = omi_symbols_modules(sym, &from);
+
+    return copy_modules(s, from, n);
 }
 
 int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
@@ -478,6 +490,49 @@ const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s)
 const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s)
 {
     return s ? s->heap : NULL;
+}
+
+size_t om_snapshot_module_count(const struct om_snapshot *s)
+{
+    return s ? s->nmods : 0;
+}
+
+int om_snapshot_module(const struct om_snapshot *s, size_t i,
+                       struct om_module *out)
+{
+    const struct omi_module *m;
+
+    if (!s || !out)
+        return -EINVAL;
+    if (i >= s->nmods)
+        return -ERANGE;
+    m = &s->mods[i];
+    out->path = m->path;
+    out->start = (uintptr_t)m->lo;
+    out->end = (uintptr_t)m->hi;
+    out->bias = (uintptr_t)m->bias;
+    out->build_id = m->id;
+    out->build_id_size = m->id_len;
+    return 0;
+}
+
+int om_snapshot_find_module(const struct om_snapshot *s, const void *pc)
+{
+    size_t lo = 0, hi;
+
+    if (!s)
+        return -EINVAL;
+    for (hi = s->nmods; lo < hi;) {     /* the first module above pc */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (s->mods[mid].lo <= (uintptr_t)pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || (uintptr_t)pc >= s->mods[lo - 1].hi || lo - 1 > INT_MAX)
+        return -ENOENT;
+    return (int)(lo - 1);
 }
 
 void om_snapshot_get_info(const struct om_snapshot *s,
@@ -566,7 +621,8 @@ static bool snapshot_is_sound(const struct om_snapshot *s)
     for (size_t i = 0; i < s->nmods; i++)
         if (!is_interned(&s->strings, s->mods[i].path) ||
             s->mods[i].lo >= s->mods[i].hi ||
-            s->mods[i].id_len > OMI_BUILD_ID_MAX)
+            s->mods[i].id_len > OMI_BUILD_ID_MAX ||
+            (i > 0 && s->mods[i].lo < s->mods[i - 1].hi))
             return false;
     return true;
 }
@@ -1378,6 +1434,11 @@ static struct om_snapshot *snapshot_like(const struct om_snapshot *s)
         out->peak = s->peak;
         out->trace_memory = s->trace_memory;
         out->time_ms = s->time_ms;
+        out->raw = s->raw;
+        if (copy_modules(out, s->mods, s->nmods) != 0) {
+            om_snapshot_free(out);
+            out = NULL;
+        }
     }
     return out;
 }
@@ -1571,10 +1632,11 @@ static uint32_t string_offset(const struct om_snapshot *s,
     return (uint32_t)(plan->offset[strtab_slot(&s->strings, str)] - 1);
 }
 
-/* Mark the strings the frames name, then give them offsets in slot
- * order: 0, or -ENOMEM, or -EFBIG when STRS outgrows u32 offsets. */
-static int plan_strings(const struct om_snapshot *s, struct omi_region *r,
-                        struct string_plan *plan)
+/* Mark the strings the frames name, and the modules' at the top, then
+ * give them offsets in slot order: 0, or -ENOMEM, or -EFBIG when STRS
+ * outgrows u32 offsets. */
+static int plan_strings(const struct om_snapshot *s, bool top,
+                        struct omi_region *r, struct string_plan *plan)
 {
     const struct omi_strtab *t = &s->strings;
 
@@ -1591,7 +1653,7 @@ static int plan_strings(const struct om_snapshot *s, struct omi_region *r,
                 plan->offset[strtab_slot(t, tb->frames[k].function)] = 1;
         }
     }
-    for (size_t i = 0; i < s->nmods; i++)
+    for (size_t i = 0; top && i < s->nmods; i++)
         plan->offset[strtab_slot(t, s->mods[i].path)] = 1;
     for (size_t i = 0; t->slots && i <= t->mask; i++) {
         if (!plan->offset[i])
@@ -1716,10 +1778,12 @@ static void write_traces(struct writer *w, const struct om_snapshot *s)
     }
 }
 
+/* MODS (a raw snapshot's: the loader names its frames) or MAPS. */
 static void write_mods(struct writer *w, const struct om_snapshot *s,
                        const struct string_plan *plan)
 {
-    put_section(w, TAG_MODS, (uint64_t)s->nmods * MOD_BYTES);
+    put_section(w, s->raw ? TAG_MODS : TAG_MAPS,
+                (uint64_t)s->nmods * MOD_BYTES);
     for (size_t i = 0; i < s->nmods; i++) {
         const struct omi_module *m = &s->mods[i];
         unsigned char id[OMI_BUILD_ID_MAX] = { 0 };
@@ -1742,7 +1806,7 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
 static void write_peak(struct writer *w, const struct om_snapshot *peak,
                        const struct string_plan *plan)
 {
-    struct writer counter = { .fd = -1 };
+    struct writer counter = { .fd = -1, .depth = 1 };
 
     write_capture(&counter, peak, plan);
     put_section(w, TAG_PEAK, counter.count);
@@ -1767,8 +1831,8 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
     write_tracebacks(w, s, plan);
     write_traces(w, s);
     write_addrs(w, s);
-    if (s->nmods)
-        write_mods(w, s, plan);
+    if (s->nmods && w->depth == 0)
+        write_mods(w, s, plan);     /* the peak's are the same */
     if (s->heap)
         write_heap(w, s->heap);
     if (s->at_peak && w->depth == 0)
@@ -1832,9 +1896,9 @@ int om_snapshot_dump(const struct om_snapshot *s, const char *path)
     if (!s || !path)
         return -EINVAL;
     OM_ASSERT_EXPENSIVE(snapshot_is_sound(s));
-    err = plan_strings(s, &scratch, &plan[0]);
+    err = plan_strings(s, true, &scratch, &plan[0]);
     if (!err && s->at_peak)
-        err = plan_strings(s->at_peak, &scratch, &plan[1]);
+        err = plan_strings(s->at_peak, false, &scratch, &plan[1]);
     if (!err)
         err = write_file(s, plan, path, &scratch);
     omi_region_release(&scratch);
@@ -1867,7 +1931,8 @@ struct section {
 struct loader {
     struct capture c;
     struct section meta, strings, tracebacks, traces, addrs, heap, peak;
-    struct section mods;
+    struct section mods;                /* MODS or MAPS */
+    bool named;                         /* MAPS: frames named already */
     int depth;                          /* 1: a nested capture */
     uint64_t ntracebacks, ntraces;      /* as META says */
     struct om_snapshot *s;
@@ -1986,7 +2051,8 @@ static const char *tag_name(uint32_t tag)
            : tag == TAG_ADDRS ? "ADDR"
            : tag == TAG_HEAP ? "HEAP"
            : tag == TAG_PEAK ? "PEAK"
-           : tag == TAG_MODS ? "MODS" : "TRCS";
+           : tag == TAG_MODS ? "MODS"
+           : tag == TAG_MAPS ? "MAPS" : "TRCS";
 }
 
 /* The loader's handler: note where the four sections are. */
@@ -2001,12 +2067,19 @@ static int note_section(void *ctx, uint32_t tag, const unsigned char *p,
                         : tag == TAG_ADDRS ? &l->addrs
                         : tag == TAG_HEAP ? &l->heap
                         : tag == TAG_PEAK && !l->depth ? &l->peak
-                        : tag == TAG_MODS && !l->depth ? &l->mods : NULL;
+                        : (tag == TAG_MODS || tag == TAG_MAPS) && !l->depth
+                            ? &l->mods
+                            : NULL;
 
     if (!sec)
         return 0;               /* a later version's section */
+    if (sec->seen && sec == &l->mods)
+        return bad("a second module table (%s) at byte %zu", tag_name(tag),
+                   at);
     if (sec->seen)
         return bad("a second %s section at byte %zu", tag_name(tag), at);
+    if (sec == &l->mods)
+        l->named = tag == TAG_MAPS;
     sec->seen = true;
     sec->p = p;
     sec->len = len;
@@ -2304,8 +2377,8 @@ static int decode_peak(struct loader *l)
     return 0;
 }
 
-/* MODS (optional, outside PEAK): the module table of a raw capture,
- * into *out (paths into the file, n_out modules): 0 or -EINVAL. */
+/* MODS or MAPS (optional, outside PEAK): the module table, into *out
+ * (paths into the file, n_out modules): 0 or -EINVAL. */
 static int decode_mods(const struct loader *l, struct omi_module *out,
                        size_t *n_out)
 {
@@ -2313,8 +2386,9 @@ static int decode_mods(const struct loader *l, struct omi_module *out,
     size_t n = (size_t)(l->mods.len / MOD_BYTES);
 
     if (l->mods.len % MOD_BYTES)
-        return bad("MODS section of %lu bytes, not a multiple of %d",
-                   (unsigned long)l->mods.len, MOD_BYTES);
+        return bad("%s section of %lu bytes, not a multiple of %d",
+                   l->named ? "MAPS" : "MODS", (unsigned long)l->mods.len,
+                   MOD_BYTES);
     for (size_t i = 0; i < n; i++, p += MOD_BYTES) {
         struct omi_module *m = &out[i];
         uint32_t off = get_u32(p);
@@ -2332,6 +2406,9 @@ static int decode_mods(const struct loader *l, struct omi_module *out,
                        "%d", i, m->id_len, OMI_BUILD_ID_MAX);
         if (m->lo >= m->hi)
             return bad("module %zu spans no address", i);
+        if (i > 0 && m->lo < m[-1].hi)
+            return bad("module %zu starts below the end of the one before "
+                       "it", i);
         memcpy(m->id, p + 32, OMI_BUILD_ID_MAX);
     }
     *n_out = n;
@@ -2373,9 +2450,10 @@ static int name_frames(struct om_snapshot *s, struct omi_symbols *sym,
     return 0;
 }
 
-/* A raw capture (MODS): its C frames named from the modules' files, and
- * its peak's with them: 0, -EINVAL or -ENOMEM. */
-static int decode_names(struct loader *l)
+/* The module table, s's and its peak's; a raw capture's (MODS) C frames
+ * named from the modules' files, and its peak's with them: 0, -EINVAL or
+ * -ENOMEM. */
+static int decode_modules(struct loader *l)
 {
     struct omi_region scratch = { 0 };
     struct omi_symbols *sym;
@@ -2394,6 +2472,12 @@ static int decode_names(struct loader *l)
     if ((err = decode_mods(l, mods, &n)) != 0) {
         omi_region_release(&scratch);
         return err;
+    }
+    for (struct om_snapshot *s = l->s; s && !err; s = s->at_peak)
+        err = copy_modules(s, mods, n);
+    if (err || l->named) {
+        omi_region_release(&scratch);
+        return err ? out_of_memory() : 0;
     }
     for (const struct om_snapshot *s = l->s; s; s = s->at_peak)
         for (size_t i = 0; i < s->ntracebacks; i++)
@@ -2494,7 +2578,7 @@ struct om_snapshot *om_snapshot_load(const char *path)
     if (!err)
         err = decode(&l);
     if (!err)
-        err = decode_names(&l);
+        err = decode_modules(&l);
     if (buf)
         omi_os_unmap(buf, mapped);
     if (err) {

@@ -21,11 +21,13 @@
  * omi_symbols_close; the snapshot interns them before that.
  *
  * Three kinds of session.  LIVE (omi_symbols_open) names the frames of
- * this process, as om_trace_take_snapshot gives them.  RAW
+ * this process, as om_trace_take_snapshot gives them.  LIVE and RAW take
+ * a table of the loaded modules (dl_iterate_phdr: file, load bias,
+ * address range, build ID), which the snapshot keeps, so that a frame
+ * left unnamed still has its module and its address in the file.  RAW
  * (omi_symbols_open_raw) loads no libdw: a frame gets only its module,
- * from a table of the loaded modules taken by dl_iterate_phdr (file,
- * load bias, address range, build ID), which the capture keeps (its MODS
- * section) for OFFLINE (omi_symbols_open_offline) to name the frames
+ * from that table, which the capture keeps (its MODS section) for
+ * OFFLINE (omi_symbols_open_offline) to name the frames
  * when the capture is loaded: libdw reports each module's file at the
  * bias it had, so a frame's address is its return address still, and a
  * module whose file's build ID is not the one recorded (rebuilt since)
@@ -50,8 +52,8 @@
  * handles are opaque.
  *
  * Data: a session holds libdw's handle and up to MAX_MODS modules'
- * tables (struct mod_syms), and for RAW and OFFLINE the module table
- * (struct omi_module, sorted by address), in a region of its own released
+ * tables (struct mod_syms), and the module table (struct omi_module,
+ * sorted by address), in a region of its own released
  * when the session closes.  LIVE and RAW use one static session (under
  * tracing's ctl_lock); OFFLINE maps its own (a loader needs no lock).
  *
@@ -151,7 +153,7 @@ struct omi_symbols {
     struct mod_syms mods[MAX_MODS];
     size_t nmods;
     size_t last;                        /* the module asked last */
-    struct omi_module *loaded;          /* RAW, OFFLINE: sorted by lo */
+    struct omi_module *loaded;          /* the modules, sorted by lo */
     bool *trusted;                      /* OFFLINE: libdw may name it */
     size_t nloaded;
 };
@@ -354,18 +356,6 @@ static Dwfl *dw_begin(void)
     return dw.begin(&callbacks);
 }
 
-struct omi_symbols *omi_symbols_open(void)
-{
-    session.mode = LIVE;
-    session.dwfl = dw_begin();
-    if (session.dwfl && (dw.proc_report(session.dwfl, getpid()) != 0 ||
-                         dw.report_end(session.dwfl, NULL, NULL) != 0)) {
-        dw.end(session.dwfl);
-        session.dwfl = NULL;
-    }
-    return &session;
-}
-
 static char exe_path[4096];             /* the program's file, once read */
 
 /* The program's own file ("" when /proc/self/exe cannot be read). */
@@ -390,7 +380,7 @@ static void insert_module(struct omi_symbols *s, const struct omi_module *m)
     s->loaded[i] = *m;
 }
 
-/* dl_iterate_phdr's callback for RAW: one loaded module into the table,
+/* dl_iterate_phdr's callback: one loaded module into the table,
  * its name copied (a module unloaded later frees its own). */
 static int collect_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -436,15 +426,34 @@ static int collect_module(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-struct omi_symbols *omi_symbols_open_raw(void)
+/* The static session, in mode, with the table of this process's modules
+ * (left empty for want of memory). */
+static struct omi_symbols *open_session(enum mode mode)
 {
-    session.mode = RAW;
+    session.mode = mode;
     session.dwfl = NULL;
     session.loaded = omi_region_alloc(&session.region,
                                       MAX_MODS * sizeof(*session.loaded));
     if (session.loaded)
         dl_iterate_phdr(collect_module, &session);
     return &session;
+}
+
+struct omi_symbols *omi_symbols_open(void)
+{
+    open_session(LIVE);
+    session.dwfl = dw_begin();
+    if (session.dwfl && (dw.proc_report(session.dwfl, getpid()) != 0 ||
+                         dw.report_end(session.dwfl, NULL, NULL) != 0)) {
+        dw.end(session.dwfl);
+        session.dwfl = NULL;
+    }
+    return &session;
+}
+
+struct omi_symbols *omi_symbols_open_raw(void)
+{
+    return open_session(RAW);
 }
 
 size_t omi_symbols_modules(const struct omi_symbols *s,

@@ -2581,8 +2581,11 @@ static struct om_snapshot *take_snapshot(bool with_peak, bool raw)
             rc = omi_heapmap_take(s);
         if (with_peak && !atomic_load(&peak_pending))
             s->at_peak = peak_snapshot(&scratch);
-        if (rc == 0 && raw && symbols_state == SYMBOLS_OPEN)
-            rc = omi_snapshot_set_modules(s, symbols);
+        for (struct om_snapshot *m = s; m; m = m->at_peak) {
+            m->raw = raw;
+            if (rc == 0 && symbols_state == SYMBOLS_OPEN)
+                rc = omi_snapshot_set_modules(m, symbols);
+        }
     }
     omi_symbols_close(symbols);
     symbols = NULL;

@@ -126,7 +126,7 @@ extern bool omi_capture_auto;
 
 struct omi_symbols;
 
-/* A module of a traced process, as a raw capture records it. */
+/* A module of a traced process, as a snapshot records it. */
 #define OMI_BUILD_ID_MAX 32
 struct omi_module {
     const char *path;           /* its file (the vdso: a name) */
@@ -136,7 +136,8 @@ struct omi_module {
     unsigned char id[OMI_BUILD_ID_MAX];
 };
 
-/* A session for one snapshot (libdw's, or none: then dladdr). */
+/* A session for one snapshot (libdw's, or none: then dladdr), with the
+ * table of the loaded modules (omi_symbols_modules). */
 struct omi_symbols *omi_symbols_open(void);
 /* A session that names no frame: each gets its module only, from the
  * table of the loaded modules (omi_symbols_modules). */
@@ -148,7 +149,8 @@ struct omi_symbols *omi_symbols_open_offline(const struct omi_module *mods,
 void omi_symbols_close(struct omi_symbols *s);
 /* The frame of return address pc (s may be NULL). */
 struct om_frame omi_symbols_frame(struct omi_symbols *s, uintptr_t pc);
-/* A raw session's module table, sorted by address: its length. */
+/* A LIVE or RAW session's module table, sorted by address: its
+ * length. */
 size_t omi_symbols_modules(const struct omi_symbols *s,
                            const struct omi_module **out);
 /* Leave out the leading frames of f[0..n) in C++'s operator new, when a
@@ -196,10 +198,13 @@ struct om_snapshot {
     const struct om_heap_map *heap;     /* in mem, or NULL */
     struct om_snapshot *at_peak;        /* the snapshot at the peak (it
                                            owns it), or NULL */
-    const struct omi_module *mods;      /* in mem: a raw snapshot's C
-                                           frames name only their module,
-                                           one of these (else NULL) */
+    const struct omi_module *mods;      /* in mem, sorted by lo: the
+                                           modules the C frames' pcs fall
+                                           in (none without C frames) */
     size_t nmods;
+    bool raw;                           /* its C frames name only their
+                                           module (capture.c dumps it,
+                                           the loader names them) */
     size_t ntraces, traces_cap;
     struct omi_snap_trace *traces;
     size_t ntracebacks, tracebacks_cap;

@@ -906,9 +906,9 @@ static void test_trace_cxx(void **state)
     same_with_shim("OBJMEM_ALLOCATOR=malloc", CXX_VICTIM " oom");
 }
 
-/* Whether the file at tmp/name holds the bytes "MODS" (a raw capture's
- * module table). */
-static bool has_modules(const char *name)
+/* Whether the file at tmp/name holds the bytes tag: "MODS", a raw
+ * capture's module table, or "MAPS", a named one's. */
+static bool has_section(const char *name, const char *tag)
 {
     static char buf[1 << 20];
     char path[512];
@@ -917,14 +917,15 @@ static bool has_modules(const char *name)
     snprintf(path, sizeof(path), "%s/%s", tmp, name);
     n = slurp(path, buf, sizeof(buf));
     assert_true(n > 0 && n < sizeof(buf) - 1);
-    return memmem(buf, n, "MODS", 4) != NULL;
+    return memmem(buf, n, tag, 4) != NULL;
 }
 
 /* A capture from the environment names its C frames when it is loaded
  * (the process keeps its module table: no libdw in it), as a capture
  * named in the process would; a module rebuilt or gone since keeps its
- * frames unnamed, its file given; OBJMEM_TRACE_SYMBOLS=1 names them in
- * the process, for a capture read elsewhere. */
+ * frames unnamed, its file given with the frame's address in it, which
+ * addr2line reads in the file as it was; OBJMEM_TRACE_SYMBOLS=1 names
+ * them in the process, for a capture read elsewhere. */
 static void test_trace_named_at_load(void **state)
 {
     static const char *const sites[] = {
@@ -933,15 +934,18 @@ static void test_trace_named_at_load(void **state)
         "\n#2: " VICTIM_SRC ":27 in victim_leak_small\n    3.9 KiB in 100 "
         "blocks",
     };
-    char cmd[1024], unnamed[600];
+    char cmd[1024], unnamed[600], *at;
+    unsigned long offset = 0;
 
     snprintf(cmd, sizeof(cmd), "cp %s victim && "
              "OBJMEM_TRACE_FILE=late ./victim && "
              "OBJMEM_TRACE_FILE=early OBJMEM_TRACE_SYMBOLS=1 ./victim",
              TRACE_VICTIM);
     assert_int_equal(run("OBJMEM_TRACE=2 LD_PRELOAD=" PRELOAD, cmd), 0);
-    assert_true(has_modules("late"));
-    assert_false(has_modules("early"));
+    assert_true(has_section("late", "MODS"));
+    assert_false(has_section("late", "MAPS"));
+    assert_false(has_section("early", "MODS"));
+    assert_true(has_section("early", "MAPS"));
     for (int i = 0; i < 2; i++) {
         assert_int_equal(tool("", i ? "top early --limit 2"
                                     : "top late --limit 2"),
@@ -951,11 +955,15 @@ static void test_trace_named_at_load(void **state)
     }
     /* Another program of ours where the victim was, with symbols and
      * lines of its own: its build ID is not the one recorded. */
-    snprintf(unnamed, sizeof(unnamed), "\n#1: %s/victim [0x", tmp);
+    snprintf(unnamed, sizeof(unnamed), "\n#1: %s/victim [+0x", tmp);
     assert_int_equal(shell("cp %s victim", SERVE_VICTIM), 0);
     assert_int_equal(tool("", "top late --limit 1"), 0);
-    assert_non_null(strstr(out_shim, unnamed));
+    assert_non_null(at = strstr(out_shim, unnamed));
+    assert_int_equal(sscanf(at + strlen(unnamed), "%lx]\n", &offset), 1);
     assert_null(strstr(out_shim, "victim_leak"));
+    assert_int_equal(shell("addr2line -f -e %s 0x%lx", TRACE_VICTIM, offset),
+                     0);
+    assert_int_equal(strncmp(out_shim, "victim_leak_big\n", 16), 0);
     assert_int_equal(tool("", "top early --limit 1"), 0);
     assert_non_null(strstr(out_shim, sites[0]));
     assert_int_equal(shell("rm victim"), 0);
@@ -1266,7 +1274,9 @@ struct pprof_read {
     uint64_t period_type[2], period, default_type;
     uint64_t values[2];         /* summed over the samples */
     uint64_t names[1024];       /* Function.name */
-    size_t nfunctions, nlocations, nsamples;
+    uint64_t maps[256][8];      /* Mapping: id .. has_filenames */
+    uint64_t locs[1024][3];     /* Location: id, mapping_id, address */
+    size_t nfunctions, nlocations, nsamples, nmaps;
 };
 
 /* A ValueType, or the fields of a message that are varints, by number. */
@@ -1314,8 +1324,12 @@ static void read_profile(struct wire *w, struct pprof_read *r)
             read_varints(&sub, r->types[r->ntypes++], 2);
         } else if (field == 2) {
             read_sample(&sub, r);
+        } else if (field == 3) {
+            assert_true(r->nmaps < 256);
+            read_varints(&sub, r->maps[r->nmaps++], 8);
         } else if (field == 4) {
-            r->nlocations++;
+            assert_true(r->nlocations < 1024);
+            read_varints(&sub, r->locs[r->nlocations++], 3);
         } else if (field == 5) {
             memset(fn, 0, sizeof(fn));
             read_varints(&sub, fn, 5);
@@ -1344,8 +1358,9 @@ static bool pprof_string_is(const struct pprof_read *r, uint64_t i,
 }
 
 /* pprof's profile.proto, read back: the string table, Go's heap sample
- * types, a sample per traceback whose bytes add up to the capture's, and
- * victim_leak_big among the functions. */
+ * types, a sample per traceback whose bytes add up to the capture's,
+ * victim_leak_big among the functions, and the victim's mapping: its
+ * addresses hold its locations', its build ID is its file's. */
 static void test_export_pprof(void **state)
 {
     static unsigned char data[1 << 20];
@@ -1380,6 +1395,32 @@ static void test_export_pprof(void **state)
     assert_true(r.nsamples >= 2 && r.nlocations >= 3);
     for (size_t i = 0; i < r.nfunctions; i++)
         found |= pprof_string_is(&r, r.names[i], "victim_leak_big");
+    assert_true(found);
+    found = false;
+    for (size_t i = 0; i < r.nmaps; i++) {
+        const uint64_t *m = r.maps[i];
+        const struct wire *id = &r.strings[m[5]];
+        char hex[41];
+        size_t in = 0;
+
+        assert_int_equal(m[0], i + 1);
+        if (!pprof_string_is(&r, m[4], TRACE_VICTIM))
+            continue;
+        found = true;
+        assert_true(m[1] > 0 && m[1] < m[2]);
+        assert_int_equal(id->end - id->p, 40);      /* 20 bytes, in hex */
+        memcpy(hex, id->p, 40);
+        hex[40] = '\0';
+        assert_int_equal(strspn(hex, "0123456789abcdef"), 40);
+        assert_int_equal(shell("readelf -n %s", TRACE_VICTIM), 0);
+        assert_non_null(strstr(out_shim, hex));
+        for (size_t k = 0; k < r.nlocations; k++)
+            if (r.locs[k][1] == m[0]) {
+                assert_true(r.locs[k][2] >= m[1] && r.locs[k][2] < m[2]);
+                in++;
+            }
+        assert_true(in >= 2);               /* main, victim_leak_big */
+    }
     assert_true(found);
     assert_int_equal(tool("", "pprof exp.trace"), 2);
     assert_string_equal(err, "usage: objmem pprof FILE -o OUT\n");

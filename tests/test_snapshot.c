@@ -892,6 +892,7 @@ static void expect_same(const struct om_snapshot *a,
                         const struct om_snapshot *b)
 {
     expect_same_traces(a, b);
+    assert_same_modules(a, b);
     expect_same_statistics(a, b, OM_KEY_FILENAME, false);
     expect_same_statistics(a, b, OM_KEY_LINENO, false);
     expect_same_statistics(a, b, OM_KEY_TRACEBACK, false);
@@ -937,7 +938,8 @@ static void test_dump_load(void **state)
  * file.  A module whose file is not there gives its frames its name only
  * (test_trace and test_preload read real files); a pc outside every
  * module is unknown; a frame source's frames (no pc) stay as they were.
- * The result is named: no table, and a dump of it is not raw. */
+ * The result is named and keeps the table: its dump (MAPS) loads as it
+ * is, and so does a snapshot named in the process with its table. */
 static void test_dump_load_modules(void **state)
 {
     struct om_snapshot *s = new_snapshot(), *t, *u;
@@ -963,10 +965,26 @@ static void test_dump_load_modules(void **state)
                                    0x5000, 0x5000, 0x6000, 0, { 0 } };
     s->mods = mods;
     s->nmods = 2;
+    assert_int_equal(om_snapshot_find_module(s, f[0].pc), 0);
+    assert_int_equal(om_snapshot_find_module(s, f[1].pc), 1);
+    assert_int_equal(om_snapshot_find_module(s, f[2].pc), -ENOENT);
+    assert_int_equal(om_snapshot_find_module(s, (const void *)0x3000),
+                     -ENOENT);
+    assert_int_equal(om_snapshot_find_module(s, (const void *)0xfff),
+                     -ENOENT);
+    /* named in the process: nothing to name at load */
     assert_int_equal(om_snapshot_dump(s, path_of(path, "raw.omt")), 0);
     t = om_snapshot_load(path);
     assert_non_null(t);
-    assert_int_equal(t->nmods, 0);
+    expect_same(s, t);
+    assert_string_equal(fmt_tb(t->tracebacks[0]), "raw:0 raw:0 raw:0 raw:0");
+    om_snapshot_free(t);
+    s->raw = true;
+    assert_int_equal(om_snapshot_dump(s, path), 0);
+    t = om_snapshot_load(path);
+    assert_non_null(t);
+    assert_false(t->raw);
+    assert_same_modules(s, t);
     assert_string_equal(fmt_tb(t->tracebacks[0]), "/no/such/lib.so:0 "
                         "/no/lib2.so:0 <unknown>:0 /no/such/lib.so:0");
     for (int i = 0; i < 4; i++)
@@ -1160,8 +1178,10 @@ struct craft {
     double weight;
     uint32_t trcs_reserved;
     uint64_t trcs_len;
-    int mods;                   /* MODS sections, one module each */
-    uint64_t mod_len;           /* 0: the usual 64 bytes */
+    int mods;                   /* MODS sections, mod_n modules each */
+    bool maps;                  /* MAPS sections instead */
+    int mod_n;                  /* 0: 1 */
+    uint64_t mod_len;           /* 0: the usual 64 bytes each */
     uint32_t mod_path, mod_id_len;
     uint64_t mod_lo, mod_hi;
 };
@@ -1229,19 +1249,23 @@ static void craft_trcs(struct fb *f, const struct craft *k)
     f_le(f, 0, 4);
 }
 
-/* MODS: one module, its path at mod_path, spanning [mod_lo, mod_hi). */
+/* MODS or MAPS: mod_n modules, each its path at mod_path, spanning
+ * [mod_lo, mod_hi). */
 static void craft_mods(struct fb *f, const struct craft *k)
 {
     uint64_t len = k->mod_len ? k->mod_len : 64;
+    int n = k->mod_n ? k->mod_n : 1;
 
-    f_section(f, "MODS", len, 0);
-    f_le(f, k->mod_path, 4);
-    f_le(f, k->mod_id_len, 4);
-    f_le(f, k->mod_lo, 8);
-    f_le(f, k->mod_lo, 8);
-    f_le(f, k->mod_hi, 8);
-    memset(f->b + f->n, 0xab, (size_t)len - 32);
-    f->n += (size_t)len - 32;
+    f_section(f, k->maps ? "MAPS" : "MODS", len * (uint64_t)n, 0);
+    for (int i = 0; i < n; i++) {
+        f_le(f, k->mod_path, 4);
+        f_le(f, k->mod_id_len, 4);
+        f_le(f, k->mod_lo, 8);
+        f_le(f, k->mod_lo, 8);
+        f_le(f, k->mod_hi, 8);
+        memset(f->b + f->n, 0xab, (size_t)len - 32);
+        f->n += (size_t)len - 32;
+    }
 }
 
 static size_t craft(unsigned char *b, const struct craft *k)
@@ -1315,7 +1339,16 @@ static void test_load_crafted(void **state)
     assert_non_null(s);
     assert_string_equal(fmt_tb(s->tracebacks[0]), "a.c:0");
     assert_ptr_equal(s->tracebacks[0]->frames[0].pc, (void *)0x1234);
-    assert_int_equal(s->nmods, 0);
+    assert_int_equal(s->nmods, 1);
+    assert_int_equal(om_snapshot_find_module(s, (void *)0x1234), 0);
+    om_snapshot_free(s);
+    /* The same table in a named capture (MAPS): the frame stays. */
+    s = load_bytes(buf, craft(buf, CRAFT(.mods = 1, .mod_lo = 0x1000,
+                                         .mod_hi = 0x2000, .maps = true)));
+    assert_non_null(s);
+    expect_stats(s, OM_KEY_LINENO, false, w, 1);
+    assert_int_equal(s->nmods, 1);
+    assert_int_equal(om_snapshot_find_module(s, (void *)0x1234), 0);
     om_snapshot_free(s);
     assert_int_equal(om_check(), 0);
 }
@@ -1367,7 +1400,15 @@ static void test_load_crafted_damage(void **state)
     expect_crafted_bad(CRAFT(.mods = 1, .mod_lo = 5, .mod_hi = 5),
                        "module 0 spans no address");
     expect_crafted_bad(CRAFT(.mods = 2, .mod_hi = 1),
-                       "a second MODS section at byte");
+                       "a second module table (MODS) at byte");
+    expect_crafted_bad(CRAFT(.mods = 2, .mod_hi = 1, .maps = true),
+                       "a second module table (MAPS) at byte");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_n = 2, .mod_hi = 9),
+                       "module 1 starts below the end of the one before "
+                       "it");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_len = 65, .mod_hi = 1,
+                             .maps = true),
+                       "MAPS section of 65 bytes, not a multiple of 64");
     assert_int_equal(om_check(), 0);
 }
 
@@ -1415,6 +1456,7 @@ static void test_load_mutated(void **state)
                                  0x1000, 0x3000, 2, { 7, 7 } };
     orig->mods = mods;
     orig->nmods = 1;
+    orig->raw = true;
     assert_true(omi_snapshot_add_traceback(orig, &(struct om_frame){
         "lib.so", NULL, 0, (const void *)0x1800 }, 1, 1) >= 0);
     assert_int_equal(omi_snapshot_add_trace(orig, 4, 0, 32, 1), 0);

@@ -3,12 +3,14 @@
  * test_tracemalloc.py, on objmem's domains; threads, frame sources,
  * sampling estimates and running out of memory while recording.
  */
+#define _GNU_SOURCE 1                   /* dladdr1 */
 #include "testutil.h"
 
 #include <math.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
@@ -1321,6 +1323,12 @@ static void test_keep_peak(void **state)
     assert_int_equal(om_snapshot_count(back), 53);
     assert_int_equal(snapshot_bytes(om_snapshot_peak(back)), 153000);
     assert_non_null(om_snapshot_heap(back));
+    /* with the module table of its C frames, as the peak in memory */
+    assert_true(om_snapshot_module_count(s) > 0);
+    assert_int_equal(om_snapshot_module_count(peak),
+                     om_snapshot_module_count(s));
+    assert_int_equal(om_snapshot_module_count(om_snapshot_peak(back)),
+                     om_snapshot_module_count(s));
     om_snapshot_free(back);
     om_snapshot_free(s);
     unlink(path);
@@ -1584,7 +1592,7 @@ static void test_symbols_at_load(void **state)
     assert_non_null(named);
     assert_non_null(raw);
     assert_true(raw->nmods > 0);
-    assert_int_equal(named->nmods, 0);
+    assert_int_equal(om_snapshot_module_count(named), raw->nmods);
     assert_int_equal(raw->ntracebacks, 1);
     assert_string_equal(raw->tracebacks[0]->frames[0].filename, self);
     assert_null(raw->tracebacks[0]->frames[0].function);
@@ -1593,6 +1601,7 @@ static void test_symbols_at_load(void **state)
     assert_int_equal(om_snapshot_dump(raw, path), 0);
     loaded = om_snapshot_load(path);
     assert_non_null(loaded);
+    assert_int_equal(om_snapshot_module_count(loaded), raw->nmods);
     assert_int_equal(om_snapshot_statistics(named, OM_KEY_TRACEBACK, false,
                                             &st, &n), 0);
     assert_int_equal(om_snapshot_statistics(loaded, OM_KEY_TRACEBACK, false,
@@ -1615,6 +1624,115 @@ static void test_symbols_at_load(void **state)
     om_snapshot_free(named);
     om_snapshot_free(raw);
     om_snapshot_free(loaded);
+    om_free(p);
+}
+
+/* Whether the file at path holds a GNU build ID note with id[0..n). */
+static bool file_has_build_id(const char *path, const unsigned char *id,
+                              size_t n)
+{
+    static unsigned char buf[64 << 20];
+    unsigned char want[16 + 32] = { 4, 0, 0, 0 };      /* namesz 4 */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t len;
+
+    assert_true(fd >= 0 && n > 0 && n <= 32);
+    len = read(fd, buf, sizeof(buf));
+    close(fd);
+    assert_true(len > 0);
+    want[4] = (unsigned char)n;                         /* descsz */
+    want[8] = 3;                                        /* NT_GNU_BUILD_ID */
+    memcpy(want + 12, "GNU", 4);
+    memcpy(want + 16, id, n);
+    return memmem(buf, (size_t)len, want, 16 + n) != NULL;
+}
+
+/* A snapshot keeps the modules its C frames' pcs fall in, as the
+ * dynamic linker has them: each pc is found in its module, at the
+ * module's load bias, with the build ID of its file; the table goes with
+ * the peak, a filtered copy and the capture, whose frames are not named
+ * again when it is loaded. */
+static void test_snapshot_modules(void **state)
+{
+    char path[] = "/tmp/objmem-mods-XXXXXX", self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int fd = mkstemp(path);
+    struct om_snapshot *s, *back, *f;
+    const struct om_traceback *tb;
+    struct om_trace_info ti;
+    struct om_filter keep = { .inclusive = true, .domain = -1 };
+    struct om_module m;
+    int self_module = -1;
+    void *p;
+
+    assert_true(fd >= 0 && len > 0);
+    close(fd);
+    self[len] = '\0';
+    assert_int_equal(om_trace_start(8), 0);
+    p = alloc_twice_removed(40);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_trace(s, 0, &ti), 0);
+    tb = ti.traceback;
+    assert_true(tb->nframe >= 3);
+    assert_true(om_snapshot_module_count(s) > 1);
+    for (unsigned i = 0; i < tb->nframe; i++) {
+        int k = om_snapshot_find_module(s, tb->frames[i].pc);
+        struct link_map *lm;
+        Dl_info dl;
+
+        assert_true(k >= 0);
+        assert_int_equal(om_snapshot_module(s, (size_t)k, &m), 0);
+        assert_true((uintptr_t)tb->frames[i].pc > m.start);
+        assert_true((uintptr_t)tb->frames[i].pc < m.end);
+        assert_true(dladdr1(tb->frames[i].pc, &dl, (void **)&lm,
+                            RTLD_DL_LINKMAP) != 0);
+        assert_int_equal(m.bias, lm->l_addr);
+        if (lm->l_name[0])
+            assert_string_equal(m.path, lm->l_name);
+        else
+            assert_string_equal(m.path, self);
+        if (i < 2)                      /* this program's own frames */
+            self_module = k;
+    }
+    /* alloc_here's file address is its symbol's value: pc - bias is an
+     * address in the file. */
+    assert_int_equal(om_snapshot_find_module(s, tb->frames[0].pc),
+                     self_module);
+    assert_int_equal(om_snapshot_module(s, (size_t)self_module, &m), 0);
+    assert_string_equal(m.path, self);
+    assert_true(m.build_id_size == 20);
+    assert_true(file_has_build_id(self, m.build_id, m.build_id_size));
+    assert_pc_in((const void *)((uintptr_t)tb->frames[0].pc - m.bias),
+                 (const void *)((uintptr_t)alloc_here - m.bias));
+    /* Errors; a heap address is in no module. */
+    assert_int_equal(om_snapshot_find_module(s, p), -ENOENT);
+    assert_int_equal(om_snapshot_find_module(s, NULL), -ENOENT);
+    assert_int_equal(om_snapshot_find_module(NULL, p), -EINVAL);
+    assert_int_equal(om_snapshot_module(s, om_snapshot_module_count(s), &m),
+                     -ERANGE);
+    assert_int_equal(om_snapshot_module(s, 0, NULL), -EINVAL);
+    assert_int_equal(om_snapshot_module(NULL, 0, &m), -EINVAL);
+    assert_int_equal(om_snapshot_module_count(NULL), 0);
+    /* A filtered copy and the capture keep the table. */
+    f = om_snapshot_filter(s, &keep, 1);
+    assert_non_null(f);
+    assert_int_equal(om_snapshot_module_count(f), om_snapshot_module_count(s));
+    assert_int_equal(om_snapshot_dump(s, path), 0);
+    back = om_snapshot_load(path);
+    assert_non_null(back);
+    assert_same_modules(s, back);
+    assert_int_equal(om_snapshot_trace(back, 0, &ti), 0);
+    assert_int_equal(ti.traceback->nframe, tb->nframe);
+    for (unsigned i = 0; i < tb->nframe; i++) {
+        assert_string_equal(ti.traceback->frames[i].filename,
+                            tb->frames[i].filename);
+        assert_ptr_equal(ti.traceback->frames[i].pc, tb->frames[i].pc);
+    }
+    unlink(path);
+    om_snapshot_free(back);
+    om_snapshot_free(f);
+    om_snapshot_free(s);
     om_free(p);
 }
 
@@ -1830,6 +1948,7 @@ int main(void)
         T(test_dump_through),
         T(test_symbols),
         T(test_symbols_at_load),
+        T(test_snapshot_modules),
         T(test_symbols_debuglink),
         T(test_fmath_against_libm),
     };

@@ -37,6 +37,25 @@ static inline void assert_heap_clean(size_t blocks_before)
     assert_int_equal(blocks_in_use(), blocks_before);
 }
 
+/* Snapshots a and b have the same module table. */
+static inline void assert_same_modules(const struct om_snapshot *a,
+                                       const struct om_snapshot *b)
+{
+    struct om_module x, y;
+
+    assert_int_equal(om_snapshot_module_count(a), om_snapshot_module_count(b));
+    for (size_t i = 0; i < om_snapshot_module_count(a); i++) {
+        assert_int_equal(om_snapshot_module(a, i, &x), 0);
+        assert_int_equal(om_snapshot_module(b, i, &y), 0);
+        assert_string_equal(x.path, y.path);
+        assert_int_equal(x.start, y.start);
+        assert_int_equal(x.end, y.end);
+        assert_int_equal(x.bias, y.bias);
+        assert_int_equal(x.build_id_size, y.build_id_size);
+        assert_memory_equal(x.build_id, y.build_id, x.build_id_size);
+    }
+}
+
 /* Sleep ms milliseconds, through signals. */
 static inline void sleep_ms(long ms)
 {

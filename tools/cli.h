@@ -36,17 +36,19 @@ struct om_snapshot *objmem_capture_load(const char *path);
 int objmem_top(int argc, char **argv);
 int objmem_peak(int argc, char **argv);
 /* reports.c: bytes for people ("1.2 MiB"); a traceback's most recent
- * frame as text; its first n frames, a line each. */
+ * frame as text; its first n frames, a line each (s: the snapshot it
+ * came from, whose modules give C frames their file addresses; NULL:
+ * the addresses as they were). */
 const char *objmem_human(double bytes, char *buf, size_t size);
 /* reports.c: "lineno", "filename" or "traceback" (false: none). */
 bool objmem_parse_key(const char *v, enum om_key *key);
-void objmem_frame_text(const struct om_traceback *tb, char *buf,
-                       size_t size);
+void objmem_frame_text(const struct om_snapshot *s,
+                       const struct om_traceback *tb, char *buf, size_t size);
 /* reports.c: a function's name as its source spells it (a C++ name
  * demangled into buf, size bytes), else name itself. */
 const char *objmem_function_name(const char *name, char *buf, size_t size);
-void objmem_print_frames(FILE *out, const struct om_traceback *tb,
-                         unsigned n);
+void objmem_print_frames(FILE *out, const struct om_snapshot *s,
+                         const struct om_traceback *tb, unsigned n);
 
 /* pins.c: which sites keep memory from going back to the OS. */
 int objmem_pins(int argc, char **argv);

@@ -34,9 +34,13 @@
  *            2 sample       per traceback: 1 location_id (packed, the
  *                           allocating call first), 2 value (packed:
  *                           blocks, bytes)
- *            3 mapping      C frames' modules: 1 id, 5 filename,
- *                           7 has_functions, 8 has_filenames (no
- *                           addresses: a capture has none)
+ *            3 mapping      C frames' modules: 1 id, 2 memory_start,
+ *                           3 memory_limit, 4 file_offset (0: the
+ *                           first segment maps the file's start), 5
+ *                           filename, 6 build_id (hex), 7
+ *                           has_functions, 8 has_filenames; a frame
+ *                           outside the capture's modules gets one of
+ *                           its file's name only
  *            4 location     1 id, 2 mapping_id, 3 address (C frames: the
  *                           return address), 4 line { 1 function_id,
  *                           2 line }
@@ -727,7 +731,9 @@ struct pprof {
     struct intern strings;      /* string_table[id - 1] */
     struct intern functions;    /* key: name and filename indexes */
     struct intern locations;    /* key: pc, function, mapping id, line */
-    struct intern mappings;     /* key: a C module's filename index */
+    struct intern mappings;     /* key: 1 and a module's index, or 0 and
+                                   a filename index */
+    const struct om_snapshot *snap;
     struct buf samples;         /* the sample fields, encoded */
     struct buf tmp, tmp2;       /* submessages being built */
 };
@@ -764,13 +770,22 @@ static uint64_t function_id(struct pprof *p, const struct om_frame *f)
     return intern(&p->functions, key, sizeof(key));
 }
 
-/* A C frame's Mapping: its module, named and already symbolised (so
- * that pprof neither looks for a main binary nor symbolises again). */
+/* A C frame's Mapping: its module, already symbolised (so that pprof
+ * neither looks for a main binary nor symbolises again). */
 static uint64_t mapping_id(struct pprof *p, const struct om_frame *f)
 {
-    uint64_t file = str_index(p, f->filename ? f->filename : "<unknown>");
+    uint64_t key[2] = { 1, 0 };
+    int k;
 
-    return f->pc ? intern(&p->mappings, &file, sizeof(file)) : 0;
+    if (!f->pc)
+        return 0;
+    if ((k = om_snapshot_find_module(p->snap, f->pc)) >= 0) {
+        key[1] = (uint64_t)k;
+    } else {
+        key[0] = 0;
+        key[1] = str_index(p, f->filename ? f->filename : "<unknown>");
+    }
+    return intern(&p->mappings, key, sizeof(key));
 }
 
 static uint64_t location_id(struct pprof *p, const struct om_frame *f)
@@ -824,16 +839,30 @@ static void put_locations(struct buf *b, struct pprof *p)
     }
 }
 
-/* Mappings without addresses (the capture has none): a name, and
- * has_functions, has_filenames. */
+/* The Mappings: a module's addresses, path and build ID; a name only
+ * for a frame outside the modules; has_functions, has_filenames. */
 static void put_mappings(struct buf *b, struct pprof *p)
 {
     for (size_t id = 1; id <= p->mappings.n; id++) {
-        uint64_t file;
+        uint64_t key[2];
+        struct om_module m;
 
-        memcpy(&file, p->mappings.keys[id - 1].p, sizeof(file));
+        memcpy(key, p->mappings.keys[id - 1].p, sizeof(key));
         pb_uint(&p->tmp, 1, id);
-        pb_uint(&p->tmp, 5, file);
+        if (key[0] &&
+            om_snapshot_module(p->snap, (size_t)key[1], &m) == 0) {
+            char hex[2 * 32 + 1] = "";
+
+            for (size_t i = 0; i < m.build_id_size && i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", m.build_id[i]);
+            pb_uint(&p->tmp, 2, m.start);
+            pb_uint(&p->tmp, 3, m.end);
+            pb_uint(&p->tmp, 5, str_index(p, m.path));
+            if (hex[0])
+                pb_uint(&p->tmp, 6, str_index(p, hex));
+        } else {
+            pb_uint(&p->tmp, 5, key[1]);
+        }
         pb_uint(&p->tmp, 7, 1);
         pb_uint(&p->tmp, 8, 1);
         pb_sub(b, 3, &p->tmp);
@@ -898,6 +927,7 @@ int objmem_pprof(int argc, char **argv)
     }
     if (!capture_open(&c, file))
         return 1;
+    p.snap = c.snap;
     put_profile(&b, &p, &c);
     if ((out = out_open(path))) {
         fwrite(b.p, 1, b.n, out);

@@ -343,7 +343,7 @@ static void site_name(const struct pins *p, const struct site *s,
     if (p->by == OM_KEY_FILENAME && tb->nframe)
         snprintf(buf, size, "%s", tb->frames[0].filename);
     else
-        objmem_frame_text(tb, buf, size);
+        objmem_frame_text(p->s, tb, buf, size);
 }
 
 static void print_site_name(const struct pins *p, const struct site *s)
@@ -351,7 +351,7 @@ static void print_site_name(const struct pins *p, const struct site *s)
     char buf[1024];
 
     if (p->by == OM_KEY_TRACEBACK) {
-        objmem_print_frames(stdout, s->tb, 2);
+        objmem_print_frames(stdout, p->s, s->tb, 2);
         return;
     }
     site_name(p, s, buf, sizeof(buf));

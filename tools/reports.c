@@ -90,51 +90,62 @@ const char *objmem_function_name(const char *name, char *buf, size_t size)
     return buf;
 }
 
-/* One frame into buf: "file:line in function", or the C form without a
- * line ("module in function [pc]"). */
-static void frame_text(const struct om_frame *f, char *buf, size_t size)
+/* One frame of s into buf: "file:line in function", or the C form
+ * without a line, "module in function [+0x1a2b]": the return address in
+ * the module's file (pc - load bias, as addr2line -e module takes it),
+ * or the address itself when s has no module for it ("[0x7f...]"). */
+static void frame_text(const struct om_snapshot *s, const struct om_frame *f,
+                       char *buf, size_t size)
 {
     const char *file = f->filename ? f->filename : "<unknown>";
     char name[1024];
+    struct om_module m;
+    int k = s && f->pc ? om_snapshot_find_module(s, f->pc) : -ENOENT;
     int n = f->lineno ? snprintf(buf, size, "%s:%u", file, f->lineno)
                       : snprintf(buf, size, "%s", file);
 
     if (n >= 0 && (size_t)n < size && f->function)
         n += snprintf(buf + n, size - (size_t)n, " in %s",
                       objmem_function_name(f->function, name, sizeof(name)));
-    if (n >= 0 && (size_t)n < size && !f->lineno && f->pc)
+    if (n < 0 || (size_t)n >= size || f->lineno || !f->pc)
+        return;
+    if (k >= 0 && om_snapshot_module(s, (size_t)k, &m) == 0)
+        snprintf(buf + n, size - (size_t)n, " [+0x%lx]",
+                 (unsigned long)((uintptr_t)f->pc - m.bias));
+    else
         snprintf(buf + n, size - (size_t)n, " [%p]", f->pc);
 }
 
-void objmem_frame_text(const struct om_traceback *tb, char *buf,
-                       size_t size)
+void objmem_frame_text(const struct om_snapshot *s,
+                       const struct om_traceback *tb, char *buf, size_t size)
 {
     if (tb->nframe == 0)
         snprintf(buf, size, "<no frames>");
     else
-        frame_text(&tb->frames[0], buf, size);
+        frame_text(s, &tb->frames[0], buf, size);
 }
 
-static void print_frame(FILE *out, const struct om_frame *f)
+static void print_frame(FILE *out, const struct om_snapshot *s,
+                        const struct om_frame *f)
 {
     char buf[2048];
 
-    frame_text(f, buf, sizeof(buf));
+    frame_text(s, f, buf, sizeof(buf));
     fputs(buf, out);
 }
 
-void objmem_print_frames(FILE *out, const struct om_traceback *tb,
-                         unsigned n)
+void objmem_print_frames(FILE *out, const struct om_snapshot *s,
+                         const struct om_traceback *tb, unsigned n)
 {
     if (tb->nframe == 0) {
         fputs("<no frames>\n", out);
         return;
     }
-    print_frame(out, &tb->frames[0]);
+    print_frame(out, s, &tb->frames[0]);
     fputc('\n', out);
     for (unsigned i = 1; i < n && i < tb->nframe; i++) {
         fputs("        ", out);
-        print_frame(out, &tb->frames[i]);
+        print_frame(out, s, &tb->frames[i]);
         fputc('\n', out);
     }
     if (n > 1 && tb->total_nframe > tb->nframe && n >= tb->nframe)
@@ -142,10 +153,10 @@ void objmem_print_frames(FILE *out, const struct om_traceback *tb,
                 tb->total_nframe - tb->nframe);
 }
 
-static void print_traceback(FILE *out, const struct om_traceback *tb,
-                            bool all)
+static void print_traceback(FILE *out, const struct om_snapshot *s,
+                            const struct om_traceback *tb, bool all)
 {
-    objmem_print_frames(out, tb, all ? tb->nframe : 1);
+    objmem_print_frames(out, s, tb, all ? tb->nframe : 1);
 }
 
 #define PROGRESS_BYTES (32u << 20)   /* captures this big say so */
@@ -265,15 +276,15 @@ static bool sampled(const struct om_snapshot *s)
     return i.sample_mean != 0;
 }
 
-static void print_stat(FILE *out, size_t rank, const struct om_statistic *st,
-                       bool sampled, bool all)
+static void print_stat(FILE *out, const struct om_snapshot *s, size_t rank,
+                       const struct om_statistic *st, bool all)
 {
     char a[32], b[32];
 
     fprintf(out, "#%zu: ", rank);
-    print_traceback(out, st->traceback, all);
+    print_traceback(out, s, st->traceback, all);
     fprintf(out, "    %s", human((double)st->size, a, sizeof(a)));
-    if (sampled)
+    if (sampled(s))
         fprintf(out, " +- %s", human(st->size_error, b, sizeof(b)));
     fprintf(out, " in %zu blocks", st->count);
     if (st->count)
@@ -328,8 +339,7 @@ static int print_top(const char *what, const struct report_opts *o,
             rest_n++;
             continue;
         }
-        print_stat(stdout, i + 1, &st[i], sampled(s),
-                   o->key == OM_KEY_TRACEBACK);
+        print_stat(stdout, s, i + 1, &st[i], o->key == OM_KEY_TRACEBACK);
     }
     if (rest_n) {
         char a[32];
@@ -370,13 +380,16 @@ int objmem_leaks(int argc, char **argv)
     return print_top("leaks (live at exit)", &o, false);
 }
 
-static void print_diff(const struct om_statistic_diff *d, size_t rank,
+/* d's pcs are now's, or old's when it has nothing now. */
+static void print_diff(const struct om_snapshot *now,
+                       const struct om_snapshot *old,
+                       const struct om_statistic_diff *d, size_t rank,
                        bool all)
 {
     char a[32], b[32];
 
     printf("#%zu: ", rank);
-    print_traceback(stdout, d->traceback, all);
+    print_traceback(stdout, d->count ? now : old, d->traceback, all);
     printf("    %s (%s%s), %zu blocks (%+td)\n",
            human((double)d->size, a, sizeof(a)), d->size_diff >= 0 ? "+" : "",
            human((double)d->size_diff, b, sizeof(b)), d->count,
@@ -404,7 +417,7 @@ int objmem_diff(int argc, char **argv)
         printf("# objmem diff: %s -> %s\n", o.files[0], o.files[1]);
         for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);
              i++)
-            print_diff(&d[i], i + 1, o.key == OM_KEY_TRACEBACK);
+            print_diff(now, old, &d[i], i + 1, o.key == OM_KEY_TRACEBACK);
     } else {
         fprintf(stderr, "objmem: %s\n", strerror(-rc));
     }
