@@ -594,10 +594,10 @@ static void serve_traced(bool forks)
     assert_int_equal(shell(
              "rm -f objmem.serve_victim.* srv.out; %s run --trace=4%s -- %s "
              "> srv.out & p=$!; i=0; until grep -q ready srv.out; do "
-             "i=$((i+1)); [ $i -gt 500 ] && exit 9; sleep 0.01; done; "
+             "i=$((i+1)); [ $i -gt 3000 ] && exit 9; sleep 0.01; done; "
              "kill -USR2 $p; "
              "until ls objmem.serve_victim.*.trace.1 > cap1 2>/dev/null; do "
-             "i=$((i+1)); [ $i -gt 1000 ] && exit 8; sleep 0.01; done; "
+             "i=$((i+1)); [ $i -gt 3000 ] && exit 8; sleep 0.01; done; "
              "kill -TERM $p; wait $p; echo status $?; cat srv.out; "
              "ls objmem.serve_victim.*", TOOL, forks ? " --follow-fork" : "",
              SERVE_VICTIM), 0);
@@ -685,7 +685,7 @@ static void test_tool_run_names(void **state)
                            "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=rep.%%e.%%p "
                            "LD_PRELOAD=%s ./alias-server > srv.out & p=$!; "
                            "i=0; until grep -q ready srv.out; do i=$((i+1)); "
-                           "[ $i -gt 500 ] && exit 9; sleep 0.01; done; kill "
+                           "[ $i -gt 3000 ] && exit 9; sleep 0.01; done; kill "
                            "-TERM $p; wait $p; echo status $?; ls rep.* | wc "
                            "-l; head -3 rep.alias-server.$p", SERVE_VICTIM,
                            PRELOAD), 0);
@@ -697,7 +697,7 @@ static void test_tool_run_names(void **state)
                            "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=named/rep "
                            "LD_PRELOAD=%s %s > srv.out & p=$!; i=0; until "
                            "grep -q ready srv.out; do i=$((i+1)); [ $i -gt "
-                           "500 ] && exit 9; sleep 0.01; done; kill -TERM $p; "
+                           "3000 ] && exit 9; sleep 0.01; done; kill -TERM $p; "
                            "wait $p; ls named | wc -l; grep -c \"^pid: $p$\" "
                            "named/rep; ls named/rep.* | grep -c -v "
                            "\"rep.$p$\"", PRELOAD, SERVE_VICTIM), 0);
@@ -1429,6 +1429,60 @@ static void test_export_pprof(void **state)
                              "directory\n");
 }
 
+/* tracemalloc's filters on the command line: --include and --exclude
+ * by file (and line), --all-frames, --domain; the header says them and
+ * what they kept; the exports read the same traces. */
+static void test_report_filters(void **state)
+{
+#define BIG "\n#1: " VICTIM_SRC ":17 in victim_leak_big\n"
+    static const struct {
+        const char *args, *has[2], *lacks;
+    } cases[] = {
+        { "top exp.trace --include \"*/trace_victim.c:27\"",
+          { "\n# filters: --include */trace_victim.c:27: 100 of ",
+            "\n#1: " VICTIM_SRC ":27 in victim_leak_small\n    3.9 KiB in "
+            "100 blocks" }, "victim_leak_big" },
+        /* two inclusive filters: either; an exclusive one: never */
+        { "top exp.trace --include \"*/trace_victim.c\" --include \"*.h\" "
+          "--exclude \"*:27\"", { BIG "    14.6 KiB in 3 blocks", NULL },
+          "victim_leak_small" },
+        /* main is the frame below: it matches with --all-frames only */
+        { "leaks exp.trace --include \"*/trace_victim.c:41\"",
+          { ".c:41: 0 of ", "\ntotal: 0 B\n" }, "victim_leak" },
+        { "leaks exp.trace --all-frames --include \"*/trace_victim.c:41\"",
+          { "--all-frames: 3 of ", BIG "        " VICTIM_SRC ":41 in main\n" },
+          "victim_leak_small" },
+        /* the shim's blocks are the raw domain's */
+        { "top exp.trace --domain mem",
+          { "# filters: --domain mem: 0 of ", "\ntotal: 0 B\n" }, "#1" },
+        { "top exp.trace --domain raw --include \"*/trace_victim.c:17\"",
+          { "--domain raw: 3 of ", BIG }, "victim_leak_small" },
+        { "diff exp.trace exp.trace --exclude \"*/trace_victim.c\"",
+          { "# filters: --exclude */trace_victim.c: ", NULL }, "victim_leak" },
+    };
+#undef BIG
+    char want[512];
+
+    victim_capture();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        assert_int_equal(tool("", cases[i].args), 0);
+        for (int k = 0; k < 2 && cases[i].has[k]; k++)
+            assert_non_null(strstr(out_shim, cases[i].has[k]));
+        assert_null(strstr(out_shim, cases[i].lacks));
+    }
+    assert_int_equal(tool("", "flamegraph exp.trace --include "
+                              "\"*/trace_victim.c:27\""), 0);
+    snprintf(want, sizeof(want), "[truncated];main (%s:43);victim_leak_small "
+             "(%s:27) 4000\n", VICTIM_SRC, VICTIM_SRC);
+    assert_string_equal(out_shim, want);
+    /* Errors. */
+    assert_int_equal(tool("", "top exp.trace --include"), 2);
+    assert_string_equal(err, "objmem: --include needs a pattern\n");
+    assert_int_equal(tool("", "pprof exp.trace -o x.pb --domain heap"), 2);
+    assert_non_null(strstr(err, "objmem: --domain raw, mem, obj or a number, "
+                                "not 'heap'\n"));
+}
+
 /* objmem pins and peak, on the articles' experiment: many objects made,
  * one in 100 kept, the rest deleted.  The survivors, all from pins.py,
  * keep whole arenas; the page draws them. */
@@ -1640,6 +1694,7 @@ int main(void)
         cmocka_unit_test(test_export_folded),
         cmocka_unit_test(test_export_html),
         cmocka_unit_test(test_export_pprof),
+        cmocka_unit_test(test_report_filters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

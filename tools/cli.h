@@ -50,6 +50,31 @@ const char *objmem_function_name(const char *name, char *buf, size_t size);
 void objmem_print_frames(FILE *out, const struct om_snapshot *s,
                          const struct om_traceback *tb, unsigned n);
 
+/* filters.c: --include, --exclude, --all-frames and --domain, the trace
+ * filters of the verbs that read a capture. */
+#define OBJMEM_FILTERS_MAX 64
+struct objmem_filters {
+    struct om_filter f[OBJMEM_FILTERS_MAX];     /* --include, --exclude */
+    size_t n;
+    int domain;                 /* --domain, or -1 */
+    bool all_frames;
+};
+#define OBJMEM_NO_FILTERS { .n = 0, .domain = -1 }
+/* 1 when argv[*i] is a filter option (its value taken: *i moves on), 0
+ * when it is not one, -1 after a message when it is bad. */
+int objmem_filter_option(int argc, char **argv, int *i,
+                         struct objmem_filters *fl);
+/* s itself without filters, else the traces they keep, a new snapshot
+ * left in *owned for the caller to free; NULL after a message. */
+const struct om_snapshot *objmem_filter(const struct om_snapshot *s,
+                                        const char *path,
+                                        const struct objmem_filters *fl,
+                                        struct om_snapshot **owned);
+/* With filters, a report's header line saying them and what they kept. */
+void objmem_filter_note(FILE *out, const struct objmem_filters *fl,
+                        const struct om_snapshot *all,
+                        const struct om_snapshot *kept);
+
 /* pins.c: which sites keep memory from going back to the OS. */
 int objmem_pins(int argc, char **argv);
 int objmem_leaks(int argc, char **argv);

@@ -184,25 +184,39 @@ static void intern_free(struct intern *t)
 
 struct capture {
     const char *path;
-    struct om_snapshot *snap;
+    struct om_snapshot *loaded, *kept;  /* kept: filtered, or NULL */
+    const struct om_snapshot *snap;     /* kept, else loaded */
     struct om_snapshot_info info;
     struct om_statistic *st;    /* by traceback, biggest first */
     size_t n;
 };
 
-static bool capture_open(struct capture *c, const char *path)
+static void capture_close(struct capture *c)
+{
+    om_snapshot_free(c->kept);
+    om_snapshot_free(c->loaded);
+}
+
+/* The capture at path, with the traces the filters keep. */
+static bool capture_open(struct capture *c, const char *path,
+                         const struct objmem_filters *fl)
 {
     int rc;
 
     c->path = path;
-    if (!(c->snap = objmem_capture_load(path)))
+    c->kept = NULL;
+    if (!(c->loaded = objmem_capture_load(path)))
         return false;
+    if (!(c->snap = objmem_filter(c->loaded, path, fl, &c->kept))) {
+        capture_close(c);
+        return false;
+    }
     om_snapshot_get_info(c->snap, &c->info);
     rc = om_snapshot_statistics(c->snap, OM_KEY_TRACEBACK, false, &c->st,
                                 &c->n);
     if (rc < 0) {
         fprintf(stderr, "objmem: %s: %s\n", path, strerror(-rc));
-        om_snapshot_free(c->snap);
+        capture_close(c);
         return false;
     }
     return true;
@@ -356,12 +370,17 @@ static int out_close(FILE *f, const char *path)
  * false after a message. */
 static bool parse_args(int argc, char **argv, const char *opt,
                        const char *alt, const char **file,
-                       const char **value)
+                       const char **value, struct objmem_filters *fl)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool is_opt = strcmp(a, opt) == 0 || (alt && strcmp(a, alt) == 0);
+        int filter = objmem_filter_option(argc, argv, &i, fl);
 
+        if (filter < 0)
+            return false;
+        if (filter > 0)
+            continue;
         if (is_opt && i + 1 < argc) {
             *value = argv[++i];
         } else if (is_opt) {
@@ -646,6 +665,7 @@ static void put_page(struct buf *b, const struct capture *c,
 int objmem_flamegraph(int argc, char **argv)
 {
     const char *file = NULL, *html = NULL;
+    struct objmem_filters fl = OBJMEM_NO_FILTERS;
     struct capture c;
     struct stack *s;
     struct buf page = { 0 };
@@ -653,11 +673,11 @@ int objmem_flamegraph(int argc, char **argv)
     FILE *out;
     int rc;
 
-    if (!parse_args(argc, argv, "--html", NULL, &file, &html)) {
+    if (!parse_args(argc, argv, "--html", NULL, &file, &html, &fl)) {
         fputs("usage: objmem flamegraph FILE [--html OUT]\n", stderr);
         return 2;
     }
-    if (!capture_open(&c, file))
+    if (!capture_open(&c, file, &fl))
         return 1;
     n = collect_stacks(&c, &s);
     if (!(out = out_open(html ? html : "-"))) {
@@ -673,7 +693,7 @@ int objmem_flamegraph(int argc, char **argv)
     }
     free(page.p);
     free_stacks(s, n);
-    om_snapshot_free(c.snap);
+    capture_close(&c);
     return rc;
 }
 
@@ -915,17 +935,19 @@ static void put_profile(struct buf *b, struct pprof *p,
 int objmem_pprof(int argc, char **argv)
 {
     const char *file = NULL, *path = NULL;
+    struct objmem_filters fl = OBJMEM_NO_FILTERS;
     struct pprof p = { 0 };
     struct buf b = { 0 };
     struct capture c;
     FILE *out;
     int rc = 1;
 
-    if (!parse_args(argc, argv, "-o", "--output", &file, &path) || !path) {
+    if (!parse_args(argc, argv, "-o", "--output", &file, &path, &fl) ||
+        !path) {
         fputs("usage: objmem pprof FILE -o OUT\n", stderr);
         return 2;
     }
-    if (!capture_open(&c, file))
+    if (!capture_open(&c, file, &fl))
         return 1;
     p.snap = c.snap;
     put_profile(&b, &p, &c);
@@ -941,6 +963,6 @@ int objmem_pprof(int argc, char **argv)
     intern_free(&p.functions);
     intern_free(&p.locations);
     intern_free(&p.mappings);
-    om_snapshot_free(c.snap);
+    capture_close(&c);
     return rc;
 }

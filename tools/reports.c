@@ -31,6 +31,7 @@ struct report_opts {
     enum om_key key;
     bool cumulative;
     long limit;
+    struct objmem_filters filters;
 };
 
 /* "1.2 MiB": bytes for people. */
@@ -222,7 +223,12 @@ static bool parse(int argc, char **argv, int want, struct report_opts *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int filter = objmem_filter_option(argc, argv, &i, &o->filters);
 
+        if (filter < 0)
+            return false;
+        if (filter > 0)
+            continue;
         if (strcmp(a, "--by") == 0 && i + 1 < argc) {
             if (!objmem_parse_key(argv[++i], &o->key)) {
                 fprintf(stderr, "objmem: --by lineno, filename or "
@@ -314,8 +320,10 @@ static const struct om_snapshot *at_peak(const struct om_snapshot *c,
 static int print_top(const char *what, const struct report_opts *o,
                      bool peak)
 {
-    struct om_snapshot *c = objmem_capture_load(o->files[0]);
-    const struct om_snapshot *s = c && peak ? at_peak(c, o->files[0]) : c;
+    struct om_snapshot *c = objmem_capture_load(o->files[0]), *kept;
+    const struct om_snapshot *all = c && peak ? at_peak(c, o->files[0]) : c;
+    const struct om_snapshot *s = objmem_filter(all, o->files[0],
+                                                &o->filters, &kept);
     struct om_statistic *st;
     double total = 0, rest = 0;
     size_t n, rest_n = 0;
@@ -328,10 +336,12 @@ static int print_top(const char *what, const struct report_opts *o,
     rc = om_snapshot_statistics(s, o->key, o->cumulative, &st, &n);
     if (rc < 0) {
         fprintf(stderr, "objmem: %s\n", strerror(-rc));
+        om_snapshot_free(kept);
         om_snapshot_free(c);
         return 1;
     }
-    header(stdout, what, s, o->files[0]);
+    header(stdout, what, all, o->files[0]);
+    objmem_filter_note(stdout, &o->filters, all, s);
     for (size_t i = 0; i < n; i++) {
         total += (double)st[i].size;
         if (o->limit > 0 && i >= (size_t)o->limit) {
@@ -349,13 +359,15 @@ static int print_top(const char *what, const struct report_opts *o,
         char a[32];
         printf("total: %s\n", human(total, a, sizeof(a)));
     }
+    om_snapshot_free(kept);
     om_snapshot_free(c);
     return 0;
 }
 
 int objmem_top(int argc, char **argv)
 {
-    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10 };
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10,
+                             .filters = OBJMEM_NO_FILTERS };
 
     if (!parse(argc, argv, 1, &o))
         return 2;
@@ -364,7 +376,8 @@ int objmem_top(int argc, char **argv)
 
 int objmem_peak(int argc, char **argv)
 {
-    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10 };
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10,
+                             .filters = OBJMEM_NO_FILTERS };
 
     if (!parse(argc, argv, 1, &o))
         return 2;
@@ -373,7 +386,8 @@ int objmem_peak(int argc, char **argv)
 
 int objmem_leaks(int argc, char **argv)
 {
-    struct report_opts o = { .key = OM_KEY_TRACEBACK, .limit = 10 };
+    struct report_opts o = { .key = OM_KEY_TRACEBACK, .limit = 10,
+                             .filters = OBJMEM_NO_FILTERS };
 
     if (!parse(argc, argv, 1, &o))
         return 2;
@@ -398,30 +412,39 @@ static void print_diff(const struct om_snapshot *now,
 
 int objmem_diff(int argc, char **argv)
 {
-    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10 };
-    struct om_snapshot *old, *now;
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10,
+                             .filters = OBJMEM_NO_FILTERS };
+    struct om_snapshot *old_all, *now_all, *kept[2] = { NULL, NULL };
+    const struct om_snapshot *old, *now;
     struct om_statistic_diff *d;
     size_t n;
     int rc;
 
     if (!parse(argc, argv, 2, &o))
         return 2;
-    if (!(old = objmem_capture_load(o.files[0])))
+    if (!(old_all = objmem_capture_load(o.files[0])))
         return 1;
-    if (!(now = objmem_capture_load(o.files[1]))) {
-        om_snapshot_free(old);
+    if (!(now_all = objmem_capture_load(o.files[1]))) {
+        om_snapshot_free(old_all);
         return 1;
     }
-    rc = om_snapshot_compare(now, old, o.key, o.cumulative, &d, &n);
+    old = objmem_filter(old_all, o.files[0], &o.filters, &kept[0]);
+    now = old ? objmem_filter(now_all, o.files[1], &o.filters, &kept[1])
+              : NULL;
+    rc = now ? om_snapshot_compare(now, old, o.key, o.cumulative, &d, &n)
+             : -ENOMEM;
     if (rc == 0) {
         printf("# objmem diff: %s -> %s\n", o.files[0], o.files[1]);
+        objmem_filter_note(stdout, &o.filters, now_all, now);
         for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);
              i++)
             print_diff(now, old, &d[i], i + 1, o.key == OM_KEY_TRACEBACK);
-    } else {
+    } else if (now) {
         fprintf(stderr, "objmem: %s\n", strerror(-rc));
     }
-    om_snapshot_free(now);
-    om_snapshot_free(old);
+    om_snapshot_free(kept[0]);
+    om_snapshot_free(kept[1]);
+    om_snapshot_free(now_all);
+    om_snapshot_free(old_all);
     return rc == 0 ? 0 : 1;
 }
