@@ -693,7 +693,7 @@ static void test_tool_run_names(void **state)
                                      "program: " SERVE_VICTIM "\nname: "
                                      "alias-server\n"));
     /* A name without %p is the first process's; its fork adds .PID. */
-    assert_int_equal(shell("rm -rf named; mkdir named; "
+    assert_int_equal(shell("rm -rf named srv.out; mkdir named; "
                            "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=named/rep "
                            "LD_PRELOAD=%s %s > srv.out & p=$!; i=0; until "
                            "grep -q ready srv.out; do i=$((i+1)); [ $i -gt "
@@ -777,6 +777,20 @@ static void test_tool_errors(void **state)
     assert_non_null(strstr(err, "objmem: unknown verb 'frobnicate'\n"));
     assert_int_equal(tool("", "--help"), 0);
     assert_non_null(strstr(out_shim, "usage: objmem VERB"));
+    /* A verb's own usage: objmem VERB --help, or objmem help VERB. */
+    assert_int_equal(tool("", "top --help"), 0);
+    assert_int_equal(strncmp(out_shim, "usage: objmem top FILE [--by ", 29),
+                     0);
+    assert_non_null(strstr(out_shim, "\nfilters, for top, "));
+    assert_non_null(strstr(out_shim, "\n        --include PAT[:LINE] "));
+    assert_null(strstr(out_shim, "objmem leaks"));
+    assert_int_equal(tool("", "help pins"), 0);
+    assert_int_equal(strncmp(out_shim, "usage: objmem pins FILE ", 24), 0);
+    assert_null(strstr(out_shim, "filters"));
+    assert_int_equal(tool("", "version -h"), 0);
+    assert_string_equal(out_shim, "usage: objmem version\n");
+    assert_int_equal(tool("", "frobnicate --help"), 2);
+    assert_string_equal(err, "objmem: unknown verb 'frobnicate'\n");
 }
 
 /* objmem config: each option, its value and where it came from. */

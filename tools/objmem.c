@@ -6,14 +6,18 @@
  *   objmem stats [--json] FILE            a saved report, re-read (run.c)
  *   objmem python ARGS...                 python3 ARGS... on objmem: execs
  *                                         objmem-python (tools/python.c)
- *   objmem top|leaks|diff CAPTURE...      read traced runs' captures
- *                                         (reports.c)
+ *   objmem top|leaks|peak|diff CAPTURE... read traced runs' captures
+ *                                         (reports.c; pins.c; their
+ *                                         filters: filters.c)
  *   objmem flamegraph|pprof CAPTURE ...   write a capture for other
  *                                         tools (export.c)
  *   objmem config [--env]                 the options in force, and where
  *                                         each came from
  *   objmem tour                           the guided tour (tour.c)
  *   objmem version
+ *   objmem VERB --help, objmem help VERB  one verb's block of HELP (with
+ *                                         the filters' for the capture
+ *                                         verbs)
  *
  * It uses only the public header, as any program would.
  */
@@ -28,7 +32,7 @@
 #include "cli.h"
 
 static const char *HELP =
-    "usage: objmem VERB [ARGS]\n"
+    "usage: objmem VERB [ARGS]     (objmem VERB --help: one verb's usage)\n"
     "\n"
     "  run [--stats] [--debug] [--output FILE] [--no-children]\n"
     "      [--conf KEY:VALUE,...] [--python] [--] CMD [ARGS...]\n"
@@ -163,10 +167,60 @@ static int python(int argc, char **argv)
     return 127;
 }
 
+/* Print HELP's block that starts "  name" (up to the next block), into
+ * out after prefix: false when there is none. */
+static bool help_block(FILE *out, const char *prefix, const char *name)
+{
+    size_t len = strlen(name);
+    const char *p = HELP, *end;
+
+    while ((p = strstr(p, "\n  ")) &&
+           (strncmp(p + 3, name, len) != 0 || (p[3 + len] != ' ' &&
+                                                p[3 + len] != ',' &&
+                                                p[3 + len] != '\n')))
+        p++;
+    if (!p || !len)
+        return false;
+    for (end = p + 1; (end = strchr(end, '\n')) && end[1]; end++)
+        if (end[1] == '\n' || (end[1] == ' ' && end[2] == ' ' &&
+                               end[3] >= 'a' && end[3] <= 'z'))
+            break;
+    fprintf(out, "%s%.*s\n", prefix,
+            (int)((end ? end : p + strlen(p)) - p - 3), p + 3);
+    return true;
+}
+
+/* objmem VERB --help (or -h), objmem help VERB: the verb's usage, and the
+ * filters for the verbs that read a capture; 2 for no such verb. */
+static int verb_help(const char *verb)
+{
+    static const char *const filtered[] = { "top", "leaks", "peak", "diff",
+                                            "flamegraph", "pprof" };
+
+    if (!help_block(stdout, "usage: objmem ", verb)) {
+        fprintf(stderr, "objmem: unknown verb '%s'\n", verb);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(filtered) / sizeof(*filtered); i++)
+        if (strcmp(verb, filtered[i]) == 0)
+            help_block(stdout, "", "filters");
+    return 0;
+}
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *verb = argc > 1 ? argv[1] : "";
 
+    /* objmem python --help is python3's */
+    if (argc > 2 && is_help(argv[2]) && strcmp(verb, "python") != 0)
+        return verb_help(verb);
+    if (argc > 2 && strcmp(verb, "help") == 0)
+        return verb_help(argv[2]);
     if (strcmp(verb, "run") == 0)
         return objmem_run(argc - 1, argv + 1);
     if (strcmp(verb, "stats") == 0)
@@ -195,8 +249,7 @@ int main(int argc, char **argv)
         printf("objmem %s\n", om_version());
         return 0;
     }
-    if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 ||
-        strcmp(verb, "-h") == 0) {
+    if (strcmp(verb, "help") == 0 || is_help(verb)) {
         fputs(HELP, stdout);
         return 0;
     }
