@@ -101,8 +101,7 @@ static void frame_text(const struct om_snapshot *s, const struct om_frame *f,
     const char *file = f->filename ? f->filename : "<unknown>";
     char name[1024];
     struct om_module m;
-    int k = s && f->pc ? om_snapshot_find_module(s, f->pc) : -ENOENT;
-    int n = f->lineno ? snprintf(buf, size, "%s:%u", file, f->lineno)
+    int k, n = f->lineno ? snprintf(buf, size, "%s:%u", file, f->lineno)
                       : snprintf(buf, size, "%s", file);
 
     if (n >= 0 && (size_t)n < size && f->function)
@@ -110,6 +109,7 @@ static void frame_text(const struct om_snapshot *s, const struct om_frame *f,
                       objmem_function_name(f->function, name, sizeof(name)));
     if (n < 0 || (size_t)n >= size || f->lineno || !f->pc)
         return;
+    k = om_snapshot_find_module(s, f->pc);      /* -EINVAL for s NULL */
     if (k >= 0 && om_snapshot_module(s, (size_t)k, &m) == 0)
         snprintf(buf + n, size - (size_t)n, " [+0x%lx]",
                  (unsigned long)((uintptr_t)f->pc - m.bias));
