@@ -164,12 +164,20 @@ int om_report_write(void)
     struct om_stats s;
     struct rusage ru;
     char name[256], exe[PATH_MAX];
+    size_t rss, peak;
     FILE *out = open_output();
 
     if (!out)
         return -errno;
     program_names(name, sizeof(name), exe);
+    /* The kernel's high-water mark may lag the resident count it took it
+     * from (its counters are cached per thread or per CPU): the peak is
+     * never below what is resident now. */
+    rss = rss_now();
     getrusage(RUSAGE_SELF, &ru);
+    peak = (size_t)ru.ru_maxrss * 1024;
+    if (peak < rss)
+        peak = rss;
     om_stats_get(&s);
     fprintf(out, "# objmem report 1\n");
     fprintf(out, "program: %s\nname: %s\npid: %d\nppid: %d\n", exe, name,
@@ -177,8 +185,7 @@ int om_report_write(void)
     if (omi_option_str(OMI_OPT_RUN)[0])
         fprintf(out, "run: %s\n", omi_option_str(OMI_OPT_RUN));
     fprintf(out, "allocator: %s\n", omi_option_str(OMI_OPT_ALLOCATOR));
-    fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n",
-            (size_t)ru.ru_maxrss * 1024, rss_now());
+    fprintf(out, "peak_rss: %zu\nfinal_rss: %zu\n", peak, rss);
     fprintf(out, "bytes_in_use: %zu\nblocks_in_use: %zu\n"
             "large_blocks: %zu\nlarge_bytes: %zu\n"
             "large_cached_bytes: %zu\nlarge_maps_total: %llu\n"

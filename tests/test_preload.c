@@ -250,11 +250,17 @@ static void test_report_file(void **state)
         slurp(path, report, sizeof(report));
         assert_non_null(strstr(report, "# objmem report 1\n"));
         if (strstr(report, "stress_malloc\n")) {
-            char pid[64];
+            char pid[64], *at = strstr(report, "\npeak_rss: ");
+            unsigned long long peak = 0, final = 0;
+
             snprintf(pid, sizeof(pid), "\npid: %.*s\n",
                      (int)(strlen(e->d_name) - 13), e->d_name + 7);
             assert_non_null(strstr(report, pid));
-            assert_non_null(strstr(report, "\npeak_rss: "));
+            assert_non_null(at);
+            assert_int_equal(sscanf(at, "\npeak_rss: %llu\nfinal_rss: %llu",
+                                    &peak, &final), 2);
+            /* the peak is never below what is resident at the end */
+            assert_true(final > 0 && peak >= final);
             assert_non_null(strstr(report, "Small block threshold"));
             assert_null(strstr(report, "do not balance"));
             found++;
@@ -934,57 +940,6 @@ static bool has_section(const char *name, const char *tag)
     return memmem(buf, n, tag, 4) != NULL;
 }
 
-/* A capture from the environment names its C frames when it is loaded
- * (the process keeps its module table: no libdw in it), as a capture
- * named in the process would; a module rebuilt or gone since keeps its
- * frames unnamed, its file given with the frame's address in it, which
- * addr2line reads in the file as it was; OBJMEM_TRACE_SYMBOLS=1 names
- * them in the process, for a capture read elsewhere. */
-static void test_trace_named_at_load(void **state)
-{
-    static const char *const sites[] = {
-        "\n#1: " VICTIM_SRC ":17 in victim_leak_big\n    14.6 KiB in 3 "
-        "blocks",
-        "\n#2: " VICTIM_SRC ":27 in victim_leak_small\n    3.9 KiB in 100 "
-        "blocks",
-    };
-    char cmd[1024], unnamed[600], *at;
-    unsigned long offset = 0;
-
-    snprintf(cmd, sizeof(cmd), "cp %s victim && "
-             "OBJMEM_TRACE_FILE=late ./victim && "
-             "OBJMEM_TRACE_FILE=early OBJMEM_TRACE_SYMBOLS=1 ./victim",
-             TRACE_VICTIM);
-    assert_int_equal(run("OBJMEM_TRACE=2 LD_PRELOAD=" PRELOAD, cmd), 0);
-    assert_true(has_section("late", "MODS"));
-    assert_false(has_section("late", "MAPS"));
-    assert_false(has_section("early", "MODS"));
-    assert_true(has_section("early", "MAPS"));
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(tool("", i ? "top early --limit 2"
-                                    : "top late --limit 2"),
-                         0);
-        for (size_t k = 0; k < sizeof(sites) / sizeof(*sites); k++)
-            assert_non_null(strstr(out_shim, sites[k]));
-    }
-    /* Another program of ours where the victim was, with symbols and
-     * lines of its own: its build ID is not the one recorded. */
-    snprintf(unnamed, sizeof(unnamed), "\n#1: %s/victim [+0x", tmp);
-    assert_int_equal(shell("cp %s victim", SERVE_VICTIM), 0);
-    assert_int_equal(tool("", "top late --limit 1"), 0);
-    assert_non_null(at = strstr(out_shim, unnamed));
-    assert_int_equal(sscanf(at + strlen(unnamed), "%lx]\n", &offset), 1);
-    assert_null(strstr(out_shim, "victim_leak"));
-    assert_int_equal(shell("addr2line -f -e %s 0x%lx", TRACE_VICTIM, offset),
-                     0);
-    assert_int_equal(strncmp(out_shim, "victim_leak_big\n", 16), 0);
-    assert_int_equal(tool("", "top early --limit 1"), 0);
-    assert_non_null(strstr(out_shim, sites[0]));
-    assert_int_equal(shell("rm victim"), 0);
-    assert_int_equal(tool("", "top late --limit 1"), 0);
-    assert_non_null(strstr(out_shim, unnamed));
-}
-
 /* A damaged capture: one clear line, status 1. */
 static void test_trace_bad_capture(void **state)
 {
@@ -1371,28 +1326,110 @@ static bool pprof_string_is(const struct pprof_read *r, uint64_t i,
            memcmp(r->strings[i].p, s, strlen(s)) == 0;
 }
 
-/* pprof's profile.proto, read back: the string table, Go's heap sample
- * types, a sample per traceback whose bytes add up to the capture's,
- * victim_leak_big among the functions, and the victim's mapping: its
- * addresses hold its locations', its build ID is its file's. */
-static void test_export_pprof(void **state)
+/* `objmem pprof CAPTURE -o NAME.pb`, read back into *r (its strings
+ * point into a static buffer: one profile at a time). */
+static void pprof_of(const char *capture, struct pprof_read *r)
 {
     static unsigned char data[1 << 20];
-    static struct pprof_read r;
     struct wire w;
-    size_t total = victim_capture(), n;
-    bool found = false;
     char path[300];
+    size_t n;
 
-    assert_int_equal(tool("", "pprof exp.trace -o exp.pb"), 0);
+    snprintf(path, sizeof(path), "pprof %s -o %s.pb", capture, capture);
+    assert_int_equal(tool("", path), 0);
     assert_string_equal(err, "");
-    snprintf(path, sizeof(path), "%s/exp.pb", tmp);
+    snprintf(path, sizeof(path), "%s/%s.pb", tmp, capture);
     n = slurp(path, (char *)data, sizeof(data));
     assert_true(n > 0 && n < sizeof(data) - 1);
     w.p = data;
     w.end = data + n;
-    memset(&r, 0, sizeof(r));
-    read_profile(&w, &r);
+    memset(r, 0, sizeof(*r));
+    read_profile(&w, r);
+}
+
+/* The has_functions flag (Mapping field 7) of the mapping of file. */
+static uint64_t pprof_has_functions(const struct pprof_read *r,
+                                    const char *file)
+{
+    for (size_t i = 0; i < r->nmaps; i++)
+        if (pprof_string_is(r, r->maps[i][4], file)) {
+            assert_int_equal(r->maps[i][7], r->maps[i][6]);
+            return r->maps[i][6];
+        }
+    fail_msg("no mapping of %s", file);
+    return 0;
+}
+
+/* A capture from the environment names its C frames when it is loaded
+ * (the process keeps its module table: no libdw in it), as a capture
+ * named in the process would; a module rebuilt or gone since keeps its
+ * frames unnamed, its file given with the frame's address in it, which
+ * addr2line reads in the file as it was; OBJMEM_TRACE_SYMBOLS=1 names
+ * them in the process, for a capture read elsewhere. */
+static void test_trace_named_at_load(void **state)
+{
+    static const char *const sites[] = {
+        "\n#1: " VICTIM_SRC ":17 in victim_leak_big\n    14.6 KiB in 3 "
+        "blocks",
+        "\n#2: " VICTIM_SRC ":27 in victim_leak_small\n    3.9 KiB in 100 "
+        "blocks",
+    };
+    static struct pprof_read r;
+    char cmd[1024], unnamed[600], *at;
+    unsigned long offset = 0;
+
+    snprintf(cmd, sizeof(cmd), "cp %s victim && "
+             "OBJMEM_TRACE_FILE=late ./victim && "
+             "OBJMEM_TRACE_FILE=early OBJMEM_TRACE_SYMBOLS=1 ./victim",
+             TRACE_VICTIM);
+    assert_int_equal(run("OBJMEM_TRACE=2 LD_PRELOAD=" PRELOAD, cmd), 0);
+    assert_true(has_section("late", "MODS"));
+    assert_false(has_section("late", "MAPS"));
+    assert_false(has_section("early", "MODS"));
+    assert_true(has_section("early", "MAPS"));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tool("", i ? "top early --limit 2"
+                                    : "top late --limit 2"),
+                         0);
+        for (size_t k = 0; k < sizeof(sites) / sizeof(*sites); k++)
+            assert_non_null(strstr(out_shim, sites[k]));
+    }
+    /* Another program of ours where the victim was, with symbols and
+     * lines of its own: its build ID is not the one recorded. */
+    snprintf(unnamed, sizeof(unnamed), "\n#1: %s/victim [+0x", tmp);
+    assert_int_equal(shell("cp %s victim", SERVE_VICTIM), 0);
+    assert_int_equal(tool("", "top late --limit 1"), 0);
+    assert_non_null(at = strstr(out_shim, unnamed));
+    assert_int_equal(sscanf(at + strlen(unnamed), "%lx]\n", &offset), 1);
+    assert_null(strstr(out_shim, "victim_leak"));
+    assert_int_equal(shell("addr2line -f -e %s 0x%lx", TRACE_VICTIM, offset),
+                     0);
+    assert_int_equal(strncmp(out_shim, "victim_leak_big\n", 16), 0);
+    /* pprof is told to name the unnamed module's frames itself */
+    snprintf(cmd, sizeof(cmd), "%s/victim", tmp);
+    pprof_of("late", &r);
+    assert_int_equal(pprof_has_functions(&r, cmd), 0);
+    pprof_of("early", &r);
+    assert_int_equal(pprof_has_functions(&r, cmd), 1);
+    assert_int_equal(tool("", "top early --limit 1"), 0);
+    assert_non_null(strstr(out_shim, sites[0]));
+    assert_int_equal(shell("rm victim"), 0);
+    assert_int_equal(tool("", "top late --limit 1"), 0);
+    assert_non_null(strstr(out_shim, unnamed));
+}
+
+/* pprof's profile.proto, read back: the string table, Go's heap sample
+ * types, a sample per traceback whose bytes add up to the capture's,
+ * victim_leak_big among the functions, and the victim's mapping: its
+ * addresses hold its locations', its build ID is its file's, its frames
+ * have their functions. */
+static void test_export_pprof(void **state)
+{
+    static struct pprof_read r;
+    size_t total = victim_capture();
+    bool found = false;
+
+    pprof_of("exp.trace", &r);
     assert_true(r.nstrings > 0);
     assert_true(r.strings[0].p == r.strings[0].end);        /* "" */
     assert_int_equal(r.ntypes, 2);
@@ -1436,6 +1473,7 @@ static void test_export_pprof(void **state)
         assert_true(in >= 2);               /* main, victim_leak_big */
     }
     assert_true(found);
+    assert_int_equal(pprof_has_functions(&r, TRACE_VICTIM), 1);
     assert_int_equal(tool("", "pprof exp.trace"), 2);
     assert_string_equal(err, "usage: objmem pprof FILE -o OUT\n");
     assert_int_equal(tool("", "pprof exp.trace -o /no/such/dir/x.pb"), 1);

@@ -38,9 +38,11 @@
  *                           3 memory_limit, 4 file_offset (0: the
  *                           first segment maps the file's start), 5
  *                           filename, 6 build_id (hex), 7
- *                           has_functions, 8 has_filenames; a frame
- *                           outside the capture's modules gets one of
- *                           its file's name only
+ *                           has_functions, 8 has_filenames (both 0
+ *                           when a frame in it has no function, for
+ *                           pprof to name it); a frame outside the
+ *                           capture's modules gets one of its file's
+ *                           name only
  *            4 location     1 id, 2 mapping_id, 3 address (C frames: the
  *                           return address), 4 line { 1 function_id,
  *                           2 line }
@@ -754,6 +756,8 @@ struct pprof {
     struct intern mappings;     /* key: 1 and a module's index, or 0 and
                                    a filename index */
     const struct om_snapshot *snap;
+    struct buf unnamed;         /* byte id - 1: a frame of that mapping
+                                   has no function */
     struct buf samples;         /* the sample fields, encoded */
     struct buf tmp, tmp2;       /* submessages being built */
 };
@@ -816,6 +820,11 @@ static uint64_t location_id(struct pprof *p, const struct om_frame *f)
     key[1] = function_id(p, f);
     key[2] = mapping_id(p, f);
     key[3] = f->lineno;
+    if (key[2] && !f->function) {
+        while (p->unnamed.n < key[2])
+            buf_put(&p->unnamed, "", 1);
+        p->unnamed.p[key[2] - 1] = 1;
+    }
     return intern(&p->locations, key, sizeof(key));
 }
 
@@ -860,12 +869,15 @@ static void put_locations(struct buf *b, struct pprof *p)
 }
 
 /* The Mappings: a module's addresses, path and build ID; a name only
- * for a frame outside the modules; has_functions, has_filenames. */
+ * for a frame outside the modules; has_functions and has_filenames
+ * unless a frame in it has no function, so that pprof names such frames
+ * itself from the module (by its path or build ID) where it finds it. */
 static void put_mappings(struct buf *b, struct pprof *p)
 {
     for (size_t id = 1; id <= p->mappings.n; id++) {
         uint64_t key[2];
         struct om_module m;
+        bool named;
 
         memcpy(key, p->mappings.keys[id - 1].p, sizeof(key));
         pb_uint(&p->tmp, 1, id);
@@ -883,8 +895,9 @@ static void put_mappings(struct buf *b, struct pprof *p)
         } else {
             pb_uint(&p->tmp, 5, key[1]);
         }
-        pb_uint(&p->tmp, 7, 1);
-        pb_uint(&p->tmp, 8, 1);
+        named = id > p->unnamed.n || !p->unnamed.p[id - 1];
+        pb_uint(&p->tmp, 7, named);
+        pb_uint(&p->tmp, 8, named);
         pb_sub(b, 3, &p->tmp);
     }
 }
@@ -957,6 +970,7 @@ int objmem_pprof(int argc, char **argv)
     }
     free(b.p);
     free(p.samples.p);
+    free(p.unnamed.p);
     free(p.tmp.p);
     free(p.tmp2.p);
     intern_free(&p.strings);
