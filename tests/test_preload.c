@@ -792,6 +792,8 @@ static void test_tool_errors(void **state)
     assert_null(strstr(out_shim, "objmem leaks"));
     assert_int_equal(tool("", "help pins"), 0);
     assert_int_equal(strncmp(out_shim, "usage: objmem pins FILE ", 24), 0);
+    assert_non_null(strstr(out_shim, "\nfilters, for top, leaks, peak, pins"));
+    assert_int_equal(tool("", "help stats"), 0);
     assert_null(strstr(out_shim, "filters"));
     assert_int_equal(tool("", "version -h"), 0);
     assert_string_equal(out_shim, "usage: objmem version\n");
@@ -1535,12 +1537,28 @@ static void test_report_filters(void **state)
                                 "not 'heap'\n"));
 }
 
+/* The line of figures under the heading `name` of out, into fig. */
+static void figures_after(const char *out, const char *name, char *fig,
+                          size_t size)
+{
+    const char *at = strstr(out, name), *end;
+
+    assert_non_null(at);
+    at += strlen(name);
+    end = strchr(at, '\n');
+    assert_non_null(end);
+    assert_true(strncmp(at, "    ", 4) == 0 && (size_t)(end - at) < size);
+    memcpy(fig, at, (size_t)(end - at));
+    fig[end - at] = '\0';
+}
+
 /* objmem pins and peak, on the articles' experiment: many objects made,
  * one in 100 kept, the rest deleted.  The survivors, all from pins.py,
- * keep whole arenas; the page draws them. */
+ * keep whole arenas; the page draws them.  Filters name fewer sites, with
+ * the same figures. */
 static void test_trace_pins(void **state)
 {
-    char cmd[1024], want[512];
+    char cmd[1024], want[512], fig[512], fig2[512];
     const char *dom, *rect;
     size_t rects = 0;
 
@@ -1566,6 +1584,29 @@ static void test_trace_pins(void **state)
     assert_non_null(strstr(out_shim, " whole arena"));
     assert_non_null(strstr(out_shim, "nearly empty arenas (under 5% used)"));
     assert_non_null(strstr(out_shim, " of live blocks keep "));
+    figures_after(out_shim, want, fig, sizeof(fig));
+    assert_non_null(strstr(fig, " whole arena"));
+    /* Left out, pins.py's blocks keep what they kept, as one site. */
+    assert_int_equal(tool("", "pins pin.1 --by filename --exclude "
+                              "\"*/pins.py\""), 0);
+    assert_null(strstr(out_shim, want));
+    assert_non_null(strstr(out_shim, "\n# filters: --exclude */pins.py: "));
+    figures_after(out_shim, "\nthe blocks the filters leave out, "
+                  "together:\n", fig2, sizeof(fig2));
+    assert_string_equal(fig2, fig);
+    assert_non_null(strstr(out_shim, " x (the blocks the filters leave "
+                                     "out)\n"));
+    /* Kept, pins.py alone is named, with its figures. */
+    assert_int_equal(tool("", "pins pin.1 --by filename --include "
+                              "\"*/pins.py\""), 0);
+    figures_after(out_shim, want, fig2, sizeof(fig2));
+    assert_string_equal(fig2, fig);
+    assert_null(strstr(out_shim, "\n#2: "));
+    assert_int_equal(tool("", "pins pin.1 --domain 7"), 0);
+    assert_non_null(strstr(out_shim, "--domain 7: 0 of "));
+    assert_non_null(strstr(out_shim, "\n  nothing: no site the filters keep "
+                                     "keeps memory alone\n"));
+    assert_int_equal(tool("", "pins pin.1 --domain x"), 2);
     /* What was live at the peak: the list's objects. */
     assert_int_equal(tool("", "peak pin.1 --limit 1"), 0);
     assert_non_null(strstr(out_shim, "# objmem peak (live at the high-water "

@@ -1,6 +1,6 @@
 /*
  * filters.c - the trace filters of the verbs that read a capture (top,
- * leaks, peak, diff, flamegraph, pprof): tracemalloc's Filter and
+ * leaks, peak, pins, diff, flamegraph, pprof): tracemalloc's Filter and
  * DomainFilter on the command line, applied by om_snapshot_filter.
  *
  *   --include PATTERN[:LINE]   keep the traces whose most recent frame's

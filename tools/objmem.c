@@ -75,7 +75,7 @@ static const char *HELP =
     "traceback\n"
     "  peak FILE [--by ...] [--cumulative] [--limit N]\n"
     "        what was live at the high-water mark of the traced memory\n"
-    "  pins FILE [--limit N] [--html OUT]\n"
+    "  pins FILE [--by ...] [--limit N] [--html OUT]\n"
     "        which sites keep memory from going back to the OS: what "
     "freeing each\n"
     "        site's blocks would give back, the nearly empty arenas and "
@@ -93,7 +93,7 @@ static const char *HELP =
     "        a capture as pprof's profile.proto (go tool pprof -http=: "
     "OUT):\n"
     "        inuse_objects and inuse_space by traceback\n"
-    "  filters, for top, leaks, peak, diff, flamegraph and pprof "
+    "  filters, for top, leaks, peak, pins, diff, flamegraph and pprof "
     "(tracemalloc's):\n"
     "        --include PAT[:LINE]  keep traces whose most recent frame's "
     "file\n"
@@ -194,8 +194,8 @@ static bool help_block(FILE *out, const char *prefix, const char *name)
  * filters for the verbs that read a capture; 2 for no such verb. */
 static int verb_help(const char *verb)
 {
-    static const char *const filtered[] = { "top", "leaks", "peak", "diff",
-                                            "flamegraph", "pprof" };
+    static const char *const filtered[] = { "top", "leaks", "peak", "pins",
+                                            "diff", "flamegraph", "pprof" };
 
     if (!help_block(stdout, "usage: objmem ", verb)) {
         fprintf(stderr, "objmem: unknown verb '%s'\n", verb);

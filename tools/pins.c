@@ -1,6 +1,6 @@
 /*
- * pins.c - `objmem pins FILE [--limit N] [--html OUT]`: which allocation
- * sites keep memory from going back to the OS.
+ * pins.c - `objmem pins FILE [--by KEY] [--limit N] [--html OUT] [filters]`:
+ * which allocation sites keep memory from going back to the OS.
  *
  * objmem gives a page back when its last block is freed (after the purge
  * delay), and an arena's header and its free resident pages when the
@@ -28,8 +28,14 @@
  * row per arena, one cell per page coloured by occupancy, each cell
  * naming its blockers.
  *
- * Sites are tracebacks.  In a sampled capture only the sampled blocks are
- * known: the others count as untraced, and the report says so.
+ * Sites are tracebacks (or lines, or files: --by).  In a sampled capture
+ * only the sampled blocks are known: the others count as untraced, and
+ * the report says so.
+ *
+ * The filters (--include, --exclude, --all-frames, --domain: filters.c)
+ * choose the sites the report names; the blocks they leave out still
+ * keep their pages, as one site of their own ("the blocks the filters
+ * leave out"), so every figure is the one without filters.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -69,6 +75,9 @@ struct unit {
 struct pins {
     enum om_key by;             /* what a site is */
     const struct om_snapshot *s;
+    const struct om_snapshot *kept;     /* s, or the traces the filters
+                                           keep */
+    size_t other;               /* the site of the others, or UNTRACED */
     const struct om_heap_map *map;
     uint64_t now_ms;
     struct block *blocks;
@@ -140,10 +149,60 @@ static size_t site_of(struct pins *p, struct site_table *t,
     return p->nsites++;
 }
 
+/* The traces the filters keep, as blocks sorted by address, with their
+ * domain for a site: NULL when there are no filters (or no memory). */
+static struct block *kept_blocks(const struct pins *p)
+{
+    size_t n = om_snapshot_count(p->kept);
+    struct block *k = p->kept == p->s ? NULL : calloc(n + 1, sizeof(*k));
+    struct om_trace_info info;
+
+    for (size_t i = 0; k && i < n; i++) {
+        om_snapshot_trace(p->kept, i, &info);
+        k[i] = (struct block){ info.address, info.size, info.domain, 0 };
+    }
+    if (k)
+        qsort(k, n, sizeof(*k), cmp_block);
+    return k;
+}
+
+/* Whether the filters keep the trace info: its block is among kept's
+ * (n of them), in its domain. */
+static bool is_kept(const struct block *kept, size_t n,
+                    const struct om_trace_info *info)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (kept[mid].addr < info->address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < n && kept[lo].addr == info->address; lo++)
+        if (kept[lo].site == info->domain)
+            return true;
+    return false;
+}
+
+/* The site of the blocks the filters leave out: made at the first. */
+static size_t other_site(struct pins *p)
+{
+    if (p->other == UNTRACED) {
+        p->other = p->nsites++;
+        p->sites[p->other] = (struct site){ 0 };
+    }
+    return p->other;
+}
+
 /* The blocks, sorted by address, and their sites. */
 static bool load_blocks(struct pins *p)
 {
     size_t n = om_snapshot_count(p->s), cap = 16;
+    size_t nkept = om_snapshot_count(p->kept);
+    struct block *kept = kept_blocks(p);
     struct site_table t;
     struct om_trace_info info;
 
@@ -154,12 +213,16 @@ static bool load_blocks(struct pins *p)
     t.keys = calloc(n + 1, sizeof(*t.keys));
     p->blocks = calloc(n + 1, sizeof(*p->blocks));
     p->sites = calloc(n + 1, sizeof(*p->sites));
+    p->other = UNTRACED;
+    if (p->kept != p->s && !kept)
+        n = 0;
     for (size_t i = 0; t.slots && t.keys && p->blocks && p->sites && i < n;
          i++) {
         size_t site;
 
         om_snapshot_trace(p->s, i, &info);
-        site = site_of(p, &t, info.traceback);
+        site = !kept || is_kept(kept, nkept, &info)
+                   ? site_of(p, &t, info.traceback) : other_site(p);
         p->blocks[i] = (struct block){ info.address, info.size, site,
                                        info.time_ms };
         p->sites[site].blocks++;
@@ -170,7 +233,9 @@ static bool load_blocks(struct pins *p)
         qsort(p->blocks, n, sizeof(*p->blocks), cmp_block);
     free(t.slots);
     free(t.keys);
-    return t.slots && t.keys && p->blocks && p->sites;
+    free(kept);
+    return t.slots && t.keys && p->blocks && p->sites &&
+           (p->kept == p->s || kept);
 }
 
 /* The first block at or above addr. */
@@ -340,7 +405,9 @@ static void site_name(const struct pins *p, const struct site *s,
 {
     const struct om_traceback *tb = s->tb;
 
-    if (p->by == OM_KEY_FILENAME && tb->nframe)
+    if (!tb)
+        snprintf(buf, size, "(the blocks the filters leave out)");
+    else if (p->by == OM_KEY_FILENAME && tb->nframe)
         snprintf(buf, size, "%s", tb->frames[0].filename);
     else
         objmem_frame_text(p->s, tb, buf, size);
@@ -350,7 +417,7 @@ static void print_site_name(const struct pins *p, const struct site *s)
 {
     char buf[1024];
 
-    if (p->by == OM_KEY_TRACEBACK) {
+    if (p->by == OM_KEY_TRACEBACK && s->tb) {
         objmem_print_frames(stdout, p->s, s->tb, 2);
         return;
     }
@@ -358,13 +425,11 @@ static void print_site_name(const struct pins *p, const struct site *s)
     printf("%s\n", buf);
 }
 
-static void print_site(const struct pins *p, const struct site *s,
-                       size_t rank)
+/* What s's blocks keep, the line under its name. */
+static void print_site_figures(const struct site *s)
 {
     char a[32], b[32], c[32];
 
-    printf("#%zu: ", rank);
-    print_site_name(p, s);
     printf("    %zu blocks (%s) keep %s: %zu unit%s", s->blocks,
            objmem_human((double)s->bytes, a, sizeof(a)),
            objmem_human((double)s->release, b, sizeof(b)), s->units,
@@ -374,6 +439,14 @@ static void print_site(const struct pins *p, const struct site *s,
                s->arenas == 1 ? "" : "s");
     printf("; share of the free bytes %s\n",
            objmem_human(s->pinned, c, sizeof(c)));
+}
+
+static void print_site(const struct pins *p, const struct site *s,
+                       size_t rank)
+{
+    printf("#%zu: ", rank);
+    print_site_name(p, s);
+    print_site_figures(s);
 }
 
 /* The site indices by release, biggest first (NULL: no memory). */
@@ -401,14 +474,19 @@ static void print_sites(const struct pins *p, long limit)
     for (size_t i = 0; i < p->nsites; i++) {
         const struct site *s = &p->sites[order[i]];
 
-        if (!s->release && s->pinned < 1)
+        if ((!s->release && s->pinned < 1) || order[i] == p->other)
             continue;
         if (limit > 0 && shown >= (size_t)limit)
             break;
         print_site(p, s, ++shown);
     }
     if (!shown)
-        printf("  nothing: no traced block keeps memory alone\n");
+        printf("  nothing: no %s keeps memory alone\n",
+               p->kept == p->s ? "traced block" : "site the filters keep");
+    if (p->other != UNTRACED) {
+        printf("the blocks the filters leave out, together:\n");
+        print_site_figures(&p->sites[p->other]);
+    }
     if (p->untraced_pinned >= 1)
         printf("untraced blocks' share of the free bytes: %s\n",
                objmem_human(p->untraced_pinned, a, sizeof(a)));
@@ -693,6 +771,7 @@ static int write_html(const struct pins *p, const struct arena_tally *t,
 /* ---- The verb ---- */
 
 static void print_header(const struct pins *p, const char *path,
+                         const struct objmem_filters *fl,
                          const struct arena_tally *t)
 {
     size_t live = 0, usable = 0, large = 0, free_bytes = 0;
@@ -720,9 +799,11 @@ static void print_header(const struct pins *p, const char *path,
     if (info.sample_mean)
         printf("# sampled: only the sampled blocks have sites; the others "
                "count as untraced\n");
+    objmem_filter_note(stdout, fl, p->s, p->kept);
 }
 
-static int report(struct pins *p, const char *path, long limit,
+static int report(struct pins *p, const char *path,
+                  const struct objmem_filters *fl, long limit,
                   const char *html)
 {
     struct arena_tally *t = calloc(p->map->narenas + 1, sizeof(*t));
@@ -736,7 +817,7 @@ static int report(struct pins *p, const char *path, long limit,
     for (size_t i = 0; i < p->map->narenas; i++)
         t[i] = tally_arena(p, &p->map->arenas[i]);
     tally_large(p);
-    print_header(p, path, t);
+    print_header(p, path, fl, t);
     print_sites(p, limit);
     print_sparse(p, t, limit);
     if (html)
@@ -748,7 +829,8 @@ static int report(struct pins *p, const char *path, long limit,
 static int pins_usage(void)
 {
     fprintf(stderr, "usage: objmem pins FILE [--by traceback|lineno|"
-            "filename] [--limit N]\n                   [--html OUT]\n");
+            "filename] [--limit N]\n                   [--html OUT] "
+            "[filters]\n");
     return 2;
 }
 
@@ -756,13 +838,20 @@ int objmem_pins(int argc, char **argv)
 {
     const char *path = NULL, *html = NULL;
     struct pins p = { 0 };
+    struct objmem_filters fl = OBJMEM_NO_FILTERS;
     struct om_snapshot_info info;
-    struct om_snapshot *s;
+    struct om_snapshot *s, *kept;
     long limit = 10;
     int rc;
 
     p.by = OM_KEY_LINENO;
     for (int i = 1; i < argc; i++) {
+        int f = objmem_filter_option(argc, argv, &i, &fl);
+
+        if (f < 0)
+            return 2;
+        if (f > 0)
+            continue;
         if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
             limit = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--html") == 0 && i + 1 < argc)
@@ -786,11 +875,16 @@ int objmem_pins(int argc, char **argv)
         om_snapshot_free(s);
         return 1;
     }
+    if (!(p.kept = objmem_filter(s, path, &fl, &kept))) {
+        om_snapshot_free(s);
+        return 1;
+    }
     om_snapshot_get_info(s, &info);
     p.now_ms = info.time_ms;
-    rc = report(&p, path, limit, html);
+    rc = report(&p, path, &fl, limit, html);
     free(p.blocks);
     free(p.sites);
+    om_snapshot_free(kept);
     om_snapshot_free(s);
     return rc;
 }
