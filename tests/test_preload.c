@@ -1483,6 +1483,73 @@ static void test_export_pprof(void **state)
                              "directory\n");
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* --json: the reports' figures as one JSON object that python3 reads;
+ * the frames with their module and file offset (addr2line names it), the
+ * total the capture's, the filters' counts, a diff's changes. */
+static void test_report_json(void **state)
+{
+    size_t total = victim_capture();
+    char want[512];
+    const char *at;
+    unsigned long offset = 0;
+
+    assert_int_equal(tool("", "leaks exp.trace --json --limit 1"), 0);
+    assert_string_equal(err, "");
+    assert_true(starts_with(out_shim, "{\"report\": \"leaks\", \"file\": "
+                            "\"exp.trace\", \"traces\": 103, "));
+    assert_non_null(strstr(out_shim, "\"sample_mean\": 0, \"lost\": 0, \"by\": "
+                                     "\"traceback\", \"cumulative\": false, "
+                                     "\"statistics\": [\n  {\"size\": 5000, "
+                                     "\"count\": 1, \"traceback\": {"));
+    snprintf(want, sizeof(want), "{\"file\": \"%s\", \"line\": 17, "
+             "\"function\": \"victim_leak_big\", \"module\": \"%s\", "
+             "\"offset\": ", VICTIM_SRC, TRACE_VICTIM);
+    assert_non_null(at = strstr(out_shim, want));
+    assert_int_equal(sscanf(at + strlen(want), "%lu}", &offset), 1);
+    snprintf(want, sizeof(want), "\"others\": {\"statistics\": 3, \"size\": "
+             "%zu}, \"total\": %zu}\n", total - 5000, total);
+    assert_non_null(strstr(out_shim, want));
+    assert_int_equal(shell("addr2line -f -e %s 0x%lx", TRACE_VICTIM, offset),
+                     0);
+    assert_int_equal(strncmp(out_shim, "victim_leak_big\n", 16), 0);
+    /* every verb's object reads as JSON */
+    assert_int_equal(shell("for v in top leaks peak; do %s $v exp.trace "
+                           "--json --limit 0 | python3 -m json.tool "
+                           ">/dev/null || exit 1; done && %s diff exp.trace "
+                           "exp.trace --json | python3 -m json.tool "
+                           ">/dev/null", TOOL, TOOL), 0);
+    assert_int_equal(tool("", "top exp.trace --json --include "
+                              "\"*/trace_victim.c:27\""), 0);
+    assert_non_null(strstr(out_shim, ", \"by\": \"lineno\", \"cumulative\": "
+                                     "false, \"filtered\": {\"kept\": 100, "
+                                     "\"of\": 103}, \"statistics\": [\n  {"
+                                     "\"size\": 4000, \"count\": 100, "));
+    assert_int_equal(tool("", "diff exp.trace exp.trace --json --by "
+                              "filename"), 0);
+    assert_true(starts_with(out_shim, "{\"report\": \"diff\", \"old\": "
+                            "\"exp.trace\", \"new\": \"exp.trace\", \"by\": "
+                            "\"filename\", "));
+    assert_non_null(strstr(out_shim, "\"size_diff\": 0, \"count\": 103, "
+                                     "\"count_diff\": 0, "));
+    /* Sampled (a mean of one byte samples every block): the estimates
+     * with their errors. */
+    assert_int_equal(run("OBJMEM_TRACE_SAMPLE=1 OBJMEM_TRACE_FILE=smp.trace "
+                         "LD_PRELOAD=" PRELOAD, "exec " TRACE_VICTIM), 0);
+    assert_int_equal(tool("", "top smp.trace --json"), 0);
+    assert_non_null(strstr(out_shim, "\"sample_mean\": 1, \"lost\": 0, "));
+    assert_non_null(strstr(out_shim, "\n  {\"size\": 15000, \"count\": 3, "
+                                     "\"size_error\": 0.0, \"count_error\": "
+                                     "0.00, \"traceback\": "));
+    assert_int_equal(tool("", "top smp.trace"), 0);
+    assert_non_null(strstr(out_shim, ":17 in victim_leak_big\n    14.6 KiB "
+                                     "+- 0 B in 3 blocks (average 4.9 KiB)\n"));
+}
+
 /* tracemalloc's filters on the command line: --include and --exclude
  * by file (and line), --all-frames, --domain; the header says them and
  * what they kept; the exports read the same traces. */
@@ -1788,6 +1855,7 @@ int main(void)
         cmocka_unit_test(test_export_html),
         cmocka_unit_test(test_export_pprof),
         cmocka_unit_test(test_report_filters),
+        cmocka_unit_test(test_report_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

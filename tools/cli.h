@@ -47,6 +47,8 @@ void objmem_frame_text(const struct om_snapshot *s,
 /* reports.c: a function's name as its source spells it (a C++ name
  * demangled into buf, size bytes), else name itself. */
 const char *objmem_function_name(const char *name, char *buf, size_t size);
+/* s as a JSON string, quoted and escaped ("null" for NULL). */
+void objmem_json_string(FILE *out, const char *s);
 void objmem_print_frames(FILE *out, const struct om_snapshot *s,
                          const struct om_traceback *tb, unsigned n);
 

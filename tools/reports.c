@@ -12,6 +12,23 @@
  * sampled capture prints estimates, each with one standard error.  C++
  * functions are named as their source spells them (the C++ runtime's
  * demangler, when the machine has libstdc++), in every verb's output.
+ *
+ * --json prints the same figures as one JSON object, for scripts:
+ *
+ *   {"report": "top", "file": F, "traces": N, "traced": B, "peak": B,
+ *    "sample_mean": B, "lost": N, "by": "lineno", "cumulative": false,
+ *    ["filtered": {"kept": N, "of": N},]
+ *    "statistics": [{"size": B, "count": N, ["size_error": E,
+ *                    "count_error": E,] "traceback": TB}, ...],
+ *    "others": {"statistics": N, "size": B}, ["total": B]}
+ *
+ *   TB: {"total_nframe": N, "frames": [{"file": F, "line": N,
+ *        "function": F or null, ["module": F, "offset": N | "address":
+ *        N]}, ...]}, the most recent frame first; a C frame's offset is
+ *        its return address less its module's load bias (addr2line's).
+ *   diff: {"report": "diff", "old": F, "new": F, "by", "cumulative",
+ *        ["filtered",] "statistics": [{"size", "size_diff", "count",
+ *        "count_diff", "traceback"}, ...]}
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,10 +43,12 @@
 #include "objmem.h"
 
 struct report_opts {
+    const char *verb;
     const char *files[2];
     int nfiles;
     enum om_key key;
     bool cumulative;
+    bool json;
     long limit;
     struct objmem_filters filters;
 };
@@ -160,6 +179,112 @@ static void print_traceback(FILE *out, const struct om_snapshot *s,
     objmem_print_frames(out, s, tb, all ? tb->nframe : 1);
 }
 
+static bool sampled(const struct om_snapshot *s);
+
+/* ---- JSON ---- */
+
+void objmem_json_string(FILE *out, const char *s)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void json_frame(FILE *out, const struct om_snapshot *s,
+                       const struct om_frame *f)
+{
+    char name[1024];
+    struct om_module m;
+    int k;
+
+    fputs("{\"file\": ", out);
+    objmem_json_string(out, f->filename);
+    fprintf(out, ", \"line\": %u, \"function\": ", f->lineno);
+    objmem_json_string(out, f->function ? objmem_function_name(
+                                              f->function, name,
+                                              sizeof(name))
+                                        : NULL);
+    if (f->pc && (k = om_snapshot_find_module(s, f->pc)) >= 0 &&
+        om_snapshot_module(s, (size_t)k, &m) == 0) {
+        fputs(", \"module\": ", out);
+        objmem_json_string(out, m.path);
+        fprintf(out, ", \"offset\": %lu",
+                (unsigned long)((uintptr_t)f->pc - m.bias));
+    } else if (f->pc) {
+        fprintf(out, ", \"address\": %lu", (unsigned long)(uintptr_t)f->pc);
+    }
+    fputc('}', out);
+}
+
+static void json_traceback(FILE *out, const struct om_snapshot *s,
+                           const struct om_traceback *tb)
+{
+    fprintf(out, "\"traceback\": {\"total_nframe\": %u, \"frames\": [",
+            tb->total_nframe);
+    for (unsigned i = 0; i < tb->nframe; i++) {
+        fputs(i ? ", " : "", out);
+        json_frame(out, s, &tb->frames[i]);
+    }
+    fputs("]}", out);
+}
+
+/* The keys that open a report: what it is, its options, the filters'
+ * count (all: the snapshot before them). */
+static void json_head(FILE *out, const struct report_opts *o,
+                      const struct om_snapshot *all,
+                      const struct om_snapshot *kept)
+{
+    static const char *const keys[] = { "filename", "lineno", "traceback" };
+
+    fprintf(out, "{\"report\": \"%s\", ", o->verb);
+    if (o->nfiles == 2) {
+        fputs("\"old\": ", out);
+        objmem_json_string(out, o->files[0]);
+        fputs(", \"new\": ", out);
+        objmem_json_string(out, o->files[1]);
+    } else {
+        struct om_snapshot_info i;
+
+        om_snapshot_get_info(all, &i);
+        fputs("\"file\": ", out);
+        objmem_json_string(out, o->files[0]);
+        fprintf(out, ", \"traces\": %zu, \"traced\": %zu, \"peak\": %zu, "
+                "\"sample_mean\": %zu, \"lost\": %zu", i.ntraces, i.current,
+                i.peak, i.sample_mean, i.lost);
+    }
+    fprintf(out, ", \"by\": \"%s\", \"cumulative\": %s",
+            keys[o->key], o->cumulative ? "true" : "false");
+    if (kept != all)
+        fprintf(out, ", \"filtered\": {\"kept\": %zu, \"of\": %zu}",
+                om_snapshot_count(kept), om_snapshot_count(all));
+    fputs(", \"statistics\": [", out);
+}
+
+static void json_stat(FILE *out, const struct om_snapshot *s, size_t i,
+                      const struct om_statistic *st)
+{
+    fprintf(out, "%s\n  {\"size\": %zu, \"count\": %zu, ", i ? "," : "",
+            st->size, st->count);
+    if (sampled(s))
+        fprintf(out, "\"size_error\": %.1f, \"count_error\": %.2f, ",
+                st->size_error, st->count_error);
+    json_traceback(out, s, st->traceback);
+    fputc('}', out);
+}
+
 #define PROGRESS_BYTES (32u << 20)   /* captures this big say so */
 
 /* Whether to say how a long read goes: a big capture and a terminal, or
@@ -221,6 +346,7 @@ bool objmem_parse_key(const char *v, enum om_key *key)
 /* Options and file names; false (after a message) when they are bad. */
 static bool parse(int argc, char **argv, int want, struct report_opts *o)
 {
+    o->verb = argv[0];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int filter = objmem_filter_option(argc, argv, &i, &o->filters);
@@ -237,6 +363,8 @@ static bool parse(int argc, char **argv, int want, struct report_opts *o)
             }
         } else if (strcmp(a, "--cumulative") == 0) {
             o->cumulative = true;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = true;
         } else if (strcmp(a, "--limit") == 0 && i + 1 < argc) {
             o->limit = strtol(argv[++i], NULL, 10);
         } else if (a[0] == '-' && a[1]) {
@@ -340,24 +468,36 @@ static int print_top(const char *what, const struct report_opts *o,
         om_snapshot_free(c);
         return 1;
     }
-    header(stdout, what, all, o->files[0]);
-    objmem_filter_note(stdout, &o->filters, all, s);
+    if (o->json)
+        json_head(stdout, o, all, s);
+    else
+        header(stdout, what, all, o->files[0]);
+    if (!o->json)
+        objmem_filter_note(stdout, &o->filters, all, s);
     for (size_t i = 0; i < n; i++) {
         total += (double)st[i].size;
         if (o->limit > 0 && i >= (size_t)o->limit) {
             rest += (double)st[i].size;
             rest_n++;
-            continue;
+        } else if (o->json) {
+            json_stat(stdout, s, i, &st[i]);
+        } else {
+            print_stat(stdout, s, i + 1, &st[i], o->key == OM_KEY_TRACEBACK);
         }
-        print_stat(stdout, s, i + 1, &st[i], o->key == OM_KEY_TRACEBACK);
     }
-    if (rest_n) {
+    if (o->json) {
+        printf("],\n \"others\": {\"statistics\": %zu, \"size\": %.0f}",
+               rest_n, rest);
+        if (!o->cumulative)
+            printf(", \"total\": %.0f", total);
+        printf("}\n");
+    } else {
         char a[32];
-        printf("%zu others: %s\n", rest_n, human(rest, a, sizeof(a)));
-    }
-    if (!o->cumulative) {
-        char a[32];
-        printf("total: %s\n", human(total, a, sizeof(a)));
+
+        if (rest_n)
+            printf("%zu others: %s\n", rest_n, human(rest, a, sizeof(a)));
+        if (!o->cumulative)
+            printf("total: %s\n", human(total, a, sizeof(a)));
     }
     om_snapshot_free(kept);
     om_snapshot_free(c);
@@ -433,7 +573,18 @@ int objmem_diff(int argc, char **argv)
               : NULL;
     rc = now ? om_snapshot_compare(now, old, o.key, o.cumulative, &d, &n)
              : -ENOMEM;
-    if (rc == 0) {
+    if (rc == 0 && o.json) {
+        json_head(stdout, &o, now_all, now);
+        for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);
+             i++) {
+            printf("%s\n  {\"size\": %zu, \"size_diff\": %td, \"count\": "
+                   "%zu, \"count_diff\": %td, ", i ? "," : "", d[i].size,
+                   d[i].size_diff, d[i].count, d[i].count_diff);
+            json_traceback(stdout, d[i].count ? now : old, d[i].traceback);
+            putchar('}');
+        }
+        printf("]}\n");
+    } else if (rc == 0) {
         printf("# objmem diff: %s -> %s\n", o.files[0], o.files[1]);
         objmem_filter_note(stdout, &o.filters, now_all, now);
         for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);

@@ -186,16 +186,7 @@ static void json(FILE *out, const struct report *r)
             fputs(v, out);
             continue;
         }
-        fputc('"', out);
-        for (; *v; v++) {
-            if (*v == '"' || *v == '\\')
-                fputc('\\', out);
-            if ((unsigned char)*v < 0x20)
-                fprintf(out, "\\u%04x", *v);
-            else
-                fputc(*v, out);
-        }
-        fputc('"', out);
+        objmem_json_string(out, v);
     }
     fputs("}\n", out);
 }
