@@ -166,23 +166,30 @@ static struct block *kept_blocks(const struct pins *p)
     return k;
 }
 
-/* Whether the filters keep the trace info: its block is among kept's
- * (n of them), in its domain. */
-static bool is_kept(const struct block *kept, size_t n,
-                    const struct om_trace_info *info)
+/* The first of blocks b[0..n), sorted, at or above addr. */
+static size_t first_at(const struct block *b, size_t n, uintptr_t addr)
 {
     size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 
-        if (kept[mid].addr < info->address)
+        if (b[mid].addr < addr)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (; lo < n && kept[lo].addr == info->address; lo++)
-        if (kept[lo].site == info->domain)
+    return lo;
+}
+
+/* Whether the filters keep the trace info: its block is among kept's
+ * (n of them), in its domain. */
+static bool is_kept(const struct block *kept, size_t n,
+                    const struct om_trace_info *info)
+{
+    for (size_t i = first_at(kept, n, info->address);
+         i < n && kept[i].addr == info->address; i++)
+        if (kept[i].site == info->domain)
             return true;
     return false;
 }
@@ -241,17 +248,7 @@ static bool load_blocks(struct pins *p)
 /* The first block at or above addr. */
 static size_t lower_bound(const struct pins *p, uintptr_t addr)
 {
-    size_t lo = 0, hi = p->nblocks;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (p->blocks[mid].addr < addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return first_at(p->blocks, p->nblocks, addr);
 }
 
 /* The unit of page run pg at addr: its blockers. */

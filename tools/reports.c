@@ -468,12 +468,12 @@ static int print_top(const char *what, const struct report_opts *o,
         om_snapshot_free(c);
         return 1;
     }
-    if (o->json)
+    if (o->json) {
         json_head(stdout, o, all, s);
-    else
+    } else {
         header(stdout, what, all, o->files[0]);
-    if (!o->json)
         objmem_filter_note(stdout, &o->filters, all, s);
+    }
     for (size_t i = 0; i < n; i++) {
         total += (double)st[i].size;
         if (o->limit > 0 && i >= (size_t)o->limit) {
