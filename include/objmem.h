@@ -911,6 +911,18 @@ OM_API void om_snapshot_get_info(const struct om_snapshot *s,
  * and compare read it as any snapshot; it has no addresses, times or
  * heap map. */
 OM_API const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s);
+/* The allocations made over the run, which go with s (a snapshot taken
+ * in the process, or a capture that has them); or NULL.  Every traced
+ * allocation counts, freed or not, reallocations too, from the start of
+ * tracing or its last clear: one trace per traceback and domain, weighing
+ * its allocations (two when their average is not a whole number of bytes,
+ * so that the bytes sum exactly), with no addresses, times or heap map.
+ * Statistics and compare read it as any snapshot: the sites that
+ * allocated the most (the allocator's work, temporary blocks included),
+ * where the snapshot itself says what is live.  Sampled, the sums are
+ * estimates with their standard errors. */
+OM_API const struct om_snapshot *om_snapshot_allocations(
+    const struct om_snapshot *s);
 /* The heap map taken with the snapshot, or NULL (a filtered snapshot, or
  * a capture of an older version). */
 OM_API const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s);

@@ -24,11 +24,13 @@
 
 #include "heap.h"
 #include "large.h"
+#include "tool.h"
 #include "trace.h"
 
 #define SLACK 16                /* arenas or large blocks more than seen */
 
-static struct om_heap_page page_of(struct pool *p, size_t i)
+/* Read while the owners allocate (see above): TSan is told so. */
+static OM_RACY_READS struct om_heap_page page_of(struct pool *p, size_t i)
 {
     unsigned sc = p->sc;
 

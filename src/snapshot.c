@@ -82,13 +82,21 @@
  *         length (at most 32), u64 load bias, u64 lo, u64 hi (its
  *         segments span [lo, hi)), 32 bytes of build ID, zero-padded
  *   MODS  the same, in a raw capture; a file has one of the two
+ *   ADDR  (optional) ntraces records of 16 bytes: u64 address, u64 time
+ *   VARS  (optional, not with ADDR) the records are sums, one per
+ *         traceback and domain: ntraces records of 16 bytes, f64 the
+ *         variance of the bytes, f64 that of the count
+ *   HEAP  (optional) the heap map
+ *   PEAK  (optional, not nested) the snapshot at the peak, a capture
+ *   ALOC  (optional, not nested) the allocations of the run, a capture
  *
  * A raw capture (capture.c's, unless OBJMEM_TRACE_SYMBOLS) has C frames
  * that give only their module and return address: the loader names them
  * after decoding (decode_modules: symbols.c's OFFLINE session, each pc
- * asked once), the peak's too, and leaves out operator new's frames as
- * a snapshot taken in the process does.  What it returns is named, with
- * the module table (s and its peak), and its dump writes MAPS.
+ * asked once), the nested captures' too, and leaves out operator new's
+ * frames as a snapshot taken in the process does.  What it returns is
+ * named, with the module table (s and its parts), and its dump writes
+ * MAPS.
  *
  * Each of the four is there once, in any order; other tags are skipped
  * (later versions add sections: a snapshot at the peak, a heap map), and
@@ -111,7 +119,8 @@
  *      array is NULL with a capacity of 0, or a mapping of
  *      round_pages(cap * element) bytes.
  *   4. Every trace names a traceback below ntracebacks, and its weight is
- *      at least 1 (1: traced exactly).
+ *      at least 1 (1: traced exactly); a sum's variances are finite and
+ *      not negative.
  *   5. What statistics and compare return lives in mem, until
  *      om_snapshot_free.
  *   6. Every module's path is a string of the set, its range is not
@@ -149,6 +158,8 @@
 #define TAG_ADDRS TAG('A', 'D', 'D', 'R')
 #define TAG_HEAP TAG('H', 'E', 'A', 'P')
 #define TAG_PEAK TAG('P', 'E', 'A', 'K')
+#define TAG_ALLOCS TAG('A', 'L', 'O', 'C')
+#define TAG_VARS TAG('V', 'A', 'R', 'S')
 #define TAG_MODS TAG('M', 'O', 'D', 'S')
 #define TAG_MAPS TAG('M', 'A', 'P', 'S')
 #define TAG_END TAG('E', 'N', 'D', 0)
@@ -158,6 +169,7 @@
 #define META_BYTES 72            /* written; from 56 up is read */
 #define META_MIN 56
 #define ADDR_BYTES 16               /* address, time */
+#define VAR_BYTES 16                /* a sum's two variances */
 #define HEAP_HEAD_BYTES 24          /* page size, arenas, large blocks */
 #define ARENA_BYTES 16              /* address, npages, 0 */
 #define PAGE_BYTES 8
@@ -446,7 +458,8 @@ int omi_snapshot_set_modules(struct om_snapshot *s,
 int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
                            uint32_t domain, uint64_t size, double weight)
 {
-    struct omi_snap_trace t = { size, weight, 0, 0, traceback, domain };
+    struct omi_snap_trace t = { .size = size, .weight = weight,
+                                .traceback = traceback, .domain = domain };
 
     return omi_snapshot_add_record(s, &t);
 }
@@ -472,8 +485,8 @@ int om_snapshot_trace(const struct om_snapshot *s, size_t i,
     out->size = (size_t)t->size;
     out->traceback = s->tracebacks[t->traceback];
     out->weight = t->weight;
-    out->address = (uintptr_t)t->addr;
-    out->time_ms = t->time_ms;
+    out->address = s->sums ? 0 : (uintptr_t)t->addr;
+    out->time_ms = s->sums ? 0 : t->time_ms;
     return 0;
 }
 
@@ -485,6 +498,26 @@ int om_snapshot_traceback_limit(const struct om_snapshot *s)
 const struct om_snapshot *om_snapshot_peak(const struct om_snapshot *s)
 {
     return s ? s->at_peak : NULL;
+}
+
+const struct om_snapshot *om_snapshot_allocations(const struct om_snapshot *s)
+{
+    return s ? s->allocs : NULL;
+}
+
+size_t omi_snapshot_parts(struct om_snapshot *s,
+                          struct om_snapshot *out[OMI_SNAPSHOT_PARTS])
+{
+    size_t n = 0;
+
+    if (s) {
+        out[n++] = s;
+        if (s->at_peak)
+            out[n++] = s->at_peak;
+        if (s->allocs)
+            out[n++] = s->allocs;
+    }
+    return n;
 }
 
 const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s)
@@ -560,6 +593,7 @@ void om_snapshot_free(struct om_snapshot *s)
     if (!s)
         return;
     om_snapshot_free(s->at_peak);
+    om_snapshot_free(s->allocs);
     unmap_array(s->traces, s->traces_cap, sizeof(s->traces[0]));
     unmap_array(s->tracebacks, s->tracebacks_cap, sizeof(s->tracebacks[0]));
     if (s->strings.slots)
@@ -605,6 +639,12 @@ static bool traceback_is_sound(const struct om_snapshot *s,
     return true;
 }
 
+/* A sum's variance: finite and not negative. */
+static bool var_is_sound(double v)
+{
+    return v >= 0 && v <= DBL_MAX;
+}
+
 static bool snapshot_is_sound(const struct om_snapshot *s)
 {
     if (s->ntraces > s->traces_cap || s->ntracebacks > s->tracebacks_cap)
@@ -617,6 +657,10 @@ static bool snapshot_is_sound(const struct om_snapshot *s)
     for (size_t i = 0; i < s->ntraces; i++)
         if (s->traces[i].traceback >= s->ntracebacks ||
             !(s->traces[i].weight >= 1.0))
+            return false;
+    for (size_t i = 0; s->sums && i < s->ntraces; i++)
+        if (!var_is_sound(s->traces[i].size_var) ||
+            !var_is_sound(s->traces[i].count_var))
             return false;
     for (size_t i = 0; i < s->nmods; i++)
         if (!is_interned(&s->strings, s->mods[i].path) ||
@@ -663,14 +707,16 @@ union key1 {
     char room[sizeof(struct om_traceback) + sizeof(struct om_frame)];
 };
 
-static void acc_trace(struct acc *a, const struct omi_snap_trace *t)
+/* Add a trace, or a sum (sums: its variances are its own). */
+static void acc_trace(struct acc *a, const struct omi_snap_trace *t,
+                      bool sums)
 {
     double size = (double)t->size, w = t->weight, var = w * (w - 1);
 
     a->size += size * w;
     a->count += w;
-    a->size_var += size * size * var;
-    a->count_var += var;
+    a->size_var += sums ? t->size_var : size * size * var;
+    a->count_var += sums ? t->count_var : var;
 }
 
 static void acc_add(struct acc *a, const struct acc *b)
@@ -860,7 +906,8 @@ static struct acc *sum_by_traceback(const struct grouping *g)
     if (!sums)
         return NULL;
     for (size_t i = 0; i < src->ntraces; i++)
-        acc_trace(&sums[src->traces[i].traceback], &src->traces[i]);
+        acc_trace(&sums[src->traces[i].traceback], &src->traces[i],
+                  src->sums);
     return sums;
 }
 
@@ -1435,6 +1482,7 @@ static struct om_snapshot *snapshot_like(const struct om_snapshot *s)
         out->trace_memory = s->trace_memory;
         out->time_ms = s->time_ms;
         out->raw = s->raw;
+        out->sums = s->sums;
         if (copy_modules(out, s->mods, s->nmods) != 0) {
             om_snapshot_free(out);
             out = NULL;
@@ -1679,12 +1727,29 @@ static void write_meta(struct writer *w, const struct om_snapshot *s)
     put_u64(w, s->time_ms);
 }
 
+static void put_f64(struct writer *w, double v)
+{
+    uint64_t bits;
+
+    memcpy(&bits, &v, sizeof(bits));
+    put_u64(w, bits);
+}
+
+/* ADDR, each trace's address and time; or VARS, each sum's variances. */
 static void write_addrs(struct writer *w, const struct om_snapshot *s)
 {
-    put_section(w, TAG_ADDRS, (uint64_t)s->ntraces * ADDR_BYTES);
+    put_section(w, s->sums ? TAG_VARS : TAG_ADDRS,
+                (uint64_t)s->ntraces * ADDR_BYTES);
     for (size_t i = 0; i < s->ntraces; i++) {
-        put_u64(w, s->traces[i].addr);
-        put_u64(w, s->traces[i].time_ms);
+        const struct omi_snap_trace *t = &s->traces[i];
+
+        if (s->sums) {
+            put_f64(w, t->size_var);
+            put_f64(w, t->count_var);
+        } else {
+            put_u64(w, t->addr);
+            put_u64(w, t->time_ms);
+        }
     }
 }
 
@@ -1768,11 +1833,9 @@ static void write_traces(struct writer *w, const struct om_snapshot *s)
     put_section(w, TAG_TRACES, (uint64_t)s->ntraces * TRACE_BYTES);
     for (size_t i = 0; i < s->ntraces; i++) {
         const struct omi_snap_trace *t = &s->traces[i];
-        uint64_t weight;
 
-        memcpy(&weight, &t->weight, sizeof(weight));
         put_u64(w, t->size);
-        put_u64(w, weight);
+        put_f64(w, t->weight);
         put_u32(w, t->traceback);
         put_u32(w, t->domain);
     }
@@ -1801,19 +1864,21 @@ static void write_mods(struct writer *w, const struct om_snapshot *s,
 static void write_capture(struct writer *w, const struct om_snapshot *s,
                           const struct string_plan *plan);
 
-/* PEAK: the snapshot at the high-water mark, a whole capture nested
- * (its length counted first by a writer that writes nothing). */
-static void write_peak(struct writer *w, const struct om_snapshot *peak,
-                       const struct string_plan *plan)
+/* PEAK, the snapshot at the high-water mark, or ALOC, the allocations
+ * of the run: a whole capture nested (its length counted first by a
+ * writer that writes nothing). */
+static void write_nested(struct writer *w, uint32_t tag,
+                         const struct om_snapshot *part,
+                         const struct string_plan *plan)
 {
     struct writer counter = { .fd = -1, .depth = 1 };
 
-    write_capture(&counter, peak, plan);
-    put_section(w, TAG_PEAK, counter.count);
+    write_capture(&counter, part, plan);
+    put_section(w, tag, counter.count);
     fold(w);
     w->depth = 1;
     w->sum[1] = FNV_OFFSET;
-    write_capture(w, peak, plan);
+    write_capture(w, part, plan);
     fold(w);
     w->depth = 0;
 }
@@ -1836,7 +1901,9 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
     if (s->heap)
         write_heap(w, s->heap);
     if (s->at_peak && w->depth == 0)
-        write_peak(w, s->at_peak, plan + 1);
+        write_nested(w, TAG_PEAK, s->at_peak, plan + 1);
+    if (s->allocs && w->depth == 0)
+        write_nested(w, TAG_ALLOCS, s->allocs, plan + 2);
     fold(w);
     sum = w->sum[w->depth];
     put_section(w, TAG_END, 8);
@@ -1890,7 +1957,7 @@ static int write_file(const struct om_snapshot *s,
 int om_snapshot_dump(const struct om_snapshot *s, const char *path)
 {
     struct omi_region scratch = { 0 };
-    struct string_plan plan[2];         /* s's, its peak's */
+    struct string_plan plan[3];         /* s's, its peak's, allocs' */
     int err;
 
     if (!s || !path)
@@ -1899,6 +1966,8 @@ int om_snapshot_dump(const struct om_snapshot *s, const char *path)
     err = plan_strings(s, true, &scratch, &plan[0]);
     if (!err && s->at_peak)
         err = plan_strings(s->at_peak, false, &scratch, &plan[1]);
+    if (!err && s->allocs)
+        err = plan_strings(s->allocs, false, &scratch, &plan[2]);
     if (!err)
         err = write_file(s, plan, path, &scratch);
     omi_region_release(&scratch);
@@ -1930,7 +1999,8 @@ struct section {
 /* What om_snapshot_load knows so far. */
 struct loader {
     struct capture c;
-    struct section meta, strings, tracebacks, traces, addrs, heap, peak;
+    struct section meta, strings, tracebacks, traces, addrs, vars, heap;
+    struct section peak, allocs;
     struct section mods;                /* MODS or MAPS */
     bool named;                         /* MAPS: frames named already */
     int depth;                          /* 1: a nested capture */
@@ -2051,6 +2121,8 @@ static const char *tag_name(uint32_t tag)
            : tag == TAG_ADDRS ? "ADDR"
            : tag == TAG_HEAP ? "HEAP"
            : tag == TAG_PEAK ? "PEAK"
+           : tag == TAG_ALLOCS ? "ALOC"
+           : tag == TAG_VARS ? "VARS"
            : tag == TAG_MODS ? "MODS"
            : tag == TAG_MAPS ? "MAPS" : "TRCS";
 }
@@ -2066,7 +2138,9 @@ static int note_section(void *ctx, uint32_t tag, const unsigned char *p,
                         : tag == TAG_TRACES ? &l->traces
                         : tag == TAG_ADDRS ? &l->addrs
                         : tag == TAG_HEAP ? &l->heap
+                        : tag == TAG_VARS ? &l->vars
                         : tag == TAG_PEAK && !l->depth ? &l->peak
+                        : tag == TAG_ALLOCS && !l->depth ? &l->allocs
                         : (tag == TAG_MODS || tag == TAG_MAPS) && !l->depth
                             ? &l->mods
                             : NULL;
@@ -2232,19 +2306,35 @@ static int decode_traces(struct loader *l)
     return err;
 }
 
-/* ADDR (optional): each trace's address and time. */
+/* ADDR (optional): each trace's address and time; or VARS (optional,
+ * not with ADDR): the records are sums, each with its variances. */
 static int decode_addrs(struct loader *l)
 {
-    const struct section *sec = &l->addrs;
+    const struct section *sec = l->vars.seen ? &l->vars : &l->addrs;
+    const char *name = l->vars.seen ? "VARS" : "ADDR";
 
+    if (l->vars.seen && l->addrs.seen)
+        return bad("both an ADDR and a VARS section");
     if (!sec->seen)
         return 0;
     if (sec->len != l->ntraces * ADDR_BYTES)
-        return bad("ADDR section of %lu bytes for %lu traces",
+        return bad("%s section of %lu bytes for %lu traces", name,
                    (unsigned long)sec->len, (unsigned long)l->ntraces);
+    l->s->sums = l->vars.seen;
     for (uint64_t i = 0; i < l->ntraces; i++) {
-        l->s->traces[i].addr = get_u64(sec->p + i * ADDR_BYTES);
-        l->s->traces[i].time_ms = get_u64(sec->p + i * ADDR_BYTES + 8);
+        struct omi_snap_trace *t = &l->s->traces[i];
+        const unsigned char *p = sec->p + i * ADDR_BYTES;
+
+        if (!l->vars.seen) {
+            t->addr = get_u64(p);
+            t->time_ms = get_u64(p + 8);
+            continue;
+        }
+        t->size_var = get_f64(p);
+        t->count_var = get_f64(p + 8);
+        if (!var_is_sound(t->size_var) || !var_is_sound(t->count_var))
+            return bad("sum %lu has a variance below 0 or not finite",
+                       (unsigned long)i);
     }
     return 0;
 }
@@ -2355,15 +2445,16 @@ static int decode_heap(struct loader *l)
 
 static int decode(struct loader *l);
 
-/* PEAK (optional): a nested capture, the snapshot at the peak. */
-static int decode_peak(struct loader *l)
+/* PEAK or ALOC (optional): a nested capture, the snapshot at the peak
+ * or the allocations of the run, into *out. */
+static int decode_nested(const struct section *sec, struct om_snapshot **out)
 {
     struct loader inner = { .depth = 1 };
     int err;
 
-    if (!l->peak.seen)
+    if (!sec->seen)
         return 0;
-    inner.c = (struct capture){ l->peak.p, (size_t)l->peak.len };
+    inner.c = (struct capture){ sec->p, (size_t)sec->len };
     err = check_frame(&inner.c);
     if (!err)
         err = walk_sections(&inner.c, note_section, &inner);
@@ -2373,7 +2464,7 @@ static int decode_peak(struct loader *l)
         om_snapshot_free(inner.s);
         return err;
     }
-    l->s->at_peak = inner.s;
+    *out = inner.s;
     return 0;
 }
 
@@ -2450,8 +2541,8 @@ static int name_frames(struct om_snapshot *s, struct omi_symbols *sym,
     return 0;
 }
 
-/* The module table, s's and its peak's; a raw capture's (MODS) C frames
- * named from the modules' files, and its peak's with them: 0, -EINVAL or
+/* The module table, s's and its parts'; a raw capture's (MODS) C frames
+ * named from the modules' files, and its parts' with them: 0, -EINVAL or
  * -ENOMEM. */
 static int decode_modules(struct loader *l)
 {
@@ -2459,7 +2550,9 @@ static int decode_modules(struct loader *l)
     struct omi_symbols *sym;
     struct omi_module *mods;
     struct om_frame *memo;
+    struct om_snapshot *part[OMI_SNAPSHOT_PARTS];
     size_t n = (size_t)(l->mods.len / MOD_BYTES), frames = 0, slots = 64;
+    size_t nparts = omi_snapshot_parts(l->s, part);
     int err;
 
     if (!l->mods.seen)
@@ -2473,23 +2566,23 @@ static int decode_modules(struct loader *l)
         omi_region_release(&scratch);
         return err;
     }
-    for (struct om_snapshot *s = l->s; s && !err; s = s->at_peak)
-        err = copy_modules(s, mods, n);
+    for (size_t k = 0; k < nparts && !err; k++)
+        err = copy_modules(part[k], mods, n);
     if (err || l->named) {
         omi_region_release(&scratch);
         return err ? out_of_memory() : 0;
     }
-    for (const struct om_snapshot *s = l->s; s; s = s->at_peak)
-        for (size_t i = 0; i < s->ntracebacks; i++)
-            frames += s->tracebacks[i]->nframe;
+    for (size_t k = 0; k < nparts; k++)
+        for (size_t i = 0; i < part[k]->ntracebacks; i++)
+            frames += part[k]->tracebacks[i]->nframe;
     while (slots < 2 * frames)
         slots *= 2;
     memo = alloc_array(&scratch, slots, sizeof(*memo));
     sym = memo ? omi_symbols_open_offline(mods, n) : NULL;
     err = sym ? 0 : out_of_memory();
-    for (struct om_snapshot *s = l->s; s && !err; s = s->at_peak) {
-        memset(memo, 0, slots * sizeof(*memo));     /* s's own strings */
-        err = name_frames(s, sym, memo, slots - 1);
+    for (size_t k = 0; k < nparts && !err; k++) {
+        memset(memo, 0, slots * sizeof(*memo));     /* its own strings */
+        err = name_frames(part[k], sym, memo, slots - 1);
     }
     if (err == -ENOMEM)
         out_of_memory();
@@ -2512,8 +2605,10 @@ static int decode(struct loader *l)
         err = decode_addrs(l);
     if (!err)
         err = decode_heap(l);
-    if (!err)
-        err = decode_peak(l);
+    if (!err && !l->depth)
+        err = decode_nested(&l->peak, &l->s->at_peak);
+    if (!err && !l->depth)
+        err = decode_nested(&l->allocs, &l->s->allocs);
     return err;
 }
 

@@ -34,6 +34,11 @@
 #define OM_TRACK_ASAN 0
 #endif
 
+/* A function that reads what other threads write without their
+ * cooperation, on purpose (heapmap.c's descriptors, a close picture):
+ * TSan does not watch it. */
+#define OM_RACY_READS __attribute__((no_sanitize_thread))
+
 /* p (n bytes) went back to the allocator. */
 OM_INLINE void omi_tool_freed(const void *p, size_t n)
 {

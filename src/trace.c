@@ -40,6 +40,10 @@
  *                most limit + 1); or a
  *                runtime's frame source, as (filename, function, lineno).
  *
+ * Each recorded allocation is also counted, by traceback and domain, in
+ * the allocations of the run (totals.c; om_snapshot_allocations), in an
+ * entry of the thread's own (my_totals, the counter slot's).
+ *
  * A thread that is inside tracing (or inside a snapshot) has its
  * `reentrant` flag set: the allocations it makes then (the unwinder's, the
  * symboliser's, a frame source's) go through untraced, as tracemalloc's
@@ -96,6 +100,7 @@
 #include "os.h"
 #include "trace.h"
 #include "stackwalk.h"
+#include "tool.h"
 
 /* fork() holds every shard's lock at once; TSan follows at most 64 held
  * locks, so its builds have half the shards (and keep the lock-order
@@ -218,6 +223,13 @@ static atomic_bool peak_pending;
 _Static_assert(MAX_DOMAINS <= 256, "a domain index fits count's top byte");
 static struct omi_peak_sum *peak_sums;
 static size_t peak_sums_cap, peak_ntb;
+/* While sampling, beside each sum: the variances of its count and bytes
+ * (snapshot.c's statistics give the standard errors from them). */
+struct peak_var {
+    double cvar, svar;
+};
+static struct peak_var *peak_vars;      /* NULL when every block traced */
+static size_t peak_vars_cap;
 static bool peak_valid;
 static uint32_t peak_gen;               /* the tracebacks' generation */
 static struct om_snapshot_info peak_info;
@@ -335,6 +347,8 @@ static struct counter counters[COUNTERS];
 static _Atomic uint32_t count_epoch = 1, count_clears = 1;
 static OM_TLS struct counter *my_counter;
 static OM_TLS bool my_counter_tried;
+static OM_TLS struct omi_total_entry *my_totals;   /* totals.c's, or NULL */
+_Static_assert(COUNTERS == OMI_TOTAL_THREADS, "a totals slot a counter");
 static pthread_key_t counter_key;
 static pthread_once_t counter_once = PTHREAD_ONCE_INIT;
 
@@ -410,7 +424,9 @@ static void counter_release(void *p)
         atomic_load(&count_epoch))
         counter_renew(c);
     counter_move(c);
+    omi_totals_release((int)(c - counters));
     my_counter = NULL;
+    my_totals = NULL;
     atomic_store_explicit(&c->taken, false, memory_order_release);
 }
 
@@ -445,6 +461,7 @@ static OM_NOINLINE void counter_claim(void)
             return;
         }
         my_counter = c;
+        my_totals = omi_totals_thread(i);
         return;
     }
 }
@@ -819,8 +836,9 @@ OM_INLINE bool trace_forget(unsigned domain, uintptr_t ptr, struct slot *out)
     return trace_forget_in(NULL, domain, ptr, out);
 }
 
-/* The traces in all shards, read without the locks (an estimate). */
-static size_t shards_used(void)
+/* The traces in all shards, read without the locks (an estimate: TSan
+ * is told so). */
+static OM_RACY_READS size_t shards_used(void)
 {
     size_t n = 0;
 
@@ -1389,6 +1407,12 @@ static void tracebacks_clear(void)
     pthread_mutex_unlock(&tb_lock);
     retired_unmap(&r);
     omi_region_release(&old);
+    omi_totals_clear(false);
+}
+
+uint32_t omi_trace_generation(void)
+{
+    return atomic_load(&gen);
 }
 
 /* ---- Recording: what the wrappers and om_trace_track call ---- */
@@ -1563,15 +1587,33 @@ static long domain_index(unsigned d, bool add)
     return n < MAX_DOMAINS ? n : -1;
 }
 
-/* Trace (domain index di, p, size) with the current traceback.  The
- * caller has set reentrant. */
+/* A sampled allocation to the totals: its weight, estimated bytes and
+ * their variances. */
+static OM_NOINLINE void totals_sampled(uint64_t key, size_t size)
+{
+    double w = sample_weight(size, atomic_load(&sample_mean));
+    double var = w * (w - 1);
+
+    omi_totals_add(my_totals, key,
+                   (uint64_t)omi_fmath_llround(w * OMI_TOTAL_ONE),
+                   (uint64_t)omi_fmath_llround((double)size * w), var,
+                   (double)size * (double)size * var);
+}
+
+/* Trace (domain index di, p, size) with the current traceback, and count
+ * it in the totals.  The caller has set reentrant. */
 OM_INLINE int record(unsigned di, const void *p, size_t size, bool sampled)
 {
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     long id = (counter_mine(), traceback_now());
     struct slot v = { (uintptr_t)p, (uint64_t)size << 1 | sampled,
                       (uint32_t)id, di << 24 | now_ticks() };
+    uint64_t key = (uint64_t)g << 32 | (uint64_t)id << 8 | di;
 
+    if (likely(id >= 0) && !sampled)
+        omi_totals_add(my_totals, key, OMI_TOTAL_ONE, size, 0, 0);
+    else if (id >= 0)
+        totals_sampled(key, size);
     if (id < 0 || !trace_put(&v, g)) {
         atomic_fetch_add_explicit(&lost, 1, memory_order_relaxed);
         return -ENOMEM;
@@ -1634,10 +1676,14 @@ OM_INLINE void peak_add(const struct slot *v, size_t ntb, size_t mean)
     if (v->tb >= ntb)
         return;                 /* from before a clear */
     if (unlikely(v->meta & 1)) {
-        double w = sample_weight(size, mean) * (double)OMI_PEAK_ONE;
+        double w = sample_weight(size, mean), var = w * (w - 1);
 
-        n = (uint64_t)(w + 0.5);
-        bytes = (uint64_t)((double)size * w + 0.5);
+        n = (uint64_t)(w * (double)OMI_PEAK_ONE + 0.5);
+        bytes = (uint64_t)((double)size * w * (double)OMI_PEAK_ONE + 0.5);
+        if (peak_vars) {
+            peak_vars[v->tb].cvar += var;
+            peak_vars[v->tb].svar += (double)size * (double)size * var;
+        }
     }
     p->count = ((p->count + n) & OMI_PEAK_COUNT_MASK) |
                (uint64_t)slot_domain(v) << OMI_PEAK_DOMAIN_SHIFT;
@@ -1670,24 +1716,44 @@ static void peak_sum_all(size_t ntb)
     omi_tags_sum(peak_sums, ntb, atomic_load(&gen), peak_add_tag, args);
 }
 
-/* Room for n sums, zeroed (a mapping of its own, reused). */
-static bool peak_room(size_t n)
+/* Room for n elements of elem bytes in *p (*cap of them), zeroed: a
+ * mapping of its own, reused. */
+static bool array_room(void **p, size_t *cap, size_t n, size_t elem)
 {
-    struct omi_peak_sum *fresh;
+    if (n > *cap) {
+        size_t more = n * 3 / 2;
+        void *fresh = omi_os_map(more * elem, omi_os_page_size());
 
-    if (n > peak_sums_cap) {
-        size_t cap = n * 3 / 2;
-
-        fresh = omi_os_map(cap * sizeof(*fresh), omi_os_page_size());
         if (!fresh)
             return false;
-        if (peak_sums)
-            omi_os_unmap(peak_sums, peak_sums_cap * sizeof(*peak_sums));
-        peak_sums = fresh;
-        peak_sums_cap = cap;
+        if (*p)
+            omi_os_unmap(*p, *cap * elem);
+        *p = fresh;
+        *cap = more;
     }
-    memset(peak_sums, 0, n * sizeof(*peak_sums));
+    memset(*p, 0, n * elem);
     return true;
+}
+
+/* Room for n sums, and while sampling (mean) their variances. */
+static bool peak_room(size_t n, size_t mean)
+{
+    return array_room((void **)&peak_sums, &peak_sums_cap, n,
+                      sizeof(*peak_sums)) &&
+           (!mean || array_room((void **)&peak_vars, &peak_vars_cap, n,
+                                sizeof(*peak_vars)));
+}
+
+/* Forget the sums' mappings (tracing stopped). */
+static void peak_unmap(void)
+{
+    if (peak_sums)
+        omi_os_unmap(peak_sums, peak_sums_cap * sizeof(*peak_sums));
+    if (peak_vars)
+        omi_os_unmap(peak_vars, peak_vars_cap * sizeof(*peak_vars));
+    peak_sums = NULL;
+    peak_vars = NULL;
+    peak_sums_cap = peak_vars_cap = 0;
 }
 
 /* A trace gone (extra) took the traced memory a sixteenth below its
@@ -1707,7 +1773,7 @@ static OM_NOINLINE void peak_keep(const struct slot *extra)
     pthread_mutex_lock(&tb_lock);
     ntb = tb_count;
     pthread_mutex_unlock(&tb_lock);
-    if (atomic_load(&tracing) && peak_room(ntb + 1)) {
+    if (atomic_load(&tracing) && peak_room(ntb + 1, mean)) {
         peak_sum_all(ntb);
         peak_add(extra, ntb, mean);
         peak_valid = true;
@@ -2028,10 +2094,12 @@ static void fork_prepare(void)
         pthread_mutex_lock(&shards[i].lock);
     omi_tags_fork_prepare();
     omi_stackwalk_fork_prepare();
+    omi_totals_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    omi_totals_fork_parent();
     omi_stackwalk_fork_parent();
     omi_tags_fork_parent();
     for (int i = SHARDS - 1; i >= 0; i--)
@@ -2065,6 +2133,7 @@ static void counters_after_fork(void)
         if (atomic_load(&c->epoch) != atomic_load(&count_epoch))
             counter_renew(c);
         counter_move(c);
+        omi_totals_release(i);
         atomic_store(&c->taken, false);
     }
     for (int i = 0; i < SHARDS; i++)
@@ -2082,6 +2151,7 @@ static void counters_after_fork(void)
 
 static void fork_child(void)
 {
+    omi_totals_fork_child();
     omi_stackwalk_fork_child();
     omi_tags_fork_child();
     for (int i = 0; i < SHARDS; i++)
@@ -2191,10 +2261,8 @@ void om_trace_stop(void)
         tracebacks_clear();
         atomic_store(&sample_mean, 0);
         peak_forget();
-        if (peak_sums)
-            omi_os_unmap(peak_sums, peak_sums_cap * sizeof(*peak_sums));
-        peak_sums = NULL;
-        peak_sums_cap = 0;
+        peak_unmap();
+        omi_totals_clear(true);
     }
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -2259,8 +2327,9 @@ size_t om_trace_get_memory(void)
                              : 0;
     if (filter)
         n += sizeof(*filter) << FILTER_BITS;
-    return n + peak_sums_cap * sizeof(*peak_sums) + omi_tags_memory() +
-           omi_stackwalk_memory();
+    return n + peak_sums_cap * sizeof(*peak_sums) +
+           peak_vars_cap * sizeof(*peak_vars) + omi_tags_memory() +
+           omi_stackwalk_memory() + omi_totals_memory();
 }
 
 size_t om_trace_lost(void)
@@ -2527,10 +2596,13 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
             continue;
         t = snapshot_tb(p, f.idx, (uint32_t)i);
         rc = t < 0 ? -ENOMEM : omi_snapshot_add_record(p,
-            &(struct omi_snap_trace){ (uint64_t)omi_fmath_llround(bytes /
-                                                                  count),
-                                      count, 0, 0, (uint32_t)t, domain });
+            &(struct omi_snap_trace){
+                .size = (uint64_t)omi_fmath_llround(bytes / count),
+                .weight = count, .traceback = (uint32_t)t, .domain = domain,
+                .size_var = peak_info.sample_mean ? peak_vars[i].svar : 0,
+                .count_var = peak_info.sample_mean ? peak_vars[i].cvar : 0 });
     }
+    p->sums = true;
     if (rc < 0) {
         om_snapshot_free(p);
         return NULL;
@@ -2540,6 +2612,63 @@ static struct om_snapshot *peak_snapshot(struct omi_region *scratch)
     p->peak = peak_info.peak;
     p->time_ms = peak_info.time_ms;
     return p;
+}
+
+/* Add the sums t of a traceback and domain to the allocations' snapshot
+ * a: 0 or -ENOMEM.  Exact ones as two records whose sizes differ by a
+ * byte, so that the bytes sum exactly (one when they divide evenly);
+ * sampled ones as one, with their variances. */
+static int allocs_add(struct om_snapshot *a, struct fill *f,
+                      const struct omi_total *t)
+{
+    long tb = snapshot_tb(a, f->idx, t->id);
+    struct omi_snap_trace r = {
+        .traceback = (uint32_t)tb,
+        .domain = atomic_load(&domains[t->domain]) };
+    uint64_t n = t->n / OMI_TOTAL_ONE, rem;
+
+    if (tb < 0)
+        return -ENOMEM;
+    if (t->n % OMI_TOTAL_ONE || t->cvar != 0 || t->svar != 0) {
+        r.weight = (double)t->n / OMI_TOTAL_ONE;
+        r.size = (uint64_t)omi_fmath_llround((double)t->bytes / r.weight);
+        r.size_var = t->svar;
+        r.count_var = t->cvar;
+        return omi_snapshot_add_record(a, &r);
+    }
+    rem = t->bytes % n;
+    r.size = t->bytes / n + 1;
+    r.weight = (double)rem;
+    if (rem && omi_snapshot_add_record(a, &r) < 0)
+        return -ENOMEM;
+    r.size--;
+    r.weight = (double)(n - rem);
+    return n > rem ? omi_snapshot_add_record(a, &r) : 0;
+}
+
+/* The allocations of the run, from totals.c's sums (see allocs_add):
+ * NULL when no memory for it. */
+static struct om_snapshot *allocs_snapshot(struct omi_region *scratch)
+{
+    struct om_snapshot *a;
+    struct omi_total *t = NULL;
+    struct fill f;
+    ssize_t n;
+    int rc;
+
+    a = omi_snapshot_new(atomic_load(&limit), atomic_load(&sample_mean));
+    rc = a ? fill_start(&f, scratch) : -ENOMEM;
+    n = rc < 0 ? rc : omi_totals_collect(atomic_load(&gen), f.count, scratch,
+                                         &t);
+    rc = n < 0 ? (int)n : 0;
+    for (ssize_t i = 0; i < n && rc == 0; i++)
+        rc = allocs_add(a, &f, &t[i]);
+    if (rc < 0) {
+        om_snapshot_free(a);
+        return NULL;
+    }
+    a->sums = true;
+    return a;
 }
 
 /* A snapshot of the traces, and of the peak's when with_peak; raw: its
@@ -2569,7 +2698,8 @@ static struct om_snapshot *take_snapshot(bool with_peak, bool raw)
         rc = s ? snapshot_fill(s, &scratch) : -ENOMEM;
     }
     if (s) {
-        size_t cur, pk;
+        struct om_snapshot *part[OMI_SNAPSHOT_PARTS];
+        size_t cur, pk, nparts;
 
         s->lost = atomic_load(&lost);
         counted(&cur, &pk);
@@ -2581,10 +2711,17 @@ static struct om_snapshot *take_snapshot(bool with_peak, bool raw)
             rc = omi_heapmap_take(s);
         if (with_peak && !atomic_load(&peak_pending))
             s->at_peak = peak_snapshot(&scratch);
-        for (struct om_snapshot *m = s; m; m = m->at_peak) {
-            m->raw = raw;
+        if ((s->allocs = allocs_snapshot(&scratch)) != NULL) {
+            s->allocs->lost = s->lost;
+            s->allocs->current = cur;
+            s->allocs->peak = pk;
+            s->allocs->time_ms = s->time_ms;
+        }
+        nparts = omi_snapshot_parts(s, part);
+        for (size_t k = 0; k < nparts; k++) {
+            part[k]->raw = raw;
             if (rc == 0 && symbols_state == SYMBOLS_OPEN)
-                rc = omi_snapshot_set_modules(m, symbols);
+                rc = omi_snapshot_set_modules(part[k], symbols);
         }
     }
     omi_symbols_close(symbols);
@@ -2810,6 +2947,8 @@ int omi_trace_check(void)
         rc = check_tree();
     if (rc == 0)
         rc = omi_stackwalk_check();
+    if (rc == 0)
+        rc = omi_totals_check(atomic_load(&gen), tb_count);
     pthread_mutex_unlock(&tb_lock);
     counted(&cur, &pk);
     if (rc == 0 && atomic_load(&tracing) && (bytes != cur || pk < cur))

@@ -7,6 +7,7 @@
 #define OM_TRACE_H
 
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "region.h"
 
@@ -105,6 +106,95 @@ void omi_tags_fork_prepare(void);
 void omi_tags_fork_parent(void);
 void omi_tags_fork_child(void);
 
+/* ---- totals.c: the allocations of the run, per traceback ---- */
+
+/* trace.c: the tracebacks' generation (a clear moves it on). */
+uint32_t omi_trace_generation(void);
+
+#define OMI_TOTAL_ONE 256               /* one allocation, in a count */
+#define OMI_TOTAL_THREADS 256           /* trace.c's counter slots */
+#define OMI_TOTAL_ACC_BITS 8
+#define OMI_TOTAL_ACC (1 << OMI_TOTAL_ACC_BITS)  /* entries a thread */
+
+/* A thread's sums for one key: generation << 32 | traceback id << 8 |
+ * domain index (0: empty).  Written by its thread only. */
+struct omi_total_entry {
+    _Atomic uint64_t key;
+    _Atomic uint64_t n;                 /* allocations * OMI_TOTAL_ONE */
+    _Atomic uint64_t bytes;
+    _Atomic double cvar, svar;          /* variances: count, bytes */
+};
+
+/* What omi_totals_collect returns: the sums of a traceback and domain. */
+struct omi_total {
+    uint32_t id, domain;                /* traceback id, domain index */
+    uint64_t n;                         /* allocations * OMI_TOTAL_ONE */
+    uint64_t bytes;
+    double cvar, svar;
+};
+
+/* The entries of trace.c's counter slot (mapped the first time); NULL
+ * when out of memory. */
+struct omi_total_entry *omi_totals_thread(int slot);
+/* A slot's thread is gone: its entries go to the table. */
+void omi_totals_release(int slot);
+/* An entry for another key: e's sums go to the table, and e takes the
+ * new ones (e NULL: a thread with no slot; they go to the table). */
+void omi_totals_miss(struct omi_total_entry *e, uint64_t key, uint64_t n,
+                     uint64_t bytes, double cvar, double svar);
+
+/* Count an allocation of generation key >> 32 in the thread's entries
+ * acc (NULL: none): n in 1/OMI_TOTAL_ONE of one, its bytes, and the
+ * variances of a sampled one (0 when exact). */
+OM_INLINE void omi_totals_add(struct omi_total_entry *acc, uint64_t key,
+                              uint64_t n, uint64_t bytes, double cvar,
+                              double svar)
+{
+    struct omi_total_entry *e;
+
+    if (unlikely(!acc)) {
+        omi_totals_miss(NULL, key, n, bytes, cvar, svar);
+        return;
+    }
+    e = &acc[((uint32_t)key >> 8 ^ (uint32_t)key << 6) &
+             (OMI_TOTAL_ACC - 1)];
+    if (unlikely(atomic_load_explicit(&e->key, memory_order_relaxed) !=
+                 key)) {
+        omi_totals_miss(e, key, n, bytes, cvar, svar);
+        return;
+    }
+    atomic_store_explicit(&e->n, atomic_load_explicit(
+                              &e->n, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->bytes, atomic_load_explicit(
+                              &e->bytes, memory_order_relaxed) + bytes,
+                          memory_order_relaxed);
+    if (unlikely(cvar != 0 || svar != 0)) {
+        atomic_store_explicit(&e->cvar, atomic_load_explicit(
+                                  &e->cvar, memory_order_relaxed) + cvar,
+                              memory_order_relaxed);
+        atomic_store_explicit(&e->svar, atomic_load_explicit(
+                                  &e->svar, memory_order_relaxed) + svar,
+                              memory_order_relaxed);
+    }
+}
+
+/* Empty the table (trace.c, after its generation moved on); unmap:
+ * give its memory back too (tracing stopped). */
+void omi_totals_clear(bool unmap);
+/* Every sum of generation g for a traceback below ntb, the table's and
+ * the threads' added up, into *out (in scratch): how many, or -ENOMEM. */
+ssize_t omi_totals_collect(uint32_t g, size_t ntb,
+                           struct omi_region *scratch,
+                           struct omi_total **out);
+size_t omi_totals_memory(void);
+/* om_check: the invariants of totals.c (g, ntb: trace.c's generation and
+ * count of tracebacks). */
+int omi_totals_check(uint32_t g, size_t ntb);
+void omi_totals_fork_prepare(void);
+void omi_totals_fork_parent(void);
+void omi_totals_fork_child(void);
+
 /* ---- capture.c ---- */
 
 /* trace.c: the snapshot a capture writes, with the peak's; its C frames
@@ -175,8 +265,16 @@ int omi_heapmap_take(struct om_snapshot *s);
 struct omi_snap_trace {
     uint64_t size;              /* bytes requested */
     double weight;              /* blocks it stands for: 1, or 1/p sampled */
-    uint64_t addr;              /* the block's address */
-    uint64_t time_ms;           /* traced this long after tracing began */
+    union {
+        struct {                /* a trace */
+            uint64_t addr;      /* the block's address */
+            uint64_t time_ms;   /* traced this long after tracing began */
+        };
+        struct {                /* a sum (the snapshot's sums is set) */
+            double size_var;    /* the variance of size * weight */
+            double count_var;   /* the variance of weight */
+        };
+    };
     uint32_t traceback;         /* index in tracebacks */
     uint32_t domain;
 };
@@ -198,6 +296,12 @@ struct om_snapshot {
     const struct om_heap_map *heap;     /* in mem, or NULL */
     struct om_snapshot *at_peak;        /* the snapshot at the peak (it
                                            owns it), or NULL */
+    struct om_snapshot *allocs;         /* the allocations of the run (it
+                                           owns it), or NULL */
+    bool sums;                          /* its records are sums, one per
+                                           traceback and domain (at_peak's,
+                                           allocs'), with variances, not
+                                           addresses and times */
     const struct omi_module *mods;      /* in mem, sorted by lo: the
                                            modules the C frames' pcs fall
                                            in (none without C frames) */
@@ -222,11 +326,16 @@ long omi_snapshot_add_traceback(struct om_snapshot *s,
                                 const struct om_frame *frames,
                                 unsigned nframe, unsigned total_nframe);
 /* Append a trace: 0 or -ENOMEM.  _record copies a whole record (address
- * and time too); the other leaves them 0. */
+ * and time, or a sum's variances, too); the other leaves them 0. */
 int omi_snapshot_add_trace(struct om_snapshot *s, uint32_t traceback,
                            uint32_t domain, uint64_t size, double weight);
 int omi_snapshot_add_record(struct om_snapshot *s,
                             const struct omi_snap_trace *t);
+/* s and the snapshots it owns (at_peak, allocs), into out: how many (0
+ * for s NULL). */
+#define OMI_SNAPSHOT_PARTS 3
+size_t omi_snapshot_parts(struct om_snapshot *s,
+                          struct om_snapshot *out[OMI_SNAPSHOT_PARTS]);
 /* Give s the module table of raw session sym (copied, paths interned):
  * 0 or -ENOMEM. */
 int omi_snapshot_set_modules(struct om_snapshot *s,

@@ -792,7 +792,11 @@ static void test_tool_errors(void **state)
     assert_null(strstr(out_shim, "objmem leaks"));
     assert_int_equal(tool("", "help pins"), 0);
     assert_int_equal(strncmp(out_shim, "usage: objmem pins FILE ", 24), 0);
-    assert_non_null(strstr(out_shim, "\nfilters, for top, leaks, peak, pins"));
+    assert_non_null(strstr(out_shim, "\nfilters, for top, leaks, peak, "
+                                     "allocs, pins"));
+    assert_int_equal(tool("", "help allocs"), 0);
+    assert_int_equal(strncmp(out_shim, "usage: objmem allocs FILE ", 26), 0);
+    assert_non_null(strstr(out_shim, "\n        --include PAT[:LINE] "));
     assert_int_equal(tool("", "help stats"), 0);
     assert_null(strstr(out_shim, "filters"));
     assert_int_equal(tool("", "version -h"), 0);
@@ -1243,7 +1247,7 @@ struct pprof_read {
     uint64_t types[8][2];       /* sample_type: type, unit */
     size_t ntypes;
     uint64_t period_type[2], period, default_type;
-    uint64_t values[2];         /* summed over the samples */
+    uint64_t values[4];         /* summed over the samples */
     uint64_t names[1024];       /* Function.name */
     uint64_t maps[256][8];      /* Mapping: id .. has_filenames */
     uint64_t locs[1024][3];     /* Location: id, mapping_id, address */
@@ -1275,9 +1279,9 @@ static void read_sample(struct wire *m, struct pprof_read *r)
             for (size_t i = 0; i < n; i++)
                 assert_true(ints[i] != 0);          /* location ids */
         } else if (field == 2) {
-            assert_int_equal(n, 2);
-            r->values[0] += ints[0];
-            r->values[1] += ints[1];
+            assert_int_equal(n, r->ntypes);         /* a value per type */
+            for (size_t i = 0; i < n && i < 4; i++)
+                r->values[i] += ints[i];
         }
     }
     r->nsamples++;
@@ -1421,7 +1425,8 @@ static void test_trace_named_at_load(void **state)
 }
 
 /* pprof's profile.proto, read back: the string table, Go's heap sample
- * types, a sample per traceback whose bytes add up to the capture's,
+ * types (what was allocated over the run, then what is live), a sample
+ * per traceback whose bytes add up to the capture's,
  * victim_leak_big among the functions, and the victim's mapping: its
  * addresses hold its locations', its build ID is its file's, its frames
  * have their functions. */
@@ -1434,17 +1439,24 @@ static void test_export_pprof(void **state)
     pprof_of("exp.trace", &r);
     assert_true(r.nstrings > 0);
     assert_true(r.strings[0].p == r.strings[0].end);        /* "" */
-    assert_int_equal(r.ntypes, 2);
-    assert_true(pprof_string_is(&r, r.types[0][0], "inuse_objects"));
+    assert_int_equal(r.ntypes, 4);
+    assert_true(pprof_string_is(&r, r.types[0][0], "alloc_objects"));
     assert_true(pprof_string_is(&r, r.types[0][1], "count"));
-    assert_true(pprof_string_is(&r, r.types[1][0], "inuse_space"));
+    assert_true(pprof_string_is(&r, r.types[1][0], "alloc_space"));
     assert_true(pprof_string_is(&r, r.types[1][1], "bytes"));
+    assert_true(pprof_string_is(&r, r.types[2][0], "inuse_objects"));
+    assert_true(pprof_string_is(&r, r.types[2][1], "count"));
+    assert_true(pprof_string_is(&r, r.types[3][0], "inuse_space"));
+    assert_true(pprof_string_is(&r, r.types[3][1], "bytes"));
     assert_true(pprof_string_is(&r, r.default_type, "inuse_space"));
     assert_true(pprof_string_is(&r, r.period_type[0], "space"));
     assert_true(pprof_string_is(&r, r.period_type[1], "bytes"));
     assert_int_equal(r.period, 1);
-    assert_int_equal(r.values[1], total);
-    assert_true(r.values[0] >= 103);
+    assert_int_equal(r.values[3], total);
+    assert_true(r.values[2] >= 103);
+    /* victim_temp's 50 blocks of 100 bytes, freed, are allocations */
+    assert_int_equal(r.values[1], total + 5000);
+    assert_int_equal(r.values[0], r.values[2] + 50);
     assert_true(r.nsamples >= 2 && r.nlocations >= 3);
     for (size_t i = 0; i < r.nfunctions; i++)
         found |= pprof_string_is(&r, r.names[i], "victim_leak_big");
@@ -1548,6 +1560,62 @@ static void test_report_json(void **state)
     assert_int_equal(tool("", "top smp.trace"), 0);
     assert_non_null(strstr(out_shim, ":17 in victim_leak_big\n    14.6 KiB "
                                      "+- 0 B in 3 blocks (average 4.9 KiB)\n"));
+}
+
+/* objmem allocs: every allocation of the run, freed or not, by site;
+ * --sort count, --json, the filters; diff --allocs between two captures
+ * of one run; the flame graph of the allocations. */
+static void test_report_allocs(void **state)
+{
+    size_t total = victim_capture();
+    char want[512];
+
+    assert_int_equal(tool("", "allocs exp.trace"), 0);
+    assert_string_equal(err, "");
+    snprintf(want, sizeof(want), "# objmem allocs (every allocation of the "
+             "run, freed or not): exp.trace: 153 allocations, %.1f KiB "
+             "allocated\n#1: " VICTIM_SRC ":17 in victim_leak_big\n    "
+             "14.6 KiB in 3 allocations (average 4.9 KiB)\n",
+             (double)(total + 5000) / 1024);
+    assert_true(starts_with(out_shim, want));
+    assert_non_null(strstr(out_shim, "\n#2: " VICTIM_SRC ":54 in "
+                                     "victim_temp\n    4.9 KiB in 50 "
+                                     "allocations (average 100 B)\n"));
+    /* the most calls first */
+    assert_int_equal(tool("", "allocs exp.trace --sort count --limit 1"), 0);
+    assert_non_null(strstr(out_shim, "\n#1: " VICTIM_SRC ":27 in "
+                                     "victim_leak_small\n    3.9 KiB in 100 "
+                                     "allocations (average 40 B)\n2 others: "));
+    assert_int_equal(tool("", "allocs exp.trace --json --limit 0 --include "
+                              "\"*/trace_victim.c:54\""), 0);
+    snprintf(want, sizeof(want), "{\"report\": \"allocs\", \"file\": "
+             "\"exp.trace\", \"allocations\": 153, \"allocated\": %zu, "
+             "\"sample_mean\": 0, \"lost\": 0, \"by\": \"lineno\", "
+             "\"cumulative\": false, \"sort\": \"size\", \"filtered\": "
+             "{\"kept\": 50, \"of\": 153}, \"statistics\": [\n  {\"size\": "
+             "5000, \"count\": 50, ", total + 5000);
+    assert_true(starts_with(out_shim, want));
+    assert_int_equal(shell("%s allocs exp.trace --json --limit 0 | python3 "
+                           "-m json.tool >/dev/null", TOOL), 0);
+    assert_int_equal(tool("", "allocs exp.trace --include \"*:54\""), 0);
+    assert_non_null(strstr(out_shim, "\n# filters: --include *:54: 50 of 153 "
+                                     "allocations kept\n#1: "));
+    assert_int_equal(tool("", "allocs exp.trace --sort calls"), 2);
+    assert_string_equal(err, "objmem: --sort size or count, not 'calls'\n");
+    /* A capture by SIGUSR2 before the first block: what came after it */
+    assert_int_equal(run("OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=two.trace "
+                         "LD_PRELOAD=" PRELOAD, "exec " TRACE_VICTIM " x"),
+                     0);
+    assert_int_equal(tool("", "diff --allocs two.trace.1 two.trace"), 0);
+    assert_true(starts_with(out_shim, "# objmem diff --allocs (what was "
+                            "allocated between them): two.trace.1 -> "
+                            "two.trace\n"));
+    assert_non_null(strstr(out_shim, ":54 in victim_temp\n    4.9 KiB "
+                                     "(+4.9 KiB), 50 allocations (+50)\n"));
+    /* The folded stacks of the allocations add up to their bytes. */
+    assert_int_equal(tool("", "flamegraph exp.trace --allocs"), 0);
+    assert_non_null(strstr(out_shim, "victim_temp (" VICTIM_SRC ":54) "
+                                     "5000\n"));
 }
 
 /* tracemalloc's filters on the command line: --include and --exclude
@@ -1856,6 +1924,7 @@ int main(void)
         cmocka_unit_test(test_export_pprof),
         cmocka_unit_test(test_report_filters),
         cmocka_unit_test(test_report_json),
+        cmocka_unit_test(test_report_allocs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

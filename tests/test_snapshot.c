@@ -1184,6 +1184,9 @@ struct craft {
     uint64_t mod_len;           /* 0: the usual 64 bytes each */
     uint32_t mod_path, mod_id_len;
     uint64_t mod_lo, mod_hi;
+    bool addr;                  /* an ADDR section */
+    bool vars;                  /* a VARS section: var, var / 4 */
+    double var;
 };
 
 static const struct craft good = {
@@ -1291,6 +1294,21 @@ static size_t craft(unsigned char *b, const struct craft *k)
     }
     if (!k->no_trcs)
         craft_trcs(&f, k);
+    if (k->addr) {
+        f_section(&f, "ADDR", 16, 0);
+        f_le(&f, 0x5000, 8);
+        f_le(&f, 40, 8);
+    }
+    if (k->vars) {
+        double v[2] = { k->var, k->var / 4 };
+        uint64_t bits;
+
+        f_section(&f, "VARS", 16, 0);
+        for (int i = 0; i < 2; i++) {
+            memcpy(&bits, &v[i], sizeof(bits));
+            f_le(&f, bits, 8);
+        }
+    }
     for (int i = 0; i < k->mods; i++)
         craft_mods(&f, k);
     f_section(&f, "END", 8, 0);
@@ -1350,6 +1368,50 @@ static void test_load_crafted(void **state)
     assert_int_equal(s->nmods, 1);
     assert_int_equal(om_snapshot_find_module(s, (void *)0x1234), 0);
     om_snapshot_free(s);
+    assert_int_equal(om_check(), 0);
+}
+
+/* ADDR gives a trace its address and time; VARS makes the records sums,
+ * whose standard errors are the roots of their variances (sampled), and
+ * which have neither. */
+static void test_load_crafted_sums(void **state)
+{
+    unsigned char buf[FILE_MAX];
+    struct om_snapshot *s;
+    struct om_trace_info t;
+    struct om_statistic *st;
+    size_t n;
+
+    s = load_bytes(buf, craft(buf, CRAFT(.addr = true)));
+    assert_non_null(s);
+    assert_false(s->sums);
+    assert_int_equal(om_snapshot_trace(s, 0, &t), 0);
+    assert_int_equal(t.address, 0x5000);
+    assert_int_equal(t.time_ms, 40);
+    om_snapshot_free(s);
+    s = load_bytes(buf, craft(buf, CRAFT(.vars = true, .var = 400,
+                                         .weight = 3)));
+    assert_non_null(s);
+    assert_true(s->sums);
+    assert_int_equal(om_snapshot_trace(s, 0, &t), 0);
+    assert_int_equal(t.address, 0);
+    assert_int_equal(t.time_ms, 0);
+    s->sample_mean = 4096;              /* errors are given when sampled */
+    assert_int_equal(om_snapshot_statistics(s, OM_KEY_LINENO, false, &st,
+                                            &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(st[0].size, 30);
+    assert_int_equal(st[0].count, 3);
+    assert_true(st[0].size_error == 20 && st[0].count_error == 10);
+    om_snapshot_free(s);
+    expect_crafted_bad(CRAFT(.vars = true, .var = -1),
+                       "sum 0 has a variance below 0 or not finite");
+    expect_crafted_bad(CRAFT(.vars = true, .var = NAN),
+                       "sum 0 has a variance below 0 or not finite");
+    expect_crafted_bad(CRAFT(.vars = true, .var = INFINITY),
+                       "sum 0 has a variance below 0 or not finite");
+    expect_crafted_bad(CRAFT(.vars = true, .addr = true),
+                       "both an ADDR and a VARS section");
     assert_int_equal(om_check(), 0);
 }
 
@@ -1775,6 +1837,7 @@ int main(void)
         cmocka_unit_test(test_load_flipped),
         cmocka_unit_test(test_load_unknown_section),
         cmocka_unit_test(test_load_crafted),
+        cmocka_unit_test(test_load_crafted_sums),
         cmocka_unit_test(test_load_crafted_damage),
         cmocka_unit_test(test_load_mutated),
         cmocka_unit_test(test_load_trailing),

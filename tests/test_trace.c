@@ -17,23 +17,6 @@
 #include "fmath.h"
 #include "trace.h"
 
-static size_t blocks0;
-
-static int setup(void **state)
-{
-    blocks0 = blocks_in_use();
-    return 0;
-}
-
-/* Every test ends with tracing off, a sound heap and no block left. */
-static int teardown(void **state)
-{
-    om_trace_stop();
-    om_trace_set_frame_source(NULL, NULL);
-    assert_false(om_trace_is_tracing());
-    assert_heap_clean(blocks0);
-    return 0;
-}
 
 /* The traced bytes now. */
 static size_t traced(void)
@@ -45,13 +28,7 @@ static size_t traced(void)
 }
 
 /* An allocation site with a known code range. */
-static __attribute__((noinline)) void *alloc_here(size_t size)
-{
-    void *p = om_malloc(size);
-
-    __asm__ volatile("" ::: "memory");  /* not a tail call */
-    return p;
-}
+TEST_SITE(alloc_here, om_malloc(size))
 
 static __attribute__((noinline)) void *alloc_twice_removed(size_t size)
 {
@@ -1338,13 +1315,7 @@ static void test_keep_peak(void **state)
 }
 
 /* A second allocation site, in the OBJ domain. */
-static __attribute__((noinline)) void *obj_alloc_here(size_t size)
-{
-    void *p = om_obj_malloc(size);
-
-    __asm__ volatile("" ::: "memory");  /* not a tail call */
-    return p;
-}
+TEST_SITE(obj_alloc_here, om_obj_malloc(size))
 
 /* The peak of small blocks, whose traces are tags beside their pages
  * (tags.c) and are summed there: each traceback's requested bytes (not
@@ -1410,6 +1381,8 @@ static void test_keep_peak_domains_and_samples(void **state)
     struct om_snapshot *s;
     const struct om_snapshot *peak;
     struct om_trace_info t;
+    struct om_statistic *st;
+    size_t nst;
     double w = 1 / (1 - exp(-1000.0 / 4096)), now = 0;
     bool seen[2] = { false, false };
 
@@ -1466,6 +1439,15 @@ static void test_keep_peak_domains_and_samples(void **state)
     }
     assert_true(k > 10);                /* p = 0.22 a block: about 54 */
     assert_true(fabs(t.weight - now - w) < 1e-3);
+    /* Its errors: each of its weight / w samples brings w (w - 1) to the
+     * variance of the count, 1000^2 w (w - 1) to that of the bytes. */
+    assert_int_equal(om_snapshot_statistics(peak, OM_KEY_TRACEBACK, false,
+                                            &st, &nst), 0);
+    assert_int_equal(nst, 1);
+    assert_true(fabs(st[0].count_error - sqrt(t.weight * (w - 1))) <
+                1e-6 * st[0].count_error);
+    assert_true(fabs(st[0].size_error - 1000 * st[0].count_error) <
+                1e-6 * st[0].size_error);
     om_snapshot_free(s);
     shrink_by(live, &n, n);
     assert_int_equal(traced(), 0);
@@ -1865,7 +1847,7 @@ static void test_symbols_debuglink(void **state)
     assert_false(maps_hold("libcurl"));
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, trace_setup, trace_teardown)
 
 /* Sampling's math (fmath.c, so that objmem links no libm) against the C
  * library's: a relative error below 1e-15 over the ranges tracing uses

@@ -142,4 +142,37 @@ static inline void assert_exits_saying(void (*act)(void), const char *what)
     assert_non_null(strstr(out, what));
 }
 
+/* The tracing tests' fixtures: every test ends with tracing off, no
+ * frame source, a sound heap and no block left. */
+static size_t trace_blocks0;
+
+static inline int trace_setup(void **state)
+{
+    (void)state;
+    trace_blocks0 = blocks_in_use();
+    return 0;
+}
+
+static inline int trace_teardown(void **state)
+{
+    (void)state;
+    om_trace_stop();
+    om_trace_set_frame_source(NULL, NULL);
+    assert_false(om_trace_is_tracing());
+    assert_heap_clean(trace_blocks0);
+    return 0;
+}
+
+/* An allocation site of its own for tracing tests: name(size) returns
+ * expr (which allocates size bytes), neither inlined nor a tail call, so
+ * that the traceback's frame is in name. */
+#define TEST_SITE(name, expr)                                               \
+    static __attribute__((noinline)) void *name(size_t size)                \
+    {                                                                       \
+        void *p_ = (expr);                                                  \
+                                                                            \
+        __asm__ volatile("" ::: "memory");                                  \
+        return p_;                                                          \
+    }
+
 #endif /* OM_TESTUTIL_H */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 void *victim_leak_big(void);
-void *victim_leak_small(int i);
+void *victim_leak_small(int i); void *victim_temp(int i);
 
 /* Three blocks of 5000 bytes, never freed. */
 __attribute__((noinline)) void *victim_leak_big(void)
@@ -42,7 +42,18 @@ int main(int argc, char **argv)
     for (int i = 0; i < 100; i++)
         keep[3 + i] = victim_leak_small(i);
     for (int i = 0; i < 50; i++)
-        free(malloc(100));      /* freed: not in the capture */
+        free(victim_temp(i));   /* freed: not in the capture */
     __asm__ volatile("" : : "r"(keep) : "memory");
     return 0;
+}
+
+/* 50 blocks of 100 bytes, each freed by main at once: in the allocations
+ * of the run only.  (The tests know the lines above: add below only.) */
+__attribute__((noinline)) void *victim_temp(int i)
+{
+    char *p = malloc(100);
+
+    memset(p, i, 100);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
 }

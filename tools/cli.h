@@ -35,6 +35,7 @@ struct om_traceback;
 struct om_snapshot *objmem_capture_load(const char *path);
 int objmem_top(int argc, char **argv);
 int objmem_peak(int argc, char **argv);
+int objmem_allocs(int argc, char **argv);
 /* reports.c: bytes for people ("1.2 MiB"); a traceback's most recent
  * frame as text; its first n frames, a line each (s: the snapshot it
  * came from, whose modules give C frames their file addresses; NULL:
@@ -72,10 +73,14 @@ const struct om_snapshot *objmem_filter(const struct om_snapshot *s,
                                         const char *path,
                                         const struct objmem_filters *fl,
                                         struct om_snapshot **owned);
-/* With filters, a report's header line saying them and what they kept. */
+/* The bytes and the blocks s stands for (estimates, when sampled). */
+void objmem_snapshot_sums(const struct om_snapshot *s, double *bytes,
+                          double *count);
+/* With filters, a report's header line saying them and what they kept:
+ * traces, or allocations (allocs: s is om_snapshot_allocations'). */
 void objmem_filter_note(FILE *out, const struct objmem_filters *fl,
                         const struct om_snapshot *all,
-                        const struct om_snapshot *kept);
+                        const struct om_snapshot *kept, bool allocs);
 
 /* pins.c: which sites keep memory from going back to the OS. */
 int objmem_pins(int argc, char **argv);

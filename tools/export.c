@@ -30,10 +30,14 @@
  * pprof: profile.proto encoded here (pprof reads it uncompressed), with
  * Go's heap profile conventions.  The fields written:
  *
- *   Profile  1 sample_type  { inuse_objects/count, inuse_space/bytes }
+ *   Profile  1 sample_type  { alloc_objects/count, alloc_space/bytes,
+ *                           inuse_objects/count, inuse_space/bytes },
+ *                           the first two when the capture has the
+ *                           allocations of the run
  *            2 sample       per traceback: 1 location_id (packed, the
  *                           allocating call first), 2 value (packed:
- *                           blocks, bytes)
+ *                           allocations and their bytes, then live
+ *                           blocks and bytes)
  *            3 mapping      C frames' modules: 1 id, 2 memory_start,
  *                           3 memory_limit, 4 file_offset (0: the
  *                           first segment maps the file's start), 5
@@ -184,43 +188,76 @@ static void intern_free(struct intern *t)
 
 /* ---- The capture, and its stacks ---- */
 
+/* Which of a capture's snapshots an export reads: what was live, the
+ * allocations of the run, or both (pprof, when the capture has them). */
+enum want { WANT_LIVE, WANT_ALLOCS, WANT_BOTH };
+
 struct capture {
     const char *path;
-    struct om_snapshot *loaded, *kept;  /* kept: filtered, or NULL */
-    const struct om_snapshot *snap;     /* kept, else loaded */
+    struct om_snapshot *loaded;
+    struct om_snapshot *kept[2];        /* filtered copies, or NULL */
+    const struct om_snapshot *snap;     /* live (or the allocations:
+                                           WANT_ALLOCS), filtered */
+    const struct om_snapshot *asnap;    /* WANT_BOTH: the allocations,
+                                           filtered; NULL: none */
+    bool allocs;                        /* snap is the allocations */
     struct om_snapshot_info info;
-    struct om_statistic *st;    /* by traceback, biggest first */
-    size_t n;
+    struct om_statistic *st, *ast;      /* by traceback, biggest first */
+    size_t n, an;
 };
 
 static void capture_close(struct capture *c)
 {
-    om_snapshot_free(c->kept);
+    om_snapshot_free(c->kept[0]);
+    om_snapshot_free(c->kept[1]);
     om_snapshot_free(c->loaded);
+}
+
+/* part of c's capture, filtered, and its statistics by traceback:
+ * false after a message. */
+static bool capture_part(struct capture *c, const struct om_snapshot *part,
+                         const struct objmem_filters *fl, int k,
+                         const struct om_snapshot **snap,
+                         struct om_statistic **st, size_t *n)
+{
+    int rc;
+
+    if (!(*snap = objmem_filter(part, c->path, fl, &c->kept[k])))
+        return false;
+    rc = om_snapshot_statistics(*snap, OM_KEY_TRACEBACK, false, st, n);
+    if (rc < 0)
+        fprintf(stderr, "objmem: %s: %s\n", c->path, strerror(-rc));
+    return rc == 0;
 }
 
 /* The capture at path, with the traces the filters keep. */
 static bool capture_open(struct capture *c, const char *path,
-                         const struct objmem_filters *fl)
+                         const struct objmem_filters *fl, enum want want)
 {
-    int rc;
+    const struct om_snapshot *all;
+    bool ok;
 
+    memset(c, 0, sizeof(*c));
     c->path = path;
-    c->kept = NULL;
     if (!(c->loaded = objmem_capture_load(path)))
         return false;
-    if (!(c->snap = objmem_filter(c->loaded, path, fl, &c->kept))) {
+    all = om_snapshot_allocations(c->loaded);
+    c->allocs = want == WANT_ALLOCS;
+    if (c->allocs && !all) {
+        fprintf(stderr, "objmem: %s: no allocations of the run in this "
+                "capture (an older objmem wrote it)\n", path);
+        capture_close(c);
+        return false;
+    }
+    ok = capture_part(c, c->allocs ? all : c->loaded, fl, 0, &c->snap,
+                      &c->st, &c->n);
+    if (ok && want == WANT_BOTH && all)
+        ok = capture_part(c, all, fl, 1, &c->asnap, &c->ast, &c->an);
+    if (!ok) {
         capture_close(c);
         return false;
     }
     om_snapshot_get_info(c->snap, &c->info);
-    rc = om_snapshot_statistics(c->snap, OM_KEY_TRACEBACK, false, &c->st,
-                                &c->n);
-    if (rc < 0) {
-        fprintf(stderr, "objmem: %s: %s\n", path, strerror(-rc));
-        capture_close(c);
-        return false;
-    }
     return true;
 }
 
@@ -368,11 +405,12 @@ static int out_close(FILE *f, const char *path)
     return 0;
 }
 
-/* FILE, and the value of the one option (opt or its other name alt):
- * false after a message. */
+/* FILE, the value of the one option (opt or its other name alt), and
+ * --allocs when allocs is not NULL: false after a message. */
 static bool parse_args(int argc, char **argv, const char *opt,
                        const char *alt, const char **file,
-                       const char **value, struct objmem_filters *fl)
+                       const char **value, struct objmem_filters *fl,
+                       bool *allocs)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -383,7 +421,9 @@ static bool parse_args(int argc, char **argv, const char *opt,
             return false;
         if (filter > 0)
             continue;
-        if (is_opt && i + 1 < argc) {
+        if (allocs && strcmp(a, "--allocs") == 0) {
+            *allocs = true;
+        } else if (is_opt && i + 1 < argc) {
             *value = argv[++i];
         } else if (is_opt) {
             fprintf(stderr, "objmem: %s needs a file name\n", a);
@@ -474,9 +514,10 @@ static const char *const PAGE_JS[] = {
     "",
     "const body = document.body;",
     "el('h1', { textContent: 'objmem flame graph: ' + D.file }, body);",
-    "el('p', { id: 'totals', textContent: D.traces + ' traces, ' +",
+    "el('p', { id: 'totals', textContent: (D.what === 'blocks' ?",
+    "          D.traces + ' traces, ' : 'allocated over the run: ') +",
     "          D.bytes + ' bytes (' + human(D.bytes) + ') in ' + D.blocks +",
-    "          ' blocks' + (D.sample_mean ? ', sampled every ' +",
+    "          ' ' + D.what + (D.sample_mean ? ', sampled every ' +",
     "          human(D.sample_mean) + ' on average: estimates' : '') +",
     "          (D.lost ? ', ' + D.lost + ' traces lost' : '') }, body);",
     "const bar = el('div', { id: 'bar' }, body);",
@@ -651,8 +692,9 @@ static void put_page(struct buf *b, const struct capture *c,
             "<script id=\"data\" type=\"application/json\">\n{\"file\": ");
     put_json(b, c->path);
     snprintf(num, sizeof(num), ", \"traces\": %zu, \"bytes\": %zu, "
-             "\"blocks\": %zu, \"sample_mean\": %zu, \"lost\": %zu,\n",
-             c->info.ntraces, bytes, blocks, c->info.sample_mean,
+             "\"blocks\": %zu, \"what\": \"%s\", \"sample_mean\": %zu, "
+             "\"lost\": %zu,\n", c->info.ntraces, bytes, blocks,
+             c->allocs ? "allocations" : "blocks", c->info.sample_mean,
              c->info.lost);
     buf_str(b, num);
     put_stacks_json(b, s, n);
@@ -673,13 +715,16 @@ int objmem_flamegraph(int argc, char **argv)
     struct buf page = { 0 };
     size_t n;
     FILE *out;
+    bool allocs = false;
     int rc;
 
-    if (!parse_args(argc, argv, "--html", NULL, &file, &html, &fl)) {
-        fputs("usage: objmem flamegraph FILE [--html OUT]\n", stderr);
+    if (!parse_args(argc, argv, "--html", NULL, &file, &html, &fl,
+                    &allocs)) {
+        fputs("usage: objmem flamegraph FILE [--html OUT] [--allocs]\n",
+              stderr);
         return 2;
     }
-    if (!capture_open(&c, file, &fl))
+    if (!capture_open(&c, file, &fl, allocs ? WANT_ALLOCS : WANT_LIVE))
         return 1;
     n = collect_stacks(&c, &s);
     if (!(out = out_open(html ? html : "-"))) {
@@ -758,7 +803,9 @@ struct pprof {
     const struct om_snapshot *snap;
     struct buf unnamed;         /* byte id - 1: a frame of that mapping
                                    has no function */
-    struct buf samples;         /* the sample fields, encoded */
+    struct intern stacks;       /* key: a sample's location ids */
+    uint64_t (*values)[4];      /* per stack id - 1: its sample's values */
+    size_t values_cap;
     struct buf tmp, tmp2;       /* submessages being built */
 };
 
@@ -828,20 +875,54 @@ static uint64_t location_id(struct pprof *p, const struct om_frame *f)
     return intern(&p->locations, key, sizeof(key));
 }
 
-/* One Sample: the locations, the allocating call first; blocks, bytes. */
-static void add_sample(struct pprof *p, const struct om_statistic *st)
+/* st's blocks and bytes to the values of its stack (the locations, the
+ * allocating call first), from index base: the live and the allocated
+ * statistics of one stack make one Sample. */
+static void add_values(struct pprof *p, const struct om_statistic *st,
+                       int base)
 {
     const struct om_traceback *tb = st->traceback;
     struct buf ids = { 0 };
+    size_t id;
 
-    for (unsigned i = 0; i < tb->nframe; i++)
-        pb_varint(&ids, location_id(p, &tb->frames[i]));
-    pb_sub(&p->tmp, 1, &ids);
-    pb_varint(&ids, st->count);
-    pb_varint(&ids, st->size);
-    pb_sub(&p->tmp, 2, &ids);
-    pb_sub(&p->samples, 2, &p->tmp);
+    for (unsigned i = 0; i < tb->nframe; i++) {
+        uint64_t loc = location_id(p, &tb->frames[i]);
+
+        buf_put(&ids, &loc, sizeof(loc));
+    }
+    id = intern(&p->stacks, ids.p, ids.n);
+    if (id > p->values_cap) {
+        p->values_cap = 2 * id;
+        p->values = xrealloc(p->values,
+                             p->values_cap * sizeof(*p->values));
+        memset(p->values + id - 1, 0,
+               (p->values_cap - id + 1) * sizeof(*p->values));
+    }
+    p->values[id - 1][base] += st->count;
+    p->values[id - 1][base + 1] += st->size;
     free(ids.p);
+}
+
+/* The Samples: each stack's location ids and its nvalues values. */
+static void put_samples(struct buf *b, struct pprof *p, int nvalues)
+{
+    for (size_t id = 1; id <= p->stacks.n; id++) {
+        const struct buf *k = &p->stacks.keys[id - 1];
+        struct buf ids = { 0 };
+
+        for (size_t i = 0; i < k->n; i += sizeof(uint64_t)) {
+            uint64_t loc;
+
+            memcpy(&loc, k->p + i, sizeof(loc));
+            pb_varint(&ids, loc);
+        }
+        pb_sub(&p->tmp, 1, &ids);
+        for (int v = 0; v < nvalues; v++)
+            pb_varint(&ids, p->values[id - 1][v]);
+        pb_sub(&p->tmp, 2, &ids);
+        pb_sub(b, 2, &p->tmp);
+        free(ids.p);
+    }
 }
 
 static void put_value_type(struct buf *b, unsigned field, struct pprof *p,
@@ -923,12 +1004,20 @@ static void put_profile(struct buf *b, struct pprof *p,
     struct stat sb;
     struct buf comment = { 0 };
 
+    int live = c->asnap ? 2 : 0;        /* the index of inuse_objects */
+
     str_index(p, "");           /* string_table[0] */
+    if (c->asnap) {
+        put_value_type(b, 1, p, "alloc_objects", "count");
+        put_value_type(b, 1, p, "alloc_space", "bytes");
+    }
     put_value_type(b, 1, p, "inuse_objects", "count");
     put_value_type(b, 1, p, "inuse_space", "bytes");
+    for (size_t i = 0; i < c->an; i++)
+        add_values(p, &c->ast[i], 0);
     for (size_t i = 0; i < c->n; i++)
-        add_sample(p, &c->st[i]);
-    buf_put(b, p->samples.p, p->samples.n);
+        add_values(p, &c->st[i], live);
+    put_samples(b, p, live + 2);
     put_mappings(b, p);
     put_locations(b, p);
     put_functions(b, p);
@@ -955,12 +1044,12 @@ int objmem_pprof(int argc, char **argv)
     FILE *out;
     int rc = 1;
 
-    if (!parse_args(argc, argv, "-o", "--output", &file, &path, &fl) ||
-        !path) {
+    if (!parse_args(argc, argv, "-o", "--output", &file, &path, &fl,
+                    NULL) || !path) {
         fputs("usage: objmem pprof FILE -o OUT\n", stderr);
         return 2;
     }
-    if (!capture_open(&c, file, &fl))
+    if (!capture_open(&c, file, &fl, WANT_BOTH))
         return 1;
     p.snap = c.snap;
     put_profile(&b, &p, &c);
@@ -969,7 +1058,7 @@ int objmem_pprof(int argc, char **argv)
         rc = out_close(out, path);
     }
     free(b.p);
-    free(p.samples.p);
+    free(p.values);
     free(p.unnamed.p);
     free(p.tmp.p);
     free(p.tmp2.p);
@@ -977,6 +1066,7 @@ int objmem_pprof(int argc, char **argv)
     intern_free(&p.functions);
     intern_free(&p.locations);
     intern_free(&p.mappings);
+    intern_free(&p.stacks);
     capture_close(&c);
     return rc;
 }

@@ -130,11 +130,25 @@ const struct om_snapshot *objmem_filter(const struct om_snapshot *s,
     return *owned;
 }
 
+void objmem_snapshot_sums(const struct om_snapshot *s, double *bytes,
+                          double *count)
+{
+    struct om_trace_info t;
+
+    *bytes = *count = 0;
+    for (size_t i = 0; i < om_snapshot_count(s); i++)
+        if (om_snapshot_trace(s, i, &t) == 0) {
+            *bytes += (double)t.size * t.weight;
+            *count += t.weight;
+        }
+}
+
 void objmem_filter_note(FILE *out, const struct objmem_filters *fl,
                         const struct om_snapshot *all,
-                        const struct om_snapshot *kept)
+                        const struct om_snapshot *kept, bool allocs)
 {
     static const char *const names[] = { "raw", "mem", "obj" };
+    double bytes, n_kept, n_all;
 
     if (fl->n == 0 && fl->domain < 0)
         return;
@@ -151,7 +165,14 @@ void objmem_filter_note(FILE *out, const struct objmem_filters *fl,
         fprintf(out, " --domain %s", names[fl->domain]);
     else if (fl->domain >= 0)
         fprintf(out, " --domain %d", fl->domain);
-    fprintf(out, "%s: %zu of %zu traces kept\n",
-            fl->all_frames ? " --all-frames" : "", om_snapshot_count(kept),
-            om_snapshot_count(all));
+    if (allocs) {
+        objmem_snapshot_sums(kept, &bytes, &n_kept);
+        objmem_snapshot_sums(all, &bytes, &n_all);
+    } else {
+        n_kept = (double)om_snapshot_count(kept);
+        n_all = (double)om_snapshot_count(all);
+    }
+    fprintf(out, "%s: %.0f of %.0f %s kept\n",
+            fl->all_frames ? " --all-frames" : "", n_kept, n_all,
+            allocs ? "allocations" : "traces");
 }

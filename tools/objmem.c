@@ -6,7 +6,8 @@
  *   objmem stats [--json] FILE            a saved report, re-read (run.c)
  *   objmem python ARGS...                 python3 ARGS... on objmem: execs
  *                                         objmem-python (tools/python.c)
- *   objmem top|leaks|peak|diff CAPTURE... read traced runs' captures
+ *   objmem top|leaks|peak|allocs|diff CAPTURE...
+ *                                         read traced runs' captures
  *                                         (reports.c; pins.c; their
  *                                         filters: filters.c)
  *   objmem flamegraph|pprof CAPTURE ...   write a capture for other
@@ -72,12 +73,19 @@ static const char *HELP =
     "      [--json]\n"
     "        the biggest allocation sites of a capture (--json: as one "
     "JSON object,\n"
-    "        for scripts, in top, leaks, peak and diff; --limit 0: all)\n"
+    "        for scripts, in top, leaks, peak, allocs and diff; --limit 0: "
+    "all)\n"
     "  leaks FILE [--limit N]\n"
     "        what was still allocated when the traced program exited, by "
     "traceback\n"
     "  peak FILE [--by ...] [--cumulative] [--limit N]\n"
     "        what was live at the high-water mark of the traced memory\n"
+    "  allocs FILE [--by ...] [--cumulative] [--sort size|count] "
+    "[--limit N]\n"
+    "        every allocation of the run, freed or not (reallocations "
+    "too): the\n"
+    "        sites that keep the allocator busy; --sort count: the most "
+    "calls first\n"
     "  pins FILE [--by ...] [--limit N] [--html OUT]\n"
     "        which sites keep memory from going back to the OS: what "
     "freeing each\n"
@@ -85,19 +93,24 @@ static const char *HELP =
     "the ages of\n"
     "        their blocks; --html draws the heap map, a row per arena, a "
     "cell per page\n"
-    "  diff OLD NEW [--by ...] [--cumulative] [--limit N]\n"
-    "        what grew (or shrank) between two captures\n"
-    "  flamegraph FILE [--html OUT]\n"
+    "  diff OLD NEW [--by ...] [--cumulative] [--limit N] [--allocs]\n"
+    "        what grew (or shrank) between two captures; --allocs: what "
+    "was\n"
+    "        allocated between them (two captures of one run, SIGUSR2's)\n"
+    "  flamegraph FILE [--html OUT] [--allocs]\n"
     "        a capture as folded stacks on stdout (flamegraph.pl, inferno,\n"
     "        speedscope), bytes per stack; --html OUT: a flame graph page "
     "to\n"
-    "        open in a browser (self-contained: zoom, search)\n"
+    "        open in a browser (self-contained: zoom, search); --allocs: "
+    "the\n"
+    "        allocations of the run instead of what was live\n"
     "  pprof FILE -o OUT\n"
     "        a capture as pprof's profile.proto (go tool pprof -http=: "
     "OUT):\n"
-    "        inuse_objects and inuse_space by traceback\n"
-    "  filters, for top, leaks, peak, pins, diff, flamegraph and pprof "
-    "(tracemalloc's):\n"
+    "        alloc_objects, alloc_space, inuse_objects and inuse_space by "
+    "traceback\n"
+    "  filters, for top, leaks, peak, allocs, pins, diff, flamegraph, "
+    "pprof:\n"
     "        --include PAT[:LINE]  keep traces whose most recent frame's "
     "file\n"
     "                     (or C frame's module) matches PAT (* ? [...])\n"
@@ -197,8 +210,9 @@ static bool help_block(FILE *out, const char *prefix, const char *name)
  * filters for the verbs that read a capture; 2 for no such verb. */
 static int verb_help(const char *verb)
 {
-    static const char *const filtered[] = { "top", "leaks", "peak", "pins",
-                                            "diff", "flamegraph", "pprof" };
+    static const char *const filtered[] = { "top", "leaks", "peak", "allocs",
+                                            "pins", "diff", "flamegraph",
+                                            "pprof" };
 
     if (!help_block(stdout, "usage: objmem ", verb)) {
         fprintf(stderr, "objmem: unknown verb '%s'\n", verb);
@@ -238,6 +252,8 @@ int main(int argc, char **argv)
         return objmem_leaks(argc - 1, argv + 1);
     if (strcmp(verb, "peak") == 0)
         return objmem_peak(argc - 1, argv + 1);
+    if (strcmp(verb, "allocs") == 0)
+        return objmem_allocs(argc - 1, argv + 1);
     if (strcmp(verb, "pins") == 0)
         return objmem_pins(argc - 1, argv + 1);
     if (strcmp(verb, "diff") == 0)

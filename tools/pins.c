@@ -796,7 +796,7 @@ static void print_header(const struct pins *p, const char *path,
     if (info.sample_mean)
         printf("# sampled: only the sampled blocks have sites; the others "
                "count as untraced\n");
-    objmem_filter_note(stdout, fl, p->s, p->kept);
+    objmem_filter_note(stdout, fl, p->s, p->kept, false);
 }
 
 static int report(struct pins *p, const char *path,

@@ -5,8 +5,15 @@
  *                   [--limit N]             the biggest allocation sites
  *   objmem leaks FILE [--limit N]           what was live at exit, by
  *                                           traceback
- *   objmem diff OLD NEW [--by ...] [--cumulative] [--limit N]
+ *   objmem peak FILE [--by ...] ...         what was live at the peak
+ *   objmem allocs FILE [--by ...] [--sort size|count] ...
+ *                                           every allocation of the run,
+ *                                           freed or not: the sites that
+ *                                           keep the allocator busy
+ *   objmem diff OLD NEW [--by ...] [--cumulative] [--limit N] [--allocs]
  *                                           what grew between two captures
+ *                                           (--allocs: what was allocated
+ *                                           between them)
  *
  * The figures are tracemalloc's Snapshot.statistics and compare_to.  A
  * sampled capture prints estimates, each with one standard error.  C++
@@ -17,6 +24,8 @@
  *
  *   {"report": "top", "file": F, "traces": N, "traced": B, "peak": B,
  *    "sample_mean": B, "lost": N, "by": "lineno", "cumulative": false,
+ *    (allocs: "allocations": N, "allocated": B for traces .. peak,
+ *    and "sort": "size" or "count")
  *    ["filtered": {"kept": N, "of": N},]
  *    "statistics": [{"size": B, "count": N, ["size_error": E,
  *                    "count_error": E,] "traceback": TB}, ...],
@@ -42,6 +51,9 @@
 #include "cli.h"
 #include "objmem.h"
 
+/* Which snapshot of a capture a report reads. */
+enum part { PART_LIVE, PART_PEAK, PART_ALLOCS };
+
 struct report_opts {
     const char *verb;
     const char *files[2];
@@ -49,6 +61,8 @@ struct report_opts {
     enum om_key key;
     bool cumulative;
     bool json;
+    bool by_count;              /* allocs --sort count */
+    enum part part;             /* diff --allocs: PART_ALLOCS */
     long limit;
     struct objmem_filters filters;
 };
@@ -248,6 +262,7 @@ static void json_head(FILE *out, const struct report_opts *o,
                       const struct om_snapshot *kept)
 {
     static const char *const keys[] = { "filename", "lineno", "traceback" };
+    double bytes, count, kept_n;
 
     fprintf(out, "{\"report\": \"%s\", ", o->verb);
     if (o->nfiles == 2) {
@@ -261,15 +276,30 @@ static void json_head(FILE *out, const struct report_opts *o,
         om_snapshot_get_info(all, &i);
         fputs("\"file\": ", out);
         objmem_json_string(out, o->files[0]);
-        fprintf(out, ", \"traces\": %zu, \"traced\": %zu, \"peak\": %zu, "
-                "\"sample_mean\": %zu, \"lost\": %zu", i.ntraces, i.current,
-                i.peak, i.sample_mean, i.lost);
+        if (o->part == PART_ALLOCS) {
+            objmem_snapshot_sums(all, &bytes, &count);
+            fprintf(out, ", \"allocations\": %.0f, \"allocated\": %.0f",
+                    count, bytes);
+        } else {
+            fprintf(out, ", \"traces\": %zu, \"traced\": %zu, \"peak\": "
+                    "%zu", i.ntraces, i.current, i.peak);
+        }
+        fprintf(out, ", \"sample_mean\": %zu, \"lost\": %zu",
+                i.sample_mean, i.lost);
     }
     fprintf(out, ", \"by\": \"%s\", \"cumulative\": %s",
             keys[o->key], o->cumulative ? "true" : "false");
-    if (kept != all)
+    if (o->part == PART_ALLOCS && o->nfiles == 1)
+        fprintf(out, ", \"sort\": \"%s\"", o->by_count ? "count" : "size");
+    if (kept != all && o->part == PART_ALLOCS) {
+        objmem_snapshot_sums(kept, &bytes, &kept_n);
+        objmem_snapshot_sums(all, &bytes, &count);
+        fprintf(out, ", \"filtered\": {\"kept\": %.0f, \"of\": %.0f}",
+                kept_n, count);
+    } else if (kept != all) {
         fprintf(out, ", \"filtered\": {\"kept\": %zu, \"of\": %zu}",
                 om_snapshot_count(kept), om_snapshot_count(all));
+    }
     fputs(", \"statistics\": [", out);
 }
 
@@ -365,6 +395,18 @@ static bool parse(int argc, char **argv, int want, struct report_opts *o)
             o->cumulative = true;
         } else if (strcmp(a, "--json") == 0) {
             o->json = true;
+        } else if (strcmp(a, "--sort") == 0 && i + 1 < argc &&
+                   strcmp(o->verb, "allocs") == 0) {
+            if (strcmp(argv[++i], "count") != 0 &&
+                strcmp(argv[i], "size") != 0) {
+                fprintf(stderr, "objmem: --sort size or count, not '%s'\n",
+                        argv[i]);
+                return false;
+            }
+            o->by_count = strcmp(argv[i], "count") == 0;
+        } else if (strcmp(a, "--allocs") == 0 &&
+                   strcmp(o->verb, "diff") == 0) {
+            o->part = PART_ALLOCS;
         } else if (strcmp(a, "--limit") == 0 && i + 1 < argc) {
             o->limit = strtol(argv[++i], NULL, 10);
         } else if (a[0] == '-' && a[1]) {
@@ -384,14 +426,20 @@ static bool parse(int argc, char **argv, int want, struct report_opts *o)
 }
 
 static void header(FILE *out, const char *what, const struct om_snapshot *s,
-                   const char *path)
+                   const char *path, enum part part)
 {
     struct om_snapshot_info i;
+    double bytes, count;
     char a[32];
 
     om_snapshot_get_info(s, &i);
-    fprintf(out, "# objmem %s: %s: %zu traces, %s traced", what, path,
-            i.ntraces, human((double)i.current, a, sizeof(a)));
+    objmem_snapshot_sums(s, &bytes, &count);
+    if (part == PART_ALLOCS)
+        fprintf(out, "# objmem %s: %s: %.0f allocations, %s allocated",
+                what, path, count, human(bytes, a, sizeof(a)));
+    else
+        fprintf(out, "# objmem %s: %s: %zu traces, %s traced", what, path,
+                i.ntraces, human((double)i.current, a, sizeof(a)));
     if (i.sample_mean)
         fprintf(out, ", sampled every %s on average (estimates +- one "
                 "standard error)", human((double)i.sample_mean, a,
@@ -411,7 +459,8 @@ static bool sampled(const struct om_snapshot *s)
 }
 
 static void print_stat(FILE *out, const struct om_snapshot *s, size_t rank,
-                       const struct om_statistic *st, bool all)
+                       const struct om_statistic *st, bool all,
+                       const char *blocks)
 {
     char a[32], b[32];
 
@@ -420,7 +469,9 @@ static void print_stat(FILE *out, const struct om_snapshot *s, size_t rank,
     fprintf(out, "    %s", human((double)st->size, a, sizeof(a)));
     if (sampled(s))
         fprintf(out, " +- %s", human(st->size_error, b, sizeof(b)));
-    fprintf(out, " in %zu blocks", st->count);
+    fprintf(out, " in %zu %s", st->count, blocks);
+    if (sampled(s) && !strcmp(blocks, "allocations"))
+        fprintf(out, " +- %.0f", st->count_error);
     if (st->count)
         fprintf(out, " (average %s)",
                 human((double)st->size / (double)st->count, b, sizeof(b)));
@@ -429,12 +480,21 @@ static void print_stat(FILE *out, const struct om_snapshot *s, size_t rank,
 
 /* The snapshot at the peak in capture c: the one it carries, or c itself
  * when it was taken within a sixteenth of its peak (om_trace_keep_peak
- * keeps none then); NULL after a message. */
-static const struct om_snapshot *at_peak(const struct om_snapshot *c,
-                                         const char *path)
+ * keeps none then); the allocations of the run; or c (PART_LIVE).  NULL
+ * after a message. */
+static const struct om_snapshot *part_of(const struct om_snapshot *c,
+                                         const char *path, enum part part)
 {
     struct om_snapshot_info i;
 
+    if (!c || part == PART_LIVE)
+        return c;
+    if (part == PART_ALLOCS) {
+        if (!om_snapshot_allocations(c))
+            fprintf(stderr, "objmem: %s: no allocations of the run in this "
+                    "capture (an older objmem wrote it)\n", path);
+        return om_snapshot_allocations(c);
+    }
     if (om_snapshot_peak(c))
         return om_snapshot_peak(c);
     om_snapshot_get_info(c, &i);
@@ -445,11 +505,20 @@ static const struct om_snapshot *at_peak(const struct om_snapshot *c,
     return NULL;
 }
 
-static int print_top(const char *what, const struct report_opts *o,
-                     bool peak)
+/* Most allocations first (allocs --sort count); then the most bytes. */
+static int by_count(const void *a, const void *b)
+{
+    const struct om_statistic *x = a, *y = b;
+
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
+}
+
+static int print_top(const char *what, const struct report_opts *o)
 {
     struct om_snapshot *c = objmem_capture_load(o->files[0]), *kept;
-    const struct om_snapshot *all = c && peak ? at_peak(c, o->files[0]) : c;
+    const struct om_snapshot *all = part_of(c, o->files[0], o->part);
     const struct om_snapshot *s = objmem_filter(all, o->files[0],
                                                 &o->filters, &kept);
     struct om_statistic *st;
@@ -468,11 +537,14 @@ static int print_top(const char *what, const struct report_opts *o,
         om_snapshot_free(c);
         return 1;
     }
+    if (o->by_count)
+        qsort(st, n, sizeof(*st), by_count);
     if (o->json) {
         json_head(stdout, o, all, s);
     } else {
-        header(stdout, what, all, o->files[0]);
-        objmem_filter_note(stdout, &o->filters, all, s);
+        header(stdout, what, all, o->files[0], o->part);
+        objmem_filter_note(stdout, &o->filters, all, s,
+                           o->part == PART_ALLOCS);
     }
     for (size_t i = 0; i < n; i++) {
         total += (double)st[i].size;
@@ -482,7 +554,8 @@ static int print_top(const char *what, const struct report_opts *o,
         } else if (o->json) {
             json_stat(stdout, s, i, &st[i]);
         } else {
-            print_stat(stdout, s, i + 1, &st[i], o->key == OM_KEY_TRACEBACK);
+            print_stat(stdout, s, i + 1, &st[i], o->key == OM_KEY_TRACEBACK,
+                       o->part == PART_ALLOCS ? "allocations" : "blocks");
         }
     }
     if (o->json) {
@@ -511,7 +584,7 @@ int objmem_top(int argc, char **argv)
 
     if (!parse(argc, argv, 1, &o))
         return 2;
-    return print_top("top", &o, false);
+    return print_top("top", &o);
 }
 
 int objmem_peak(int argc, char **argv)
@@ -521,7 +594,20 @@ int objmem_peak(int argc, char **argv)
 
     if (!parse(argc, argv, 1, &o))
         return 2;
-    return print_top("peak (live at the high-water mark)", &o, true);
+    o.part = PART_PEAK;
+    return print_top("peak (live at the high-water mark)", &o);
+}
+
+int objmem_allocs(int argc, char **argv)
+{
+    struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10,
+                             .filters = OBJMEM_NO_FILTERS };
+
+    if (!parse(argc, argv, 1, &o))
+        return 2;
+    o.part = PART_ALLOCS;
+    return print_top("allocs (every allocation of the run, freed or not)",
+                     &o);
 }
 
 int objmem_leaks(int argc, char **argv)
@@ -531,22 +617,22 @@ int objmem_leaks(int argc, char **argv)
 
     if (!parse(argc, argv, 1, &o))
         return 2;
-    return print_top("leaks (live at exit)", &o, false);
+    return print_top("leaks (live at exit)", &o);
 }
 
 /* d's pcs are now's, or old's when it has nothing now. */
 static void print_diff(const struct om_snapshot *now,
                        const struct om_snapshot *old,
                        const struct om_statistic_diff *d, size_t rank,
-                       bool all)
+                       bool all, const char *blocks)
 {
     char a[32], b[32];
 
     printf("#%zu: ", rank);
     print_traceback(stdout, d->count ? now : old, d->traceback, all);
-    printf("    %s (%s%s), %zu blocks (%+td)\n",
+    printf("    %s (%s%s), %zu %s (%+td)\n",
            human((double)d->size, a, sizeof(a)), d->size_diff >= 0 ? "+" : "",
-           human((double)d->size_diff, b, sizeof(b)), d->count,
+           human((double)d->size_diff, b, sizeof(b)), d->count, blocks,
            d->count_diff);
 }
 
@@ -555,7 +641,7 @@ int objmem_diff(int argc, char **argv)
     struct report_opts o = { .key = OM_KEY_LINENO, .limit = 10,
                              .filters = OBJMEM_NO_FILTERS };
     struct om_snapshot *old_all, *now_all, *kept[2] = { NULL, NULL };
-    const struct om_snapshot *old, *now;
+    const struct om_snapshot *old, *now, *old_part, *now_part = NULL;
     struct om_statistic_diff *d;
     size_t n;
     int rc;
@@ -568,13 +654,17 @@ int objmem_diff(int argc, char **argv)
         om_snapshot_free(old_all);
         return 1;
     }
-    old = objmem_filter(old_all, o.files[0], &o.filters, &kept[0]);
-    now = old ? objmem_filter(now_all, o.files[1], &o.filters, &kept[1])
+    old_part = part_of(old_all, o.files[0], o.part);
+    if (old_part)
+        now_part = part_of(now_all, o.files[1], o.part);
+    old = now_part ? objmem_filter(old_part, o.files[0], &o.filters,
+                                   &kept[0]) : NULL;
+    now = old ? objmem_filter(now_part, o.files[1], &o.filters, &kept[1])
               : NULL;
     rc = now ? om_snapshot_compare(now, old, o.key, o.cumulative, &d, &n)
              : -ENOMEM;
     if (rc == 0 && o.json) {
-        json_head(stdout, &o, now_all, now);
+        json_head(stdout, &o, now_part, now);
         for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);
              i++) {
             printf("%s\n  {\"size\": %zu, \"size_diff\": %td, \"count\": "
@@ -585,11 +675,15 @@ int objmem_diff(int argc, char **argv)
         }
         printf("]}\n");
     } else if (rc == 0) {
-        printf("# objmem diff: %s -> %s\n", o.files[0], o.files[1]);
-        objmem_filter_note(stdout, &o.filters, now_all, now);
+        printf("# objmem diff%s: %s -> %s\n", o.part == PART_ALLOCS ?
+               " --allocs (what was allocated between them)" : "",
+               o.files[0], o.files[1]);
+        objmem_filter_note(stdout, &o.filters, now_part, now,
+                           o.part == PART_ALLOCS);
         for (size_t i = 0; i < n && (o.limit <= 0 || i < (size_t)o.limit);
              i++)
-            print_diff(now, old, &d[i], i + 1, o.key == OM_KEY_TRACEBACK);
+            print_diff(now, old, &d[i], i + 1, o.key == OM_KEY_TRACEBACK,
+                       o.part == PART_ALLOCS ? "allocations" : "blocks");
     } else if (now) {
         fprintf(stderr, "objmem: %s\n", strerror(-rc));
     }
