@@ -2549,8 +2549,10 @@ static int fill_add(struct om_snapshot *s, struct fill *f,
         return 0;               /* recorded as a clear came: gone */
     t = snapshot_tb(s, f->idx, v->tb);
     rec = (struct omi_snap_trace){
-        size, w, v->ptr, (uint64_t)(v->dt & TIME_MAX) * 1000 / TICKS_PER_S,
-        (uint32_t)t, atomic_load(&domains[slot_domain(v)]) };
+        .size = size, .weight = w, .addr = v->ptr,
+        .time_ms = (uint64_t)(v->dt & TIME_MAX) * 1000 / TICKS_PER_S,
+        .traceback = (uint32_t)t,
+        .domain = atomic_load(&domains[slot_domain(v)]) };
     if (t < 0 || omi_snapshot_add_record(s, &rec) < 0)
         return -ENOMEM;
     return 0;
