@@ -1687,6 +1687,54 @@ static void figures_after(const char *out, const char *name, char *fig,
     fig[end - at] = '\0';
 }
 
+/* pins --json on test_trace_pins' capture: the text's figures as
+ * numbers, which python3 checks against each other: the site left out is
+ * the site named, the filters' counts add up, the arenas' pages and
+ * occupancy add up (253 pages of blocks an arena, docs/design.md 2). */
+static void pins_json(void)
+{
+    write_py("pinsjson.py",
+             "import json, sys\n"
+             "a, x, k, one = (json.load(open(f + '.json'))\n"
+             "                for f in ('all', 'ex', 'inc', 'one'))\n"
+             "s = a['sites'][0]\n"
+             "assert s['traceback']['frames'] == [{'file': sys.argv[1] +\n"
+             "    '/pins.py', 'line': 0, 'function': None}], s\n"
+             "assert s['arenas'] >= 1 and s['release'] > s['bytes'], s\n"
+             "fig = lambda d: [d[f] for f in ('blocks', 'bytes', 'release',\n"
+             "                                'units', 'arenas', 'pinned')]\n"
+             "assert fig(x['left_out']) == fig(s), x\n"
+             "assert 'pins.py' not in json.dumps(x['sites'])\n"
+             "assert x['filtered']['kept'] + s['blocks'] == \\\n"
+             "    x['filtered']['of'] == a['traced_blocks'], x\n"
+             "assert [fig(t) for t in k['sites']] == [fig(s)], k\n"
+             "assert 'left_out' not in a and 'filtered' not in a\n"
+             "assert a['pages'] == a['arenas'] * 253 * 4096, a\n"
+             "assert sum(a['occupancy'].values()) == a['arenas'], a\n"
+             "sp = a['sparse_arenas']\n"
+             "assert len(sp) == a['sparse']['arenas'] >= 1, a\n"
+             "assert sum(r['live'] for r in sp) == a['sparse']['live']\n"
+             "assert all(20 * r['live'] < r['usable'] for r in sp), sp\n"
+             "assert sp[0]['blockers'][0]['traceback'] == s['traceback']\n"
+             "assert len(one['sites']) == 1 and fig(one['sites'][0]) == \\\n"
+             "    fig(s) and len(one['sparse_arenas']) == 1, one\n"
+             "print('ok')\n");
+    assert_int_equal(shell("%s pins pin.1 --by filename --limit 0 --json "
+                           ">all.json && %s pins pin.1 --by filename --limit "
+                           "0 --json --exclude \"*/pins.py\" >ex.json && %s "
+                           "pins pin.1 --by filename --json --include "
+                           "\"*/pins.py\" >inc.json && %s pins pin.1 --by "
+                           "filename --limit 1 --json >one.json && python3 "
+                           "pinsjson.py %s", TOOL, TOOL, TOOL, TOOL, tmp), 0);
+    assert_string_equal(out_shim, "ok\n");
+    assert_int_equal(tool("", "pins pin.1 --json --limit 1"), 0);
+    assert_true(starts_with(out_shim, "{\"report\": \"pins\", \"file\": "
+                            "\"pin.1\", \"by\": \"lineno\", "));
+    assert_non_null(strstr(out_shim, "\"frames\": [{\"file\": "));
+    assert_non_null(strstr(out_shim, "/pins.py\", \"line\": 5, "
+                                     "\"function\": \"<listcomp>\"}]}"));
+}
+
 /* objmem pins and peak, on the articles' experiment: many objects made,
  * one in 100 kept, the rest deleted.  The survivors, all from pins.py,
  * keep whole arenas; the page draws them.  Filters name fewer sites, with
@@ -1756,6 +1804,7 @@ static void test_trace_pins(void **state)
     for (rect = dom; (rect = strstr(rect, "<rect class=\"page\"")); rect++)
         rects++;
     assert_true(rects >= 256);
+    pins_json();
 }
 
 /* ---- objmem-python: CPython embedded, every domain on objmem ---- */

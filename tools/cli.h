@@ -41,8 +41,10 @@ int objmem_allocs(int argc, char **argv);
  * came from, whose modules give C frames their file addresses; NULL:
  * the addresses as they were). */
 const char *objmem_human(double bytes, char *buf, size_t size);
-/* reports.c: "lineno", "filename" or "traceback" (false: none). */
+/* reports.c: "lineno", "filename" or "traceback" (false: none), and a
+ * key's name. */
 bool objmem_parse_key(const char *v, enum om_key *key);
+const char *objmem_key_name(enum om_key key);
 void objmem_frame_text(const struct om_snapshot *s,
                        const struct om_traceback *tb, char *buf, size_t size);
 /* reports.c: a function's name as its source spells it (a C++ name
@@ -50,6 +52,11 @@ void objmem_frame_text(const struct om_snapshot *s,
 const char *objmem_function_name(const char *name, char *buf, size_t size);
 /* s as a JSON string, quoted and escaped ("null" for NULL). */
 void objmem_json_string(FILE *out, const char *s);
+/* "traceback": tb as JSON (the key and its object, reports.c's header
+ * comment): every frame (OM_KEY_TRACEBACK), the most recent one
+ * (OM_KEY_LINENO), or only its file (OM_KEY_FILENAME: line 0). */
+void objmem_json_traceback(FILE *out, const struct om_snapshot *s,
+                           const struct om_traceback *tb, enum om_key by);
 void objmem_print_frames(FILE *out, const struct om_snapshot *s,
                          const struct om_traceback *tb, unsigned n);
 

@@ -1,6 +1,7 @@
 /*
- * pins.c - `objmem pins FILE [--by KEY] [--limit N] [--html OUT] [filters]`:
- * which allocation sites keep memory from going back to the OS.
+ * pins.c - `objmem pins FILE [--by KEY] [--limit N] [--html OUT] [--json]
+ * [filters]`: which allocation sites keep memory from going back to the
+ * OS.
  *
  * objmem gives a page back when its last block is freed (after the purge
  * delay), and an arena's header and its free resident pages when the
@@ -27,6 +28,26 @@
  * then the arenas' occupancy.  --html writes the heap map as a page: one
  * row per arena, one cell per page coloured by occupancy, each cell
  * naming its blockers.
+ *
+ * --json prints the report's figures as one JSON object, for scripts
+ * (bytes as integers, ages in ms; TB as in reports.c, cut to the key):
+ *
+ *   {"report": "pins", "file": F, "by": K, "traced_blocks": N,
+ *    "sample_mean": B, "arenas": N, "pages": B, "live": B,
+ *    "free_resident": B, "large_blocks": N, "large": B,
+ *    ["filtered": {"kept": N, "of": N},]
+ *    "sites": [{SITE, "traceback": TB}, ...],
+ *    ["left_out": {SITE},] "untraced_pinned": B,
+ *    "sparse_arenas": [{"address": A, "live": B, "usable": B,
+ *        "blockers": [{"count": N, "age_min_ms": T, "age_max_ms": T,
+ *                      "traceback": TB | "left_out": true}, ...],
+ *        "more_sites": N, "untraced": N}, ...],
+ *    "sparse": {"arenas": N, "live": B, "kept": B},
+ *    "occupancy": {"under_1": N, "1_to_5": N, "5_to_25": N,
+ *                  "over_25": N}}
+ *
+ *   SITE: "blocks": N, "bytes": B, "release": B, "units": N,
+ *         "arenas": N, "pinned": B
  *
  * Sites are tracebacks (or lines, or files: --by).  In a sampled capture
  * only the sampled blocks are known: the others count as untraced, and
@@ -380,6 +401,26 @@ static void tally_large(struct pins *p)
     }
 }
 
+/* The heap's figures over all arenas and large blocks. */
+struct heap_sums {
+    size_t live, usable, free, large;
+};
+
+static struct heap_sums heap_sums(const struct pins *p,
+                                  const struct arena_tally *t)
+{
+    struct heap_sums h = { 0, 0, 0, 0 };
+
+    for (size_t i = 0; i < p->map->narenas; i++) {
+        h.live += t[i].live;
+        h.usable += t[i].usable;
+        h.free += t[i].free;
+    }
+    for (size_t i = 0; i < p->map->nlarge; i++)
+        h.large += p->map->large[i].size;
+    return h;
+}
+
 /* ---- The text report ---- */
 
 static const struct pins *sort_ctx;
@@ -460,14 +501,12 @@ static size_t *sites_by_release(const struct pins *p)
     return order;
 }
 
-static void print_sites(const struct pins *p, long limit)
+/* The sites the report lists, by release (the first limit of those that
+ * keep anything, not the filters' others): their count, in order[]. */
+static size_t listed_sites(const struct pins *p, size_t *order, long limit)
 {
-    size_t *order = sites_by_release(p), shown = 0;
-    char a[32];
+    size_t shown = 0;
 
-    if (!order)
-        return;
-    printf("\nwhat freeing each site's blocks would give back to the OS:\n");
     for (size_t i = 0; i < p->nsites; i++) {
         const struct site *s = &p->sites[order[i]];
 
@@ -475,8 +514,22 @@ static void print_sites(const struct pins *p, long limit)
             continue;
         if (limit > 0 && shown >= (size_t)limit)
             break;
-        print_site(p, s, ++shown);
+        order[shown++] = order[i];
     }
+    return shown;
+}
+
+static void print_sites(const struct pins *p, long limit)
+{
+    size_t *order = sites_by_release(p), shown;
+    char a[32];
+
+    if (!order)
+        return;
+    printf("\nwhat freeing each site's blocks would give back to the OS:\n");
+    shown = listed_sites(p, order, limit);
+    for (size_t i = 0; i < shown; i++)
+        print_site(p, &p->sites[order[i]], i + 1);
     if (!shown)
         printf("  nothing: no %s keeps memory alone\n",
                p->kept == p->s ? "traced block" : "site the filters keep");
@@ -533,15 +586,23 @@ static size_t site_ages(const struct pins *p, size_t first, size_t end,
     return count;
 }
 
+/* The blocks of arena a, [*first, *end), and their distinct sites (the
+ * first SHOW_SITES into sites): how many there are. */
+static size_t arena_sites(const struct pins *p, const struct om_heap_arena *a,
+                          size_t *first, size_t *end, size_t *sites)
+{
+    *first = lower_bound(p, a->address);
+    *end = lower_bound(p, a->address + a->npages * p->map->page_size);
+    return sites_in(p, *first, *end, sites, SHOW_SITES);
+}
+
 /* The blockers of one nearly empty arena, by site, with their ages. */
 static void print_arena_blockers(const struct pins *p,
                                  const struct om_heap_arena *a,
                                  const struct arena_tally *at)
 {
-    uintptr_t end_addr = a->address + a->npages * p->map->page_size;
-    size_t first = lower_bound(p, a->address);
-    size_t end = lower_bound(p, end_addr), sites[SHOW_SITES];
-    size_t n = sites_in(p, first, end, sites, SHOW_SITES);
+    size_t first, end, sites[SHOW_SITES];
+    size_t n = arena_sites(p, a, &first, &end, sites);
 
     for (size_t k = 0; k < n && k < SHOW_SITES; k++) {
         uint64_t young, old;
@@ -558,42 +619,73 @@ static void print_arena_blockers(const struct pins *p,
         printf("      %zu untraced blocks\n", at->untraced);
 }
 
+/* An arena's use (live over usable bytes), and whether the report
+ * names it: nearly empty, with blockers. */
+static bool is_sparse(const struct arena_tally *at, double *use)
+{
+    *use = at->usable ? (double)at->live / (double)at->usable : 0;
+    return *use < SPARSE && (at->any || at->mixed);
+}
+
+/* The arenas by occupancy, and the nearly empty ones: how many, their
+ * live bytes and the resident bytes they keep. */
+struct sparse_sums {
+    size_t hist[4], arenas, live, kept;
+};
+
+static struct sparse_sums sparse_sums(const struct pins *p,
+                                      const struct arena_tally *tallies)
+{
+    struct sparse_sums ss = { { 0 }, 0, 0, 0 };
+
+    for (size_t i = 0; i < p->map->narenas; i++) {
+        const struct arena_tally *at = &tallies[i];
+        double use;
+        bool sparse = is_sparse(at, &use);
+
+        ss.hist[use < 0.01 ? 0 : use < 0.05 ? 1 : use < 0.25 ? 2 : 3]++;
+        if (!sparse)
+            continue;
+        ss.kept += at->resident - at->free - at->live;
+        ss.live += at->live;
+        ss.arenas++;
+    }
+    return ss;
+}
+
 static void print_sparse(const struct pins *p,
                          const struct arena_tally *tallies, long limit)
 {
-    size_t hist[4] = { 0 }, sparse = 0, kept = 0, live = 0;
+    struct sparse_sums ss = sparse_sums(p, tallies);
+    size_t shown = 0;
     char a[32], b[32];
 
     printf("\nnearly empty arenas (under %.0f%% used), and what keeps "
            "them:\n", SPARSE * 100);
     for (size_t i = 0; i < p->map->narenas; i++) {
         const struct arena_tally *at = &tallies[i];
-        double use = at->usable ? (double)at->live / (double)at->usable : 0;
+        double use;
 
-        hist[use < 0.01 ? 0 : use < 0.05 ? 1 : use < 0.25 ? 2 : 3]++;
-        if (use >= SPARSE || (!at->any && !at->mixed))
+        if (!is_sparse(at, &use) || (limit > 0 && shown >= (size_t)limit))
             continue;
-        kept += at->resident - at->free - at->live;
-        live += at->live;
-        if (limit > 0 && sparse++ >= (size_t)limit)
-            continue;
+        shown++;
         printf("  arena %#lx: %s live of %s (%.1f%%)\n",
                (unsigned long)p->map->arenas[i].address,
                objmem_human((double)at->live, a, sizeof(a)),
                objmem_human((double)at->usable, b, sizeof(b)), use * 100);
         print_arena_blockers(p, &p->map->arenas[i], at);
     }
-    if (!sparse)
+    if (!ss.arenas)
         printf("  none\n");
-    else if (limit > 0 && sparse > (size_t)limit)
-        printf("  and %zu more\n", sparse - (size_t)limit);
-    if (sparse)
+    else if (ss.arenas > shown)
+        printf("  and %zu more\n", ss.arenas - shown);
+    if (ss.arenas)
         printf("%zu nearly empty arena%s: %s of live blocks keep %s from "
-               "going back\n", sparse, sparse == 1 ? "" : "s",
-               objmem_human((double)live, a, sizeof(a)),
-               objmem_human((double)kept, b, sizeof(b)));
+               "going back\n", ss.arenas, ss.arenas == 1 ? "" : "s",
+               objmem_human((double)ss.live, a, sizeof(a)),
+               objmem_human((double)ss.kept, b, sizeof(b)));
     printf("\narenas by occupancy: <1%%: %zu, 1-5%%: %zu, 5-25%%: %zu, "
-           ">25%%: %zu\n", hist[0], hist[1], hist[2], hist[3]);
+           ">25%%: %zu\n", ss.hist[0], ss.hist[1], ss.hist[2], ss.hist[3]);
 }
 
 /* ---- The heap map as a page ---- */
@@ -765,34 +857,134 @@ static int write_html(const struct pins *p, const struct arena_tally *t,
     return rc;
 }
 
+/* ---- JSON ---- */
+
+static void json_figures(const struct site *s)
+{
+    printf("\"blocks\": %zu, \"bytes\": %zu, \"release\": %zu, "
+           "\"units\": %zu, \"arenas\": %zu, \"pinned\": %.0f", s->blocks,
+           s->bytes, s->release, s->units, s->arenas, s->pinned);
+}
+
+/* Which site: its traceback, cut to the key, or the filters' others. */
+static void json_site_name(const struct pins *p, const struct site *s)
+{
+    if (s->tb)
+        objmem_json_traceback(stdout, p->s, s->tb, p->by);
+    else
+        fputs("\"left_out\": true", stdout);
+}
+
+static void json_sites(const struct pins *p, long limit)
+{
+    size_t *order = sites_by_release(p), n = 0;
+
+    if (order)
+        n = listed_sites(p, order, limit);
+    fputs(",\n \"sites\": [", stdout);
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n  {", i ? "," : "");
+        json_figures(&p->sites[order[i]]);
+        fputs(", ", stdout);
+        json_site_name(p, &p->sites[order[i]]);
+        fputc('}', stdout);
+    }
+    fputs("]", stdout);
+    if (p->other != UNTRACED) {
+        fputs(",\n \"left_out\": {", stdout);
+        json_figures(&p->sites[p->other]);
+        fputc('}', stdout);
+    }
+    printf(",\n \"untraced_pinned\": %.0f", p->untraced_pinned);
+    free(order);
+}
+
+static void json_arena(const struct pins *p, const struct om_heap_arena *a,
+                       const struct arena_tally *at)
+{
+    size_t first, end, sites[SHOW_SITES];
+    size_t n = arena_sites(p, a, &first, &end, sites);
+
+    printf("\n  {\"address\": %lu, \"live\": %zu, \"usable\": %zu, "
+           "\"blockers\": [", (unsigned long)a->address, at->live,
+           at->usable);
+    for (size_t k = 0; k < n && k < SHOW_SITES; k++) {
+        uint64_t young, old;
+        size_t count = site_ages(p, first, end, sites[k], &young, &old);
+
+        printf("%s{\"count\": %zu, \"age_min_ms\": %llu, \"age_max_ms\": "
+               "%llu, ", k ? ", " : "", count, (unsigned long long)young,
+               (unsigned long long)old);
+        json_site_name(p, &p->sites[sites[k]]);
+        fputc('}', stdout);
+    }
+    printf("], \"more_sites\": %zu, \"untraced\": %zu}",
+           n > SHOW_SITES ? n - SHOW_SITES : 0, at->untraced);
+}
+
+static void json_sparse(const struct pins *p, const struct arena_tally *t,
+                        long limit)
+{
+    struct sparse_sums ss = sparse_sums(p, t);
+    size_t shown = 0;
+    double use;
+
+    fputs(",\n \"sparse_arenas\": [", stdout);
+    for (size_t i = 0; i < p->map->narenas; i++) {
+        if (!is_sparse(&t[i], &use) || (limit > 0 && shown >= (size_t)limit))
+            continue;
+        fputs(shown++ ? "," : "", stdout);
+        json_arena(p, &p->map->arenas[i], &t[i]);
+    }
+    printf("],\n \"sparse\": {\"arenas\": %zu, \"live\": %zu, \"kept\": "
+           "%zu},\n \"occupancy\": {\"under_1\": %zu, \"1_to_5\": %zu, "
+           "\"5_to_25\": %zu, \"over_25\": %zu}", ss.arenas, ss.live,
+           ss.kept, ss.hist[0], ss.hist[1], ss.hist[2], ss.hist[3]);
+}
+
+static void json_report(const struct pins *p, const char *path,
+                        const struct arena_tally *t, long limit)
+{
+    struct heap_sums h = heap_sums(p, t);
+    struct om_snapshot_info info;
+
+    om_snapshot_get_info(p->s, &info);
+    fputs("{\"report\": \"pins\", \"file\": ", stdout);
+    objmem_json_string(stdout, path);
+    printf(", \"by\": \"%s\", \"traced_blocks\": %zu, \"sample_mean\": "
+           "%zu,\n \"arenas\": %zu, \"pages\": %zu, \"live\": %zu, "
+           "\"free_resident\": %zu, \"large_blocks\": %zu, \"large\": %zu",
+           objmem_key_name(p->by), p->nblocks, info.sample_mean,
+           p->map->narenas, h.usable, h.live, h.free, p->map->nlarge,
+           h.large);
+    if (p->kept != p->s)
+        printf(", \"filtered\": {\"kept\": %zu, \"of\": %zu}",
+               om_snapshot_count(p->kept), om_snapshot_count(p->s));
+    json_sites(p, limit);
+    json_sparse(p, t, limit);
+    fputs("}\n", stdout);
+}
+
 /* ---- The verb ---- */
 
 static void print_header(const struct pins *p, const char *path,
                          const struct objmem_filters *fl,
                          const struct arena_tally *t)
 {
-    size_t live = 0, usable = 0, large = 0, free_bytes = 0;
+    struct heap_sums h = heap_sums(p, t);
     struct om_snapshot_info info;
     char a[32], b[32], c[32];
 
     om_snapshot_get_info(p->s, &info);
-    for (size_t i = 0; i < p->map->narenas; i++) {
-        live += t[i].live;
-        usable += t[i].usable;
-        free_bytes += t[i].free;
-    }
-    for (size_t i = 0; i < p->map->nlarge; i++)
-        large += p->map->large[i].size;
     printf("# objmem pins: %s: %zu traced blocks; %zu arenas, %s of pages, "
            "%s of it in live blocks; %zu large blocks, %s\n", path,
            p->nblocks, p->map->narenas,
-           objmem_human((double)usable, a, sizeof(a)),
-           objmem_human((double)live, b, sizeof(b)), p->map->nlarge,
-           objmem_human((double)large, c, sizeof(c)));
-    if (free_bytes)
+           objmem_human((double)h.usable, a, sizeof(a)),
+           objmem_human((double)h.live, b, sizeof(b)), p->map->nlarge,
+           objmem_human((double)h.large, c, sizeof(c)));
+    if (h.free)
         printf("# %s of free pages still resident: they go back after the "
-               "purge delay\n", objmem_human((double)free_bytes, a,
-                                              sizeof(a)));
+               "purge delay\n", objmem_human((double)h.free, a, sizeof(a)));
     if (info.sample_mean)
         printf("# sampled: only the sampled blocks have sites; the others "
                "count as untraced\n");
@@ -801,7 +993,7 @@ static void print_header(const struct pins *p, const char *path,
 
 static int report(struct pins *p, const char *path,
                   const struct objmem_filters *fl, long limit,
-                  const char *html)
+                  const char *html, bool json)
 {
     struct arena_tally *t = calloc(p->map->narenas + 1, sizeof(*t));
     int rc = 0;
@@ -814,9 +1006,13 @@ static int report(struct pins *p, const char *path,
     for (size_t i = 0; i < p->map->narenas; i++)
         t[i] = tally_arena(p, &p->map->arenas[i]);
     tally_large(p);
-    print_header(p, path, fl, t);
-    print_sites(p, limit);
-    print_sparse(p, t, limit);
+    if (json) {
+        json_report(p, path, t, limit);
+    } else {
+        print_header(p, path, fl, t);
+        print_sites(p, limit);
+        print_sparse(p, t, limit);
+    }
     if (html)
         rc = write_html(p, t, html, path, limit);
     free(t);
@@ -827,7 +1023,7 @@ static int pins_usage(void)
 {
     fprintf(stderr, "usage: objmem pins FILE [--by traceback|lineno|"
             "filename] [--limit N]\n                   [--html OUT] "
-            "[filters]\n");
+            "[--json] [filters]\n");
     return 2;
 }
 
@@ -839,6 +1035,7 @@ int objmem_pins(int argc, char **argv)
     struct om_snapshot_info info;
     struct om_snapshot *s, *kept;
     long limit = 10;
+    bool json = false;
     int rc;
 
     p.by = OM_KEY_LINENO;
@@ -853,6 +1050,8 @@ int objmem_pins(int argc, char **argv)
             limit = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--html") == 0 && i + 1 < argc)
             html = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
         else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc &&
                  objmem_parse_key(argv[i + 1], &p.by))
             i++;
@@ -878,7 +1077,7 @@ int objmem_pins(int argc, char **argv)
     }
     om_snapshot_get_info(s, &info);
     p.now_ms = info.time_ms;
-    rc = report(&p, path, &fl, limit, html);
+    rc = report(&p, path, &fl, limit, html, json);
     free(p.blocks);
     free(p.sites);
     om_snapshot_free(kept);

@@ -243,14 +243,18 @@ static void json_frame(FILE *out, const struct om_snapshot *s,
     fputc('}', out);
 }
 
-static void json_traceback(FILE *out, const struct om_snapshot *s,
-                           const struct om_traceback *tb)
+void objmem_json_traceback(FILE *out, const struct om_snapshot *s,
+                           const struct om_traceback *tb, enum om_key by)
 {
+    unsigned n = by == OM_KEY_TRACEBACK ? tb->nframe : tb->nframe != 0;
+
     fprintf(out, "\"traceback\": {\"total_nframe\": %u, \"frames\": [",
             tb->total_nframe);
-    for (unsigned i = 0; i < tb->nframe; i++) {
+    for (unsigned i = 0; i < n; i++) {
+        struct om_frame file = { tb->frames[i].filename, NULL, 0, NULL };
+
         fputs(i ? ", " : "", out);
-        json_frame(out, s, &tb->frames[i]);
+        json_frame(out, s, by == OM_KEY_FILENAME ? &file : &tb->frames[i]);
     }
     fputs("]}", out);
 }
@@ -261,7 +265,6 @@ static void json_head(FILE *out, const struct report_opts *o,
                       const struct om_snapshot *all,
                       const struct om_snapshot *kept)
 {
-    static const char *const keys[] = { "filename", "lineno", "traceback" };
     double bytes, count, kept_n;
 
     fprintf(out, "{\"report\": \"%s\", ", o->verb);
@@ -288,7 +291,7 @@ static void json_head(FILE *out, const struct report_opts *o,
                 i.sample_mean, i.lost);
     }
     fprintf(out, ", \"by\": \"%s\", \"cumulative\": %s",
-            keys[o->key], o->cumulative ? "true" : "false");
+            objmem_key_name(o->key), o->cumulative ? "true" : "false");
     if (o->part == PART_ALLOCS && o->nfiles == 1)
         fprintf(out, ", \"sort\": \"%s\"", o->by_count ? "count" : "size");
     if (kept != all && o->part == PART_ALLOCS) {
@@ -311,7 +314,7 @@ static void json_stat(FILE *out, const struct om_snapshot *s, size_t i,
     if (sampled(s))
         fprintf(out, "\"size_error\": %.1f, \"count_error\": %.2f, ",
                 st->size_error, st->count_error);
-    json_traceback(out, s, st->traceback);
+    objmem_json_traceback(out, s, st->traceback, OM_KEY_TRACEBACK);
     fputc('}', out);
 }
 
@@ -360,17 +363,22 @@ struct om_snapshot *objmem_capture_load(const char *path)
     return s;
 }
 
+/* The keys' names, by enum om_key. */
+static const char *const key_names[] = { "filename", "lineno", "traceback" };
+
 bool objmem_parse_key(const char *v, enum om_key *key)
 {
-    if (strcmp(v, "lineno") == 0)
-        *key = OM_KEY_LINENO;
-    else if (strcmp(v, "filename") == 0)
-        *key = OM_KEY_FILENAME;
-    else if (strcmp(v, "traceback") == 0)
-        *key = OM_KEY_TRACEBACK;
-    else
-        return false;
-    return true;
+    for (int k = OM_KEY_FILENAME; k <= OM_KEY_TRACEBACK; k++)
+        if (strcmp(v, key_names[k]) == 0) {
+            *key = (enum om_key)k;
+            return true;
+        }
+    return false;
+}
+
+const char *objmem_key_name(enum om_key key)
+{
+    return key_names[key];
 }
 
 /* Options and file names; false (after a message) when they are bad. */
@@ -670,7 +678,8 @@ int objmem_diff(int argc, char **argv)
             printf("%s\n  {\"size\": %zu, \"size_diff\": %td, \"count\": "
                    "%zu, \"count_diff\": %td, ", i ? "," : "", d[i].size,
                    d[i].size_diff, d[i].count, d[i].count_diff);
-            json_traceback(stdout, d[i].count ? now : old, d[i].traceback);
+            objmem_json_traceback(stdout, d[i].count ? now : old,
+                                  d[i].traceback, OM_KEY_TRACEBACK);
             putchar('}');
         }
         printf("]}\n");
