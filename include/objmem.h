@@ -926,6 +926,26 @@ OM_API const struct om_snapshot *om_snapshot_allocations(
 /* The heap map taken with the snapshot, or NULL (a filtered snapshot, or
  * a capture of an older version). */
 OM_API const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s);
+/* The timeline: while tracing, the ticker thread notes the traced memory
+ * and the process's resident set 64 times a second.  A point covers the
+ * time from its time_ms to the next point's (the last: to the snapshot),
+ * and holds the most seen in it; the traced memory's peak, when it rose
+ * in the interval, counts as seen (so the timeline's highest point is
+ * the peak).  Points start one tick apart; when 4096 are kept, each two
+ * neighbours merge into one, so a long run keeps 2048 to 4096 points of
+ * its whole length.  om_snapshot_timeline gives the points of a snapshot
+ * taken in the process or of a capture that has them, oldest first,
+ * time_ms strictly increasing; 0 and NULL when there are none (a
+ * filtered snapshot, its peak, an older capture, a fork child's after
+ * the fork: its ticker is the parent's). */
+struct om_time_point {
+    uint64_t time_ms;           /* after tracing began, as the traces' */
+    size_t traced;              /* the most traced bytes (sampled: the
+                                   estimate) */
+    size_t rss;                 /* the most resident bytes; 0: unknown */
+};
+OM_API size_t om_snapshot_timeline(const struct om_snapshot *s,
+                                   const struct om_time_point **points);
 /* The modules (the program, its shared objects) the traced process had
  * loaded when the snapshot was taken, for its C frames: a snapshot with
  * C frames has them, and so do its peak and a filtered copy.  A frame

@@ -56,6 +56,27 @@ size_t omi_os_page_size(void)
     return page_size;
 }
 
+size_t omi_os_rss(void)
+{
+    char buf[128];
+    int saved = errno, fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    size_t pages = 0;
+    ssize_t i = 0;
+
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    /* "size resident shared ...": skip the first number and its space */
+    while (i < n && buf[i] >= '0' && buf[i] <= '9')
+        i++;
+    if (i >= n || buf[i++] != ' ')
+        return 0;
+    for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        pages = pages * 10 + (size_t)(buf[i] - '0');
+    return pages * omi_os_page_size();
+}
+
 int om_debug_fail_maps(long nth, bool every)
 {
     if (nth < 0)

@@ -10,6 +10,11 @@
 /* The OS page size, read once. */
 size_t omi_os_page_size(void);
 
+/* The process's resident set in bytes (/proc/self/statm: open, read and
+ * close each time, no stdio, no allocation); 0 when it cannot be read.
+ * errno is kept. */
+size_t omi_os_rss(void);
+
 /*
  * Map size bytes of zeroed read-write memory aligned to align (a power of
  * two, at least the page size).  NULL when the kernel refuses or fault

@@ -142,23 +142,6 @@ static FILE *open_output(void)
     return fd < 0 ? NULL : fdopen(fd, "w");
 }
 
-static size_t rss_now(void)
-{
-    char buf[128];
-    unsigned long size = 0, resident = 0;
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
-        return 0;
-    return resident * omi_os_page_size();
-}
-
 int om_report_write(void)
 {
     struct om_stats s;
@@ -173,7 +156,7 @@ int om_report_write(void)
     /* The kernel's high-water mark may lag the resident count it took it
      * from (its counters are cached per thread or per CPU): the peak is
      * never below what is resident now. */
-    rss = rss_now();
+    rss = omi_os_rss();
     getrusage(RUSAGE_SELF, &ru);
     peak = (size_t)ru.ru_maxrss * 1024;
     if (peak < rss)

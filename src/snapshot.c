@@ -87,6 +87,8 @@
  *         traceback and domain: ntraces records of 16 bytes, f64 the
  *         variance of the bytes, f64 that of the count
  *   HEAP  (optional) the heap map
+ *   TIME  (optional, never nested) the timeline: records of 24 bytes,
+ *         u64 time_ms (strictly increasing), u64 traced, u64 rss
  *   PEAK  (optional, not nested) the snapshot at the peak, a capture
  *   ALOC  (optional, not nested) the allocations of the run, a capture
  *
@@ -126,6 +128,8 @@
  *   6. Every module's path is a string of the set, its range is not
  *      empty and its build ID fits; the modules are sorted by address
  *      and disjoint (om_snapshot_find_module's binary search).
+ *   7. The timeline is NULL exactly when it has no point, and its times
+ *      strictly increase.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +166,7 @@
 #define TAG_VARS TAG('V', 'A', 'R', 'S')
 #define TAG_MODS TAG('M', 'O', 'D', 'S')
 #define TAG_MAPS TAG('M', 'A', 'P', 'S')
+#define TAG_TIME TAG('T', 'I', 'M', 'E')
 #define TAG_END TAG('E', 'N', 'D', 0)
 #define HEADER_BYTES 16             /* magic, version, 0 */
 #define SECTION_BYTES 16            /* tag, 0, length */
@@ -174,6 +179,7 @@
 #define ARENA_BYTES 16              /* address, npages, 0 */
 #define PAGE_BYTES 8
 #define LARGE_BYTES 16
+#define POINT_BYTES 24              /* time, traced, rss */
 #define TB_BYTES 8                  /* nframe, total_nframe */
 #define FRAME_BYTES 24
 #define TRACE_BYTES 24
@@ -525,6 +531,13 @@ const struct om_heap_map *om_snapshot_heap(const struct om_snapshot *s)
     return s ? s->heap : NULL;
 }
 
+size_t om_snapshot_timeline(const struct om_snapshot *s,
+                            const struct om_time_point **points)
+{
+    *points = s ? s->timeline : NULL;
+    return s ? s->ntimeline : 0;
+}
+
 size_t om_snapshot_module_count(const struct om_snapshot *s)
 {
     return s ? s->nmods : 0;
@@ -667,6 +680,11 @@ static bool snapshot_is_sound(const struct om_snapshot *s)
             s->mods[i].lo >= s->mods[i].hi ||
             s->mods[i].id_len > OMI_BUILD_ID_MAX ||
             (i > 0 && s->mods[i].lo < s->mods[i - 1].hi))
+            return false;
+    if (!s->timeline != !s->ntimeline)
+        return false;
+    for (size_t i = 1; i < s->ntimeline; i++)
+        if (s->timeline[i].time_ms <= s->timeline[i - 1].time_ms)
             return false;
     return true;
 }
@@ -1788,6 +1806,16 @@ static void write_heap(struct writer *w, const struct om_heap_map *m)
     }
 }
 
+static void write_timeline(struct writer *w, const struct om_snapshot *s)
+{
+    put_section(w, TAG_TIME, s->ntimeline * POINT_BYTES);
+    for (size_t i = 0; i < s->ntimeline; i++) {
+        put_u64(w, s->timeline[i].time_ms);
+        put_u64(w, s->timeline[i].traced);
+        put_u64(w, s->timeline[i].rss);
+    }
+}
+
 static void write_strings(struct writer *w, const struct om_snapshot *s,
                           const struct string_plan *plan)
 {
@@ -1900,6 +1928,8 @@ static void write_capture(struct writer *w, const struct om_snapshot *s,
         write_mods(w, s, plan);     /* the peak's are the same */
     if (s->heap)
         write_heap(w, s->heap);
+    if (s->ntimeline && w->depth == 0)
+        write_timeline(w, s);
     if (s->at_peak && w->depth == 0)
         write_nested(w, TAG_PEAK, s->at_peak, plan + 1);
     if (s->allocs && w->depth == 0)
@@ -2000,6 +2030,7 @@ struct section {
 struct loader {
     struct capture c;
     struct section meta, strings, tracebacks, traces, addrs, vars, heap;
+    struct section timeline;
     struct section peak, allocs;
     struct section mods;                /* MODS or MAPS */
     bool named;                         /* MAPS: frames named already */
@@ -2124,6 +2155,7 @@ static const char *tag_name(uint32_t tag)
            : tag == TAG_ALLOCS ? "ALOC"
            : tag == TAG_VARS ? "VARS"
            : tag == TAG_MODS ? "MODS"
+           : tag == TAG_TIME ? "TIME"
            : tag == TAG_MAPS ? "MAPS" : "TRCS";
 }
 
@@ -2141,6 +2173,7 @@ static int note_section(void *ctx, uint32_t tag, const unsigned char *p,
                         : tag == TAG_VARS ? &l->vars
                         : tag == TAG_PEAK && !l->depth ? &l->peak
                         : tag == TAG_ALLOCS && !l->depth ? &l->allocs
+                        : tag == TAG_TIME && !l->depth ? &l->timeline
                         : (tag == TAG_MODS || tag == TAG_MAPS) && !l->depth
                             ? &l->mods
                             : NULL;
@@ -2443,6 +2476,34 @@ static int decode_heap(struct loader *l)
     return err;
 }
 
+/* TIME (optional): the timeline. */
+static int decode_timeline(struct loader *l)
+{
+    const struct section *sec = &l->timeline;
+    struct om_time_point *p;
+    size_t n = (size_t)(sec->len / POINT_BYTES);
+
+    if (!sec->seen)
+        return 0;
+    if (sec->len % POINT_BYTES || !n)
+        return bad("TIME section of %lu bytes", (unsigned long)sec->len);
+    if (!(p = omi_region_alloc(&l->s->mem, n * sizeof(*p))))
+        return out_of_memory();
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *r = sec->p + i * POINT_BYTES;
+
+        p[i] = (struct om_time_point){ get_u64(r), (size_t)get_u64(r + 8),
+                                       (size_t)get_u64(r + 16) };
+        if (i && p[i].time_ms <= p[i - 1].time_ms)
+            return bad("TIME section: point %zu at %lu ms, after %lu", i,
+                       (unsigned long)p[i].time_ms,
+                       (unsigned long)p[i - 1].time_ms);
+    }
+    l->s->timeline = p;
+    l->s->ntimeline = n;
+    return 0;
+}
+
 static int decode(struct loader *l);
 
 /* PEAK or ALOC (optional): a nested capture, the snapshot at the peak
@@ -2605,6 +2666,8 @@ static int decode(struct loader *l)
         err = decode_addrs(l);
     if (!err)
         err = decode_heap(l);
+    if (!err)
+        err = decode_timeline(l);
     if (!err && !l->depth)
         err = decode_nested(&l->peak, &l->s->at_peak);
     if (!err && !l->depth)

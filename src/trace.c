@@ -1491,11 +1491,21 @@ OM_INLINE uint32_t now_ticks(void)
     return likely(w != 0) ? w - 1 : clock_ticks();
 }
 
+/* The timeline's sample of tick t in run r (no lock held: /proc). */
+static void timeline_sample(uint32_t r, uint32_t t)
+{
+    size_t cur, pk;
+
+    counted(&cur, &pk);
+    omi_timeline_add(r, t, cur, pk, omi_os_rss());
+}
+
 static void *ticker_main(void *arg)
 {
     struct timespec until;
     bool orphaned;
     int ticks = 0;
+    uint32_t t, r;
 
     (void)arg;
     omi_os_helper_begin("objmem-ticker");
@@ -1513,9 +1523,11 @@ static void *ticker_main(void *arg)
             }
             continue;
         }
-        atomic_store_explicit(&tick_word, clock_ticks() + 1,
-                              memory_order_relaxed);
+        t = clock_ticks();
+        r = omi_timeline_run();
+        atomic_store_explicit(&tick_word, t + 1, memory_order_relaxed);
         pthread_mutex_unlock(&tick_lock);
+        timeline_sample(r, t);
         omi_os_sleep_ms(1000 / TICKS_PER_S);
         if (++ticks * 1000 / TICKS_PER_S >= omi_os_helper_poll_ms()) {
             ticks = 0;
@@ -2095,10 +2107,12 @@ static void fork_prepare(void)
     omi_tags_fork_prepare();
     omi_stackwalk_fork_prepare();
     omi_totals_fork_prepare();
+    omi_timeline_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    omi_timeline_fork_parent();
     omi_totals_fork_parent();
     omi_stackwalk_fork_parent();
     omi_tags_fork_parent();
@@ -2151,6 +2165,7 @@ static void counters_after_fork(void)
 
 static void fork_child(void)
 {
+    omi_timeline_fork_child();
     omi_totals_fork_child();
     omi_stackwalk_fork_child();
     omi_tags_fork_child();
@@ -2210,6 +2225,7 @@ static int start_locked(int nframes, size_t mean)
         atomic_store(&start_ns, (int64_t)ts.tv_sec * 1000000000 +
                      ts.tv_nsec);
         atomic_store(&lost, 0);
+        omi_timeline_restart();
         hooks_install();
         tracing_set(true);
     }
@@ -2263,6 +2279,7 @@ void om_trace_stop(void)
         peak_forget();
         peak_unmap();
         omi_totals_clear(true);
+        omi_timeline_release();
     }
     pthread_mutex_unlock(&ctl_lock);
 }
@@ -2329,7 +2346,8 @@ size_t om_trace_get_memory(void)
         n += sizeof(*filter) << FILTER_BITS;
     return n + peak_sums_cap * sizeof(*peak_sums) +
            peak_vars_cap * sizeof(*peak_vars) + omi_tags_memory() +
-           omi_stackwalk_memory() + omi_totals_memory();
+           omi_stackwalk_memory() + omi_totals_memory() +
+           omi_timeline_memory();
 }
 
 size_t om_trace_lost(void)
@@ -2673,6 +2691,23 @@ static struct om_snapshot *allocs_snapshot(struct omi_region *scratch)
     return a;
 }
 
+/* The timeline, into s, with a last sample of run r taken now (rss read
+ * before ctl_lock): its highest point is the snapshot's peak. */
+static int take_timeline(struct om_snapshot *s, uint32_t r, size_t rss)
+{
+    struct om_time_point *p;
+    ssize_t k;
+
+    omi_timeline_add(r, now_ticks(), s->current, s->peak, rss);
+    k = omi_timeline_take(&s->mem, TICKS_PER_S, &p);
+
+    if (k < 0)
+        return (int)k;
+    s->timeline = p;
+    s->ntimeline = (size_t)k;
+    return 0;
+}
+
 /* A snapshot of the traces, and of the peak's when with_peak; raw: its
  * C frames name only their modules, with the module table (a capture's,
  * named when it is loaded). */
@@ -2682,6 +2717,8 @@ static struct om_snapshot *take_snapshot(bool with_peak, bool raw)
     struct om_snapshot *s = NULL;
     bool was = reentrant;
     int rc = -EAGAIN, was_errno = errno;
+    uint32_t run = omi_timeline_run();
+    size_t rss = omi_os_rss();          /* /proc: before the lock */
 
     pthread_mutex_lock(&ctl_lock);
     reentrant = true;
@@ -2711,6 +2748,8 @@ static struct om_snapshot *take_snapshot(bool with_peak, bool raw)
         s->time_ms = (uint64_t)now_ticks() * 1000 / TICKS_PER_S;
         if (rc == 0)
             rc = omi_heapmap_take(s);
+        if (rc == 0)
+            rc = take_timeline(s, run, rss);
         if (with_peak && !atomic_load(&peak_pending))
             s->at_peak = peak_snapshot(&scratch);
         if ((s->allocs = allocs_snapshot(&scratch)) != NULL) {
@@ -2951,6 +2990,8 @@ int omi_trace_check(void)
         rc = omi_stackwalk_check();
     if (rc == 0)
         rc = omi_totals_check(atomic_load(&gen), tb_count);
+    if (rc == 0)
+        rc = omi_timeline_check();
     pthread_mutex_unlock(&tb_lock);
     counted(&cur, &pk);
     if (rc == 0 && atomic_load(&tracing) && (bytes != cur || pk < cur))

@@ -195,6 +195,29 @@ void omi_totals_fork_prepare(void);
 void omi_totals_fork_parent(void);
 void omi_totals_fork_child(void);
 
+/* ---- timeline.c: the traced memory and the resident set over time ---- */
+
+/* The run a sample belongs to (read with the tick it is taken at). */
+uint32_t omi_timeline_run(void);
+/* Tracing starts: no points, a new run. */
+void omi_timeline_restart(void);
+/* Tracing stops: no points, a new run, the mapping given back. */
+void omi_timeline_release(void);
+/* The ticker's sample of run r: its tick, the traced memory, its peak and
+ * the resident set (0: unknown); dropped when r has ended. */
+void omi_timeline_add(uint32_t r, uint64_t tick, size_t traced, size_t pk,
+                      size_t rss);
+/* The points as the public API has them, into r (ticks_per_s: trace.c's
+ * clock): how many (*out NULL when none), or -ENOMEM. */
+ssize_t omi_timeline_take(struct omi_region *r, unsigned ticks_per_s,
+                          struct om_time_point **out);
+size_t omi_timeline_memory(void);
+/* om_check: the invariants of timeline.c. */
+int omi_timeline_check(void);
+void omi_timeline_fork_prepare(void);
+void omi_timeline_fork_parent(void);
+void omi_timeline_fork_child(void);
+
 /* ---- capture.c ---- */
 
 /* trace.c: the snapshot a capture writes, with the peak's; its C frames
@@ -294,6 +317,8 @@ struct om_snapshot {
     uint64_t trace_memory;      /* tracing's own memory then */
     uint64_t time_ms;           /* when, after tracing began */
     const struct om_heap_map *heap;     /* in mem, or NULL */
+    const struct om_time_point *timeline;   /* in mem, or NULL */
+    size_t ntimeline;
     struct om_snapshot *at_peak;        /* the snapshot at the peak (it
                                            owns it), or NULL */
     struct om_snapshot *allocs;         /* the allocations of the run (it

@@ -1735,6 +1735,55 @@ static void pins_json(void)
                                      "\"function\": \"<listcomp>\"}]}"));
 }
 
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* objmem timeline on test_trace_pins' capture: the points in time order,
+ * the highest the capture's peak (top --json's), the table's rows, the
+ * chart's two lines; the verb's errors. */
+static void timeline_checks(void)
+{
+    const char *dom;
+
+    write_py("tljson.py",
+             "import json\n"
+             "t, top = (json.load(open(f + '.json')) for f in ('tl', 'top'))\n"
+             "p = t['points']\n"
+             "assert len(p) >= 2, t\n"
+             "assert all(a[0] < b[0] for a, b in zip(p, p[1:])), p\n"
+             "assert all(x[2] > 0 and x[2] % 4096 == 0 for x in p), p\n"
+             "hi = max(x[1] for x in p)\n"
+             "assert hi == t['peak_traced']['bytes'] == top['peak'], (hi, t)\n"
+             "assert [x[0] for x in p if x[1] == hi][0] == \\\n"
+             "    t['peak_traced']['time_ms']\n"
+             "assert max(x[2] for x in p) == t['peak_rss']['bytes']\n"
+             "print('ok')\n");
+    assert_int_equal(shell("%s timeline pin.1 --json >tl.json && %s top "
+                           "pin.1 --json --limit 1 >top.json && python3 "
+                           "tljson.py", TOOL, TOOL), 0);
+    assert_string_equal(out_shim, "ok\n");
+    assert_int_equal(tool("", "timeline pin.1 --rows 5 --html tl.html"), 0);
+    assert_true(starts_with(out_shim, "# objmem timeline: pin.1: "));
+    assert_non_null(strstr(out_shim, "\n# traced: peak "));
+    assert_non_null(strstr(out_shim, "\n# RSS: peak "));
+    assert_non_null(strstr(out_shim, "\n     time       traced          RSS\n"
+                                     "   0.0"));
+    assert_int_equal(count_lines(out_shim), 4 + 1 + 5);
+    dom = dump_dom("tl.html");
+    assert_non_null(strstr(dom, "<polyline id=\"rss\""));
+    assert_non_null(strstr(dom, "<polyline id=\"traced\""));
+    assert_non_null(strstr(dom, "<p id=\"timeline-note\">Over "));
+    assert_int_equal(tool("", "timeline"), 2);
+    assert_int_equal(tool("", "timeline pin.1 --rows 0"), 2);
+    assert_int_equal(tool("", "timeline no-such.trace"), 1);
+}
+
 /* objmem pins and peak, on the articles' experiment: many objects made,
  * one in 100 kept, the rest deleted.  The survivors, all from pins.py,
  * keep whole arenas; the page draws them.  Filters name fewer sites, with
@@ -1804,7 +1853,9 @@ static void test_trace_pins(void **state)
     for (rect = dom; (rect = strstr(rect, "<rect class=\"page\"")); rect++)
         rects++;
     assert_true(rects >= 256);
+    assert_non_null(strstr(dom, "<svg id=\"timeline\""));
     pins_json();
+    timeline_checks();
 }
 
 /* ---- objmem-python: CPython embedded, every domain on objmem ---- */

@@ -1187,6 +1187,10 @@ struct craft {
     bool addr;                  /* an ADDR section */
     bool vars;                  /* a VARS section: var, var / 4 */
     double var;
+    int time_secs;              /* TIME sections, of `times` points: */
+    int times;                  /* 10 ms, 100 B, a page apart (from 0) */
+    bool time_back;             /* the last point 15 ms back */
+    int time_pad;               /* zero bytes after the points */
 };
 
 static const struct craft good = {
@@ -1311,6 +1315,18 @@ static size_t craft(unsigned char *b, const struct craft *k)
     }
     for (int i = 0; i < k->mods; i++)
         craft_mods(&f, k);
+    for (int i = 0; i < k->time_secs; i++) {
+        f_section(&f, "TIME", (uint64_t)k->times * 24 + (uint64_t)k->time_pad,
+                  0);
+        for (int j = 0; j < k->times; j++) {
+            f_le(&f, (uint64_t)(10 * j - (k->time_back && j + 1 == k->times
+                                          ? 15 : 0)), 8);
+            f_le(&f, (uint64_t)(100 * j), 8);
+            f_le(&f, (uint64_t)(4096 * j), 8);
+        }
+        for (int j = 0; j < k->time_pad; j++)
+            f_le(&f, 0, 1);
+    }
     f_section(&f, "END", 8, 0);
     f_le(&f, fnv1a(b, f.n - 16), 8);
     return f.n;
@@ -1412,6 +1428,39 @@ static void test_load_crafted_sums(void **state)
                        "sum 0 has a variance below 0 or not finite");
     expect_crafted_bad(CRAFT(.vars = true, .addr = true),
                        "both an ADDR and a VARS section");
+    assert_int_equal(om_check(), 0);
+}
+
+/* TIME: the timeline's points, read back; a bad one says why. */
+static void test_load_crafted_timeline(void **state)
+{
+    unsigned char buf[FILE_MAX];
+    const struct om_time_point *p;
+    struct om_snapshot *s;
+
+    (void)state;
+    s = load_bytes(buf, craft(buf, CRAFT(.time_secs = 1, .times = 3)));
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_timeline(s, &p), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(p[i].time_ms, 10 * i);
+        assert_int_equal(p[i].traced, 100 * i);
+        assert_int_equal(p[i].rss, 4096 * i);
+    }
+    om_snapshot_free(s);
+    s = load_bytes(buf, craft(buf, CRAFT(.times = 3)));
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_timeline(s, &p), 0);
+    assert_null(p);
+    om_snapshot_free(s);
+    expect_crafted_bad(CRAFT(.time_secs = 1, .times = 0),
+                       "TIME section of 0 bytes");
+    expect_crafted_bad(CRAFT(.time_secs = 1, .times = 2, .time_pad = 5),
+                       "TIME section of 53 bytes");
+    expect_crafted_bad(CRAFT(.time_secs = 1, .times = 3, .time_back = true),
+                       "TIME section: point 2 at 5 ms, after 10");
+    expect_crafted_bad(CRAFT(.time_secs = 2, .times = 1),
+                       "a second TIME section at byte");
     assert_int_equal(om_check(), 0);
 }
 
@@ -1838,6 +1887,7 @@ int main(void)
         cmocka_unit_test(test_load_unknown_section),
         cmocka_unit_test(test_load_crafted),
         cmocka_unit_test(test_load_crafted_sums),
+        cmocka_unit_test(test_load_crafted_timeline),
         cmocka_unit_test(test_load_crafted_damage),
         cmocka_unit_test(test_load_mutated),
         cmocka_unit_test(test_load_trailing),

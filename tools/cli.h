@@ -50,6 +50,12 @@ void objmem_frame_text(const struct om_snapshot *s,
 /* reports.c: a function's name as its source spells it (a C++ name
  * demangled into buf, size bytes), else name itself. */
 const char *objmem_function_name(const char *name, char *buf, size_t size);
+/* s HTML-escaped into f (nothing for NULL). */
+void objmem_html_escaped(FILE *f, const char *s);
+/* timeline.c: `objmem timeline`, and its chart into a page (a heading,
+ * a note and an SVG element); nothing when s has no timeline. */
+int objmem_timeline(int argc, char **argv);
+void objmem_timeline_svg(FILE *f, const struct om_snapshot *s);
 /* s as a JSON string, quoted and escaped ("null" for NULL). */
 void objmem_json_string(FILE *out, const char *s);
 /* "traceback": tb as JSON (the key and its object, reports.c's header

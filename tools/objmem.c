@@ -6,10 +6,11 @@
  *   objmem stats [--json] FILE            a saved report, re-read (run.c)
  *   objmem python ARGS...                 python3 ARGS... on objmem: execs
  *                                         objmem-python (tools/python.c)
- *   objmem top|leaks|peak|allocs|diff CAPTURE...
+ *   objmem top|leaks|peak|allocs|diff|pins|timeline CAPTURE...
  *                                         read traced runs' captures
- *                                         (reports.c; pins.c; their
- *                                         filters: filters.c)
+ *                                         (reports.c; pins.c;
+ *                                         timeline.c; their filters:
+ *                                         filters.c)
  *   objmem flamegraph|pprof CAPTURE ...   write a capture for other
  *                                         tools (export.c)
  *   objmem config [--env]                 the options in force, and where
@@ -93,6 +94,13 @@ static const char *HELP =
     "the ages of\n"
     "        their blocks; --html draws the heap map, a row per arena, a "
     "cell per page\n"
+    "  timeline FILE [--rows N] [--json] [--html OUT]\n"
+    "        the traced memory and the resident set over the run, 64 "
+    "points a second\n"
+    "        at first (a table of N rows with bars; --json: every point; "
+    "--html: a\n"
+    "        chart): when the peak came, and whether RSS followed the "
+    "heap down\n"
     "  diff OLD NEW [--by ...] [--cumulative] [--limit N] [--allocs]\n"
     "        what grew (or shrank) between two captures; --allocs: what "
     "was\n"
@@ -258,6 +266,8 @@ int main(int argc, char **argv)
         return objmem_pins(argc - 1, argv + 1);
     if (strcmp(verb, "diff") == 0)
         return objmem_diff(argc - 1, argv + 1);
+    if (strcmp(verb, "timeline") == 0)
+        return objmem_timeline(argc - 1, argv + 1);
     if (strcmp(verb, "flamegraph") == 0)
         return objmem_flamegraph(argc - 1, argv + 1);
     if (strcmp(verb, "pprof") == 0)

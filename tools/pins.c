@@ -690,30 +690,13 @@ static void print_sparse(const struct pins *p,
 
 /* ---- The heap map as a page ---- */
 
-/* HTML-escape s into f. */
-static void put_escaped(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '<')
-            fputs("&lt;", f);
-        else if (*s == '>')
-            fputs("&gt;", f);
-        else if (*s == '&')
-            fputs("&amp;", f);
-        else if (*s == '"')
-            fputs("&quot;", f);
-        else
-            fputc(*s, f);
-    }
-}
-
 /* A site's name, escaped. */
 static void put_site(FILE *f, const struct pins *p, const struct site *s)
 {
     char buf[1024];
 
     site_name(p, s, buf, sizeof(buf));
-    put_escaped(f, buf);
+    objmem_html_escaped(f, buf);
 }
 
 /* Occupancy 0..1 as a colour: red (nearly empty: pinning) to blue
@@ -818,17 +801,18 @@ static void put_page(FILE *f, const struct pins *p,
             width = p->map->arenas[i].npages;
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
           "<title>objmem pins: ", f);
-    put_escaped(f, capture);
+    objmem_html_escaped(f, capture);
     fputs("</title>\n<style>body{font:13px sans-serif;margin:16px}"
           ".label{font:10px monospace}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
           "</style></head><body>\n<h1>What keeps memory from going back "
           "to the OS</h1>\n<p id=\"capture\">", f);
-    put_escaped(f, capture);
+    objmem_html_escaped(f, capture);
     fprintf(f, ": %zu arenas, %zu traced blocks. One row per arena, one "
             "cell per page: red is nearly empty (pinned), blue full, "
             "white given back, grey the arena's header. Hover a cell for "
             "its blocks' sites.</p>\n", p->map->narenas, p->nblocks);
+    objmem_timeline_svg(f, p->s);
     put_site_rows(f, p, order, limit);
     fprintf(f, "<svg id=\"heap\" xmlns=\"http://www.w3.org/2000/svg\" "
             "width=\"%zu\" height=\"%zu\">\n", LABEL + width * CELL,

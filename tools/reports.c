@@ -217,6 +217,23 @@ void objmem_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* HTML-escape s into f. */
+void objmem_html_escaped(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else if (*s == '"')
+            fputs("&quot;", f);
+        else
+            fputc(*s, f);
+    }
+}
+
 static void json_frame(FILE *out, const struct om_snapshot *s,
                        const struct om_frame *f)
 {

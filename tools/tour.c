@@ -804,15 +804,16 @@ static void tour_cpython(void)
 
 /* ---- Step 7: which blocks keep the memory ---- */
 
-/* The survivors, traced: a capture (NAME.1) taken by SIGUSR2 right after
- * the del. */
+/* The survivors, traced: a capture (NAME.1) taken by SIGUSR2 a fifth of
+ * a second after the del (the purge delay gone by). */
 static const char *PY_PINS =
-    "import os, signal\n"
+    "import os, signal, time\n"
     "def build():\n"
     "    return [str(i) for i in range(1_000_000)]\n"
     "lst = build()\n"
     "keep = lst[::100]\n"
     "del lst\n"
+    "time.sleep(0.2)\n"
     "os.kill(os.getpid(), signal.SIGUSR2)\n"
     "x = [1]\n";
 
@@ -822,7 +823,9 @@ static void tour_pins(void)
     char script[64], cmd[4400], capture[64];
     char *argv[] = { "pins", capture, "--by", "filename", "--limit", "2",
                      NULL };
+    char *tl_argv[] = { "timeline", capture, "--rows", "8", NULL };
     FILE *f;
+    int rc;
 
     heading("7. Which blocks keep the memory: objmem pins");
     if (!find_launcher(launcher, sizeof(launcher)) || !mkdtemp(dir)) {
@@ -837,16 +840,23 @@ static void tour_pins(void)
         fclose(f);
     }
     printf("The same survivors, traced (objmem python --trace=2; a capture "
-           "on SIGUSR2\nright after the del).  Which allocation sites keep "
+           "on SIGUSR2\n0.2 s after the del).  Which allocation sites keep "
            "pages and arenas from\ngoing back, and what freeing them would "
            "give back:\n\n");
     fflush(stdout);
     snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=%s/tour "
              "%s %s", dir, launcher, script);
-    if (system(cmd) == 0 && access(capture, R_OK) == 0)
+    rc = system(cmd) == 0 && access(capture, R_OK) == 0;
+    if (rc) {
         objmem_pins(6, argv);
-    else
+        printf("\nAnd over time (objmem timeline): the traced bytes fall "
+               "at the del; the\nresident set falls after the purge delay, "
+               "but not as far (the dots):\n\n");
+        fflush(stdout);
+        objmem_timeline(4, tl_argv);
+    } else {
         printf("(the traced run failed)\n");
+    }
     fflush(stdout);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -1,0 +1,187 @@
+/*
+ * test_timeline.c - the timeline (timeline.c, om_snapshot_timeline): the
+ * traced memory and the resident set over a traced run, its highest
+ * point the peak, a capture's round trip; the merging of neighbours once
+ * the points fill, and the peak counted in the interval it rose in, both
+ * driven sample by sample.
+ */
+#include "testutil.h"
+
+#include <unistd.h>
+
+#include "os.h"
+#include "trace.h"
+
+#define BLOCKS 40000
+#define BLOCK 256
+
+static const struct om_time_point *highest(const struct om_time_point *p,
+                                           size_t n)
+{
+    const struct om_time_point *best = &p[0];
+
+    for (size_t i = 1; i < n; i++)
+        best = p[i].traced > best->traced ? &p[i] : best;
+    return best;
+}
+
+/* Points in strictly increasing time, each resident set a whole number of
+ * pages and not 0 (/proc is there). */
+static void assert_sound(const struct om_time_point *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_true(p[i].rss > 0);
+        assert_int_equal(p[i].rss % omi_os_page_size(), 0);
+        if (i)
+            assert_true(p[i].time_ms > p[i - 1].time_ms);
+    }
+}
+
+/* A run: idle, 10 MB allocated and held, freed, and the pages given back
+ * (the purger's delay).  The ticker's points see each phase; the highest
+ * is the peak exactly; the resident set falls after the frees; a capture
+ * keeps every point. */
+static void test_timeline_run(void **state)
+{
+    static void *blocks[BLOCKS];
+    char path[] = "/tmp/objmem-timeline-XXXXXX";
+    const struct om_time_point *p, *q, *top;
+    struct om_snapshot *s, *back;
+    size_t n, cur, pk, held_rss = 0, i;
+
+    (void)state;
+    assert_int_equal(om_trace_start(1), 0);
+    omi_os_sleep_ms(80);
+    for (i = 0; i < BLOCKS; i++)
+        assert_non_null(blocks[i] = om_malloc(BLOCK));
+    omi_os_sleep_ms(120);
+    held_rss = omi_os_rss();
+    for (i = 0; i < BLOCKS; i++)
+        om_free(blocks[i]);
+    /* the purger gives the pages back after its delay (50 ms) */
+    for (int tries = 0; tries < 100 && omi_os_rss() + (5 << 20) > held_rss;
+         tries++)
+        omi_os_sleep_ms(20);
+    omi_os_sleep_ms(40);
+    om_trace_get_traced_memory(&cur, &pk);
+    assert_int_equal(pk, (size_t)BLOCKS * BLOCK);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    n = om_snapshot_timeline(s, &p);
+    /* 240 ms at least, 64 ticks a second */
+    assert_true(n >= 8);
+    assert_sound(p, n);
+    top = highest(p, n);
+    assert_int_equal(top->traced, (size_t)BLOCKS * BLOCK);
+    assert_true(top->rss >= (size_t)BLOCKS * BLOCK);
+    assert_int_equal(p[0].traced, 0);
+    assert_int_equal(p[n - 1].traced, 0);
+    assert_true(p[n - 1].rss + (5 << 20) <= held_rss);
+    /* the points before the blocks, the ones holding them, the ones
+     * after: one each at least */
+    for (i = 0; i < n && p[i].traced == 0; i++)
+        ;
+    assert_true(i >= 1 && i < n);
+    assert_true(p[n - 1].time_ms >= top->time_ms + 40);
+    /* the round trip keeps every point */
+    close(mkstemp(path));
+    assert_int_equal(om_snapshot_dump(s, path), 0);
+    back = om_snapshot_load(path);
+    assert_non_null(back);
+    unlink(path);
+    assert_int_equal(om_snapshot_timeline(back, &q), n);
+    assert_memory_equal(q, p, n * sizeof(*p));
+    /* the peak's snapshot has none */
+    assert_int_equal(om_snapshot_timeline(om_snapshot_peak(back), &q), 0);
+    assert_null(q);
+    om_snapshot_free(back);
+    om_snapshot_free(s);
+    assert_int_equal(om_check(), 0);
+    /* stopped, and started again: a new run, from its first tick */
+    om_trace_stop();
+    assert_int_equal(om_trace_start(1), 0);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    n = om_snapshot_timeline(s, &p);
+    assert_true(n >= 1 && n <= 3);
+    assert_true(p[0].time_ms < 100);
+    om_snapshot_free(s);
+    assert_int_equal(om_check(), 0);
+}
+
+/* 10,000 samples a tick apart, traced = tick: the points fill at 4096
+ * ticks (timeline.c's CAP: two merge into one), and at 8192 again, so
+ * 2,500 points are left, 4 ticks each, each with its last tick's figures
+ * (the largest). */
+static void test_timeline_merge(void **state)
+{
+    struct omi_region r = { 0 };
+    struct om_time_point *p;
+    size_t page = omi_os_page_size();
+    uint32_t run;
+    ssize_t n;
+
+    (void)state;
+    omi_timeline_restart();
+    run = omi_timeline_run();
+    for (uint64_t t = 0; t < 10000; t++)
+        omi_timeline_add(run, t, t, 0, t * page);
+    assert_int_equal(om_check(), 0);
+    n = omi_timeline_take(&r, 64, &p);
+    assert_int_equal(n, 2500);
+    for (ssize_t i = 0; i < n; i++) {
+        assert_int_equal(p[i].time_ms, (uint64_t)(4 * i) * 1000 / 64);
+        assert_int_equal(p[i].traced, 4 * i + 3);
+        assert_int_equal(p[i].rss, (4 * i + 3) * page);
+    }
+    /* a sample of an ended run is dropped */
+    omi_timeline_restart();
+    omi_timeline_add(run, 20000, 1, 0, page);
+    assert_int_equal(omi_timeline_take(&r, 64, &p), 0);
+    assert_null(p);
+    omi_timeline_release();
+    omi_region_release(&r);
+    assert_int_equal(om_check(), 0);
+}
+
+/* The peak, when it rose since the last sample, is what the interval
+ * held at most; a peak already seen is not counted again. */
+static void test_timeline_peak(void **state)
+{
+    struct omi_region r = { 0 };
+    struct om_time_point *p;
+    uint32_t run;
+
+    (void)state;
+    omi_timeline_restart();
+    run = omi_timeline_run();
+    omi_timeline_add(run, 0, 10, 10, 0);
+    omi_timeline_add(run, 1, 5, 100, 0);      /* rose to 100 in between */
+    omi_timeline_add(run, 2, 5, 100, 0);      /* the same peak */
+    omi_timeline_add(run, 3, 7, 50, 0);       /* reset lower */
+    omi_timeline_add(run, 4, 7, 60, 0);       /* rose again */
+    omi_timeline_add(run, 4, 8, 60, 0);       /* the same tick: merged */
+    assert_int_equal(omi_timeline_take(&r, 64, &p), 5);
+    assert_int_equal(p[0].traced, 10);
+    assert_int_equal(p[1].traced, 100);
+    assert_int_equal(p[2].traced, 5);
+    assert_int_equal(p[3].traced, 7);
+    assert_int_equal(p[4].traced, 60);
+    assert_int_equal(p[4].time_ms, 62);
+    omi_timeline_release();
+    omi_region_release(&r);
+    assert_int_equal(om_check(), 0);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, trace_setup, trace_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_timeline_run),
+        T(test_timeline_merge),
+        T(test_timeline_peak),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
