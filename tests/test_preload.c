@@ -1165,6 +1165,9 @@ static void test_export_html(void **state)
     assert_string_equal(err, "");
     dom = dump_dom("exp.html");
     assert_non_null(strstr(dom, "<h1>objmem flame graph: exp.trace</h1>"));
+    /* the timeline's chart above it, its two lines drawn */
+    assert_non_null(strstr(dom, "<polyline id=\"traced\""));
+    assert_non_null(strstr(dom, "<polyline id=\"rss\""));
     snprintf(want, sizeof(want), " traces, %zu bytes (", total);
     assert_non_null(strstr(dom, want));
     /* The box is a div of class f that the script made (the data, in the

@@ -25,7 +25,8 @@
  * character ' '.  A traceback cut at the limit starts with "[truncated]",
  * so that cut stacks do not pass for whole ones.  C frames that differ
  * only in their return address read the same; their lines are merged.
- * The HTML page draws the same stacks.
+ * The HTML page draws the same stacks, under the capture's timeline
+ * (timeline.c's chart, when the capture has one).
  *
  * pprof: profile.proto encoded here (pprof reads it uncompressed), with
  * Go's heap profile conventions.  The fields written:
@@ -673,6 +674,21 @@ static void put_stacks_json(struct buf *b, const struct stack *s, size_t n)
     intern_free(&names);
 }
 
+/* The capture's timeline chart (timeline.c), at the top of the page. */
+static void put_timeline(struct buf *b, const struct capture *c)
+{
+    char *svg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&svg, &len);
+
+    if (!f)
+        return;
+    objmem_timeline_svg(f, c->loaded);
+    if (fclose(f) == 0)
+        buf_put(b, svg, len);
+    free(svg);
+}
+
 static void put_page(struct buf *b, const struct capture *c,
                      const struct stack *s, size_t n)
 {
@@ -688,8 +704,10 @@ static void put_page(struct buf *b, const struct capture *c,
     put_html(b, c->path);
     buf_str(b, "</title>\n<style>\n");
     buf_str(b, PAGE_CSS);
-    buf_str(b, "</style>\n</head>\n<body>\n"
-            "<script id=\"data\" type=\"application/json\">\n{\"file\": ");
+    buf_str(b, "</style>\n</head>\n<body>\n");
+    put_timeline(b, c);
+    buf_str(b, "<script id=\"data\" type=\"application/json\">\n"
+            "{\"file\": ");
     put_json(b, c->path);
     snprintf(num, sizeof(num), ", \"traces\": %zu, \"bytes\": %zu, "
              "\"blocks\": %zu, \"what\": \"%s\", \"sample_mean\": %zu, "
