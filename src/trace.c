@@ -2700,7 +2700,6 @@ static int take_timeline(struct om_snapshot *s, uint32_t r, size_t rss)
 
     omi_timeline_add(r, now_ticks(), s->current, s->peak, rss);
     k = omi_timeline_take(&s->mem, TICKS_PER_S, &p);
-
     if (k < 0)
         return (int)k;
     s->timeline = p;

@@ -59,8 +59,8 @@ static void print_bar(size_t traced, size_t rss, size_t scale)
     putchar('\n');
 }
 
-/* Row k of rows over [t0, t1]: the largest figures of its points, from
- * *next on (which it moves past them); none: the point before. */
+/* A row: the largest figures of the points from *next on that start
+ * before end (*next moves past them); none: the point before. */
 static struct om_time_point row_of(const struct om_time_point *p, size_t n,
                                    size_t *next, uint64_t end)
 {
