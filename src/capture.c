@@ -6,9 +6,10 @@
  * capture, a snapshot dump (snapshot.c), when it exits: the traces still
  * live then, which `objmem leaks` and `objmem top` read.  Long-running
  * services get captures meanwhile on SIGUSR2: the handler only raises a
- * flag (async-signal-safe), and the next traced allocation writes the
- * capture, numbered NAME.1, NAME.2, ...  The file name comes from
- * OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a forked child writes
+ * flag (OMI_DEFER_CAPTURE, async-signal-safe), and the next traced
+ * allocation writes the capture, numbered NAME.1, NAME.2, ...  The file
+ * name comes from OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a
+ * forked child writes
  * one of its own at exit when OBJMEM_TRACE_FORKS is set.  A capture
  * carries the snapshot at the peak too (om_trace_keep_peak: retaken when
  * the traced memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK
@@ -25,7 +26,8 @@
  * Invariants:
  *   1. A capture is written by a thread that holds no objmem lock and is
  *      not inside tracing (omi_capture_write_pending is called from
- *      on_alloc after the trace is recorded; the exit hook from atexit).
+ *      on_alloc's deferred work after the trace is recorded; the exit hook
+ *      from atexit).
  *   2. The handler is installed only for a run traced from the
  *      environment, and only over the default action.
  */
@@ -42,7 +44,6 @@
 
 #define MAX_FRAMES_ENV 128
 
-atomic_bool omi_capture_pending;
 static atomic_int dumps;                /* SIGUSR2 captures written */
 static atomic_flag writing = ATOMIC_FLAG_INIT;
 static pid_t owner;                     /* the process that started it */
@@ -72,14 +73,15 @@ void omi_capture_write_pending(void)
 {
     if (atomic_flag_test_and_set(&writing))
         return;                 /* another thread is at it */
-    if (atomic_exchange(&omi_capture_pending, false))
+    if (atomic_fetch_and(&omi_trace_deferred, ~(unsigned)OMI_DEFER_CAPTURE) &
+        OMI_DEFER_CAPTURE)
         capture_write(atomic_fetch_add(&dumps, 1) + 1);
     atomic_flag_clear(&writing);
 }
 
 static void on_sigusr2(int sig)
 {
-    atomic_store(&omi_capture_pending, true);
+    atomic_fetch_or(&omi_trace_deferred, OMI_DEFER_CAPTURE);
 }
 
 /* At exit: the live traces, in the process that started tracing.  A

@@ -1459,7 +1459,10 @@ static bool sample_hit(size_t size, size_t mean)
  * ticker thread, started with tracing, publishes the tick in tick_word
  * once a tick and a trace reads one word.  tick_word is 0 (read the
  * clock) while no ticker runs: before its first tick, when it could not
- * start, in a fork child.  The ticker stores only under tick_lock, having
+ * start, in a fork child until its first traced allocation starts one
+ * (OMI_DEFER_TICKER: the child's timeline goes on past the fork; no
+ * thread is made in fork's handler).  The ticker stores only under
+ * tick_lock, having
  * seen tracing on there; tracing_set turns tracing off and zeroes the
  * word under the same lock, so no tick of a run outlives it.
  */
@@ -1638,6 +1641,18 @@ static bool is_tracing(void)
     return atomic_load_explicit(&tracing, memory_order_relaxed);
 }
 
+atomic_uint omi_trace_deferred;
+
+/* The deferred work (trace.h), after a record: no lock held. */
+static OM_NOINLINE void deferred_work(void)
+{
+    if (atomic_fetch_and(&omi_trace_deferred, ~(unsigned)OMI_DEFER_TICKER) &
+        OMI_DEFER_TICKER)
+        ticker_ensure();
+    if (atomic_load(&omi_trace_deferred) & OMI_DEFER_CAPTURE)
+        omi_capture_write_pending();
+}
+
 /* After an allocation of size bytes at p in domain d. */
 OM_INLINE void on_alloc(unsigned d, void *p, size_t size)
 {
@@ -1649,9 +1664,9 @@ OM_INLINE void on_alloc(unsigned d, void *p, size_t size)
     if (mean && !sample_hit(size, mean))
         return;
     record(d, p, size, mean != 0);
-    if (unlikely(atomic_load_explicit(&omi_capture_pending,
+    if (unlikely(atomic_load_explicit(&omi_trace_deferred,
                                       memory_order_relaxed)))
-        omi_capture_write_pending();
+        deferred_work();
 }
 
 /* Sampling's "no" without a call: the countdown stays above 0. */
@@ -2173,13 +2188,16 @@ static void fork_child(void)
         pthread_mutex_init(&shards[i].lock, NULL);
     pthread_mutex_init(&tb_lock, NULL);
     pthread_mutex_init(&ctl_lock, NULL);
-    /* No ticker here: the clock, until tracing starts again. */
+    /* No ticker here: the clock, until the first traced allocation starts
+     * one (a thread made in fork's handler could deadlock). */
     pthread_mutex_init(&tick_lock, NULL);
     pthread_cond_init(&tick_cond, NULL);
     atomic_store(&tick_word, 0);
     atomic_store(&ticker_started, 0);
-    if (atomic_load(&tracing))
+    if (atomic_load(&tracing)) {
         counters_after_fork();
+        atomic_fetch_or(&omi_trace_deferred, OMI_DEFER_TICKER);
+    }
 }
 
 static void register_fork(void)

@@ -28,12 +28,20 @@ void omi_trace_add_entry(const void *fn);
  * Sampling's countdown: the bytes this thread may still allocate before
  * its next sample.  A request of size bytes that leaves it above 0 is
  * skipped here, without a call: the wrappers ask this first, and so do
- * the entry points of a sampled domain (alloc.c).  A capture asked for
- * by SIGUSR2 is not asked about: it waits for the next sample either
- * way, as trace.c's on_alloc writes it after recording a trace.
+ * the entry points of a sampled domain (alloc.c).  Deferred work
+ * (omi_trace_deferred) is not asked about: it waits for the next sample
+ * either way, as trace.c's on_alloc does it after recording a trace.
  */
 extern OM_TLS int64_t omi_trace_until_sample;
-extern atomic_bool omi_capture_pending;
+
+/* Work that the next traced allocation does after its record, holding no
+ * lock and inside tracing's re-entry guard (trace.c's on_alloc): a bit
+ * each, set from anywhere (a signal handler too: a lock-free atomic). */
+enum {
+    OMI_DEFER_CAPTURE = 1,      /* SIGUSR2 asked for a capture (capture.c) */
+    OMI_DEFER_TICKER = 2,       /* a fork child starts its ticker */
+};
+extern atomic_uint omi_trace_deferred;
 
 OM_INLINE bool omi_trace_countdown_skips(size_t size)
 {
@@ -225,8 +233,8 @@ void omi_timeline_fork_child(void);
  * kept): NULL + errno. */
 struct om_snapshot *omi_trace_take_capture(bool named);
 
-/* Set by SIGUSR2: the next traced allocation writes a capture
- * (omi_capture_pending, declared above). */
+/* Write the capture that OMI_DEFER_CAPTURE asks for (SIGUSR2), and clear
+ * the bit; nothing while another thread writes one. */
 void omi_capture_write_pending(void);
 
 /* Start tracing as OBJMEM_TRACE / OBJMEM_TRACE_SAMPLE ask, with the

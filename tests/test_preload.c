@@ -1790,7 +1790,9 @@ static void timeline_checks(void)
 /* objmem pins and peak, on the articles' experiment: many objects made,
  * one in 100 kept, the rest deleted.  The survivors, all from pins.py,
  * keep whole arenas; the page draws them.  Filters name fewer sites, with
- * the same figures. */
+ * the same figures.  (The sleep gives the timeline 13 ticks at least,
+ * for timeline_checks' 5 rows: without it, a loaded machine's run could
+ * hold 4.) */
 static void test_trace_pins(void **state)
 {
     char cmd[1024], want[512], fig[512], fig2[512];
@@ -1799,7 +1801,7 @@ static void test_trace_pins(void **state)
 
     if (LAUNCHER[0] == '\0')
         skip();
-    write_py("pins.py", "import os, signal\n"
+    write_py("pins.py", "import os, signal, time\n"
              "class Node:\n"
              "    def __init__(self, i): self.i = i; self.s = 'n%d' % i\n"
              "def build():\n"
@@ -1807,6 +1809,7 @@ static void test_trace_pins(void **state)
              "data = build()\n"
              "keep = data[::100]\n"
              "del data\n"
+             "time.sleep(0.2)\n"
              "os.kill(os.getpid(), signal.SIGUSR2)\n"
              "x = [1]\n");
     snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=pin %s python --trace=2 "

@@ -1,7 +1,8 @@
 /*
  * test_timeline.c - the timeline (timeline.c, om_snapshot_timeline): the
  * traced memory and the resident set over a traced run, its highest
- * point the peak, a capture's round trip; the merging of neighbours once
+ * point the peak, a capture's round trip, a fork child's own points; the
+ * merging of neighbours once
  * the points fill, and the peak counted in the interval it rose in, both
  * driven sample by sample.
  */
@@ -109,6 +110,66 @@ static void test_timeline_run(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* The child of test_timeline_fork: 300 ms after the fork, with a block
+ * traced at once (which starts the child's ticker) and 4 MB held for the
+ * last 150 ms; says "fork ok" when its timeline goes on past the fork, a
+ * tick apart, and holds the 4 MB. */
+static uint64_t fork_ms;
+
+static void timeline_in_child(void)
+{
+    const struct om_time_point *p;
+    struct om_snapshot *s;
+    void *first = om_malloc(64), *blocks[1024];
+    size_t n, i, after = 0;
+
+    omi_os_sleep_ms(150);
+    for (i = 0; i < 1024; i++)
+        blocks[i] = om_malloc(4096);
+    omi_os_sleep_ms(150);
+    s = om_trace_take_snapshot();
+    n = om_snapshot_timeline(s, &p);
+    for (i = 0; i < n; i++)
+        after += p[i].time_ms > fork_ms + 20;
+    fprintf(stderr, "child: %zu points, %zu after the fork at %llu ms, "
+            "highest %zu\n", n, after, (unsigned long long)fork_ms,
+            (size_t)highest(p, n)->traced);
+    /* 280 ms at 64 ticks a second, a third of the ticks at least */
+    if (after >= 6 && highest(p, n)->traced >= 1024 * 4096 &&
+        om_check() == 0)
+        fprintf(stderr, "fork ok\n");
+    om_snapshot_free(s);
+    for (i = 0; i < 1024; i++)
+        om_free(blocks[i]);
+    om_free(first);
+}
+
+/* A fork child's timeline is its parent's up to the fork, then its own:
+ * its first traced allocation starts its ticker. */
+static void test_timeline_fork(void **state)
+{
+    struct om_snapshot *s;
+    const struct om_time_point *p;
+    char out[1024];
+    size_t n;
+    int status;
+
+    (void)state;
+    assert_int_equal(om_trace_start(1), 0);
+    omi_os_sleep_ms(100);
+    s = om_trace_take_snapshot();
+    assert_non_null(s);
+    n = om_snapshot_timeline(s, &p);
+    assert_true(n >= 2);
+    fork_ms = p[n - 1].time_ms;
+    om_snapshot_free(s);
+    status = run_child(timeline_in_child, false, out, sizeof(out));
+    print_message("%s", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(out, "fork ok"));
+    assert_int_equal(om_check(), 0);
+}
+
 /* 10,000 samples a tick apart, traced = tick: the points fill at 4096
  * ticks (timeline.c's CAP: two merge into one), and at 8192 again, so
  * 2,500 points are left, 4 ticks each, each with its last tick's figures
@@ -179,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_timeline_run),
+        T(test_timeline_fork),
         T(test_timeline_merge),
         T(test_timeline_peak),
     };
