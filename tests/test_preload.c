@@ -591,10 +591,17 @@ static void test_tool_run(void **state)
     assert_non_null(strstr(err, "  peak RSS "));
 }
 
+static void write_py(const char *name, const char *text);
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* A service under `objmem run --trace=4` (with --follow-fork when
  * forks): the signals sent to run reach it, SIGUSR2 for a capture
- * meanwhile, SIGTERM to stop it; its summary follows.  It moved to /, but
- * its captures are written where it started. */
+ * meanwhile, SIGTERM 0.3 s later to stop it; its summary follows.  It
+ * moved to /, but its captures are written where it started. */
 static void serve_traced(bool forks)
 {
     assert_int_equal(shell(
@@ -604,7 +611,7 @@ static void serve_traced(bool forks)
              "kill -USR2 $p; "
              "until ls objmem.serve_victim.*.trace.1 > cap1 2>/dev/null; do "
              "i=$((i+1)); [ $i -gt 3000 ] && exit 8; sleep 0.01; done; "
-             "kill -TERM $p; wait $p; echo status $?; cat srv.out; "
+             "sleep 0.3; kill -TERM $p; wait $p; echo status $?; cat srv.out; "
              "ls objmem.serve_victim.*", TOOL, forks ? " --follow-fork" : "",
              SERVE_VICTIM), 0);
 }
@@ -654,6 +661,16 @@ static void test_tool_run_service(void **state)
     assert_non_null(strstr(out_shim, " in master_block\n    9.8 KiB in 10 "
                                      "blocks"));
     assert_null(strstr(out_shim, "worker_block"));
+    /* The worker's timeline goes on after the fork: its last 0.25 s (of
+     * 0.3 at least, long after the fork), 16 ticks, hold 5 points or more
+     * (the ticker started in the worker). */
+    write_py("late.py", "import json, sys\n"
+             "p = json.load(sys.stdin)['points']\n"
+             "n = sum(1 for x in p if x[0] > p[-1][0] - 250)\n"
+             "print('late points', n >= 5, n)\n");
+    assert_int_equal(shell("%s timeline %s --json | python3 late.py", TOOL,
+                           worker), 0);
+    assert_true(starts_with(out_shim, "late points True "));
     /* Without --follow-fork, the master's capture alone. */
     serve_traced(false);
     assert_non_null(strstr(out_shim, "status 0\nready\nstopped\n"));
@@ -1496,11 +1513,6 @@ static void test_export_pprof(void **state)
     assert_int_equal(tool("", "pprof exp.trace -o /no/such/dir/x.pb"), 1);
     assert_string_equal(err, "objmem: /no/such/dir/x.pb: No such file or "
                              "directory\n");
-}
-
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
 /* --json: the reports' figures as one JSON object that python3 reads;
