@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *victim_leak_big(void);
-void *victim_leak_small(int i); void *victim_temp(int i);
-
+void *victim_leak_big(void), *victim_leak_small(int i), *victim_temp(int i);
+#define BIG3(k) (k[0] = victim_leak_big(), k[1] = victim_leak_big(), \
+                 k[2] = victim_leak_big())
 /* Three blocks of 5000 bytes, never freed. */
 __attribute__((noinline)) void *victim_leak_big(void)
 {
@@ -37,8 +37,8 @@ int main(int argc, char **argv)
 
     if (argc > 1)
         raise(SIGUSR2);         /* the capture comes at the next malloc */
-    for (int i = 0; i < 3; i++)
-        keep[i] = victim_leak_big();
+    /* three calls on one line: three return addresses in any build */
+    BIG3(keep);
     for (int i = 0; i < 100; i++)
         keep[3 + i] = victim_leak_small(i);
     for (int i = 0; i < 50; i++)
