@@ -7,8 +7,9 @@
  * live then, which `objmem leaks` and `objmem top` read.  Long-running
  * services get captures meanwhile on SIGUSR2: the handler only raises a
  * flag (OMI_DEFER_CAPTURE, async-signal-safe), and the next traced
- * allocation writes the capture, numbered NAME.1, NAME.2, ...  The file
- * name comes from OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a
+ * allocation writes the capture, or trace.c's ticker within a tick when
+ * none comes (an idle service, a sampled one): NAME.1, NAME.2, ...  The
+ * file name comes from OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a
  * forked child writes
  * one of its own at exit when OBJMEM_TRACE_FORKS is set.  A capture
  * carries the snapshot at the peak too (om_trace_keep_peak: retaken when
@@ -26,8 +27,8 @@
  * Invariants:
  *   1. A capture is written by a thread that holds no objmem lock and is
  *      not inside tracing (omi_capture_write_pending is called from
- *      on_alloc's deferred work after the trace is recorded; the exit hook
- *      from atexit).
+ *      on_alloc's deferred work after the trace is recorded, and from the
+ *      ticker between its samples; the exit hook from atexit).
  *   2. The handler is installed only for a run traced from the
  *      environment, and only over the default action.
  */

@@ -1503,6 +1503,19 @@ static void timeline_sample(uint32_t r, uint32_t t)
     omi_timeline_add(r, t, cur, pk, omi_os_rss());
 }
 
+/* A capture that SIGUSR2 asked for, written by the ticker (no lock held)
+ * when no traced allocation came first: an idle service, or a sampled one
+ * whose next sample is far off, answers within a tick. */
+static void capture_pending(void)
+{
+    if (atomic_load_explicit(&omi_trace_deferred, memory_order_relaxed) &
+        OMI_DEFER_CAPTURE) {
+        reentrant = true;
+        omi_capture_write_pending();
+        reentrant = false;
+    }
+}
+
 static void *ticker_main(void *arg)
 {
     struct timespec until;
@@ -1531,6 +1544,7 @@ static void *ticker_main(void *arg)
         atomic_store_explicit(&tick_word, t + 1, memory_order_relaxed);
         pthread_mutex_unlock(&tick_lock);
         timeline_sample(r, t);
+        capture_pending();
         omi_os_sleep_ms(1000 / TICKS_PER_S);
         if (++ticks * 1000 / TICKS_PER_S >= omi_os_helper_poll_ms()) {
             ticks = 0;

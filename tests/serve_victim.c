@@ -8,7 +8,8 @@
  * the shim's handler).  On SIGTERM it stops the worker the same way,
  * waits for it and exits through exit(), as servers do.  The worker
  * allocates 20 blocks of 3000 bytes in worker_block, the master 10 of
- * 1000 in master_block, none freed.
+ * 1000 in master_block, none freed.  `serve_victim idle` forks no worker
+ * and, once ready, allocates nothing until SIGTERM: an idle service.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ static void serve(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static void *keep[30];
     struct sigaction sa;
@@ -71,6 +72,14 @@ int main(void)
         return 2;
     for (int i = 0; i < 10; i++)
         keep[i] = master_block();
+    if (argc > 1 && strcmp(argv[1], "idle") == 0) {
+        printf("ready\n");
+        fflush(stdout);
+        while (!stop)
+            usleep(100000);     /* no allocation; a signal cuts it short */
+        __asm__ volatile("" : : "r"(keep) : "memory");
+        return 0;
+    }
     worker = fork();
     if (worker < 0)
         return 2;
