@@ -10,11 +10,11 @@
  * allocation writes the capture, or trace.c's ticker within a tick when
  * none comes (an idle service, a sampled one): NAME.1, NAME.2, ...  The
  * file name comes from OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a
- * forked child writes
- * one of its own at exit when OBJMEM_TRACE_FORKS is set.  A capture
- * carries the snapshot at the peak too (om_trace_keep_peak: retaken when
- * the traced memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK
- * percent, 25 by default, above the memory last kept), for `objmem peak`.
+ * forked child writes one of its own at exit when OBJMEM_TRACE_FORKS is
+ * set.  A capture carries the snapshot at the peak too
+ * (om_trace_keep_peak: retaken when the traced memory falls a sixteenth
+ * below a peak OBJMEM_TRACE_PEAK percent, 25 by default, above the memory
+ * last kept), for `objmem peak`.
  *
  * A capture's C frames are named when it is loaded, not here (symbols.c,
  * RAW): the process keeps libdw out and writes its module table, unless

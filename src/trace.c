@@ -1462,9 +1462,9 @@ static bool sample_hit(size_t size, size_t mean)
  * start, in a fork child until its first traced allocation starts one
  * (OMI_DEFER_TICKER: the child's timeline goes on past the fork; no
  * thread is made in fork's handler).  The ticker stores only under
- * tick_lock, having
- * seen tracing on there; tracing_set turns tracing off and zeroes the
- * word under the same lock, so no tick of a run outlives it.
+ * tick_lock, having seen tracing on there; tracing_set turns tracing off
+ * and zeroes the word under the same lock, so no tick of a run outlives
+ * it.
  */
 static _Atomic uint32_t tick_word;      /* the tick + 1; 0: read the clock */
 static atomic_int ticker_started;

@@ -35,8 +35,9 @@ void omi_trace_add_entry(const void *fn);
 extern OM_TLS int64_t omi_trace_until_sample;
 
 /* Work that the next traced allocation does after its record, holding no
- * lock and inside tracing's re-entry guard (trace.c's on_alloc): a bit
- * each, set from anywhere (a signal handler too: a lock-free atomic). */
+ * lock and inside tracing's re-entry guard (trace.c's on_alloc; the
+ * ticker writes a pending capture too): a bit each, set from anywhere (a
+ * signal handler too: a lock-free atomic). */
 enum {
     OMI_DEFER_CAPTURE = 1,      /* SIGUSR2 asked for a capture (capture.c) */
     OMI_DEFER_TICKER = 2,       /* a fork child starts its ticker */
