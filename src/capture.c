@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "options.h"
+#include "os.h"
 #include "trace.h"
 
 #define MAX_FRAMES_ENV 128
@@ -70,13 +71,26 @@ static int capture_write(int n)
     return rc;
 }
 
+/* The capture SIGUSR2 asked for, if it did (writing claimed). */
+static void write_asked(void)
+{
+    if (atomic_fetch_and(&omi_trace_deferred, ~(unsigned)OMI_DEFER_CAPTURE) &
+        OMI_DEFER_CAPTURE)
+        capture_write(atomic_fetch_add(&dumps, 1) + 1);
+}
+
 void omi_capture_write_pending(void)
 {
     if (atomic_flag_test_and_set(&writing))
         return;                 /* another thread is at it */
-    if (atomic_fetch_and(&omi_trace_deferred, ~(unsigned)OMI_DEFER_CAPTURE) &
-        OMI_DEFER_CAPTURE)
-        capture_write(atomic_fetch_add(&dumps, 1) + 1);
+    write_asked();
+    atomic_flag_clear(&writing);
+}
+
+/* A fork child: no thread of its own writes (the parent's ticker may have
+ * been at it). */
+void omi_capture_fork_child(void)
+{
     atomic_flag_clear(&writing);
 }
 
@@ -92,9 +106,18 @@ static void on_sigusr2(int sig)
  * program reads the environment afresh. */
 static void capture_at_exit(void)
 {
-    if ((getpid() == owner || omi_option_bool(OMI_OPT_TRACE_FORKS)) &&
-        om_trace_is_tracing())
-        capture_write(0);
+    int waited = 0;
+
+    if ((getpid() != owner && !omi_option_bool(OMI_OPT_TRACE_FORKS)) ||
+        !om_trace_is_tracing())
+        return;
+    /* The ticker may be writing a SIGUSR2 capture, which the end of the
+     * process would cut short: wait for it (10 s at most), then write one
+     * still asked for, and the last.  writing stays claimed. */
+    while (atomic_flag_test_and_set(&writing) && waited++ < 10000)
+        omi_os_sleep_ms(1);
+    write_asked();
+    capture_write(0);
 }
 
 static void install_handler(void)

@@ -2195,6 +2195,7 @@ static void counters_after_fork(void)
 static void fork_child(void)
 {
     omi_timeline_fork_child();
+    omi_capture_fork_child();
     omi_totals_fork_child();
     omi_stackwalk_fork_child();
     omi_tags_fork_child();

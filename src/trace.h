@@ -237,6 +237,8 @@ struct om_snapshot *omi_trace_take_capture(bool named);
 /* Write the capture that OMI_DEFER_CAPTURE asks for (SIGUSR2), and clear
  * the bit; nothing while another thread writes one. */
 void omi_capture_write_pending(void);
+/* fork(): the child's capture writer is free. */
+void omi_capture_fork_child(void);
 
 /* Start tracing as OBJMEM_TRACE / OBJMEM_TRACE_SAMPLE ask, with the
  * capture at exit and on SIGUSR2. */
