@@ -1675,9 +1675,10 @@ OM_INLINE void on_alloc(unsigned d, void *p, size_t size)
     if (!p || !is_tracing())
         return;
     mean = atomic_load_explicit(&sample_mean, memory_order_relaxed);
-    if (mean && !sample_hit(size, mean))
-        return;
-    record(d, p, size, mean != 0);
+    /* Sampling reaches here only past the inline countdown, so the load
+     * below costs an unsampled request nothing. */
+    if (!mean || sample_hit(size, mean))
+        record(d, p, size, mean != 0);
     if (unlikely(atomic_load_explicit(&omi_trace_deferred,
                                       memory_order_relaxed)))
         deferred_work();
@@ -2212,6 +2213,11 @@ static void fork_child(void)
     if (atomic_load(&tracing)) {
         counters_after_fork();
         atomic_fetch_or(&omi_trace_deferred, OMI_DEFER_TICKER);
+        /* While sampling, the child's first request, not its first
+         * sample, starts the ticker: a countdown of 0 sends it past the
+         * inline check, and draws a new gap (the law has no memory, so
+         * the estimates stay unbiased). */
+        omi_trace_until_sample = 0;
     }
 }
 

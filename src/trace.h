@@ -29,8 +29,9 @@ void omi_trace_add_entry(const void *fn);
  * its next sample.  A request of size bytes that leaves it above 0 is
  * skipped here, without a call: the wrappers ask this first, and so do
  * the entry points of a sampled domain (alloc.c).  Deferred work
- * (omi_trace_deferred) is not asked about: it waits for the next sample
- * either way, as trace.c's on_alloc does it after recording a trace.
+ * (omi_trace_deferred) is not asked about: it waits for the next request
+ * the countdown does not skip, which trace.c's on_alloc sees (a fork
+ * child's countdown starts at 0, so its first request does).
  */
 extern OM_TLS int64_t omi_trace_until_sample;
 

@@ -1414,8 +1414,9 @@ static uint64_t pprof_has_functions(const struct pprof_read *r,
  * (the process keeps its module table: no libdw in it), as a capture
  * named in the process would; a module rebuilt or gone since keeps its
  * frames unnamed, its file given with the frame's address in it, which
- * addr2line reads in the file as it was; OBJMEM_TRACE_SYMBOLS=1 names
- * them in the process, for a capture read elsewhere. */
+ * addr2line reads in the file as it was (`top` and the flame graph);
+ * OBJMEM_TRACE_SYMBOLS=1 names them in the process, for a capture read
+ * elsewhere. */
 static void test_trace_named_at_load(void **state)
 {
     static const char *const sites[] = {
@@ -1455,6 +1456,10 @@ static void test_trace_named_at_load(void **state)
     assert_int_equal(shell("addr2line -f -e %s 0x%lx", TRACE_VICTIM, offset),
                      0);
     assert_int_equal(strncmp(out_shim, "victim_leak_big\n", 16), 0);
+    /* the flame graph's frame carries the same offset, as its leaf */
+    snprintf(cmd, sizeof(cmd), "[victim+0x%lx] ", offset);
+    assert_int_equal(tool("", "flamegraph late"), 0);
+    assert_non_null(strstr(out_shim, cmd));
     /* pprof is told to name the unnamed module's frames itself */
     snprintf(cmd, sizeof(cmd), "%s/victim", tmp);
     pprof_of("late", &r);

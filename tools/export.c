@@ -19,12 +19,17 @@
  *   function (file:line)      a frame with a line (a runtime's frames)
  *   file:line                 the same without a function
  *   function (module)         a C frame: the base name of its module
- *   [module]                  a C frame without a symbol
+ *   [module+0x1a2b]           a C frame without a symbol: its return
+ *                             address in the module's file (as
+ *                             addr2line -e takes it; `objmem top` gives
+ *                             the same), or [module] when the capture
+ *                             has no mapping for it
  *
  * The format has no escapes: a ';' in a name is written ':', a control
  * character ' '.  A traceback cut at the limit starts with "[truncated]",
- * so that cut stacks do not pass for whole ones.  C frames that differ
- * only in their return address read the same; their lines are merged.
+ * so that cut stacks do not pass for whole ones.  C frames with a symbol
+ * that differ only in their return address read the same; their lines
+ * are merged.
  * The HTML page draws the same stacks, under the capture's timeline
  * (timeline.c's chart, when the capture has one).
  *
@@ -284,15 +289,24 @@ static void put_clean(struct buf *b, const char *s)
     }
 }
 
-/* One frame, named as the top of the file says. */
-static void put_frame(struct buf *b, const struct om_frame *f)
+/* One frame of snapshot s, named as the top of the file says. */
+static void put_frame(struct buf *b, const struct om_snapshot *s,
+                      const struct om_frame *f)
 {
     const char *file = f->filename ? f->filename : "<unknown>";
-    char line[16];
+    char line[32];
 
     if (!f->lineno && !f->function) {
+        struct om_module m;
+        int k = f->pc ? om_snapshot_find_module(s, f->pc) : -1;
+
         buf_str(b, "[");
         put_clean(b, base_name(file));
+        if (k >= 0 && om_snapshot_module(s, (size_t)k, &m) == 0) {
+            snprintf(line, sizeof(line), "+0x%lx",
+                     (unsigned long)((uintptr_t)f->pc - m.bias));
+            buf_str(b, line);
+        }
         buf_str(b, "]");
         return;
     }
@@ -319,8 +333,10 @@ struct stack {
     size_t count;
 };
 
-/* A traceback's line of folded stacks, without its bytes (malloc'd). */
-static char *stack_text(const struct om_traceback *tb)
+/* A traceback of snapshot s as a line of folded stacks, without its
+ * bytes (malloc'd). */
+static char *stack_text(const struct om_snapshot *s,
+                        const struct om_traceback *tb)
 {
     struct buf b = { 0 };
 
@@ -329,7 +345,7 @@ static char *stack_text(const struct om_traceback *tb)
     if (tb->nframe == 0)
         buf_str(&b, "[no frames]");
     for (unsigned i = tb->nframe; i-- > 0;) {
-        put_frame(&b, &tb->frames[i]);
+        put_frame(&b, s, &tb->frames[i]);
         if (i > 0)
             buf_str(&b, ";");
     }
@@ -351,7 +367,7 @@ static size_t collect_stacks(const struct capture *c, struct stack **out)
     size_t n = 0;
 
     for (size_t i = 0; i < c->n; i++) {
-        s[i].text = stack_text(c->st[i].traceback);
+        s[i].text = stack_text(c->snap, c->st[i].traceback);
         s[i].bytes = c->st[i].size;
         s[i].count = c->st[i].count;
     }
