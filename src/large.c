@@ -121,12 +121,7 @@ void omi_large_fork_prepare(void) { pthread_mutex_lock(&lock); }
 void omi_large_fork_parent(void) { pthread_mutex_unlock(&lock); }
 void omi_large_fork_child(void) { pthread_mutex_init(&lock, NULL); }
 
-static size_t round_pages(size_t size)
-{
-    size_t page = omi_os_page_size();
-
-    return (size + page - 1) & ~(page - 1);
-}
+#define round_pages omi_os_page_round
 
 /* The size class of a mapping of size bytes: pages rounded up to a
  * quarter of their power of two; 0 on overflow. */

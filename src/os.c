@@ -56,6 +56,13 @@ size_t omi_os_page_size(void)
     return page_size;
 }
 
+size_t omi_os_page_round(size_t size)
+{
+    size_t page = omi_os_page_size();
+
+    return (size + page - 1) & ~(page - 1);
+}
+
 size_t omi_os_rss(void)
 {
     char buf[128];

@@ -9,6 +9,8 @@
 
 /* The OS page size, read once. */
 size_t omi_os_page_size(void);
+/* size rounded up to a whole number of pages. */
+size_t omi_os_page_round(size_t size);
 
 /* The process's resident set in bytes (/proc/self/statm: open, read and
  * close each time, no stdio, no allocation); 0 when it cannot be read.

@@ -195,12 +195,7 @@ static OM_TLS char load_error[ERROR_BYTES];
 
 /* ---- Memory ---- */
 
-static size_t round_pages(size_t n)
-{
-    size_t page = omi_os_page_size();
-
-    return (n + page - 1) & ~(page - 1);
-}
+#define round_pages omi_os_page_round
 
 /* Room for n elements of size bytes in r; NULL + ENOMEM on overflow. */
 static void *alloc_array(struct omi_region *r, size_t n, size_t size)

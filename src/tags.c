@@ -517,7 +517,7 @@ size_t omi_tags_memory(void)
     size_t n;
 
     pthread_mutex_lock(&lock);
-    n = (nchunks + (spare != NULL)) * CHUNK;
+    n = nchunks ? (nchunks - 1) * CHUNK + omi_os_page_round(chunk_used) : 0;
     pthread_mutex_unlock(&lock);
     return n;
 }

@@ -188,12 +188,12 @@ ssize_t omi_timeline_take(struct omi_region *r, unsigned ticks_per_s,
 
 size_t omi_timeline_memory(void)
 {
-    size_t page = omi_os_page_size(), bytes;
+    size_t bytes;
 
     pthread_mutex_lock(&tl_lock);
     bytes = touched * sizeof(struct point);
     pthread_mutex_unlock(&tl_lock);
-    return (bytes + page - 1) / page * page;
+    return omi_os_page_round(bytes);
 }
 
 int omi_timeline_check(void)

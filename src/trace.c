@@ -223,6 +223,7 @@ static atomic_bool peak_pending;
 _Static_assert(MAX_DOMAINS <= 256, "a domain index fits count's top byte");
 static struct omi_peak_sum *peak_sums;
 static size_t peak_sums_cap, peak_ntb;
+static size_t peak_sums_hi, peak_vars_hi;       /* elements ever zeroed */
 /* While sampling, beside each sum: the variances of its count and bytes
  * (snapshot.c's statistics give the standard errors from them). */
 struct peak_var {
@@ -1759,8 +1760,10 @@ static void peak_sum_all(size_t ntb)
 }
 
 /* Room for n elements of elem bytes in *p (*cap of them), zeroed: a
- * mapping of its own, reused. */
-static bool array_room(void **p, size_t *cap, size_t n, size_t elem)
+ * mapping of its own, reused; *hi: how many of them were ever written
+ * (the pages that count, om_trace_get_memory). */
+static bool array_room(void **p, size_t *cap, size_t *hi, size_t n,
+                       size_t elem)
 {
     if (n > *cap) {
         size_t more = n * 3 / 2;
@@ -1772,18 +1775,20 @@ static bool array_room(void **p, size_t *cap, size_t n, size_t elem)
             omi_os_unmap(*p, *cap * elem);
         *p = fresh;
         *cap = more;
+        *hi = 0;
     }
     memset(*p, 0, n * elem);
+    *hi = n > *hi ? n : *hi;
     return true;
 }
 
 /* Room for n sums, and while sampling (mean) their variances. */
 static bool peak_room(size_t n, size_t mean)
 {
-    return array_room((void **)&peak_sums, &peak_sums_cap, n,
-                      sizeof(*peak_sums)) &&
-           (!mean || array_room((void **)&peak_vars, &peak_vars_cap, n,
-                                sizeof(*peak_vars)));
+    return array_room((void **)&peak_sums, &peak_sums_cap, &peak_sums_hi,
+                      n, sizeof(*peak_sums)) &&
+           (!mean || array_room((void **)&peak_vars, &peak_vars_cap,
+                                &peak_vars_hi, n, sizeof(*peak_vars)));
 }
 
 /* Forget the sums' mappings (tracing stopped). */
@@ -1795,7 +1800,7 @@ static void peak_unmap(void)
         omi_os_unmap(peak_vars, peak_vars_cap * sizeof(*peak_vars));
     peak_sums = NULL;
     peak_vars = NULL;
-    peak_sums_cap = peak_vars_cap = 0;
+    peak_sums_cap = peak_vars_cap = peak_sums_hi = peak_vars_hi = 0;
 }
 
 /* A trace gone (extra) took the traced memory a sixteenth below its
@@ -2383,8 +2388,9 @@ size_t om_trace_get_memory(void)
                              : 0;
     if (filter)
         n += sizeof(*filter) << FILTER_BITS;
-    return n + peak_sums_cap * sizeof(*peak_sums) +
-           peak_vars_cap * sizeof(*peak_vars) + omi_tags_memory() +
+    return n + omi_os_page_round(peak_sums_hi * sizeof(*peak_sums)) +
+           omi_os_page_round(peak_vars_hi * sizeof(*peak_vars)) +
+           omi_tags_memory() +
            omi_stackwalk_memory() + omi_totals_memory() +
            omi_timeline_memory();
 }

@@ -251,6 +251,18 @@ static void test_allocations_threads(void **state)
         seen++;
     }
     assert_int_equal(seen, LINES + 1);
+    /* Its two domains stay apart (totals.c keeps a traceback's first
+     * domain in its chunk, the other in the table): 6 blocks each. */
+    for (int d = 1000; d <= 1001; d++) {
+        struct om_filter only = { true, NULL, 0, false, d };
+        struct om_snapshot *f = om_snapshot_filter(a, &only, 1);
+
+        assert_non_null(f);
+        totals_of(f, &size, &count);
+        assert_int_equal(count, THREADS / 2 * 3);
+        assert_int_equal(size, THREADS / 2 * 3 * 10);
+        om_snapshot_free(f);
+    }
     om_snapshot_free(s);
     assert_int_equal(om_check(), 0);
 }
