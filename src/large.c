@@ -121,13 +121,11 @@ void omi_large_fork_prepare(void) { pthread_mutex_lock(&lock); }
 void omi_large_fork_parent(void) { pthread_mutex_unlock(&lock); }
 void omi_large_fork_child(void) { pthread_mutex_init(&lock, NULL); }
 
-#define round_pages omi_os_page_round
-
 /* The size class of a mapping of size bytes: pages rounded up to a
  * quarter of their power of two; 0 on overflow. */
 static size_t round_class(size_t size)
 {
-    size_t page = omi_os_page_size(), bytes = round_pages(size);
+    size_t page = omi_os_page_size(), bytes = omi_os_page_round(size);
     size_t pages = bytes / page, step;
 
     if (bytes < size)

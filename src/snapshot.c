@@ -119,7 +119,7 @@
  *      string of the set (interned: equal strings, one pointer).
  *   3. ntraces <= traces_cap and ntracebacks <= tracebacks_cap; each
  *      array is NULL with a capacity of 0, or a mapping of
- *      round_pages(cap * element) bytes.
+ *      omi_os_page_round(cap * element) bytes.
  *   4. Every trace names a traceback below ntracebacks, and its weight is
  *      at least 1 (1: traced exactly); a sum's variances are finite and
  *      not negative.
@@ -195,8 +195,6 @@ static OM_TLS char load_error[ERROR_BYTES];
 
 /* ---- Memory ---- */
 
-#define round_pages omi_os_page_round
-
 /* Room for n elements of size bytes in r; NULL + ENOMEM on overflow. */
 static void *alloc_array(struct omi_region *r, size_t n, size_t size)
 {
@@ -214,7 +212,7 @@ static void *alloc_array(struct omi_region *r, size_t n, size_t size)
  */
 static void *grow_array(void *p, size_t *cap, size_t elem)
 {
-    size_t old = round_pages(*cap * elem);
+    size_t old = omi_os_page_round(*cap * elem);
     size_t bytes = old ? 2 * old : omi_os_page_size();
     void *q;
 
@@ -229,7 +227,7 @@ static void *grow_array(void *p, size_t *cap, size_t elem)
 static void unmap_array(void *p, size_t cap, size_t elem)
 {
     if (p)
-        omi_os_unmap(p, round_pages(cap * elem));
+        omi_os_unmap(p, omi_os_page_round(cap * elem));
 }
 
 /*
@@ -2677,7 +2675,7 @@ static int read_all(int fd, const char *path, size_t size,
 {
     size_t done = 0;
 
-    *mapped = round_pages(size);
+    *mapped = omi_os_page_round(size);
     *buf = omi_os_map(*mapped, 0);
     if (!*buf)
         return out_of_memory();
