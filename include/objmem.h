@@ -714,7 +714,8 @@ OM_API void om_trace_clear_traces(void);
  * tracing).  Sampling: the estimates. */
 OM_API void om_trace_get_traced_memory(size_t *current, size_t *peak);
 OM_API void om_trace_reset_peak(void);
-/* Bytes of memory tracing uses for its own tables. */
+/* Bytes of memory tracing uses for its own tables: the pages it has
+ * written, not the tails of its mappings that it has not used yet. */
 OM_API size_t om_trace_get_memory(void);
 /*
  * Keep a snapshot of the traces at their high-water mark, for "what was

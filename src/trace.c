@@ -2376,9 +2376,10 @@ void om_trace_reset_peak(void)
 
 size_t om_trace_get_memory(void)
 {
-    size_t n = tb_mem.mapped;
+    size_t n;
 
     pthread_mutex_lock(&tb_lock);
+    n = omi_region_touched(&tb_mem);
     n += paths.slots ? (paths.mask + 1) * sizeof(uint32_t) : 0;
     n += frames_set.slots ? (frames_set.mask + 1) * sizeof(uint32_t) : 0;
     pthread_mutex_unlock(&tb_lock);
@@ -3030,6 +3031,8 @@ int omi_trace_check(void)
         rc = check_tags(&bytes);
     if (rc == 0)
         rc = check_tree();
+    if (rc == 0)
+        rc = omi_region_check(&tb_mem);
     if (rc == 0)
         rc = omi_stackwalk_check();
     if (rc == 0)

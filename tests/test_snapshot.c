@@ -270,6 +270,44 @@ static void test_builder_grows(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* A region counts the pages it cut from, not the tails of its chunks
+ * that nothing was cut from (om_trace_get_memory's traceback region). */
+static void test_region_touched(void **state)
+{
+    struct omi_region r = { 0 };
+    const size_t k = 1024;
+    char *a, *b, *c;
+
+    if (sysconf(_SC_PAGESIZE) != 4096)
+        skip();
+    assert_int_equal(omi_region_touched(&r), 0);
+    assert_int_equal(omi_region_check(&r), 0);
+    /* A 64 KiB chunk, 16 bytes of header, 104 bytes cut: one page. */
+    assert_non_null(omi_region_alloc(&r, 100));
+    assert_int_equal(r.mapped, 64 * k);
+    assert_int_equal(omi_region_touched(&r), 4 * k);
+    /* Cut at byte 128 up to 40128: ten pages. */
+    assert_non_null(a = omi_region_alloc(&r, 40000));
+    assert_int_equal(omi_region_touched(&r), 40 * k);
+    /* 30000 bytes do not fit in the 25408 left: a new chunk, the first's
+     * last six pages never cut. */
+    assert_non_null(b = omi_region_alloc(&r, 30000));
+    assert_int_equal(r.mapped, 128 * k);
+    assert_int_equal(r.left, 24 * k);
+    assert_int_equal(omi_region_touched(&r), 40 * k + 32 * k);
+    /* A request bigger than a chunk gets its own, cut to its end. */
+    assert_non_null(c = omi_region_alloc(&r, 100000));
+    assert_int_equal(r.mapped, 128 * k + 100 * k);
+    assert_int_equal(r.left, 24 * k + 32 * k);
+    assert_int_equal(omi_region_touched(&r), 40 * k + 32 * k + 100 * k);
+    assert_true(a[39999] == 0 && b[0] == 0 && c[99999] == 0);
+    assert_int_equal(omi_region_check(&r), 0);
+    omi_region_release(&r);
+    assert_int_equal(omi_region_touched(&r), 0);
+    assert_int_equal(omi_region_check(&r), 0);
+    assert_int_equal(om_check(), 0);
+}
+
 /* ---- Statistics ---- */
 
 /* CPython's test_snapshot_group_by_{traceback,lineno,file}. */
@@ -1864,6 +1902,7 @@ int main(void)
         cmocka_unit_test(test_intern),
         cmocka_unit_test(test_builder),
         cmocka_unit_test(test_builder_grows),
+        cmocka_unit_test(test_region_touched),
         cmocka_unit_test(test_statistics_keys),
         cmocka_unit_test(test_statistics_cumulative),
         cmocka_unit_test(test_statistics_ties),
