@@ -221,6 +221,20 @@ OM_API int om_stats_get(struct om_stats *out);
 OM_API int om_report_write(void);
 
 /*
+ * For a process about to leave through _exit (or quick_exit), which runs
+ * no exit handlers: a forked worker's os._exit, a program that skips its
+ * teardown.  Writes now the capture that a run traced from the
+ * environment (OBJMEM_TRACE=N) writes at exit, with the same rule (a
+ * forked child writes one only with OBJMEM_TRACE_FORKS=1), and it is not
+ * written again.  Returns true when the caller may write its own exit
+ * files too (the shim's _exit and objmem-python's write the stats report
+ * next); false, having written nothing, in a child of vfork (it shares
+ * its parent's memory) and in a thread that blocks a signal (it may be
+ * inside a signal handler, where none of this is safe).
+ */
+OM_API bool om_exit_early(void);
+
+/*
  * Write the report of CPython's sys._debugmallocstats() to out: the
  * per-class table, the arena figures, totals that balance to the byte,
  * plus what was given back to the OS.  OBJMEM_MALLOC_STATS=1 in the

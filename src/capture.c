@@ -11,10 +11,11 @@
  * none comes (an idle service, a sampled one): NAME.1, NAME.2, ...  The
  * file name comes from OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a
  * forked child writes one of its own at exit when OBJMEM_TRACE_FORKS is
- * set.  A capture carries the snapshot at the peak too
- * (om_trace_keep_peak: retaken when the traced memory falls a sixteenth
- * below a peak OBJMEM_TRACE_PEAK percent, 25 by default, above the memory
- * last kept), for `objmem peak`.
+ * set; a process that leaves through _exit under the shim or
+ * objmem-python writes it there (om_exit_early).  A capture carries the
+ * snapshot at the peak too (om_trace_keep_peak: retaken when the traced
+ * memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK percent, 25 by
+ * default, above the memory last kept), for `objmem peak`.
  *
  * A capture's C frames are named when it is loaded, not here (symbols.c,
  * RAW): the process keeps libdw out and writes its module table, unless
@@ -31,6 +32,9 @@
  *      ticker between its samples; the exit hook from atexit).
  *   2. The handler is installed only for a run traced from the
  *      environment, and only over the default action.
+ *   3. A process writes its capture at exit once: from atexit, or
+ *      earlier from om_exit_early (the _exit of the shim and of
+ *      objmem-python, which run no exit handlers).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -48,6 +52,7 @@
 
 static atomic_int dumps;                /* SIGUSR2 captures written */
 static atomic_flag writing = ATOMIC_FLAG_INIT;
+static atomic_flag exit_written = ATOMIC_FLAG_INIT;  /* this process's */
 static pid_t owner;                     /* the process that started it */
 
 /* Write a capture to the trace file (n > 0: NAME.n): 0 or -errno. */
@@ -92,6 +97,7 @@ void omi_capture_write_pending(void)
 void omi_capture_fork_child(void)
 {
     atomic_flag_clear(&writing);
+    atomic_flag_clear(&exit_written);
 }
 
 static void on_sigusr2(int sig)
@@ -109,7 +115,7 @@ static void capture_at_exit(void)
     int waited = 0;
 
     if ((getpid() != owner && !omi_option_bool(OMI_OPT_TRACE_FORKS)) ||
-        !om_trace_is_tracing())
+        !om_trace_is_tracing() || atomic_flag_test_and_set(&exit_written))
         return;
     /* The ticker may be writing a SIGUSR2 capture, which the end of the
      * process would cut short: wait for it (10 s at most), then write one
@@ -118,6 +124,19 @@ static void capture_at_exit(void)
         omi_os_sleep_ms(1);
     write_asked();
     capture_write(0);
+}
+
+bool om_exit_early(void)
+{
+    sigset_t blocked;
+
+    if (!omi_os_known_process() ||
+        pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0 ||
+        !sigisemptyset(&blocked))
+        return false;
+    if (owner)
+        capture_at_exit();
+    return true;
 }
 
 static void install_handler(void)

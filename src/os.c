@@ -190,6 +190,7 @@ static atomic_bool main_left;           /* the main thread has exited */
 static atomic_long last_leave_ms;       /* when a thread last exited */
 static pthread_key_t main_key;          /* set in the main thread only */
 static bool main_key_made;
+static pid_t known_pid;                 /* set at load and in fork children */
 
 /* The main thread's exit: its value of main_key goes, this runs. */
 static void main_exiting(void *value)
@@ -205,9 +206,11 @@ static void watch_main(void)
         pthread_setspecific(main_key, &main_key);
 }
 
-/* A fork child has none of its parent's helpers, and a new main thread. */
+/* A fork child has none of its parent's helpers, a new main thread and a
+ * pid of its own. */
 static void helpers_fork_child(void)
 {
+    known_pid = getpid();
     atomic_store(&helpers, 0);
     atomic_store(&main_left, false);
     watch_main();
@@ -217,6 +220,7 @@ static void helpers_fork_child(void)
  * thread that loads objmem later (its heap's exit still tells). */
 __attribute__((constructor)) static void os_init(void)
 {
+    known_pid = getpid();
     pthread_atfork(NULL, NULL, helpers_fork_child);
     if (gettid() != getpid())
         return;
@@ -225,6 +229,11 @@ __attribute__((constructor)) static void os_init(void)
 }
 
 OM_TLS bool omi_os_untraced;
+
+bool omi_os_known_process(void)
+{
+    return known_pid == getpid();
+}
 
 int omi_os_thread_start(void *(*fn)(void *))
 {

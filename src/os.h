@@ -87,6 +87,10 @@ long omi_os_helper_poll_ms(void);
 /* A thread of the program is exiting (its heap's pthread key destructor);
  * after the main thread's, helpers ask more often.  errno is kept. */
 void omi_os_thread_leaving(void);
+/* Whether getpid() is the pid objmem's fork handlers last saw: false in a
+ * child of vfork (or of a raw clone), which runs no fork handler and, for
+ * vfork, shares its parent's memory and locks. */
+bool omi_os_known_process(void);
 
 /* om_check's part: invariant os.4.  0, or the fatal path's code. */
 int omi_os_check(void);

@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -948,8 +949,33 @@ __attribute__((constructor)) static void preload_start(void)
     }
 }
 
+/* The report, once: at _exit (which skips the destructor) or at exit. */
+static atomic_flag reported = ATOMIC_FLAG_INIT;
+
 __attribute__((destructor)) static void preload_exit(void)
 {
-    if (omi_option_bool(OMI_OPT_SHOW_STATS))
+    if (omi_option_bool(OMI_OPT_SHOW_STATS) &&
+        !atomic_flag_test_and_set(&reported))
         om_report_write();
+}
+
+/* _exit and _Exit (exported: the C library's own exit reaches its _exit
+ * directly, so only the program's and its libraries' calls come here)
+ * write what exit would have first: the capture, then the report. */
+static OM_NORETURN void leave(int status)
+{
+    if (om_exit_early())
+        preload_exit();
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+EXPORT void _exit(int status)
+{
+    leave(status);
+}
+
+EXPORT void _Exit(int status)
+{
+    leave(status);
 }

@@ -131,15 +131,15 @@ static void same_with_shim(const char *extra, const char *cmd)
 }
 
 /* The library exports the malloc family, glibc's statistics functions,
- * C++'s operator new and delete, and nothing else. */
+ * C++'s operator new and delete, _exit and _Exit, and nothing else. */
 static void test_exports(void **state)
 {
     char cmd[512];
-    const char *want = "_ZdaPv _ZdaPvm _ZdlPv _ZdlPvm _Znam _Znwm "
+    const char *want = "_Exit _ZdaPv _ZdaPvm _ZdlPv _ZdlPvm _Znam _Znwm "
                        "__libc_calloc __libc_free __libc_malloc "
                        "__libc_memalign __libc_pvalloc __libc_realloc "
-                       "__libc_valloc aligned_alloc calloc free mallinfo "
-                       "mallinfo2 malloc malloc_info malloc_stats "
+                       "__libc_valloc _exit aligned_alloc calloc free "
+                       "mallinfo mallinfo2 malloc malloc_info malloc_stats "
                        "malloc_trim malloc_usable_size memalign "
                        "posix_memalign pvalloc realloc reallocarray valloc ";
 
@@ -226,13 +226,15 @@ static void test_python(void **state)
 }
 
 /* show_stats: the report goes to a file named with the pid, and the
- * program's stderr stays empty. */
+ * program's stderr stays empty.  The program's fork child, which leaves
+ * by _exit, writes one too (the shim's _exit). */
 static void test_report_file(void **state)
 {
     char cmd[512], path[512], report[1 << 16], env[512];
     DIR *d;
     struct dirent *e;
     int found = 0;
+    long pids[2][2];            /* pid, ppid of each stress_malloc report */
 
     snprintf(env, sizeof(env), "LD_PRELOAD=%s OBJMEM_SHOW_STATS=1", PRELOAD);
     snprintf(cmd, sizeof(cmd), "%s", STRESS);
@@ -256,6 +258,10 @@ static void test_report_file(void **state)
             snprintf(pid, sizeof(pid), "\npid: %.*s\n",
                      (int)(strlen(e->d_name) - 13), e->d_name + 7);
             assert_non_null(strstr(report, pid));
+            assert_true(found < 2);
+            assert_int_equal(sscanf(strstr(report, pid), "\npid: %ld\n"
+                                    "ppid: %ld", &pids[found][0],
+                                    &pids[found][1]), 2);
             assert_non_null(at);
             assert_int_equal(sscanf(at, "\npeak_rss: %llu\nfinal_rss: %llu",
                                     &peak, &final), 2);
@@ -267,7 +273,9 @@ static void test_report_file(void **state)
         }
     }
     closedir(d);
-    assert_int_equal(found, 1);
+    assert_int_equal(found, 2);
+    /* one is the other's child */
+    assert_true(pids[0][1] == pids[1][0] || pids[1][1] == pids[0][0]);
 }
 
 static void test_report_output_option(void **state)
@@ -534,6 +542,38 @@ static void test_mlockall(void **state)
 
 /* ---- The objmem command ---- */
 
+/* A program that leaves by _exit or _Exit, which run no exit handlers,
+ * still has its report (the shim's _exit writes it first); one that does
+ * so with its signals blocked (maybe in a signal handler) has none, and
+ * a child of vfork, which shares its parent's memory, writes nothing. */
+static void test_tool_run_exit(void **state)
+{
+    static const char *const how[] = { "exit", "Exit" };
+    char cmd[1024];
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof(cmd), "%s run -- %s %s 7", TOOL, VICTIM,
+                 how[i]);
+        assert_int_equal(run("", cmd), 7);
+        read_out(out_shim);
+        assert_non_null(strstr(err, "objmem: " VICTIM " (pid "));
+        assert_non_null(strstr(err, "  in use at exit    "));
+        assert_null(strstr(err, "left no report"));
+    }
+    snprintf(cmd, sizeof(cmd), "%s run -- %s blocked 5", TOOL, VICTIM);
+    assert_int_equal(run("", cmd), 5);
+    read_out(out_shim);
+    assert_non_null(strstr(err, ") left no report: it ended without "
+                                "running its exit handlers"));
+    snprintf(cmd, sizeof(cmd), "%s run -- %s vfork", TOOL, VICTIM);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "child: 9\n");
+    assert_non_null(strstr(err, "objmem: " VICTIM " (pid "));
+    assert_null(strstr(err, "more process"));
+    assert_null(strstr(err, "processes it started"));
+}
+
 /* objmem run: the program's output and exit status, a summary on
  * stderr. */
 static void test_tool_run(void **state)
@@ -569,8 +609,8 @@ static void test_tool_run(void **state)
     read_out(out_shim);
     assert_string_equal(out_shim, "status 138\n");
     /* The processes it started: how many, and the one with the highest
-     * peak; when it leaves no report itself (killed here; dash ends with
-     * _exit), the summary is that one's. */
+     * peak; when it leaves no report itself (killed here), the summary is
+     * that one's. */
     snprintf(cmd, sizeof(cmd), "%s run -- bash -c \"true; sqlite3 "
              ":memory: < script.sql; echo done\"", TOOL);
     assert_int_equal(run("", cmd), 0);
@@ -919,7 +959,8 @@ static void test_trace_signal_and_diff(void **state)
 {
     char cmd[1024];
 
-    snprintf(cmd, sizeof(cmd), "%s signal", TRACE_VICTIM);
+    /* exec: the shell, traced too, would write its own at its exit */
+    snprintf(cmd, sizeof(cmd), "exec %s signal", TRACE_VICTIM);
     assert_int_equal(run("OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=cap LD_PRELOAD="
                          PRELOAD, cmd), 0);
     snprintf(cmd, sizeof(cmd), "%s diff cap.1 cap --limit 2", TOOL);
@@ -1072,6 +1113,48 @@ static void test_trace_python(void **state)
     assert_non_null(strstr(out_shim, "app.py:7 in main\n        "));
     assert_non_null(strstr(out_shim, "app.py:8 in <module>\n    3.0 KiB "
                                      "in 1 blocks"));
+}
+
+/* os._exit runs no exit handlers: objmem-python's _exit writes the
+ * capture (and the report) first, in a forked child too with
+ * --follow-fork (multiprocessing's workers leave so). */
+static void test_trace_python_exit(void **state)
+{
+    char cmd[1024];
+    const char *at;
+    int n = 0;
+
+    if (LAUNCHER[0] == '\0')
+        skip();
+    write_py("fx.py", "import os\n"
+             "keep = [bytes(1000) for i in range(300)]\n"
+             "pid = os.fork()\n"
+             "if pid == 0:\n"
+             "    mine = [bytes(2000) for i in range(50)]\n"
+             "    os._exit(0)\n"
+             "os.waitpid(pid, 0)\n"
+             "os._exit(4)\n");
+    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=fx.%%p OBJMEM_SHOW_STATS=1 "
+             "OBJMEM_OUTPUT=fxr.%%p %s python --trace=1 --follow-fork fx.py; "
+             "echo status $?; ls fx.[0-9]* fxr.* | wc -l; for f in fx.[0-9]*; "
+             "do "
+             "%s top $f --limit 0; done", TOOL, TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_true(starts_with(out_shim, "status 4\n4\n"));
+    for (at = out_shim; (at = strstr(at, "fx.py:2 in <listcomp>\n    305.0 "
+                                         "KiB in 301 blocks")); at++)
+        n++;
+    assert_int_equal(n, 2);             /* the parent's and the child's */
+    assert_non_null(strstr(out_shim, "fx.py:5 in <listcomp>\n    99.7 KiB "
+                                     "in 51 blocks"));
+    /* Without --follow-fork, the parent's alone. */
+    assert_int_equal(run("", "rm -f fx.[0-9]*"), 0);
+    snprintf(cmd, sizeof(cmd), "OBJMEM_TRACE_FILE=fx.%%p %s python "
+             "--trace=1 fx.py; ls fx.[0-9]* | wc -l", TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "1\n");
 }
 
 /* Lines read on from a code object's last lookup (pytrace.c): a site
@@ -2050,6 +2133,7 @@ int main(void)
         cmocka_unit_test(test_children),
         cmocka_unit_test(test_debug_catches_overflow),
         cmocka_unit_test(test_tool_run),
+        cmocka_unit_test(test_tool_run_exit),
         cmocka_unit_test(test_tool_run_service),
         cmocka_unit_test(test_tool_run_idle_service),
         cmocka_unit_test(test_tool_run_names),
@@ -2066,6 +2150,7 @@ int main(void)
         cmocka_unit_test(test_trace_bad_capture),
         cmocka_unit_test(test_trace_python),
         cmocka_unit_test(test_trace_python_lines),
+        cmocka_unit_test(test_trace_python_exit),
         cmocka_unit_test(test_trace_pins),
         cmocka_unit_test(test_export_folded),
         cmocka_unit_test(test_export_html),

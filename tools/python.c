@@ -24,15 +24,17 @@
  * python --trace` sets): objmem's three domains are om_gp_*, tracing
  * wraps them, and CPython's tables are tracing's wrappers themselves;
  * tracebacks name Python files and lines (pytrace.c).  The capture is
- * written at exit.
+ * written at exit, or at _exit (below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "objmem.h"
@@ -108,14 +110,41 @@ static struct choice choose(int argc, char **argv)
     return c;
 }
 
-/* OBJMEM_SHOW_STATS=1: the stats report at exit, as the shim writes it. */
+/* OBJMEM_SHOW_STATS=1: the stats report at exit, as the shim writes it;
+ * once, at _exit or at exit. */
 static void report_at_exit(void)
 {
+    static atomic_flag reported = ATOMIC_FLAG_INIT;
     const char *v = option("show_stats");
 
     if (*v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0 &&
-        strcasecmp(v, "no") != 0 && strcasecmp(v, "off") != 0)
+        strcasecmp(v, "no") != 0 && strcasecmp(v, "off") != 0 &&
+        !atomic_flag_test_and_set(&reported))
         om_report_write();
+}
+
+/*
+ * os._exit (multiprocessing's workers leave by it) and C code's _exit run
+ * no exit handlers: this program's _exit, which libpython's calls reach
+ * (the linker exports it, libpython referring to it), writes what exit
+ * would have first, the capture and then the report, as the shim's does.
+ */
+static _Noreturn void leave(int status)
+{
+    if (om_exit_early())
+        report_at_exit();
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+void _exit(int status)
+{
+    leave(status);
+}
+
+void _Exit(int status)
+{
+    leave(status);
 }
 
 /* Tracing started from the environment (before main, over the default
