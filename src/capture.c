@@ -12,7 +12,9 @@
  * file name comes from OBJMEM_TRACE_FILE (default objmem.%e.%p.trace); a
  * forked child writes one of its own at exit when OBJMEM_TRACE_FORKS is
  * set; a process that leaves through _exit under the shim or
- * objmem-python writes it there (om_exit_early).  A capture carries the
+ * objmem-python writes it there (om_exit_early), and one that SIGTERM,
+ * SIGINT or SIGHUP ends by their default action writes it first (the
+ * handler defers it: OMI_DEFER_FATAL), then dies by the signal.  A capture carries the
  * snapshot at the peak too (om_trace_keep_peak: retaken when the traced
  * memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK percent, 25 by
  * default, above the memory last kept), for `objmem peak`.
@@ -30,7 +32,7 @@
  *      not inside tracing (omi_capture_write_pending is called from
  *      on_alloc's deferred work after the trace is recorded, and from the
  *      ticker between its samples; the exit hook from atexit).
- *   2. The handler is installed only for a run traced from the
+ *   2. The handlers are installed only for a run traced from the
  *      environment, and only over the default action.
  *   3. A process writes its capture at exit once: from atexit, or
  *      earlier from om_exit_early (the _exit of the shim and of
@@ -42,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "options.h"
@@ -53,6 +56,8 @@
 static atomic_int dumps;                /* SIGUSR2 captures written */
 static atomic_flag writing = ATOMIC_FLAG_INIT;
 static atomic_flag exit_written = ATOMIC_FLAG_INIT;  /* this process's */
+static atomic_int fatal;                /* the fatal signal that came */
+static bool forks;                      /* OBJMEM_TRACE_FORKS, at start */
 static pid_t owner;                     /* the process that started it */
 
 /* Write a capture to the trace file (n > 0: NAME.n): 0 or -errno. */
@@ -76,6 +81,33 @@ static int capture_write(int n)
     return rc;
 }
 
+/* Whether this process writes a capture at exit: the one that started
+ * tracing, or a forked child with OBJMEM_TRACE_FORKS (async-signal-
+ * safe). */
+static bool writes_at_exit(void)
+{
+    return getpid() == owner || forks;
+}
+
+/* Die by sig, as its default action would have had it: unblocked in
+ * this thread (a handler's own signal, the ticker's), it comes at once. */
+static OM_NORETURN void die_by(int sig)
+{
+    struct sigaction dfl;
+    sigset_t set;
+
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    for (;;) {
+        kill(getpid(), sig);
+        syscall(SYS_exit_group, 128 + sig);     /* not reached */
+    }
+}
+
 /* The capture SIGUSR2 asked for, if it did (writing claimed). */
 static void write_asked(void)
 {
@@ -89,6 +121,13 @@ void omi_capture_write_pending(void)
     if (atomic_flag_test_and_set(&writing))
         return;                 /* another thread is at it */
     write_asked();
+    if (atomic_load(&omi_trace_deferred) & OMI_DEFER_FATAL) {
+        /* The capture exit would have written, then the signal's end. */
+        if (om_trace_is_tracing() &&
+            !atomic_flag_test_and_set(&exit_written))
+            capture_write(0);
+        die_by(atomic_load(&fatal));
+    }
     atomic_flag_clear(&writing);
 }
 
@@ -105,6 +144,21 @@ static void on_sigusr2(int sig)
     atomic_fetch_or(&omi_trace_deferred, OMI_DEFER_CAPTURE);
 }
 
+/* SIGTERM, SIGINT or SIGHUP over their default action, which ends the
+ * process without its exit handlers: the ticker (or the next traced
+ * allocation) writes the capture exit would have, then the process dies
+ * by the signal.  At once when that cannot be: no ticker runs to do it,
+ * the process writes no capture, or a fatal signal came already. */
+static void on_fatal(int sig)
+{
+    int none = 0;
+
+    if (!omi_trace_ticking() || !writes_at_exit() ||
+        !atomic_compare_exchange_strong(&fatal, &none, sig))
+        die_by(sig);
+    atomic_fetch_or(&omi_trace_deferred, OMI_DEFER_FATAL);
+}
+
 /* At exit: the live traces, in the process that started tracing.  A
  * forked child that exits writes nothing (a shell's subshells would each
  * leave a copy of the parent's traces), unless OBJMEM_TRACE_FORKS asks
@@ -114,8 +168,8 @@ static void capture_at_exit(void)
 {
     int waited = 0;
 
-    if ((getpid() != owner && !omi_option_bool(OMI_OPT_TRACE_FORKS)) ||
-        !om_trace_is_tracing() || atomic_flag_test_and_set(&exit_written))
+    if (!writes_at_exit() || !om_trace_is_tracing() ||
+        atomic_flag_test_and_set(&exit_written))
         return;
     /* The ticker may be writing a SIGUSR2 capture, which the end of the
      * process would cut short: wait for it (10 s at most), then write one
@@ -139,16 +193,17 @@ bool om_exit_early(void)
     return true;
 }
 
-static void install_handler(void)
+/* handler for sig, over its default action only. */
+static void install_handler(int sig, void (*handler)(int))
 {
     struct sigaction old, sa;
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigusr2;
+    sa.sa_handler = handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGUSR2, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-        sigaction(SIGUSR2, &sa, NULL);
+    if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        sigaction(sig, &sa, NULL);
 }
 
 /* The shim defines it false: it calls omi_capture_start itself once its
@@ -177,8 +232,12 @@ void omi_capture_start(void)
     if (!on)
         return;
     owner = getpid();
+    forks = omi_option_bool(OMI_OPT_TRACE_FORKS);
     if (omi_option_long(OMI_OPT_TRACE_PEAK) > 0)
         om_trace_keep_peak((unsigned)omi_option_long(OMI_OPT_TRACE_PEAK));
-    install_handler();
+    install_handler(SIGUSR2, on_sigusr2);
+    install_handler(SIGTERM, on_fatal);
+    install_handler(SIGINT, on_fatal);
+    install_handler(SIGHUP, on_fatal);
     atexit(capture_at_exit);
 }

@@ -1504,13 +1504,19 @@ static void timeline_sample(uint32_t r, uint32_t t)
     omi_timeline_add(r, t, cur, pk, omi_os_rss());
 }
 
-/* A capture that SIGUSR2 asked for, written by the ticker (no lock held)
- * when no traced allocation came first: an idle service, or a sampled one
- * whose next sample is far off, answers within a tick. */
+bool omi_trace_ticking(void)
+{
+    return atomic_load_explicit(&tick_word, memory_order_relaxed) != 0;
+}
+
+/* A capture that SIGUSR2 or a fatal signal asked for, written by the
+ * ticker (no lock held) when no traced allocation came first: an idle
+ * service, or a sampled one whose next sample is far off, answers within
+ * a tick. */
 static void capture_pending(void)
 {
     if (atomic_load_explicit(&omi_trace_deferred, memory_order_relaxed) &
-        OMI_DEFER_CAPTURE) {
+        (OMI_DEFER_CAPTURE | OMI_DEFER_FATAL)) {
         reentrant = true;
         omi_capture_write_pending();
         reentrant = false;
@@ -1529,6 +1535,10 @@ static void *ticker_main(void *arg)
     pthread_mutex_lock(&tick_lock);
     for (;;) {
         if (!atomic_load(&tracing)) {
+            /* Tracing stopped after a fatal signal was deferred to us. */
+            pthread_mutex_unlock(&tick_lock);
+            capture_pending();
+            pthread_mutex_lock(&tick_lock);
             omi_os_deadline(&until, omi_os_helper_poll_ms());
             if (pthread_cond_timedwait(&tick_cond, &tick_lock, &until) ==
                     ETIMEDOUT) {
@@ -1664,7 +1674,8 @@ static OM_NOINLINE void deferred_work(void)
     if (atomic_fetch_and(&omi_trace_deferred, ~(unsigned)OMI_DEFER_TICKER) &
         OMI_DEFER_TICKER)
         ticker_ensure();
-    if (atomic_load(&omi_trace_deferred) & OMI_DEFER_CAPTURE)
+    if (atomic_load(&omi_trace_deferred) &
+        (OMI_DEFER_CAPTURE | OMI_DEFER_FATAL))
         omi_capture_write_pending();
 }
 

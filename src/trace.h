@@ -42,6 +42,8 @@ extern OM_TLS int64_t omi_trace_until_sample;
 enum {
     OMI_DEFER_CAPTURE = 1,      /* SIGUSR2 asked for a capture (capture.c) */
     OMI_DEFER_TICKER = 2,       /* a fork child starts its ticker */
+    OMI_DEFER_FATAL = 4,        /* a fatal signal came: the last capture,
+                                   then die by it (capture.c) */
 };
 extern atomic_uint omi_trace_deferred;
 
@@ -235,6 +237,10 @@ void omi_timeline_fork_child(void);
  * kept): NULL + errno. */
 struct om_snapshot *omi_trace_take_capture(bool named);
 
+/* Whether the ticker runs and ticks, so that a deferred capture is
+ * written within a tick even with no traced allocation (async-signal-
+ * safe: one load). */
+bool omi_trace_ticking(void);
 /* Write the capture that OMI_DEFER_CAPTURE asks for (SIGUSR2), and clear
  * the bit; nothing while another thread writes one. */
 void omi_capture_write_pending(void);

@@ -6,7 +6,8 @@
  * "victim exit N" and "victim Exit N" leave by _exit(N) and _Exit(N)
  * with blocks still allocated; "victim blocked N" the same with every
  * signal blocked; "victim vfork" has a child of vfork leave by _exit(9),
- * then returns 0.
+ * then returns 0; "victim wait" allocates, says "ready" and waits for a
+ * signal to end it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,6 +79,17 @@ int main(int argc, char **argv)
         leave(argv[1], atoi(argv[2]));
     if (argc > 1 && strcmp(argv[1], "vfork") == 0)
         return vfork_child();
+    if (argc > 1 && strcmp(argv[1], "wait") == 0) {
+        static void *keep[10];
+
+        for (int i = 0; i < 10; i++)
+            keep[i] = malloc(1000);
+        __asm__ volatile("" : : "r"(keep) : "memory");
+        printf("ready\n");
+        fflush(stdout);
+        for (;;)
+            pause();
+    }
     p = malloc(10);
 
     memset(p, 'x', 10);

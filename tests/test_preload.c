@@ -85,6 +85,11 @@ static int run(const char *env, const char *cmd)
 
 static char out_plain[1 << 20], out_shim[1 << 20], err[1 << 16];
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 static void read_out(char *buf)
 {
     char path[300];
@@ -574,6 +579,36 @@ static void test_tool_run_exit(void **state)
     assert_null(strstr(err, "processes it started"));
 }
 
+/* A traced program that SIGTERM, SIGINT or SIGHUP would end writes the
+ * capture its exit would have (the ticker does, then it dies by the
+ * signal); SIGUSR1, which has no handler of ours, ends it without one.
+ * (SIGINT is not sent here: sh starts a background job with it
+ * ignored, and the handler goes only over the default action.) */
+static void test_trace_fatal_signal(void **state)
+{
+    static const char *const sig[] = { "TERM", "HUP", "USR1" };
+    static const int status[] = { 143, 129, 138 };
+    char cmd[1024], want[64];
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof(cmd), "rm -f sig.trace w.out; OBJMEM_TRACE=2 "
+                 "OBJMEM_TRACE_FILE=sig.trace LD_PRELOAD=%s %s wait > w.out "
+                 "& until grep -q ready w.out; do sleep 0.05; done; "
+                 "kill -%s $!; wait $!; echo status $?; ls sig.trace; "
+                 "%s top sig.trace --limit 1; true", PRELOAD, VICTIM, sig[i],
+                 TOOL);
+        assert_int_equal(run("", cmd), 0);
+        read_out(out_shim);
+        snprintf(want, sizeof(want), "status %d\n", status[i]);
+        assert_true(starts_with(out_shim, want));
+        if (i < 2)
+            assert_non_null(strstr(out_shim, "sig.trace\n# objmem top: "
+                                             "sig.trace: "));
+        else
+            assert_null(strstr(out_shim, "# objmem top"));
+    }
+}
+
 /* objmem run: the program's output and exit status, a summary on
  * stderr. */
 static void test_tool_run(void **state)
@@ -632,11 +667,6 @@ static void test_tool_run(void **state)
 }
 
 static void write_py(const char *name, const char *text);
-
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
 
 /* A service under `objmem run --trace=4` (with --follow-fork when
  * forks): the signals sent to run reach it, SIGUSR2 for a capture
@@ -1117,7 +1147,8 @@ static void test_trace_python(void **state)
 
 /* os._exit runs no exit handlers: objmem-python's _exit writes the
  * capture (and the report) first, in a forked child too with
- * --follow-fork (multiprocessing's workers leave so). */
+ * --follow-fork (multiprocessing's workers leave so).  A Pool's context
+ * ends its workers by SIGTERM: each writes its capture before it dies. */
 static void test_trace_python_exit(void **state)
 {
     char cmd[1024];
@@ -1155,6 +1186,20 @@ static void test_trace_python_exit(void **state)
     assert_int_equal(run("", cmd), 0);
     read_out(out_shim);
     assert_string_equal(out_shim, "1\n");
+    write_py("fpool.py", "import multiprocessing as mp\n"
+             "def work(n):\n"
+             "    return len([bytes(100) for i in range(n)])\n"
+             "if __name__ == \"__main__\":\n"
+             "    with mp.Pool(2) as p:\n"
+             "        print(sum(p.map(work, [1000] * 4)))\n");
+    for (int forks = 0; forks <= 1; forks++) {
+        snprintf(cmd, sizeof(cmd), "rm -f fp.[0-9]*; OBJMEM_TRACE_FILE=fp.%%p "
+                 "%s python --trace=1%s fpool.py; ls fp.[0-9]* | wc -l",
+                 TOOL, forks ? " --follow-fork" : "");
+        assert_int_equal(run("", cmd), 0);
+        read_out(out_shim);
+        assert_string_equal(out_shim, forks ? "4000\n3\n" : "4000\n1\n");
+    }
 }
 
 /* Lines read on from a code object's last lookup (pytrace.c): a site
@@ -2134,6 +2179,7 @@ int main(void)
         cmocka_unit_test(test_debug_catches_overflow),
         cmocka_unit_test(test_tool_run),
         cmocka_unit_test(test_tool_run_exit),
+        cmocka_unit_test(test_trace_fatal_signal),
         cmocka_unit_test(test_tool_run_service),
         cmocka_unit_test(test_tool_run_idle_service),
         cmocka_unit_test(test_tool_run_names),
