@@ -14,10 +14,11 @@
  * set; a process that leaves through _exit under the shim or
  * objmem-python writes it there (om_exit_early), and one that SIGTERM,
  * SIGINT or SIGHUP ends by their default action writes it first (the
- * handler defers it: OMI_DEFER_FATAL), then dies by the signal.  A capture carries the
- * snapshot at the peak too (om_trace_keep_peak: retaken when the traced
- * memory falls a sixteenth below a peak OBJMEM_TRACE_PEAK percent, 25 by
- * default, above the memory last kept), for `objmem peak`.
+ * handler defers it: OMI_DEFER_FATAL), then dies by the signal.  A
+ * capture carries the snapshot at the peak too (om_trace_keep_peak:
+ * retaken when the traced memory falls a sixteenth below a peak
+ * OBJMEM_TRACE_PEAK percent, 25 by default, above the memory last kept),
+ * for `objmem peak`.
  *
  * A capture's C frames are named when it is loaded, not here (symbols.c,
  * RAW): the process keeps libdw out and writes its module table, unless
