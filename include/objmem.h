@@ -227,12 +227,23 @@ OM_API int om_report_write(void);
  * environment (OBJMEM_TRACE=N) writes at exit, with the same rule (a
  * forked child writes one only with OBJMEM_TRACE_FORKS=1), and it is not
  * written again.  Returns true when the caller may write its own exit
- * files too (the shim's _exit and objmem-python's write the stats report
- * next); false, having written nothing, in a child of vfork (it shares
- * its parent's memory) and in a thread that blocks a signal (it may be
- * inside a signal handler, where none of this is safe).
+ * files too (the writer below has written them then); false, having
+ * written nothing, in a child of vfork (it shares its parent's memory)
+ * and in a thread that blocks a signal (it may be inside a signal
+ * handler, where none of this is safe).
  */
 OM_API bool om_exit_early(void);
+
+/*
+ * fn writes the caller's own exit files (the shim's and objmem-python's:
+ * the stats report, once).  objmem calls it where the process ends
+ * without its exit handlers and it can still write: in om_exit_early,
+ * after the capture; and when SIGTERM, SIGINT or SIGHUP ends a run traced
+ * from the environment by their default action, after the capture,
+ * from tracing's own thread (the other threads still run).  NULL takes
+ * it away.
+ */
+OM_API void om_set_exit_writer(void (*fn)(void));
 
 /*
  * Write the report of CPython's sys._debugmallocstats() to out: the

@@ -14,7 +14,8 @@
  * set; a process that leaves through _exit under the shim or
  * objmem-python writes it there (om_exit_early), and one that SIGTERM,
  * SIGINT or SIGHUP ends by their default action writes it first (the
- * handler defers it: OMI_DEFER_FATAL), then dies by the signal.  A
+ * handler defers it: OMI_DEFER_FATAL), then dies by the signal.  Both
+ * write the caller's exit files after it (om_set_exit_writer).  A
  * capture carries the snapshot at the peak too (om_trace_keep_peak:
  * retaken when the traced memory falls a sixteenth below a peak
  * OBJMEM_TRACE_PEAK percent, 25 by default, above the memory last kept),
@@ -37,7 +38,8 @@
  *      environment, and only over the default action.
  *   3. A process writes its capture at exit once: from atexit, or
  *      earlier from om_exit_early (the _exit of the shim and of
- *      objmem-python, which run no exit handlers).
+ *      objmem-python, which run no exit handlers) or the fatal path;
+ *      the exit writer runs after it on those two paths.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -59,6 +61,7 @@ static atomic_flag writing = ATOMIC_FLAG_INIT;
 static atomic_flag exit_written = ATOMIC_FLAG_INIT;  /* this process's */
 static atomic_int fatal;                /* the fatal signal that came */
 static bool forks;                      /* OBJMEM_TRACE_FORKS, at start */
+static void (*_Atomic exit_writer)(void);       /* om_set_exit_writer's */
 static pid_t owner;                     /* the process that started it */
 
 /* Write a capture to the trace file (n > 0: NAME.n): 0 or -errno. */
@@ -109,6 +112,15 @@ static OM_NORETURN void die_by(int sig)
     }
 }
 
+/* The caller's exit files, when it asked to write any. */
+static void write_theirs(void)
+{
+    void (*fn)(void) = atomic_load(&exit_writer);
+
+    if (fn)
+        fn();
+}
+
 /* The capture SIGUSR2 asked for, if it did (writing claimed). */
 static void write_asked(void)
 {
@@ -124,9 +136,10 @@ void omi_capture_write_pending(void)
     write_asked();
     if (atomic_load(&omi_trace_deferred) & OMI_DEFER_FATAL) {
         /* The capture exit would have written, then the signal's end. */
-        if (om_trace_is_tracing() &&
+        if (writes_at_exit() && om_trace_is_tracing() &&
             !atomic_flag_test_and_set(&exit_written))
             capture_write(0);
+        write_theirs();
         die_by(atomic_load(&fatal));
     }
     atomic_flag_clear(&writing);
@@ -147,14 +160,16 @@ static void on_sigusr2(int sig)
 
 /* SIGTERM, SIGINT or SIGHUP over their default action, which ends the
  * process without its exit handlers: the ticker (or the next traced
- * allocation) writes the capture exit would have, then the process dies
- * by the signal.  At once when that cannot be: no ticker runs to do it,
- * the process writes no capture, or a fatal signal came already. */
+ * allocation) writes the capture and the exit files exit would have,
+ * then the process dies by the signal.  At once when that cannot be: no
+ * ticker runs to do it, the process writes neither, or a fatal signal
+ * came already. */
 static void on_fatal(int sig)
 {
     int none = 0;
 
-    if (!omi_trace_ticking() || !writes_at_exit() ||
+    if (!omi_trace_ticking() ||
+        (!writes_at_exit() && !atomic_load(&exit_writer)) ||
         !atomic_compare_exchange_strong(&fatal, &none, sig))
         die_by(sig);
     atomic_fetch_or(&omi_trace_deferred, OMI_DEFER_FATAL);
@@ -191,7 +206,13 @@ bool om_exit_early(void)
         return false;
     if (owner)
         capture_at_exit();
+    write_theirs();
     return true;
+}
+
+void om_set_exit_writer(void (*fn)(void))
+{
+    atomic_store(&exit_writer, fn);
 }
 
 /* handler for sig, over its default action only. */

@@ -933,9 +933,12 @@ static void leave_children(void)
     *w = '\0';
 }
 
+static void preload_exit(void);
+
 __attribute__((constructor)) static void preload_start(void)
 {
     (void)debug_mode();
+    om_set_exit_writer(preload_exit);
     if (!omi_option_bool(OMI_OPT_CHILDREN))
         leave_children();
     if (omi_option_bool(OMI_OPT_VERBOSE)) {
@@ -964,8 +967,7 @@ __attribute__((destructor)) static void preload_exit(void)
  * write what exit would have first: the capture, then the report. */
 static OM_NORETURN void leave(int status)
 {
-    if (om_exit_early())
-        preload_exit();
+    om_exit_early();
     for (;;)
         syscall(SYS_exit_group, status);
 }

@@ -591,20 +591,22 @@ static void test_trace_fatal_signal(void **state)
     char cmd[1024], want[64];
 
     for (int i = 0; i < 3; i++) {
-        snprintf(cmd, sizeof(cmd), "rm -f sig.trace w.out; OBJMEM_TRACE=2 "
-                 "OBJMEM_TRACE_FILE=sig.trace LD_PRELOAD=%s %s wait > w.out "
-                 "& until grep -q ready w.out; do sleep 0.05; done; "
-                 "kill -%s $!; wait $!; echo status $?; ls sig.trace; "
+        snprintf(cmd, sizeof(cmd), "rm -f sig.trace sig.report w.out; "
+                 "OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=sig.trace "
+                 "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=sig.report LD_PRELOAD=%s "
+                 "%s wait > w.out & until grep -q ready w.out; do sleep "
+                 "0.05; done; kill -%s $!; wait $!; echo status $?; "
+                 "grep -c \"^pid: $!$\" sig.report; ls sig.trace; "
                  "%s top sig.trace --limit 1; true", PRELOAD, VICTIM, sig[i],
                  TOOL);
         assert_int_equal(run("", cmd), 0);
         read_out(out_shim);
-        snprintf(want, sizeof(want), "status %d\n", status[i]);
+        /* The capture, then the report (om_set_exit_writer's), then death
+         * by the signal; nothing for a signal not handled. */
+        snprintf(want, sizeof(want), "status %d\n%s", status[i],
+                 i < 2 ? "1\nsig.trace\n# objmem top: sig.trace: " : "");
         assert_true(starts_with(out_shim, want));
-        if (i < 2)
-            assert_non_null(strstr(out_shim, "sig.trace\n# objmem top: "
-                                             "sig.trace: "));
-        else
+        if (i == 2)
             assert_null(strstr(out_shim, "# objmem top"));
     }
 }
@@ -790,7 +792,20 @@ static void test_tool_run_names(void **state)
                            "$p; wait $p; echo status $?", TOOL), 0);
     assert_string_equal(out_shim, "status 143\n");
     assert_non_null(strstr(err, ") left no report: signal 15 (Terminated) "
-                                "ended it before its exit handlers\n"));
+                                "ended it before its exit handlers (with "
+                                "--trace, SIGTERM, SIGINT and SIGHUP leave "
+                                "one)\n"));
+    /* Traced, the program writes its report (and capture) first. */
+    assert_int_equal(shell("rm -f objmem.preload_victim.* rw.out; %s run "
+                           "--trace=2 -- %s wait > rw.out & p=$!; until grep "
+                           "-q ready rw.out; do sleep 0.05; done; kill -TERM "
+                           "$p; wait $p; echo status $?; ls "
+                           "objmem.preload_victim.* | wc -l; rm -f "
+                           "objmem.preload_victim.*", TOOL, VICTIM), 0);
+    assert_string_equal(out_shim, "status 143\n1\n");
+    assert_non_null(strstr(err, "\n  peak RSS "));
+    assert_non_null(strstr(err, "\n  killed by signal 15\n"));
+    assert_null(strstr(err, "left no report"));
     assert_int_equal(shell("ln -sf %s alias-victim && %s run -- "
                            "./alias-victim", TRACE_VICTIM, TOOL), 0);
     assert_non_null(strstr(err, "objmem: alias-victim (" TRACE_VICTIM
@@ -1193,12 +1208,17 @@ static void test_trace_python_exit(void **state)
              "    with mp.Pool(2) as p:\n"
              "        print(sum(p.map(work, [1000] * 4)))\n");
     for (int forks = 0; forks <= 1; forks++) {
-        snprintf(cmd, sizeof(cmd), "rm -f fp.[0-9]*; OBJMEM_TRACE_FILE=fp.%%p "
-                 "%s python --trace=1%s fpool.py; ls fp.[0-9]* | wc -l",
-                 TOOL, forks ? " --follow-fork" : "");
+        snprintf(cmd, sizeof(cmd), "rm -f fp.[0-9]* fr.[0-9]*; "
+                 "OBJMEM_TRACE_FILE=fp.%%p OBJMEM_SHOW_STATS=1 "
+                 "OBJMEM_OUTPUT=fr.%%p %s python --trace=1%s fpool.py; "
+                 "ls fp.[0-9]* | wc -l; ls fr.[0-9]* | wc -l", TOOL,
+                 forks ? " --follow-fork" : "");
         assert_int_equal(run("", cmd), 0);
         read_out(out_shim);
-        assert_string_equal(out_shim, forks ? "4000\n3\n" : "4000\n1\n");
+        /* Every worker writes its stats report before SIGTERM ends it,
+         * and its capture with --follow-fork. */
+        assert_string_equal(out_shim, forks ? "4000\n3\n3\n"
+                                            : "4000\n1\n3\n");
     }
 }
 

@@ -131,8 +131,7 @@ static void report_at_exit(void)
  */
 static _Noreturn void leave(int status)
 {
-    if (om_exit_early())
-        report_at_exit();
+    om_exit_early();
     for (;;)
         syscall(SYS_exit_group, status);
 }
@@ -204,6 +203,7 @@ int main(int argc, char **argv)
     bool traced = om_trace_is_tracing();
 
     atexit(report_at_exit);
+    om_set_exit_writer(report_at_exit);
     PyPreConfig_InitPythonConfig(&pre);
     if (c.libc && !c.python)
         pre.allocator = c.hooks ? PYMEM_ALLOCATOR_MALLOC_DEBUG

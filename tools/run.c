@@ -322,6 +322,12 @@ static bool find_program(const char *prog, char *path, size_t size)
     return false;
 }
 
+/* The signals a traced run's capture.c defers, to write first. */
+static bool fatal_handled(int sig)
+{
+    return sig == SIGTERM || sig == SIGINT || sig == SIGHUP;
+}
+
 /* Why LD_PRELOAD cannot reach prog's malloc, or NULL when it can (or
  * prog is not a 64-bit ELF file): linked statically (no interpreter), or
  * set-user-ID or set-group-ID for someone else (the loader runs it
@@ -681,8 +687,11 @@ int objmem_run(int argc, char **argv)
                     "malloc\n", cmd[0], why);
         else if (WIFSIGNALED(status))
             fprintf(stderr, "objmem: %s (pid %ld) left no report: signal "
-                    "%d (%s) ended it before its exit handlers\n", cmd[0],
-                    (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+                    "%d (%s) ended it before its exit handlers%s\n", cmd[0],
+                    (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+                    fatal_handled(WTERMSIG(status)) && !o.t.trace &&
+                    !o.t.sample ? " (with --trace, SIGTERM, SIGINT and "
+                    "SIGHUP leave one)" : "");
         else
             fprintf(stderr, "objmem: %s (pid %ld) left no report: it ended "
                     "without running its exit handlers (_exit, a signal), "
