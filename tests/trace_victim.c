@@ -7,8 +7,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void *victim_leak_big(void), *victim_leak_small(int i), *victim_temp(int i);
+void victim_ask_capture(void);
 #define BIG3(k) (k[0] = victim_leak_big(), k[1] = victim_leak_big(), \
                  k[2] = victim_leak_big())
 /* Three blocks of 5000 bytes, never freed. */
@@ -36,7 +38,7 @@ int main(int argc, char **argv)
     static void *keep[103];
 
     if (argc > 1)
-        raise(SIGUSR2);         /* the capture comes at the next malloc */
+        victim_ask_capture();
     /* three calls on one line: three return addresses in any build */
     BIG3(keep);
     for (int i = 0; i < 100; i++)
@@ -56,4 +58,24 @@ __attribute__((noinline)) void *victim_temp(int i)
     memset(p, i, 100);
     __asm__ volatile("" : : "r"(p) : "memory");
     return p;
+}
+
+/* SIGUSR2, then a wait without allocating until the capture is there
+ * (OBJMEM_TRACE_FILE's NAME.1; 5 s at most): tracing's ticker writes it
+ * within a tick, so it holds none of the blocks made after this.  Not a
+ * next allocation's: the ticker could claim the capture and take its
+ * snapshot only after some of them. */
+void victim_ask_capture(void)
+{
+    const char *name = getenv("OBJMEM_TRACE_FILE");
+    char path[4096];
+    size_t n = name ? strlen(name) : 0;
+
+    raise(SIGUSR2);
+    if (!name || n + 3 > sizeof(path))
+        return;
+    memcpy(path, name, n);
+    memcpy(path + n, ".1", 3);
+    for (int waited = 0; access(path, F_OK) != 0 && waited < 5000; waited++)
+        usleep(1000);
 }
