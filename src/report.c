@@ -16,7 +16,8 @@
  *
  * It goes where the output option says (options.c): a file named from a
  * pattern (%p the pid, %e the program's name; without %p, one process
- * keeps the name and others add .PID), or stderr, or stdout.  It
+ * keeps the name and others add .PID, as does one that finds the name
+ * written by another since it started), or stderr, or stdout.  It
  * allocates (stdio), so it is never called on an allocation path: only
  * from destructors and the user's own calls.
  *
@@ -28,10 +29,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "options.h"
@@ -47,6 +51,9 @@
 static char invoked[256];
 static char start_dir[4096];
 static pid_t load_pid;                  /* the process that loaded us */
+static struct timespec load_time;       /* when, by the coarse clock */
+static _Atomic dev_t last_dev;          /* the report file it last wrote */
+static _Atomic ino_t last_ino;
 
 __attribute__((constructor)) static void remember_start(int argc, char **argv)
 {
@@ -54,6 +61,7 @@ __attribute__((constructor)) static void remember_start(int argc, char **argv)
     size_t n = 0;
 
     load_pid = getpid();
+    clock_gettime(CLOCK_REALTIME_COARSE, &load_time);
     if (!getcwd(start_dir, sizeof(start_dir)))
         start_dir[0] = '\0';
     if (argc < 1 || !argv || !argv[0])
@@ -92,6 +100,24 @@ static bool owns_plain_name(void)
     return load_pid == 0 || load_pid == getpid();
 }
 
+/* Whether another process wrote path since this one loaded us: a shell
+ * and the program it runs (an exec'd process owns a plain name too), given
+ * one name, both write at exit, the shell last.  File times come from the
+ * coarse clock, as load_time does; a file older within the same tick
+ * counts as another's (the name then only gains .PID).  The report this
+ * process last wrote is its own. */
+static bool written_since_load(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 &&
+           (st.st_ino != atomic_load(&last_ino) ||
+            st.st_dev != atomic_load(&last_dev)) &&
+           (st.st_mtim.tv_sec > load_time.tv_sec ||
+            (st.st_mtim.tv_sec == load_time.tv_sec &&
+             st.st_mtim.tv_nsec >= load_time.tv_nsec));
+}
+
 /* Expand a file name pattern: %p the pid, %e the program's name; a
  * relative one is taken from the directory the program started in. */
 void omi_report_expand(char *out, size_t size, const char *pattern)
@@ -122,7 +148,8 @@ void omi_report_expand(char *out, size_t size, const char *pattern)
         if (n >= size)
             n = size - 1;
     }
-    if (!pid && !owns_plain_name() && n < size)
+    out[n < size ? n : size - 1] = '\0';
+    if (!pid && (!owns_plain_name() || written_since_load(out)) && n < size)
         n += (size_t)snprintf(out + n, size - n, ".%d", (int)getpid());
     out[n < size ? n : size - 1] = '\0';
 }
@@ -131,6 +158,7 @@ static FILE *open_output(void)
 {
     const char *o = omi_option_str(OMI_OPT_OUTPUT);
     char path[OMI_PATH_MAX];
+    struct stat st;
     int fd;
 
     if (strcmp(o, "stderr") == 0)
@@ -139,6 +167,11 @@ static FILE *open_output(void)
         return fdopen(dup(1), "w");
     omi_report_expand(path, sizeof(path), o);
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        /* its own, written again, keeps its name */
+        atomic_store(&last_ino, st.st_ino);
+        atomic_store(&last_dev, st.st_dev);
+    }
     return fd < 0 ? NULL : fdopen(fd, "w");
 }
 

@@ -1946,8 +1946,9 @@ static bool write_through(const char *path)
     return lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
-/* Write the capture to path.tmp, then rename it to path (a reader never
- * sees half a capture); or straight to path when it is not a regular
+/* Write the capture to path.PID.tmp, then rename it to path (a reader
+ * never sees half a capture, and two processes writing one name do not
+ * write into one file); or straight to path when it is not a regular
  * file: 0 or -errno. */
 static int write_file(const struct om_snapshot *s,
                       const struct string_plan *plan, const char *path,
@@ -1956,13 +1957,12 @@ static int write_file(const struct om_snapshot *s,
     size_t len = strlen(path);
     struct writer w = { .sum = { FNV_OFFSET, FNV_OFFSET } };
     bool direct = write_through(path);
-    char *tmp = omi_region_alloc(scratch, len + sizeof(".tmp"));
+    char *tmp = omi_region_alloc(scratch, len + 32);
 
     w.buf = omi_region_alloc(scratch, WRITE_BUF);
     if (!tmp || !w.buf)
         return -ENOMEM;
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", sizeof(".tmp"));
+    snprintf(tmp, len + 32, "%s.%ld.tmp", path, (long)getpid());
     w.fd = open(direct ? path : tmp,
                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0)

@@ -24,8 +24,8 @@
  * option (under memcheck, the C library's: a freed object read is seen).
  *
  * Paths come from the build (PRELOAD, STRESS, VICTIM, TRACE_VICTIM,
- * SERVE_VICTIM, MALLINFO_CHILD, TOOL, LAUNCHER, SRC_DIR, PYTHON; LAUNCHER
- * and PYTHON are "" when there is no CPython).
+ * SERVE_VICTIM, MALLINFO_CHILD, TOOL, LIBOBJMEM, LAUNCHER, SRC_DIR,
+ * PYTHON; LAUNCHER and PYTHON are "" when there is no CPython).
  */
 #define _GNU_SOURCE 1                   /* memmem */
 #include <dirent.h>
@@ -1018,6 +1018,31 @@ static void test_trace_signal_and_diff(void **state)
                                      "(+3)\n"));
     assert_non_null(strstr(out_shim, "    3.9 KiB (+3.9 KiB), 100 blocks "
                                      "(+100)\n"));
+    /* Without exec, the shell writes its capture and report at exit
+     * too: the victim's, first, keep the names; the shell finds them
+     * written since it started, and adds .PID to its own. */
+    snprintf(cmd, sizeof(cmd), "rm -f shared.*; OBJMEM_TRACE=2 "
+             "OBJMEM_TRACE_FILE=shared.trace OBJMEM_SHOW_STATS=1 "
+             "OBJMEM_OUTPUT=shared.report LD_PRELOAD=%s sh -c \"%s; echo "
+             "\\$\\$ > shared.pid\"; ls shared.* | wc -l; s=$(cat "
+             "shared.pid); ls shared.trace.$s shared.report.$s; grep ^name: "
+             "shared.report; %s top shared.trace --limit 1", PRELOAD,
+             TRACE_VICTIM, TOOL);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_true(starts_with(out_shim, "5\nshared.report."));
+    assert_non_null(strstr(out_shim, "\nname: trace_victim\n"));
+    assert_non_null(strstr(out_shim, " in victim_leak_big\n    14.6 KiB"));
+    /* One process writing its report again keeps the name. */
+    if (PYTHON[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -f again.*; OBJMEM_OUTPUT=again.r "
+             "LD_PRELOAD=%s %s -c \"import ctypes; w = ctypes.CDLL(None)."
+             "om_report_write; print(w(), w())\"; ls again.*", LIBOBJMEM,
+             PYTHON);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    assert_string_equal(out_shim, "0 0\nagain.r\n");
 }
 
 /* A C++ program's sites are its functions that call operator new (the

@@ -941,10 +941,10 @@ static void expect_same(const struct om_snapshot *a,
 static void test_dump_load(void **state)
 {
     struct om_snapshot *s = rich_snapshot(), *t, *e = new_snapshot(), *u;
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX], tmp[PATH_MAX + 32];
 
     assert_int_equal(om_snapshot_dump(s, path_of(path, "rich.omt")), 0);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
     assert_int_equal(access(tmp, F_OK), -1);
     t = om_snapshot_load(path);
     assert_non_null(t);
