@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -584,6 +585,7 @@ int objmem_run(int argc, char **argv)
     char peak[32], w[PATH_MAX + 300], id[64];
     sigset_t relayed, mask;
     struct timespec now;
+    struct rusage ru = { 0 };
     unsigned long nonce;
     pid_t pid;
 
@@ -655,7 +657,7 @@ int objmem_run(int argc, char **argv)
     }
     relay_to(pid);
     sigprocmask(SIG_SETMASK, &mask, NULL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
         ;
     code = WIFEXITED(status) ? WEXITSTATUS(status)
                              : 128 + WTERMSIG(status);
@@ -697,6 +699,10 @@ int objmem_run(int argc, char **argv)
                     "without running its exit handlers (_exit, a signal), "
                     "or it does not use the C library's malloc\n", cmd[0],
                     (long)pid);
+        /* What the kernel counted is known whatever the program did. */
+        fprintf(stderr, "  peak RSS %s (the kernel's count)\n",
+                human((unsigned long long)ru.ru_maxrss * 1024, peak,
+                      sizeof(peak)));
         /* A shell that ends with _exit (dash), a launcher: what it ran. */
         if (others) {
             fprintf(stderr, "objmem: %zu process%s it started ran on "
