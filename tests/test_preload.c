@@ -595,8 +595,9 @@ static void test_trace_fatal_signal(void **state)
         snprintf(cmd, sizeof(cmd), "rm -f sig.trace sig.report w.out; "
                  "OBJMEM_TRACE=2 OBJMEM_TRACE_FILE=sig.trace "
                  "OBJMEM_SHOW_STATS=1 OBJMEM_OUTPUT=sig.report LD_PRELOAD=%s "
-                 "env --default-signal=INT %s wait > w.out & until grep -q ready w.out; do sleep "
-                 "0.05; done; kill -%s $!; wait $!; echo status $?; "
+                 "env --default-signal=INT %s wait > w.out & until grep -q "
+                 "ready w.out; do sleep 0.05; done; kill -%s $!; wait $!; "
+                 "echo status $?; "
                  "grep -c \"^pid: $!$\" sig.report; ls sig.trace; "
                  "%s top sig.trace --limit 1; true", PRELOAD, VICTIM, sig[i],
                  TOOL);
