@@ -753,8 +753,12 @@ OM_API size_t om_trace_get_memory(void);
  * between is summed once, when it falls.  Snapshots then carry it
  * (om_snapshot_peak); one taken while the memory stands within a
  * sixteenth of a new mark carries none: it stands for the peak itself.
- * 0 turns it off.  Captures (OBJMEM_TRACE) keep it with a step of
- * OBJMEM_TRACE_PEAK percent (25 by default).
+ * With several threads tracing, each judges from its own view of the
+ * traced memory, which may be off by 256 KiB per other thread that
+ * traces: the rise must pass the step by that much, and a fall seen too
+ * early keeps less than 15/16 of the mark (a rise that goes on then
+ * keeps a later peak).  0 turns it off.  Captures (OBJMEM_TRACE) keep it
+ * with a step of OBJMEM_TRACE_PEAK percent (25 by default).
  */
 OM_API void om_trace_keep_peak(unsigned step_percent);
 

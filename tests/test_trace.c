@@ -1314,6 +1314,74 @@ static void test_keep_peak(void **state)
     om_trace_keep_peak(0);
 }
 
+static pthread_barrier_t peak_barrier;
+
+/* The second thread of test_keep_peak_threads: it frees a block that
+ * was allocated before tracing started, which gives it a counter of its
+ * own (and no delta), then waits until the test is done. */
+static void *peak_worker(void *gift)
+{
+    om_free(gift);
+    pthread_barrier_wait(&peak_barrier);
+    pthread_barrier_wait(&peak_barrier);
+    return NULL;
+}
+
+/* With two threads tracing, each thread's view of the traced memory may
+ * miss the other's delta, up to 256 KiB: a rise must pass the step by
+ * that much before a fall keeps a peak. */
+static void test_keep_peak_threads(void **state)
+{
+    static void *live[1000];
+    void *gift = om_malloc(1000);
+    size_t n = 0, nst, blocks = 0;
+    pthread_t t;
+    struct om_snapshot *s;
+    const struct om_snapshot *peak;
+    struct om_statistic *st;
+    struct om_snapshot_info info;
+
+    om_trace_keep_peak(10);
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(pthread_barrier_init(&peak_barrier, NULL, 2), 0);
+    assert_int_equal(pthread_create(&t, NULL, peak_worker, gift), 0);
+    pthread_barrier_wait(&peak_barrier);
+    /* A mark of 200,000 bytes is within the slack: its fall keeps none
+     * (with one thread, the free that went below 187,500 kept one). */
+    grow_by(live, &n, 200);
+    shrink_by(live, &n, 100);
+    s = om_trace_take_snapshot();
+    assert_int_equal(om_snapshot_count(s), 100);
+    assert_null(om_snapshot_peak(s));
+    om_snapshot_free(s);
+    /* 1,000,000 bytes pass it: the free that goes below 937,500 keeps the
+     * traces as they were before it. */
+    grow_by(live, &n, 900);
+    while (traced() >= 937500)
+        shrink_by(live, &n, 1);
+    s = om_trace_take_snapshot();
+    peak = om_snapshot_peak(s);
+    assert_non_null(peak);
+    assert_int_equal(snapshot_bytes(peak), 938000);
+    /* (one traceback per grow_by call, where the compiler inlines it) */
+    assert_int_equal(om_snapshot_statistics(peak, OM_KEY_TRACEBACK, false,
+                                            &st, &nst), 0);
+    for (size_t i = 0; i < nst; i++)
+        blocks += st[i].count;
+    assert_int_equal(blocks, 938);
+    om_snapshot_get_info(peak, &info);
+    assert_int_equal(info.current, 938000);
+    assert_int_equal(info.peak, 1000000);
+    om_snapshot_free(s);
+    shrink_by(live, &n, n);
+    pthread_barrier_wait(&peak_barrier);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    pthread_barrier_destroy(&peak_barrier);
+    assert_int_equal(traced(), 0);
+    om_trace_stop();
+    om_trace_keep_peak(0);
+}
+
 /* A second allocation site, in the OBJ domain. */
 TEST_SITE(obj_alloc_here, om_obj_malloc(size))
 
@@ -1925,6 +1993,7 @@ int main(void)
         T(test_sampling_mode_switch),
         T(test_heap_map),
         T(test_keep_peak),
+        T(test_keep_peak_threads),
         T(test_keep_peak_tags),
         T(test_keep_peak_domains_and_samples),
         T(test_dump_through),
