@@ -120,9 +120,28 @@ uintptr_t omi_arena_map_window(void)
     return map_base;
 }
 
+/* The bits set in the window and in the leaves outside it. */
+static size_t map_popcount(void)
+{
+    size_t n = 0;
+
+    for (size_t w = 0; w < MAP_WORDS; w++)
+        n += (size_t)__builtin_popcountll(atomic_load_explicit(
+                 &omi_arena_map[w], memory_order_relaxed));
+    for (size_t r = 0; r < MAP_ROOT_SIZE; r++) {
+        _Atomic uint64_t *leaf = atomic_load(&omi_arena_outside[r]);
+
+        for (size_t w = 0; leaf && w < LEAF_BYTES / 8; w++)
+            n += (size_t)__builtin_popcountll(atomic_load_explicit(
+                     &leaf[w], memory_order_relaxed));
+    }
+    return n;
+}
+
 int omi_arena_map_check(void)
 {
     uintptr_t bias = atomic_load(&omi_arena_map_bias);
+    size_t set;
 
     if (map_base % 64 != 0)
         return omi_check_fail("map.1", NULL, "window at slot %#lx, not a "
@@ -135,6 +154,12 @@ int omi_arena_map_check(void)
     if (bias == MAP_BIAS_UNSET && map_bits != 0)
         return omi_check_fail("map.1", NULL, "%zu marks, no window",
                               map_bits);
+    /* map_bits is kept by map_mark; the bits themselves are counted
+     * here, so that a mark no arena made (a stray write into the map)
+     * is found too. */
+    if ((set = map_popcount()) != map_bits)
+        return omi_check_fail("map.1", NULL, "%zu bits set in the map, "
+                              "%zu marks made", set, map_bits);
     return 0;
 }
 

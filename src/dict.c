@@ -22,8 +22,9 @@
  * the smallest power of two >= 3 * used, as CPython's GROWTH_RATE.  An
  * empty dict has no keys table (64 bytes, as sys.getsizeof({})).
  *
- * Invariants (checked by omi_dict_check, which the tests call on their
- * dicts: om_check has no walk of live objects until the collector):
+ * Invariants (checked by omi_dict_check, which om_check runs on every
+ * tracked dict through the collector's lists; the tests call it on
+ * theirs, tracked or not):
  *   1. used == entries with a key; nentries <= 2s/3; usable + nentries
  *      == 2s/3.
  *   2. Every entry with a key is found from its hash by probing (its
@@ -525,7 +526,7 @@ static void dict_dealloc(om_object *o)
     om_object_free(o);
 }
 
-/* Invariants 1 and 2 for one dict (the tests call it on theirs). */
+/* Invariants 1 and 2 for one dict (om_check: for every tracked one). */
 int omi_dict_check(const om_object *o)
 {
     struct keys *k = as_dict(o)->keys;

@@ -42,8 +42,8 @@
  * every GC object's end) and omi_gc_uncount (its memory gone back).
  *
  * Invariants (checked by omi_gc_check, which also checks weakref.1-2 on
- * every ref and class.1, 3-5 on every instance, both being tracked
- * objects):
+ * every ref, class.1, 3-5 on every instance and dict.1-2 on every
+ * tracked dict, all of them being tracked objects):
  *   1. Outside a collection, every list is a well-formed circular list:
  *      x.next.prev == x, every member is tracked, no member has
  *      COLLECTING or UNREACHABLE set.
@@ -1245,6 +1245,8 @@ static int check_list(gc_head *list, const char *name)
         if (!is_gc(o) || o->refcnt <= 0)
             return omi_check_fail("gc.2", o, "%s holds a dead or non-GC "
                                   "object", name);
+        if (o->type == &om_dict_type && omi_dict_check(o) != 0)
+            return -EFAULT;             /* dict.1-2, every tracked dict */
         if (o->type == &omi_weakref_type && omi_weakref_check(o) != 0)
             return -EFAULT;             /* weakref.1-2, for every ref */
         if (omi_class_check_instance(o) != 0)

@@ -500,6 +500,18 @@ size_t omi_large_cached_bytes(void)
     return n;
 }
 
+void omi_large_debug(const void *p, struct omi_large_debug *out)
+{
+    struct entry *e = find((uintptr_t)p);
+
+    *out = (struct omi_large_debug){
+        .size = e ? &e->size : NULL,
+        .cached_size = ncached ? &cache[0].size : NULL,
+        .cached_addr = ncached ? &cache[0].addr : NULL,
+        .max_count = &max_count,
+    };
+}
+
 int omi_large_check(void)
 {
     size_t n = 0, sum = 0, csum = 0, page = omi_os_page_size();

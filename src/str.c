@@ -16,8 +16,9 @@
  * its last user drops it and leaves the table in its dealloc.
  *
  * Invariants (checked by omi_str_check):
- *   1. Every table entry is a live str with state 1 or 2, reachable from
- *      its home slot; no two entries are equal.
+ *   1. Every table entry is a live str with state 1 or 2 whose hash is
+ *      its bytes' (a lookup hashes the text), reachable from its home
+ *      slot; no two entries are equal.
  *   2. count == entries in the table <= 2/3 of its size.
  */
 #include <errno.h>
@@ -363,6 +364,7 @@ int omi_str_check(void)
         if (str->base.type != &om_str_type ||
             (str->state != INTERNED_MORTAL &&
              str->state != INTERNED_IMMORTAL) ||
+            str_hash(str) != hash_bytes(str->data, str->nbytes) ||
             find_slot(str->data, str->nbytes, str_hash(str)) != i)
             return omi_check_fail("str.1", str, "bad intern table entry");
     }

@@ -569,19 +569,25 @@ static int audit_free(size_t *n)
     return 0;
 }
 
-/* Invariants 4 and 5 (the records in use): each is its page's, linked
- * both ways; *n counts them. */
-static int audit_pages(size_t *n)
+/* Invariant 5 (the records in use): each has a page and is linked both
+ * ways; *n counts them.  Before the walks, which a loop would hang. */
+static int audit_links(size_t *n)
 {
     const struct record *before = NULL;
 
-    for (struct record *r = live_records; r; before = r, r = r->next) {
-        struct pool *pool;
-
+    for (struct record *r = live_records; r; before = r, r = r->next)
         if (!r->page || r->prev != before || ++*n > nrecords)
             return omi_check_fail("tags.5", r, "a record in use with no "
                                   "page or a broken link");
-        pool = omi_arena_small_pool((void *)r->page);
+    return 0;
+}
+
+/* Invariant 4: each record in use is its page's. */
+static int audit_pages(void)
+{
+    for (struct record *r = live_records; r; r = r->next) {
+        struct pool *pool = omi_arena_small_pool((void *)r->page);
+
         if (!pool || atomic_load(&pool->tags) != r->handle ||
             record_at(r->handle) != r || pool->sc != r->sc)
             return omi_check_fail("tags.4", (void *)r->page, "a record of "
@@ -610,14 +616,29 @@ int omi_tags_check(void)
     size_t n = 0;
 
     pthread_mutex_lock(&lock);
-    walk(audit_one, &rc);
+    rc = audit_links(&n);
+    if (rc == 0)
+        walk(audit_one, &rc);
     if (rc == 0)
         rc = audit_free(&n);
     if (rc == 0)
-        rc = audit_pages(&n);
+        rc = audit_pages();
     if (rc == 0 && n != nrecords)
         rc = omi_check_fail("tags.5", NULL, "%zu records made, %zu in use "
                             "or free", nrecords, n);
     pthread_mutex_unlock(&lock);
     return rc;
+}
+
+/* ---- Tests ---- */
+
+void omi_tags_debug(uint32_t h, struct omi_tags_debug *out)
+{
+    struct record *r;
+
+    pthread_mutex_lock(&lock);
+    r = record_at(h);
+    *out = (struct omi_tags_debug){ r, &r->page, &r->next, &r->prev,
+                                    &nrecords };
+    pthread_mutex_unlock(&lock);
 }

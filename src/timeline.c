@@ -231,3 +231,16 @@ void omi_timeline_fork_child(void)
 {
     pthread_mutex_init(&tl_lock, NULL);
 }
+
+/* ---- Tests ---- */
+
+void omi_timeline_debug(size_t i, struct omi_timeline_debug *out)
+{
+    struct point *p;
+
+    pthread_mutex_lock(&tl_lock);
+    p = points && i < n ? &points[i] : NULL;
+    *out = (struct omi_timeline_debug){ &n, &step, p ? &p->tick : NULL,
+                                        p ? &p->rss : NULL };
+    pthread_mutex_unlock(&tl_lock);
+}

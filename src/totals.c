@@ -657,3 +657,22 @@ int omi_totals_check(uint32_t g, size_t ntb)
     pthread_mutex_unlock(&tot_lock);
     return rc;
 }
+
+/* ---- Tests ---- */
+
+void omi_totals_debug(uint32_t id, unsigned dom, struct omi_totals_debug *out)
+{
+    struct chunk *c;
+    struct sum *s;
+
+    pthread_mutex_lock(&tot_lock);
+    c = id < IDS ? dir[id >> CHUNK_BITS] : NULL;
+    s = table ? sum_slot(table, table_mask, ((uint64_t)id + 1) << 8 | dom)
+              : NULL;
+    *out = (struct omi_totals_debug){
+        c ? &c->n[id & (CHUNK - 1)] : NULL,
+        c ? &c->bytes[id & (CHUNK - 1)] : NULL,
+        c ? &c->dom[id & (CHUNK - 1)] : NULL,
+        s && s->key ? &s->key : NULL, &table_used, &first_used, &dir_top };
+    pthread_mutex_unlock(&tot_lock);
+}

@@ -3020,8 +3020,21 @@ static bool set_holds(const struct idset *s, uint32_t v, uint64_t h)
     return false;
 }
 
+/* The ids set s holds: its non-empty slots (used counts them, but a
+ * set that holds an id twice may count it once). */
+static size_t set_count(const struct idset *s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; s->slots && i <= s->mask; i++)
+        n += s->slots[i] != 0;
+    return n;
+}
+
 static int check_tree(void)
 {
+    size_t np = set_count(&paths), nf = set_count(&frames_set);
+
     for (size_t id = 0; id < nd_count; id++) {
         const struct node *d = nd_at(id);
 
@@ -3052,11 +3065,12 @@ static int check_tree(void)
         if (!set_holds(&frames_set, (uint32_t)id + 1, frame_hash(fr_at(id))))
             return omi_check_fail("trace.5", fr_at(id), "frame %zu not in "
                                   "the frame set", id);
-    if (paths.used != nd_count + tb_count || frames_set.used != fr_count)
+    if (np != nd_count + tb_count || nf != fr_count || paths.used != np ||
+        frames_set.used != nf)
         return omi_check_fail("trace.5", paths.slots, "sets hold %zu and "
-                              "%zu ids, not %zu and %zu", paths.used,
-                              frames_set.used, nd_count + tb_count,
-                              fr_count);
+                              "%zu ids (used %zu and %zu), not %zu and %zu",
+                              np, nf, paths.used, frames_set.used,
+                              nd_count + tb_count, fr_count);
     return 0;
 }
 
@@ -3108,4 +3122,51 @@ int omi_trace_check(void)
         rc = check_counters();
     pthread_mutex_unlock(&ctl_lock);
     return rc;
+}
+
+/* ---- Tests ---- */
+
+void omi_trace_debug(unsigned domain, const void *p,
+                     struct omi_trace_debug *out)
+{
+    long d = domain_index(domain, false);
+    struct slot tag;
+    long id = -1;
+
+    *out = (struct omi_trace_debug){ .counters_taken = &counters_taken };
+    if (d >= 0) {
+        size_t fi = filter_index((unsigned)d, (uintptr_t)p);
+        struct shard *sh = shard_of(fi);
+
+        pthread_mutex_lock(&sh->lock);
+        out->rec = shard_find(sh, key_hash((unsigned)d, (uintptr_t)p),
+                              (unsigned)d, (uintptr_t)p);
+        out->table = sh->slots;
+        out->mask = &sh->mask;
+        out->used = &sh->used;
+        out->filter = filter ? &filter[fi] : NULL;
+        pthread_mutex_unlock(&sh->lock);
+        if (out->rec)
+            id = out->rec->tb;
+        else if (omi_tags_find((unsigned)d, (uintptr_t)p, atomic_load(&gen),
+                               &tag))
+            id = tag.tb;
+    }
+    pthread_mutex_lock(&tb_lock);
+    out->paths = paths.slots;
+    out->paths_used = &paths.used;
+    if (id >= 0 && (size_t)id < tb_count) {
+        struct tb *t = tb_at((size_t)id);
+
+        out->nframe = &t->nframe;
+        out->total = &t->total;
+        if (t->leaf) {
+            struct node *nd = nd_at(t->leaf - 1);
+
+            out->parent = &nd->parent;
+            out->frame = &nd->frame;
+            out->key = &fr_at(nd->frame)->key;
+        }
+    }
+    pthread_mutex_unlock(&tb_lock);
 }

@@ -25,6 +25,31 @@ void omi_trace_seed(uint64_t seed);
 void omi_trace_add_entry(const void *fn);
 
 /*
+ * Tests: where trace.c keeps what om_check audits of the trace of
+ * (domain, p), so that a test can break one invariant by hand and mend
+ * it (no other thread tracing meanwhile).  A field is NULL when there is
+ * none: rec when the trace is not in the table, the traceback's fields
+ * when it has none, the node's and frame's when it has no frame.
+ */
+struct omi_trace_debug {
+    struct omi_trace_rec *rec;      /* its slot in its shard's table */
+    struct omi_trace_rec *table;    /* that table */
+    size_t *mask, *used;            /* its capacity - 1, its traces */
+    _Atomic(uint16_t) *filter;      /* the filter counter of its key */
+    uint8_t *nframe;                /* its traceback's frames */
+    uint16_t *total;                /* and their total */
+    uint32_t *parent, *frame;       /* the traceback's leaf node */
+    uintptr_t *key;                 /* that node's frame: a pc, or a
+                                       frame source's filename */
+    uint32_t *paths;                /* the set of the nodes and the
+                                       tracebacks (ids + 1; 0: empty) */
+    size_t *paths_used;             /* and its count */
+    atomic_int *counters_taken;
+};
+void omi_trace_debug(unsigned domain, const void *p,
+                     struct omi_trace_debug *out);
+
+/*
  * Sampling's countdown: the bytes this thread may still allocate before
  * its next sample.  A request of size bytes that leaves it above 0 is
  * skipped here, without a call: the wrappers ask this first, and so do
@@ -113,6 +138,17 @@ size_t omi_tags_memory(void);
  * block of it free: the record goes back to its class's free list. */
 void omi_tags_pool_released(struct pool *pool);
 int omi_tags_check(void);
+/* Tests: the record whose handle is h (a pool's tags, not 0), its page
+ * and its links, and the count of records made, so that a test can break
+ * invariant 5 by hand and mend it. */
+struct record;
+struct omi_tags_debug {
+    struct record *record;
+    uintptr_t *page;            /* 0: on its class's free list */
+    struct record **next, **prev;
+    size_t *nrecords;
+};
+void omi_tags_debug(uint32_t h, struct omi_tags_debug *out);
 /* fork(): the tags' lock taken, released, reset (trace.c's handlers). */
 void omi_tags_fork_prepare(void);
 void omi_tags_fork_parent(void);
@@ -203,6 +239,19 @@ size_t omi_totals_memory(void);
 /* om_check: the invariants of totals.c (g, ntb: trace.c's generation and
  * count of tracebacks). */
 int omi_totals_check(uint32_t g, size_t ntb);
+/* Tests: where totals.c keeps the sums of traceback id in domain index
+ * dom (its first sums, of whichever domain, in its chunk: NULL when the
+ * chunk is not mapped; its key in the table: NULL when not there), and
+ * the counts om_check compares, so that a test can break an invariant
+ * by hand and mend it. */
+struct omi_totals_debug {
+    uint64_t *n, *bytes;        /* the chunk's first sums of id */
+    uint8_t *dom;               /* and their domain */
+    uint64_t *key;              /* (id, dom)'s slot in the table */
+    size_t *table_used, *first_used, *dir_top;
+};
+void omi_totals_debug(uint32_t id, unsigned dom,
+                      struct omi_totals_debug *out);
 void omi_totals_fork_prepare(void);
 void omi_totals_fork_parent(void);
 void omi_totals_fork_child(void);
@@ -226,6 +275,15 @@ ssize_t omi_timeline_take(struct omi_region *r, unsigned ticks_per_s,
 size_t omi_timeline_memory(void);
 /* om_check: the invariants of timeline.c. */
 int omi_timeline_check(void);
+/* Tests: timeline.c's count of points, its step, and point i's tick and
+ * resident set (NULL: no point i), so that a test can break an invariant
+ * by hand and mend it. */
+struct omi_timeline_debug {
+    size_t *n;
+    uint64_t *step;
+    uint64_t *tick, *rss;
+};
+void omi_timeline_debug(size_t i, struct omi_timeline_debug *out);
 void omi_timeline_fork_prepare(void);
 void omi_timeline_fork_parent(void);
 void omi_timeline_fork_child(void);

@@ -2,8 +2,10 @@
  * test_object.c - the object layer: allocation and the GC pre-header,
  * reference counting, immortal objects, PEP 442 finalizers (once, with
  * resurrection), the trashcan (a million nested containers), free lists,
- * singletons, float, and refcount errors in debug builds.  Every test ends
- * with no leaked object and om_check() passing.
+ * singletons, float, and refcount errors in debug builds; om_check()
+ * finding each invariant of dicts, the intern table, free lists and
+ * classes broken by hand.  Every test ends with no leaked object and
+ * om_check() passing.
  */
 #include "testutil.h"
 #include "object.h"
@@ -414,6 +416,47 @@ static void test_user_freelist(void **state)
     errno = 0;
     assert_null(om_freelist_new("tiny", 4, 1));
     assert_int_equal(errno, EINVAL);
+    assert_objects_clean();
+}
+
+/* om_check finds a free list whose length is off (freelist.1: len
+ * against the objects listed, a list that loops back, more kept than its
+ * cap) and a registry that loops (freelist.2); mended, it passes again. */
+static void test_check_finds_broken_freelist(void **state)
+{
+    static struct om_type t = {
+        .name = "mended", .basic_size = 32, .dealloc = plain_dealloc,
+    };
+    struct om_freelist *fl = om_freelist_new("mended", 32, 4), *next;
+    om_object *o[3];
+    void *last;
+
+    assert_non_null(fl);
+    t.freelist = fl;
+    for (int i = 0; i < 3; i++)
+        o[i] = om_new(&t);
+    for (int i = 0; i < 3; i++)
+        om_decref(o[i]);
+    assert_true(fl->hot != NULL && fl->len == 2);   /* hot, two listed */
+    assert_int_equal(om_check(), 0);
+    fl->len = 1;                        /* one listed object uncounted */
+    assert_check_finds("freelist.1");
+    fl->len = 2;
+    assert_int_equal(om_check(), 0);
+    fl->cap = 2;                        /* three kept, two allowed */
+    assert_check_finds("freelist.1");
+    fl->cap = 4;
+    assert_int_equal(om_check(), 0);
+    last = *(void **)fl->head;          /* the second listed, the last */
+    *(void **)last = fl->head;          /* links back to the first */
+    assert_check_finds("freelist.1");
+    *(void **)last = NULL;
+    assert_int_equal(om_check(), 0);
+    next = fl->next;                    /* the newest list heads the */
+    fl->next = fl;                      /* registry: now it loops */
+    assert_check_finds("freelist.2");
+    fl->next = next;
+    assert_int_equal(om_check(), 0);
     assert_objects_clean();
 }
 
@@ -841,6 +884,57 @@ static void test_str_sizes_match_python(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* str.c's str object, as the test below writes into it (it checks the
+ * layout against what the API reports first). */
+struct str_view {
+    om_object base;
+    ptrdiff_t length;
+    ptrdiff_t hash;             /* -1: not computed yet */
+    uint32_t state;             /* 0 not interned, 1 mortal, 2 immortal */
+    uint32_t ascii;
+    size_t nbytes;
+    char data[];
+};
+
+/* om_check finds intern table entries that break str.1: a string freed
+ * but left in the table (its type the freed one), one whose state says
+ * it is not interned, one whose bytes were written after it was interned
+ * (a lookup of its text cannot find it), and two equal entries; mended,
+ * it passes again. */
+static void test_check_finds_broken_intern_table(void **state)
+{
+    om_object *a = om_intern("om_check a!"), *b = om_intern("om_check b!");
+    struct str_view *av = (struct str_view *)a, *bv = (struct str_view *)b;
+    ptrdiff_t saved_hash;
+
+    assert_ptr_equal(bv->data, om_str_utf8(b));
+    assert_true(av->state == 1 && bv->state == 1 && bv->nbytes == 11);
+    assert_true(av->hash != -1 && bv->hash != -1);  /* taken by interning */
+    assert_int_equal(om_check(), 0);
+    a->type = &omi_freed_type;
+    assert_check_finds("str.1");
+    a->type = &om_str_type;
+    assert_int_equal(om_check(), 0);
+    av->state = 0;
+    assert_check_finds("str.1");
+    av->state = 1;
+    assert_int_equal(om_check(), 0);
+    bv->data[9] = 'a';                  /* "om_check a!", b's hash kept */
+    assert_check_finds("str.1");
+    bv->data[9] = 'b';
+    assert_int_equal(om_check(), 0);
+    saved_hash = bv->hash;
+    bv->data[9] = 'a';                  /* and a's hash too: a's twin */
+    bv->hash = av->hash;
+    assert_check_finds("str.1");
+    bv->hash = saved_hash;
+    bv->data[9] = 'b';
+    assert_int_equal(om_check(), 0);
+    om_decref(a);
+    om_decref(b);
+    assert_objects_clean();
+}
+
 /* ---- dict ---- */
 
 static void test_dict_basics(void **state)
@@ -1038,6 +1132,77 @@ static void test_dict_sizes_match_python(void **state)
     }
     om_decref(d);
     om_decref(e);
+    assert_objects_clean();
+}
+
+/* dict.c's dict object and keys table, as the test below writes into
+ * them (it checks the layout against what the API reports first). */
+struct keys_view {
+    ptrdiff_t refcnt;
+    uint8_t log2_size;
+    uint8_t log2_index_bytes;
+    uint8_t kind;
+    uint8_t unused;
+    uint32_t version;
+    ptrdiff_t usable;
+    ptrdiff_t nentries;
+    int8_t indices[];           /* 1 byte each in tables of up to 128 */
+};
+
+struct dict_view {
+    om_object base;
+    ptrdiff_t used;
+    uint64_t version;
+    struct keys_view *keys;
+    void *values;
+};
+
+/* om_check finds a tracked dict whose counts are off (dict.1: used
+ * against the live entries, usable + nentries against the table's size,
+ * used without a table) and one with an entry that probing cannot find,
+ * its index lost (dict.2); mended, it passes again. */
+static void test_check_finds_broken_dict(void **state)
+{
+    om_object *d = om_dict_new(), *l = om_list_new(0), *k[3];
+    struct dict_view *dv = (struct dict_view *)d;
+    struct keys_view *keys;
+    size_t at = 0;
+    int8_t saved;
+
+    for (int i = 0; i < 3; i++) {
+        k[i] = om_int_from_i64(1000 + i);
+        assert_int_equal(om_dict_set(d, k[i], l), 0);
+    }
+    assert_true(om_gc_is_tracked(d));   /* it holds a list: om_check */
+    keys = dv->keys;                    /* walks it */
+    assert_true(dv->used == 3 && keys->log2_size == 3 &&
+                keys->log2_index_bytes == 3 && keys->nentries == 3 &&
+                keys->usable == 5 - 3);
+    assert_int_equal(om_check(), 0);
+    dv->used = 2;                       /* an entry uncounted */
+    assert_check_finds("dict.1");
+    dv->used = 3;
+    assert_int_equal(om_check(), 0);
+    keys->usable = 3;                   /* room it has not */
+    assert_check_finds("dict.1");
+    keys->usable = 2;
+    assert_int_equal(om_check(), 0);
+    dv->keys = NULL;                    /* the table lost */
+    assert_check_finds("dict.1");
+    dv->keys = keys;
+    assert_int_equal(om_check(), 0);
+    /* entry 0's index (position 0 in the low 3 bits, a tag above) */
+    while (keys->indices[at] < 0 || (keys->indices[at] & 7) != 0)
+        assert_true(++at < 8);
+    saved = keys->indices[at];
+    keys->indices[at] = -1;             /* EMPTY */
+    assert_check_finds("dict.2");
+    keys->indices[at] = saved;
+    assert_int_equal(om_check(), 0);
+    om_decref(d);
+    om_decref(l);
+    for (int i = 0; i < 3; i++)
+        om_decref(k[i]);
     assert_objects_clean();
 }
 
@@ -1316,17 +1481,95 @@ static void test_check_finds_broken_values(void **state)
     values = (unsigned char *)(*word - 1);
     assert_int_equal(values[1], 2);                   /* used */
     values[1] = 1;                                    /* y: set, unlisted */
-    assert_int_equal(om_check(), -EFAULT);
+    assert_check_finds("class.4");
     values[1] = 2;
     assert_int_equal(om_check(), 0);
     /* the word untagged: a dict it is not (class.3) */
     saved = *word;
     *word = (uintptr_t)one;
-    assert_int_equal(om_check(), -EFAULT);
+    assert_check_finds("class.3");
     *word = saved;
     assert_int_equal(om_check(), 0);
     om_decref(a);
     om_decref(cls);
+    assert_objects_clean();
+}
+
+/* om_check finds an instance whose class is dead (class.1): the class
+ * object freed under it (its type the freed one), or its refcnt at 0;
+ * mended, it passes again. */
+static void test_check_finds_dead_class(void **state)
+{
+    om_object *cls, *a;
+    const struct om_type *class_type;
+    ptrdiff_t refcnt;
+
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    a = om_instance_new(cls);
+    om_decref(cls);                     /* a keeps it alive */
+    assert_int_equal(om_refcnt(cls), 1);
+    assert_int_equal(om_check(), 0);
+    class_type = cls->type;
+    cls->type = &omi_freed_type;
+    assert_check_finds("class.1");
+    cls->type = class_type;
+    assert_int_equal(om_check(), 0);
+    refcnt = cls->refcnt;
+    cls->refcnt = 0;
+    assert_check_finds("class.1");
+    cls->refcnt = refcnt;
+    assert_int_equal(om_check(), 0);
+    om_decref(a);
+    assert_objects_clean();
+}
+
+/* class.c's class object, as the test below writes into it (it checks
+ * the layout against an instance's type and names first). */
+struct class_view {
+    om_object base;
+    struct om_type type;        /* the instances' type */
+    char *name;
+    size_t nslots;
+    om_object **slot_names;
+    size_t nkeys;               /* shared keys */
+    om_object *keys[30];        /* SHARED_KEYS_MAX */
+};
+
+/* om_check finds a class whose shared keys break class.5: more than 30
+ * of them, one that is no str, two equal; mended, it passes again. */
+static void test_check_finds_broken_shared_keys(void **state)
+{
+    om_object *cls, *a, *one = om_int_from_i64(1), *y;
+    struct class_view *cv;
+
+    make_names();
+    cls = om_class_new("Thing", NULL, 0, 0);
+    cv = (struct class_view *)cls;
+    a = om_instance_new(cls);
+    assert_int_equal(om_setattr(a, "x", one), 0);
+    assert_int_equal(om_setattr(a, "y", one), 0);
+    assert_ptr_equal(&cv->type, a->type);
+    assert_true(cv->nslots == 0 && cv->nkeys == 2);
+    assert_ptr_equal(cv->keys[0], om_str_literal("x"));
+    assert_ptr_equal(cv->keys[1], om_str_literal("y"));
+    assert_int_equal(om_check(), 0);
+    cv->nkeys = 31;                     /* one past SHARED_KEYS_MAX */
+    assert_check_finds("class.5");
+    cv->nkeys = 2;
+    assert_int_equal(om_check(), 0);
+    y = cv->keys[1];
+    cv->keys[1] = one;                  /* an int for a name */
+    assert_check_finds("class.5");
+    cv->keys[1] = y;
+    assert_int_equal(om_check(), 0);
+    cv->keys[1] = cv->keys[0];          /* "x" twice */
+    assert_check_finds("class.5");
+    cv->keys[1] = y;
+    assert_int_equal(om_check(), 0);
+    om_decref(a);
+    om_decref(cls);
+    om_decref(one);
     assert_objects_clean();
 }
 
@@ -1531,6 +1774,7 @@ int main(void)
         cmocka_unit_test_setup(test_gc_count_and_freelists, setup),
         cmocka_unit_test_setup(test_plain_flag, setup),
         cmocka_unit_test_setup(test_user_freelist, setup),
+        cmocka_unit_test_setup(test_check_finds_broken_freelist, setup),
         cmocka_unit_test_setup(test_int_small_cache, setup),
         cmocka_unit_test_setup(test_int_exact_blocks, setup),
         cmocka_unit_test_setup(test_int_round_trip, setup),
@@ -1544,11 +1788,14 @@ int main(void)
         cmocka_unit_test_setup(test_intern_table, setup),
         cmocka_unit_test_setup(test_str_utf8, setup),
         cmocka_unit_test_setup(test_str_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_check_finds_broken_intern_table,
+                               setup),
         cmocka_unit_test_setup(test_dict_basics, setup),
         cmocka_unit_test_setup(test_dict_random, setup),
         cmocka_unit_test_setup(test_dict_equal_hashes, setup),
         cmocka_unit_test_setup(test_dict_large, setup),
         cmocka_unit_test_setup(test_dict_sizes_match_python, setup),
+        cmocka_unit_test_setup(test_check_finds_broken_dict, setup),
         cmocka_unit_test_setup(test_class_slots, setup),
         cmocka_unit_test_setup(test_class_dict_and_deep_size, setup),
         cmocka_unit_test_setup(test_key_sharing_memory, setup),
@@ -1556,6 +1803,8 @@ int main(void)
         cmocka_unit_test_setup(test_shared_keys_full, setup),
         cmocka_unit_test_setup(test_delattr_and_errors, setup),
         cmocka_unit_test_setup(test_check_finds_broken_values, setup),
+        cmocka_unit_test_setup(test_check_finds_dead_class, setup),
+        cmocka_unit_test_setup(test_check_finds_broken_shared_keys, setup),
         cmocka_unit_test_setup(test_deep_sizeof_chain, setup),
         cmocka_unit_test_setup(test_instance_sizes_match_python, setup),
         cmocka_unit_test_setup(test_repr, setup),

@@ -3,14 +3,18 @@
  * _Unwind_Backtrace: the same return addresses, frame for frame, through
  * frames of every shape the compiler makes (rsp- and rbp-based CFAs,
  * large frames, rbp saved deep), in threads; a signal frame hands the
- * walk back (-1); the rule cache passes om_check.
+ * walk back (-1); the rule cache passes om_check, which finds a rule
+ * changed by hand.
  */
 #include "testutil.h"
 
 #include <alloca.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <unwind.h>
 
+#include "os.h"
 #include "stackwalk.h"
 
 #define MAXF 256
@@ -74,6 +78,40 @@ static void assert_same(const struct both *b)
         assert_int_equal(b->fast.pc[i], b->gcc.pc[j]);
         assert_int_equal(b->fast.cfa[i], b->gcc.cfa[j]);
     }
+}
+
+/* ---- om_check finds a rule that is not its address's (stackwalk.1) ----
+ *
+ * The first test: its walk makes the rule cache, at an address it chose
+ * (omi_os_debug_next_at: a range it mapped and gave back), so that it can
+ * change a word by hand.  A word's low 24 bits are its rule.
+ */
+static void test_check_stackwalk_1(void **state)
+{
+    struct pcs p = { .n = 0 };
+    size_t reserve = 1 << 20, size, page = omi_os_page_size(), i;
+    unsigned char vec[1 << 8];
+    _Atomic uint64_t *rules;
+    uint64_t w;
+
+    assert_int_equal(omi_stackwalk_memory(), 0);    /* not made yet */
+    rules = omi_os_map(reserve, 0);
+    assert_non_null(rules);
+    omi_os_unmap(rules, reserve);
+    omi_os_debug_next_at(rules);
+    assert_int_equal(omi_stackwalk_walk(collect, &p), 0);
+    size = omi_stackwalk_memory();
+    assert_true(size > 0 && size <= reserve && size / page <= sizeof(vec));
+    if (mincore(rules, size, vec) != 0)
+        skip();                         /* the kernel chose elsewhere */
+    for (i = 0; i < size / sizeof(*rules) && !atomic_load(&rules[i]); i++)
+        ;
+    assert_true(i < size / sizeof(*rules));
+    w = atomic_load(&rules[i]);
+    atomic_store(&rules[i], w ^ 1u << 3);
+    assert_check_finds("stackwalk.1");
+    atomic_store(&rules[i], w);
+    assert_int_equal(om_check(), 0);
 }
 
 /* ---- Frames of several shapes ---- */
@@ -215,6 +253,7 @@ static void test_stop_and_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_check_stackwalk_1),  /* first: see there */
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_thread),
         cmocka_unit_test(test_signal_frame),

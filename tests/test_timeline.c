@@ -258,6 +258,64 @@ static void test_timeline_peak(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* ---- om_check finds a broken invariant of the timeline ----
+ *
+ * Driven sample by sample, tracing off: each test breaks one invariant
+ * by hand, sees om_check name it, mends it and sees om_check pass.
+ */
+
+/* timeline.1: a step that is not a power of two; points given back
+ * with their count left. */
+static void test_check_timeline_1(void **state)
+{
+    struct omi_timeline_debug d;
+
+    (void)state;
+    omi_timeline_restart();
+    omi_timeline_add(omi_timeline_run(), 0, 1, 0, omi_os_page_size());
+    omi_timeline_debug(0, &d);
+    assert_int_equal(*d.step, 1);
+    *d.step = 3;
+    assert_check_finds("timeline.1");
+    *d.step = 1;
+    assert_int_equal(om_check(), 0);
+    omi_timeline_release();
+    omi_timeline_debug(0, &d);
+    assert_null(d.tick);
+    *d.n = 1;
+    assert_check_finds("timeline.1");
+    *d.n = 0;
+    assert_int_equal(om_check(), 0);
+}
+
+/* timeline.2: a point no later than the one before; a sample whose
+ * resident set is not a whole number of pages. */
+static void test_check_timeline_2(void **state)
+{
+    size_t page = omi_os_page_size();
+    struct omi_timeline_debug d;
+    uint32_t run;
+
+    (void)state;
+    omi_timeline_restart();
+    run = omi_timeline_run();
+    omi_timeline_add(run, 0, 1, 0, page);
+    omi_timeline_add(run, 1, 2, 0, page);
+    omi_timeline_debug(1, &d);
+    assert_non_null(d.tick);
+    *d.tick = 0;
+    assert_check_finds("timeline.2");
+    *d.tick = 1;
+    assert_int_equal(om_check(), 0);
+    omi_timeline_add(run, 2, 3, 0, page + 1);
+    assert_check_finds("timeline.2");
+    omi_timeline_debug(2, &d);
+    assert_non_null(d.rss);
+    *d.rss = page;                      /* mended: whole pages */
+    assert_int_equal(om_check(), 0);
+    omi_timeline_release();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, trace_setup, trace_teardown)
 
 int main(void)
@@ -268,6 +326,8 @@ int main(void)
         T(test_timeline_fork_sampled),
         T(test_timeline_merge),
         T(test_timeline_peak),
+        T(test_check_timeline_1),
+        T(test_check_timeline_2),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

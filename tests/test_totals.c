@@ -328,6 +328,136 @@ static void test_allocations_oom(void **state)
     assert_int_equal(om_check(), 0);
 }
 
+/* ---- om_check finds a broken invariant of the totals ----
+ *
+ * Each test breaks one invariant by hand, sees om_check name it, mends
+ * it and sees om_check pass.
+ */
+
+/* The key of the allocations of traceback id in domain dom, of this
+ * generation (an entry's, trace.h). */
+static uint64_t total_key(uint32_t id, unsigned dom)
+{
+    return (uint64_t)omi_trace_generation() << 32 | (uint64_t)id << 8 | dom;
+}
+
+/* Tracing on, a block traced at site_a in *p: its traceback's id. */
+static uint32_t traced_block(void **p)
+{
+    struct omi_trace_rec v;
+
+    assert_int_equal(om_trace_start(1), 0);
+    *p = site_a(48);
+    assert_true(omi_tags_find(OM_DOMAIN_MEM, (uintptr_t)*p,
+                              omi_trace_generation(), &v));
+    return v.tb;
+}
+
+/* An allocation of 48 bytes of traceback id in domain dom, moved as a
+ * thread with no counter slot moves it: to the chunk when it is id's
+ * first domain, else to the table. */
+static void move_sum(uint32_t id, unsigned dom)
+{
+    omi_totals_miss(NULL, total_key(id, dom), OMI_TOTAL_ONE, 48, 0, 0);
+}
+
+/* The table (totals.1): a key twice (a slot overwritten with another's
+ * key), and one key more counted than it holds. */
+static void test_check_totals_1(void **state)
+{
+    struct omi_totals_debug raw, obj;
+    uint64_t key;
+    void *p;
+    uint32_t id = traced_block(&p);
+
+    move_sum(id, OM_DOMAIN_MEM);
+    move_sum(id, OM_DOMAIN_RAW);
+    move_sum(id, OM_DOMAIN_OBJ);
+    omi_totals_debug(id, OM_DOMAIN_RAW, &raw);
+    omi_totals_debug(id, OM_DOMAIN_OBJ, &obj);
+    assert_non_null(raw.key);
+    assert_non_null(obj.key);
+    key = *obj.key;
+    *obj.key = *raw.key;
+    assert_check_finds("totals.1");
+    *obj.key = key;
+    assert_int_equal(om_check(), 0);
+    ++*raw.table_used;
+    assert_check_finds("totals.1");
+    --*raw.table_used;
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
+/* The entry of key of the main thread, which holds tracing's counter
+ * slot 0 (it traced first). */
+static struct omi_total_entry *main_entry(uint64_t key)
+{
+    struct omi_total_entry *acc = omi_totals_thread(0);
+
+    for (size_t i = 0; acc && i < OMI_TOTAL_ACC; i++)
+        if (atomic_load(&acc[i].key) == key)
+            return &acc[i];
+    fail_msg("no entry of key %#llx", (unsigned long long)key);
+    return NULL;
+}
+
+/* A thread's entry (totals.2) naming a traceback not made yet, then one
+ * with a variance below 0. */
+static void test_check_totals_2(void **state)
+{
+    struct omi_total_entry *e;
+    void *p;
+    uint32_t id = traced_block(&p);
+
+    e = main_entry(total_key(id, OM_DOMAIN_MEM));
+    atomic_store(&e->key, total_key(0xffffff, OM_DOMAIN_MEM));
+    assert_check_finds("totals.2");
+    atomic_store(&e->key, total_key(id, OM_DOMAIN_MEM));
+    assert_int_equal(om_check(), 0);
+    atomic_store(&e->cvar, -1.0);
+    assert_check_finds("totals.2");
+    atomic_store(&e->cvar, 0.0);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
+/* The chunks (totals.3): the last one above dir_top; a first sum whose
+ * count was lost, its bytes kept; one first sum more counted than the
+ * chunks hold; then, with a second domain in the table, the chunk's sums
+ * said to be of that domain. */
+static void test_check_totals_3(void **state)
+{
+    struct omi_totals_debug d;
+    uint64_t n;
+    void *p;
+    uint32_t id = traced_block(&p);
+
+    move_sum(id, OM_DOMAIN_MEM);
+    omi_totals_debug(id, OM_DOMAIN_MEM, &d);
+    assert_non_null(d.n);
+    assert_int_equal(*d.dom, OM_DOMAIN_MEM);
+    --*d.dir_top;
+    assert_check_finds("totals.3");
+    ++*d.dir_top;
+    assert_int_equal(om_check(), 0);
+    n = *d.n;
+    *d.n = 0;
+    assert_check_finds("totals.3");
+    *d.n = n;
+    assert_int_equal(om_check(), 0);
+    ++*d.first_used;
+    assert_check_finds("totals.3");
+    --*d.first_used;
+    assert_int_equal(om_check(), 0);
+    move_sum(id, OM_DOMAIN_RAW);
+    *d.dom = OM_DOMAIN_RAW;
+    assert_check_finds("totals.3");
+    *d.dom = OM_DOMAIN_MEM;
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, trace_setup, trace_teardown)
 
 int main(void)
@@ -337,6 +467,9 @@ int main(void)
         T(test_allocations_threads),
         T(test_allocations_sampled),
         T(test_allocations_oom),
+        T(test_check_totals_1),
+        T(test_check_totals_2),
+        T(test_check_totals_3),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

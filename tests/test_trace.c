@@ -14,7 +14,9 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "arena.h"
 #include "fmath.h"
+#include "os.h"
 #include "trace.h"
 
 
@@ -248,6 +250,252 @@ static void test_records_follow_pages(void **state)
     assert_int_equal(om_trace_get_memory(), mem2);
 }
 
+/* ---- om_check finds a broken invariant of the tags (tags.c) ----
+ *
+ * Each test breaks one invariant by hand, sees om_check name it, mends
+ * it and sees om_check pass.  The blocks are of a class that no other
+ * test keeps pages of.
+ */
+#define TAG_SIZE 400
+
+/* p's small pool and the handle of its record. */
+static struct pool *pool_of(const void *p, uint32_t *h)
+{
+    struct pool *pool = omi_arena_small_pool(p);
+
+    assert_non_null(pool);
+    *h = atomic_load(&pool->tags);
+    return pool;
+}
+
+/* The tag of a late writer to p (of epoch e), with no trace counted. */
+static void put_late_tag(const void *p, unsigned e)
+{
+    struct omi_trace_rec v = { (uintptr_t)p, TAG_SIZE << 1, 0,
+                               OM_DOMAIN_MEM << 24 }, old;
+
+    assert_int_equal(omi_tags_put(&v, e, &old), 1);
+}
+
+/* A page given back without its record (tags.1): the record stays in
+ * use, with a late writer's tag (of an older epoch: no trace) on a page
+ * that is no longer a pool.  Mended: the record goes, as with the page.
+ * keep holds the arena, and with it the page's descriptor. */
+static void test_check_tags_1(void **state)
+{
+    struct pool *pool;
+    uint32_t h;
+    void *p, *keep;
+
+    assert_int_equal(om_trace_start(1), 0);
+    keep = om_malloc(16);
+    p = om_malloc(TAG_SIZE);
+    pool = pool_of(p, &h);
+    assert_true(h != 0 && omi_arena_of(p) == omi_arena_of(keep));
+    assert_int_equal(om_trace_untrack(OM_DOMAIN_MEM, p), 0);
+    put_late_tag(p, omi_trace_generation() + 1);
+    atomic_store(&pool->tags, 0);       /* the descriptor forgets it */
+    om_free(p);
+    om_collect(true);                   /* the page goes back */
+    assert_null(omi_arena_small_pool(p));
+    assert_check_finds("tags.1");
+    atomic_store(&pool->tags, h);
+    omi_tags_pool_released(pool);
+    assert_int_equal(om_check(), 0);
+    om_free(keep);
+}
+
+/* A late writer's tag in a record that went back to its class's free
+ * list with its page (tags.2): written through the handle it loaded
+ * before, into a page of the class that has no record. */
+static void test_check_tags_2(void **state)
+{
+    struct omi_trace_rec v;
+    struct pool *pool;
+    uint32_t h, none;
+    void *p, *q;
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(TAG_SIZE);
+    pool_of(p, &h);
+    om_free(p);
+    om_collect(true);                   /* the page and its record go */
+    assert_null(omi_arena_small_pool(p));
+    omi_os_untraced = true;             /* a page with no record */
+    q = om_malloc(TAG_SIZE);
+    omi_os_untraced = false;
+    pool = pool_of(q, &none);
+    assert_int_equal(none, 0);
+    atomic_store(&pool->tags, h);
+    put_late_tag(q, omi_trace_generation());
+    atomic_store(&pool->tags, 0);
+    assert_check_finds("tags.2");
+    atomic_store(&pool->tags, h);
+    assert_true(omi_tags_take(pool, OM_DOMAIN_MEM, (uintptr_t)q,
+                              omi_trace_generation(), &v));
+    atomic_store(&pool->tags, 0);
+    assert_int_equal(om_check(), 0);
+    om_free(q);
+}
+
+/* A descriptor that forgot its page's record (tags.4). */
+static void test_check_tags_4(void **state)
+{
+    struct pool *pool;
+    uint32_t h;
+    void *p;
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(TAG_SIZE);
+    pool = pool_of(p, &h);
+    atomic_store(&pool->tags, 0);
+    assert_check_finds("tags.4");
+    atomic_store(&pool->tags, h);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
+/* The records' lists (tags.5): a record in use linked back to itself,
+ * or to itself onwards (a loop: om_check must not follow it forever);
+ * one on a free list with a page; one more made than listed. */
+static void test_check_tags_5(void **state)
+{
+    struct omi_tags_debug live, gone;
+    struct record *was;
+    uint32_t h, hf;
+    void *p, *f;
+
+    assert_int_equal(om_trace_start(1), 0);
+    f = om_malloc(TAG_SIZE - 16);       /* a record on a free list */
+    pool_of(f, &hf);
+    om_free(f);
+    om_collect(true);
+    assert_null(omi_arena_small_pool(f));
+    omi_tags_debug(hf, &gone);
+    assert_int_equal(*gone.page, 0);
+    p = om_malloc(TAG_SIZE);            /* one in use */
+    pool_of(p, &h);
+    omi_tags_debug(h, &live);
+    was = *live.prev;
+    *live.prev = live.record;
+    assert_check_finds("tags.5");
+    *live.prev = was;
+    assert_int_equal(om_check(), 0);
+    was = *live.next;
+    *live.next = live.record;
+    assert_check_finds("tags.5");
+    *live.next = was;
+    assert_int_equal(om_check(), 0);
+    *gone.page = *live.page;
+    assert_check_finds("tags.5");
+    *gone.page = 0;
+    assert_int_equal(om_check(), 0);
+    ++*live.nrecords;
+    assert_check_finds("tags.5");
+    --*live.nrecords;
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
+/* ---- om_check finds a broken invariant of the traces (trace.c) ---- */
+
+/* A tag taken by hand, its trace's bytes still counted (trace.2);
+ * mended: put back. */
+static void test_check_trace_2(void **state)
+{
+    struct omi_trace_rec v, old;
+    void *p;
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(TAG_SIZE);
+    assert_true(omi_tags_take(NULL, OM_DOMAIN_MEM, (uintptr_t)p,
+                              omi_trace_generation(), &v));
+    assert_check_finds("trace.2");
+    assert_int_equal(omi_tags_put(&v, omi_trace_generation(), &old), 1);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
+/* A tag naming a traceback not made yet (trace.4, the tags' side). */
+static void test_check_trace_4_tag(void **state)
+{
+    struct omi_trace_rec v, bad, old;
+    uint32_t g;
+    void *p;
+
+    assert_int_equal(om_trace_start(1), 0);
+    g = omi_trace_generation();
+    p = om_malloc(TAG_SIZE);
+    assert_true(omi_tags_find(OM_DOMAIN_MEM, (uintptr_t)p, g, &v));
+    bad = v;
+    bad.tb = (1u << 24) - 2;            /* the highest a tag holds */
+    assert_int_equal(omi_tags_put(&bad, g, &old), 2);
+    assert_check_finds("trace.4");
+    assert_int_equal(omi_tags_put(&v, g, &old), 2);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
+/*
+ * The tree of tracebacks (trace.5), through a traceback of two frames:
+ * its leaf node's frame id past the frames; the leaf made outermost (its
+ * path set entry is then under another key); the traceback one frame
+ * longer, or with another total (under another key); the leaf's frame
+ * at another pc (under another key in the frame set); the path set
+ * counting one id more, or holding one twice.
+ */
+static void test_check_trace_5(void **state)
+{
+    struct omi_trace_debug d;
+    uint32_t was;
+    uintptr_t pc;
+    size_t i, j;
+    void *p;
+
+    assert_int_equal(om_trace_start(2), 0);
+    p = alloc_twice_removed(TAG_SIZE);
+    omi_trace_debug(OM_DOMAIN_MEM, p, &d);
+    assert_non_null(d.nframe);
+    assert_non_null(d.parent);
+    assert_int_equal(*d.nframe, 2);
+    assert_true(*d.parent != 0);
+    *d.frame += 1u << 24;
+    assert_check_finds("trace.5");
+    *d.frame -= 1u << 24;
+    assert_int_equal(om_check(), 0);
+    was = *d.parent;
+    *d.parent = 0;
+    assert_check_finds("trace.5");
+    *d.parent = was;
+    assert_int_equal(om_check(), 0);
+    ++*d.nframe;
+    assert_check_finds("trace.5");
+    --*d.nframe;
+    assert_int_equal(om_check(), 0);
+    ++*d.total;
+    assert_check_finds("trace.5");
+    --*d.total;
+    assert_int_equal(om_check(), 0);
+    pc = *d.key;
+    *d.key = pc + 1;
+    assert_check_finds("trace.5");
+    *d.key = pc;
+    assert_int_equal(om_check(), 0);
+    ++*d.paths_used;
+    assert_check_finds("trace.5");
+    --*d.paths_used;
+    assert_int_equal(om_check(), 0);
+    for (i = 0; d.paths[i] != 0; i++)   /* an empty slot */
+        ;
+    for (j = 0; d.paths[j] == 0; j++)   /* and an id to copy there */
+        ;
+    d.paths[i] = d.paths[j];
+    assert_check_finds("trace.5");
+    d.paths[i] = 0;
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+}
+
 /* The traceback limit keeps the newest frames and counts them all. */
 static void test_traceback_limit(void **state)
 {
@@ -288,6 +536,93 @@ static void test_track(void **state)
     assert_int_equal(traced(), 1);
     assert_int_equal(om_trace_untrack(6, buffer), 0);
     assert_int_equal(traced(), 0);
+}
+
+/* ---- om_check finds a broken invariant of the traces' table ----
+ *
+ * om_trace_track's blocks are not objmem's: their traces go to the
+ * table.  Two of them 64 KiB apart lie in two shards.
+ */
+static char tracked[1 << 17];
+
+/* The traces of tracked and tracked + 64 KiB (domain 7): a and b. */
+static void track_two(struct omi_trace_debug *a, struct omi_trace_debug *b)
+{
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(om_trace_track(7, tracked, 100), 0);
+    assert_int_equal(om_trace_track(7, tracked + 65536, 100), 0);
+    omi_trace_debug(7, tracked, a);
+    omi_trace_debug(7, tracked + 65536, b);
+    assert_non_null(a->rec);
+    assert_non_null(b->rec);
+    assert_true(a->table != b->table && *a->mask == *b->mask);
+    assert_int_equal(*a->used, 1);      /* a at its home slot */
+}
+
+/*
+ * The table (trace.1): a trace one slot past its own (an empty slot
+ * between its home and itself); a copy of it in another shard's table,
+ * in its probe run there; a shard counting one trace too many.
+ */
+static void test_check_trace_1(void **state)
+{
+    struct omi_trace_debug a, b;
+    size_t j, k;
+
+    track_two(&a, &b);
+    j = (size_t)(a.rec - a.table);
+    k = (j + 1) & *a.mask;
+    assert_int_equal(a.table[k].ptr, 0);
+    a.table[k] = a.table[j];
+    memset(&a.table[j], 0, sizeof(a.table[j]));
+    assert_check_finds("trace.1");
+    a.table[j] = a.table[k];
+    memset(&a.table[k], 0, sizeof(a.table[k]));
+    assert_int_equal(om_check(), 0);
+    for (k = j; b.table[k].ptr; k = (k + 1) & *b.mask)
+        ;
+    b.table[k] = a.table[j];
+    ++*b.used;
+    assert_check_finds("trace.1");
+    memset(&b.table[k], 0, sizeof(b.table[k]));
+    --*b.used;
+    assert_int_equal(om_check(), 0);
+    ++*a.used;
+    assert_check_finds("trace.1");
+    --*a.used;
+    assert_int_equal(om_check(), 0);
+    assert_int_equal(om_trace_untrack(7, tracked), 0);
+    assert_int_equal(om_trace_untrack(7, tracked + 65536), 0);
+}
+
+/* A filter counter that misses a trace (trace.3): a free there would
+ * skip the table while sampling. */
+static void test_check_trace_3(void **state)
+{
+    struct omi_trace_debug a, b;
+
+    track_two(&a, &b);
+    assert_int_equal(atomic_load(a.filter), 1);
+    atomic_store(a.filter, 0);
+    assert_check_finds("trace.3");
+    atomic_store(a.filter, 1);
+    assert_int_equal(om_check(), 0);
+    assert_int_equal(om_trace_untrack(7, tracked), 0);
+    assert_int_equal(om_trace_untrack(7, tracked + 65536), 0);
+}
+
+/* A trace in the table naming a traceback not made yet (trace.4). */
+static void test_check_trace_4_table(void **state)
+{
+    struct omi_trace_debug a, b;
+
+    track_two(&a, &b);
+    a.rec->tb += 1u << 24;              /* ids are below 2^24 */
+    assert_check_finds("trace.4");
+    a.rec->tb -= 1u << 24;
+    assert_int_equal(om_check(), 0);
+    assert_int_equal(om_trace_untrack(7, tracked), 0);
+    assert_int_equal(om_trace_untrack(7, tracked + 65536), 0);
 }
 
 /* ---- A frame source: script files and lines ---- */
@@ -573,6 +908,24 @@ static void test_peak_threads(void **state)
         free(v[i]);
     }
     assert_int_equal(traced(), 0);
+}
+
+/* A counter counted as taken that no thread holds (trace.7): a thread
+ * gone without giving it back, which widens the peak's slack. */
+static void test_check_trace_7(void **state)
+{
+    struct omi_trace_debug d;
+    void *p;
+
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(100);                 /* this thread takes a counter */
+    omi_trace_debug(OM_DOMAIN_MEM, p, &d);
+    assert_true(atomic_load(d.counters_taken) >= 1);
+    atomic_fetch_add(d.counters_taken, 1);
+    assert_check_finds("trace.7");
+    atomic_fetch_sub(d.counters_taken, 1);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
 }
 
 /* ---- Starting and stopping from inside an allocator hook ---- */
@@ -985,7 +1338,7 @@ static void test_sampling_pool_counts(void **state)
     /* Take the pool's count down to 0, whatever the number of traces. */
     for (int i = 0; i < 64; i++)
         omi_alloc_note_trace((uintptr_t)victim, -1);
-    assert_int_equal(om_check(), -EFAULT);
+    assert_check_finds("trace.6");
     for (int i = 0; i < 64; i++)
         if (om_trace_get_object_traceback(p[i]))
             omi_alloc_note_trace((uintptr_t)p[i], 1);
@@ -1974,13 +2327,24 @@ int main(void)
         T(test_realloc_moves),
         T(test_stop_and_clear),
         T(test_records_follow_pages),
+        T(test_check_tags_1),
+        T(test_check_tags_2),
+        T(test_check_tags_4),
+        T(test_check_tags_5),
+        T(test_check_trace_2),
+        T(test_check_trace_4_tag),
+        T(test_check_trace_5),
         T(test_traceback_limit),
         T(test_track),
+        T(test_check_trace_1),
+        T(test_check_trace_3),
+        T(test_check_trace_4_table),
         T(test_frame_source),
         T(test_frame_key),
         T(test_shared_callers),
         T(test_peak_moves),
         T(test_peak_threads),
+        T(test_check_trace_7),
         T(test_start_stop_in_hook),
         T(test_threads),
         T(test_oom_while_recording),

@@ -302,6 +302,91 @@ static void test_weakvaluedict_replace(void **state)
     assert_clean();
 }
 
+/* weakref.c's ref object, as the tests below write into it (each checks
+ * the layout against its target's list first). */
+struct ref_view {
+    om_object base;
+    om_object *target;          /* NULL once cleared */
+    struct ref_view *prev;      /* the target's list */
+    struct ref_view *next;
+    om_weakref_callback cb;
+    void *ctx;
+    om_object *key;
+};
+
+/* A wnode's refs: basic (no callback) at the head, r (callback) next. */
+static struct node *two_refs(om_object **basic, om_object **r)
+{
+    om_object *a = wnode_new();
+    struct ref_view *bv, *rv;
+
+    *basic = om_weakref_new(a, NULL, NULL);
+    *r = om_weakref_new(a, cb_log, "cb");
+    bv = (struct ref_view *)*basic;
+    rv = (struct ref_view *)*r;
+    assert_ptr_equal(((struct node *)a)->weaklist, bv);
+    assert_true(bv->target == a && bv->prev == NULL && bv->next == rv);
+    assert_true(rv->target == a && rv->prev == bv && rv->next == NULL);
+    assert_true(bv->cb == NULL && rv->cb == cb_log);
+    assert_int_equal(om_check(), 0);
+    return (struct node *)a;
+}
+
+/* two_refs' target dropped (its finalizer, then r's callback), then
+ * both refs: nothing left. */
+static void drop_two_refs(struct node *a, om_object *basic, om_object *r)
+{
+    om_decref(&a->base);
+    assert_string_equal(log_, "finalize cb ");
+    om_decref(basic);
+    om_decref(r);
+    assert_clean();
+}
+
+/* om_check finds refs that break weakref.1: one missing from its
+ * target's list (the list's head lost), one cleared (no target) yet
+ * still on the list; mended, it passes again. */
+static void test_check_finds_ref_off_its_list(void **state)
+{
+    om_object *basic, *r;
+    struct node *a = two_refs(&basic, &r);
+    struct ref_view *rv = (struct ref_view *)r;
+
+    a->weaklist = NULL;                 /* the list's head lost */
+    assert_check_finds("weakref.1");
+    a->weaklist = basic;
+    assert_int_equal(om_check(), 0);
+    rv->target = NULL;                  /* cleared, but still linked */
+    assert_check_finds("weakref.1");
+    rv->target = &a->base;
+    assert_int_equal(om_check(), 0);
+    drop_two_refs(a, basic, r);
+}
+
+/* om_check finds a list whose basic ref is not at the head (weakref.2):
+ * the ref with a callback put in front of it; mended, it passes again. */
+static void test_check_finds_basic_ref_not_first(void **state)
+{
+    om_object *basic, *r;
+    struct node *a = two_refs(&basic, &r);
+    struct ref_view *bv = (struct ref_view *)basic;
+    struct ref_view *rv = (struct ref_view *)r;
+
+    a->weaklist = rv;                   /* r, then basic */
+    rv->prev = NULL;
+    rv->next = bv;
+    bv->prev = rv;
+    bv->next = NULL;
+    assert_check_finds("weakref.2");
+    a->weaklist = bv;                   /* basic, then r again */
+    bv->prev = NULL;
+    bv->next = rv;
+    rv->prev = bv;
+    rv->next = NULL;
+    assert_int_equal(om_check(), 0);
+    drop_two_refs(a, basic, r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +400,9 @@ int main(void)
         cmocka_unit_test_setup(test_garbage_ref_in_cycle, setup),
         cmocka_unit_test_setup(test_weakvaluedict, setup),
         cmocka_unit_test_setup(test_weakvaluedict_replace, setup),
+        cmocka_unit_test_setup(test_check_finds_ref_off_its_list, setup),
+        cmocka_unit_test_setup(test_check_finds_basic_ref_not_first,
+                               setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -142,6 +142,48 @@ static inline void assert_exits_saying(void (*act)(void), const char *what)
     assert_non_null(strstr(out, what));
 }
 
+/*
+ * check(arg), an auditor (om_check, or one of its parts), finds what a
+ * test broke by hand: it returns -EFAULT and its report on stderr
+ * (captured here in a temporary file) names the broken invariant
+ * ("invariant heap.3 broken at ...").  The test then mends what it broke
+ * and sees the auditor pass again.
+ */
+static inline void assert_finds(int (*check)(const void *), const void *arg,
+                                const char *invariant)
+{
+    char path[] = "/tmp/om_check_XXXXXX", out[4096], want[64];
+    int fd = mkstemp(path), saved = dup(2), rc;
+    ssize_t n;
+
+    assert_true(fd >= 0 && saved >= 0);
+    unlink(path);
+    fflush(stderr);
+    assert_int_equal(dup2(fd, 2), 2);
+    rc = check(arg);
+    dup2(saved, 2);
+    close(saved);
+    n = pread(fd, out, sizeof(out) - 1, 0);
+    close(fd);
+    out[n > 0 ? n : 0] = '\0';
+    snprintf(want, sizeof(want), "invariant %s broken", invariant);
+    if (rc != -EFAULT || !strstr(out, want))
+        fail_msg("the check gave %d and said \"%s\", not -EFAULT and "
+                 "\"%s\"", rc, out, want);
+}
+
+static inline int om_check_of(const void *unused)
+{
+    (void)unused;
+    return om_check();
+}
+
+/* om_check() finds the invariant broken. */
+static inline void assert_check_finds(const char *invariant)
+{
+    assert_finds(om_check_of, NULL, invariant);
+}
+
 /* The tracing tests' fixtures: every test ends with tracing off, no
  * frame source, a sound heap and no block left. */
 static size_t trace_blocks0;
