@@ -68,8 +68,20 @@ static int check_arenas(void)
     return 0;
 }
 
+/* Pools whose tags is not 0, in every arena (pool.h, invariant 6). */
+static size_t tagged_pools(void)
+{
+    size_t n = 0;
+
+    for (struct arena *a = omi_arena_first(); a; a = a->all_next)
+        for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++)
+            n += atomic_load(&a->pools[i].tags) != 0;
+    return n;
+}
+
 int om_check(void)
 {
+    size_t tagged = 0;
     int rc = 0;
 
     omi_purge_pause();
@@ -85,6 +97,8 @@ int om_check(void)
         rc = check_arenas();
     if (rc == 0)
         rc = check_map();
+    if (rc == 0)
+        tagged = tagged_pools();
     omi_arena_unlock();
     if (rc == 0)
         rc = omi_large_check();
@@ -96,6 +110,8 @@ int om_check(void)
         rc = omi_gc_check();
     if (rc == 0)
         rc = omi_trace_check();
+    if (rc == 0)
+        rc = omi_tags_check_pools(tagged);
     if (rc == 0)
         rc = omi_os_check();
     omi_purge_resume();

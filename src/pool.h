@@ -72,7 +72,9 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      It may count too many (traces cleared all at once), never too
  *      few; it is zeroed when the pool gets its class.
  *   6. tags is 0 but on a USED or FULL small pool (tags.c's record of
- *      the page goes when the pool goes back to its arena).
+ *      the page goes when the pool goes back to its arena); a non-zero
+ *      tags names a record in use: the pools with one are as many as
+ *      tags.c's records in use, each of which names its pool (tags.4).
  */
 struct pool {
     /* heap address | OWNER_FULL; 0 when free */

@@ -630,6 +630,24 @@ int omi_tags_check(void)
     return rc;
 }
 
+/* Pool invariant 6's other half: tagged pools (those whose tags is not
+ * 0, counted by om_check) are as many as the records in use, each of
+ * which its own pool names (invariant 4, checked before this): so no
+ * pool names a record that is free or another page's. */
+int omi_tags_check_pools(size_t tagged)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&lock);
+    for (struct record *r = live_records; r && n <= nrecords; r = r->next)
+        n++;
+    pthread_mutex_unlock(&lock);
+    if (n != tagged)
+        return omi_check_fail("pool.6", NULL, "%zu pools name a tags "
+                              "record, %zu records in use", tagged, n);
+    return 0;
+}
+
 /* ---- Tests ---- */
 
 void omi_tags_debug(uint32_t h, struct omi_tags_debug *out)

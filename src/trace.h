@@ -138,6 +138,8 @@ size_t omi_tags_memory(void);
  * block of it free: the record goes back to its class's free list. */
 void omi_tags_pool_released(struct pool *pool);
 int omi_tags_check(void);
+/* om_check: pool.h's invariant 6 for the tagged pools, tagged of them. */
+int omi_tags_check_pools(size_t tagged);
 /* Tests: the record whose handle is h (a pool's tags, not 0), its page
  * and its links, and the count of records made, so that a test can break
  * invariant 5 by hand and mend it. */

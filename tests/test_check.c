@@ -305,6 +305,28 @@ static void test_pool_tags_on_free_pool(void **state)
     om_free(p);
 }
 
+/* pool.6: a pool naming a tags record that is another page's (the
+ * record of a traced block's page, named by a pool with no trace). */
+static void test_pool_tags_of_another_page(void **state)
+{
+    void *q = om_malloc(512), *p;
+    struct pool *untraced = pool_of(q), *traced;
+
+    (void)state;
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(16);
+    traced = pool_of(p);
+    assert_int_not_equal(atomic_load(&traced->tags), 0);
+    assert_int_equal(atomic_load(&untraced->tags), 0);
+    atomic_store(&untraced->tags, atomic_load(&traced->tags));
+    assert_check_finds("pool.6");
+    atomic_store(&untraced->tags, 0);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+    om_trace_stop();
+    om_free(q);
+}
+
 /* ---- Heaps ---- */
 
 /* heap.1: the class's first pool marked partial. */
@@ -578,6 +600,7 @@ int main(void)
         T(test_pool_free_list_interior),
         T(test_pool_used_count),
         T(test_pool_tags_on_free_pool),
+        T(test_pool_tags_of_another_page),
         T(test_heap_first_marked_partial),
         T(test_heap_full_marked_partial),
         T(test_heap_arena_off_class_list),
