@@ -502,14 +502,16 @@ size_t omi_large_cached_bytes(void)
 
 void omi_large_debug(const void *p, struct omi_large_debug *out)
 {
-    struct entry *e = find((uintptr_t)p);
+    struct entry *e;
 
+    pthread_mutex_lock(&lock);
+    e = find((uintptr_t)p);
     *out = (struct omi_large_debug){
         .size = e ? &e->size : NULL,
-        .cached_size = ncached ? &cache[0].size : NULL,
         .cached_addr = ncached ? &cache[0].addr : NULL,
         .max_count = &max_count,
     };
+    pthread_mutex_unlock(&lock);
 }
 
 int omi_large_check(void)
