@@ -1,4 +1,4 @@
-# objmem front door.  make demo | test | bench | install | clean
+# objmem front door.  make demo | test | bench | fuzz | install | clean
 # MODE=release|debug|asan|ubsan|asan+ubsan|tsan  (default release)
 MODE ?= release
 BUILD := build/$(MODE)
@@ -6,7 +6,11 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps deps-bench test demo bench install clean format
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= alloc objects capture
+
+.PHONY: all build deps deps-bench deps-fuzz test demo bench fuzz install \
+	clean format
 
 all: build
 
@@ -15,6 +19,9 @@ deps:
 
 deps-bench:
 	@scripts/deps.sh bench
+
+deps-fuzz:
+	@scripts/deps.sh fuzz
 
 $(BUILD)/CMakeCache.txt:
 	@mkdir -p $(BUILD)
@@ -37,6 +44,11 @@ bench: deps-bench
 	build/release/bench/bench_gc
 	build/release/bench/bench_shim
 	build/release/bench/bench_trace
+
+# libFuzzer (clang, ASan+UBSan) on each target for FUZZ_SECONDS; the
+# corpus grows in build/fuzz/corpus, crashes land in build/fuzz/.
+fuzz: deps-fuzz
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

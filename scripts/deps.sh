@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages the build needs, only when they are missing.
-# Usage: scripts/deps.sh [test|bench]
+# Usage: scripts/deps.sh [test|bench|fuzz]
 set -eu
 # chromium: test_preload opens the flame graph page in it (headless).
 # valgrind, heaptrack, libc-devtools (memusage): test_debug checks that
@@ -8,7 +8,9 @@ set -eu
 # g++: test_preload traces a C++ program.
 want="cmake gcc g++ make pkg-config libcmocka-dev chromium libdw1 valgrind"
 want="$want heaptrack libc-devtools gdb"
-if [ "${1:-test}" = bench ]; then
+if [ "${1:-test}" = fuzz ]; then
+    want="cmake clang make"             # libFuzzer comes with clang
+elif [ "${1:-test}" = bench ]; then
     want="$want libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"
     want="$want python3-dev"
 fi

@@ -381,12 +381,17 @@ size_t om_usable_size(const void *p)
 }
 
 /* A block of the system allocator aligned to alignment (a power of two),
- * or NULL with errno. */
+ * or NULL with errno: ENOMEM above PTRDIFF_MAX, as the RAW domain's
+ * rule, whatever the system allocator would say (ASan's aborts). */
 static void *sys_aligned(size_t alignment, size_t size)
 {
     void *p = NULL;
     int rc;
 
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
     rc = posix_memalign(&p, alignment, size ? size : 1);

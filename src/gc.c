@@ -809,13 +809,15 @@ static size_t collect_increment(size_t *uncollectable)
 {
     gc_head slice_list;
     size_t slice, taken, survivors, work, collected, young_unc;
+    size_t per = gc.gens[1].threshold > 0 ? (size_t)gc.gens[1].threshold
+                                          : 1;  /* threshold 1 may be 0 */
 
     collected = collect(0, &young_unc);
     if (gc.round_left == 0)
         gc.round_left = gc.old_size;    /* a new round */
     slice = gc.old_size / INC_ROUND_SLICES;
-    if (slice < 2 * gc.promoted / (size_t)gc.gens[1].threshold)
-        slice = 2 * gc.promoted / (size_t)gc.gens[1].threshold;
+    if (slice < 2 * gc.promoted / per)
+        slice = 2 * gc.promoted / per;
     if (slice < INC_MIN_SLICE)
         slice = INC_MIN_SLICE;
     if (slice > gc.round_left)

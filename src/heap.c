@@ -386,10 +386,31 @@ void omi_heap_make_room(size_t bytes, unsigned min_age)
     purge(h, h->ndirty > pools ? h->ndirty - pools : 0, min_age);
 }
 
+/*
+ * The purge policy in force, h brought within its bounds first when it
+ * differs from the one h last applied (om_set_purge_delay changed it):
+ * no more than one empty arena unless deferred, no more than
+ * PURGE_TRIGGER_POOLS dirty pools when immediate (heap.h, invariant 4).
+ */
+static enum purge_mode conform(struct heap *h)
+{
+    enum purge_mode mode = omi_purge_mode();
+
+    if (likely(mode == h->policy))
+        return mode;
+    h->policy = (uint8_t)mode;
+    if (mode != PURGE_DEFERRED)
+        while (h->nempty > 1)
+            release_arena(h, h->bins[EMPTY_BIN]);
+    if (mode == PURGE_IMMEDIATE && h->ndirty > PURGE_TRIGGER_POOLS)
+        purge(h, PURGE_KEEP_POOLS, 0);
+    return mode;
+}
+
 /* The purge policy, after pools became dirty (purge.c explains it). */
 static void after_dirty(struct heap *h)
 {
-    switch (omi_purge_mode()) {
+    switch (h->policy) {
     case PURGE_DEFERRED:
         omi_purge_notify();
         break;
@@ -433,6 +454,7 @@ static void release_pool(struct heap *h, struct pool *pool)
     unsigned old = a->nfree;
     size_t n = omi_class_pages(pool->sc);
 
+    conform(h);                         /* a is not empty: it keeps pool */
     /* Tracing's tags of the page (tags.c) go with it. */
     if (unlikely(atomic_load_explicit(&pool->tags, memory_order_relaxed)))
         omi_tags_pool_released(pool);
@@ -445,7 +467,7 @@ static void release_pool(struct heap *h, struct pool *pool)
     bin_update(h, a, old);
     if (a->nfree == USABLE_POOLS) {
         h->nempty++;
-        if (omi_purge_mode() != PURGE_DEFERRED && h->nempty > 1)
+        if (h->policy != PURGE_DEFERRED && h->nempty > 1)
             release_arena(h, a);
         else
             trim_empty_arenas(h);
@@ -811,6 +833,7 @@ static void release_kept_pools(struct heap *h)
 static void heap_collect(struct heap *h, bool force)
 {
     atomic_store_explicit(&h->collect_request, 0, memory_order_relaxed);
+    conform(h);
     cache_flush_all(h);
     drain_remote(h);
     if (force) {
@@ -989,8 +1012,8 @@ int omi_heap_check(const struct heap *h)
         (rc = check_bins(h, &ndirty)))
         return rc;
     if (ndirty != h->ndirty ||
-        (omi_purge_mode() != PURGE_DEFERRED && h->nempty > 1) ||
-        (omi_purge_mode() == PURGE_IMMEDIATE &&
+        (h->policy != PURGE_DEFERRED && h->nempty > 1) ||
+        (h->policy == PURGE_IMMEDIATE &&
          h->ndirty > PURGE_TRIGGER_POOLS))
         return omi_check_fail("heap.4", h, "ndirty %zu (arenas %zu), "
                               "nempty %zu", h->ndirty, ndirty, h->nempty);

@@ -56,7 +56,10 @@ struct cache {
  *   4. ndirty == the sum of its arenas' dirty hints; under the immediate
  *      policy ndirty <= PURGE_TRIGGER_POOLS; unless the policy is
  *      deferred (empty arenas then wait for the purger), at most one arena
- *      with no used pool is kept.
+ *      with no used pool is kept.  "The policy" is `policy`, the one the
+ *      heap last applied: after om_set_purge_delay a heap conforms to the
+ *      new one at its next pool release or collect, not before (its
+ *      thread may be waiting, and no other thread may touch the heap).
  *   5. Every block on the remote list lies in a USED or FULL pool of this
  *      heap, at a block boundary.
  *   6. Every block in cache[sc] lies in a USED or FULL pool of class sc of
@@ -76,6 +79,7 @@ struct heap {
     size_t ndirty;                      /* dirty hints in our arenas */
     size_t nempty;                      /* arenas with no used pool */
     uint16_t trim_epoch;                /* purge epoch of the last trim */
+    uint8_t policy;                     /* enum purge_mode last applied */
     struct arena *bins[NBINS];          /* usable arenas by free pools */
     uint64_t binmap;                    /* non-empty bins */
     struct heap *_Atomic all_next;      /* list of every heap ever made */

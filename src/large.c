@@ -11,7 +11,9 @@
  *          tombstones), in memory mapped here (never through objmem).
  *          free() asks it about every address that is not in an arena,
  *          so a foreign pointer (one malloc'ed before objmem took over)
- *          is recognised and handed back to its allocator.
+ *          is recognised and handed back to its allocator.  A realloc
+ *          reserves the room of the entry it puts back before it
+ *          remaps (`reserved`): after the remap it cannot fail.
  *   cache  up to CACHE_SLOTS freed mappings (or pieces of them), so
  *          that a loop that allocates and frees a large buffer maps it
  *          once.  They stay resident, so their bytes are bounded by what
@@ -72,7 +74,7 @@
  * Invariants (om_check, through omi_large_check):
  *   1. live == the table's entries; every entry's address is aligned to
  *      the page and its size a non-zero page multiple; count + tombs
- *      stays below 3/4 of the capacity.
+ *      + reserved stays within 3/4 of the capacity.
  *   2. cached bytes == the sum of the cache's sizes; every cached
  *      mapping is page-aligned, its size a non-zero page multiple, and
  *      not in the table.
@@ -110,6 +112,7 @@ struct cached {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *table;
 static size_t capacity, count, tombs;
+static size_t reserved;         /* entries promised to reallocs under way */
 static struct cached cache[CACHE_SLOTS];
 static size_t ncached, cached_bytes;
 static size_t live_bytes;
@@ -119,7 +122,11 @@ static uint64_t maps_total;
 /* fork(): heap.c's handlers call these, in their order of the L2 locks. */
 void omi_large_fork_prepare(void) { pthread_mutex_lock(&lock); }
 void omi_large_fork_parent(void) { pthread_mutex_unlock(&lock); }
-void omi_large_fork_child(void) { pthread_mutex_init(&lock, NULL); }
+void omi_large_fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    reserved = 0;               /* the threads that reserved are gone */
+}
 
 /* The size class of a mapping of size bytes: pages rounded up to a
  * quarter of their power of two; 0 on overflow. */
@@ -170,28 +177,27 @@ static void put(struct entry *t, size_t cap, uintptr_t addr, size_t size)
 
 static bool needs_room(void)
 {
-    return (count + tombs + 1) * 4 > capacity * 3;
+    return (count + tombs + reserved + 1) * 4 > capacity * 3;
 }
 
 /*
- * Record a mapping.  The table grows outside the lock: map a bigger one,
- * take the lock, move the entries if nobody moved them meanwhile.  False
- * when no table can be mapped.
+ * Make room for one more entry (lock held).  The table grows outside the
+ * lock: map a bigger one, take the lock, move the entries if nobody
+ * moved them meanwhile.  False (lock held) when no table can be mapped.
  */
-static bool insert(uintptr_t addr, size_t size)
+static bool make_room(void)
 {
-    pthread_mutex_lock(&lock);
     while (needs_room()) {
         size_t old_cap = capacity, cap = capacity ? capacity : MIN_CAPACITY;
         struct entry *old = table, *t;
 
-        if ((count + 1) * 2 > cap)
+        if ((count + reserved + 1) * 2 > cap)
             cap *= 2;           /* else rehashing drops the tombstones */
         pthread_mutex_unlock(&lock);
         t = omi_os_map(cap * sizeof(*t), 0);
+        pthread_mutex_lock(&lock);
         if (!t)
             return false;
-        pthread_mutex_lock(&lock);
         if (table != old || capacity != old_cap) {  /* someone else grew */
             pthread_mutex_unlock(&lock);
             omi_os_unmap(t, cap * sizeof(*t));
@@ -209,6 +215,12 @@ static bool insert(uintptr_t addr, size_t size)
             omi_os_unmap(old, old_cap * sizeof(*old));
         pthread_mutex_lock(&lock);
     }
+    return true;
+}
+
+/* Record a mapping where make_room made room (lock held). */
+static void put_entry(uintptr_t addr, size_t size)
+{
     put(table, capacity, addr, size);
     count++;
     live_bytes += size;
@@ -216,8 +228,19 @@ static bool insert(uintptr_t addr, size_t size)
         max_count = count;
     if (live_bytes > max_bytes)
         max_bytes = live_bytes;
+}
+
+/* Record a mapping; false when no table can be mapped. */
+static bool insert(uintptr_t addr, size_t size)
+{
+    bool ok;
+
+    pthread_mutex_lock(&lock);
+    ok = make_room();
+    if (ok)
+        put_entry(addr, size);
     pthread_mutex_unlock(&lock);
-    return true;
+    return ok;
 }
 
 /* Remove addr's entry (lock held); its size, or 0 when it is not ours. */
@@ -381,9 +404,18 @@ size_t omi_large_size(const void *p)
     return size;
 }
 
+/*
+ * Resize p with mremap.  Its entry leaves the table before the remap
+ * (once p's range is unmapped, another thread's new mapping may take the
+ * address), and room for the entry that comes back, q's or p's, is
+ * reserved first: so a resize never needs a map after the remap, when a
+ * failure could neither be undone nor recorded.  With no room to be had,
+ * the block stays as it was.
+ */
 void *omi_large_realloc(void *p, size_t size)
 {
     size_t need = round_class(size), old;
+    struct entry *e;
     void *q;
 
     if (need == 0 || need > PTRDIFF_MAX) {
@@ -391,25 +423,36 @@ void *omi_large_realloc(void *p, size_t size)
         return NULL;
     }
     pthread_mutex_lock(&lock);
-    old = take_entry((uintptr_t)p);
+    e = find((uintptr_t)p);
+    OM_ASSERT(e != NULL);
+    old = e->size;
+    if (!make_room()) {
+        pthread_mutex_unlock(&lock);
+        if (need <= old)
+            return p;           /* still good for a shrink */
+        errno = ENOMEM;
+        return NULL;
+    }
+    take_entry((uintptr_t)p);
+    reserved++;
     pthread_mutex_unlock(&lock);
-    OM_ASSERT(old != 0);
     if (need > old && !churning())
         omi_heap_make_room(need - old, GROWTH_MIN_AGE);
     q = need == old ? p : omi_os_remap(p, old, need);
+    pthread_mutex_lock(&lock);
+    reserved--;
+    if (q)
+        put_entry((uintptr_t)q, need);
+    else
+        put_entry((uintptr_t)p, old);   /* as it was */
+    pthread_mutex_unlock(&lock);
     if (!q) {
         /* The block stays as it was: still good for a shrink. */
-        if (!insert((uintptr_t)p, old))
-            omi_fatal("large block table", p, "no memory to record a "
-                      "block being resized");
         if (need <= old)
             return p;
         errno = ENOMEM;
         return NULL;
     }
-    if (!insert((uintptr_t)q, need))
-        omi_fatal("large block table", q, "no memory to record a block "
-                  "being resized");
     omi_tool_handed_out(q, need);
     return q;
 }
@@ -531,7 +574,8 @@ int omi_large_check(void)
                                 "entry of %zu bytes", table[i].size);
     }
     if (rc == 0 && (n != count || sum != live_bytes ||
-                    (capacity && (count + tombs) * 4 > capacity * 3)))
+                    (capacity &&
+                     (count + tombs + reserved) * 4 > capacity * 3)))
         rc = omi_check_fail("large.1", table, "%zu entries (count %zu), "
                             "%zu bytes (live %zu)", n, count, sum,
                             live_bytes);

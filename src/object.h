@@ -336,6 +336,9 @@ bool omi_int_equal(const om_object *a, const om_object *b);
 size_t omi_str_hash(om_object *o);
 bool omi_str_equal(const om_object *a, const om_object *b);
 
+/* str.c: the bytes of str o's text (a NUL may be among them). */
+size_t omi_str_nbytes(const om_object *o);
+
 /* dict.c: verify one dict's table (its invariants 1 and 2). */
 int omi_dict_check(const om_object *d);
 

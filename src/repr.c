@@ -111,15 +111,16 @@ static void repr_float(struct out *o, double v)
     }
 }
 
-/* Python's str repr: single quotes unless the text has ' and no ". */
-static void repr_str(struct out *o, const char *s)
+/* Python's str repr of the n bytes at s (a NUL may be among them):
+ * single quotes unless the text has ' and no ". */
+static void repr_str(struct out *o, const char *s, size_t n)
 {
-    char quote = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+    char quote = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
     char esc[8];
 
     put(o, &quote, 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '\\' || c == (unsigned char)quote) {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -228,7 +229,7 @@ static void repr_into(struct out *o, om_object *x)
     } else if (x->type == &om_float_type) {
         repr_float(o, om_float_as_double(x));
     } else if (x->type == &om_str_type) {
-        repr_str(o, om_str_utf8(x));
+        repr_str(o, om_str_utf8(x), omi_str_nbytes(x));
     } else if (x->type == &om_tuple_type || x->type == &om_list_type ||
                x->type == &om_dict_type) {
         repr_container(o, x);

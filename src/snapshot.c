@@ -72,13 +72,15 @@
  *         version's: the rest is skipped)
  *   STRS  the strings, each NUL-terminated, back to back
  *   TBKS  ntracebacks records: u32 nframe, u32 total_nframe, then nframe
- *         frames of 24 bytes: u32 filename (offset in STRS), u32 function
- *         (offset, or 0xffffffff: none), u32 lineno, u32 0, u64 pc
+ *         frames of 24 bytes: u32 filename (the offset in STRS of a
+ *         string's first byte), u32 function (offset, or 0xffffffff:
+ *         none), u32 lineno, u32 0, u64 pc
  *   TRCS  ntraces records of 24 bytes: u64 size, f64 weight,
  *         u32 traceback (index in TBKS), u32 domain
  *   MAPS  (optional, never inside PEAK: the peak's are the same) records
  *         of 64 bytes, one per module the process had loaded, by
- *         address, disjoint: u32 path (offset in STRS), u32 build ID
+ *         address, disjoint: u32 path (offset in STRS, as a frame's; at
+ *         most PATH_MAX bytes), u32 build ID
  *         length (at most 32), u64 load bias, u64 lo, u64 hi (its
  *         segments span [lo, hi)), 32 bytes of build ID, zero-padded
  *   MODS  the same, in a raw capture; a file has one of the two
@@ -105,7 +107,12 @@
  * walk_sections hands each section to a handler, whatever reads the
  * file.  The loader checks the frame first (magic, version, END last,
  * checksum), then every count, offset and index, since a crafted file
- * can carry a right checksum.  Dump writes STRS with only the strings
+ * can carry a right checksum.  An offset into STRS must be a string's
+ * start, and the loader interns the string at an offset once (a table
+ * of 8 bytes per byte of STRS, while it loads), so what it maps and
+ * hashes grows as the file does: a string named at each of its bytes,
+ * or a long one named by every frame, cost the square (a 1.6 MB file
+ * took 44 s and 9.6 GB).  Dump writes STRS with only the strings
  * that frames name, to NAME.tmp renamed to NAME when complete; its
  * buffers are mapped, not on the stack, since capture.c dumps from
  * inside the allocator.
@@ -2019,6 +2026,11 @@ struct section {
     uint64_t len;
 };
 
+/* Set by the fuzz targets (fuzz/fuzz_capture.c) alone: a wrong checksum
+ * is let through, so that random bytes reach the checks behind it, which
+ * must hold on their own ("a crafted file can carry a right checksum"). */
+bool omi_snapshot_fuzzing;
+
 /* What om_snapshot_load knows so far. */
 struct loader {
     struct capture c;
@@ -2026,6 +2038,8 @@ struct loader {
     struct section timeline;
     struct section peak, allocs;
     struct section mods;                /* MODS or MAPS */
+    const char **interned;              /* per STRS offset: its string in
+                                           s, or NULL not yet; mapped */
     bool named;                         /* MAPS: frames named already */
     int depth;                          /* 1: a nested capture */
     uint64_t ntracebacks, ntraces;      /* as META says */
@@ -2098,7 +2112,8 @@ static int check_frame(const struct capture *c)
         get_u32(end + 4) != 0 || get_u64(end + 8) != 8)
         return bad("truncated at byte %zu (no END section at the end)",
                    c->size);
-    if (get_u64(end + 16) != fnv1a(FNV_OFFSET, c->buf, c->size - END_BYTES))
+    if (get_u64(end + 16) != fnv1a(FNV_OFFSET, c->buf, c->size - END_BYTES) &&
+        !omi_snapshot_fuzzing)
         return bad("bad checksum");
     return 0;
 }
@@ -2212,17 +2227,32 @@ static int decode_meta(struct loader *l)
     return 0;
 }
 
-static int decode_strings(const struct loader *l)
+/* The mapped bytes of l's table of interned strings. */
+static size_t interned_bytes(const struct loader *l)
+{
+    return omi_os_page_round((size_t)l->strings.len * sizeof(char *));
+}
+
+/* STRS, and the table of its offsets' strings (empty). */
+static int decode_strings(struct loader *l)
 {
     if (!l->strings.seen)
         return bad("no STRS section");
     if (l->strings.len && l->strings.p[l->strings.len - 1] != '\0')
         return bad("the string table does not end with a NUL");
+    if (l->strings.len && !(l->interned = omi_os_map(interned_bytes(l), 0)))
+        return out_of_memory();
     return 0;
 }
 
+/* Whether off, below the length of STRS, is a string's first byte. */
+static bool starts_string(const struct loader *l, uint64_t off)
+{
+    return !off || !l->strings.p[off - 1];
+}
+
 /* The string at offset off of STRS (function: NO_STRING is none) into
- * *out, interned: 0, -EINVAL or -ENOMEM. */
+ * *out, interned (once an offset): 0, -EINVAL or -ENOMEM. */
 static int decode_string(struct loader *l, uint64_t tb, uint32_t off,
                          bool function, const char **out)
 {
@@ -2232,7 +2262,13 @@ static int decode_string(struct loader *l, uint64_t tb, uint32_t off,
     if (off >= l->strings.len)
         return bad("traceback %lu names string offset %u beyond the "
                    "string table", (unsigned long)tb, off);
-    *out = omi_snapshot_intern(l->s, (const char *)l->strings.p + off);
+    if (!starts_string(l, off))
+        return bad("traceback %lu names string offset %u inside a string",
+                   (unsigned long)tb, off);
+    if (!l->interned[off])
+        l->interned[off] = omi_snapshot_intern(
+            l->s, (const char *)l->strings.p + off);
+    *out = l->interned[off];
     return *out ? 0 : out_of_memory();
 }
 
@@ -2541,7 +2577,13 @@ static int decode_mods(const struct loader *l, struct omi_module *out,
         if (off >= l->strings.len)
             return bad("module %zu names string offset %u beyond the "
                        "string table", i, off);
+        if (!starts_string(l, off))
+            return bad("module %zu names string offset %u inside a string",
+                       i, off);
         m->path = (const char *)l->strings.p + off;
+        if (strnlen(m->path, PATH_MAX + 1) > PATH_MAX)
+            return bad("module %zu's path is longer than %d bytes", i,
+                       PATH_MAX);
         m->id_len = get_u32(p + 4);
         m->bias = get_u64(p + 8);
         m->lo = get_u64(p + 16);
@@ -2665,6 +2707,9 @@ static int decode(struct loader *l)
         err = decode_nested(&l->peak, &l->s->at_peak);
     if (!err && !l->depth)
         err = decode_nested(&l->allocs, &l->s->allocs);
+    if (l->interned)
+        omi_os_unmap(l->interned, interned_bytes(l));
+    l->interned = NULL;
     return err;
 }
 

@@ -83,20 +83,31 @@ static int continuation_bytes(unsigned char c)
     return -1;
 }
 
-/* Code points in UTF-8 text, or -1 when it is not valid UTF-8. */
+/* Code points in UTF-8 text, or -1 when it is not well-formed UTF-8
+ * (RFC 3629, as Python's decoder: no overlong form, no surrogate,
+ * nothing above U+10FFFF). */
 static ptrdiff_t utf8_length(const unsigned char *s, size_t n, bool *ascii)
 {
+    static const uint32_t lowest[4] = { 0, 0x80, 0x800, 0x10000 };
     ptrdiff_t count = 0;
     size_t i = 0;
 
     *ascii = true;
     while (i < n) {
         int more = continuation_bytes(s[i]);
+        uint32_t c;
+
         if (more < 0 || (size_t)more >= n - i)
             return -1;
-        for (int k = 1; k <= more; k++)
+        c = s[i] & (0x7Fu >> (more + 1));
+        for (int k = 1; k <= more; k++) {
             if ((s[i + (size_t)k] & 0xC0) != 0x80)
                 return -1;
+            c = c << 6 | (s[i + (size_t)k] & 0x3F);
+        }
+        if (more && (c < lowest[more] || c > 0x10FFFF ||
+                     (c >= 0xD800 && c <= 0xDFFF)))
+            return -1;
         if (more)
             *ascii = false;
         i += (size_t)more + 1;
@@ -189,6 +200,11 @@ size_t omi_str_hash(om_object *o)
 bool omi_str_equal(const om_object *a, const om_object *b)
 {
     return str_equal(as_str(a), as_str(b)->data, as_str(b)->nbytes);
+}
+
+size_t omi_str_nbytes(const om_object *o)
+{
+    return as_str(o)->nbytes;
 }
 
 /* ---- The intern table ---- */

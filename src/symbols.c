@@ -65,7 +65,9 @@
  *      address.
  *   3. The module table is sorted by lo (RAW's ranges, the process's,
  *      are disjoint); OFFLINE reports to libdw no module that overlaps
- *      the one before it, and asks libdw only of a module it trusts.
+ *      the one before it, only regular files, each file once (a
+ *      capture's paths may name anything), and asks libdw only of a
+ *      module it trusts.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -296,8 +298,8 @@ static int open_link(const char *dir, const char *sub, const char *link,
     bool fits;
 
     if (n < 0 || (size_t)n >= sizeof(path) ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -1;
+        (fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        return -1;                      /* (not blocking: a FIFO's open) */
     fits = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
            (st.st_dev != w->module.st_dev || st.st_ino != w->module.st_ino);
     if (fits && w->id_len > 0)
@@ -476,10 +478,54 @@ static bool same_build(Dwfl_Module *dm, const struct omi_module *m)
     return (uint32_t)n == m->id_len && memcmp(bits, m->id, m->id_len) == 0;
 }
 
+/* A file, as fstat names it. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+};
+
+/* Whether st's file is one of seen[0..n). */
+static bool is_seen(const struct stat *st, const struct file_id *seen,
+                    size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (seen[i].dev == st->st_dev && seen[i].ino == st->st_ino)
+            return true;
+    return false;
+}
+
+/*
+ * The file at path (a capture's module), opened for libdw: its
+ * descriptor, or -1 when it is not a regular file or is one of
+ * seen[0..*n); else it joins them.  Opened without blocking, since a
+ * FIFO's open waits for a writer (a crafted capture hung its reader);
+ * a device or a /proc file has no end (O_NONBLOCK means nothing to a
+ * regular file's reads).  A file is reported once: libdw reads its
+ * DWARF anew for each module, and 64 copies of libc, 8 KiB of
+ * capture, took 4 s and 1 GiB.
+ */
+static int open_module(const char *path, struct file_id *seen, size_t *n)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        is_seen(&st, seen, *n)) {
+        close(fd);
+        return -1;
+    }
+    seen[(*n)++] = (struct file_id){ st.st_dev, st.st_ino };
+    return fd;
+}
+
 struct omi_symbols *omi_symbols_open_offline(const struct omi_module *mods,
                                              size_t n)
 {
     struct omi_symbols *s = omi_os_map(sizeof(*s), 0);
+    struct file_id *seen;
+    size_t nseen = 0;
 
     if (!s)
         return NULL;
@@ -487,20 +533,27 @@ struct omi_symbols *omi_symbols_open_offline(const struct omi_module *mods,
     n = n < MAX_MODS ? n : MAX_MODS;
     s->loaded = omi_region_alloc(&s->region, n * sizeof(*s->loaded) + 1);
     s->trusted = omi_region_alloc(&s->region, n * sizeof(*s->trusted) + 1);
-    if (!s->loaded || !s->trusted)
+    seen = omi_region_alloc(&s->region, n * sizeof(*seen) + 1);
+    if (!s->loaded || !s->trusted || !seen)
         return s;               /* every frame keeps its module only */
     for (size_t i = 0; i < n; i++)
         insert_module(s, &mods[i]);
     for (size_t i = 0; i < s->nloaded; i++) {
         const struct omi_module *m = &s->loaded[i];
         Dwfl_Module *dm;
+        int fd;
 
-        if (m->path[0] != '/' || access(m->path, R_OK) != 0 ||
-            (i > 0 && m->lo < s->loaded[i - 1].hi))
-            continue;           /* the vdso, a file gone, an overlap */
-        if (!s->dwfl && !(s->dwfl = dw_begin()))
+        if (m->path[0] != '/' || (i > 0 && m->lo < s->loaded[i - 1].hi) ||
+            (fd = open_module(m->path, seen, &nseen)) < 0)
+            continue;           /* the vdso, an overlap, no file, a copy */
+        if (!s->dwfl && !(s->dwfl = dw_begin())) {
+            close(fd);
             return s;           /* libdw loaded for a file only */
-        dm = dw.report_elf(s->dwfl, m->path, m->path, -1, m->bias, true);
+        }
+        /* libdw keeps fd when it reports the module, else it is ours */
+        dm = dw.report_elf(s->dwfl, m->path, m->path, fd, m->bias, true);
+        if (!dm)
+            close(fd);
         s->trusted[i] = dm && same_build(dm, m);
     }
     if (s->dwfl)

@@ -418,6 +418,9 @@ struct om_snapshot {
     struct om_traceback **tracebacks;
 };
 
+/* Fuzz targets only: om_snapshot_load lets a wrong checksum through. */
+extern bool omi_snapshot_fuzzing;
+
 /* An empty snapshot, or NULL with errno = ENOMEM. */
 struct om_snapshot *omi_snapshot_new(int traceback_limit,
                                      uint64_t sample_mean);

@@ -21,7 +21,10 @@
  * callbacks run, each with its ref alive.
  *
  * A WeakValueDictionary is a dict from keys to refs whose callback
- * deletes the entry: each ref keeps its key (CPython's KeyedRef).
+ * deletes the entry: each ref keeps its key (CPython's KeyedRef) and the
+ * dictionary's weak reference to itself (the selfref of CPython's
+ * callback: its basic ref, shared by the entries), since its dict can
+ * outlive it (gc introspection hands the dict out).
  *
  * Invariants (checked by omi_weakref_check; om_check runs it on every ref
  * through the collector's lists):
@@ -40,6 +43,7 @@ struct weakref {
     om_weakref_callback cb;
     void *ctx;
     om_object *key;             /* WeakValueDictionary entries: the key */
+    om_object *owner;           /* ... and a ref to their dictionary */
 };
 
 static void weakref_dealloc(om_object *o);
@@ -111,8 +115,11 @@ void omi_weakref_clear(om_object *o)
 static int weakref_traverse(om_object *o, om_visitproc visit, void *arg)
 {
     struct weakref *r = as_ref(o);
+    int rc;
 
-    return r->key ? visit(r->key, arg) : 0;
+    if (r->key && (rc = visit(r->key, arg)) != 0)
+        return rc;
+    return r->owner ? visit(r->owner, arg) : 0;
 }
 
 /* Refs alive now: the collector skips its weakref pass when none. */
@@ -121,12 +128,13 @@ size_t omi_weakref_live;
 static void weakref_dealloc(om_object *o)
 {
     struct weakref *r = as_ref(o);
-    om_object *key = r->key;
+    om_object *key = r->key, *owner = r->owner;
 
     omi_weakref_live--;
     omi_weakref_clear(o);
-    r->key = NULL;
+    r->key = r->owner = NULL;
     om_xdecref(key);
+    om_xdecref(owner);
     om_object_free(o);
 }
 
@@ -256,6 +264,7 @@ void omi_weakref_call(om_object *ref)
 struct wvd {
     om_object base;
     om_object *dict;            /* key -> ref with the key */
+    void *weaklist;             /* its entries' ref to it */
 };
 
 static void wvd_dealloc(om_object *o)
@@ -290,6 +299,7 @@ static const struct om_type wvd_type = {
     .dealloc = wvd_dealloc,
     .traverse = wvd_traverse,
     .clear = wvd_clear,
+    .weaklist_offset = offsetof(struct wvd, weaklist),
 };
 
 static struct wvd *as_wvd(om_object *o)
@@ -312,29 +322,40 @@ om_object *om_weakvaluedict_new(void)
     return &w->base;
 }
 
-/* A value died: its entry goes (it is still this ref: a replaced ref is
- * gone with its entry before its value can die). */
+/* A value died: its entry goes, if the dictionary lives (its dict may
+ * outlive it) and the entry is still this ref (a replaced ref is gone
+ * with its entry before its value can die). */
 static void entry_died(om_object *ref, void *ctx)
 {
-    struct wvd *w = as_wvd(ctx);
+    om_object *self = as_ref(as_ref(ref)->owner)->target;
+    struct wvd *w = self ? as_wvd(self) : NULL;
 
-    if (w && om_dict_get(w->dict, as_ref(ref)->key) == ref)
+    (void)ctx;
+    if (!w)
+        return;
+    om_incref(self);                    /* the del may run code */
+    if (om_dict_get(w->dict, as_ref(ref)->key) == ref)
         (void)om_dict_del(w->dict, as_ref(ref)->key);
+    om_decref(self);
 }
 
 int om_weakvaluedict_set(om_object *o, om_object *key, om_object *value)
 {
     struct wvd *w = as_wvd(o);
-    om_object *ref;
+    om_object *ref, *self;
     int rc;
 
     if (!w || !key || !value)
         return -EINVAL;
     if (!list_of(value))
         return -EINVAL;                 /* not weakly referenceable */
-    ref = new_ref(value, entry_died, w, key);
-    if (!ref)
+    self = om_weakref_new(o, NULL, NULL);
+    ref = self ? new_ref(value, entry_died, NULL, key) : NULL;
+    if (!ref) {
+        om_xdecref(self);
         return -ENOMEM;
+    }
+    as_ref(ref)->owner = self;
     rc = om_dict_set(w->dict, key, ref);
     om_decref(ref);
     return rc;

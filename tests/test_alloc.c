@@ -9,7 +9,9 @@
 
 #include "testutil.h"
 #include "arena.h"
+#include "heap.h"
 #include "os.h"
+#include "purge.h"
 
 static size_t round16(size_t n)
 {
@@ -217,6 +219,44 @@ static void test_arena_release_deferred(void **state)
     assert_heap_clean(before);
 }
 
+/* A switch to the immediate policy after frees under the never or the
+ * deferred one: om_check passes at once (a heap keeps to the policy it
+ * last applied), and at its next pool release the heap conforms: at most
+ * one empty arena, at most PURGE_TRIGGER_POOLS dirty pools (heap.4;
+ * fuzz/corpus/alloc/crash-purge-policy-switch). */
+static void test_purge_policy_switch(void **state)
+{
+    enum { N = 5000 };
+    size_t before = blocks_in_use();
+    long delay = om_get_purge_delay();
+    static void *v[N];
+    struct om_stats s;
+
+    for (int round = 0; round < 2; round++) {
+        om_collect(true);
+        assert_int_equal(om_set_purge_delay(round ? 100000 : -1), 0);
+        for (int i = 0; i < N; i++)
+            v[i] = om_malloc(512);      /* 8 a pool: 625 pools */
+        for (int i = 0; i < N; i++)
+            om_free(v[i]);
+        assert_int_equal(om_stats_get(&s), 0);
+        assert_true(s.pools_free_dirty > PURGE_TRIGGER_POOLS);
+        assert_int_equal(om_set_purge_delay(0), 0);
+        assert_int_equal(om_check(), 0);
+        for (int i = 0; i < 16; i++)    /* the class's first pool, and */
+            v[i] = om_malloc(512);      /* one more, which empties */
+        for (int i = 0; i < 16; i++)
+            om_free(v[i]);
+        assert_int_equal(omi_heap_tls->policy, PURGE_IMMEDIATE);
+        assert_true(omi_heap_tls->ndirty <= PURGE_TRIGGER_POOLS);
+        assert_true(omi_heap_tls->nempty <= 1);
+        assert_int_equal(om_check(), 0);
+    }
+    assert_int_equal(om_set_purge_delay(delay), 0);
+    om_collect(true);
+    assert_heap_clean(before);
+}
+
 /* Alignments up to the threshold come from the pools, larger from RAW. */
 static void test_aligned_alloc(void **state)
 {
@@ -238,6 +278,17 @@ static void test_aligned_alloc(void **state)
     errno = 0;
     assert_null(om_aligned_alloc(0, 10));
     assert_int_equal(errno, EINVAL);
+    /* Above PTRDIFF_MAX: ENOMEM, as the RAW domain's rule, at every
+     * alignment; not the system allocator's verdict (under ASan an
+     * abort; fuzz/corpus/alloc/crash-aligned-alloc-huge). */
+    for (size_t align = 1; align <= 8192; align *= 2) {
+        errno = 0;
+        assert_null(om_aligned_alloc(align, SIZE_MAX - 100));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(om_aligned_alloc(align, (size_t)PTRDIFF_MAX + 1));
+        assert_int_equal(errno, ENOMEM);
+    }
     assert_heap_clean(before);
 }
 
@@ -548,6 +599,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_foreign_pointers),
         cmocka_unit_test(test_arena_release),
         cmocka_unit_test(test_arena_release_deferred),
+        cmocka_unit_test(test_purge_policy_switch),
         cmocka_unit_test(test_aligned_alloc),
         cmocka_unit_test(test_errno_kept),
         cmocka_unit_test(test_stats_report),

@@ -782,6 +782,31 @@ static void test_incremental_collects_old_garbage(void **state)
     assert_clean();
 }
 
+/* Threshold 1 at 0 (allowed, as gc.set_threshold(1, 0)) in incremental
+ * mode: an increment sizes its slice per generation 1 collection and
+ * divided by that threshold (fuzz_objects found it). */
+static void test_incremental_threshold1_zero(void **state)
+{
+    struct om_gc_stats s0[3], s1[3];
+    om_object *n[8];
+
+    if (torture())
+        skip();                         /* no increments: every alloc is
+                                           a generation 0 collection */
+    om_gc_set_incremental(true);
+    om_gc_set_threshold(1, 0, 10);
+    om_gc_get_stats(s0);
+    for (int i = 0; i < 8; i++)
+        n[i] = node_new(&node_type, NULL);      /* no free list: counted */
+    om_gc_get_stats(s1);
+    assert_true(s1[2].collections > s0[2].collections);   /* increments */
+    for (int i = 0; i < 8; i++)
+        om_decref(n[i]);
+    om_gc_set_threshold(700, 10, 10);
+    om_gc_set_incremental(false);
+    assert_clean();
+}
+
 /* A huge container (over 64 KiB) in an old garbage cycle: increments
  * leave it out, so the cycle waits for a full collection. */
 static void test_incremental_leaves_huge_containers(void **state)
@@ -1986,6 +2011,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_check_finds_untracked_container, setup),
         cmocka_unit_test_setup(test_incremental_collects_old_garbage, setup),
         cmocka_unit_test_setup(test_incremental_bounded_growth, setup),
+        cmocka_unit_test_setup(test_incremental_threshold1_zero, setup),
         cmocka_unit_test_setup(test_incremental_leaves_huge_containers,
                                setup),
         cmocka_unit_test_setup(test_deep_cycle, setup),

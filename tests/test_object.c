@@ -858,6 +858,40 @@ static void test_str_utf8(void **state)
     assert_objects_clean();
 }
 
+/* Ill-formed UTF-8 that only looks well-formed byte by byte is refused,
+ * as Python's decoder refuses it: overlong forms, surrogates, code
+ * points above U+10FFFF (fuzz_objects found them accepted).  The
+ * extremes of each length still go in. */
+static void test_str_utf8_ill_formed(void **state)
+{
+    static const char *const bad[] = {
+        "\xc0\x80", "\xc1\xbf",               /* overlong, 2 bytes */
+        "\xe0\x80\x80", "\xe0\x9f\xbf",       /* overlong, 3 bytes */
+        "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", /* overlong, 4 bytes */
+        "\xed\xa0\x80", "\xed\xbf\xbf",       /* surrogates */
+        "\xf4\x90\x80\x80", "\xf7\xbf\xbf\xbf", /* above U+10FFFF */
+    };
+    static const char *const good[] = {
+        "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf",
+        "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
+        "\xf4\x8f\xbf\xbf",
+    };
+    om_object *s;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        errno = 0;
+        assert_null(om_str_from_utf8(bad[i], strlen(bad[i])));
+        assert_int_equal(errno, EINVAL);
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        s = om_str_from_utf8(good[i], strlen(good[i]));
+        assert_non_null(s);
+        assert_int_equal(om_str_len(s), 1);
+        om_decref(s);
+    }
+    assert_objects_clean();
+}
+
 /* ASCII strings of length 0..100: the same sizes as python3's. */
 static void test_str_sizes_match_python(void **state)
 {
@@ -1673,6 +1707,18 @@ static void test_repr(void **state)
     assert_objects_clean();
 }
 
+/* A str with a NUL inside: the whole text, the NUL escaped, as
+ * python3's repr('a\x00b') (repr stopped at the NUL; fuzz_objects found
+ * it). */
+static void test_repr_str_with_nul(void **state)
+{
+    om_object *x = om_str_from_utf8("a\0'b", 4);
+
+    assert_repr(x, "\"a\\x00'b\"");
+    om_decref(x);
+    assert_objects_clean();
+}
+
 /* Floats: the shortest text that reads back, as python3 prints it. */
 static void test_repr_float_matches_python(void **state)
 {
@@ -1787,6 +1833,7 @@ int main(void)
         cmocka_unit_test_setup(test_str_identity, setup),
         cmocka_unit_test_setup(test_intern_table, setup),
         cmocka_unit_test_setup(test_str_utf8, setup),
+        cmocka_unit_test_setup(test_str_utf8_ill_formed, setup),
         cmocka_unit_test_setup(test_str_sizes_match_python, setup),
         cmocka_unit_test_setup(test_check_finds_broken_intern_table,
                                setup),
@@ -1808,6 +1855,7 @@ int main(void)
         cmocka_unit_test_setup(test_deep_sizeof_chain, setup),
         cmocka_unit_test_setup(test_instance_sizes_match_python, setup),
         cmocka_unit_test_setup(test_repr, setup),
+        cmocka_unit_test_setup(test_repr_str_with_nul, setup),
         cmocka_unit_test_setup(test_repr_float_matches_python, setup),
         cmocka_unit_test_setup(test_repr_classes_and_depth, setup),
 #if defined(OM_DEBUG_REFCNT)

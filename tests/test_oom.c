@@ -108,12 +108,64 @@ static void test_fail_nth_map_sweep(void **state)
     assert_heap_clean(before);
 }
 
+/* Resize the large block *p (its first *size bytes 0xa5) to want bytes
+ * while maps fail as om_debug_fail_maps(nth, every) says: either it is
+ * resized, its bytes kept, or NULL comes back with ENOMEM and the block
+ * is as it was.  Returns whether it failed. */
+static bool resize_failing(unsigned char **p, size_t *size, size_t want,
+                           long nth, bool every)
+{
+    unsigned char *q;
+
+    assert_int_equal(om_debug_fail_maps(nth, every), 0);
+    errno = 0;
+    q = om_gp_realloc(*p, want);
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    if (q) {
+        *p = q;
+        *size = want < *size ? want : *size;
+    } else {
+        assert_int_equal(errno, ENOMEM);
+    }
+    for (size_t k = 0; k < *size; k += 997)
+        assert_int_equal((*p)[k], 0xa5);
+    *size = om_gp_usable_size(*p);
+    memset(*p, 0xa5, *size);
+    return q == NULL;
+}
+
+/* A large block resized while maps fail, never the fatal path.  Each
+ * failed or moved resize records the block again in the large-block
+ * table, so 400 of them reach its rehash point, which needs a map: every
+ * map failing, then the first, second or third from now
+ * (fuzz/corpus/alloc/crash-large-realloc-under-fault). */
+static void test_large_realloc_fails(void **state)
+{
+    size_t before = blocks_in_use(), size = 40000;
+    unsigned char *p = om_gp_malloc(size);
+    int failures = 0;
+
+    assert_non_null(p);
+    memset(p, 0xa5, size);
+    for (int i = 0; i < 400; i++)
+        assert_true(resize_failing(&p, &size, 70000 + (size_t)(i % 2) *
+                                   30000, 0, true));
+    for (int i = 0; i < 400; i++)
+        failures += resize_failing(&p, &size, 40000 + (size_t)(i % 3) *
+                                   30000, 1 + i / 3 % 3, false);
+    assert_true(failures > 0);
+    om_gp_free(p);
+    om_collect(true);
+    assert_heap_clean(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_map_fails_new_thread),
         cmocka_unit_test(test_every_map_fails),
         cmocka_unit_test(test_fail_nth_map_sweep),
+        cmocka_unit_test(test_large_realloc_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

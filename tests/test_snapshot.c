@@ -16,6 +16,7 @@
 
 #define MAX_FRAMES 16
 #define FILE_MAX 8192
+#define NO_FUNCTION 0xffffffffu     /* a frame's function: none */
 
 static char dir[64];            /* a fresh directory for the captures */
 
@@ -1510,6 +1511,9 @@ static void test_load_crafted_damage(void **state)
                        "string table");
     expect_crafted_bad(CRAFT(.file_off = 6), "offset 6 beyond");
     expect_crafted_bad(CRAFT(.func_off = 77), "offset 77 beyond");
+    expect_crafted_bad(CRAFT(.file_off = 1),
+                       "traceback 0 names string offset 1 inside a string");
+    expect_crafted_bad(CRAFT(.func_off = 5), "offset 5 inside a string");
     expect_crafted_bad(CRAFT(.trace_tb = 1), "trace 0 names traceback 1 of 1");
     expect_crafted_bad(CRAFT(.strs = "a.c\0fx", .strs_len = 6),
                        "does not end with a NUL");
@@ -1544,6 +1548,8 @@ static void test_load_crafted_damage(void **state)
     expect_crafted_bad(CRAFT(.mods = 1, .mod_path = 6, .mod_hi = 1),
                        "module 0 names string offset 6 beyond the string "
                        "table");
+    expect_crafted_bad(CRAFT(.mods = 1, .mod_path = 2, .mod_hi = 1),
+                       "module 0 names string offset 2 inside a string");
     expect_crafted_bad(CRAFT(.mods = 1, .mod_id_len = 33, .mod_hi = 1),
                        "module 0 has a build ID of 33 bytes, more than 32");
     expect_crafted_bad(CRAFT(.mods = 1, .mod_lo = 5, .mod_hi = 5),
@@ -1558,6 +1564,91 @@ static void test_load_crafted_damage(void **state)
     expect_crafted_bad(CRAFT(.mods = 1, .mod_len = 65, .mod_hi = 1,
                              .maps = true),
                        "MAPS section of 65 bytes, not a multiple of 64");
+    assert_int_equal(om_check(), 0);
+}
+
+/* A capture of n traces, each on a traceback of its own whose one frame
+ * names the only string, len bytes long; in a fresh buffer (*size). */
+static unsigned char *repeat_capture(size_t len, uint32_t n, size_t *size)
+{
+    unsigned char *b = malloc(len + 64 * (size_t)n + 4096);
+    struct fb f = { b, 16 };
+    uint64_t one;
+    unsigned char meta[64] = { 4 };
+
+    assert_non_null(b);
+    memcpy(b, "OMTRACE\0\1\0\0\0\0\0\0\0", 16);
+    put_le(meta + 40, n, 8);
+    put_le(meta + 48, n, 8);
+    f_section(&f, "META", sizeof(meta), 0);
+    memcpy(b + f.n, meta, sizeof(meta));
+    f.n += sizeof(meta);
+    f_section(&f, "STRS", len + 1, 0);
+    memset(b + f.n, 'a', len);
+    b[f.n + len] = '\0';
+    f.n += len + 1;
+    f_section(&f, "TBKS", 32 * (uint64_t)n, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        f_le(&f, 1, 4);                     /* nframe, total_nframe */
+        f_le(&f, 1, 4);
+        f_le(&f, 0, 4);                     /* the string, no function */
+        f_le(&f, NO_FUNCTION, 4);
+        f_le(&f, i, 4);                     /* lineno, 0, pc */
+        f_le(&f, 0, 4);
+        f_le(&f, 0, 8);
+    }
+    f_section(&f, "TRCS", 24 * (uint64_t)n, 0);
+    memcpy(&one, &(double){ 1 }, sizeof(one));
+    for (uint32_t i = 0; i < n; i++) {
+        f_le(&f, 16, 8);
+        f_le(&f, one, 8);
+        f_le(&f, i, 4);
+        f_le(&f, 0, 4);
+    }
+    f_section(&f, "END", 8, 0);
+    f_le(&f, fnv1a(b, f.n - 16), 8);
+    *size = f.n;
+    return b;
+}
+
+/* What loading costs grows as the file does.  An offset into STRS must
+ * start a string, and a module's path fit PATH_MAX: a file that named
+ * every suffix of one long string had the loader copy each (a 1.6 MB
+ * file took 9.6 GB).  And a string is interned once an offset: 20000
+ * frames naming one string of 500 KB took 2.7 s to hash it each time. */
+static void test_load_crafted_strings(void **state)
+{
+    static char strs[PATH_MAX + 2];
+    static unsigned char buf[FILE_MAX];
+    unsigned char *b;
+    struct om_snapshot *s;
+    clock_t t0;
+    size_t n;
+
+    memset(strs, '/', sizeof(strs) - 1);
+    expect_crafted_bad(CRAFT(.strs = strs, .strs_len = PATH_MAX + 2,
+                             .func_off = NO_FUNCTION, .mods = 1,
+                             .mod_hi = 1),
+                       "module 0's path is longer than 4096 bytes");
+    strs[PATH_MAX] = '\0';
+    s = load_bytes(buf, craft(buf, CRAFT(.strs = strs,
+                                         .strs_len = PATH_MAX + 1,
+                                         .func_off = NO_FUNCTION, .mods = 1,
+                                         .mod_hi = 1, .maps = true)));
+    assert_non_null(s);
+    assert_int_equal(strlen(s->mods[0].path), PATH_MAX);
+    om_snapshot_free(s);
+    b = repeat_capture(1 << 18, 20000, &n);
+    t0 = clock();
+    s = load_bytes(b, n);
+    assert_true(clock() - t0 < CLOCKS_PER_SEC);     /* was 2.7 s to 30 s */
+    free(b);
+    assert_non_null(s);
+    assert_int_equal(om_snapshot_count(s), 20000);
+    assert_ptr_equal(s->tracebacks[0]->frames[0].filename,
+                     s->tracebacks[19999]->frames[0].filename);
+    assert_true(omi_region_touched(&s->mem) < 2 * n);
+    om_snapshot_free(s);
     assert_int_equal(om_check(), 0);
 }
 
@@ -1928,6 +2019,7 @@ int main(void)
         cmocka_unit_test(test_load_crafted_sums),
         cmocka_unit_test(test_load_crafted_timeline),
         cmocka_unit_test(test_load_crafted_damage),
+        cmocka_unit_test(test_load_crafted_strings),
         cmocka_unit_test(test_load_mutated),
         cmocka_unit_test(test_load_trailing),
         cmocka_unit_test(test_out_of_memory),

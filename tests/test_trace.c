@@ -2030,6 +2030,100 @@ static void test_symbols_at_load(void **state)
     om_free(p);
 }
 
+/* Give raw module m (path, [lo, lo + size), bias) and a traceback of
+ * one frame at pc with a trace: the traceback's index. */
+static long add_module_frame(struct om_snapshot *raw, struct omi_module *m,
+                             const char *path, uint64_t lo, uint64_t size,
+                             uint64_t bias, uint64_t pc)
+{
+    struct om_frame f = { "raw", NULL, 0, (const void *)(uintptr_t)pc };
+    long tb = omi_snapshot_add_traceback(raw, &f, 1, 1);
+
+    *m = (struct omi_module){ omi_snapshot_intern(raw, path), bias, lo,
+                              lo + size, 0, { 0 } };
+    assert_true(tb > 0);
+    assert_int_equal(omi_snapshot_add_trace(raw, (uint32_t)tb, 0, 8, 1), 0);
+    return tb;
+}
+
+/* A loaded frame of tb that names its module path only. */
+static void assert_module_only(const struct om_snapshot *s, long tb,
+                               const char *path)
+{
+    const struct om_frame *f = &s->tracebacks[tb]->frames[0];
+
+    assert_string_equal(f->filename, path);
+    assert_null(f->function);
+    assert_int_equal(f->lineno, 0);
+}
+
+/* A raw capture's module paths are whatever its writer put there: the
+ * loader opens only regular files (a FIFO's open waited for a writer
+ * forever, a device has no end) and each file once (libdw read the
+ * DWARF of 64 copies of libc, 8 KiB of capture, in 4 s and 1 GiB); the
+ * frames of the others keep their module only. */
+static void test_symbols_at_load_odd_files(void **state)
+{
+    char dir[] = "/tmp/objmem-odd-XXXXXX", fifo[PATH_MAX], path[PATH_MAX];
+    struct om_snapshot *raw, *loaded;
+    struct omi_module *mods, self;
+    uint64_t pc, top;
+    long tb[4];
+    size_t n;
+    int k;
+    void *p;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(path, sizeof(path), "%s/raw.omt", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(om_trace_start(2), 0);
+    p = alloc_twice_removed(24);
+    raw = omi_trace_take_capture(false);
+    assert_non_null(raw);
+    pc = (uintptr_t)raw->tracebacks[0]->frames[0].pc;
+    k = om_snapshot_find_module(raw, (const void *)(uintptr_t)pc);
+    assert_true(k >= 0);
+    self = raw->mods[k];
+    /* the program's file again, above every module; then the others */
+    n = raw->nmods;
+    top = (raw->mods[n - 1].hi | 0xffffffffull) + 1;
+    mods = omi_region_alloc(&raw->mem, (n + 4) * sizeof(*mods));
+    assert_non_null(mods);
+    memcpy(mods, raw->mods, n * sizeof(*mods));
+    tb[0] = add_module_frame(raw, &mods[n], self.path, top, self.hi - self.lo,
+                             self.bias + (top - self.lo), pc + (top - self.lo));
+    mods[n].id_len = self.id_len;
+    memcpy(mods[n].id, self.id, sizeof(self.id));
+    top += 1ull << 32;
+    tb[1] = add_module_frame(raw, &mods[n + 1], fifo, top, 4096, top,
+                             top + 16);
+    tb[2] = add_module_frame(raw, &mods[n + 2], "/dev/zero", top + 8192,
+                             4096, top + 8192, top + 8192 + 16);
+    tb[3] = add_module_frame(raw, &mods[n + 3], dir, top + 16384, 4096,
+                             top + 16384, top + 16384 + 16);
+    raw->mods = mods;
+    raw->nmods = n + 4;
+    assert_int_equal(om_snapshot_dump(raw, path), 0);
+    alarm(60);                          /* a blocked open fails the test */
+    loaded = om_snapshot_load(path);
+    alarm(0);
+    assert_non_null(loaded);
+    if (loaded->tracebacks[0]->frames[0].function)  /* libdw named it */
+        assert_string_equal(loaded->tracebacks[0]->frames[0].function,
+                            "alloc_here");
+    assert_module_only(loaded, tb[0], self.path);
+    assert_module_only(loaded, tb[1], fifo);
+    assert_module_only(loaded, tb[2], "/dev/zero");
+    assert_module_only(loaded, tb[3], dir);
+    unlink(path);
+    unlink(fifo);
+    rmdir(dir);
+    om_snapshot_free(raw);
+    om_snapshot_free(loaded);
+    om_free(p);
+}
+
 /* Whether the file at path holds a GNU build ID note with id[0..n). */
 static bool file_has_build_id(const char *path, const unsigned char *id,
                               size_t n)
@@ -2363,6 +2457,7 @@ int main(void)
         T(test_dump_through),
         T(test_symbols),
         T(test_symbols_at_load),
+        T(test_symbols_at_load_odd_files),
         T(test_snapshot_modules),
         T(test_symbols_debuglink),
         T(test_fmath_against_libm),

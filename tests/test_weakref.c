@@ -302,6 +302,29 @@ static void test_weakvaluedict_replace(void **state)
     assert_clean();
 }
 
+/* A WeakValueDictionary's own dict, which gc.get_referents hands out,
+ * outlives it: a value that dies then finds no dictionary to update (its
+ * callback read the freed one; fuzz_objects found it). */
+static void test_weakvaluedict_dict_outlives(void **state)
+{
+    om_object *d = om_weakvaluedict_new(), *k = om_str_from_utf8("k", 1);
+    om_object *v = wnode_new(), *refs, *dict;
+
+    assert_int_equal(om_weakvaluedict_set(d, k, v), 0);
+    refs = om_gc_get_referents(d);
+    assert_int_equal(om_list_len(refs), 1);
+    dict = om_list_get(refs, 0);
+    om_incref(dict);
+    om_decref(refs);
+    assert_int_equal(om_dict_len(dict), 1);
+    om_decref(d);                       /* the dictionary dies first */
+    om_decref(v);                       /* then its entry's value */
+    assert_int_equal(om_dict_len(dict), 1);     /* no one to delete it */
+    om_decref(dict);
+    om_decref(k);
+    assert_clean();
+}
+
 /* weakref.c's ref object, as the tests below write into it (each checks
  * the layout against its target's list first). */
 struct ref_view {
@@ -400,6 +423,7 @@ int main(void)
         cmocka_unit_test_setup(test_garbage_ref_in_cycle, setup),
         cmocka_unit_test_setup(test_weakvaluedict, setup),
         cmocka_unit_test_setup(test_weakvaluedict_replace, setup),
+        cmocka_unit_test_setup(test_weakvaluedict_dict_outlives, setup),
         cmocka_unit_test_setup(test_check_finds_ref_off_its_list, setup),
         cmocka_unit_test_setup(test_check_finds_basic_ref_not_first,
                                setup),
