@@ -84,15 +84,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define SENTINEL 0x5eed
 #define PATTERN_STEP 0x9e3779b97f4a7c15ull
 
-/* The loops over block bytes are kept out of libFuzzer's coverage: their
- * compares, traced, took most of the time; they find nothing new. */
-#if defined(__clang__)
-#define NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
-#else
-#define NO_COVERAGE __attribute__((noinline))
-#endif
-
-enum family { GP, MEM, OBJ, RAW, NFAMILY };
 enum kind { MALLOC, CALLOC, ALIGNED, REALLOC };
 
 struct slot {
@@ -127,29 +118,7 @@ static void fail(const char *what)
     abort();
 }
 
-/* ---- Reading the input ---- */
-
-struct reader {
-    const uint8_t *p;
-    size_t n;
-};
-
-static unsigned take(struct reader *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-static size_t take_bytes(struct reader *r, int n)
-{
-    size_t v = 0;
-
-    for (int i = 0; i < n; i++)
-        v |= (size_t)take(r) << (8 * i);
-    return v;
-}
+#include "fuzz_util.h"
 
 /* Class edges: fixed ones, and each medium class's size, one off. */
 static size_t edge_size(unsigned b)
@@ -275,70 +244,11 @@ static NO_COVERAGE bool all_zero(const unsigned char *p, size_t n)
 
 /* ---- The families ---- */
 
-static void *call_malloc(enum family fam, size_t size)
-{
-    switch (fam) {
-    case GP:
-        return om_gp_malloc(size);
-    case MEM:
-        return om_malloc(size);
-    case OBJ:
-        return om_obj_malloc(size);
-    default:
-        return om_raw_malloc(size);
-    }
-}
-
-static void *call_calloc(enum family fam, size_t nelem, size_t elsize)
-{
-    switch (fam) {
-    case GP:
-        return om_gp_calloc(nelem, elsize);
-    case MEM:
-        return om_calloc(nelem, elsize);
-    case OBJ:
-        return om_obj_calloc(nelem, elsize);
-    default:
-        return om_raw_calloc(nelem, elsize);
-    }
-}
-
-static void *call_realloc(enum family fam, void *p, size_t size)
-{
-    switch (fam) {
-    case GP:
-        return om_gp_realloc(p, size);
-    case MEM:
-        return om_realloc(p, size);
-    case OBJ:
-        return om_obj_realloc(p, size);
-    default:
-        return om_raw_realloc(p, size);
-    }
-}
-
 /* Aligned allocation exists for gp and mem only. */
 static void *call_aligned(enum family fam, size_t align, size_t size)
 {
     return fam == GP ? om_gp_aligned_alloc(align, size)
                      : om_aligned_alloc(align, size);
-}
-
-static void call_free(enum family fam, void *p)
-{
-    switch (fam) {
-    case GP:
-        om_gp_free(p);
-        break;
-    case MEM:
-        om_free(p);
-        break;
-    case OBJ:
-        om_obj_free(p);
-        break;
-    default:
-        om_raw_free(p);
-    }
 }
 
 static size_t usable_size(enum family fam, const void *p)
@@ -355,53 +265,6 @@ static size_t natural_align(enum family fam, size_t size, enum kind kind)
         size <= SMALL_THRESHOLD)
         return ALIGNMENT;
     return sizeof(void *);
-}
-
-/* ---- The worker thread ---- */
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    void (*fn)(void *);         /* the job; NULL: none */
-    void *arg;
-    bool started;
-} worker = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
-             NULL, false };
-
-static void *worker_main(void *unused)
-{
-    (void)unused;
-    pthread_mutex_lock(&worker.lock);
-    for (;;) {
-        while (!worker.fn)
-            pthread_cond_wait(&worker.changed, &worker.lock);
-        pthread_mutex_unlock(&worker.lock);
-        worker.fn(worker.arg);
-        pthread_mutex_lock(&worker.lock);
-        worker.fn = NULL;
-        pthread_cond_broadcast(&worker.changed);
-    }
-    return NULL;
-}
-
-/* Run fn(arg) on the worker and wait until it is done. */
-static void on_worker(void (*fn)(void *), void *arg)
-{
-    pthread_t t;
-
-    if (!worker.started) {
-        if (pthread_create(&t, NULL, worker_main, NULL) != 0)
-            fail("cannot start the worker thread");
-        pthread_detach(t);
-        worker.started = true;
-    }
-    pthread_mutex_lock(&worker.lock);
-    worker.fn = fn;
-    worker.arg = arg;
-    pthread_cond_broadcast(&worker.changed);
-    while (worker.fn)
-        pthread_cond_wait(&worker.changed, &worker.lock);
-    pthread_mutex_unlock(&worker.lock);
 }
 
 static void run_on(bool remote, void (*fn)(void *), void *arg)
@@ -836,19 +699,6 @@ static void step(struct reader *r)
 }
 
 /* ---- One input ---- */
-
-struct counts {
-    size_t blocks, raw, large;
-};
-
-static struct counts counts_now(void)
-{
-    struct om_stats s;
-
-    if (om_stats_get(&s) != 0)
-        fail("om_stats_get failed");
-    return (struct counts){ s.blocks_in_use, s.raw_blocks, s.large_blocks };
-}
 
 /* The model assumes the domains' default tables. */
 static void check_setup(void)

@@ -81,7 +81,8 @@ OM_API void om_obj_free(void *p);
 
 /*
  * Bytes usable at p, a block of the MEM or OBJ domain (or of the RAW
- * domain while it is the system allocator); 0 for NULL.
+ * domain while it is the system allocator, wrapped by tracing or not); 0
+ * for NULL.
  */
 OM_API size_t om_usable_size(const void *p);
 
@@ -89,10 +90,14 @@ OM_API size_t om_usable_size(const void *p);
  * A MEM-domain block of size bytes aligned to alignment (a power of two);
  * free it with om_free.  Alignments up to the small threshold are served
  * from the pools; larger ones, or large sizes, by the system allocator
- * while the RAW domain is the default.  Alignments above 16 need the MEM
- * domain's default table (not replaced, no debug hooks), or the system
- * table (OBJMEM_ALLOCATOR=malloc: posix_memalign's block): ENOTSUP
- * otherwise, as when RAW is replaced.  EINVAL for a bad alignment.
+ * while the RAW domain is the default.  Alignments above 16 need one of
+ * objmem's tables in MEM, wrapped by tracing or not: the default, the
+ * system table (OBJMEM_ALLOCATOR=malloc: posix_memalign's block) or
+ * om_gp_allocator (om_gp_aligned_alloc's block); ENOTSUP under the debug
+ * hooks (their header would break the alignment) or a table of one's
+ * own, as when RAW is replaced.  While tracing, the block is traced as
+ * om_malloc's of size bytes (sampled alike), and om_free forgets it.
+ * EINVAL for a bad alignment.
  */
 OM_API void *om_aligned_alloc(size_t alignment, size_t size);
 
@@ -117,7 +122,11 @@ OM_API void *om_gp_calloc(size_t nelem, size_t elsize);
 OM_API void *om_gp_realloc(void *p, size_t size);
 OM_API void om_gp_free(void *p);
 OM_API size_t om_gp_usable_size(const void *p);
-/* Any power-of-two alignment; EINVAL otherwise. */
+/* Any power-of-two alignment; EINVAL otherwise.  Never traced, as the
+ * family's other calls made directly: tracing sees the family only
+ * through a domain's table (om_gp_allocator), which has no aligned call
+ * (om_aligned_alloc over it is traced in MEM).  A runtime reports such a
+ * block with om_trace_track, as the shim does. */
 OM_API void *om_gp_aligned_alloc(size_t alignment, size_t size);
 OM_API extern const struct om_allocator om_gp_allocator;
 
@@ -276,6 +285,25 @@ OM_API void om_set_error_handler(om_error_fn fn, void *arg);
  * turns it off.  Returns 0, or -EINVAL for a negative nth.
  */
 OM_API int om_debug_fail_maps(long nth, bool every);
+
+/*
+ * Fault injection per request (CPython's _testcapi.set_nomemory, SQLite's
+ * oom-transient and oom-persistent): the requests that allocate (malloc,
+ * calloc, realloc) made to the three domains are numbered from 0 at the
+ * call, and those from start up to but not including stop fail with NULL
+ * and errno = ENOMEM (stop = 0: every one from start on); a failed
+ * realloc leaves its block as it was.  A large MEM or OBJ request counts
+ * twice (it goes on to RAW); the om_gp_* family is not counted.
+ * om_debug_fail_allocs(-1, 0) stops it.  It wraps the domains' tables,
+ * as the debug hooks do (om_aligned_alloc above 16 is ENOTSUP under it,
+ * as under them), and costs nothing while stopped; a table set
+ * over it meanwhile (tracing started) keeps it under it, passing every
+ * request through, until that table goes and it is stopped again.
+ * Returns 0, or -EINVAL (start < -1; stop neither 0 nor above start).
+ * om_debug_failed_allocs: the requests failed since the last start.
+ */
+OM_API int om_debug_fail_allocs(long start, long stop);
+OM_API long om_debug_failed_allocs(void);
 
 /* ---- 6. Objects ----
  *
@@ -578,6 +606,44 @@ OM_API double om_float_as_double(const om_object *o);
  * found (collected + uncollectable); -1 with errno = EINVAL for a bad
  * generation; 0 when called during a collection. */
 OM_API ptrdiff_t om_gc_collect(int generation);
+
+/*
+ * The emergency collection (beyond CPython; Lua's): when a GC object
+ * cannot be allocated and automatic collection is on (enabled, threshold
+ * 0 > 0, no collection under way), a full collection runs, with its
+ * callbacks, the allocator gives back its caches (om_collect(false)), and
+ * the allocation is tried once more, so that garbage in cycles does not
+ * make it fail.  Other allocations never collect, as CPython's.  A GC
+ * object rescued so has errno reading ENOMEM (its first attempt failed).
+ * The count is of emergency collections since the start.
+ */
+OM_API size_t om_gc_get_emergency_count(void);
+
+/*
+ * Zeal, for testing a runtime against the collector (SpiderMonkey's
+ * gczeal, Lua's HARDMEMTESTS and EMERGENCYGCTESTS): collections forced at
+ * GC allocations (those generation 0 counts: memory from the OBJ domain,
+ * not from a free list), on top of the thresholds, while the collector
+ * is enabled, even with threshold 0.
+ *   OM_GC_ZEAL_YOUNG      every `every`th: the automatic collection with
+ *                         threshold 0 taken as passed (generation 0, or
+ *                         an older one whose turn it is)
+ *   OM_GC_ZEAL_FULL       every `every`th: a full collection
+ *   OM_GC_ZEAL_EMERGENCY  each one fails first, so the emergency
+ *                         collection runs before its retry (`every` is
+ *                         not used; with threshold 0, none do)
+ * om_gc_set_zeal returns 0, or -EINVAL for an unknown mode or every < 1;
+ * it restarts the count.  OBJMEM_GC_TORTURE sets it at start: 1 (young,
+ * every one), young:N, full:N, emergency, 0 (off).
+ */
+enum om_gc_zeal {
+    OM_GC_ZEAL_OFF,
+    OM_GC_ZEAL_YOUNG,
+    OM_GC_ZEAL_FULL,
+    OM_GC_ZEAL_EMERGENCY
+};
+OM_API int om_gc_set_zeal(enum om_gc_zeal mode, long every);
+OM_API enum om_gc_zeal om_gc_get_zeal(long *every);
 
 OM_API void om_gc_enable(void);
 OM_API void om_gc_disable(void);

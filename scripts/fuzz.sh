@@ -10,11 +10,11 @@ cd "$(dirname "$0")/.."
 seconds=$1
 shift
 b=build/fuzz
-if [ ! -f $b/CMakeCache.txt ]; then
-    mkdir -p $b
-    CC=clang cmake -S . -B $b -DOM_MODE=fuzz -DOM_BUILD_TESTS=OFF \
-        -DOM_BUILD_BENCH=OFF >/dev/null
-fi
+# Configured every time (a second when nothing changed): a target added
+# since the last run is otherwise unknown to make.
+mkdir -p $b
+CC=clang cmake -S . -B $b -DOM_MODE=fuzz -DOM_BUILD_TESTS=OFF \
+    -DOM_BUILD_BENCH=OFF >/dev/null
 targets=""
 for t in "$@"; do targets="$targets fuzz_$t"; done
 echo "objmem: building$targets in $b (clang, ASan+UBSan, libFuzzer)"

@@ -317,17 +317,26 @@ OM_INLINE bool sample_skips(size_t size)
            likely(omi_trace_countdown_skips(size));
 }
 
+/* Domain d's malloc: its entry point's body, inlined there and into
+ * om_aligned_alloc, so that the caller noted is theirs (an inlined
+ * __builtin_return_address is the return address of the function it is
+ * inlined into). */
+OM_INLINE OM_NO_ASAN void *domain_malloc(int d, size_t size)
+{
+    unsigned mode = omi_domain_small[d];
+
+    if (likely(mode == OMI_TABLE_SMALL))
+        return small_alloc(size);
+    if (mode == OMI_TABLE_SAMPLED && sample_skips(size))
+        return block_alloc(size);
+    OMI_NOTE_CALLER();
+    return omi_domains[d].malloc(omi_domains[d].ctx, size);
+}
+
 #define DOMAIN_ENTRY_POINTS(d, prefix)                                      \
     OM_NO_ASAN void *prefix##malloc(size_t size)                            \
     {                                                                       \
-        unsigned mode = omi_domain_small[d];                                \
-                                                                            \
-        if (likely(mode == OMI_TABLE_SMALL))                                \
-            return small_alloc(size);                                       \
-        if (mode == OMI_TABLE_SAMPLED && sample_skips(size))                \
-            return block_alloc(size);                                       \
-        OMI_NOTE_CALLER();                                                  \
-        return omi_domains[d].malloc(omi_domains[d].ctx, size);             \
+        return domain_malloc(d, size);                                      \
     }                                                                       \
     OM_NO_ASAN void *prefix##calloc(size_t nelem, size_t elsize)            \
     {                                                                       \
@@ -364,6 +373,13 @@ DOMAIN_ENTRY_POINTS(OM_DOMAIN_OBJ, om_obj_)
 
 /* ---- Sizes and alignment ---- */
 
+/* Table t is the system allocator's (RAW's default; MEM's with
+ * allocator=malloc).  t may be NULL. */
+static bool is_system_table(const struct om_allocator *t)
+{
+    return t && t->malloc == omi_domain_default_raw.malloc;
+}
+
 size_t om_usable_size(const void *p)
 {
     size_t size;
@@ -372,10 +388,12 @@ size_t om_usable_size(const void *p)
         return 0;
     if (omi_debug_hooks_on(OM_DOMAIN_MEM) || omi_debug_hooks_on(OM_DOMAIN_OBJ))
         return omi_debug_block_size(p);
-    size = small_size(p);
-    if (size)
+    /* A large block of om_gp_allocator's (a domain's table, or RAW's
+     * under MEM's defaults) is no system block. */
+    if ((size = small_size(p)) || (size = omi_large_size(p)))
         return size;
-    return omi_domain_is_system(OM_DOMAIN_RAW)
+    return omi_domain_is_system(OM_DOMAIN_RAW) ||
+                   is_system_table(omi_trace_under(OM_DOMAIN_RAW))
                ? malloc_usable_size((void *)(uintptr_t)p)
                : 0;
 }
@@ -402,12 +420,15 @@ static void *sys_aligned(size_t alignment, size_t size)
     return p;
 }
 
-/* Over-aligned large blocks come from the system allocator directly. */
+/* Over-aligned large blocks come from the system allocator directly,
+ * while RAW is that allocator or tracing's wrapper over it (the block is
+ * traced in MEM, where om_aligned_alloc asked for it). */
 static void *large_aligned(size_t alignment, size_t size)
 {
     void *p;
 
-    if (!omi_domain_is_system(OM_DOMAIN_RAW)) {
+    if (!omi_domain_is_system(OM_DOMAIN_RAW) &&
+        !is_system_table(omi_trace_under(OM_DOMAIN_RAW))) {
         errno = ENOTSUP;
         return NULL;
     }
@@ -417,29 +438,56 @@ static void *large_aligned(size_t alignment, size_t size)
     return p;
 }
 
+/* An over-aligned block of the small-object allocator, untraced.  A
+ * class whose size is a multiple of the alignment has every block
+ * aligned: pools are page-aligned and hold no header. */
+OM_INLINE OM_NO_ASAN void *small_aligned(size_t alignment, size_t size)
+{
+    size_t rounded = ((size ? size : 1) + alignment - 1) & ~(alignment - 1);
+
+    if (alignment <= SMALL_THRESHOLD && rounded <= SMALL_THRESHOLD &&
+        rounded >= size)
+        return small_alloc(rounded);
+    return large_aligned(alignment, size);
+}
+
+/* a's four functions are those of table t. */
+static bool same_table(const struct om_allocator *a,
+                       const struct om_allocator *t)
+{
+    return a->malloc == t->malloc && a->calloc == t->calloc &&
+           a->realloc == t->realloc && a->free == t->free;
+}
+
+OM_NO_ASAN void *omi_alloc_aligned_in(const struct om_allocator *t,
+                                      size_t alignment, size_t size)
+{
+    if (is_system_table(t))
+        return sys_aligned(alignment, size);
+    if (same_table(t, &omi_domain_default_small))
+        return small_aligned(alignment, size);
+    if (same_table(t, &om_gp_allocator))
+        return om_gp_aligned_alloc(alignment, size);
+    errno = ENOTSUP;
+    return NULL;
+}
+
 OM_NO_ASAN void *om_aligned_alloc(size_t alignment, size_t size)
 {
-    size_t rounded;
-
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
         errno = EINVAL;
         return NULL;
     }
     if (alignment <= ALIGNMENT)
-        return om_malloc(size);
+        return domain_malloc(OM_DOMAIN_MEM, size);
     if (omi_domain_is_system(OM_DOMAIN_MEM))
         return sys_aligned(alignment, size);    /* allocator=malloc */
-    if (omi_domain_small[OM_DOMAIN_MEM] != OMI_TABLE_SMALL) {
-        errno = ENOTSUP;
-        return NULL;
+    if (unlikely(omi_domain_small[OM_DOMAIN_MEM] != OMI_TABLE_SMALL)) {
+        /* om_gp_allocator, tracing's wrapper, or ENOTSUP (trace.c). */
+        OMI_NOTE_CALLER();
+        return omi_trace_aligned(alignment, size);
     }
-    /* A class whose size is a multiple of the alignment has every block
-     * aligned: pools are page-aligned and hold no header. */
-    rounded = ((size ? size : 1) + alignment - 1) & ~(alignment - 1);
-    if (alignment <= SMALL_THRESHOLD && rounded <= SMALL_THRESHOLD &&
-        rounded >= size)
-        return small_alloc(rounded);
-    return large_aligned(alignment, size);
+    return small_aligned(alignment, size);
 }
 
 /* ---- The general-purpose family: every size from objmem ----

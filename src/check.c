@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 
+#include "domain.h"
 #include "heap.h"
 #include "large.h"
 #include "object.h"
@@ -114,6 +115,8 @@ int om_check(void)
         rc = omi_tags_check_pools(tagged);
     if (rc == 0)
         rc = omi_os_check();
+    if (rc == 0)
+        rc = omi_nomem_check();
     omi_purge_resume();
     return rc;
 }

@@ -23,6 +23,12 @@ void *omi_small_calloc(void *ctx, size_t nelem, size_t elsize);
 void *omi_small_realloc(void *ctx, void *p, size_t size);
 void omi_small_free(void *ctx, void *p);
 
+/* alloc.c: om_aligned_alloc's block (alignment a power of two above 16)
+ * as table t would serve it, untraced: t the small-object allocator's,
+ * the system's or om_gp_allocator; NULL with ENOTSUP for any other. */
+void *omi_alloc_aligned_in(const struct om_allocator *t, size_t alignment,
+                           size_t size);
+
 /* alloc.c: where the general-purpose family sends pointers that are not
  * objmem's (all NULL: they are reported as bad frees). */
 struct omi_gp_foreign {
@@ -56,6 +62,16 @@ extern uint8_t omi_domain_small[3];
  * small-object allocator (on), or no longer (off). */
 void omi_domain_set_sampled(enum om_domain d, bool on);
 
+/* trace.c: the table that tracing's wrapper of domain d wraps, while d's
+ * live table is that wrapper; else NULL. */
+const struct om_allocator *omi_trace_under(enum om_domain d);
+
+/* trace.c: om_aligned_alloc while MEM's table is not the small-object
+ * allocator's own: the block of the live table, or under tracing's
+ * wrapper of the table it wraps (omi_alloc_aligned_in), then traced as
+ * the wrapper's malloc traces one of size bytes. */
+void *omi_trace_aligned(size_t alignment, size_t size);
+
 /* True while domain d's table is the unwrapped system allocator: RAW's
  * default, MEM's and OBJ's with allocator=malloc. */
 bool omi_domain_is_system(enum om_domain d);
@@ -63,6 +79,9 @@ bool omi_domain_is_system(enum om_domain d);
 /* debug.c's constructor applies the allocator option (malloc, debug,
  * malloc_debug) unless the shim, which applies it itself, says false. */
 extern bool omi_allocator_auto;
+
+/* nomem.c: om_check's part (invariant nomem.1). */
+int omi_nomem_check(void);
 
 /* debug.c: true while the debug hooks wrap domain d. */
 bool omi_debug_hooks_on(enum om_domain d);

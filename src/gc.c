@@ -39,7 +39,11 @@
  *
  * The object layer calls in as CPython's object allocator does:
  * omi_gc_on_alloc (count, maybe collect), omi_gc_unlink (untrack, at
- * every GC object's end) and omi_gc_uncount (its memory gone back).
+ * every GC object's end) and omi_gc_uncount (its memory gone back); and
+ * omi_gc_emergency when a GC object's memory could not be had (a full
+ * collection before its one retry).  Zeal (om_gc_set_zeal) sends every
+ * GC allocation down the slow path, which counts them to force its
+ * collections, or answers "fail" to send each through the emergency.
  *
  * Invariants (checked by omi_gc_check, which also checks weakref.1-2 on
  * every ref, class.1, 3-5 on every instance and dict.1-2 on every
@@ -55,9 +59,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "object.h"
+#include "options.h"
 #include "probe.h"
 
 #define NGENS 3
@@ -83,7 +89,11 @@ static struct {
     bool ready;
     bool enabled;
     bool collecting;
-    bool torture;                   /* OBJMEM_GC_TORTURE=1 */
+    enum om_gc_zeal zeal;           /* om_gc_set_zeal, OBJMEM_GC_TORTURE */
+    long zeal_every;                /* GC allocations between its
+                                       collections (young, full) */
+    long zeal_count;                /* ... since the last one */
+    size_t emergencies;             /* om_gc_get_emergency_count */
     unsigned debug;
     struct generation gens[NGENS];
     gc_head permanent;
@@ -125,24 +135,68 @@ static long *gen_count(int i)
 }
 
 /* Automatic collection is on when enabled, threshold 0 > 0, and no
- * collection is under way: omi_gc_on_alloc compares with this. */
-static void update_auto(void)
+ * collection is under way; the emergency collection only then. */
+static bool auto_on(void)
 {
-    bool on = gc.enabled && !gc.collecting &&
-              (gc.gens[0].threshold > 0 || gc.torture);
-
-    omi_gc_young.threshold = !on ? LONG_MAX :
-                             gc.torture ? 0 : gc.gens[0].threshold;
+    return gc.enabled && !gc.collecting && gc.gens[0].threshold > 0;
 }
 
-/* OBJMEM_GC_TORTURE=1: collect at every GC allocation, so that a test
- * suite run this way meets the collector at every point it can. */
-__attribute__((constructor)) static void gc_torture_from_env(void)
+/* What omi_gc_on_alloc compares with: threshold 0 while automatic
+ * collection is on, LONG_MAX while it is off; 0 (every GC allocation
+ * takes the slow path) while zeal is on, which works with threshold 0
+ * too, not while disabled or collecting. */
+static void update_auto(void)
 {
-    const char *v = getenv("OBJMEM_GC_TORTURE");
+    bool zeal = gc.zeal != OM_GC_ZEAL_OFF;
 
-    gc.torture = v && v[0] == '1' && v[1] == '\0';
+    omi_gc_young.threshold =
+        !gc.enabled || gc.collecting ? LONG_MAX :
+        zeal ? 0 : gc.gens[0].threshold > 0 ? gc.gens[0].threshold :
+        LONG_MAX;
+}
+
+int om_gc_set_zeal(enum om_gc_zeal mode, long every)
+{
+    if ((unsigned)mode > OM_GC_ZEAL_EMERGENCY ||
+        (mode != OM_GC_ZEAL_OFF && mode != OM_GC_ZEAL_EMERGENCY &&
+         every < 1))
+        return -EINVAL;
+    gc.zeal = mode;
+    gc.zeal_every = mode == OM_GC_ZEAL_YOUNG || mode == OM_GC_ZEAL_FULL ?
+                    every : 0;
+    gc.zeal_count = 0;
     update_auto();
+    return 0;
+}
+
+enum om_gc_zeal om_gc_get_zeal(long *every)
+{
+    if (every)
+        *every = gc.zeal_every;
+    return gc.zeal;
+}
+
+size_t om_gc_get_emergency_count(void)
+{
+    return gc.emergencies;
+}
+
+/* OBJMEM_GC_TORTURE (options.c has checked its form): 1 or young:N,
+ * full:N, emergency; 0 or unset: off. */
+__attribute__((constructor)) static void gc_zeal_from_env(void)
+{
+    const char *v;
+    long every = 1;
+
+    omi_options_load();
+    v = omi_option_str(OMI_OPT_GC_TORTURE);
+    if (strncmp(v, "young:", 6) == 0 || strncmp(v, "full:", 5) == 0)
+        every = strtol(strchr(v, ':') + 1, NULL, 10);
+    (void)om_gc_set_zeal(strcmp(v, "1") == 0 ? OM_GC_ZEAL_YOUNG :
+                         v[0] == 'y' ? OM_GC_ZEAL_YOUNG :
+                         v[0] == 'f' ? OM_GC_ZEAL_FULL :
+                         v[0] == 'e' ? OM_GC_ZEAL_EMERGENCY :
+                         OM_GC_ZEAL_OFF, every);
 }
 
 /* ---- Lists ---- */
@@ -930,25 +984,26 @@ ptrdiff_t om_gc_collect(int generation)
  * (the oldest only when 25% of its work is new since its last
  * collection: full collections then cost a bounded multiple of the work
  * that made them, as CPython's rule intends, though a container's items
- * are visited and not counted there). */
-static void collect_generations(void)
+ * are visited and not counted there).  forced (a young zeal collection):
+ * threshold 0 taken as 0, and generation 0 collected, not an increment. */
+static void collect_generations(bool forced)
 {
     if (gc.incremental) {
         /* Generation 1 as before, generation 0 with a slice of the old
          * generation (an increment); a full collection only when the old
          * generation doubled since the last one. */
-        long t0 = gc.torture ? 0 : gc.gens[0].threshold;
+        long t0 = forced ? 0 : gc.gens[0].threshold;
         if (gc.old_size > 2 * (gc.old_full_size > INC_FULL_MIN ?
                                gc.old_full_size : INC_FULL_MIN))
             collect_with_callbacks(NGENS - 1);
         else if (*gen_count(1) > gc.gens[1].threshold)
             collect_with_callbacks(NGENS - 2);
         else if (*gen_count(0) > t0)
-            collect_with_callbacks(gc.torture ? 0 : INCREMENT);
+            collect_with_callbacks(forced ? 0 : INCREMENT);
         return;
     }
     for (int i = NGENS - 1; i >= 0; i--) {
-        long threshold = i == 0 && gc.torture ? 0 : gc.gens[i].threshold;
+        long threshold = i == 0 && forced ? 0 : gc.gens[i].threshold;
         if (*gen_count(i) <= threshold)
             continue;
         if (i == NGENS - 1 &&
@@ -959,10 +1014,39 @@ static void collect_generations(void)
     }
 }
 
-void omi_gc_collect_auto(void)
+bool omi_gc_collect_auto(void)
+{
+    bool due = false;
+
+    ready();
+    if (gc.zeal == OM_GC_ZEAL_YOUNG || gc.zeal == OM_GC_ZEAL_FULL) {
+        due = ++gc.zeal_count >= gc.zeal_every;
+        if (due)
+            gc.zeal_count = 0;
+        if (due && gc.zeal == OM_GC_ZEAL_FULL) {
+            collect_with_callbacks(NGENS - 1);
+            return false;
+        }
+    }
+    if (due || (auto_on() && omi_gc_young.count > gc.gens[0].threshold))
+        collect_generations(due);
+    /* Emergency zeal: this allocation fails first (where the emergency
+     * collection may run, so that the retry comes). */
+    return gc.zeal == OM_GC_ZEAL_EMERGENCY && auto_on();
+}
+
+bool omi_gc_emergency(size_t size)
 {
     ready();
-    collect_generations();
+    if (!auto_on())
+        return false;
+    gc.emergencies++;
+    if (gc.debug & OM_GC_DEBUG_STATS)
+        omi_print_fd(2, "gc: emergency collection: an allocation of %zu "
+                     "bytes failed\n", size);
+    collect_with_callbacks(NGENS - 1);
+    om_collect(false);
+    return true;
 }
 
 /* ---- Settings, freeze, stats, callbacks ---- */

@@ -50,6 +50,25 @@ size_t om_live_objects(void)
 
 /* ---- Allocation ---- */
 
+/* A GC object's memory that its first allocation did not get (or that
+ * the emergency zeal kept from it): once more, after the emergency
+ * collection where automatic collection is on; else NULL with errno =
+ * ENOMEM, and the object uncounted.  After a failed first attempt that
+ * the emergency rescued, errno reads ENOMEM (objmem.h, section 7). */
+static OM_NOINLINE char *after_emergency(const struct om_type *t,
+                                         size_t size, bool zero)
+{
+    char *mem;
+
+    if (!(t->flags & OM_TPFLAGS_GC))
+        return NULL;
+    (void)omi_gc_emergency(size);
+    mem = zero ? om_obj_calloc(1, size) : om_obj_malloc(size);
+    if (!mem)
+        omi_gc_uncount();
+    return mem;
+}
+
 /* An object of type t with extra bytes after basic_size, from fl when fl
  * holds objects of that size: zeroed, or with zero false only its
  * pre-header (the caller sets every field after the header). */
@@ -73,14 +92,12 @@ OM_INLINE om_object *alloc_object(const struct om_type *t, size_t extra,
     if (fl && size == fl->size && (mem = omi_freelist_pop(fl))) {
         memset(mem, 0, zero ? size : pre);
     } else {
-        if (t->flags & OM_TPFLAGS_GC)
-            omi_gc_on_alloc();          /* may collect */
-        mem = zero ? om_obj_calloc(1, size) : om_obj_malloc(size);
-        if (!mem) {
-            if (t->flags & OM_TPFLAGS_GC)
-                omi_gc_uncount();
+        bool fail = (t->flags & OM_TPFLAGS_GC) && omi_gc_on_alloc();
+
+        if (likely(!fail))              /* omi_gc_on_alloc may collect */
+            mem = zero ? om_obj_calloc(1, size) : om_obj_malloc(size);
+        if (unlikely(!mem) && (mem = after_emergency(t, size, zero)) == NULL)
             return NULL;
-        }
         if (!zero)
             memset(mem, 0, pre);
         omi_object_made++;

@@ -144,17 +144,24 @@ bool omi_weakref_has_callback(const om_object *ref);
 void omi_weakref_call(om_object *ref);
 int omi_weakref_check(om_object *ref);
 
-/* gc.c: the automatic collection, when count passed threshold. */
-void omi_gc_collect_auto(void);
+/* gc.c: the automatic collection, when count passed threshold (and the
+ * zeal collections); true when zeal makes this allocation fail first. */
+bool omi_gc_collect_auto(void);
+/* gc.c: a GC object of size bytes could not be allocated: true when the
+ * emergency collection ran (and the allocator's caches went back), so
+ * that the caller tries once more; false when automatic collection is
+ * off (disabled, threshold 0, or a collection under way). */
+bool omi_gc_emergency(size_t size);
 int omi_gc_check(void);
 
 /* Called by the object layer as CPython's allocator calls its collector:
  * before a GC object's memory comes from the OBJ domain (count it, maybe
- * collect) ... */
-OM_INLINE void omi_gc_on_alloc(void)
+ * collect; true: fail this allocation, for the emergency zeal) ... */
+OM_INLINE bool omi_gc_on_alloc(void)
 {
     if (unlikely(++omi_gc_young.count > omi_gc_young.threshold))
-        omi_gc_collect_auto();
+        return omi_gc_collect_auto();
+    return false;
 }
 
 /* Track o (a GC object) in generation 0 (om_gc_track). */

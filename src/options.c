@@ -89,6 +89,12 @@ static struct option options[OMI_OPT_COUNT] = {
         "run`: PID.ID, the program it started and the run; each report "
         "names the run, and a report or capture name without %p is that "
         "program's alone (another process writes NAME.PID)", NULL, "" },
+    [OMI_OPT_GC_TORTURE] = { "gc_torture", "OBJMEM_GC_TORTURE", STRING,
+        "0", "for testing a runtime: collections forced at GC allocations "
+        "(om_gc_set_zeal): 1 or young:N, the automatic collection every "
+        "N of them; full:N, a full collection every N; emergency, each "
+        "fails first, so an emergency collection comes before its retry; "
+        "0: off", NULL, "" },
 };
 
 #define MAX_WARNINGS 8
@@ -209,6 +215,19 @@ static void warn(const char *what, const char *a, size_t alen,
         append(w, &n, b, strlen(b));
 }
 
+/* v is word followed by N, a decimal from 1 to 10^9 - 1. */
+static bool every_n(const char *v, size_t len, const char *word)
+{
+    size_t w = strlen(word);
+
+    if (len <= w || len > w + 9 || strncmp(v, word, w) != 0 || v[w] == '0')
+        return false;
+    for (size_t i = w; i < len; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    return true;
+}
+
 static bool parse_bool(const char *v, size_t len, bool *out)
 {
     static const char *const yes[] = { "1", "true", "yes", "on" };
@@ -243,6 +262,10 @@ static bool valid(const struct option *o, const char *v, size_t len)
                 return false;
         return len < 19;
     case STRING:
+        if (o == &options[OMI_OPT_GC_TORTURE])
+            return is_word(v, len, "0") || is_word(v, len, "1") ||
+                   is_word(v, len, "emergency") ||
+                   every_n(v, len, "young:") || every_n(v, len, "full:");
         if (o == &options[OMI_OPT_ALLOCATOR])
             return is_word(v, len, "objmem") || is_word(v, len, "debug") ||
                    is_word(v, len, "pymalloc") ||

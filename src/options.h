@@ -21,6 +21,7 @@ enum omi_opt {
     OMI_OPT_TRACE_FORKS,
     OMI_OPT_TRACE_SYMBOLS,
     OMI_OPT_RUN,
+    OMI_OPT_GC_TORTURE,
     OMI_OPT_COUNT
 };
 

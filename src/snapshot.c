@@ -71,7 +71,8 @@
  *         56, without trace_memory, is read too; a longer META is a later
  *         version's: the rest is skipped)
  *   STRS  the strings, each NUL-terminated, back to back
- *   TBKS  ntracebacks records: u32 nframe, u32 total_nframe, then nframe
+ *   TBKS  ntracebacks records: u32 nframe, u32 total_nframe (at least
+ *         nframe: the frames the stack had), then nframe
  *         frames of 24 bytes: u32 filename (the offset in STRS of a
  *         string's first byte), u32 function (offset, or 0xffffffff:
  *         none), u32 lineno, u32 0, u64 pc
@@ -199,6 +200,7 @@
 static const struct om_frame unknown_frame = { UNKNOWN, NULL, 0, NULL };
 
 static OM_TLS char load_error[ERROR_BYTES];
+OM_TLS size_t omi_snapshot_string_bytes;
 
 /* ---- Memory ---- */
 
@@ -268,6 +270,7 @@ static uint64_t str_hash(const char *str)
     size_t n = strlen(str);
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, w;
 
+    omi_snapshot_string_bytes += n;
     for (; n >= 8; str += 8, n -= 8) {
         memcpy(&w, str, 8);
         h = (h ^ w) * 0xff51afd7ed558ccdULL;
@@ -338,6 +341,77 @@ const char *omi_snapshot_intern(struct om_snapshot *s, const char *str)
     return copy;
 }
 
+/*
+ * A memo keyed by a string's address (or any pointer): what a string of a
+ * snapshot has been found to be, its copy in another snapshot or a
+ * filter's verdict, worked out once a string rather than once a frame.
+ * Strings are interned, so an address stands for its bytes; without the
+ * memo, n frames naming one string of L bytes cost n * L (a 1.6 MB
+ * capture took 9 s to filter).  Room for nkeys keys, set when made: the
+ * slots are at least twice as many, so probing ends.
+ */
+struct memo {
+    const void **keys;          /* per slot: a key, or NULL */
+    uintptr_t *vals;            /* its value; 0: not worked out yet */
+    size_t mask;
+};
+
+/* A memo for nkeys keys in r: false when out of memory. */
+static bool memo_init(struct memo *m, struct omi_region *r, size_t nkeys)
+{
+    size_t slots = 2;
+
+    while (slots < 2 * nkeys + 2)
+        slots *= 2;
+    m->keys = alloc_array(r, slots, sizeof(m->keys[0]));
+    m->vals = alloc_array(r, slots, sizeof(m->vals[0]));
+    m->mask = slots - 1;
+    return m->keys && m->vals;
+}
+
+/* The slot of m that holds key, or the empty one where it would go. */
+static size_t memo_slot(const struct memo *m, const void *key)
+{
+    uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
+    size_t i = (size_t)(h >> 29) & m->mask;
+
+    while (m->keys[i] && m->keys[i] != key)
+        i = (i + 1) & m->mask;
+    return i;
+}
+
+/* key's value in m, 0 when new (then key has a slot: set it). */
+static uintptr_t *memo_val(struct memo *m, const void *key)
+{
+    size_t i = memo_slot(m, key);
+
+    m->keys[i] = key;
+    return &m->vals[i];
+}
+
+/* key's value in m, 0 when it has none. */
+static uintptr_t memo_get(const struct memo *m, const void *key)
+{
+    size_t i = memo_slot(m, key);
+
+    return m->keys[i] ? m->vals[i] : 0;
+}
+
+/* str (a string of another snapshot, or NULL) interned in s, once a
+ * string when m is not NULL: NULL + ENOMEM when out of memory. */
+static const char *intern_memo(struct om_snapshot *s, struct memo *m,
+                               const char *str)
+{
+    uintptr_t *v;
+
+    if (!m || !str)
+        return omi_snapshot_intern(s, str);
+    v = memo_val(m, str);
+    if (!*v)
+        *v = (uintptr_t)omi_snapshot_intern(s, str);
+    return (const char *)*v;
+}
+
 /* ---- The builder ---- */
 
 struct om_snapshot *omi_snapshot_new(int traceback_limit,
@@ -368,14 +442,13 @@ static struct om_traceback *new_traceback(struct om_snapshot *s,
     return tb;
 }
 
-/* *to = f with its strings interned in s (no file: "<unknown>");
- * false when out of memory. */
-static bool copy_frame(struct om_snapshot *s, struct om_frame *to,
-                       const struct om_frame *f)
+/* *to = f with its strings interned in s (no file: "<unknown>"), once
+ * a string with a memo m; false when out of memory. */
+static bool copy_frame(struct om_snapshot *s, struct memo *m,
+                       struct om_frame *to, const struct om_frame *f)
 {
-    to->filename = omi_snapshot_intern(s, f->filename ? f->filename
-                                                      : UNKNOWN);
-    to->function = omi_snapshot_intern(s, f->function);
+    to->filename = intern_memo(s, m, f->filename ? f->filename : UNKNOWN);
+    to->function = intern_memo(s, m, f->function);
     to->lineno = f->lineno;
     to->pc = f->pc;
     return to->filename && (to->function || !f->function);
@@ -399,9 +472,11 @@ static long append_traceback(struct om_snapshot *s, struct om_traceback *tb)
     return (long)s->ntracebacks++;
 }
 
-long omi_snapshot_add_traceback(struct om_snapshot *s,
-                                const struct om_frame *frames,
-                                unsigned nframe, unsigned total_nframe)
+/* omi_snapshot_add_traceback, its strings interned through m (NULL:
+ * none). */
+static long add_traceback(struct om_snapshot *s, struct memo *m,
+                          const struct om_frame *frames, unsigned nframe,
+                          unsigned total_nframe)
 {
     struct om_traceback *tb;
 
@@ -410,9 +485,16 @@ long omi_snapshot_add_traceback(struct om_snapshot *s,
     if (!tb)
         return -ENOMEM;
     for (unsigned i = 0; i < nframe; i++)
-        if (!copy_frame(s, &tb->frames[i], &frames[i]))
+        if (!copy_frame(s, m, &tb->frames[i], &frames[i]))
             return -ENOMEM;
     return append_traceback(s, tb);
+}
+
+long omi_snapshot_add_traceback(struct om_snapshot *s,
+                                const struct om_frame *frames,
+                                unsigned nframe, unsigned total_nframe)
+{
+    return add_traceback(s, NULL, frames, nframe, total_nframe);
 }
 
 int omi_snapshot_add_record(struct om_snapshot *s,
@@ -717,6 +799,7 @@ struct grouping {
     size_t n, cap;
     size_t *map;                /* group index + 1 per slot; 0: empty */
     size_t mask;
+    struct memo strings;        /* src != dst: src's strings as dst's */
 };
 
 /* A key of one frame, on the stack. */
@@ -839,7 +922,7 @@ static const char *dst_string(struct grouping *g, const char *str)
 {
     if (g->src == g->dst && str != unknown_frame.filename)
         return str;
-    return omi_snapshot_intern(g->dst, str);
+    return intern_memo(g->dst, g->src == g->dst ? NULL : &g->strings, str);
 }
 
 /* f as a frame of a key of g's kind, with dst's strings: false when out
@@ -973,6 +1056,10 @@ static int group_traces(struct grouping *g)
         return 0;
     sums = sum_by_traceback(g);
     if (!sums || alloc_groups(g, sums) != 0)
+        return -ENOMEM;
+    /* src's strings and "<unknown>" */
+    if (g->src != g->dst &&
+        !memo_init(&g->strings, g->scratch, g->src->strings.used + 1))
         return -ENOMEM;
     for (size_t i = 0; i < g->src->ntracebacks && !err; i++)
         if (sums[i].count > 0)
@@ -1400,28 +1487,40 @@ static size_t normal_len(const char *name)
     return n >= 4 && memcmp(name + n - 4, ".pyc", 4) == 0 ? n - 1 : n;
 }
 
-/* A filter ready to run, with what it said of each traceback. */
+/* A filter ready to run, with what it said of each traceback, and of
+ * each file (by the string's address: its pattern matched once a
+ * string, not once a frame). */
 struct prepared {
     const struct om_filter *f;
     size_t plen;                /* the pattern's normal_len */
     uint8_t *memo;              /* per traceback: 0 not yet, 1 no, 2 yes */
+    struct memo files;          /* per file: 0 not yet, 1 no, 2 yes */
 };
 
 /* Filter._match_frame_impl: pattern NULL matches every file. */
-static bool frame_matches(const struct prepared *pf, const struct om_frame *fr)
+static bool frame_matches(struct prepared *pf, const struct om_frame *fr)
 {
     const char *pat = pf->f->filename_pattern;
+    uintptr_t *v;
 
-    if (pat && !glob_match(pat, pf->plen, fr->filename,
-                           normal_len(fr->filename)))
-        return false;
+    if (pat) {
+        v = memo_val(&pf->files, fr->filename);
+        if (!*v) {
+            size_t len = normal_len(fr->filename);
+
+            omi_snapshot_string_bytes += len;
+            *v = 1 + glob_match(pat, pf->plen, fr->filename, len);
+        }
+        if (*v == 1)
+            return false;
+    }
     return pf->f->lineno == 0 || fr->lineno == pf->f->lineno;
 }
 
 /* Filter._match_traceback: the most recent frame (or any frame, with
  * all_frames) matches, for an inclusive filter; none does, for an
  * exclusive one.  No frame: ("<unknown>", 0). */
-static bool traceback_matches(const struct prepared *pf,
+static bool traceback_matches(struct prepared *pf,
                               const struct om_traceback *tb)
 {
     unsigned n = pf->f->all_frames ? tb->nframe : 1;
@@ -1481,7 +1580,8 @@ static struct prepared *prepare(struct omi_region *scratch,
         pf[i].plen = f[i].filename_pattern
                          ? normal_len(f[i].filename_pattern) : 0;
         pf[i].memo = alloc_array(scratch, s->ntracebacks, 1);
-        if (!pf[i].memo)
+        if (!pf[i].memo ||      /* s's files and "<unknown>" */
+            !memo_init(&pf[i].files, scratch, s->strings.used + 1))
             return NULL;
     }
     return pf;
@@ -1510,17 +1610,19 @@ static struct om_snapshot *snapshot_like(const struct om_snapshot *s)
 }
 
 /* Copy the trace t of from into to, with its traceback the first time
- * (index + 1 kept in remap): 0 or -ENOMEM. */
+ * (index + 1 kept in remap; its strings interned through m): 0 or
+ * -ENOMEM. */
 static int copy_trace(struct om_snapshot *to, const struct om_snapshot *from,
-                      const struct omi_snap_trace *t, uint32_t *remap)
+                      const struct omi_snap_trace *t, uint32_t *remap,
+                      struct memo *m)
 {
     const struct om_traceback *tb = from->tracebacks[t->traceback];
     struct omi_snap_trace copy;
     long index;
 
     if (!remap[t->traceback]) {
-        index = omi_snapshot_add_traceback(to, tb->frames, tb->nframe,
-                                           tb->total_nframe);
+        index = add_traceback(to, m, tb->frames, tb->nframe,
+                              tb->total_nframe);
         if (index < 0)
             return (int)index;
         remap[t->traceback] = (uint32_t)index + 1;
@@ -1542,13 +1644,14 @@ static bool filters_are_valid(const struct om_filter *f, size_t n)
 
 /* Copy into out the traces of s that pf keeps: 0 or -ENOMEM. */
 static int copy_kept(struct om_snapshot *out, const struct om_snapshot *s,
-                     struct prepared *pf, size_t n, uint32_t *remap)
+                     struct prepared *pf, size_t n, uint32_t *remap,
+                     struct memo *m)
 {
     int err = 0;
 
     for (size_t i = 0; i < s->ntraces && !err; i++)
         if (trace_is_kept(pf, n, s, &s->traces[i]))
-            err = copy_trace(out, s, &s->traces[i], remap);
+            err = copy_trace(out, s, &s->traces[i], remap, m);
     return err;
 }
 
@@ -1558,6 +1661,7 @@ struct om_snapshot *om_snapshot_filter(const struct om_snapshot *s,
     struct omi_region scratch = { 0 };
     struct om_snapshot *out;
     struct prepared *pf;
+    struct memo strings;        /* s's strings as out's */
     uint32_t *remap;
 
     if (!s || !filters_are_valid(f, n)) {
@@ -1567,7 +1671,9 @@ struct om_snapshot *om_snapshot_filter(const struct om_snapshot *s,
     out = snapshot_like(s);
     pf = prepare(&scratch, s, f, n);
     remap = alloc_array(&scratch, s->ntracebacks, sizeof(*remap));
-    if (!out || !pf || !remap || copy_kept(out, s, pf, n, remap) != 0) {
+    if (!out || !pf || !remap ||
+        !memo_init(&strings, &scratch, s->strings.used + 1) ||
+        copy_kept(out, s, pf, n, remap, &strings) != 0) {
         om_snapshot_free(out);
         out = NULL;
     }
@@ -1601,6 +1707,7 @@ struct writer {
 struct string_plan {
     uint64_t *offset;
     uint64_t bytes;             /* the length of STRS */
+    struct memo slots;          /* a string's slot + 1, hashed once */
 };
 
 /* Add the bytes put since the last fold to the sums, once a buffer: the
@@ -1693,9 +1800,24 @@ static void put_section(struct writer *w, uint32_t tag, uint64_t len)
 static uint32_t string_offset(const struct om_snapshot *s,
                               const struct string_plan *plan, const char *str)
 {
+    uintptr_t slot = str ? memo_get(&plan->slots, str) : 0;
+
     if (!str)
         return NO_STRING;
-    return (uint32_t)(plan->offset[strtab_slot(&s->strings, str)] - 1);
+    if (!slot)                  /* not marked by plan_strings: never */
+        slot = strtab_slot(&s->strings, str) + 1;
+    return (uint32_t)(plan->offset[slot - 1] - 1);
+}
+
+/* Mark str, a string of s's set, as written (its slot found once). */
+static void mark_string(const struct omi_strtab *t, struct string_plan *plan,
+                        const char *str)
+{
+    uintptr_t *slot = memo_val(&plan->slots, str);
+
+    if (!*slot)
+        *slot = strtab_slot(t, str) + 1;
+    plan->offset[*slot - 1] = 1;
 }
 
 /* Mark the strings the frames name, and the modules' at the top, then
@@ -1708,19 +1830,19 @@ static int plan_strings(const struct om_snapshot *s, bool top,
 
     plan->bytes = 0;
     plan->offset = alloc_array(r, t->mask + 1, sizeof(plan->offset[0]));
-    if (!plan->offset)
+    if (!plan->offset || !memo_init(&plan->slots, r, t->used))
         return -ENOMEM;
     for (size_t i = 0; i < s->ntracebacks; i++) {
         const struct om_traceback *tb = s->tracebacks[i];
 
         for (unsigned k = 0; k < tb->nframe; k++) {
-            plan->offset[strtab_slot(t, tb->frames[k].filename)] = 1;
+            mark_string(t, plan, tb->frames[k].filename);
             if (tb->frames[k].function)
-                plan->offset[strtab_slot(t, tb->frames[k].function)] = 1;
+                mark_string(t, plan, tb->frames[k].function);
         }
     }
     for (size_t i = 0; top && i < s->nmods; i++)
-        plan->offset[strtab_slot(t, s->mods[i].path)] = 1;
+        mark_string(t, plan, s->mods[i].path);
     for (size_t i = 0; t->slots && i <= t->mask; i++) {
         if (!plan->offset[i])
             continue;
@@ -2293,7 +2415,7 @@ static int decode_traceback(struct loader *l, uint64_t i, uint64_t *at)
 {
     const struct section *sec = &l->tracebacks;
     struct om_traceback *tb;
-    uint32_t nframe;
+    uint32_t nframe, total;
     int err = 0;
 
     if (sec->len - *at < TB_BYTES)
@@ -2306,7 +2428,11 @@ static int decode_traceback(struct loader *l, uint64_t i, uint64_t *at)
     if ((sec->len - *at - TB_BYTES) / FRAME_BYTES < nframe)
         return bad("traceback %lu runs past the TBKS section",
                    (unsigned long)i);
-    tb = new_traceback(l->s, nframe, get_u32(sec->p + *at + 4));
+    total = get_u32(sec->p + *at + 4);
+    if (total < nframe)
+        return bad("traceback %lu has %u frames, more than its total %u",
+                   (unsigned long)i, nframe, total);
+    tb = new_traceback(l->s, nframe, total);
     if (!tb)
         return out_of_memory();
     *at += TB_BYTES;
@@ -2625,7 +2751,7 @@ static int name_frames(struct om_snapshot *s, struct omi_symbols *sym,
                 h = (h + 1) & mask;
             if (!memo[h].pc) {
                 named = omi_symbols_frame(sym, pc);
-                if (!copy_frame(s, &memo[h], &named))
+                if (!copy_frame(s, NULL, &memo[h], &named))
                     return -ENOMEM;
             }
             tb->frames[k] = memo[h];

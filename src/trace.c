@@ -54,11 +54,13 @@
  * Sampling (om_trace_start_sampling): each thread counts down the bytes
  * to its next sample, drawn from an exponential law of mean T; an
  * allocation that crosses zero is traced, flagged sampled, and weighs
- * 1 / (1 - exp(-size / T)) in the snapshot.  A free must find out cheaply
- * whether its block was sampled: `filter` counts the traces by an index
- * of their key that keeps neighbours together, and while sampling a free
- * whose counter is zero skips the table (one load, most often from a
- * cache line that the free before loaded).
+ * 1 / (1 - exp(-size / T)) in the snapshot; the next gap is drawn from
+ * its end (the law has no memory: one draw a block, whatever its size).
+ * A free must find out cheaply whether its block was sampled: `filter`
+ * counts the traces by an index of their key that keeps neighbours
+ * together, and while sampling a free whose counter is zero skips the
+ * table (one load, most often from a cache line that the free before
+ * loaded).
  *
  * Start, stop, clear and snapshots serialise on ctl_lock.  Stop clears
  * `tracing`, then empties each shard under its lock, so an allocation
@@ -328,11 +330,11 @@ static double sample_weight(uint64_t size, size_t mean)
  * add the deltas of every counter to current, and hi to peak.  With one
  * thread, both are exact; with several, current is exact once they stop,
  * and peak may exceed the true one by the other threads' highs (each
- * below FLUSH_BYTES).  A thread gives its counter back at exit, moving
- * what it holds; a thread that finds the table full writes current and
- * peak directly.  A clear (count_clears) or a reset of the peak
- * (count_epoch) makes the counters of older epochs start afresh (the
- * readers skip them).
+ * below FLUSH_BYTES), never fall below it (a move settles it first).
+ * A thread gives its counter back at exit, moving what it holds; a
+ * thread that finds the table full writes current and peak directly.
+ * A clear (count_clears) or a reset of the peak (count_epoch) makes the
+ * counters of older epochs start afresh (the readers skip them).
  */
 #define COUNTERS 256
 #define FLUSH_BYTES ((int64_t)256 << 10)
@@ -398,11 +400,30 @@ static OM_NOINLINE void peak_note(int64_t now, bool own)
         atomic_store_explicit(&peak_pending, true, memory_order_relaxed);
 }
 
+static void counted(size_t *cur, size_t *pk);
+
+/* current is about to move: the peak a reader sees now (current plus
+ * every counter's high point) goes into peak first.  The other counters'
+ * high points stand on the current they were reached over; added to the
+ * moved one they would read too low (a thread's free of another's block
+ * moved it, and a peak of the two together went unseen). */
+static void peak_settle(void)
+{
+    size_t pk;
+
+    counted(NULL, &pk);
+    peak_raise((int64_t)pk);
+}
+
 /* Without a counter: current and peak directly. */
 static OM_NOINLINE void count_direct(int64_t n)
 {
-    int64_t now = (int64_t)atomic_fetch_add_explicit(
-                      &current, (size_t)n, memory_order_relaxed) + n;
+    int64_t now;
+
+    if (n < 0 && atomic_load_explicit(&counters_taken, memory_order_relaxed))
+        peak_settle();
+    now = (int64_t)atomic_fetch_add_explicit(&current, (size_t)n,
+                                             memory_order_relaxed) + n;
 
     if (n > 0) {
         peak_raise(now);
@@ -416,9 +437,11 @@ static OM_NOINLINE void count_direct(int64_t n)
 static void counter_move(struct counter *c)
 {
     int64_t d = atomic_load_explicit(&c->delta, memory_order_relaxed);
-    int64_t before = (int64_t)atomic_fetch_add_explicit(
-                         &current, (size_t)d, memory_order_relaxed);
+    int64_t before;
 
+    peak_settle();
+    before = (int64_t)atomic_fetch_add_explicit(&current, (size_t)d,
+                                                memory_order_relaxed);
     peak_raise(before + atomic_load_explicit(&c->hi, memory_order_relaxed));
     atomic_store_explicit(&c->delta, 0, memory_order_relaxed);
     atomic_store_explicit(&c->hi, 0, memory_order_relaxed);
@@ -1341,6 +1364,7 @@ static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire);
     long id = cache_find(h, g);
     struct retired r = { .n = 0 };
+    int was = errno;
 
     if (id >= 0)
         return id;
@@ -1349,6 +1373,9 @@ static long tb_intern(const struct rawframe *f, uint32_t n, uint32_t total,
     g = atomic_load_explicit(&gen, memory_order_relaxed);
     pthread_mutex_unlock(&tb_lock);
     retired_unmap(&r);
+    /* A region out of memory says ENOMEM; the allocation being traced
+     * succeeds all the same, and keeps errno (its trace is lost). */
+    errno = was;
     if (id >= 0)
         cache_put(h, (uint32_t)id, g);
     return id;
@@ -1481,8 +1508,12 @@ static bool sample_hit(size_t size, size_t mean)
     omi_trace_until_sample -= (int64_t)size;
     if (likely(omi_trace_until_sample > 0))
         return false;
-    while (omi_trace_until_sample <= 0)
-        omi_trace_until_sample += sample_gap(mean);
+    /* A hit.  The next sample point past the block's end is as far from
+     * it as a fresh gap: the gaps have no memory, so the points inside
+     * the block change nothing.  One draw a block, whatever its size
+     * (adding gaps until the end was passed took a million draws for
+     * 1 MiB at a mean of a byte). */
+    omi_trace_until_sample = sample_gap(mean);
     return true;
 }
 
@@ -1929,7 +1960,9 @@ static void *trace_calloc(void *ctx, size_t nelem, size_t elsize)
 }
 
 /* The old trace goes before the underlying realloc (another thread may
- * get the old address at once) and comes back when realloc fails. */
+ * get the old address at once) and comes back when realloc fails; when
+ * it cannot (its shard filled meanwhile and could not grow), it is lost,
+ * and counted so. */
 static void *trace_realloc(void *ctx, void *p, size_t size)
 {
     struct hook *k = ctx;
@@ -1945,8 +1978,8 @@ static void *trace_realloc(void *ctx, void *p, size_t size)
         had = trace_forget(k->domain, (uintptr_t)p, &old);
     q = k->under.realloc(k->under.ctx, p, size);
     if (!q) {
-        if (had)
-            trace_put(&old, g);
+        if (had && !trace_put(&old, g))
+            atomic_fetch_add_explicit(&lost, 1, memory_order_relaxed);
     } else if (!sample_skips(size)) {
         on_alloc(k->domain, q, size);
     }
@@ -2041,6 +2074,46 @@ static void gp_trace_free(void *ctx, void *p)
 static bool is_hook_table(const struct om_allocator *a)
 {
     return a->malloc == trace_malloc || a->malloc == gp_trace_malloc;
+}
+
+/* The table our wrapper of domain d wraps, while it is d's live one. */
+const struct om_allocator *omi_trace_under(enum om_domain d)
+{
+    const struct om_allocator *cur = &omi_domains[d];
+
+    if (!is_hook_table(cur) || cur->ctx != &hooks[d])
+        return NULL;
+    return &hooks[d].under;
+}
+
+/*
+ * om_aligned_alloc while MEM's table is not the small-object allocator's
+ * own (alloc.c).  Over our wrapper, the block of the table under it,
+ * made with reentrant set, traced as trace_malloc traces a request of
+ * size bytes (while sampling, the countdown first), so that om_free
+ * forgets it as any other; else the live table's block, untraced
+ * (ENOTSUP for a table not objmem's).
+ */
+void *omi_trace_aligned(size_t alignment, size_t size)
+{
+    const struct om_allocator *u = omi_trace_under(OM_DOMAIN_MEM);
+    void *p;
+
+    if (reentrant)
+        return omi_alloc_aligned_in(u ? u : &omi_domains[OM_DOMAIN_MEM],
+                                    alignment, size);
+    if (!u) {
+        omi_domain_caller = 0;
+        return omi_alloc_aligned_in(&omi_domains[OM_DOMAIN_MEM], alignment,
+                                    size);
+    }
+    reentrant = true;
+    p = omi_alloc_aligned_in(u, alignment, size);
+    if (p && !sample_skips(size))
+        alloc_traced(OM_DOMAIN_MEM, p, size);
+    reentrant = false;
+    omi_domain_caller = 0;
+    return p;
 }
 
 /* a's four functions are those of table t. */
@@ -2142,6 +2215,7 @@ static void entries_init(void)
         (const void *)om_obj_calloc, (const void *)om_obj_realloc,
         (const void *)om_gp_malloc, (const void *)om_gp_calloc,
         (const void *)om_gp_realloc, (const void *)om_trace_track,
+        (const void *)om_aligned_alloc, (const void *)omi_trace_aligned,
     };
 
     for (size_t i = 0; i < OM_ARRAY_LEN(fns); i++)

@@ -420,6 +420,10 @@ struct om_snapshot {
 
 /* Fuzz targets only: om_snapshot_load lets a wrong checksum through. */
 extern bool omi_snapshot_fuzzing;
+/* The bytes of strings this thread's snapshot code has hashed (interning)
+ * or matched (filters): tests see that a string's cost is paid once, not
+ * once a frame naming it. */
+extern OM_TLS size_t omi_snapshot_string_bytes;
 
 /* An empty snapshot, or NULL with errno = ENOMEM. */
 struct om_snapshot *omi_snapshot_new(int traceback_limit,

@@ -15,12 +15,12 @@
 
 static size_t live0, blocks0;
 
-/* OBJMEM_GC_TORTURE=1 collects at every GC allocation: the tests of what
- * happens between automatic collections skip their counting checks. */
+/* OBJMEM_GC_TORTURE (zeal) forces collections at GC allocations: the
+ * tests of what happens between automatic collections skip their
+ * counting checks. */
 static bool torture(void)
 {
-    const char *v = getenv("OBJMEM_GC_TORTURE");
-    return v && strcmp(v, "1") == 0;
+    return om_gc_get_zeal(NULL) != OM_GC_ZEAL_OFF;
 }
 
 /* ---- Node types (testnode.h) ---- */
@@ -460,7 +460,8 @@ static void test_collect_from_finalizer(void **state)
         om_decref(node_new(&alloc_fin_type, NULL));  /* finalizer on free */
     om_gc_get_stats(s1);
     assert_int_equal(finalized, 20);
-    assert_true(s1[0].collections > s0[0].collections);
+    assert_true(s1[0].collections + s1[2].collections >
+                s0[0].collections + s0[2].collections);  /* full: zeal's */
     om_gc_collect(2);
     assert_clean();
 }
@@ -1981,6 +1982,201 @@ static void test_probes(void **state)
     assert_int_equal(others, 0);
 }
 
+/* ---- Zeal and the emergency collection ---- */
+
+static size_t collections(int generation)
+{
+    struct om_gc_stats st[3];
+
+    om_gc_get_stats(st);
+    return st[generation].collections;
+}
+
+/* n plain nodes made and dropped: n GC allocations. */
+static void make_nodes(int n)
+{
+    for (int i = 0; i < n; i++)
+        om_decref(node_new(&node_type, NULL));
+}
+
+static void test_zeal_settings(void **state)
+{
+    long every, old_every;
+    enum om_gc_zeal old = om_gc_get_zeal(&old_every);
+
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_FULL, 0), -EINVAL);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_YOUNG, -3), -EINVAL);
+    assert_int_equal(om_gc_set_zeal((enum om_gc_zeal)4, 1), -EINVAL);
+    assert_int_equal(om_gc_get_zeal(&every), old);    /* nothing changed */
+    assert_int_equal(every, old_every);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_FULL, 100), 0);
+    assert_int_equal(om_gc_get_zeal(&every), OM_GC_ZEAL_FULL);
+    assert_int_equal(every, 100);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_EMERGENCY, 0), 0);
+    assert_int_equal(om_gc_get_zeal(&every), OM_GC_ZEAL_EMERGENCY);
+    assert_int_equal(every, 0);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_OFF, 0), 0);
+    assert_int_equal(om_gc_get_zeal(NULL), OM_GC_ZEAL_OFF);
+    assert_int_equal(om_gc_set_zeal(old, old_every), 0);
+    assert_clean();
+}
+
+/* SpiderMonkey's gczeal tests count collections exactly: with automatic
+ * collection off (threshold 0), full:100 over 1000 GC allocations is 10
+ * full collections and no other; young:7 over 700 is 100 collections,
+ * of whichever generation's turn it was; and none while disabled. */
+static void test_zeal_counts_exactly(void **state)
+{
+    long old_every;
+    enum om_gc_zeal old = om_gc_get_zeal(&old_every);
+    size_t c0 = collections(0), c1 = collections(1), c2 = collections(2);
+
+    om_gc_set_threshold(0, 10, 10);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_FULL, 100), 0);
+    make_nodes(1000);
+    assert_int_equal(collections(2) - c2, 10);
+    assert_int_equal(collections(1) - c1, 0);
+    assert_int_equal(collections(0) - c0, 0);
+
+    c0 = collections(0), c1 = collections(1), c2 = collections(2);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_YOUNG, 7), 0);
+    make_nodes(700);
+    assert_int_equal(collections(0) - c0 + collections(1) - c1 +
+                     collections(2) - c2, 100);
+    assert_true(collections(0) - c0 >= 80);
+    assert_true(collections(1) - c1 >= 8);
+
+    c0 = collections(0), c1 = collections(1), c2 = collections(2);
+    om_gc_disable();
+    make_nodes(700);
+    om_gc_enable();
+    assert_int_equal(collections(0) + collections(1) + collections(2),
+                     c0 + c1 + c2);
+    assert_int_equal(om_gc_set_zeal(old, old_every), 0);
+    om_gc_set_threshold(700, 10, 10);
+    assert_clean();
+}
+
+/* Emergency zeal: every GC allocation fails first, and the emergency
+ * collection (a full one) comes before its retry, which succeeds with
+ * errno untouched; the cycle made before the first is collected.  With
+ * threshold 0 (automatic collection off) no allocation fails and none
+ * collects. */
+static void test_zeal_emergency(void **state)
+{
+    long old_every;
+    enum om_gc_zeal old = om_gc_get_zeal(&old_every);
+    size_t e0 = om_gc_get_emergency_count(), c2 = collections(2);
+    om_object *a = node_new(&node_type, NULL), *b = node_new(&node_type, a);
+
+    node_set(a, b);                     /* a <-> b */
+    om_decref(a);
+    om_decref(b);
+    om_gc_set_threshold(1000000, 10, 10);
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_EMERGENCY, 0), 0);
+    for (int i = 0; i < 50; i++) {
+        om_object *n;
+
+        errno = 1234;
+        n = om_new(&node_type);
+        assert_non_null(n);
+        assert_int_equal(errno, 1234);
+        om_decref(n);
+        if (i == 0)
+            assert_int_equal(om_live_objects(), live0);   /* a, b gone */
+    }
+    assert_int_equal(om_gc_get_emergency_count() - e0, 50);
+    assert_int_equal(collections(2) - c2, 50);
+
+    om_gc_set_threshold(0, 10, 10);
+    make_nodes(50);
+    assert_int_equal(om_gc_get_emergency_count() - e0, 50);
+    assert_int_equal(collections(2) - c2, 50);
+    assert_int_equal(om_gc_set_zeal(old, old_every), 0);
+    om_gc_set_threshold(700, 10, 10);
+    assert_clean();
+}
+
+/* Blocks of size bytes from the OBJ domain until it has none left (the
+ * OS refusing every mapping), chained through their first word. */
+static void *exhaust(size_t size)
+{
+    void *chain = NULL, *p;
+
+    while ((p = om_obj_malloc(size)) != NULL) {
+        *(void **)p = chain;
+        chain = p;
+    }
+    assert_int_equal(errno, ENOMEM);
+    return chain;
+}
+
+static void release(void *chain)
+{
+    while (chain) {
+        void *next = *(void **)chain;
+        om_obj_free(chain);
+        chain = next;
+    }
+}
+
+/* The real thing: the OS refuses memory, and 20,000 garbage 2-cycles
+ * hold the only free room.  While the collector is disabled a new node
+ * fails (NULL, ENOMEM, no emergency); enabled, the emergency collection
+ * frees the cycles and the node is made, with 100 more after it and no
+ * second emergency. */
+static void test_emergency_rescues(void **state)
+{
+    enum { CYCLES = 20000 };
+    long old_every;
+    enum om_gc_zeal old = om_gc_get_zeal(&old_every);
+    size_t e0 = om_gc_get_emergency_count(), c2, collected;
+    struct om_gc_stats st[3];
+    om_object *keep[101];
+    void *filler;
+
+    assert_int_equal(om_gc_set_zeal(OM_GC_ZEAL_OFF, 0), 0);
+    om_gc_set_threshold(1000000, 10, 10);
+    for (int i = 0; i < CYCLES; i++) {
+        om_object *a = node_new(&node_type, NULL);
+        om_object *b = node_new(&node_type, a);
+        node_set(a, b);
+        om_decref(a);
+        om_decref(b);
+    }
+    assert_int_equal(om_live_objects(), live0 + 2 * CYCLES);
+    assert_int_equal(om_debug_fail_maps(0, true), 0);
+    filler = exhaust(16 + sizeof(struct node));   /* a node's block */
+
+    om_gc_disable();
+    errno = 0;
+    assert_null(om_new(&node_type));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(om_gc_get_emergency_count(), e0);
+    assert_int_equal(om_live_objects(), live0 + 2 * CYCLES);
+
+    om_gc_enable();
+    om_gc_get_stats(st);
+    c2 = st[2].collections;
+    collected = st[2].collected;
+    for (int i = 0; i < 101; i++)
+        assert_non_null(keep[i] = om_new(&node_type));
+    om_gc_get_stats(st);
+    assert_int_equal(om_gc_get_emergency_count() - e0, 1);
+    assert_int_equal(st[2].collections - c2, 1);
+    assert_int_equal(st[2].collected - collected, 2 * CYCLES);
+    assert_int_equal(om_live_objects(), live0 + 101);
+
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    for (int i = 0; i < 101; i++)
+        om_decref(keep[i]);
+    release(filler);
+    assert_int_equal(om_gc_set_zeal(old, old_every), 0);
+    om_gc_set_threshold(700, 10, 10);
+    assert_int_equal(om_check(), 0);
+    assert_clean();
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -2017,6 +2213,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_deep_cycle, setup),
         cmocka_unit_test_setup(test_random_graphs, setup),
         cmocka_unit_test_setup(test_probes, setup),
+        cmocka_unit_test_setup(test_zeal_settings, setup),
+        cmocka_unit_test_setup(test_zeal_counts_exactly, setup),
+        cmocka_unit_test_setup(test_zeal_emergency, setup),
+        cmocka_unit_test_setup(test_emergency_rescues, setup),
     };
 
     if (argc > 1 && strcmp(argv[1], "--probe-child") == 0)

@@ -527,6 +527,32 @@ static void test_edges(void **state)
     assert_heap_clean(before);
 }
 
+/* om_gp_allocator as the MEM domain's table (objmem-python's set-up):
+ * om_usable_size knows its large blocks (it took them for the C
+ * library's, and asked malloc_usable_size about a mapping of objmem's). */
+static void test_usable_size_gp_table(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_allocator old;
+    void *small, *medium, *large;
+
+    om_get_allocator(OM_DOMAIN_MEM, &old);
+    om_set_allocator(OM_DOMAIN_MEM, &om_gp_allocator);
+    small = om_malloc(100);
+    medium = om_malloc(5000);
+    large = om_malloc(200000);
+    assert_int_equal(om_usable_size(small), om_gp_usable_size(small));
+    assert_int_equal(om_usable_size(medium), om_gp_usable_size(medium));
+    assert_int_equal(om_usable_size(large), om_gp_usable_size(large));
+    assert_true(om_usable_size(large) >= 200000);
+    om_free(small);
+    om_free(medium);
+    om_free(large);
+    om_set_allocator(OM_DOMAIN_MEM, &old);
+    assert_int_equal(om_check(), 0);
+    assert_heap_clean(before);
+}
+
 static void free_foreign(void)
 {
     int on_stack;
@@ -544,6 +570,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_large_makes_room),
+        cmocka_unit_test(test_usable_size_gp_table),
         cmocka_unit_test(test_large_growth_makes_room),
         cmocka_unit_test(test_medium_table),
         cmocka_unit_test(test_every_size),

@@ -315,6 +315,7 @@ static void test_fork_while_tracing(void **state)
  * process alive ---- */
 
 static int report_fd = -1;
+static bool expect_ticker;      /* the child started tracing: wait for it */
 
 /* The child's exit handler: it ran, and the child goes now (LeakSanitizer's
  * check at exit would see the parent's blocks, held by its lost main
@@ -358,8 +359,11 @@ static void *last_thread(void *arg)
         v[i] = om_malloc(100);
     for (int i = 0; i < 20000; i++)
         om_free(v[i]);
-    /* Up to 10 s: a loaded machine (CI, make -j) starts it late. */
-    for (int i = 0; i < 1000 && !thread_named("objmem-purger"); i++)
+    /* Up to 10 s: a loaded machine (CI, make -j) starts them late, and
+     * each names itself only once it runs. */
+    for (int i = 0; i < 1000 && !(thread_named("objmem-purger") &&
+                                  (!expect_ticker ||
+                                   thread_named("objmem-ticker"))); i++)
         usleep(10000);
     (void)!write(report_fd, thread_named("objmem-purger") ? "P" : "-", 1);
     (void)!write(report_fd, thread_named("objmem-ticker") ? "T" : "-", 1);
@@ -385,6 +389,7 @@ static void main_leaves_first(int tracing, char *got, size_t size)
         pthread_t t;
         close(fds[0]);
         report_fd = fds[1];
+        expect_ticker = tracing >= 0;
         atexit(report_exit);
         if (tracing >= 0 && om_trace_start(1) != 0)
             _exit(2);

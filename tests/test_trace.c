@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "arena.h"
+#include "domain.h"
 #include "fmath.h"
 #include "os.h"
 #include "trace.h"
@@ -1114,6 +1115,78 @@ static void test_oom_while_recording(void **state)
     om_free(p);
 }
 
+/* A trace lost because its traceback cannot be interned (the region of
+ * tracebacks cannot grow) leaves errno as the successful allocation
+ * found it: region.c's ENOMEM was left behind (fuzz_trace).  Each line
+ * is a new traceback; the region's first chunk holds 1024 frames, so
+ * the 1025th line needs a mapping, which fails. */
+static unsigned lost_line;
+
+static int line_source(void *ctx, struct om_frame *frames, int max)
+{
+    frames[0] = (struct om_frame){ "lost.py", "f", lost_line, NULL };
+    return 1;
+}
+
+static void test_lost_trace_keeps_errno(void **state)
+{
+    void *p;
+
+    om_trace_set_frame_source(line_source, NULL);
+    assert_int_equal(om_trace_start(1), 0);
+    for (lost_line = 1; om_trace_lost() == 0; lost_line++) {
+        assert_true(lost_line < 2000);
+        if (lost_line == 1000)
+            assert_int_equal(om_debug_fail_maps(0, true), 0);
+        errno = 4321;
+        p = om_raw_malloc(16);          /* the C library's: not failed */
+        assert_non_null(p);
+        assert_int_equal(errno, 4321);
+        om_raw_free(p);
+    }
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_int_equal(lost_line, 1026);
+    assert_int_equal(traced(), 0);
+    om_trace_stop();
+    om_trace_set_frame_source(NULL, NULL);
+    assert_int_equal(om_check(), 0);
+}
+
+/* Two threads' counters: a thread's free of another thread's big block
+ * moves its delta into current, and the peak then still counts the
+ * small block the main thread held at the top (its counter's high point
+ * stood on the current before the move: the peak read 10 bytes low). */
+static void *alloc_big(void *arg)
+{
+    *(void **)arg = om_raw_malloc(600000);
+    return NULL;
+}
+
+static void *free_big(void *arg)
+{
+    om_raw_free(*(void **)arg);
+    return NULL;
+}
+
+static void test_peak_across_threads(void **state)
+{
+    pthread_t t;
+    void *big = NULL, *small;
+    size_t cur, peak;
+
+    assert_int_equal(om_trace_start(1), 0);
+    assert_int_equal(pthread_create(&t, NULL, alloc_big, &big), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_non_null(big);
+    assert_non_null(small = om_malloc(10));
+    assert_int_equal(pthread_create(&t, NULL, free_big, &big), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    om_trace_get_traced_memory(&cur, &peak);
+    assert_int_equal(cur, 10);
+    assert_int_equal(peak, 600010);
+    om_free(small);
+}
+
 /* ---- Sampling ---- */
 
 #define SMALL_N 100000
@@ -1386,6 +1459,330 @@ static void test_sampling_mode_switch(void **state)
         om_obj_free(p[i]);
     assert_int_equal(traced(), 0);
     om_trace_stop();
+    assert_int_equal(om_check(), 0);
+}
+
+/* ---- Aligned blocks while tracing ---- */
+
+/* om_aligned_alloc at a site of its own, at alignment site_align. */
+static size_t site_align;
+
+TEST_SITE(aligned_here, om_aligned_alloc(site_align, size))
+
+/* Every alignment 1..8192 with sizes from 0 to large: test_alloc's range
+ * of what om_aligned_alloc takes untraced, and beyond. */
+#define NALIGN 14
+static const size_t aligned_sizes[] = { 0, 1, 16, 17, 100, 255, 256, 511,
+                                        512, 513, 1100, 5000, 100000 };
+#define NASIZE (sizeof(aligned_sizes) / sizeof(aligned_sizes[0]))
+
+/* Request k of a run: its alignment and size. */
+static size_t aligned_size(size_t k, size_t *align)
+{
+    *align = (size_t)1 << (k % NALIGN);
+    return aligned_sizes[k / NALIGN];
+}
+
+/* p is aligned and usable (om_gp_usable_size for gp's blocks), and
+ * written to. */
+static void assert_aligned_in(void *p, size_t align, size_t size, bool gp)
+{
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % align, 0);
+    assert_true((gp ? om_gp_usable_size(p) : om_usable_size(p)) >= size);
+    memset(p, 0xa5, size);
+}
+
+static void assert_aligned_block(void *p, size_t align, size_t size)
+{
+    assert_aligned_in(p, align, size, false);
+}
+
+/*
+ * om_aligned_alloc while every block is traced: each block aligned and
+ * traced as om_malloc's, its size in the traced memory, its caller the
+ * one frame (and the first of a walked stack), and om_free forgets it.
+ * It was ENOTSUP above 16: tracing's wrapper was taken for a table of
+ * one's own.
+ */
+static void test_aligned_traced(void **state)
+{
+    void *p[NALIGN * NASIZE];
+    const struct om_traceback *tb;
+    size_t total = 0, align, size;
+    long raw = omi_alloc_raw_blocks();
+
+    assert_int_equal(om_trace_start(1), 0);
+    for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+        size = aligned_size(k, &align);
+        site_align = align;
+        p[k] = aligned_here(size);
+        assert_aligned_block(p[k], align, size);
+        total += size;
+        assert_int_equal(traced(), total);
+        tb = om_trace_get_object_traceback(p[k]);
+        assert_non_null(tb);
+        assert_int_equal(tb->nframe, 1);
+        assert_pc_in(tb->frames[0].pc, (const void *)aligned_here);
+    }
+    assert_int_equal(om_check(), 0);
+    for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+        om_free(p[k]);
+        total -= aligned_size(k, &align);
+        assert_int_equal(traced(), total);
+        assert_null(om_trace_get_object_traceback(p[k]));
+    }
+    /* The stack walked: om_aligned_alloc is one of the entry points. */
+    assert_int_equal(om_trace_start(3), 0);
+    for (site_align = 8; site_align <= 4096; site_align *= 8) {
+        p[0] = aligned_here(100);
+        tb = om_trace_get_object_traceback(p[0]);
+        assert_non_null(tb);
+        assert_pc_in(tb->frames[0].pc, (const void *)aligned_here);
+        om_free(p[0]);
+    }
+    assert_int_equal(traced(), 0);
+    assert_int_equal(om_trace_lost(), 0);
+    assert_int_equal(omi_alloc_raw_blocks(), raw);
+    assert_int_equal(om_check(), 0);
+}
+
+/* One sampled run of requests, through om_aligned_alloc or om_malloc,
+ * from a seed: which blocks got a trace, and the traced memory, which
+ * must be their estimates exactly (trace.c's sampled_bytes). */
+static size_t sampled_run(size_t mean, bool aligned, bool *hit)
+{
+    void *p[NALIGN * NASIZE];
+    size_t align, size, bytes = 0;
+    long raw = omi_alloc_raw_blocks();
+
+    omi_trace_seed(0x9E3779B97F4A7C15ull);
+    assert_int_equal(om_trace_start_sampling(mean), 0);
+    for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+        size = aligned_size(k, &align);
+        p[k] = aligned ? om_aligned_alloc(align, size) : om_malloc(size);
+        assert_aligned_block(p[k], aligned ? align : 1, size);
+        hit[k] = om_trace_get_object_traceback(p[k]) != NULL;
+        if (hit[k]) {
+            double w = 1 / -omi_fmath_expm1(-(double)size / (double)mean);
+
+            bytes += (size_t)omi_fmath_llround((double)size * w);
+        }
+        assert_int_equal(traced(), bytes);
+    }
+    assert_int_equal(om_check(), 0);
+    for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+        om_free(p[k]);
+        assert_null(om_trace_get_object_traceback(p[k]));
+    }
+    assert_int_equal(traced(), 0);
+    assert_int_equal(omi_alloc_raw_blocks(), raw);
+    assert_int_equal(om_check(), 0);
+    om_trace_stop();
+    return bytes;
+}
+
+/*
+ * Sampling: om_aligned_alloc takes the countdown and weighs its blocks
+ * as om_malloc does.  From one seed, the same sizes asked of each get
+ * traces on the same blocks with the same estimates; at a mean of 64
+ * bytes some blocks are sampled and some not, at a mean of a byte every
+ * block of 16 bytes or more (odds 1 - e^-16; the 100,000-byte ones took
+ * 100,000 draws each before sample_hit drew one gap a block).
+ */
+static void test_aligned_sampled(void **state)
+{
+    static const size_t means[] = { 64, 1 };
+    bool hit_aligned[NALIGN * NASIZE], hit_malloc[NALIGN * NASIZE];
+    size_t n;
+
+    for (size_t m = 0; m < 2; m++) {
+        size_t bytes = sampled_run(means[m], true, hit_aligned);
+
+        assert_int_equal(sampled_run(means[m], false, hit_malloc), bytes);
+        assert_memory_equal(hit_aligned, hit_malloc, sizeof(hit_aligned));
+        n = 0;
+        for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+            n += hit_aligned[k];
+            if (means[m] == 1 && aligned_sizes[k / NALIGN] >= 16)
+                assert_true(hit_aligned[k]);
+        }
+        /* 255 bytes and up: odds of at least 1 - e^-4; at 64, blocks
+         * of a byte have odds of 0.016, 100 bytes 0.79. */
+        assert_true(n > NALIGN * 8);
+        assert_true(means[m] == 1 || n < NALIGN * (NASIZE - 2));
+    }
+    assert_int_equal(om_trace_lost(), 0);
+}
+
+/* A table of the test's own over MEM's default: it forwards, and its
+ * realloc may stall (below). */
+static struct om_allocator own_under;
+static void *own_realloc(void *ctx, void *p, size_t size);
+
+static void *own_malloc(void *ctx, size_t size)
+{
+    return own_under.malloc(own_under.ctx, size);
+}
+
+static void *own_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return own_under.calloc(own_under.ctx, nelem, elsize);
+}
+
+static void own_free(void *ctx, void *p)
+{
+    own_under.free(own_under.ctx, p);
+}
+
+static const struct om_allocator own_table = {
+    NULL, own_malloc, own_calloc, own_realloc, own_free
+};
+
+/*
+ * The tables under tracing, as without it: over om_gp_allocator in MEM,
+ * om_gp_aligned_alloc's block, traced and forgotten as any MEM block;
+ * over a table of one's own, ENOTSUP.  om_gp_aligned_alloc called
+ * directly is never traced, as om_gp_malloc is not.
+ */
+static void test_aligned_tables(void **state)
+{
+    void *p;
+    size_t align, size;
+
+    om_get_allocator(OM_DOMAIN_MEM, &own_under);
+    om_set_allocator(OM_DOMAIN_MEM, &om_gp_allocator);
+    p = om_aligned_alloc(64, 100);          /* ENOTSUP before, untraced */
+    assert_aligned_in(p, 64, 100, true);
+    om_free(p);
+    assert_int_equal(om_trace_start(1), 0);
+    for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+        size = aligned_size(k, &align);
+        site_align = align;
+        p = aligned_here(size);
+        assert_aligned_in(p, align, size, true);
+        assert_int_equal(traced(), size);
+        assert_non_null(om_trace_get_object_traceback(p));
+        assert_int_equal(om_check(), 0);
+        om_free(p);
+        assert_int_equal(traced(), 0);
+        assert_null(om_trace_get_object_traceback(p));
+    }
+    om_trace_stop();
+    om_set_allocator(OM_DOMAIN_MEM, &own_table);
+    assert_int_equal(om_trace_start(1), 0);
+    errno = 0;
+    assert_null(om_aligned_alloc(64, 100));
+    assert_int_equal(errno, ENOTSUP);
+    p = om_aligned_alloc(16, 100);          /* om_malloc's */
+    assert_aligned_block(p, 16, 100);
+    assert_int_equal(traced(), 100);
+    om_free(p);
+    om_trace_stop();
+    errno = 0;
+    assert_null(om_aligned_alloc(64, 100));
+    assert_int_equal(errno, ENOTSUP);
+    om_set_allocator(OM_DOMAIN_MEM, &own_under);
+    for (int sampled = 0; sampled < 2; sampled++) {
+        assert_int_equal(sampled ? om_trace_start_sampling(1)
+                                 : om_trace_start(1), 0);
+        for (size_t k = 0; k < NALIGN * NASIZE; k++) {
+            size = aligned_size(k, &align);
+            p = om_gp_aligned_alloc(align, size);
+            assert_aligned_in(p, align, size, true);
+            assert_null(om_trace_get_object_traceback(p));
+            om_gp_free(p);
+        }
+        assert_int_equal(traced(), 0);
+        assert_int_equal(om_check(), 0);
+        om_trace_stop();
+    }
+    assert_int_equal(om_trace_lost(), 0);
+}
+
+/* ---- A failed realloc whose old trace cannot come back ---- */
+
+static bool own_stall;                  /* the next realloc stalls, fails */
+static uintptr_t stall_at;              /* the block whose shard fills */
+static size_t stall_tracked;            /* addresses tracked beside it */
+static bool stall_failed;
+
+/* Another thread: track addresses beside stall_at, in its shard, until
+ * the shard can take no more without growing. */
+static void *fill_shard(void *arg)
+{
+    struct omi_trace_debug d0, d;
+    uintptr_t q = stall_at;
+
+    omi_trace_debug(OM_DOMAIN_MEM, (void *)stall_at, &d0);
+    for (;;) {
+        q += 16;
+        omi_trace_debug(OM_DOMAIN_MEM, (void *)q, &d);
+        if (d.used != d0.used)
+            continue;                   /* another shard */
+        if ((*d.used + 1) * 4 > (*d.mask + 1) * 3)
+            return arg;
+        if (om_trace_track(OM_DOMAIN_MEM, (void *)q, 16) != 0) {
+            stall_failed = true;
+            return arg;
+        }
+        stall_tracked++;
+    }
+}
+
+/* While tracing, this runs with the old trace of p taken out. */
+static void *own_realloc(void *ctx, void *p, size_t size)
+{
+    pthread_t t;
+
+    if (!own_stall)
+        return own_under.realloc(own_under.ctx, p, size);
+    own_stall = false;
+    if (pthread_create(&t, NULL, fill_shard, NULL) != 0 ||
+        pthread_join(t, NULL) != 0)
+        stall_failed = true;
+    om_debug_fail_maps(1, false);       /* the shard's growth */
+    errno = ENOMEM;
+    return NULL;
+}
+
+/*
+ * A failed realloc puts the old trace back; when it cannot (another
+ * thread filled its shard meanwhile, and the shard cannot grow), the
+ * trace is lost and counted so: it went uncounted.  MEM's table is one
+ * of the test's own under tracing, whose realloc lets a second thread
+ * fill the shard of the block's trace (a large block: its trace is in
+ * the table, not a tag), makes the next mapping fail, and fails.
+ */
+static void test_realloc_lost_trace(void **state)
+{
+    size_t lost;
+    void *p;
+
+    om_get_allocator(OM_DOMAIN_MEM, &own_under);
+    om_set_allocator(OM_DOMAIN_MEM, &own_table);
+    assert_int_equal(om_trace_start(1), 0);
+    p = om_malloc(100000);
+    assert_non_null(p);
+    assert_int_equal(traced(), 100000);
+    lost = om_trace_lost();
+    stall_at = (uintptr_t)p;
+    stall_tracked = 0;
+    stall_failed = false;
+    own_stall = true;
+    errno = 0;
+    assert_null(om_realloc(p, 200000));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_false(stall_failed);
+    assert_true(stall_tracked > 0);
+    assert_int_equal(om_trace_lost(), lost + 1);
+    assert_null(om_trace_get_object_traceback(p));
+    assert_int_equal(traced(), 16 * stall_tracked);
+    assert_int_equal(om_check(), 0);
+    om_free(p);
+    om_trace_stop();
+    om_set_allocator(OM_DOMAIN_MEM, &own_under);
     assert_int_equal(om_check(), 0);
 }
 
@@ -2442,6 +2839,8 @@ int main(void)
         T(test_start_stop_in_hook),
         T(test_threads),
         T(test_oom_while_recording),
+        T(test_lost_trace_keeps_errno),
+        T(test_peak_across_threads),
         T(test_sampling_estimates),
         T(test_sampling_big_blocks),
         T(test_sampled_realloc),
@@ -2449,6 +2848,10 @@ int main(void)
         T(test_sampling_threads),
         T(test_sampling_pool_counts),
         T(test_sampling_mode_switch),
+        T(test_aligned_traced),
+        T(test_aligned_sampled),
+        T(test_aligned_tables),
+        T(test_realloc_lost_trace),
         T(test_heap_map),
         T(test_keep_peak),
         T(test_keep_peak_threads),

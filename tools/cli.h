@@ -48,7 +48,10 @@ const char *objmem_key_name(enum om_key key);
 void objmem_frame_text(const struct om_snapshot *s,
                        const struct om_traceback *tb, char *buf, size_t size);
 /* reports.c: a function's name as its source spells it (a C++ name
- * demangled into buf, size bytes), else name itself. */
+ * demangled into buf, size bytes), else name itself.  A name longer
+ * than OBJMEM_DEMANGLE_MAX stays as it is: demangling costs its length,
+ * once a frame (a crafted capture's name may be megabytes long). */
+#define OBJMEM_DEMANGLE_MAX 16384
 const char *objmem_function_name(const char *name, char *buf, size_t size);
 /* s HTML-escaped into f (nothing for NULL). */
 void objmem_html_escaped(FILE *f, const char *s);
@@ -56,6 +59,9 @@ void objmem_html_escaped(FILE *f, const char *s);
  * a note and an SVG element); nothing when s has no timeline. */
 int objmem_timeline(int argc, char **argv);
 void objmem_timeline_svg(FILE *f, const struct om_snapshot *s);
+/* v as a JSON number of that many decimals; null when it is not finite
+ * (a sampled capture's error can overflow: JSON has no inf or nan). */
+void objmem_json_double(FILE *out, double v, int decimals);
 /* s as a JSON string, quoted and escaped ("null" for NULL). */
 void objmem_json_string(FILE *out, const char *s);
 /* "traceback": tb as JSON (the key and its object, reports.c's header

@@ -27,9 +27,13 @@
  *
  * The format has no escapes: a ';' in a name is written ':', a control
  * character ' '.  A traceback cut at the limit starts with "[truncated]",
- * so that cut stacks do not pass for whole ones.  C frames with a symbol
- * that differ only in their return address read the same; their lines
- * are merged.
+ * so that cut stacks do not pass for whole ones.  A name longer than
+ * NAME_MAX_BYTES (4096, PATH_MAX: only a crafted capture's) is cut
+ * there and ends "...[cut]": a line costs at most that per frame, where
+ * a whole name shared by every frame made the output the square of the
+ * capture (pprof keeps names whole: it writes each string once).  C
+ * frames with a symbol that differ only in their return address read
+ * the same; their lines are merged.
  * The HTML page draws the same stacks, under the capture's timeline
  * (timeline.c's chart, when the capture has one).
  *
@@ -75,6 +79,12 @@
 
 #include "cli.h"
 #include "objmem.h"
+
+/* The longest name (a file's, a function's) a frame of the folded stacks
+ * and the page shows whole: PATH_MAX, so that no real path is cut.  A
+ * crafted capture's may be megabytes, named by every frame: written
+ * whole, 1.6 MB made 11 GB of stacks. */
+#define NAME_MAX_BYTES 4096
 
 /* ---- Bytes, growing ---- */
 
@@ -267,19 +277,26 @@ static bool capture_open(struct capture *c, const char *path,
     return true;
 }
 
+/* The file name in path; a path longer than NAME_MAX_BYTES (no real
+ * one is) whole, so that it costs no more than that to find. */
 static const char *base_name(const char *path)
 {
-    const char *slash = strrchr(path, '/');
+    const char *slash;
 
+    if (strnlen(path, NAME_MAX_BYTES + 1) > NAME_MAX_BYTES)
+        return path;
+    slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
 }
 
 /* s as folded stacks can carry it: ';' as ':', control characters as
- * spaces. */
+ * spaces; cut after NAME_MAX_BYTES bytes, marked "...[cut]". */
 static void put_clean(struct buf *b, const char *s)
 {
-    for (; *s; s++) {
-        char c = *s;
+    size_t i;
+
+    for (i = 0; s[i] && i < NAME_MAX_BYTES; i++) {
+        char c = s[i];
 
         if (c == ';')
             c = ':';
@@ -287,6 +304,8 @@ static void put_clean(struct buf *b, const char *s)
             c = ' ';
         buf_put(b, &c, 1);
     }
+    if (s[i])
+        buf_str(b, "...[cut]");
 }
 
 /* One frame of snapshot s, named as the top of the file says. */
@@ -840,12 +859,62 @@ struct pprof {
     struct intern stacks;       /* key: a sample's location ids */
     uint64_t (*values)[4];      /* per stack id - 1: its sample's values */
     size_t values_cap;
+    struct intern forms;        /* key: a snapshot's string's address and
+                                   a form of it (enum form) */
+    uint64_t *form_index;       /* per id - 1: its string index */
+    size_t nforms, forms_cap;   /* ids worked out; room */
     struct buf tmp, tmp2;       /* submessages being built */
+};
+
+/* What a frame's strings give the string table. */
+enum form {
+    FORM_SELF,                  /* the string */
+    FORM_DEMANGLED,             /* a function's name, demangled */
+    FORM_BRACKETED              /* "[" base name "]": a module's frame */
 };
 
 static uint64_t str_index(struct pprof *p, const char *s)
 {
     return intern(&p->strings, s, strlen(s)) - 1;
+}
+
+static uint64_t make_form(struct pprof *p, const char *s, enum form form)
+{
+    struct buf name = { 0 };
+    char plain[1024];
+    uint64_t index;
+
+    if (form == FORM_SELF)
+        return str_index(p, s);
+    if (form == FORM_DEMANGLED)
+        return str_index(p, objmem_function_name(s, plain, sizeof(plain)));
+    buf_str(&name, "[");
+    buf_str(&name, base_name(s));
+    buf_str(&name, "]");
+    index = str_index(p, buf_cstr(&name));
+    free(name.p);
+    return index;
+}
+
+/* The string index of a form of s, a string of the snapshots the
+ * profile reads (interned: its address stands for its bytes), worked
+ * out once a string: hashed once a frame, a string of 800 KB named by
+ * 14000 frames took 37 s. */
+static uint64_t form_index(struct pprof *p, const char *s, enum form form)
+{
+    uintptr_t key[2] = { (uintptr_t)s, form };
+    size_t id = intern(&p->forms, key, sizeof(key));
+
+    if (id > p->nforms) {               /* new: ids come in order */
+        if (id > p->forms_cap) {
+            p->forms_cap = 2 * id;
+            p->form_index = xrealloc(p->form_index, p->forms_cap *
+                                     sizeof(*p->form_index));
+        }
+        p->form_index[id - 1] = make_form(p, s, form);
+        p->nforms = id;
+    }
+    return p->form_index[id - 1];
 }
 
 /* The Function of a frame: its name ("[module]" for a C frame without a
@@ -857,21 +926,12 @@ static uint64_t function_id(struct pprof *p, const struct om_frame *f)
     uint64_t key[3];
 
     if (f->function) {
-        char name[1024];
-
-        key[0] = str_index(p, objmem_function_name(f->function, name,
-                                                    sizeof(name)));
-        key[2] = str_index(p, f->function);
+        key[0] = form_index(p, f->function, FORM_DEMANGLED);
+        key[2] = form_index(p, f->function, FORM_SELF);
     } else {
-        struct buf name = { 0 };
-
-        buf_str(&name, "[");
-        buf_str(&name, base_name(file));
-        buf_str(&name, "]");
-        key[0] = key[2] = str_index(p, buf_cstr(&name));
-        free(name.p);
+        key[0] = key[2] = form_index(p, file, FORM_BRACKETED);
     }
-    key[1] = str_index(p, file);
+    key[1] = form_index(p, file, FORM_SELF);
     return intern(&p->functions, key, sizeof(key));
 }
 
@@ -888,7 +948,8 @@ static uint64_t mapping_id(struct pprof *p, const struct om_frame *f)
         key[1] = (uint64_t)k;
     } else {
         key[0] = 0;
-        key[1] = str_index(p, f->filename ? f->filename : "<unknown>");
+        key[1] = form_index(p, f->filename ? f->filename : "<unknown>",
+                            FORM_SELF);
     }
     return intern(&p->mappings, key, sizeof(key));
 }
@@ -1093,6 +1154,8 @@ int objmem_pprof(int argc, char **argv)
     }
     free(b.p);
     free(p.values);
+    free(p.form_index);
+    intern_free(&p.forms);
     free(p.unnamed.p);
     free(p.tmp.p);
     free(p.tmp2.p);

@@ -445,8 +445,8 @@ static void site_name(const struct pins *p, const struct site *s,
 
     if (!tb)
         snprintf(buf, size, "(the blocks the filters leave out)");
-    else if (p->by == OM_KEY_FILENAME && tb->nframe)
-        snprintf(buf, size, "%s", tb->frames[0].filename);
+    else if (p->by == OM_KEY_FILENAME && tb->nframe)  /* read no more */
+        snprintf(buf, size, "%.*s", (int)size - 1, tb->frames[0].filename);
     else
         objmem_frame_text(p->s, tb, buf, size);
 }
@@ -846,8 +846,9 @@ static int write_html(const struct pins *p, const struct arena_tally *t,
 static void json_figures(const struct site *s)
 {
     printf("\"blocks\": %zu, \"bytes\": %zu, \"release\": %zu, "
-           "\"units\": %zu, \"arenas\": %zu, \"pinned\": %.0f", s->blocks,
-           s->bytes, s->release, s->units, s->arenas, s->pinned);
+           "\"units\": %zu, \"arenas\": %zu, \"pinned\": ", s->blocks,
+           s->bytes, s->release, s->units, s->arenas);
+    objmem_json_double(stdout, s->pinned, 0);
 }
 
 /* Which site: its traceback, cut to the key, or the filters' others. */
@@ -879,7 +880,8 @@ static void json_sites(const struct pins *p, long limit)
         json_figures(&p->sites[p->other]);
         fputc('}', stdout);
     }
-    printf(",\n \"untraced_pinned\": %.0f", p->untraced_pinned);
+    fputs(",\n \"untraced_pinned\": ", stdout);
+    objmem_json_double(stdout, p->untraced_pinned, 0);
     free(order);
 }
 

@@ -35,12 +35,16 @@
  *        "function": F or null, ["module": F, "offset": N | "address":
  *        N]}, ...]}, the most recent frame first; a C frame's offset is
  *        its return address less its module's load bias (addr2line's).
+ *   A figure kept as a double (an error, an estimated sum) that is not
+ *   finite, as a crafted or absurdly sampled capture's can be, is null.
  *   diff: {"report": "diff", "old": F, "new": F, "by", "cumulative",
  *        ["filtered",] "statistics": [{"size", "size_diff", "count",
  *        "count_diff", "traceback"}, ...]}
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +116,9 @@ const char *objmem_function_name(const char *name, char *buf, size_t size)
     char *plain;
     int status = -1;
 
-    if (!name || strncmp(name, "_Z", 2) != 0 || !(fn = demangler()))
+    if (!name || strncmp(name, "_Z", 2) != 0 ||
+        strnlen(name, OBJMEM_DEMANGLE_MAX + 1) > OBJMEM_DEMANGLE_MAX ||
+        !(fn = demangler()))
         return name;
     plain = fn(name, NULL, NULL, &status);
     if (status != 0 || !plain) {
@@ -127,18 +133,22 @@ const char *objmem_function_name(const char *name, char *buf, size_t size)
 /* One frame of s into buf: "file:line in function", or the C form
  * without a line, "module in function [+0x1a2b]": the return address in
  * the module's file (pc - load bias, as addr2line -e module takes it),
- * or the address itself when s has no module for it ("[0x7f...]"). */
+ * or the address itself when s has no module for it ("[0x7f...]").  A
+ * string is read no further than buf holds: a crafted capture's names
+ * may be megabytes long, shared by every frame. */
 static void frame_text(const struct om_snapshot *s, const struct om_frame *f,
                        char *buf, size_t size)
 {
     const char *file = f->filename ? f->filename : "<unknown>";
+    int cap = size < INT_MAX ? (int)size : INT_MAX;
     char name[1024];
     struct om_module m;
-    int k, n = f->lineno ? snprintf(buf, size, "%s:%u", file, f->lineno)
-                      : snprintf(buf, size, "%s", file);
+    int k, n = f->lineno ? snprintf(buf, size, "%.*s:%u", cap, file,
+                                    f->lineno)
+                         : snprintf(buf, size, "%.*s", cap, file);
 
     if (n >= 0 && (size_t)n < size && f->function)
-        n += snprintf(buf + n, size - (size_t)n, " in %s",
+        n += snprintf(buf + n, size - (size_t)n, " in %.*s", cap,
                       objmem_function_name(f->function, name, sizeof(name)));
     if (n < 0 || (size_t)n >= size || f->lineno || !f->pc)
         return;
@@ -215,6 +225,14 @@ void objmem_json_string(FILE *out, const char *s)
             fputc(c, out);
     }
     fputc('"', out);
+}
+
+void objmem_json_double(FILE *out, double v, int decimals)
+{
+    if (isfinite(v))
+        fprintf(out, "%.*f", decimals, v);
+    else
+        fputs("null", out);
 }
 
 /* HTML-escape s into f. */
@@ -298,8 +316,10 @@ static void json_head(FILE *out, const struct report_opts *o,
         objmem_json_string(out, o->files[0]);
         if (o->part == PART_ALLOCS) {
             objmem_snapshot_sums(all, &bytes, &count);
-            fprintf(out, ", \"allocations\": %.0f, \"allocated\": %.0f",
-                    count, bytes);
+            fputs(", \"allocations\": ", out);
+            objmem_json_double(out, count, 0);
+            fputs(", \"allocated\": ", out);
+            objmem_json_double(out, bytes, 0);
         } else {
             fprintf(out, ", \"traces\": %zu, \"traced\": %zu, \"peak\": "
                     "%zu", i.ntraces, i.current, i.peak);
@@ -314,8 +334,11 @@ static void json_head(FILE *out, const struct report_opts *o,
     if (kept != all && o->part == PART_ALLOCS) {
         objmem_snapshot_sums(kept, &bytes, &kept_n);
         objmem_snapshot_sums(all, &bytes, &count);
-        fprintf(out, ", \"filtered\": {\"kept\": %.0f, \"of\": %.0f}",
-                kept_n, count);
+        fputs(", \"filtered\": {\"kept\": ", out);
+        objmem_json_double(out, kept_n, 0);
+        fputs(", \"of\": ", out);
+        objmem_json_double(out, count, 0);
+        fputc('}', out);
     } else if (kept != all) {
         fprintf(out, ", \"filtered\": {\"kept\": %zu, \"of\": %zu}",
                 om_snapshot_count(kept), om_snapshot_count(all));
@@ -328,9 +351,13 @@ static void json_stat(FILE *out, const struct om_snapshot *s, size_t i,
 {
     fprintf(out, "%s\n  {\"size\": %zu, \"count\": %zu, ", i ? "," : "",
             st->size, st->count);
-    if (sampled(s))
-        fprintf(out, "\"size_error\": %.1f, \"count_error\": %.2f, ",
-                st->size_error, st->count_error);
+    if (sampled(s)) {
+        fputs("\"size_error\": ", out);
+        objmem_json_double(out, st->size_error, 1);
+        fputs(", \"count_error\": ", out);
+        objmem_json_double(out, st->count_error, 2);
+        fputs(", ", out);
+    }
     objmem_json_traceback(out, s, st->traceback, OM_KEY_TRACEBACK);
     fputc('}', out);
 }
