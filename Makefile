@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= alloc objects capture reports trace
+FUZZ_TARGETS ?= alloc objects capture reports trace check
 
 .PHONY: all build deps deps-bench deps-fuzz test demo bench fuzz install \
 	clean format

@@ -18,7 +18,7 @@
  * fam is a % 4 (gp, mem, obj, raw).
  *
  *   c%16  bytes after c   what
- *   0,13  a slot size     malloc into slot (its old block freed first)
+ *   0     a slot size     malloc into slot (its old block freed first)
  *   1     a slot size k   calloc (elsize from k)
  *   2     a slot al size  aligned: gp for even a, else mem
  *   3     a slot size     realloc (of NULL, of family fam, when empty)
@@ -32,8 +32,14 @@
  *   10    a               snapshot: statistics, compare, filter, dump
  *                         (of C frames, symbolised by libdw: slow, so
  *                         only for a & 0x80, first of the input)
- *   11    a n             frame source of n frames, or (a odd) none
+ *   11    a n             frame source of n frames, or (a odd) none;
+ *                         a & 4: with a frame key (a & 8: one that
+ *                         answers 0, "ask the source")
  *   12    a n             fault injection (om_debug_fail_maps) n ops
+ *   13    a e size        om_trace_track of tracked entry e (a fixed
+ *                         address and domain: objmem's three, or 7,
+ *                         4096, 2^32 - 1), or (a odd) untrack it, or
+ *                         (a & 2 too) untrack it in another domain
  *   14    a               om_collect(a & 2), om_check (a odd)
  *   15    a               debug hooks on or off
  *
@@ -41,6 +47,12 @@
  *
  *   slots[NSLOTS]: p | size | family | traced | bytes | nframe | total
  *   run: tracing | limit | mean | source | cur | peak | allocs | ...
+ *
+ * The tracked entries are the same rows, for addresses of a static
+ * buffer that om_trace_track traces in their domain: with size bytes
+ * (never sampled), the current frames, and counted as an allocation;
+ * a lost one leaves the address's old trace.  get_object_traceback sees
+ * only objmem's three domains.
  *
  * A block is traced when it was allocated through a domain (not gp)
  * while tracing was on, since the last start, clear, change of frame
@@ -69,7 +81,11 @@
  *      of no frame once); compare gives the difference of the totals;
  *      a domain filter keeps that domain's traces; a dump loads back
  *      with the same traces and totals; the allocations' snapshot counts
- *      every traced allocation since the clear.
+ *      every traced allocation since the clear; a tracked entry is a
+ *      trace as a block is.
+ *   7. om_trace_track and _untrack give -EAGAIN while not tracing; track
+ *      gives 0, or -ENOMEM only under fault injection; untracking in a
+ *      domain that does not hold the address changes nothing.
  *   4. Invalid arguments (limits 0, 129, -1; mean 0 or above 2^40) give
  *      -EINVAL and change nothing; a valid start under fault injection
  *      may give -ENOMEM and change nothing.
@@ -102,6 +118,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NSLOTS 128
+#define NTRACKED 12
 #define NFREED 16               /* freed addresses remembered */
 #define MAX_OPS 400
 #define MAX_SNAPS 8             /* snapshots an input */
@@ -119,10 +136,19 @@ struct slot {
     uint8_t family;             /* enum family */
     uint8_t fill;               /* its bytes' value */
     bool traced;
+    unsigned domain;            /* a tracked entry's */
 };
+
+/* The tracked entries' addresses: never allocated by objmem. */
+static char track_room[NTRACKED][16];
+static const unsigned track_domains[] = { OM_DOMAIN_RAW, OM_DOMAIN_MEM,
+                                          OM_DOMAIN_OBJ, 7, 4096,
+                                          UINT32_MAX };
+#define NTDOMAIN (sizeof(track_domains) / sizeof(track_domains[0]))
 
 static struct {
     struct slot slots[NSLOTS];
+    struct slot tracked[NTRACKED];
     uintptr_t freed[NFREED];    /* addresses freed lately */
     unsigned nfreed;
     bool tracing;
@@ -257,6 +283,8 @@ static void model_clear(void)
 {
     for (unsigned i = 0; i < NSLOTS; i++)
         run.slots[i].traced = false;
+    for (unsigned i = 0; i < NTRACKED; i++)
+        run.tracked[i].traced = false;
     run.cur = run.peak = 0;
     run.allocs = run.alloc_bytes = 0;
     run.threads = 0;
@@ -312,6 +340,15 @@ static void check_traceback(unsigned i)
         check_frames(tb, s);
 }
 
+/* What a trace made now has for frames. */
+static void set_frames(struct slot *s)
+{
+    s->nframe = run.source >= 0 ? (run.source < run.limit ? run.source
+                                                          : run.limit)
+                                : -1;
+    s->total = run.source >= 0 ? run.source : run.limit;
+}
+
 /* After slot i got a block: is it traced?  lost: om_trace_lost before. */
 static void note_alloc(unsigned i, size_t lost)
 {
@@ -320,10 +357,7 @@ static void note_alloc(unsigned i, size_t lost)
     bool was_lost = om_trace_lost() > lost;
 
     s->traced = false;
-    s->nframe = run.source >= 0 ? (run.source < run.limit ? run.source
-                                                          : run.limit)
-                                : -1;
-    s->total = run.source >= 0 ? run.source : run.limit;
+    set_frames(s);
     if (!run.tracing || family_domain(s->family) < 0) {
         check_traceback(i);
         return;
@@ -584,7 +618,25 @@ static void do_stop(void)
     for (unsigned i = 0; i < NSLOTS; i++)
         if (run.slots[i].p)
             check_traceback(i);
+    for (unsigned i = 0; i < NTRACKED; i++)
+        if (om_trace_get_object_traceback(track_room[i]))
+            fail("a tracked address has a traceback after a stop");
     check_settings();
+}
+
+/* A key for fake_frames: one per depth, as the frames are. */
+static uint64_t fake_key(void *ctx, int max)
+{
+    (void)ctx;
+    return ((uint64_t)run.source + 1) * 0x9e3779b97f4a7c15ULL ^
+           (uint64_t)max;
+}
+
+static uint64_t no_key(void *ctx, int max)
+{
+    (void)ctx;
+    (void)max;
+    return 0;
 }
 
 static void do_source(unsigned a, unsigned n)
@@ -595,6 +647,8 @@ static void do_source(unsigned a, unsigned n)
     } else {
         run.source = (int)(a & 2 ? n : n % 8);
         om_trace_set_frame_source(fake_frames, NULL);
+        if (a & 4)
+            om_trace_set_frame_key(a & 8 ? no_key : fake_key);
     }
     if (run.tracing)
         model_clear();          /* frames of two kinds: start afresh */
@@ -631,6 +685,60 @@ static void do_fault(unsigned a, unsigned n)
         fail("om_debug_fail_maps refused a valid setting");
     run.fault_ops = 1 + n % 16;
     run.faulted = true;
+}
+
+/* ---- Tracked entries ---- */
+
+static void do_track(unsigned a, unsigned e, size_t size)
+{
+    struct slot *t = &run.tracked[e];
+    unsigned d = track_domains[e % NTDOMAIN];
+    unsigned other = track_domains[(e + 1 + a / 4 % (NTDOMAIN - 1)) %
+                                   NTDOMAIN];
+    const struct om_traceback *tb;
+    size_t lost = om_trace_lost();
+    int rc;
+
+    t->p = (unsigned char *)track_room[e];
+    t->domain = d;
+    if (a & 1) {
+        rc = om_trace_untrack(a & 2 ? other : d, t->p);
+        if (rc != (run.tracing ? 0 : -EAGAIN))
+            fail("om_trace_untrack gave the wrong result");
+        if (!(a & 2))
+            model_forget(t);
+        if (d <= OM_DOMAIN_OBJ &&
+            !om_trace_get_object_traceback(t->p) != !t->traced)
+            fail("an untrack left the wrong trace");
+        return;
+    }
+    rc = om_trace_track(d, t->p, size);
+    if (!run.tracing) {
+        if (rc != -EAGAIN)
+            fail("om_trace_track while not tracing is not -EAGAIN");
+        return;
+    }
+    if (rc != 0 && (rc != -ENOMEM || !run.fault_ops ||
+                    om_trace_lost() == lost))
+        fail("om_trace_track failed");
+    /* get_object_traceback looks in objmem's three domains only. */
+    tb = d <= OM_DOMAIN_OBJ ? om_trace_get_object_traceback(t->p) : NULL;
+    if (rc == -ENOMEM) {            /* lost: an old trace stays */
+        if (d <= OM_DOMAIN_OBJ && !tb != !t->traced)
+            fail("a lost track changed the address's trace");
+        return;
+    }
+    if (!tb && d <= OM_DOMAIN_OBJ)
+        fail("a tracked address has no traceback");
+    model_forget(t);
+    t->size = t->bytes = size;
+    t->traced = true;
+    set_frames(t);
+    if (tb)
+        check_frames(tb, t);
+    model_add(size);
+    run.allocs++;
+    run.alloc_bytes += size;
 }
 
 /* ---- Debug hooks ----
@@ -691,6 +799,12 @@ static const struct slot *slot_at(uintptr_t a, unsigned d)
             family_domain((enum family)s->family) == (int)d)
             return s;
     }
+    for (unsigned i = 0; i < NTRACKED; i++) {
+        const struct slot *s = &run.tracked[i];
+
+        if ((uintptr_t)s->p == a && s->traced && s->domain == d)
+            return s;
+    }
     return NULL;
 }
 
@@ -704,6 +818,8 @@ static void check_traces(const struct om_snapshot *s, struct sums *flat,
 
     for (unsigned i = 0; i < NSLOTS; i++)
         live += run.slots[i].p && run.slots[i].traced;
+    for (unsigned i = 0; i < NTRACKED; i++)
+        live += run.tracked[i].traced;
     if (n != live)
         fail("a snapshot's trace count differs from the traced blocks");
     *flat = *cumul = (struct sums){ 0, 0 };
@@ -724,7 +840,8 @@ static void check_traces(const struct om_snapshot *s, struct sums *flat,
         flat->count++;
         cumul->size += t.size * k;
         cumul->count += k;
-        per_domain[t.domain]++;
+        if (t.domain <= OM_DOMAIN_OBJ)
+            per_domain[t.domain]++;
     }
 }
 
@@ -903,11 +1020,10 @@ static void step(struct reader *r)
     q.fam = (enum family)(a % NFAMILY);
     switch (op) {
     case 0:
-    case 13:
     case 1:
     case 2:
         op_name = op == 1 ? "calloc" : op == 2 ? "aligned" : "malloc";
-        q.kind = op == 13 ? 0 : (int)op;
+        q.kind = (int)op;
         q.slot = take(r) % NSLOTS;
         if (op == 2) {
             q.fam = a % 2 ? MEM : GP;
@@ -974,6 +1090,11 @@ static void step(struct reader *r)
         op_name = "fault";
         do_fault(a, take(r));
         return;
+    case 13:
+        op_name = "track";
+        q.slot = take(r) % NTRACKED;
+        do_track(a, q.slot, draw_size(r));
+        break;
     case 14:
         op_name = "collect";
         om_collect(a & 2);

@@ -89,13 +89,14 @@ OM_API size_t om_usable_size(const void *p);
 /*
  * A MEM-domain block of size bytes aligned to alignment (a power of two);
  * free it with om_free.  Alignments up to the small threshold are served
- * from the pools; larger ones, or large sizes, by the system allocator
- * while the RAW domain is the default.  Alignments above 16 need one of
- * objmem's tables in MEM, wrapped by tracing or not: the default, the
- * system table (OBJMEM_ALLOCATOR=malloc: posix_memalign's block) or
- * om_gp_allocator (om_gp_aligned_alloc's block); ENOTSUP under the debug
- * hooks (their header would break the alignment) or a table of one's
- * own, as when RAW is replaced.  While tracing, the block is traced as
+ * from the pools; larger ones, or large sizes, by the allocator under
+ * RAW: the system's (its default) or om_gp_allocator.  Alignments above
+ * 16 need one of objmem's tables in MEM, wrapped by tracing or by
+ * om_debug_fail_allocs or not: the default, the system table
+ * (OBJMEM_ALLOCATOR=malloc: posix_memalign's block) or om_gp_allocator
+ * (om_gp_aligned_alloc's block); ENOTSUP under the debug hooks (their
+ * header would break the alignment) or a table of one's own, in MEM or
+ * (for the large ones) in RAW.  While tracing, the block is traced as
  * om_malloc's of size bytes (sampled alike), and om_free forgets it.
  * EINVAL for a bad alignment.
  */
@@ -292,11 +293,11 @@ OM_API int om_debug_fail_maps(long nth, bool every);
  * calloc, realloc) made to the three domains are numbered from 0 at the
  * call, and those from start up to but not including stop fail with NULL
  * and errno = ENOMEM (stop = 0: every one from start on); a failed
- * realloc leaves its block as it was.  A large MEM or OBJ request counts
- * twice (it goes on to RAW); the om_gp_* family is not counted.
+ * realloc leaves its block as it was.  A request counts once, also a
+ * large MEM or OBJ one that goes on to RAW; om_aligned_alloc counts as a
+ * request; the om_gp_* family is not counted.
  * om_debug_fail_allocs(-1, 0) stops it.  It wraps the domains' tables,
- * as the debug hooks do (om_aligned_alloc above 16 is ENOTSUP under it,
- * as under them), and costs nothing while stopped; a table set
+ * as the debug hooks do, and costs nothing while stopped; a table set
  * over it meanwhile (tracing started) keeps it under it, passing every
  * request through, until that table goes and it is stopped again.
  * Returns 0, or -EINVAL (start < -1; stop neither 0 nor above start).

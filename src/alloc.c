@@ -380,6 +380,26 @@ static bool is_system_table(const struct om_allocator *t)
     return t && t->malloc == omi_domain_default_raw.malloc;
 }
 
+/* a's four functions are those of table t. */
+static bool same_table(const struct om_allocator *a,
+                       const struct om_allocator *t)
+{
+    return a->malloc == t->malloc && a->calloc == t->calloc &&
+           a->realloc == t->realloc && a->free == t->free;
+}
+
+/* The table that serves RAW: its live one, seen through tracing's
+ * wrapper and the fault injection's, in either order. */
+static const struct om_allocator *raw_table(void)
+{
+    const struct om_allocator *t = &omi_domains[OM_DOMAIN_RAW], *u;
+
+    for (int i = 0; i < 2; i++, t = u)
+        if (!(u = omi_trace_wrapped(t)) && !(u = omi_nomem_under(t)))
+            break;
+    return t;
+}
+
 size_t om_usable_size(const void *p)
 {
     size_t size;
@@ -393,7 +413,7 @@ size_t om_usable_size(const void *p)
     if ((size = small_size(p)) || (size = omi_large_size(p)))
         return size;
     return omi_domain_is_system(OM_DOMAIN_RAW) ||
-                   is_system_table(omi_trace_under(OM_DOMAIN_RAW))
+                   is_system_table(raw_table())
                ? malloc_usable_size((void *)(uintptr_t)p)
                : 0;
 }
@@ -420,15 +440,18 @@ static void *sys_aligned(size_t alignment, size_t size)
     return p;
 }
 
-/* Over-aligned large blocks come from the system allocator directly,
- * while RAW is that allocator or tracing's wrapper over it (the block is
- * traced in MEM, where om_aligned_alloc asked for it). */
+/* Over-aligned large blocks come from the allocator that serves RAW
+ * directly, when it is the system's or om_gp_allocator, under any
+ * wrappers of tracing and the fault injection (the block is traced and
+ * counted in MEM, where om_aligned_alloc asked for it). */
 static void *large_aligned(size_t alignment, size_t size)
 {
+    const struct om_allocator *t = raw_table();
     void *p;
 
-    if (!omi_domain_is_system(OM_DOMAIN_RAW) &&
-        !is_system_table(omi_trace_under(OM_DOMAIN_RAW))) {
+    if (same_table(t, &om_gp_allocator))
+        return om_gp_aligned_alloc(alignment, size);
+    if (!omi_domain_is_system(OM_DOMAIN_RAW) && !is_system_table(t)) {
         errno = ENOTSUP;
         return NULL;
     }
@@ -451,17 +474,15 @@ OM_INLINE OM_NO_ASAN void *small_aligned(size_t alignment, size_t size)
     return large_aligned(alignment, size);
 }
 
-/* a's four functions are those of table t. */
-static bool same_table(const struct om_allocator *a,
-                       const struct om_allocator *t)
-{
-    return a->malloc == t->malloc && a->calloc == t->calloc &&
-           a->realloc == t->realloc && a->free == t->free;
-}
-
 OM_NO_ASAN void *omi_alloc_aligned_in(const struct om_allocator *t,
                                       size_t alignment, size_t size)
 {
+    const struct om_allocator *u = omi_nomem_under(t);
+
+    if (u)                              /* a request of its window */
+        return omi_nomem_fails_aligned()
+                   ? NULL
+                   : omi_alloc_aligned_in(u, alignment, size);
     if (is_system_table(t))
         return sys_aligned(alignment, size);
     if (same_table(t, &omi_domain_default_small))

@@ -138,6 +138,24 @@ static size_t map_popcount(void)
     return n;
 }
 
+size_t omi_arena_map_count(void)
+{
+    return map_popcount();
+}
+
+_Atomic uint64_t *omi_arena_map_word(const void *a)
+{
+    uintptr_t slot = (uintptr_t)a >> ARENA_BITS;
+    uintptr_t base = omi_arena_map_window();
+    _Atomic uint64_t *leaf;
+
+    if (slot - base < MAP_WINDOW)
+        return &omi_arena_map[(slot - base) / 64];
+    leaf = atomic_load(&omi_arena_outside[slot >> MAP_LEAF_BITS]);
+    return leaf ? &leaf[(slot & (((uintptr_t)1 << MAP_LEAF_BITS) - 1)) / 64]
+                : NULL;
+}
+
 int omi_arena_map_check(void)
 {
     uintptr_t bias = atomic_load(&omi_arena_map_bias);
@@ -649,6 +667,20 @@ static int check_bits(const struct arena *a)
                               a->ndirty, omi_arena_dirty_count(a), nd,
                               nc, ndirty_state);
     return 0;
+}
+
+struct pool *omi_arena_check_pool(const void *p)
+{
+    struct arena *a = omi_arena_of(p);
+    uintptr_t off;
+
+    if (!a)
+        return NULL;
+    off = (uintptr_t)p - (uintptr_t)&a->pools[META_POOLS];
+    if (off >= USABLE_POOLS * sizeof(struct pool) ||
+        off % sizeof(struct pool) != 0)
+        return NULL;
+    return &a->pools[META_POOLS + off / sizeof(struct pool)];
 }
 
 int omi_arena_check(const struct arena *a)

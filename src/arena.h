@@ -242,6 +242,14 @@ void omi_arena_fork_child(void);
 /* Bits set in the arena map (arena lock held). */
 size_t omi_arena_map_bits(void);
 
+/* For om_check's tests: the word of the map that marks the slot of the
+ * arena at a (bit slot % 64), or NULL when its leaf is not mapped. */
+_Atomic uint64_t *omi_arena_map_word(const void *a);
+
+/* The bits set in the map, counted (arena lock held): more than
+ * omi_arena_map_bits() means a mark no arena made. */
+size_t omi_arena_map_count(void);
+
 /* The arena map's own bytes: the window, the outside root and its leaves. */
 size_t omi_arena_map_bytes(void);
 
@@ -254,5 +262,13 @@ int omi_arena_map_check(void);
 
 /* Verify an arena's invariants (lock held). */
 int omi_arena_check(const struct arena *a);
+
+/*
+ * om_check's test of a pool pointer read out of metadata, before it is
+ * followed: the descriptor at p if p is one of a pool that can hold
+ * blocks (in an arena the map marks, at a descriptor's boundary, not a
+ * header pool's); else NULL.  Reads only the map.
+ */
+struct pool *omi_arena_check_pool(const void *p);
 
 #endif /* OM_ARENA_H */

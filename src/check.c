@@ -7,8 +7,24 @@
  *          its window's base and bias agree.
  *
  * It pauses the purger and holds the arena lock while it walks; other
- * threads must not allocate meanwhile (their heaps are theirs alone).  Heaps orphaned by fork() are
- * skipped: they may have been mid-update when their thread vanished.
+ * threads must not allocate meanwhile (their heaps are theirs alone).
+ * Heaps orphaned by fork() are skipped: they may have been mid-update
+ * when their thread vanished.
+ *
+ * On a corrupted heap it reports and returns -EFAULT; it never crashes,
+ * hangs or writes but its pools' scratch counts (fuzz/fuzz_check.c
+ * corrupts a heap to hold it to that).  So no pointer read out of
+ * metadata is followed before it is tested: an arena by the map
+ * (omi_arena_of(a) == a, which reads only the map), a heap by being on
+ * the heap list, a pool descriptor by lying in the descriptors of a
+ * marked arena (omi_arena_check_pool), a block by lying in its pool at
+ * a block boundary; a class is below NCLASSES before a table lookup; a
+ * list walk stops after as many steps as the list can hold (the arenas
+ * mapped, a pool's capacity, its blocks in use).  What it trusts: the
+ * arena map once no mark is found that no arena made (check_arena_list),
+ * the head of the arena list and the count of arenas mapped, the heap
+ * list, and large.c's table and cache arrays (their entries are only
+ * compared, never followed).
  */
 #include <errno.h>
 
@@ -31,6 +47,39 @@ static bool heap_is_known(const struct heap *h)
         if (k == h)
             return true;
     return false;
+}
+
+/*
+ * arena.1 and map.1 for the global list itself, before anything else
+ * walks it: no mark that no arena made, every arena on the list marked
+ * (so its header is mapped: a pointer is followed only after the map
+ * vouched for it), and as many arenas on it as are mapped, so a wild
+ * all_next is reported and not followed, and a cycle is reported after
+ * as many steps as arenas instead of hanging om_check.
+ */
+static int check_arena_list(void)
+{
+    struct omi_arena_totals t;
+    size_t n = 0;
+
+    if (omi_arena_map_count() > omi_arena_map_bits())
+        return omi_check_fail("map.1", NULL, "%zu bits set in the map, "
+                              "%zu marks made", omi_arena_map_count(),
+                              omi_arena_map_bits());
+    omi_arena_totals(&t);
+    for (struct arena *a = omi_arena_first(); a; a = a->all_next) {
+        if (omi_arena_of(a) != a)
+            return omi_check_fail("arena.1", a, "not aligned or not in "
+                                  "the map");
+        if (++n > t.current)
+            return omi_check_fail("arena.1", a, "more arenas on the list "
+                                  "than the %zu mapped: a cycle",
+                                  t.current);
+    }
+    if (n != t.current)
+        return omi_check_fail("arena.1", NULL, "%zu arenas on the list, "
+                              "%zu mapped", n, t.current);
+    return 0;
 }
 
 /* Every listed arena is marked, and there are as many marks as arenas:
@@ -87,7 +136,8 @@ int om_check(void)
 
     omi_purge_pause();
     omi_arena_lock();
-    for (struct arena *a = omi_arena_first(); a; a = a->all_next)
+    rc = check_arena_list();
+    for (struct arena *a = omi_arena_first(); a && rc == 0; a = a->all_next)
         for (size_t i = 0; i < POOLS_PER_ARENA; i++)
             a->pools[i].scratch = 0;
     for (struct heap *h = omi_heap_first(); h && rc == 0;

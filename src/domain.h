@@ -65,6 +65,8 @@ void omi_domain_set_sampled(enum om_domain d, bool on);
 /* trace.c: the table that tracing's wrapper of domain d wraps, while d's
  * live table is that wrapper; else NULL. */
 const struct om_allocator *omi_trace_under(enum om_domain d);
+/* trace.c: the table under t when t is tracing's wrapper, else NULL. */
+const struct om_allocator *omi_trace_wrapped(const struct om_allocator *t);
 
 /* trace.c: om_aligned_alloc while MEM's table is not the small-object
  * allocator's own: the block of the live table, or under tracing's
@@ -82,6 +84,11 @@ extern bool omi_allocator_auto;
 
 /* nomem.c: om_check's part (invariant nomem.1). */
 int omi_nomem_check(void);
+/* nomem.c: the table under t when t is its wrapper, else NULL; and an
+ * om_aligned_alloc request through that wrapper counted (true: it fails,
+ * errno = ENOMEM). */
+const struct om_allocator *omi_nomem_under(const struct om_allocator *t);
+bool omi_nomem_fails_aligned(void);
 
 /* debug.c: true while the debug hooks wrap domain d. */
 bool omi_debug_hooks_on(enum om_domain d);

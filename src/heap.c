@@ -863,7 +863,24 @@ void om_collect(bool force)
     }
 }
 
-/* ---- Checks ---- */
+/* ---- Checks ----
+ *
+ * om_check's (check.c): no pointer read out of a heap or an arena is
+ * followed before the map vouches for it (omi_arena_of, and
+ * omi_arena_check_pool for a pool descriptor), and every list walk stops
+ * after as many steps as the list can hold, so a corrupted heap gets a
+ * report, never a crash or a hang.  The arena list itself was checked
+ * first (check_arena_list): its arenas are the ones the map marks.
+ */
+
+/* The arenas mapped: the most that any list of arenas holds. */
+static size_t arenas_mapped(void)
+{
+    struct omi_arena_totals t;
+
+    omi_arena_totals(&t);
+    return t.current;
+}
 
 /* Invariant 1: the first pools. */
 static int check_first(const struct heap *h)
@@ -874,6 +891,10 @@ static int check_first(const struct heap *h)
 
         if (pool == &empty_pool)
             continue;
+        if (!pool || omi_arena_check_pool(pool) != pool)
+            return omi_check_fail("heap.1", h, "first pool of class %u "
+                                  "at %p is no pool", sc,
+                                  (const void *)pool);
         a = omi_arena_of_pool(pool);
         if (omi_pool_state(pool) != POOL_USED || pool->sc != sc ||
             atomic_load(&pool->owner) != (uintptr_t)h || a->heap != h ||
@@ -903,6 +924,25 @@ static int check_partial_bits(const struct heap *h, const struct arena *a)
     return 0;
 }
 
+/* Whether a is on h's list of arenas with partial pools of class sc: b
+ * NULL, or -EFAULT (reported) when the list leads to an address that is
+ * no arena, to an arena of another heap or with no partial pool of sc,
+ * or runs on longer than the arenas mapped (a cycle). */
+static int class_list_find(const struct heap *h, const struct arena *a,
+                           unsigned sc, const struct arena **b)
+{
+    size_t n = 0, max = arenas_mapped();
+
+    for (*b = h->partial_arenas[sc]; *b && *b != a; *b = (*b)->cls_next[sc])
+        if (omi_arena_of(*b) != *b || (*b)->heap != h ||
+            !partial_any(*b, sc) || ++n > max)
+            return omi_check_fail("heap.2", *b, "class %u list of arenas "
+                                  "of heap %p: step %zu is no arena of "
+                                  "its heap with a partial pool", sc,
+                                  (const void *)h, n);
+    return 0;
+}
+
 /* Invariant 2: every arena of h, and the per-class lists of arenas. */
 static int check_partials(const struct heap *h)
 {
@@ -914,9 +954,10 @@ static int check_partials(const struct heap *h)
         if ((rc = check_partial_bits(h, a)))
             return rc;
         for (unsigned sc = 0; sc < NCLASSES; sc++) {
-            const struct arena *b = h->partial_arenas[sc];
-            while (b && b != a)
-                b = b->cls_next[sc];
+            const struct arena *b;
+
+            if ((rc = class_list_find(h, a, sc, &b)))
+                return rc;
             if ((b == a) != partial_any(a, sc))
                 return omi_check_fail("heap.2", a, "arena on the class %u "
                                       "list: %d, marks a partial: %d", sc,
@@ -926,14 +967,23 @@ static int check_partials(const struct heap *h)
     return 0;
 }
 
+/* Invariant 3; a bin's list is followed only to arenas (the map), and
+ * for at most as many steps as there are arenas. */
 static int check_bins(const struct heap *h, size_t *ndirty)
 {
+    size_t max = arenas_mapped();
+
     *ndirty = 0;
     for (unsigned b = 0; b < NBINS; b++) {
         bool bit = (h->binmap >> b) & 1;
+        size_t n = 0;
+
         if (bit != (h->bins[b] != NULL) || (b == 0 && bit))
             return omi_check_fail("heap.3", h, "bin %u and its bit", b);
         for (const struct arena *a = h->bins[b]; a; a = a->next) {
+            if (omi_arena_of(a) != a || ++n > max)
+                return omi_check_fail("heap.3", a, "bin %u's list: step "
+                                      "%zu is no arena, or a cycle", b, n);
             if (a->nfree == 0 || bin_of(a->nfree) != b || a->heap != h)
                 return omi_check_fail("heap.3", a, "arena in bin %u has "
                                       "%u free pools", b, a->nfree);
@@ -943,24 +993,53 @@ static int check_bins(const struct heap *h, size_t *ndirty)
     return 0;
 }
 
+/* Count one more of pool's blocks found cached or remote (scratch),
+ * reported when they outnumber its blocks in use (pool.4): so a list
+ * with a cycle ends after at most the blocks in use of its pools. */
+static int count_listed(struct pool *pool)
+{
+    if (pool->scratch >= pool->used)
+        return omi_check_fail("pool.4", pool, "more than its %u used "
+                              "blocks cached or remote: a list with a "
+                              "cycle?", pool->used);
+    pool->scratch++;
+    return 0;
+}
+
+/* The pool describing a block at b (in arena a): its own descriptor, or
+ * for a TAIL pool its span's head, if that is a pool descriptor. */
+static struct pool *check_head(struct arena *a, const void *b)
+{
+    struct pool *pool = omi_arena_pool_of(a, b);
+
+    if (omi_pool_state(pool) == POOL_TAIL)
+        pool = omi_arena_check_pool(pool->free);
+    return pool;
+}
+
 static OM_NO_ASAN int check_remote(const struct heap *h)
 {
+    int rc;
+
     for (void *b = atomic_load(&h->remote); b; b = *(void **)b) {
         struct arena *a = omi_arena_of(b);
-        struct pool *pool = a ? omi_pool_head(omi_arena_pool_of(a, b)) : NULL;
+        struct pool *pool = a ? check_head(a, b) : NULL;
         if (!pool || a->heap != h ||
             (omi_pool_state(pool) != POOL_USED &&
-             omi_pool_state(pool) != POOL_FULL) ||
+             omi_pool_state(pool) != POOL_FULL) || pool->sc >= NCLASSES ||
             !omi_pool_is_block(pool, b))
             return omi_check_fail("heap.5", b, "remote block not in a "
                                   "pool of its heap");
-        pool->scratch++;
+        if ((rc = count_listed(pool)))
+            return rc;
     }
     return 0;
 }
 
 static OM_NO_ASAN int check_caches(const struct heap *h)
 {
+    int rc;
+
     for (unsigned sc = 0; sc < NSMALL; sc++) {
         size_t n = 0;
         for (void *b = h->cache[sc].head; b; b = *(void **)b, n++) {
@@ -972,7 +1051,8 @@ static OM_NO_ASAN int check_caches(const struct heap *h)
                 !omi_pool_is_block(pool, b) || n > h->cache[sc].count)
                 return omi_check_fail("heap.6", b, "cached block of class "
                                       "%u not in a pool of its heap", sc);
-            pool->scratch++;
+            if ((rc = count_listed(pool)))
+                return rc;
         }
         if (n != h->cache[sc].count)
             return omi_check_fail("heap.6", h, "class %u cache holds %zu "
@@ -982,18 +1062,16 @@ static OM_NO_ASAN int check_caches(const struct heap *h)
     return 0;
 }
 
-/* Invariant 7: the reserved next pools are in our arenas. */
+/* Invariant 7: the reserved next pools are in our arenas (descriptors
+ * of pools that hold blocks, in arenas the map marks). */
 static int check_next_pools(const struct heap *h)
 {
     for (unsigned sc = 0; sc < NSMALL; sc++) {
         const struct pool *pool = h->next_pool[sc];
-        const struct arena *a;
         if (!pool)
             continue;
-        for (a = omi_arena_first(); a; a = a->all_next)
-            if (a == omi_arena_of_pool(pool))
-                break;
-        if (!a || a->heap != h || omi_pool_index(pool) < META_POOLS)
+        if (omi_arena_check_pool(pool) != pool ||
+            omi_arena_of_pool(pool)->heap != h)
             return omi_check_fail("heap.7", pool, "next pool of class %u "
                                   "not in an arena of its heap", sc);
     }

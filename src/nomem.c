@@ -20,7 +20,9 @@
  * passes every request through, until a later start uses it again.
  *
  * A failed request calls no underlying function: a realloc's block is
- * left as it was, and errno is ENOMEM.
+ * left as it was, and errno is ENOMEM.  A request counts once: what its
+ * table asks of another domain while serving it (a large MEM or OBJ
+ * block from RAW) is not counted (`inside`, per thread).
  *
  * Invariant (checked by omi_nomem_check):
  *   1. Every installed wrapper's underlying table has its four functions
@@ -59,20 +61,44 @@ static bool fails(void)
 
 #define UNDER(ctx) (&wraps[(uintptr_t)(ctx)].under)
 
+/* Inside a request being served: what the table under it asks of
+ * another domain (a large MEM block from RAW) is part of it, not a
+ * request of its own. */
+static _Thread_local bool inside;
+
+enum request { MALLOC, CALLOC, REALLOC };
+
+/* Serve a request of domain ctx: counted (and maybe failed) unless
+ * inside another. */
+static void *serve(void *ctx, enum request r, void *p, size_t a, size_t b)
+{
+    const struct om_allocator *u = UNDER(ctx);
+    bool was = inside;
+    void *q;
+
+    if (!was && fails())
+        return NULL;
+    inside = true;
+    q = r == MALLOC   ? u->malloc(u->ctx, a)
+        : r == CALLOC ? u->calloc(u->ctx, a, b)
+                      : u->realloc(u->ctx, p, a);
+    inside = was;
+    return q;
+}
+
 static void *nm_malloc(void *ctx, size_t size)
 {
-    return fails() ? NULL : UNDER(ctx)->malloc(UNDER(ctx)->ctx, size);
+    return serve(ctx, MALLOC, NULL, size, 0);
 }
 
 static void *nm_calloc(void *ctx, size_t nelem, size_t elsize)
 {
-    return fails() ? NULL
-                   : UNDER(ctx)->calloc(UNDER(ctx)->ctx, nelem, elsize);
+    return serve(ctx, CALLOC, NULL, nelem, elsize);
 }
 
 static void *nm_realloc(void *ctx, void *p, size_t size)
 {
-    return fails() ? NULL : UNDER(ctx)->realloc(UNDER(ctx)->ctx, p, size);
+    return serve(ctx, REALLOC, p, size, 0);
 }
 
 static void nm_free(void *ctx, void *p)
@@ -83,6 +109,19 @@ static void nm_free(void *ctx, void *p)
 static bool is_wrapper(const struct om_allocator *a, enum om_domain d)
 {
     return a->malloc == nm_malloc && a->ctx == (void *)(uintptr_t)d;
+}
+
+const struct om_allocator *omi_nomem_under(const struct om_allocator *t)
+{
+    uintptr_t d = (uintptr_t)t->ctx;
+
+    return t->malloc == nm_malloc && d <= OM_DOMAIN_OBJ ? &wraps[d].under
+                                                        : NULL;
+}
+
+bool omi_nomem_fails_aligned(void)
+{
+    return !inside && fails();
 }
 
 int om_debug_fail_allocs(long start, long stop)

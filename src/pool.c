@@ -130,19 +130,22 @@ static int check_free_state(const struct pool *pool)
     return 0;
 }
 
-/* A TAIL pool: its head is a span of its class that covers it. */
+/* A TAIL pool: its head is a span of its class that covers it.  The
+ * head is a descriptor of this arena before it is read, and its class
+ * one of the table's before the table is read. */
 static int check_tail(const struct pool *pool)
 {
-    const struct pool *head = pool->free;
+    const struct pool *head = omi_arena_check_pool(pool->free);
     struct arena *a = omi_arena_of_pool(pool);
     unsigned hs;
 
-    if (!head || omi_arena_of_pool(head) != a || head >= pool ||
-        head < &a->pools[META_POOLS])
+    if (!head || head != pool->free || omi_arena_of_pool(head) != a ||
+        head >= pool)
         return omi_check_fail("pool.1", pool, "tail's head %p",
-                              (const void *)head);
+                              pool->free);
     hs = omi_pool_state(head);
     if ((hs != POOL_USED && hs != POOL_FULL) || head->sc != pool->sc ||
+        head->sc >= NCLASSES ||
         head + omi_class_pages(head->sc) <= pool ||
         atomic_load(&pool->owner) != 0 ||
         pool->used > (pool == head + 1 ? omi_pool_capacity(head) : 0))
@@ -177,6 +180,7 @@ int omi_pool_check(const struct pool *pool)
                                   "is not its tail", i);
     if ((state == POOL_FULL) != ((owner & OWNER_FULL) != 0) ||
         (owner & ~OWNER_FULL) == 0 || state == POOL_PURGING ||
+        state > POOL_TAIL ||
         (state == POOL_FULL && (pool->free || omi_pool_uncarved(pool))))
         return omi_check_fail("pool.2", pool, "state %u, owner %p, free %p",
                               state, (void *)owner, pool->free);

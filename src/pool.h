@@ -58,9 +58,9 @@ enum pool_state { POOL_CLEAN, POOL_DIRTY, POOL_USED, POOL_FULL,
  *      the class); TAIL: free is the head of its span, a USED or FULL
  *      pool of the same class whose run covers this pool; used == 0,
  *      but for the first tail, whose used is the span's uncarved count.
- *   2. USED: owner == heap address; FULL: owner == heap | OWNER_FULL,
- *      free == NULL and nothing uncarved; CLEAN/DIRTY/PURGING: owner ==
- *      0, used == 0.
+ *   2. The state is one of enum pool_state.  USED: owner == heap
+ *      address; FULL: owner == heap | OWNER_FULL, free == NULL and
+ *      nothing uncarved; CLEAN/DIRTY/PURGING: owner == 0, used == 0.
  *   3. Every free-list block lies in the pool at a block boundary; the
  *      list has no cycle.
  *   4. used + |free| + uncarved == capacity; used counts the blocks

@@ -2076,6 +2076,11 @@ static bool is_hook_table(const struct om_allocator *a)
     return a->malloc == trace_malloc || a->malloc == gp_trace_malloc;
 }
 
+const struct om_allocator *omi_trace_wrapped(const struct om_allocator *t)
+{
+    return is_hook_table(t) ? &((const struct hook *)t->ctx)->under : NULL;
+}
+
 /* The table our wrapper of domain d wraps, while it is d's live one. */
 const struct om_allocator *omi_trace_under(enum om_domain d)
 {

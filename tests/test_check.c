@@ -102,15 +102,10 @@ static void free_all(void **b, size_t n)
 /* The word of the arena map that marks the arena at a. */
 static _Atomic uint64_t *map_word_of(const void *a)
 {
-    uintptr_t slot = (uintptr_t)a >> ARENA_BITS;
-    uintptr_t base = omi_arena_map_window();
-    _Atomic uint64_t *leaf;
+    _Atomic uint64_t *w = omi_arena_map_word(a);
 
-    if (slot - base < MAP_WINDOW)
-        return &omi_arena_map[(slot - base) / 64];
-    leaf = atomic_load(&omi_arena_outside[slot >> MAP_LEAF_BITS]);
-    assert_non_null(leaf);
-    return &leaf[(slot & (((uintptr_t)1 << MAP_LEAF_BITS) - 1)) / 64];
+    assert_non_null(w);
+    return w;
 }
 
 /* ---- The arena map and the arenas ---- */

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "objmem.h"
@@ -103,6 +104,112 @@ static void test_window_under_tracing(void **state)
     om_get_allocator(OM_DOMAIN_MEM, &t);
     assert_true(t.malloc == omi_domain_default_small.malloc);
     assert_int_equal(omi_domain_small[OM_DOMAIN_MEM], OMI_TABLE_SMALL);
+    assert_int_equal(om_check(), 0);
+    assert_heap_clean(blocks);
+}
+
+/* A large MEM or OBJ request, which its table passes on to RAW, is one
+ * request (it was two: the second failed the first); om_aligned_alloc is
+ * one too, small or large, under the window alone and under tracing. */
+static void test_window_requests_once(void **state)
+{
+    size_t blocks = blocks_in_use();
+    void *a, *b, *c;
+
+    for (int traced = 0; traced < 2; traced++) {
+        assert_int_equal(om_debug_fail_allocs(1, 2), 0);
+        assert_int_equal(traced ? om_trace_start(1) : 0, 0);
+        errno = 0;
+        assert_non_null(a = om_malloc(1 << 20));            /* 0 */
+        assert_null(om_obj_malloc(1 << 20));                /* 1 */
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_non_null(b = om_obj_realloc(NULL, 1 << 20)); /* 2 */
+        assert_int_equal(errno, 0);
+        assert_int_equal(om_debug_failed_allocs(), 1);
+        om_free(a);
+        om_obj_free(b);
+
+        assert_int_equal(om_debug_fail_allocs(0, 1), 0);
+        assert_null(om_aligned_alloc(64, 100));             /* 0 */
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_non_null(a = om_aligned_alloc(64, 100));     /* 1 */
+        assert_non_null(b = om_aligned_alloc(4096, 1 << 20));
+        assert_non_null(c = om_aligned_alloc(16, 40));      /* om_malloc */
+        assert_int_equal(errno, 0);
+        assert_int_equal((uintptr_t)a % 64, 0);
+        assert_int_equal((uintptr_t)b % 4096, 0);
+        assert_true(om_usable_size(b) >= 1 << 20);
+        assert_int_equal(om_debug_failed_allocs(), 1);
+        assert_int_equal(om_debug_fail_allocs(0, 1), 0);
+        assert_null(om_aligned_alloc(4096, 1 << 20));       /* 0 */
+        assert_int_equal(om_debug_failed_allocs(), 1);
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        om_free(a);
+        om_free(b);
+        om_free(c);
+        if (traced)
+            om_trace_stop();
+        assert_int_equal(om_debug_fail_allocs(-1, 0), 0);
+    }
+    assert_int_equal(om_check(), 0);
+    assert_heap_clean(blocks);
+}
+
+/* A table of one's own: the C library's, through functions of ours. */
+static void *own_malloc(void *ctx, size_t size)
+{
+    return malloc(size);
+}
+
+static void *own_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    return calloc(nelem, elsize);
+}
+
+static void *own_realloc(void *ctx, void *p, size_t size)
+{
+    return realloc(p, size);
+}
+
+static void own_free(void *ctx, void *p)
+{
+    free(p);
+}
+
+/* With om_gp_allocator in RAW, a large over-aligned block is
+ * om_gp_aligned_alloc's (it was ENOTSUP); a table of one's own in RAW
+ * still gives ENOTSUP. */
+static void test_aligned_raw_gp(void **state)
+{
+    size_t blocks = blocks_in_use();
+    struct om_allocator raw, own;
+    void *p;
+
+    om_get_allocator(OM_DOMAIN_RAW, &raw);
+    om_set_allocator(OM_DOMAIN_RAW, &om_gp_allocator);
+    for (int traced = 0; traced < 2; traced++) {
+        assert_int_equal(traced ? om_trace_start(1) : 0, 0);
+        errno = 0;
+        assert_non_null(p = om_aligned_alloc(8192, 3 << 20));
+        assert_int_equal((uintptr_t)p % 8192, 0);
+        assert_true(om_usable_size(p) >= 3 << 20);
+        memset(p, 0x33, 3 << 20);
+        assert_int_equal(errno, 0);
+        assert_int_equal(om_check(), 0);
+        om_free(p);
+        if (traced)
+            om_trace_stop();
+    }
+    own = (struct om_allocator){ NULL, own_malloc, own_calloc, own_realloc,
+                                 own_free };
+    om_set_allocator(OM_DOMAIN_RAW, &own);
+    errno = 0;
+    assert_null(om_aligned_alloc(8192, 3 << 20));
+    assert_int_equal(errno, ENOTSUP);
+    om_set_allocator(OM_DOMAIN_RAW, &raw);
     assert_int_equal(om_check(), 0);
     assert_heap_clean(blocks);
 }
@@ -588,6 +695,8 @@ int main(void)
         cmocka_unit_test(test_window_arguments),
         cmocka_unit_test(test_window_counts),
         cmocka_unit_test(test_window_under_tracing),
+        cmocka_unit_test(test_window_requests_once),
+        cmocka_unit_test(test_aligned_raw_gp),
         cmocka_unit_test(test_sweep),
     };
 

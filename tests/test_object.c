@@ -109,9 +109,13 @@ static void test_collector_on_by_default(void **state)
     }
     om_gc_get_stats(s);
     /* A list taken from the free list (80 of them after each collection
-     * frees its 700) is not counted, as CPython 3.11's. */
-    assert_true(s[0].collections >= made / (700 + 80) - 1);
-    assert_true(om_live_objects() < live0 + 700 + 80 + 1);
+     * frees its 700) is not counted, as CPython 3.11's.  Zeal collects
+     * at its own pace: the fewer full collections of full:N count in
+     * generation 0 too. */
+    assert_true(s[0].collections >= made / (700 + 80) - 1 ||
+                om_gc_get_zeal(NULL) == OM_GC_ZEAL_FULL);
+    assert_true(om_live_objects() < live0 + 700 + 80 + 1 ||
+                om_gc_get_zeal(NULL) == OM_GC_ZEAL_FULL);
     om_gc_collect(2);
     assert_objects_clean();
 }
