@@ -30,7 +30,8 @@
  *                    partial_arenas, next_pool, remote, state, counts,
  *                    bins, binmap (s: the class or bin)
  *   4    l e v       large block l's table entry (address, size), the
- *                    first cached mapping (address, size), max_count
+ *                    first cached mapping (address, size, head),
+ *                    max_count
  *   5    a b         one bit of the arena map, in arena a's word
  *   6,7  t n z ...   a format test (format_test): argument type t,
  *                    1 + n % 4 conversions (each: flags, width,
@@ -637,7 +638,7 @@ static void edit_large(struct reader *r)
 {
     const struct omi_large_debug *d =
         &built.large_at[take(r) % built.nlarge];
-    unsigned e = take(r) % 5;
+    unsigned e = take(r) % 6;
 
     if (e == 0)
         edit(r, (char *)d->size - sizeof(uintptr_t), 8);    /* addr */
@@ -647,8 +648,10 @@ static void edit_large(struct reader *r)
         edit(r, d->cached_addr, 8);
     else if (e == 3)
         edit(r, (char *)d->cached_addr + sizeof(void *), 8);  /* size */
-    else
+    else if (e == 4)
         edit(r, d->max_count, 8);
+    else
+        edit(r, d->cached_head, 8);
 }
 
 /* The word of the arena map that marks the arena at a. */

@@ -65,13 +65,14 @@ void omi_large_totals(struct omi_large_totals *out);
 /* Verify large.c's invariants. */
 int omi_large_check(void);
 /* Tests: the mapped size that the table holds for large block p (NULL
- * when p is none), the first cached mapping's address (NULL when none
- * is cached), and the high-water mark of the count, so that a
+ * when p is none), the first cached mapping's address and head (NULL
+ * when none is cached), and the high-water mark of the count, so that a
  * test can break invariants 1-3 by hand and mend them (no other thread
  * allocating meanwhile). */
 struct omi_large_debug {
     size_t *size;
     void **cached_addr;
+    uintptr_t *cached_head;
     size_t *max_count;
 };
 void omi_large_debug(const void *p, struct omi_large_debug *out);

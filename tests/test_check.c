@@ -490,8 +490,9 @@ static void test_heap_next_pool_in_header(void **state)
 /* ---- Large blocks ---- */
 
 /* large.1: a live mapping's size not a page multiple; large.2: a cached
- * mapping that is a live block too; large.3: the high-water mark of
- * the count below the count. */
+ * mapping that is a live block too, or whose head is a block that does
+ * not end where it starts; large.3: the high-water mark of the count
+ * below the count. */
 static void test_large_checks(void **state)
 {
     void *p = om_gp_malloc(1 << 20), *q = om_gp_malloc(1 << 20);
@@ -512,6 +513,14 @@ static void test_large_checks(void **state)
     *d.cached_addr = p;
     assert_check_finds("large.2");
     *d.cached_addr = saved_addr;
+    assert_int_equal(om_check(), 0);
+    assert_int_equal(*d.cached_head, 0);
+    *d.cached_head = (uintptr_t)p + 4096;   /* not a block (yet): fine */
+    assert_int_equal(om_check(), 0);
+    *d.cached_head = (uintptr_t)p;      /* a block, not ending there */
+    if ((char *)p + (1 << 20) != saved_addr)
+        assert_check_finds("large.2");
+    *d.cached_head = 0;
     assert_int_equal(om_check(), 0);
     saved_count = *d.max_count;
     *d.max_count = 0;

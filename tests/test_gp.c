@@ -447,6 +447,112 @@ static void test_large_cache_split(void **state)
     assert_heap_clean(before);
 }
 
+/* A large block that grows into the cached piece right after it (a
+ * split mapping's tail) keeps its address and maps nothing: it takes the
+ * head of the piece, or the whole piece, and a growth past the piece
+ * moves by mremap as before. */
+static void test_large_grows_into_cache(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0;
+    unsigned char *first, *p;
+
+    om_collect(true);
+    first = om_gp_malloc(1 << 20);
+    assert_non_null(first);
+    om_gp_free(first);
+    s0 = stats();
+    assert_int_equal(s0.large_cached_bytes, 1 << 20);
+    p = om_gp_malloc(40 << 10);                 /* the head, split */
+    assert_ptr_equal(p, first);
+    fill(p, 40 << 10, 5);
+    p = om_gp_realloc(p, 400 << 10);            /* 448 KiB, its class */
+    assert_ptr_equal(p, first);
+    assert_int_equal(om_gp_usable_size(p), 448 << 10);
+    assert_int_equal(stats().large_cached_bytes, (1 << 20) - (448 << 10));
+    assert_true(filled(p, 40 << 10, 5));
+    fill(p, 400 << 10, 6);
+    p = om_gp_realloc(p, 1 << 20);              /* the whole rest */
+    assert_ptr_equal(p, first);
+    assert_int_equal(om_gp_usable_size(p), 1 << 20);
+    assert_int_equal(stats().large_cached_bytes, 0);
+    assert_int_equal(stats().large_maps_total, s0.large_maps_total);
+    assert_true(filled(p, 400 << 10, 6));
+    assert_int_equal(om_check(), 0);
+    p = om_gp_realloc(p, 3 << 20);              /* past it: mremap */
+    assert_non_null(p);
+    assert_true(filled(p, 400 << 10, 6));
+    assert_int_equal(om_gp_usable_size(p), 3 << 20);
+    assert_int_equal(om_check(), 0);
+    om_gp_free(p);
+    om_collect(true);
+    assert_heap_clean(before);
+}
+
+/* A block grows in place only into the piece split from its own back,
+ * which is one mapping with it: not into a piece that a freed neighbour
+ * left, nor into its old tail once it has moved. */
+static void test_large_grows_only_into_own_tail(void **state)
+{
+    size_t before = blocks_in_use();
+    unsigned char *a, *b, *c;
+    size_t cached;
+
+    om_collect(true);
+    a = om_gp_malloc(1 << 20);
+    assert_non_null(a);
+    om_gp_free(a);
+    b = om_gp_malloc(256 << 10);                /* a's head */
+    assert_ptr_equal(b, a);
+    c = om_gp_malloc(512 << 10);                /* the next 512 KiB */
+    assert_ptr_equal(c, a + (256 << 10));
+    om_gp_free(c);              /* cached, nobody's tail: b ends there */
+    assert_int_equal(om_check(), 0);
+    cached = stats().large_cached_bytes;
+    assert_true(cached >= 512 << 10);           /* c's at least */
+    fill(b, 256 << 10, 8);
+    b = om_gp_realloc(b, 512 << 10);
+    assert_non_null(b);
+    assert_ptr_not_equal(b, a);                 /* moved by mremap */
+    assert_true(filled(b, 256 << 10, 8));
+    assert_int_equal(stats().large_cached_bytes, cached);  /* untaken */
+    assert_int_equal(om_check(), 0);
+    om_gp_free(b);
+    om_collect(true);
+    assert_heap_clean(before);
+}
+
+/* A growth that mremap refuses moves the block by a copy; when no new
+ * block can be had either, realloc fails and the block stays. */
+static void test_large_realloc_copy_fallback(void **state)
+{
+    size_t before = blocks_in_use();
+    unsigned char *p, *q;
+
+    om_collect(true);
+    p = om_gp_malloc(64 << 10);
+    assert_non_null(p);
+    fill(p, 64 << 10, 7);
+    assert_int_equal(om_debug_fail_maps(1, false), 0);  /* the mremap */
+    q = om_gp_realloc(p, 256 << 10);
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_non_null(q);
+    assert_true(filled(q, 64 << 10, 7));
+    assert_int_equal(om_gp_usable_size(q), 256 << 10);
+    assert_int_equal(om_check(), 0);
+    assert_int_equal(om_debug_fail_maps(0, true), 0);   /* every map */
+    errno = 0;
+    assert_null(om_gp_realloc(q, 2 << 20));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(om_debug_fail_maps(0, false), 0);
+    assert_true(filled(q, 64 << 10, 7));
+    assert_int_equal(om_gp_usable_size(q), 256 << 10);
+    assert_int_equal(om_check(), 0);
+    om_gp_free(q);
+    om_collect(true);
+    assert_heap_clean(before);
+}
+
 /* realloc across the three kinds keeps the contents; a large one grows
  * in place or by mremap. */
 static void test_realloc_kinds(void **state)
@@ -580,6 +686,9 @@ int main(void)
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_large_cache),
         cmocka_unit_test(test_large_cache_split),
+        cmocka_unit_test(test_large_grows_into_cache),
+        cmocka_unit_test(test_large_realloc_copy_fallback),
+        cmocka_unit_test(test_large_grows_only_into_own_tail),
         cmocka_unit_test(test_arena_trims_cache),
         cmocka_unit_test(test_realloc_kinds),
         cmocka_unit_test(test_aligned),
