@@ -64,17 +64,17 @@
  *
  * A block is its mapping: page-aligned (or aligned as asked), usable to
  * the end of its last page.  A growing realloc first takes the head of
- * the cached piece that starts where the block ends, when one is big
- * enough: no system call, and pages already touched (a list that grows
- * by realloc took its first large size from a split mapping's head, and
+ * the cached piece split from the block's back, when it is big enough:
+ * no system call, and pages already touched (a list that grows by
+ * realloc took its first large size from a split mapping's head, and
  * grows into the tail: objmem-python's strings workload made 350
- * mremaps, each growth a run of page faults in fresh pages, and now 46;
- * 14.7k page faults -> 12.9k, CPU 181 -> 172 ms, 12 runs alternated).
- * Only the piece split from its own back: the two are one mapping of
- * the kernel's.  A neighbour from another mapping would make a block of
- * two, which mremap refuses to move (the churn workload failed 42 such
- * remaps when any neighbour was taken).  Otherwise mremap resizes the
- * block without a copy, and where it refuses, a copy moves it.
+ * mremaps, each growth a run of page faults in fresh pages, and now 47;
+ * 14.8k page faults -> 13.0k; bench/README.md, bench_shim).  Only that
+ * piece, which is one mapping of the kernel's with the block.  A
+ * neighbour from another mapping would make a block of two, which
+ * mremap refuses to move (the churn workload failed 42 such remaps when
+ * any neighbour was taken).  Otherwise mremap resizes the block without
+ * a copy, and where it refuses, a copy moves it.
  *
  * The table also keeps the high-water marks of the live mappings, their
  * count and their bytes (glibc's max_n_mmaps and max_mmapped_mem, which
