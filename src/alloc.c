@@ -2,13 +2,14 @@
  * alloc.c - L2: the small-object allocator's entry points: the malloc
  * family of the MEM and OBJ domains and their fast paths.
  *
- * malloc fast path: TLS heap -> the first pool of the class -> pop, or
- * when it has no free block, the heap's block cache for the class -> pop.
+ * malloc fast path: TLS heap -> the heap's block cache for the class ->
+ * pop, or when it is empty, the first pool of the class -> pop.
  * free fast path: arena map -> pool descriptor -> owner check -> push on
- * the pool's list (a USED pool of ours) or on the heap's cache for the
- * class (a FULL pool of ours).  Anything else (an empty cache, a cache
- * past its limit, an emptied pool, another thread's pool, a double free)
- * leaves for heap.c.  Requests of 0 bytes or above
+ * the heap's cache for the class (a small block of any pool of ours,
+ * while the cache holds fewer than CACHE_LIMIT), else on the pool's list
+ * (a USED pool of ours).  Anything else (a FULL pool and a full cache,
+ * an emptied pool, another thread's pool, a double free) leaves for
+ * heap.c.  Requests of 0 bytes or above
  * SMALL_THRESHOLD go to the RAW domain, as CPython's; pointers that are not
  * objmem's go back to the RAW domain on free and realloc.
  *
@@ -79,20 +80,20 @@ OM_INLINE OM_NO_ASAN void *block_alloc(size_t size)
 
     sc = omi_pool_class(size);
     h = omi_heap_tls;
-    pool = h->first[sc];
-    b = pool->free;
+    c = &h->cache[sc];
+    b = c->head;
     if (likely(b)) {
-        pool->free = *b;
-        pool->used++;
+        c->head = *b;
+        c->count--;
         omi_tool_handed_out(b, omi_pool_class_size(sc));
         return b;
     }
-    c = &h->cache[sc];
-    b = c->head;
+    pool = h->first[sc];
+    b = pool->free;
     if (unlikely(!b))
         return omi_heap_malloc_slow(h, sc);
-    c->head = *b;
-    c->count--;
+    pool->free = *b;
+    pool->used++;
     omi_tool_handed_out(b, omi_pool_class_size(sc));
     return b;
 }
@@ -142,12 +143,14 @@ bool omi_alloc_trace_noted(uintptr_t p)
 }
 
 /*
- * Into one of our USED pools, a block goes straight back on the pool's
- * list; into one of our FULL pools, on the heap's cache, which spares the
- * pool a FULL -> USED move (and the list it joins) per free.  Frees that
- * run through one pool (a batch freed in order) would all land in the
- * cache and be flushed back one by one, so the second in a row into the
- * same FULL pool goes to the pool instead.  block_free_in is the part
+ * A small block freed into any pool of ours goes on the heap's cache for
+ * its class, which malloc pops first: a program whose live blocks fill
+ * and empty many pools of a class (1,000 live blocks of 16..512 bytes:
+ * a 512-byte pool holds 8) reuses its freed blocks while they are hot,
+ * with no pool changing state.  A full cache (CACHE_LIMIT) takes nothing
+ * more, so a flood of frees (a batch freed) goes straight to the pools:
+ * into one of our USED pools, on its list; into one of our FULL pools,
+ * through heap.c, which makes it partial.  block_free_in is the part
  * after p's pool is known (h: the thread's heap).
  */
 OM_INLINE OM_NO_ASAN void block_free_in(struct heap *h, struct pool *pool,
@@ -163,6 +166,19 @@ OM_INLINE OM_NO_ASAN void block_free_in(struct heap *h, struct pool *pool,
     /* 0: our USED pool; OWNER_FULL: our FULL pool; else: not ours. */
     kind = atomic_load_explicit(&pool->owner, memory_order_relaxed) ^
            (uintptr_t)h;
+    if (likely((kind & ~OWNER_FULL) == 0) && likely(pool->sc < NSMALL)) {
+        c = &h->cache[pool->sc];
+        if (unlikely(p == c->head))     /* a double free */
+            goto slow;
+        if (likely(c->count < CACHE_LIMIT)) {
+            OM_ASSERT(omi_pool_is_block(pool, p));
+            *(void **)p = c->head;
+            c->head = p;
+            c->count++;
+            omi_tool_freed(p, omi_pool_block_size(pool));
+            return;
+        }
+    }
     if (likely(kind == 0) && likely(p != pool->free)) {
         OM_ASSERT(omi_pool_is_block(pool, p));
         *(void **)p = pool->free;
@@ -170,26 +186,6 @@ OM_INLINE OM_NO_ASAN void block_free_in(struct heap *h, struct pool *pool,
         omi_tool_freed(p, omi_pool_block_size(pool));
         if (unlikely(--pool->used == 0))
             omi_heap_pool_emptied(h, pool);
-        return;
-    }
-    if (likely(kind == OWNER_FULL) && likely(pool->sc < NSMALL)) {
-        /* The first free into this pool: if frees are running through
-         * the class's pools in order, the next one is the next pool of
-         * its run; fetch its descriptor now, not at its first free
-         * (1M blocks of 16..512 B freed in order: 26.4 -> 25.6 ns a
-         * malloc+free; take_small does the same for malloc). */
-        __builtin_prefetch(pool + 1, 1);
-        c = &h->cache[pool->sc];
-        /* A second free in a row into the same FULL pool (or a double
-         * free): the pool itself takes it, and is FULL no more. */
-        if (unlikely((((uintptr_t)c->head ^ (uintptr_t)p) >> POOL_BITS) == 0))
-            goto slow;
-        OM_ASSERT(omi_pool_is_block(pool, p));
-        *(void **)p = c->head;
-        c->head = p;
-        omi_tool_freed(p, omi_pool_block_size(pool));
-        if (unlikely(++c->count > CACHE_LIMIT))
-            omi_heap_cache_flush(h, c);
         return;
     }
 slow:

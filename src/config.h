@@ -97,8 +97,8 @@
 #define PURGE_KEEP_POOLS 64
 
 /*
- * Blocks a heap keeps per class in its block cache before giving the
- * oldest back to their pools.  The cache lets a free and a malloc meet
+ * Blocks a heap keeps per class in its block cache; a free past them
+ * goes to its pool.  The cache lets a free and a malloc meet
  * without touching pool state (churn); each cached block may pin a page,
  * so the limit also bounds what a heap holds back from the purge
  * (64 blocks per class in use: at most 256 KiB of pages per class).

@@ -3,9 +3,9 @@
  * whole arenas, so neither the fast paths nor taking a new pool need a
  * lock.  This file holds every slow path and every policy:
  *
- *   - the block cache: per class, blocks freed into the heap's own FULL
- *     pools; malloc pops from it when the first pool is exhausted, past
- *     CACHE_LIMIT the oldest go back to their pools;
+ *   - the block cache: per class, up to CACHE_LIMIT blocks freed into the
+ *     heap's own pools, which malloc pops first (alloc.c); collect and
+ *     thread exit give them back to their pools;
  *   - which pool serves a class: first[sc]; when it runs out it is marked
  *     FULL and a partial pool (marked in its arena's partial bitmap, a
  *     FULL pool that got a block back) or a new pool takes its place;
@@ -551,9 +551,10 @@ static OM_NO_ASAN void free_remote(struct heap *owner, void *p, size_t size)
 }
 
 /*
- * Here come: frees into another heap's pools; the second free in a row
- * into one of our FULL pools; every free of a medium block but those into
- * the head page of one of our USED spans; and the bad ones.
+ * Here come: frees into another heap's pools; frees into our FULL pools
+ * while the cache of their class is full; every free of a medium block
+ * but those into the head page of one of our USED spans; and the bad
+ * ones.
  */
 void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
 {
@@ -585,28 +586,6 @@ void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p)
 }
 
 /* ---- The block cache ---- */
-
-/*
- * Keep the CACHE_LIMIT / 2 newest blocks (the likeliest to be asked for
- * again), give the older ones back to their pools: a block that stays
- * cached pins its page, so none may stay forever.
- */
-OM_NO_ASAN void omi_heap_cache_flush(struct heap *h, struct cache *c)
-{
-    void *last = c->head, *b;
-
-    for (uint32_t i = 1; i < CACHE_LIMIT / 2; i++)
-        last = *(void **)last;
-    b = *(void **)last;
-    *(void **)last = NULL;
-    c->count = CACHE_LIMIT / 2;
-    while (b) {
-        void *next = *(void **)b;
-        free_local(h, omi_pool_head(omi_arena_pool_of(omi_arena_of(b), b)),
-                   b);
-        b = next;
-    }
-}
 
 /* Give every cached block back to its pool (collect, thread exit). */
 static OM_NO_ASAN void cache_flush_all(struct heap *h)

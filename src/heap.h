@@ -26,13 +26,14 @@ enum heap_state {
 #define NBINS (EMPTY_BIN + 1)
 
 /*
- * A heap's block cache for one class: blocks freed into its own FULL pools,
- * threaded through their first word.  Such a free would otherwise move the
- * pool back among the partial pools, and the next malloc exhaust it: in
- * a steady state where most pools are full, every operation.  malloc pops
- * from the cache when the first pool of the class has no free block; past
- * CACHE_LIMIT blocks the oldest go back to their pools, the CACHE_LIMIT / 2
- * newest stay.
+ * A heap's block cache for one class: up to CACHE_LIMIT blocks freed into
+ * its own pools, threaded through their first word; malloc pops from it
+ * before the first pool of the class.  A free into a pool would otherwise
+ * move pools between states: a FULL pool back among the partial pools,
+ * which the next malloc exhausts, and a partial pool emptied and released,
+ * which the next malloc takes again: in a steady state with a few blocks
+ * per pool, nearly every operation.  A full cache takes no more frees
+ * (they go to their pools); om_collect and thread exit empty it.
  */
 struct cache {
     void *head;                         /* last block freed into it */
@@ -95,12 +96,9 @@ extern struct heap omi_heap_empty;
 void *omi_heap_malloc_slow(struct heap *h, unsigned sc);
 
 /* Free slow path: the pool is another heap's or not in use, p is the head
- * of the cache or of the pool's list (a double free), or p is the second
- * free in a row into one of our FULL pools. */
+ * of the cache or of the pool's list (a double free), or p goes into one
+ * of our FULL pools while its class's cache is full. */
 void omi_heap_free_slow(struct heap *h, struct pool *pool, void *p);
-
-/* The cache of a class outgrew CACHE_LIMIT: give its oldest blocks back. */
-void omi_heap_cache_flush(struct heap *h, struct cache *c);
 
 /* The last block of a pool of h was freed. */
 void omi_heap_pool_emptied(struct heap *h, struct pool *pool);

@@ -243,9 +243,12 @@ static void test_purge_policy_switch(void **state)
         assert_true(s.pools_free_dirty > PURGE_TRIGGER_POOLS);
         assert_int_equal(om_set_purge_delay(0), 0);
         assert_int_equal(om_check(), 0);
-        for (int i = 0; i < 16; i++)    /* the class's first pool, and */
-            v[i] = om_malloc(512);      /* one more, which empties */
-        for (int i = 0; i < 16; i++)
+        /* The class's cache (full: it took the first frees), then the
+         * class's first pool and one more, which empties: the cache
+         * takes the first CACHE_LIMIT frees back, the pool the rest. */
+        for (int i = 0; i < CACHE_LIMIT + 16; i++)
+            v[i] = om_malloc(512);
+        for (int i = 0; i < CACHE_LIMIT + 16; i++)
             om_free(v[i]);
         assert_int_equal(omi_heap_tls->policy, PURGE_IMMEDIATE);
         assert_true(omi_heap_tls->ndirty <= PURGE_TRIGGER_POOLS);
