@@ -166,8 +166,8 @@ OM_INLINE OM_NO_ASAN void block_free_in(struct heap *h, struct pool *pool,
     /* 0: our USED pool; OWNER_FULL: our FULL pool; else: not ours. */
     kind = atomic_load_explicit(&pool->owner, memory_order_relaxed) ^
            (uintptr_t)h;
-    if (likely((kind & ~OWNER_FULL) == 0) && likely(pool->sc < NSMALL)) {
-        c = &h->cache[pool->sc];
+    if (likely((kind & ~OWNER_FULL) == 0)) {
+        c = &h->cache[pool->sc];        /* a medium class's is full */
         if (unlikely(p == c->head))     /* a double free */
             goto slow;
         if (likely(c->count < CACHE_LIMIT)) {

@@ -49,6 +49,7 @@ static struct pool empty_pool;          /* free == NULL: always slow */
 
 struct heap omi_heap_empty = {
     .first = { [0 ... NCLASSES - 1] = &empty_pool },
+    .cache = { [NSMALL ... NCLASSES - 1] = { NULL, CACHE_LIMIT, 0 } },
 };
 
 OM_TLS struct heap *omi_heap_tls = &omi_heap_empty;
@@ -617,6 +618,7 @@ static void heap_init(struct heap *h)
 {
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
         h->first[sc] = &empty_pool;
+        h->cache[sc].count = sc < NSMALL ? 0 : CACHE_LIMIT;
     }
     atomic_store(&h->state, HEAP_ACTIVE);
 }
@@ -1038,6 +1040,11 @@ static OM_NO_ASAN int check_caches(const struct heap *h)
                                   "blocks, count %u", sc, n,
                                   h->cache[sc].count);
     }
+    for (unsigned sc = NSMALL; sc < NCLASSES; sc++)
+        if (h->cache[sc].head || h->cache[sc].count != CACHE_LIMIT)
+            return omi_check_fail("heap.6", h, "medium class %u has a "
+                                  "cache (count %u)", sc,
+                                  h->cache[sc].count);
     return 0;
 }
 

@@ -65,12 +65,15 @@ struct cache {
  *      heap, at a block boundary.
  *   6. Every block in cache[sc] lies in a USED or FULL pool of class sc of
  *      this heap, at a block boundary; count is the list's length.  Only
- *      the small classes have a cache: a medium free goes to its span.
+ *      the small classes have a cache: a medium class's is empty with
+ *      count CACHE_LIMIT, so that a medium free, seeing it full, goes to
+ *      its span (and the free path need not test the class).
  *   7. next_pool[sc] is NULL or a pool of an arena of this heap.
  */
 struct heap {
     struct pool *first[NCLASSES];       /* allocation pool of each class */
-    struct cache cache[NSMALL];         /* block caches: the fast paths */
+    struct cache cache[NCLASSES];       /* block caches: the fast paths
+                                           (a medium class's: empty, full) */
     struct arena *partial_arenas[NCLASSES];    /* arenas with partials */
     struct pool *next_pool[NSMALL];     /* the reserved pool after the
                                            class's last new pool, or NULL */

@@ -457,6 +457,28 @@ static void test_heap_cache_count(void **state)
     om_free(p);
 }
 
+/* heap.6: a medium class's cache not counted full, which would let a
+ * medium block's free take it; and a medium block freed while its
+ * cache is full goes to its span, not the cache. */
+static void test_heap_medium_cache(void **state)
+{
+    void *p = om_gp_malloc(SMALL_THRESHOLD + 1);
+    unsigned sc = pool_of(p)->sc;
+    struct heap *h = omi_heap_tls;
+
+    (void)state;
+    assert_true(sc >= NSMALL && sc < NCLASSES);
+    assert_int_equal(h->cache[sc].count, CACHE_LIMIT);
+    h->cache[sc].count--;
+    assert_check_finds("heap.6");
+    h->cache[sc].count++;
+    assert_int_equal(om_check(), 0);
+    om_gp_free(p);
+    assert_null(h->cache[sc].head);
+    assert_int_equal(h->cache[sc].count, CACHE_LIMIT);
+    assert_int_equal(om_check(), 0);
+}
+
 /* heap.6: a block cache holding a block of another class's pool. */
 static void test_heap_cache_wrong_class(void **state)
 {
@@ -625,6 +647,7 @@ int main(void)
         T(test_heap_dirty_hints),
         T(test_heap_remote_stranger),
         T(test_heap_cache_count),
+        T(test_heap_medium_cache),
         T(test_heap_cache_wrong_class),
         T(test_heap_next_pool_in_header),
         T(test_large_checks),
