@@ -390,8 +390,8 @@ void omi_heap_make_room(size_t bytes, unsigned min_age)
 /*
  * The purge policy in force, h brought within its bounds first when it
  * differs from the one h last applied (om_set_purge_delay changed it):
- * no more than one empty arena unless deferred, no more than
- * PURGE_TRIGGER_POOLS dirty pools when immediate (heap.h, invariant 4).
+ * when immediate, no more than one empty arena and no more than
+ * PURGE_TRIGGER_POOLS dirty pools (heap.h, invariant 4).
  */
 static enum purge_mode conform(struct heap *h)
 {
@@ -400,7 +400,7 @@ static enum purge_mode conform(struct heap *h)
     if (likely(mode == h->policy))
         return mode;
     h->policy = (uint8_t)mode;
-    if (mode != PURGE_DEFERRED)
+    if (mode == PURGE_IMMEDIATE)
         while (h->nempty > 1)
             release_arena(h, h->bins[EMPTY_BIN]);
     if (mode == PURGE_IMMEDIATE && h->ndirty > PURGE_TRIGGER_POOLS)
@@ -468,7 +468,7 @@ static void release_pool(struct heap *h, struct pool *pool)
     bin_update(h, a, old);
     if (a->nfree == USABLE_POOLS) {
         h->nempty++;
-        if (h->policy != PURGE_DEFERRED && h->nempty > 1)
+        if (h->policy == PURGE_IMMEDIATE && h->nempty > 1)
             release_arena(h, a);
         else
             trim_empty_arenas(h);
@@ -1076,7 +1076,7 @@ int omi_heap_check(const struct heap *h)
         (rc = check_bins(h, &ndirty)))
         return rc;
     if (ndirty != h->ndirty ||
-        (h->policy != PURGE_DEFERRED && h->nempty > 1) ||
+        (h->policy == PURGE_IMMEDIATE && h->nempty > 1) ||
         (h->policy == PURGE_IMMEDIATE &&
          h->ndirty > PURGE_TRIGGER_POOLS))
         return omi_check_fail("heap.4", h, "ndirty %zu (arenas %zu), "

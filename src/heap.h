@@ -55,10 +55,10 @@ struct cache {
  *   3. An arena of this heap is in bins[bin_of(nfree)] <=> its nfree > 0;
  *      binmap bit b <=> bins[b] is not empty.
  *   4. ndirty == the sum of its arenas' dirty hints; under the immediate
- *      policy ndirty <= PURGE_TRIGGER_POOLS; unless the policy is
- *      deferred (empty arenas then wait for the purger), at most one arena
- *      with no used pool is kept.  "The policy" is `policy`, the one the
- *      heap last applied: after om_set_purge_delay a heap conforms to the
+ *      policy ndirty <= PURGE_TRIGGER_POOLS and at most one arena with no
+ *      used pool is kept (deferred: empty arenas wait for the purger;
+ *      never: they stay, for om_collect).  "The policy" is `policy`, the
+ *      one the heap last applied: after om_set_purge_delay a heap conforms to the
  *      new one at its next pool release or collect, not before (its
  *      thread may be waiting, and no other thread may touch the heap).
  *   5. Every block on the remote list lies in a USED or FULL pool of this

@@ -101,6 +101,14 @@ static long tick_ms(void)
     return t < 10 ? 10 : t > 250 ? 250 : t;
 }
 
+/* Nothing to give back: no dirty pool or cached large block, or a policy
+ * that leaves them (om_set_purge_delay since the thread started). */
+static bool no_work(void)
+{
+    return omi_purge_mode() != PURGE_DEFERRED ||
+           (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0);
+}
+
 /*
  * Sleep while no pool is DIRTY.  A heap signals when it makes pools dirty
  * and sees the purger asleep; a signal that slips between the purger's
@@ -115,11 +123,11 @@ static bool wait_for_dirt(void)
     struct timespec until;
     int rc;
 
-    while (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0) {
+    while (no_work()) {
         rc = 0;
         pthread_mutex_lock(&wake_lock);
         atomic_store(&sleeping, true);
-        if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0) {
+        if (no_work()) {
             omi_os_deadline(&until, omi_os_helper_poll_ms());
             rc = pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
         }
@@ -162,8 +170,7 @@ static void *purger_main(void *arg)
     (void)arg;
     omi_os_helper_begin("objmem-purger");
     for (;;) {
-        if (omi_arena_dirty_total() == 0 && omi_large_cached_bytes() == 0 &&
-            !wait_for_dirt())
+        if (no_work() && !wait_for_dirt())
             break;
         omi_os_sleep_ms(tick_ms());
         omi_arena_epoch_advance();

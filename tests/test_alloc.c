@@ -260,6 +260,40 @@ static void test_purge_policy_switch(void **state)
     assert_heap_clean(before);
 }
 
+/* The never policy gives nothing back by itself: arenas emptied by frees
+ * stay mapped with their pages (no page fault when they fill again; they
+ * were unmapped beyond one until 2026-11-23), and om_collect(true) gives
+ * them back. */
+static void test_purge_never_keeps_arenas(void **state)
+{
+    enum { N = 4 * 2048 };              /* 512 bytes: 4 arenas' worth */
+    size_t before = blocks_in_use();
+    long delay = om_get_purge_delay();
+    static void *v[N];
+    struct om_stats s0, s1, s2;
+
+    om_collect(true);
+    assert_int_equal(om_set_purge_delay(-1), 0);
+    assert_int_equal(om_stats_get(&s0), 0);
+    for (int i = 0; i < N; i++)
+        v[i] = om_malloc(512);
+    assert_int_equal(om_stats_get(&s1), 0);
+    assert_true(s1.arenas_current >= s0.arenas_current + 3);
+    for (int i = 0; i < N; i++)
+        om_free(v[i]);
+    assert_int_equal(om_stats_get(&s2), 0);
+    assert_int_equal(s2.arenas_current, s1.arenas_current);
+    assert_true(s2.pools_free_dirty >= 2 * USABLE_POOLS);
+    assert_true(omi_heap_tls->nempty >= 2);
+    assert_int_equal(om_check(), 0);
+    om_collect(true);
+    assert_int_equal(om_stats_get(&s2), 0);
+    assert_true(s2.arenas_current <= s0.arenas_current);
+    assert_int_equal(omi_heap_tls->nempty, 0);
+    assert_int_equal(om_set_purge_delay(delay), 0);
+    assert_heap_clean(before);
+}
+
 /* Alignments up to the threshold come from the pools, larger from RAW. */
 static void test_aligned_alloc(void **state)
 {
@@ -603,6 +637,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_arena_release),
         cmocka_unit_test(test_arena_release_deferred),
         cmocka_unit_test(test_purge_policy_switch),
+        cmocka_unit_test(test_purge_never_keeps_arenas),
         cmocka_unit_test(test_aligned_alloc),
         cmocka_unit_test(test_errno_kept),
         cmocka_unit_test(test_stats_report),
