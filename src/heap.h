@@ -58,9 +58,10 @@ struct cache {
  *      policy ndirty <= PURGE_TRIGGER_POOLS and at most one arena with no
  *      used pool is kept (deferred: empty arenas wait for the purger;
  *      never: they stay, for om_collect).  "The policy" is `policy`, the
- *      one the heap last applied: after om_set_purge_delay a heap conforms to the
- *      new one at its next pool release or collect, not before (its
- *      thread may be waiting, and no other thread may touch the heap).
+ *      one the heap last applied: after om_set_purge_delay a heap
+ *      conforms to the new one at its next pool release or collect, not
+ *      before (its thread may be waiting, and no other thread may touch
+ *      the heap).
  *   5. Every block on the remote list lies in a USED or FULL pool of this
  *      heap, at a block boundary.
  *   6. Every block in cache[sc] lies in a USED or FULL pool of class sc of
