@@ -487,6 +487,18 @@ OM_API int om_tuple_set(om_object *t, size_t i, om_object *item);
 OM_API size_t om_tuple_len(const om_object *t);
 
 /*
+ * Item i of tuple t, a borrowed reference, with nothing checked: t must
+ * be a tuple and i below its length (CPython's PyTuple_GET_ITEM).  Inline
+ * (the items follow the om_varobject header), so that an interpreter's
+ * loops over items make no call: the check of bench_gc's binary trees
+ * takes half the time it takes with om_tuple_get.
+ */
+static inline om_object *om_tuple_item(const om_object *t, size_t i)
+{
+    return ((om_object *const *)((const om_varobject *)t + 1))[i];
+}
+
+/*
  * list: CPython's growth formula (appends give the same capacities, and
  * so the same om_sizeof, as python3).  om_list_new(n) makes n slots set
  * to None; om_list_append and om_list_extend (from a tuple or a list)
@@ -502,6 +514,22 @@ OM_API int om_list_set(om_object *l, size_t i, om_object *item);
 OM_API size_t om_list_len(const om_object *l);
 /* list.clear(): drop every item and the item array; 0 or -EINVAL. */
 OM_API int om_list_clear(om_object *l);
+
+/* A list's layout, public as CPython's PyListObject, for om_list_item:
+ * read it, never write it. */
+typedef struct om_list_object {
+    om_varobject head;                  /* size: items in use */
+    om_object **items;
+    size_t allocated;                   /* slots in items */
+} om_list_object;
+
+/* Item i of list l, borrowed, with nothing checked: l must be a list and
+ * i below its length (CPython's PyList_GET_ITEM).  Inline, as
+ * om_tuple_item. */
+static inline om_object *om_list_item(const om_object *l, size_t i)
+{
+    return ((const om_list_object *)l)->items[i];
+}
 
 /*
  * str: immutable text, CPython 3.11's compact layout for ASCII (a 48-byte

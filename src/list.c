@@ -25,11 +25,7 @@
 
 #include "object.h"
 
-struct list_object {
-    om_varobject head;          /* size: items in use */
-    om_object **items;
-    size_t allocated;           /* slots in items */
-};
+/* The layout: om_list_object, in objmem.h (om_list_item reads it). */
 
 static void list_dealloc(om_object *o);
 static int list_traverse(om_object *o, om_visitproc visit, void *arg);
@@ -37,11 +33,11 @@ static int list_clear(om_object *o);
 static size_t list_sizeof(const om_object *o);
 
 static struct om_freelist list_freelist =
-    OMI_FREELIST_INIT("list", 16 + sizeof(struct list_object), 80);
+    OMI_FREELIST_INIT("list", 16 + sizeof(om_list_object), 80);
 
 const struct om_type om_list_type = {
     .name = "list",
-    .basic_size = sizeof(struct list_object),
+    .basic_size = sizeof(om_list_object),
     .flags = OM_TPFLAGS_GC,
     .dealloc = list_dealloc,
     .traverse = list_traverse,
@@ -50,12 +46,12 @@ const struct om_type om_list_type = {
     .size_of = list_sizeof,
 };
 
-static struct list_object *as_list(const om_object *o)
+static om_list_object *as_list(const om_object *o)
 {
-    return (struct list_object *)(uintptr_t)o;
+    return (om_list_object *)(uintptr_t)o;
 }
 
-static size_t len(const struct list_object *l)
+static size_t len(const om_list_object *l)
 {
     return (size_t)l->head.size;
 }
@@ -63,7 +59,7 @@ static size_t len(const struct list_object *l)
 /* list.__sizeof__: the object and its slots, not the items. */
 static size_t list_sizeof(const om_object *o)
 {
-    return sizeof(struct list_object) + as_list(o)->allocated *
+    return sizeof(om_list_object) + as_list(o)->allocated *
                                         sizeof(om_object *);
 }
 
@@ -75,7 +71,7 @@ static void list_dealloc(om_object *o)
 
 static int list_traverse(om_object *o, om_visitproc visit, void *arg)
 {
-    struct list_object *l = as_list(o);
+    om_list_object *l = as_list(o);
     int rc;
 
     for (size_t i = 0; i < len(l); i++)
@@ -86,7 +82,7 @@ static int list_traverse(om_object *o, om_visitproc visit, void *arg)
 
 static int list_clear(om_object *o)
 {
-    struct list_object *l = as_list(o);
+    om_list_object *l = as_list(o);
     om_object **items = l->items;
     size_t n = len(l);
 
@@ -104,7 +100,7 @@ static int list_clear(om_object *o)
  * and full; else grow to newsize + newsize/8 + 6 rounded down to a
  * multiple of 4, or to newsize rounded up to 4 for a big jump.
  */
-static int resize(struct list_object *l, size_t newsize)
+static int resize(om_list_object *l, size_t newsize)
 {
     size_t want;
     om_object **items;
@@ -132,7 +128,7 @@ static int resize(struct list_object *l, size_t newsize)
 om_object *om_list_new(size_t n)
 {
     om_object *o = om_new(&om_list_type);
-    struct list_object *l;
+    om_list_object *l;
 
     if (!o || n == 0)
         return o;
@@ -171,7 +167,7 @@ static bool is_list(const om_object *o)
 
 int om_list_append(om_object *o, om_object *item)
 {
-    struct list_object *l = as_list(o);
+    om_list_object *l = as_list(o);
     size_t n;
 
     if (!is_list(o) || !item)
@@ -202,7 +198,7 @@ static om_object *const *items_of(const om_object *o, size_t *n)
 /* CPython 3.11's list_preallocate_exact: a list with no array yet that
  * extends by n gets n slots rounded up to even (so [1, 2, 3], which the
  * compiler builds by extending [], is 88 bytes, as in python3). */
-static int preallocate(struct list_object *l, size_t n)
+static int preallocate(om_list_object *l, size_t n)
 {
     size_t want = (n + 1) & ~(size_t)1;
 
@@ -217,7 +213,7 @@ static int preallocate(struct list_object *l, size_t n)
 /* CPython's list.extend of a sequence: one resize, then the items. */
 int om_list_extend(om_object *o, const om_object *items)
 {
-    struct list_object *l = as_list(o);
+    om_list_object *l = as_list(o);
     om_object *const *src;
     size_t n = 0, old;
 

@@ -21,6 +21,7 @@
  *   2. There is one empty tuple.
  */
 #include <errno.h>
+#include <stddef.h>
 
 #include "object.h"
 
@@ -32,6 +33,9 @@ struct tuple_object {
     om_varobject head;
     om_object *items[];
 };
+
+_Static_assert(offsetof(struct tuple_object, items) == sizeof(om_varobject),
+               "the items follow the header, where om_tuple_item reads");
 
 static void tuple_dealloc(om_object *o);
 static int tuple_traverse(om_object *o, om_visitproc visit, void *arg);

@@ -695,6 +695,37 @@ static void test_list(void **state)
     assert_objects_clean();
 }
 
+/* The unchecked inline accessors read what om_tuple_get and om_list_get
+ * return, for every item, through a list's growth and after a set. */
+static void test_unchecked_items(void **state)
+{
+    om_object *v[20], *t, *l = om_list_new(0);
+
+    for (int i = 0; i < 20; i++) {
+        v[i] = om_int_from_i64(1000 + i);
+        assert_int_equal(om_list_append(l, v[i]), 0);
+        for (int j = 0; j <= i; j++)
+            assert_ptr_equal(om_list_item(l, (size_t)j), v[j]);
+    }
+    t = om_tuple_pack(5, v[0], v[1], v[2], v[3], v[4]);
+    for (size_t i = 0; i < 5; i++) {
+        assert_ptr_equal(om_tuple_item(t, i), v[i]);
+        assert_ptr_equal(om_tuple_item(t, i), om_tuple_get(t, i));
+    }
+    om_incref(v[9]);
+    assert_int_equal(om_tuple_set(t, 4, v[9]), 0);
+    assert_ptr_equal(om_tuple_item(t, 4), v[9]);
+    assert_int_equal(om_list_set(l, 0, t), 0);      /* steals t */
+    assert_ptr_equal(om_list_item(l, 0), t);
+    assert_ptr_equal(om_list_item(l, 19), om_list_get(l, 19));
+    om_decref(l);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(om_refcnt(v[i]), 1);
+        om_decref(v[i]);
+    }
+    assert_objects_clean();
+}
+
 /* A million nested lists and tuples go with a flat stack. */
 static void test_deep_lists_and_tuples(void **state)
 {
@@ -1832,6 +1863,7 @@ int main(void)
         cmocka_unit_test_setup(test_sizes_match_python, setup),
         cmocka_unit_test_setup(test_tuple, setup),
         cmocka_unit_test_setup(test_list, setup),
+        cmocka_unit_test_setup(test_unchecked_items, setup),
         cmocka_unit_test_setup(test_deep_lists_and_tuples, setup),
         cmocka_unit_test_setup(test_list_sizes_match_python, setup),
         cmocka_unit_test_setup(test_str_identity, setup),
