@@ -58,7 +58,7 @@
 
 #define MAX_REPS 15
 #define PY_REPS 3               /* Python: repetitions by default */
-#define C_REPS 3                /* in-process: children per cell */
+#define C_REPS 7                /* in-process: children per cell */
 #ifndef DEPTH
 #define DEPTH 24                /* calls between main and the timed loop */
 #endif
