@@ -51,7 +51,15 @@
  *          A request takes the smallest cached mapping that holds it
  *          (best fit); one a quarter or more bigger than the request is
  *          split, and its tail stays cached (no system call: munmap and
- *          mremap take any page range of a mapping).  The purger unmaps
+ *          mremap take any page range of a mapping).  When none holds
+ *          it, the biggest, if it is half the request or more, is grown
+ *          to it by mremap instead of a fresh mapping: its pages are
+ *          resident already, and only the growth takes page faults (git
+ *          log -p asked for sizes that its freed ones just missed, and
+ *          made 372 fresh mappings, 367 of them with the cache holding
+ *          some: about 18k page faults -> 12k, peak RSS 19.6-19.7 ->
+ *          19.3-19.4 MB; with the heap's dirty pools purged for the
+ *          growth, as for a fresh mapping, 21.1k).  The purger unmaps
  *          what stays unused for the purge delay, om_collect all of it.
  *          The stress program: 8,600 mmaps and 400k page faults -> 900
  *          and 215k, 1.99 -> 1.12 s of CPU (mimalloc 1.05, glibc 0.99).
@@ -296,6 +304,17 @@ static struct cached *cache_best(size_t size, size_t align)
     return best;
 }
 
+/* The biggest cached mapping; NULL when the cache is empty. */
+static struct cached *cache_biggest(void)
+{
+    struct cached *big = NULL;
+
+    for (size_t i = 0; i < ncached; i++)
+        if (!big || cache[i].size > big->size)
+            big = &cache[i];
+    return big;
+}
+
 static void cache_remove(struct cached *c)
 {
     cached_bytes -= c->size;
@@ -345,7 +364,7 @@ static size_t cache_limit(bool churn)
 void *omi_large_alloc(size_t size, size_t align, bool *zeroed)
 {
     size_t need = round_class(size);
-    struct cached *c;
+    struct cached *c, grown = { NULL, 0, 0, 0 };
     void *p = NULL;
     size_t got = need;
 
@@ -367,9 +386,21 @@ void *omi_large_alloc(size_t size, size_t align, bool *zeroed)
         } else {
             cache_remove(c);
         }
+    } else if (align == omi_os_page_size() && (c = cache_biggest()) &&
+               c->size >= need / 2) {
+        grown = *c;             /* too small, but half or more: grown */
+        cache_remove(c);
     }
     pthread_mutex_unlock(&lock);
     *zeroed = p == NULL;
+    if (grown.addr) {
+        omi_tool_handed_out(grown.addr, grown.size);    /* tool.h, 2 */
+        p = omi_os_remap(grown.addr, grown.size, need);
+        if (p)
+            *zeroed = false;
+        else
+            omi_os_unmap(grown.addr, grown.size);
+    }
     if (!p) {
         if (!churning())
             omi_heap_make_room(need, 0);

@@ -447,6 +447,47 @@ static void test_large_cache_split(void **state)
     assert_heap_clean(before);
 }
 
+/* A request that no cached mapping holds grows the biggest one by
+ * mremap when that is half the request or more: its pages, resident
+ * already, are reused, and no mapping is made (calloc still zeroes the
+ * whole block).  One under half stays cached, and the request is mapped
+ * fresh. */
+static void test_large_grows_cached(void **state)
+{
+    size_t before = blocks_in_use();
+    struct om_stats s0, s1;
+    unsigned char *p;
+
+    om_collect(true);
+    s0 = stats();
+    p = om_gp_malloc(256 << 10);
+    assert_non_null(p);
+    memset(p, 0xee, 256 << 10);
+    om_gp_free(p);
+    assert_int_equal(stats().large_cached_bytes, 256 << 10);
+    p = om_gp_calloc(1, 384 << 10);
+    assert_non_null(p);
+    assert_int_equal(om_gp_usable_size(p), 384 << 10);
+    s1 = stats();
+    assert_int_equal(s1.large_maps_total, s0.large_maps_total + 1);
+    assert_int_equal(s1.large_cached_bytes, 0);
+    assert_int_equal(s1.large_blocks, s0.large_blocks + 1);
+    for (size_t i = 0; i < 384 << 10; i += 509)
+        assert_int_equal(p[i], 0);
+    assert_int_equal(om_check(), 0);
+    om_gp_free(p);
+    assert_int_equal(stats().large_cached_bytes, 384 << 10);
+    p = om_gp_malloc(800 << 10);                /* 384 KiB < half */
+    assert_non_null(p);
+    assert_int_equal(stats().large_maps_total, s0.large_maps_total + 2);
+    assert_int_equal(stats().large_cached_bytes, 384 << 10);
+    om_gp_free(p);
+    assert_int_equal(om_check(), 0);
+    om_collect(true);
+    assert_int_equal(stats().large_cached_bytes, 0);
+    assert_heap_clean(before);
+}
+
 /* A large block that grows into the cached piece right after it (a
  * split mapping's tail) keeps its address and maps nothing: it takes the
  * head of the piece, or the whole piece, and a growth past the piece
@@ -686,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_large_cache),
         cmocka_unit_test(test_large_cache_split),
+        cmocka_unit_test(test_large_grows_cached),
         cmocka_unit_test(test_large_grows_into_cache),
         cmocka_unit_test(test_large_realloc_copy_fallback),
         cmocka_unit_test(test_large_grows_only_into_own_tail),
