@@ -1204,11 +1204,16 @@ static double root(double x)
     return r;
 }
 
+/* A sum of weighted sizes, rounded to the nearest whole.  From 2^52 up a
+ * double holds only whole numbers, and x + 0.5 would round to even: an
+ * odd sum would come out one more (a capture's sizes are anything). */
 static size_t round_sum(double x)
 {
     if (!(x > 0))
         return 0;
-    return x >= (double)SIZE_MAX ? SIZE_MAX : (size_t)(x + 0.5);
+    if (x >= (double)SIZE_MAX)
+        return SIZE_MAX;
+    return x >= 4503599627370496.0 ? (size_t)x : (size_t)(x + 0.5);
 }
 
 static int check_query(const struct om_snapshot *s, enum om_key key,
