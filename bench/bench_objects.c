@@ -62,11 +62,12 @@
 /* ---- Settings ---- */
 
 #define NBACKENDS 2
-#define NPATTERNS 6
+#define NPATTERNS 7
 #define MAX_REPS 99
 #define SMALL_INTS 100          /* values 0..99: cached in both */
 #define INTERN_DISTINCT 10000   /* distinct strings in the intern pattern */
 #define LIST_ROUNDS 5           /* lists built and dropped per child */
+#define DROP_STEP 7919          /* the drop pattern's order: i * 7919 % n */
 #define NAME_TEXT 15            /* bytes of a prepared name, NUL included */
 #define CHILD_TIMEOUT_S 300     /* a child still running then is killed */
 #define OUT_MAX 16384           /* bytes kept from one child's output */
@@ -76,7 +77,7 @@
 
 /*
  * How much work each child does: the issue's counts, ten times fewer with
- * --quick.  A default run (50 children) takes about 6 s on 2 cores.
+ * --quick.  A default run (70 children) takes about 12 s on 2 cores.
  */
 struct settings {
     long floats;                /* floats made and dropped */
@@ -85,6 +86,7 @@ struct settings {
     long dict_keys;             /* str keys inserted into the dict */
     long interns;               /* strings interned and dropped */
     long instances;             /* instances made, kept, read, dropped */
+    long drop_items;            /* tuples in the list the drop pattern drops */
     int reps;                   /* children per (backend, pattern) */
     bool quick;                 /* ten times fewer operations */
 };
@@ -101,6 +103,7 @@ static void settings_init(struct settings *s, bool quick, int reps)
     s->dict_keys = 1000000 / scale;
     s->interns = 1000000 / scale;
     s->instances = 1000000 / scale;
+    s->drop_items = 1000000 / scale;
 }
 
 /* ---- Small helpers ---- */
@@ -667,6 +670,45 @@ static NOIPA double time_instances(const struct obj_api *api,
     return ns;
 }
 
+/* drop: n 2-tuples (a float, an int: both made, not cached) appended to
+ * a list in a scattered order (tuple i * DROP_STEP % n at position i, n
+ * not a multiple of DROP_STEP), then the list dropped; only the drop is
+ * timed.  What `del big_list` costs when its objects were made long
+ * before and lie apart: each item's header is a cache miss. */
+static NOIPA double time_drop(const struct obj_api *api,
+                              const struct settings *s)
+{
+    long n = s->drop_items;
+    size_t bytes = (size_t)n * sizeof(void *);
+    void **made, *list;
+    double t0, ns;
+
+    made = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (made == MAP_FAILED)
+        die("cannot map %zu bytes", bytes);
+    for (long i = 0; i < n; i++) {
+        void *f = check(api->float_new((double)i), "float_new");
+        void *v = check(api->int_new(1000 + i), "int_new");
+
+        made[i] = check(api->tuple_pack2(f, v), "tuple_pack");
+        api->decref(f);
+        api->decref(v);
+    }
+    list = check(api->list_new(0), "list_new");
+    for (long i = 0; i < n; i++)
+        if (api->list_append(list, made[(size_t)i * DROP_STEP % (size_t)n]))
+            die("list_append failed at item %ld", i);
+    drop_all(api, made, n);             /* the list holds the only ones */
+    if (api->list_len(list) != n)
+        die("the list has %td items, not %ld", api->list_len(list), n);
+    t0 = thread_ns();
+    api->decref(list);
+    ns = thread_ns() - t0;
+    unmap_array(made, (size_t)n, sizeof(void *));
+    return ns;
+}
+
 static void describe_floats(const struct settings *s)
 {
     printf("%ld times: make a float (i * 0.5), drop it\n", s->floats);
@@ -700,6 +742,14 @@ static void describe_instances(const struct settings *s)
            "them (not one of the issue's five)\n", s->instances);
 }
 
+static void describe_drop(const struct settings *s)
+{
+    printf("make %ld 2-tuples of a float and an int, append them to a "
+           "list\n   in a scattered order (i * %d %% n), time the "
+           "list's drop alone\n   (not one of the issue's five)\n",
+           s->drop_items, DROP_STEP);
+}
+
 static void describe_intern(const struct settings *s)
 {
     printf("%ld times: intern \"s<i %% %d>\" (%d distinct), drop the "
@@ -719,6 +769,7 @@ static long ops_instances(const struct settings *s)
 {
     return s->instances;
 }
+static long ops_drop(const struct settings *s) { return s->drop_items; }
 
 struct pattern {
     const char *name;
@@ -738,6 +789,8 @@ static const struct pattern patterns[NPATTERNS] = {
     {"intern", "intern + drop", time_intern, ops_intern, describe_intern},
     {"instances", "new + 2 setattr + getattr + drop", time_instances,
      ops_instances, describe_instances},
+    {"drop", "one item dropped (a tuple, its float and its int)",
+     time_drop, ops_drop, describe_drop},
 };
 
 static int find_backend(const char *name)
@@ -1301,7 +1354,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_objects [--reps N] [--quick] "
             "[--pattern P[,P...]]\n"
-            "patterns: floats tuples list dict intern instances\n"
+            "patterns: floats tuples list dict intern instances drop\n"
             "--reps: children per (backend, pattern), 1..%d (default 5, "
             "3 with --quick)\n--quick: 10x fewer operations\n", MAX_REPS);
 }

@@ -509,10 +509,14 @@ static int dict_clear(om_object *o)
 {
     struct dict_object *d = as_dict(o);
     struct keys *k = d->keys;
+    size_t n = k ? (size_t)k->nentries : 0, stride;
 
     d->keys = NULL;
     d->used = 0;
-    for (size_t i = 0; k && i < (size_t)k->nentries; i++) {
+    stride = k ? entry_bytes(k) / sizeof(om_object *) : 0;
+    for (size_t i = 0; i < n; i++) {
+        omi_drop_prefetch(entry_key(k, 0), stride, i, n);
+        omi_drop_prefetch(entry_value(k, 0), stride, i, n);
         om_xdecref(*entry_key(k, i));
         om_xdecref(*entry_value(k, i));
     }

@@ -89,8 +89,10 @@ static int list_clear(om_object *o)
     l->items = NULL;
     l->head.size = 0;
     l->allocated = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        omi_drop_prefetch(items, 1, i, n);
         om_decref(items[i]);
+    }
     om_free(items);
     return 0;
 }
