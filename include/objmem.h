@@ -149,7 +149,9 @@ OM_API int om_setup_debug_hooks(void);
  * objmem returns free pages to the OS by itself.  om_collect gives back
  * what is free now: blocks freed by other threads are put back, free pages
  * are purged, empty arenas are unmapped.  force=false purges only what is
- * above the reuse reserve; force=true purges everything free.  It acts on
+ * above the reuse reserve; force=true purges everything free, and in the
+ * live threads' heaps the pages inside free blocks above 4 KiB too (as
+ * glibc's malloc_trim gives back those inside its free chunks).  It acts on
  * the calling thread's heap and on the heaps of threads that have exited,
  * and asks every other live thread to do the same at its next slow path.
  * A thread that is about to wait for long (a pool's worker between

@@ -59,7 +59,7 @@ static struct heap *_Atomic all_heaps;
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
 
-static void heap_collect(struct heap *h, bool force);
+static void heap_collect(struct heap *h, bool force, bool trim);
 static void work_abandoned(struct heap *h);
 
 /* ---- Partial pools: per-arena bitmaps, arenas listed per class ----
@@ -662,7 +662,7 @@ static void heap_detach(void *arg)
     omi_os_thread_leaving();
     if (omi_heap_tls != h)
         return;
-    heap_collect(h, true);
+    heap_collect(h, true, false);
     omi_heap_tls = &omi_heap_empty;
     atomic_store(&h->state, HEAP_ABANDONED);
     if (atomic_load(&h->remote))
@@ -676,7 +676,7 @@ static void work_abandoned(struct heap *h)
 
     while (atomic_compare_exchange_strong(&h->state, &expected,
                                           HEAP_CLAIMED)) {
-        heap_collect(h, true);
+        heap_collect(h, true, false);
         atomic_store(&h->state, HEAP_ABANDONED);
         if (!atomic_load(&h->remote))
             break;
@@ -775,8 +775,11 @@ void *omi_heap_malloc_slow(struct heap *h, unsigned sc)
     if (atomic_load_explicit(&h->remote, memory_order_relaxed))
         drain_remote(h);
     if (unlikely(atomic_load_explicit(&h->collect_request,
-                                      memory_order_relaxed)))
-        heap_collect(h, atomic_load(&h->collect_request) == 2);
+                                      memory_order_relaxed))) {
+        bool force = atomic_load(&h->collect_request) == 2;
+
+        heap_collect(h, force, force);
+    }
     pool = h->first[sc];
     if (pool->free)                     /* a drain put blocks back */
         return pop_block(pool);
@@ -811,7 +814,60 @@ static void release_kept_pools(struct heap *h)
     }
 }
 
-static void heap_collect(struct heap *h, bool force)
+/*
+ * om_collect(true) also gives back the whole pages inside the free
+ * blocks of the heap's medium spans in use, and those past the blocks a
+ * span has carved, as glibc's malloc_trim gives back the pages inside
+ * its free chunks: a span stays while one block of it lives, and its
+ * free 32 KiB blocks kept 7 resident pages each.  A free block keeps its
+ * first TRIM_KEEP bytes: the free list's link, and the debug hooks'
+ * header, whose 0xDD bytes say "freed".  A page given back reads as
+ * zeroes, which a block handed out may hold.  No lock is held: the spans
+ * are the calling thread's own.
+ */
+#define TRIM_KEEP 64
+
+static void trim_range(uintptr_t from, uintptr_t to)
+{
+    from = (from + POOL_SIZE - 1) & ~(uintptr_t)(POOL_SIZE - 1);
+    to &= ~(uintptr_t)(POOL_SIZE - 1);
+    if (from < to)
+        omi_os_purge((void *)from, to - from);
+}
+
+static OM_NO_ASAN void trim_span(const struct pool *head)
+{
+    size_t size = omi_pool_block_size(head), n = omi_pool_capacity(head);
+    uintptr_t start = (uintptr_t)omi_pool_page(head);
+    size_t steps = n;
+
+    for (void *b = head->free; b && steps > 0;
+         b = *(void **)b, steps--)
+        trim_range((uintptr_t)b + TRIM_KEEP, (uintptr_t)b + size);
+    trim_range(start + (n - omi_pool_uncarved(head)) * size,
+               start + omi_class_pages(head->sc) * POOL_SIZE);
+}
+
+static void trim_medium(struct heap *h)
+{
+    for (unsigned sc = NSMALL; sc < NCLASSES; sc++) {
+        if (omi_class_pages(sc) == 1)
+            continue;
+        if (h->first[sc] != &empty_pool)
+            trim_span(h->first[sc]);
+        for (struct arena *a = h->partial_arenas[sc]; a;
+             a = a->cls_next[sc])
+            for (unsigned w = 0; w < POOLS_PER_ARENA / 64; w++)
+                for (uint64_t m = a->partial[sc][w]; m; m &= m - 1)
+                    trim_span(&a->pools[w * 64 +
+                                        (unsigned)__builtin_ctzll(m)]);
+    }
+}
+
+/* force: empty pools and arenas go too; trim: om_collect(true)'s trim of
+ * the medium spans (not at a thread's exit: its heap's next owner would
+ * fault the pages in again). */
+static void heap_collect(struct heap *h, bool force, bool trim)
 {
     atomic_store_explicit(&h->collect_request, 0, memory_order_relaxed);
     conform(h);
@@ -821,6 +877,8 @@ static void heap_collect(struct heap *h, bool force)
         release_kept_pools(h);
         while (h->bins[EMPTY_BIN])
             release_arena(h, h->bins[EMPTY_BIN]);
+        if (trim)
+            trim_medium(h);
     }
     purge(h, force ? 0 : PURGE_KEEP_POOLS, 0);
 }
@@ -832,7 +890,7 @@ void om_collect(bool force)
     if (force)
         omi_large_purge(0);
     if (self != &omi_heap_empty)
-        heap_collect(self, force);
+        heap_collect(self, force, force);
     for (struct heap *h = omi_heap_first(); h; h = omi_heap_next(h)) {
         int state = atomic_load(&h->state);
         if (h == self)

@@ -3,7 +3,8 @@
  * /proc/self/statm drops after 99% of a million blocks are freed, with no
  * call, under each purge policy; and a batch loop that frees and allocates
  * again keeps its pages under the default (deferred) policy; a medium
- * span faults in its pages as its blocks are handed out.
+ * span faults in its pages as its blocks are handed out, and
+ * om_collect(true) gives back the pages inside its free blocks.
  *
  * With 64-byte blocks a 4 KiB page holds 64 of them; when 1% survive at
  * random a page is empty with probability 0.99^64 = 52.6%, which bounds
@@ -200,6 +201,95 @@ static void test_span_faults_block_by_block(void **state)
     assert_heap_clean(before);
 }
 
+/* Residency of the 32 pages of a 32 KiB class's span at p, one bit a
+ * page, page 0 lowest. */
+static uint32_t span_resident(const char *p)
+{
+    unsigned char vec[32];
+    uint32_t bits = 0;
+
+    assert_int_equal(mincore((void *)(uintptr_t)p, 32 * 4096, vec), 0);
+    for (int pg = 0; pg < 32; pg++)
+        bits |= (uint32_t)(vec[pg] & 1) << pg;
+    return bits;
+}
+
+/* Four 32 KiB blocks, one span (from a full purge on), each written
+ * through with its own letter: 'a' + i. */
+static void written_span(char *p[4])
+{
+    om_collect(true);
+    for (int i = 0; i < 4; i++) {
+        p[i] = om_gp_malloc(32768);
+        assert_non_null(p[i]);
+        memset(p[i], 'a' + i, 32768);
+        assert_ptr_equal(p[i], p[0] + (size_t)i * 32768);
+    }
+}
+
+/* om_collect(true) gives back the pages inside the free blocks of a
+ * medium span still in use (as glibc's malloc_trim does its free
+ * chunks'): of a span of four 32 KiB blocks with the middle two free,
+ * every page but their first ones.  The live blocks keep their bytes;
+ * the freed ones come back by malloc and calloc (zeroed). */
+static void test_collect_trims_medium_blocks(void **state)
+{
+    enum { BIG = 32768, NB = 4 };
+    size_t before = blocks_in_use();
+    char *p[NB], *q, *r;
+
+    skip_under_sanitizers();
+    written_span(p);
+    om_gp_free(p[1]);
+    om_gp_free(p[2]);
+    assert_int_equal(span_resident(p[0]), 0xffffffffu);
+    om_collect(true);
+    /* Pages 9..15 and 17..23 went; 8 and 16 hold the free list. */
+    assert_int_equal(span_resident(p[0]), 0xff0101ffu);
+    for (size_t k = 0; k < BIG; k++)
+        assert_true(p[0][k] == 'a' && p[3][k] == 'd');
+    assert_int_equal(om_check(), 0);
+    q = om_gp_calloc(1, BIG);
+    r = om_gp_malloc(BIG);
+    assert_true((q == p[1] && r == p[2]) || (q == p[2] && r == p[1]));
+    for (size_t k = 0; k < BIG; k++)
+        assert_int_equal(q[k], 0);
+    memset(r, 'r', BIG);
+    assert_int_equal(om_check(), 0);
+    om_gp_free(q);
+    om_gp_free(r);
+    om_gp_free(p[0]);
+    om_gp_free(p[3]);
+    assert_heap_clean(before);
+}
+
+/* And the pages of a span past the blocks it has carved: a span that
+ * takes back the run its predecessor dirtied carves its blocks a page
+ * at a time, and the rest of the run stays resident until
+ * om_collect(true) gives back all but the one block handed out. */
+static void test_collect_trims_uncarved(void **state)
+{
+    enum { BIG = 32768, NB = 4 };
+    size_t before = blocks_in_use();
+    char *p[NB], *q;
+
+    skip_under_sanitizers();
+    written_span(p);
+    for (int i = 0; i < NB; i++)
+        om_gp_free(p[i]);               /* the span's run: free, dirty */
+    q = om_gp_malloc(BIG);
+    assert_ptr_equal(q, p[0]);          /* the lowest free run */
+    assert_int_equal(span_resident(q), 0xffffffffu);
+    memset(q, 'q', BIG);
+    om_collect(true);
+    assert_int_equal(span_resident(q), 0x000000ffu);
+    for (size_t k = 0; k < BIG; k++)
+        assert_int_equal(q[k], 'q');
+    assert_int_equal(om_check(), 0);
+    om_gp_free(q);
+    assert_heap_clean(before);
+}
+
 /* ---- Copy-on-write after fork: om_immortalize_heap ---- */
 
 /* Instagram's story: a worker that only reads the parent's objects still
@@ -248,6 +338,8 @@ int main(void)
         cmocka_unit_test(test_rss_never),
         cmocka_unit_test(test_batch_keeps_pages),
         cmocka_unit_test(test_span_faults_block_by_block),
+        cmocka_unit_test(test_collect_trims_medium_blocks),
+        cmocka_unit_test(test_collect_trims_uncarved),
         cmocka_unit_test(test_immortalized_heap_stays_shared),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
