@@ -218,6 +218,9 @@ struct om_stats {
 
 /*
  * Fill *out.  Figures are exact while other threads are not allocating.
+ * In a fork() child, the pools of the other threads' heaps (orphaned:
+ * their threads may have been mid-update) count as mapped and resident
+ * only, in no other figure: their free blocks are never handed out.
  * Returns 0, or -EINVAL when out is NULL.
  */
 OM_API int om_stats_get(struct om_stats *out);

@@ -9,11 +9,17 @@
  * report's arena figures balance to the byte:
  *
  *   allocated blocks + available blocks + unused pools + pool headers
- *     + quantization + arena alignment == arenas * ARENA_SIZE
+ *     + quantization + arena alignment + orphaned arenas
+ *     == arenas * ARENA_SIZE
  *
  * where "pool headers" are the arena header pages that hold the pool
- * descriptors (objmem keeps no header inside a pool) and arena alignment
- * is 0 (arenas are mapped aligned).
+ * descriptors (objmem keeps no header inside a pool), arena alignment
+ * is 0 (arenas are mapped aligned), and "orphaned arenas" are the pools
+ * of the arenas of heaps orphaned by fork() (a fork child's): their
+ * threads may have been mid-update when the fork came (a span's pools
+ * taken, its tails not marked yet: a child of stress_malloc counted 21
+ * pools twice, one report in 30), so their descriptors are not read for
+ * the classes and count whole; their blocks are never handed out again.
  *
  * OBJMEM_MALLOC_STATS=1 in the environment prints the report on stderr
  * at exit, as CPython's PYTHONMALLOCSTATS does.
@@ -45,12 +51,31 @@ struct snapshot {
     size_t dirty;               /* free pools, resident */
     size_t clean;               /* free pools, not resident */
     size_t quantization;        /* bytes at the end of in-use pools */
+    size_t orphaned;            /* arenas of heaps orphaned by fork() */
+    size_t orphaned_clean;      /* their pools not resident */
     size_t heaps[HEAP_ORPHANED + 1];    /* heaps by state */
     struct omi_large_totals large;
 };
 
+/* An arena of a heap orphaned by fork(): only its pools' residency is
+ * read (a free pool's state is set last, so it is one of the free states
+ * or not free). */
+static void count_orphaned(const struct arena *a, struct snapshot *s)
+{
+    s->orphaned++;
+    for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
+        unsigned state = omi_pool_state(&a->pools[i]);
+
+        s->orphaned_clean += state == POOL_CLEAN || state == POOL_PURGING;
+    }
+}
+
 static void count_arena(const struct arena *a, struct snapshot *s)
 {
+    if (a->heap && atomic_load(&a->heap->state) == HEAP_ORPHANED) {
+        count_orphaned(a, s);
+        return;
+    }
     for (size_t i = META_POOLS; i < POOLS_PER_ARENA; i++) {
         const struct pool *pool = &a->pools[i];
         struct class_row *row = &s->rows[pool->sc];
@@ -108,7 +133,8 @@ static void fill_stats(const struct snapshot *s, struct om_stats *out)
     out->bytes_mapped = s->arenas.current * ARENA_SIZE +
                         nheaps * omi_heap_struct_bytes() + s->large.bytes +
                         s->large.cached_bytes + s->large.table_bytes;
-    out->bytes_resident = out->bytes_mapped - s->clean * POOL_SIZE;
+    out->bytes_resident = out->bytes_mapped -
+                          (s->clean + s->orphaned_clean) * POOL_SIZE;
     out->large_blocks = s->large.blocks;
     out->large_bytes = s->large.bytes;
     out->large_cached_bytes = s->large.cached_bytes;
@@ -200,7 +226,7 @@ static void print_classes(FILE *out, const struct snapshot *s)
 static void print_arenas(FILE *out, const struct snapshot *s)
 {
     size_t used = 0, avail = 0, unused = s->dirty + s->clean;
-    size_t n = s->arenas.current, headers, total;
+    size_t n = s->arenas.current, headers, total, orphaned;
     char label[64];
 
     for (unsigned sc = 0; sc < NCLASSES; sc++) {
@@ -208,6 +234,7 @@ static void print_arenas(FILE *out, const struct snapshot *s)
         avail += s->rows[sc].avail * omi_pool_class_size(sc);
     }
     headers = n * META_POOLS * POOL_SIZE;
+    orphaned = s->orphaned * USABLE_POOLS * POOL_SIZE;
     print_one(out, "# arenas allocated total", s->arenas.total);
     print_one(out, "# arenas reclaimed", s->arenas.total - n);
     print_one(out, "# arenas highwater mark", s->arenas.highwater);
@@ -224,7 +251,10 @@ static void print_arenas(FILE *out, const struct snapshot *s)
     print_one(out, "# bytes lost to pool headers", headers);
     print_one(out, "# bytes lost to quantization", s->quantization);
     print_one(out, "# bytes lost to arena alignment", 0);
-    total = used + avail + unused * POOL_SIZE + headers + s->quantization;
+    if (s->orphaned)
+        print_one(out, "# bytes in arenas orphaned by fork", orphaned);
+    total = used + avail + unused * POOL_SIZE + headers + s->quantization +
+            orphaned;
     print_one(out, "Total", total);
     if (total != n * ARENA_SIZE)
         fprintf(out, "*** totals do not balance: %zu != %zu\n", total,

@@ -2129,6 +2129,36 @@ static void test_launcher(void **state)
     assert_non_null(strstr(out_shim, "objmem-python (pid "));
 }
 
+/* sys.executable as python3 finds its own: through a symlink, the
+ * link's path, so that a venv made by the launcher is a venv (its
+ * bin/python finds its pyvenv.cfg); under an argv[0] that names another
+ * program, the launcher's own path. */
+static void test_launcher_executable(void **state)
+{
+    char cmd[1024], want[600];
+
+    if (LAUNCHER[0] == '\0')
+        skip();
+    write_py("where.py", "import sys\n"
+             "print(sys.executable)\n"
+             "print(sys.prefix)\n"
+             "print(sys.prefix != sys.base_prefix)\n");
+    snprintf(cmd, sizeof(cmd), "rm -rf venv && %s -m venv --without-pip "
+             "venv && venv/bin/python where.py", LAUNCHER);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    snprintf(want, sizeof(want), "%s/venv/bin/python\n%s/venv\nTrue\n",
+             tmp, tmp);
+    assert_string_equal(out_shim, want);
+    snprintf(cmd, sizeof(cmd), "bash -c \"exec -a python3 %s where.py\"",
+             LAUNCHER);
+    assert_int_equal(run("", cmd), 0);
+    read_out(out_shim);
+    snprintf(want, sizeof(want), "%s\n", LAUNCHER);
+    assert_true(starts_with(out_shim, want));
+    assert_non_null(strstr(out_shim, "\nFalse\n"));
+}
+
 /* A Valgrind tool's preload path (it need not exist: the dynamic linker
  * skips it with a warning). */
 #define MEMCHECK_PRELOAD \
@@ -2237,6 +2267,7 @@ int main(void)
         cmocka_unit_test(test_tool_config),
         cmocka_unit_test(test_launcher),
         cmocka_unit_test(test_launcher_allocator),
+        cmocka_unit_test(test_launcher_executable),
         cmocka_unit_test(test_launcher_under_valgrind),
         cmocka_unit_test(test_trace_run),
         cmocka_unit_test(test_trace_signal_and_diff),

@@ -17,6 +17,9 @@
 
 #include "testutil.h"
 
+#include "arena.h"
+#include "pool.h"
+
 /* ---- Producer/consumer ---- */
 
 enum { QUEUE_SIZE = 4096, PRODUCERS = 4, CONSUMERS = 4,
@@ -236,6 +239,80 @@ static void test_fork(void **state)
     assert_heap_clean(before);
 }
 
+/* ---- The stats of a fork child ---- */
+
+static atomic_int holder_phase;
+static void *held_medium;
+
+/* Make blocks (small ones and a medium one), then wait while the main
+ * thread forks; free them at phase 2. */
+static void *hold_blocks(void *arg)
+{
+    struct timespec ts = { 0, 1000000 };
+
+    (void)arg;
+    for (int i = 0; i < KEPT; i++)
+        kept[i] = om_malloc(32 + (size_t)(i % 8) * 16);
+    held_medium = om_gp_malloc(20000);
+    atomic_store(&holder_phase, 1);
+    while (atomic_load(&holder_phase) != 2)
+        nanosleep(&ts, NULL);
+    for (int i = 0; i < KEPT; i++)
+        om_free(kept[i]);
+    om_gp_free(held_medium);
+    return NULL;
+}
+
+/* The child: the holder's heap is orphaned.  Its span's first tail is
+ * made to read DIRTY, as a span taken but not yet marked reads when its
+ * thread is cut off by the fork (a child of stress_malloc's report said
+ * "totals do not balance", 21 pools counted twice).  The stats leave
+ * the orphaned arenas' blocks out, and the report balances. */
+static int orphan_child(size_t before)
+{
+    static char buf[1 << 16];
+    struct pool *head = omi_pool_head(
+        omi_arena_pool_of(omi_arena_of(held_medium), held_medium));
+    struct om_stats s;
+    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+    if (!f || omi_pool_state(head + 1) != POOL_TAIL)
+        return 2;
+    omi_pool_set_state(head + 1, POOL_DIRTY);
+    if (om_stats_get(&s) != 0 || s.blocks_in_use != before)
+        return 3;
+    om_debug_malloc_stats(f);
+    fclose(f);
+    if (strstr(buf, "do not balance") ||
+        !strstr(buf, "# bytes in arenas orphaned by fork"))
+        return 4;
+    return om_check() == 0 ? 0 : 5;
+}
+
+static void test_fork_child_stats(void **state)
+{
+    size_t before = blocks_in_use();
+    pthread_t t;
+    int status;
+    pid_t pid;
+
+    atomic_store(&holder_phase, 0);
+    pthread_create(&t, NULL, hold_blocks, NULL);
+    while (atomic_load(&holder_phase) != 1)
+        sched_yield();
+    assert_int_equal(blocks_in_use(), before + KEPT + 1);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(orphan_child(before));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    atomic_store(&holder_phase, 2);
+    pthread_join(t, NULL);
+    assert_heap_clean(before);
+}
+
 /* ---- fork() while the purger works, and while tracing ---- */
 
 /* The purger's madvise, slowed while slow_madvise is set: the window in
@@ -446,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_producer_consumer),
         cmocka_unit_test(test_thread_exit),
         cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_fork_child_stats),
         cmocka_unit_test(test_fork_while_purging),
         cmocka_unit_test(test_fork_while_tracing),
         cmocka_unit_test(test_main_thread_exit),

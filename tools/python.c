@@ -17,7 +17,11 @@
  * watches malloc, such as memcheck), leave CPython on the C library's
  * malloc, as python3 (see choose()).
  * sys.executable is this program, so the interpreters Python starts (the
- * test suite's workers, subprocess, multiprocessing) run on objmem too.
+ * test suite's workers, subprocess, multiprocessing) run on objmem too:
+ * CPython finds it from argv[0], as python3 finds itself, so that a
+ * symlink's path stays (a venv's bin/python finds its pyvenv.cfg, a
+ * ._pth file beside the link applies), unless argv[0] names another
+ * program; then it is this program's own path.
  * OBJMEM_SHOW_STATS=1 writes the stats report at exit, as the shim does.
  *
  * Traced (OBJMEM_TRACE=N or OBJMEM_TRACE_SAMPLE=BYTES, which `objmem
@@ -34,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -179,6 +185,36 @@ static void setup_tracing(bool libc)
     }
 }
 
+/*
+ * Whether argv0 names this program (me: /proc/self/exe's stat) as
+ * CPython's getpath would find it: a path when it holds a '/', else the
+ * first executable of that name in PATH.
+ */
+static bool names_me(const char *argv0, const struct stat *me)
+{
+    char path[PATH_MAX];
+    const char *dirs = getenv("PATH"), *end;
+    struct stat st;
+
+    if (strchr(argv0, '/'))
+        return stat(argv0, &st) == 0 && st.st_dev == me->st_dev &&
+               st.st_ino == me->st_ino;
+    for (; dirs && *dirs; dirs = *end ? end + 1 : end) {
+        int len;
+
+        end = strchr(dirs, ':');
+        if (!end)
+            end = dirs + strlen(dirs);
+        len = snprintf(path, sizeof(path), "%.*s/%s", (int)(end - dirs),
+                       dirs, argv0);
+        if (len > 0 && (size_t)len < sizeof(path) &&
+            access(path, X_OK) == 0 && stat(path, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            return st.st_dev == me->st_dev && st.st_ino == me->st_ino;
+    }
+    return false;
+}
+
 static void die(PyStatus status)
 {
     if (PyStatus_IsExit(status))
@@ -196,6 +232,7 @@ int main(int argc, char **argv)
                                 om_gp_allocator.free };
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    struct stat me;
     PyPreConfig pre;
     PyConfig config;
     PyStatus status;
@@ -223,7 +260,9 @@ int main(int argc, char **argv)
 
     PyConfig_InitPythonConfig(&config);
     status = PyConfig_SetBytesArgv(&config, argc, argv);
-    if (!PyStatus_Exception(status) && n > 0) {
+    if (!PyStatus_Exception(status) && n > 0 &&
+        !(argc > 0 && stat("/proc/self/exe", &me) == 0 &&
+          names_me(argv[0], &me))) {
         exe[n] = '\0';
         status = PyConfig_SetBytesString(&config, &config.executable, exe);
     }
